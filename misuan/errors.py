@@ -1,0 +1,125 @@
+"""One exception tree for the whole package.
+
+Every error a user can cause or meet derives from :class:`MisuanError`, carries a one-line message
+that says what to fix, and maps to a stable process exit code (``EXIT_CODES``) used by the CLI.
+Nothing here imports the rest of the package, so every layer may raise these.
+"""
+
+from __future__ import annotations
+
+
+class MisuanError(Exception):
+    """Base of every error misuan raises on purpose."""
+
+    exit_code = 1
+    help = "an unexpected misuan error; rerun with --debug and report it"
+
+
+# --- configuration -------------------------------------------------------------------------------
+class ConfigError(MisuanError):
+    exit_code = 2
+    help = "the job spec, node config or command-line arguments are invalid"
+
+
+class JobSpecError(ConfigError):
+    help = "the job spec is invalid: fix the field named in the message"
+
+
+# --- data ----------------------------------------------------------------------------------------
+class DataError(MisuanError):
+    exit_code = 3
+    help = "an input dataset is unusable: fix the file or column named in the message"
+
+
+class MissingColumnError(DataError):
+    pass
+
+
+class DuplicateIdError(DataError):
+    pass
+
+
+class EmptyIdError(DataError):
+    pass
+
+
+class NoOverlapError(DataError):
+    help = "the parties share no customers (empty intersection): check the ID columns and normalisation"
+
+
+# --- network -------------------------------------------------------------------------------------
+class NetworkError(MisuanError):
+    exit_code = 4
+    help = "a peer could not be reached or the connection broke: check addresses, ports and that the peer runs"
+
+
+class PeerUnreachableError(NetworkError):
+    pass
+
+
+class PeerDisconnectedError(NetworkError):
+    help = "a peer disconnected in the middle of a job: restart the job on every party"
+
+
+class PeerTimeoutError(NetworkError):
+    help = "a peer did not answer in time: check it is running the same job, or raise the timeout"
+
+
+class AuthenticationError(NetworkError):
+    exit_code = 5
+    help = "mutual TLS failed: the peer's certificate is not signed by the CA in your config, or names another party"
+
+
+# --- protocol ------------------------------------------------------------------------------------
+class ProtocolError(MisuanError):
+    exit_code = 6
+    help = "a peer sent a message that breaks the protocol: check both parties run the same misuan version and job"
+
+
+class MalformedMessageError(ProtocolError):
+    pass
+
+
+class UnexpectedMessageError(ProtocolError):
+    pass
+
+
+# --- cryptography --------------------------------------------------------------------------------
+class CryptoError(MisuanError):
+    exit_code = 7
+    help = "a cryptographic operation failed: check keys and parameters"
+
+
+class EncodingOverflowError(CryptoError):
+    help = "a value does not fit the fixed-point encoding: scale the input or raise the precision"
+
+
+# --- audit ---------------------------------------------------------------------------------------
+class LedgerError(MisuanError):
+    exit_code = 8
+    help = "the disclosure ledger is unreadable or has been tampered with"
+
+
+class LedgerTamperedError(LedgerError):
+    pass
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+class JobError(MisuanError):
+    exit_code = 9
+    help = "a job step failed: see the message; finished steps are kept and the job can be resumed"
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: MisuanError.help,
+    2: ConfigError.help,
+    3: DataError.help,
+    4: NetworkError.help,
+    5: AuthenticationError.help,
+    6: ProtocolError.help,
+    7: CryptoError.help,
+    8: LedgerError.help,
+    9: JobError.help,
+    130: "interrupted by the user (Ctrl-C)",
+}

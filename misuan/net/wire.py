@@ -1,0 +1,334 @@
+"""The one wire format: a typed, size-checked binary encoding. Never pickle.
+
+A value is one of: ``None``, ``bool``, ``int`` (any size), ``float``, ``str``, ``bytes``,
+``numpy.ndarray`` of an allow-listed dtype, ``list``/``tuple`` of values, ``dict`` with ``str`` keys,
+or an instance of a dataclass registered with :func:`message`.
+
+Decoding trusts nothing: every declared length is checked against the bytes that actually remain
+before anything is allocated, nesting depth is bounded, dtypes come from an allow-list, and a
+message's fields must match its registered dataclass exactly (names and types). So the largest
+allocation a peer can cause is bounded by the size of the buffer it sent, which the channel bounds.
+
+Encoding returns a list of buffers (headers plus zero-copy views of array data) so a transport can
+stream a 300 MB array without first joining it into one more 300 MB copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import numpy as np
+
+from misuan.errors import MalformedMessageError
+
+MAX_DEPTH = 32
+
+_DTYPES: dict[int, np.dtype] = {
+    1: np.dtype("<u1"),
+    2: np.dtype("<i1"),
+    3: np.dtype("<u2"),
+    4: np.dtype("<i2"),
+    5: np.dtype("<u4"),
+    6: np.dtype("<i4"),
+    7: np.dtype("<u8"),
+    8: np.dtype("<i8"),
+    9: np.dtype("<f4"),
+    10: np.dtype("<f8"),
+    11: np.dtype("?"),
+}
+_DTYPE_CODES = {dt: code for code, dt in _DTYPES.items()}
+_FIXED_BYTES = 12  # numpy "S<n>": fixed-width byte strings, e.g. ciphertexts or curve points
+
+_U8 = struct.Struct("<B")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+
+_REGISTRY: dict[str, type] = {}
+_T = TypeVar("_T")
+
+
+def message(cls: type[_T]) -> type[_T]:
+    """Register a dataclass as a wire message, under its qualified module name."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} must be a dataclass to be a wire message")
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    _REGISTRY[name] = cls
+    cls.__wire_name__ = name  # type: ignore[attr-defined]
+    return cls
+
+
+# --- encoding ------------------------------------------------------------------------------------
+def encode_parts(value: Any) -> list[bytes | memoryview]:
+    """Encode ``value`` as a list of buffers whose concatenation is the message."""
+    parts: list[bytes | memoryview] = []
+    _encode(value, parts, 0)
+    return parts
+
+
+def encode(value: Any) -> bytes:
+    return b"".join(encode_parts(value))
+
+
+def encoded_size(parts: Iterable[bytes | memoryview]) -> int:
+    return sum(memoryview(p).nbytes for p in parts)
+
+
+def _str_bytes(s: str) -> bytes:
+    raw = s.encode("utf-8")
+    return _U32.pack(len(raw)) + raw
+
+
+def _encode(v: Any, out: list[bytes | memoryview], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError("value nested too deeply to encode")
+    if v is None:
+        out.append(b"N")
+    elif v is True or v is False or isinstance(v, np.bool_):
+        out.append(b"T" if v else b"F")
+    elif isinstance(v, (int, np.integer)):
+        iv = int(v)
+        if -(2**63) <= iv < 2**63:
+            out.append(b"i" + _I64.pack(iv))
+        else:
+            mag = abs(iv).to_bytes((abs(iv).bit_length() + 7) // 8, "little")
+            out.append(b"I" + _U8.pack(1 if iv < 0 else 0) + _U64.pack(len(mag)) + mag)
+    elif isinstance(v, (float, np.floating)):
+        out.append(b"f" + _F64.pack(float(v)))
+    elif isinstance(v, str):
+        out.append(b"s" + _str_bytes(v))
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        mv = memoryview(v).cast("B")
+        out.append(b"b" + _U64.pack(mv.nbytes))
+        out.append(mv)
+    elif isinstance(v, np.ndarray):
+        _encode_array(v, out)
+    elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+        name = getattr(type(v), "__wire_name__", None)
+        if name is None:
+            raise TypeError(f"{type(v).__name__} is not a registered wire message (use @wire.message)")
+        fields = dataclasses.fields(v)
+        out.append(b"m" + _str_bytes(name) + _U32.pack(len(fields)))
+        for f in fields:
+            out.append(_str_bytes(f.name))
+            _encode(getattr(v, f.name), out, depth + 1)
+    elif isinstance(v, (list, tuple)):
+        out.append(b"l" + _U64.pack(len(v)))
+        for item in v:
+            _encode(item, out, depth + 1)
+    elif isinstance(v, dict):
+        out.append(b"d" + _U64.pack(len(v)))
+        for k, item in v.items():
+            if not isinstance(k, str):
+                raise TypeError("wire dict keys must be str")
+            out.append(_str_bytes(k))
+            _encode(item, out, depth + 1)
+    else:
+        raise TypeError(f"cannot encode {type(v).__name__} on the wire")
+
+
+def _encode_array(a: np.ndarray, out: list[bytes | memoryview]) -> None:
+    if a.ndim > 8:
+        raise ValueError("arrays of more than 8 dimensions are not sent")
+    if a.dtype.kind == "S":
+        code, itemsize = _FIXED_BYTES, a.dtype.itemsize
+    else:
+        dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+        key = np.dtype(dt.str.replace("=", "<").replace("|", "<") if dt.kind != "b" else "?")
+        if key not in _DTYPE_CODES:
+            raise TypeError(f"dtype {a.dtype} is not allowed on the wire")
+        code, itemsize = _DTYPE_CODES[key], key.itemsize
+        a = a.astype(key, copy=False)
+    a = np.ascontiguousarray(a)
+    header = b"a" + _U8.pack(code) + _U32.pack(itemsize) + _U8.pack(a.ndim)
+    header += b"".join(_U64.pack(d) for d in a.shape)
+    out.append(header)
+    if a.nbytes:
+        out.append(memoryview(a.reshape(-1).view(np.uint8)))
+
+
+# --- decoding ------------------------------------------------------------------------------------
+class _Reader:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: memoryview) -> None:
+        self.buf = buf
+        self.pos = 0
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or self.pos + n > self.buf.nbytes:
+            raise MalformedMessageError(
+                f"message truncated: needs {n} bytes at offset {self.pos}, has {self.buf.nbytes - self.pos}"
+            )
+        mv = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return mv
+
+    def u8(self) -> int:
+        return int(self.take(1)[0])
+
+    def u32(self) -> int:
+        return int(_U32.unpack(self.take(4))[0])
+
+    def u64(self) -> int:
+        return int(_U64.unpack(self.take(8))[0])
+
+    def text(self) -> str:
+        n = self.u32()
+        try:
+            return bytes(self.take(n)).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedMessageError("string field is not valid UTF-8") from exc
+
+
+def decode(buf: bytes | bytearray | memoryview) -> Any:
+    """Decode one value; arrays are zero-copy views (writable if ``buf`` is a bytearray)."""
+    r = _Reader(memoryview(buf).cast("B"))
+    value = _decode(r, 0)
+    if r.pos != r.buf.nbytes:
+        raise MalformedMessageError(f"{r.buf.nbytes - r.pos} trailing bytes after the message")
+    return value
+
+
+def _decode(r: _Reader, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise MalformedMessageError("message nested too deeply")
+    tag = bytes(r.take(1))
+    if tag == b"N":
+        return None
+    if tag == b"T":
+        return True
+    if tag == b"F":
+        return False
+    if tag == b"i":
+        return int(_I64.unpack(r.take(8))[0])
+    if tag == b"I":
+        neg = r.u8()
+        n = r.u64()
+        mag = int.from_bytes(r.take(n), "little")
+        return -mag if neg else mag
+    if tag == b"f":
+        return float(_F64.unpack(r.take(8))[0])
+    if tag == b"s":
+        return r.text()
+    if tag == b"b":
+        return bytes(r.take(r.u64()))
+    if tag == b"a":
+        return _decode_array(r)
+    if tag == b"l":
+        n = r.u64()
+        if n > r.buf.nbytes - r.pos:  # every item takes at least one byte
+            raise MalformedMessageError(f"list claims {n} items, more than the bytes left")
+        return [_decode(r, depth + 1) for _ in range(n)]
+    if tag == b"d":
+        n = r.u64()
+        if n > r.buf.nbytes - r.pos:
+            raise MalformedMessageError(f"dict claims {n} items, more than the bytes left")
+        out: dict[str, Any] = {}
+        for _ in range(n):
+            k = r.text()
+            out[k] = _decode(r, depth + 1)
+        return out
+    if tag == b"m":
+        return _decode_message(r, depth)
+    raise MalformedMessageError(f"unknown type tag {tag!r}")
+
+
+def _decode_array(r: _Reader) -> np.ndarray:
+    code = r.u8()
+    itemsize = r.u32()
+    ndim = r.u8()
+    if ndim > 8:
+        raise MalformedMessageError("array has more than 8 dimensions")
+    shape = tuple(r.u64() for _ in range(ndim))
+    if code == _FIXED_BYTES:
+        if not 1 <= itemsize <= 1 << 20:
+            raise MalformedMessageError(f"fixed-width byte items of {itemsize} bytes are not allowed")
+        dtype = np.dtype(f"S{itemsize}")
+    elif code in _DTYPES:
+        dtype = _DTYPES[code]
+        if itemsize != dtype.itemsize:
+            raise MalformedMessageError("array item size does not match its dtype")
+    else:
+        raise MalformedMessageError(f"array dtype code {code} is not allowed")
+    count = 1
+    for d in shape:
+        count *= d
+    nbytes = count * dtype.itemsize
+    if nbytes > r.buf.nbytes - r.pos:
+        raise MalformedMessageError(f"array claims {nbytes} bytes, more than the bytes left")
+    data = r.take(nbytes)
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+
+
+def _decode_message(r: _Reader, depth: int) -> Any:
+    name = r.text()
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise MalformedMessageError(f"unknown message type {name!r}")
+    n = r.u32()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if n != len(fields):
+        raise MalformedMessageError(f"{name} has {len(fields)} fields, the message carries {n}")
+    hints = _hints(cls)
+    values: dict[str, Any] = {}
+    for _ in range(n):
+        key = r.text()
+        if key not in fields or key in values:
+            raise MalformedMessageError(f"{name} has no field {key!r} (or it is repeated)")
+        val = _decode(r, depth + 1)
+        if not _conforms(val, hints[key]):
+            raise MalformedMessageError(f"{name}.{key} has type {type(val).__name__}, expected {hints[key]}")
+        values[key] = val
+    return cls(**values)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _conforms(val: Any, hint: Any) -> bool:
+    """Shallow type check of a decoded value against a field annotation."""
+    if hint is Any:
+        return True
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_conforms(val, h) for h in get_args(hint))
+    if hint is type(None):
+        return val is None
+    if hint is float:
+        return isinstance(val, float) or (isinstance(val, int) and not isinstance(val, bool))
+    if hint is int:
+        return isinstance(val, int) and not isinstance(val, bool)
+    if hint in (str, bytes, bool):
+        return isinstance(val, hint)
+    if hint is np.ndarray:
+        return isinstance(val, np.ndarray)
+    if origin in (list, tuple):
+        if not isinstance(val, list):
+            return False
+        args = get_args(hint)
+        inner = args[0] if args else Any
+        return all(_conforms(v, inner) for v in val)
+    if origin is dict:
+        if not isinstance(val, dict):
+            return False
+        args = get_args(hint)
+        inner = args[1] if len(args) == 2 else Any
+        return all(_conforms(v, inner) for v in val.values())
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return isinstance(val, hint)
+    if origin is typing.Literal:
+        return val in get_args(hint)
+    return True
