@@ -150,7 +150,7 @@ def _encode_array(a: np.ndarray, out: list[bytes | memoryview]) -> None:
     header += b"".join(_U64.pack(d) for d in a.shape)
     out.append(header)
     if a.nbytes:
-        out.append(memoryview(a.reshape(-1).view(np.uint8)))
+        out.append(memoryview(a.reshape(-1).view(np.uint8).data))
 
 
 # --- decoding ------------------------------------------------------------------------------------
