@@ -55,6 +55,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from misuan.crypto.certs import TlsFiles
 from misuan.errors import ConfigError, DataError, JobSpecError
 
 if sys.version_info >= (3, 11):
@@ -71,9 +72,9 @@ __all__ = [
     "NodeConfig",
     "PartySpec",
     "StepSpec",
-    "TlsFiles",
     "load_node_config",
     "load_spec",
+    "loads_spec",
     "parse_address",
     "parse_spec",
 ]
@@ -86,21 +87,9 @@ RESERVED_PARTY_NAMES = ("all",)  # used by protocols as the discloser of joint r
 
 # names become directory and file names and certificate subjects: keep them plain
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PARTY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # as misuan.crypto.certs requires
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 _DATASET_SUFFIXES = (".csv",)
-
-
-@dataclasses.dataclass(frozen=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-
-    def check_exist(self, where: str) -> None:
-        for field in ("ca", "cert", "key"):
-            p: Path = getattr(self, field)
-            if not p.is_file():
-                raise ConfigError(f"{where}.{field}: TLS file {p} does not exist (create it with `misuan certs init`)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,14 +163,13 @@ class JobSpec:
         return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
 
     def check_local(self, party: str) -> None:
-        """Check that ``party``'s own files exist here: dataset (:class:`DataError`) and TLS files."""
+        """Check that ``party``'s dataset file exists here (:class:`DataError`); TLS files are checked
+        where they are chosen (:func:`misuan.node.transport.resolve_tls`)."""
         idx = self.party_names.index(self.party(party).name)
         p = self.parties[idx]
         where = f"party[{idx + 1}] {p.name!r}"
         if not p.dataset.path.is_file():
             raise DataError(f"{where}.dataset.path: dataset file {p.dataset.path} does not exist")
-        if p.tls is not None:
-            p.tls.check_exist(f"{where}.tls")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +191,13 @@ class NodeConfig:
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+
+def check_tls_exist(tls: TlsFiles, where: str) -> None:
+    for field in ("ca", "cert", "key"):
+        p: Path = getattr(tls, field)
+        if not p.is_file():
+            raise ConfigError(f"{where}.{field}: TLS file {p} does not exist (create it with `misuan certs init`)")
 
 
 def canonical_json(value: Any) -> str:
@@ -232,6 +227,18 @@ def load_spec(path: str | os.PathLike[str]) -> JobSpec:
         return parse_spec(doc, p.resolve().parent)
     except JobSpecError as exc:
         raise JobSpecError(f"{p}: {exc}") from None
+
+
+def loads_spec(text: str, base_dir: str | os.PathLike[str], source: str = "spec") -> JobSpec:
+    """Validate a spec given as TOML text (relative paths against ``base_dir``)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise JobSpecError(f"{source} is not valid TOML: {exc}") from exc
+    try:
+        return parse_spec(doc, base_dir)
+    except JobSpecError as exc:
+        raise JobSpecError(f"{source}: {exc}") from None
 
 
 def parse_spec(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".") -> JobSpec:
@@ -282,7 +289,7 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
     where = f"party[{i}]"
     if not isinstance(raw, Mapping):
         raise JobSpecError(f"{where}: must be a table ([[party]])")
-    name = _name(raw.get("name"), f"{where}.name", "a party name")
+    name = _party_name(raw.get("name"), f"{where}.name", JobSpecError)
     if name in RESERVED_PARTY_NAMES:
         raise JobSpecError(f"{where}.name: {name!r} is reserved; choose another party name")
     where = f"{where} {name!r}"
@@ -376,7 +383,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         _only_keys(doc, "the node config's top level", {"version", "party", "listen", "data_dir", "tls"}, ConfigError)
         if doc.get("version") != SPEC_VERSION:
             raise ConfigError(f"version: write `version = {SPEC_VERSION}` (got {doc.get('version')!r})")
-        party = _name(doc.get("party"), "party", "a party name", ConfigError)
+        party = _party_name(doc.get("party"), "party", ConfigError)
         listen = _address(doc.get("listen"), "listen", ConfigError)
         data_dir = _path(doc.get("data_dir"), "data_dir", base, ConfigError)
         if "tls" not in doc:
@@ -421,6 +428,15 @@ def _name(value: Any, where: str, what: str, err: type[ConfigError] = JobSpecErr
         raise err(f"{where}: missing; give {what}")
     if not isinstance(value, str) or not _NAME.match(value):
         raise err(f"{where}: {what} uses letters, digits, '_', '-' and '.', starts with a letter or digit (got {value!r})")
+    return value
+
+
+def _party_name(value: Any, where: str, err: type[ConfigError]) -> str:
+    # a party name is also the DNS name in its TLS certificate (misuan.crypto.certs)
+    if value is None:
+        raise err(f"{where}: missing; give a party name")
+    if not isinstance(value, str) or not _PARTY_NAME.match(value):
+        raise err(f"{where}: a party name is 1-63 lowercase letters, digits or '-', not starting or ending with '-' (got {value!r})")
     return value
 
 
