@@ -43,7 +43,7 @@ import pandas as pd
 
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
-from misuan.errors import JobError, JobSpecError, MisuanError, ProtocolError
+from misuan.errors import ConfigError, JobError, JobSpecError, MisuanError, ProtocolError
 from misuan.net import wire
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
@@ -221,7 +221,7 @@ def run_party(
     pdir = Path(party_dir)
     files = _JobFiles(job_dir(pdir, spec.job_id))
     if files.state_path.exists() and not resume:
-        raise JobError(
+        raise ConfigError(
             f"job {spec.job_id!r} already has results for {party} in {files.root}; "
             "pass --resume to continue it, or remove that directory to start again"
         )

@@ -10,6 +10,7 @@ import pytest
 
 import misuan.api as ms
 from misuan.errors import (
+    ConfigError,
     DataError,
     DuplicateIdError,
     EmptyIdError,
@@ -107,7 +108,7 @@ def test_crash_keeps_completed_steps_and_resume_finishes(
     assert "PeerDisconnectedError" in json.loads((work / "partner/jobs/job-1/state.json").read_text())["error"]
     totals_before = (work / "bank/jobs/job-1/steps/totals.json").read_text()
 
-    with pytest.raises(JobError, match="already has results"):
+    with pytest.raises(ConfigError, match="already has results"):
         steps.register_step("secure_sum", steps.run_secure_sum, steps.check_secure_sum, replace=True)
         ms.simulate(spec, workdir=work)
 
