@@ -87,7 +87,9 @@ _SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # (the C macro is ..._MIN_RECV_PING_INTERVAL_..., the string is this): accept our clients' keepalive
+    # pings every 20 s; gRPC's default of 5 min would count strikes and end idle jobs with GOAWAY
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     # without this a second server could bind the same port and silently share its traffic
     ("grpc.so_reuseport", 0),
 ]

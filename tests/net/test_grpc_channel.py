@@ -20,6 +20,7 @@ import pytest
 from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
 from misuan.errors import (
     AuthenticationError,
+    ConfigError,
     MalformedMessageError,
     PeerDisconnectedError,
     PeerUnreachableError,
@@ -426,3 +427,12 @@ def test_one_way_reachability_is_reported_on_both_sides(pki: dict[str, TlsFiles]
     assert isinstance(out["partner"], PeerUnreachableError) and dead in str(out["partner"])
     assert isinstance(out["bank"], PeerUnreachableError)
     assert f"partner did not connect back to bank at {good['bank']}" in str(out["bank"])
+
+
+def test_port_in_use_is_a_config_error(pki: dict[str, TlsFiles]) -> None:
+    first = PartyServer("bank", pki["bank"])
+    try:
+        with pytest.raises(ConfigError, match=rf"bank cannot listen on {first.address}"):
+            PartyServer("bank", pki["bank"], first.address)  # no silent SO_REUSEPORT sharing
+    finally:
+        first.stop(0)
