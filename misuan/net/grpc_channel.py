@@ -87,7 +87,9 @@ _SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # (the C macro is ..._MIN_RECV_PING_INTERVAL_..., the string is this): accept our clients' keepalive
+    # pings every 20 s; gRPC's default of 5 min would count strikes and end idle jobs with GOAWAY
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     # without this a second server could bind the same port and silently share its traffic
     ("grpc.so_reuseport", 0),
 ]
@@ -170,6 +172,8 @@ class _Job:
     mailbox: Mailbox
     max_message_bytes: int
     closed: threading.Event = dataclasses.field(default_factory=threading.Event)
+    greeted: set[str] = dataclasses.field(default_factory=set)  # peers whose Ping reached us
+    greeting: threading.Condition = dataclasses.field(default_factory=threading.Condition)
 
 
 class PartyServer:
@@ -220,6 +224,14 @@ class PartyServer:
             if job_id in self._jobs:
                 raise ConfigError(f"job {job_id!r} is already running on {self.party}'s server")
             self._jobs[job_id] = _Job(job_id, tuple(parties), mailbox, max_message_bytes)
+
+    def wait_for_greetings(self, job_id: str, peers: Sequence[str], deadline: float) -> list[str]:
+        """Wait until each of ``peers`` has pinged this server for ``job_id``; return those that did not."""
+        with self._lock:
+            job = self._jobs[job_id]
+        with job.greeting:
+            job.greeting.wait_for(lambda: job.greeted >= set(peers), timeout=max(0.0, deadline - time.monotonic()))
+            return [p for p in peers if p not in job.greeted]
 
     def unregister(self, job_id: str) -> None:
         """Forget ``job_id``: its watchers hear the bye, later messages for it are refused."""
@@ -274,7 +286,10 @@ class PartyServer:
             hello = _parse_hello(request)
         except MalformedMessageError as exc:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        self._authorize(context, hello.job_id, hello.sender)
+        job, sender = self._authorize(context, hello.job_id, hello.sender)
+        with job.greeting:
+            job.greeted.add(sender)
+            job.greeting.notify_all()
         return b""
 
     def _watch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -428,10 +443,21 @@ class GrpcChannel(Channel):
 
     # --- connection --------------------------------------------------------------------------------
     def connect(self, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
-        """Wait until every peer answers for this job (retrying with backoff), then watch each."""
+        """Two-way handshake with every peer (retrying with backoff), then watch each.
+
+        Returns once this party has reached every peer *and* every peer has reached this party, so
+        no party can send, finish and close before a slower peer has even connected to it.
+        """
         deadline = time.monotonic() + connect_timeout_s
         for link in self._links.values():
             self._connect_peer(link, deadline, connect_timeout_s)
+        missing = self.server.wait_for_greetings(self.job_id, self.peers, deadline)
+        if missing:
+            raise PeerUnreachableError(
+                f"{', '.join(missing)} did not connect back to {self.party} at {self.server.address} within "
+                f"{connect_timeout_s:.1f} s although {self.party} reached them: check that they can reach "
+                "this node's address (firewall, advertised host:port)"
+            )
         for link in self._links.values():
             link.watch_call = link.watch.future(self._hello)
             link.watch_call.add_done_callback(functools.partial(self._on_watch_done, link))
@@ -493,7 +519,7 @@ class GrpcChannel(Channel):
         if self._closed or call.cancelled():
             return
         exc = call.exception()
-        if exc is None:
+        if exc is None or (isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND):
             reason = "it closed its channel (its side of the job ended or failed)"
         else:
             code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__

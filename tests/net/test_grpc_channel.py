@@ -20,6 +20,7 @@ import pytest
 from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
 from misuan.errors import (
     AuthenticationError,
+    ConfigError,
     MalformedMessageError,
     PeerDisconnectedError,
     PeerUnreachableError,
@@ -172,14 +173,12 @@ def test_close_is_seen_promptly_by_the_peer(pair: dict[str, GrpcChannel]) -> Non
 
 # --- a party dying mid-job ----------------------------------------------------------------------------
 def _send_then_die(chan: Channel) -> None:
-    chan.send("partner", "step", np.arange(10))
-    chan.recv("partner", "ack")
+    chan.send("partner", "step", np.arange(10))  # returns once delivered into partner's mailbox
     os._exit(3)  # no bye: the process vanishes as if killed
 
 
 def _receive_twice(chan: Channel) -> None:
     chan.recv("bank", "step")
-    chan.send("bank", "ack", 1)
     chan.recv("bank", "step")  # never comes
 
 
@@ -375,3 +374,65 @@ def test_certificate_files_may_live_elsewhere(tmp_path: Path) -> None:
     tls = {p: issue_party_cert(tmp_path / "ca", p, out_dir=tmp_path / p) for p in ["bank", "partner"]}
     out = run_party_processes({p: functools.partial(secure_sum, values=np.ones(3, np.int64)) for p in tls}, tls=tls)
     np.testing.assert_array_equal(out["bank"].result, [2, 2, 2])
+
+
+def test_fast_sender_waits_until_slow_peer_has_connected(pki: dict[str, TlsFiles]) -> None:
+    """A party that only sends cannot finish and close before its peer has connected to it."""
+    servers = {p: PartyServer(p, pki[p]) for p in ["bank", "partner"]}
+    book = {p: s.address for p, s in servers.items()}
+    partner = GrpcChannel("partner", book, "race", pki["partner"], server=servers["partner"])  # listening only
+    errors: list[BaseException] = []
+
+    def bank_job() -> None:
+        try:
+            with open_grpc_channel("bank", book, "race", pki["bank"], server=servers["bank"], connect_timeout_s=10) as ch:
+                ch.send("partner", "only", 42)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=bank_job)
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive()  # reached partner, but waits for partner to reach it
+    partner.connect(5)
+    t.join(10)
+    assert not errors
+    assert partner.recv("bank", "only") == 42  # delivered before bank's bye
+    partner.close()
+    for s in servers.values():
+        s.stop(0)
+
+
+def test_one_way_reachability_is_reported_on_both_sides(pki: dict[str, TlsFiles]) -> None:
+    servers = {p: PartyServer(p, pki[p]) for p in ["bank", "partner"]}
+    good = {p: s.address for p, s in servers.items()}
+    dead = f"127.0.0.1:{_free_port()}"
+    books = {"bank": good, "partner": {**good, "bank": dead}}  # partner has a wrong address for bank
+    out: dict[str, BaseException | None] = {}
+
+    def one(p: str) -> None:
+        try:
+            open_grpc_channel(p, books[p], "oneway", pki[p], server=servers[p], connect_timeout_s=1.0).close()
+            out[p] = None
+        except BaseException as exc:  # noqa: BLE001
+            out[p] = exc
+
+    threads = [threading.Thread(target=one, args=(p,)) for p in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in servers.values():
+        s.stop(0)
+    assert isinstance(out["partner"], PeerUnreachableError) and dead in str(out["partner"])
+    assert isinstance(out["bank"], PeerUnreachableError)
+    assert f"partner did not connect back to bank at {good['bank']}" in str(out["bank"])
+
+
+def test_port_in_use_is_a_config_error(pki: dict[str, TlsFiles]) -> None:
+    first = PartyServer("bank", pki["bank"])
+    try:
+        with pytest.raises(ConfigError, match=rf"bank cannot listen on {first.address}"):
+            PartyServer("bank", pki["bank"], first.address)  # no silent SO_REUSEPORT sharing
+    finally:
+        first.stop(0)
