@@ -388,6 +388,7 @@ def _run_step(
                 artefact_dir=staging,
                 load_data=load_data,
                 progress=say,
+                earlier_artefacts={name: files.artefacts / name for name in outputs},
             )
             result = step_kind(step, spec).run(ctx)
             if not isinstance(result, StepResult):

@@ -253,3 +253,68 @@ def test_kind_without_adapter_is_refused_up_front(make_job: Callable[..., Path],
     spec = make_job(steps='[[step]]\nkind = "woe"\n')
     with pytest.raises(JobSpecError, match=r"step\[1\] 'woe'.kind: this build of misuan has no adapter for 'woe'"):
         ms.simulate(spec, workdir=tmp_path / "w")
+
+
+@pytest.fixture
+def artefact_adapter() -> Iterator[None]:
+    """secure_sum that also saves its total as an artefact, which the next step reads back."""
+    real = steps.run_secure_sum
+
+    def run(ctx: steps.StepContext) -> steps.StepResult:
+        res = real(ctx)
+        if ctx.step.name == "totals":
+            (ctx.artefact_dir / "sub").mkdir()
+            (ctx.artefact_dir / "sub" / "total.json").write_text(json.dumps(res.outputs["total"]))
+            return steps.StepResult(res.outputs, ["sub/total.json"])
+        if ctx.step.name == "scores":
+            res.outputs["earlier"] = json.loads(ctx.artefact_of("totals", "sub/total.json").read_text())
+        return res
+
+    steps.register_step("secure_sum", run, steps.check_secure_sum, replace=True)
+    yield
+    steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+
+
+def test_artefacts_are_committed_and_readable_by_later_steps(
+    make_job: Callable[..., Path], tmp_path: Path, artefact_adapter: None
+) -> None:
+    spec = make_job()
+    res = ms.simulate(spec, workdir=tmp_path / "w")
+    for p in ("bank", "partner"):
+        out = res.outputs(p)
+        assert out["scores"]["earlier"] == out["totals"]["total"]
+        jd = tmp_path / "w" / p / "jobs" / "job-1"
+        assert (jd / "artefacts" / "totals" / "sub" / "total.json").is_file()
+        assert json.loads((jd / "steps" / "totals.json").read_text())["artefacts"] == ["sub/total.json"]
+        assert not list((jd / "artefacts").glob(".staging-*"))
+    # a resumed run still finds the artefact (it is re-checked before the step counts as done)
+    (tmp_path / "w" / "bank" / "jobs" / "job-1" / "steps" / "scores.json").unlink()
+    again = ms.simulate(spec, workdir=tmp_path / "w", resume=True)
+    assert again.parties["bank"].ran == again.parties["partner"].ran == ["scores"]
+    assert again.outputs("bank")["scores"]["earlier"] == res.outputs("bank")["totals"]["total"]
+
+
+def test_changed_dataset_invalidates_completed_steps(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    spec = make_job()
+    ms.simulate(spec, workdir=tmp_path / "w")
+    make_job()  # rewrites the datasets: new modification times
+    again = ms.simulate(spec, workdir=tmp_path / "w", resume=True)
+    assert again.parties["bank"].ran == ["totals", "scores"] and again.parties["bank"].skipped == []
+
+
+def test_bad_adapter_results_are_refused(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    real = steps.run_secure_sum
+    cases: list[tuple[Callable[[steps.StepContext], object], str]] = [
+        (lambda ctx: steps.StepResult({"x": object()}), "outputs are not JSON-able"),
+        (lambda ctx: steps.StepResult({}, ["missing.bin"]), "artefact 'missing.bin' is not a file"),
+        (lambda ctx: {"total": 1}, "returned dict, not StepResult"),
+        (lambda ctx: ctx.artefact_of("nope", "f"), "does not run before it"),
+    ]
+    try:
+        for i, (fn, message) in enumerate(cases):
+            steps.register_step("secure_sum", fn, steps.check_secure_sum, replace=True)  # type: ignore[arg-type]
+            with pytest.raises((JobError, JobSpecError), match=message):
+                ms.simulate(make_job(), workdir=tmp_path / f"w{i}")
+            assert not (tmp_path / f"w{i}" / "bank" / "jobs" / "job-1" / "steps" / "totals.json").exists()
+    finally:
+        steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
