@@ -118,12 +118,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     for p in spec.party_names:
         check_runnable(spec, p)
-        if not args.resume and (job_dir(workdir / p, spec.job_id) / "state.json").exists():
+        if not args.resume and any((job_dir(workdir / p, spec.job_id) / "steps").glob("*.json")):
             raise ConfigError(
                 f"job {spec.job_id!r} already has results in {job_dir(workdir / p, spec.job_id)}; "
                 "pass --resume to continue it, or remove that directory to start again"
             )
-    ports = {p: _free_port() for p in spec.party_names}  # freed before use: a rare race, then retry
+    # ports are free now but released before the children bind them: another process could take one
+    # in between (rare; the child then fails with "cannot listen" and simulate can simply be rerun)
+    ports = {p: _free_port() for p in spec.party_names}
     book = [f"{p}=127.0.0.1:{port}" for p, port in ports.items()]
     with tempfile.TemporaryDirectory(prefix="misuan-certs-") as certs:
         create_ca(certs, name="misuan simulate CA", days=1)

@@ -220,7 +220,7 @@ def run_party(
     check_runnable(spec, party)
     pdir = Path(party_dir)
     files = _JobFiles(job_dir(pdir, spec.job_id))
-    if files.state_path.exists() and not resume:
+    if not resume and files.steps.is_dir() and any(files.steps.glob("*.json")):
         raise ConfigError(
             f"job {spec.job_id!r} already has results for {party} in {files.root}; "
             "pass --resume to continue it, or remove that directory to start again"

@@ -318,3 +318,21 @@ def test_bad_adapter_results_are_refused(make_job: Callable[..., Path], tmp_path
             assert not (tmp_path / f"w{i}" / "bank" / "jobs" / "job-1" / "steps" / "totals.json").exists()
     finally:
         steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+
+
+def test_a_run_that_completed_no_step_can_start_again_without_resume(
+    make_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = make_job()
+    (tmp_path / "partner.csv").rename(tmp_path / "p.csv")
+    with pytest.raises(DataError):
+        ms.simulate(spec, workdir=tmp_path / "w", progress=None)
+    (tmp_path / "p.csv").rename(tmp_path / "partner.csv")
+    # check_runnable failed before any state was written; now fail inside the job instead
+    df = pd.read_csv(tmp_path / "partner.csv", dtype=str)
+    df.drop(columns=["balance"]).to_csv(tmp_path / "partner.csv", index=False)
+    with pytest.raises(MissingColumnError):
+        ms.simulate(spec, workdir=tmp_path / "w")
+    assert json.loads((tmp_path / "w" / "bank" / "jobs" / "job-1" / "state.json").read_text())["status"] == "failed"
+    df.to_csv(tmp_path / "partner.csv", index=False)
+    assert ms.simulate(spec, workdir=tmp_path / "w").parties["bank"].ran == ["totals", "scores"]
