@@ -336,3 +336,24 @@ def test_a_run_that_completed_no_step_can_start_again_without_resume(
     assert json.loads((tmp_path / "w" / "bank" / "jobs" / "job-1" / "state.json").read_text())["status"] == "failed"
     df.to_csv(tmp_path / "partner.csv", index=False)
     assert ms.simulate(spec, workdir=tmp_path / "w").parties["bank"].ran == ["totals", "scores"]
+
+
+def test_abort_mid_step_leaves_no_output_and_marks_interrupted(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    real = steps.run_secure_sum
+
+    def abort(ctx: steps.StepContext) -> steps.StepResult:
+        if ctx.step.name == "scores" and ctx.party == "bank":
+            (ctx.artefact_dir / "partial.bin").write_bytes(b"half")
+            raise KeyboardInterrupt  # what the node's second SIGTERM raises in its main thread
+        return real(ctx)
+
+    steps.register_step("secure_sum", abort, steps.check_secure_sum, replace=True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ms.simulate(make_job(), workdir=tmp_path / "w")
+    finally:
+        steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+    jd = tmp_path / "w" / "bank" / "jobs" / "job-1"
+    assert _files(jd) == ["state.json", "steps/totals.json"]
+    state = json.loads((jd / "state.json").read_text())
+    assert state["status"] == "interrupted" and state["steps"]["scores"]["status"] == "failed"

@@ -166,3 +166,22 @@ def test_node_processes_over_grpc_run_a_job_and_stop_on_sigterm(tmp_path: Path) 
         assert "SIGTERM: finishing the current step" in errs[p] and f"[node {p}] stopped" in errs[p]
         state = json.loads((tmp_path / f"node-{p}" / "jobs" / "job-1" / "state.json").read_text())
         assert state["status"] == "completed"
+
+
+def test_first_signal_requests_a_stop_second_aborts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    node = _memory_nodes(tmp_path)["bank"]
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        node._install_signals()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert node.stop_requested.is_set()
+        assert "SIGTERM: finishing the current step" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
