@@ -357,3 +357,14 @@ def test_abort_mid_step_leaves_no_output_and_marks_interrupted(make_job: Callabl
     assert _files(jd) == ["state.json", "steps/totals.json"]
     state = json.loads((jd / "state.json").read_text())
     assert state["status"] == "interrupted" and state["steps"]["scores"]["status"] == "failed"
+
+
+def test_simulate_accepts_a_dict_spec_as_in_a_notebook(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    import tomllib
+
+    doc = tomllib.loads(make_job().read_text())
+    res = ms.simulate(doc, base_dir=tmp_path)
+    assert res.workdir.is_dir() and res.outputs("partner")["totals"]["row_count"] == 80
+    assert res.ledger_path("bank") == res.workdir / "bank" / "ledger.sqlite"
+    with pytest.raises(KeyError, match="'carol' is not a party"):
+        res.outputs("carol")
