@@ -368,3 +368,6 @@ def test_simulate_accepts_a_dict_spec_as_in_a_notebook(make_job: Callable[..., P
     assert res.ledger_path("bank") == res.workdir / "bank" / "ledger.sqlite"
     with pytest.raises(KeyError, match="'carol' is not a party"):
         res.outputs("carol")
+    import shutil
+
+    shutil.rmtree(res.workdir)  # simulate made it under the system's temporary directory

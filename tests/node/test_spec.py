@@ -108,6 +108,7 @@ BAD_SPECS = [
     ("unknown step key", _set("step.0.param", {}), r"step\[1\]: unknown key\(s\) \['param'\]"),
     ("unknown party in step", _set("step.0.parties", ["bank", "telco"]), r"step\[1\] 'secure_sum'.parties: 'telco' is not a party"),
     ("duplicate step", lambda d: d["step"].append(copy.deepcopy(d["step"][0])), r"step\[2\].name: step name 'secure_sum' is used twice"),
+    ("reserved step name", _set("step.0.name", "job"), r"step\[1\].name: 'job' is reserved"),
     ("params not table", _set("step.0.params", 3), r"step\[1\] 'secure_sum'.params: must be a table"),
     ("date param", _set("step.0.params.when", dt.date(2026, 1, 1)), r"params.when: values of type date are not allowed"),
 ]
