@@ -371,3 +371,13 @@ def test_simulate_accepts_a_dict_spec_as_in_a_notebook(make_job: Callable[..., P
     import shutil
 
     shutil.rmtree(res.workdir)  # simulate made it under the system's temporary directory
+
+
+def test_the_example_job_runs(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2] / "examples" / "secure_sum"
+    res = ms.simulate(root / "job.toml", workdir=tmp_path / "w")
+    bank, partner = pd.read_csv(root / "bank.csv"), pd.read_csv(root / "partner.csv")
+    out = res.outputs("partner")
+    assert out["customers"]["row_count"] == len(bank) + len(partner)
+    want = round(bank["loan_balance"].sum() * 100) + round((partner["outstanding_debt"] * 100).round().sum())
+    assert out["exposure"]["total"] == [want]
