@@ -332,3 +332,49 @@ def test_headless_chromium_renders_the_report(summary: dict[str, Any], tmp_path:
     assert (width, height) == (1280, 4000)
     # a blank or unstyled page compresses to a few KB; charts and tables do not
     assert len(data) > 150_000
+
+
+def test_adapters_for_the_woe_and_secureboost_outputs(tmp_path: Path) -> None:
+    from misuan.report.schema import importance_from_secureboost, iv_from_woe_result
+
+    s = sample_summary(n_holdout=500)
+    # the WOE step's WoeResult.to_dict() shape: features with method/trend/edges and per-bin details
+    woe_result = {
+        "n_rows": 21000,
+        "n_positives": 4650,
+        "features": [
+            {
+                "feature": "AGE", "method": "chimerge", "iv": 0.031, "ks": 0.06, "monotonic": False,
+                "trend": "none", "n_rows": 21000, "n_positives": 4650, "edges_shared": True,
+                "bins": [
+                    {"index": 0, "label": "(-inf, 30]", "lower": "-inf", "upper": 30.0, "contains_missing": False,
+                     "count": 9000, "positives": 2000, "woe": -0.02, "iv": 0.0001},
+                    {"index": 1, "label": "(30, inf)", "lower": 30.0, "upper": "inf", "contains_missing": False,
+                     "count": 12000, "positives": 2650, "woe": 0.01, "iv": 0.0001},
+                ],
+            }
+        ],
+    }
+    s["iv"] = iv_from_woe_result(woe_result, "partner")
+    s["feature_importance"] = importance_from_secureboost(
+        {"bank:PAY_0": {"total_gain": 812.5, "weight": 41.0}, "partner:x:y": {"total_gain": 3.0, "weight": 2.0}}
+    )
+    assert s["feature_importance"][1] == {"feature": "x:y", "party": "partner", "gain": 3.0, "splits": 2}
+    page = _parse(render_report(s, tmp_path / "r.html"))
+    assert "chimerge" in page.all_text and "x:y" in page.all_text
+    with pytest.raises(DataError, match="not 'party:feature'"):
+        importance_from_secureboost({"PAY_0": {"total_gain": 1.0, "weight": 1.0}})
+    with pytest.raises(DataError, match="'features' list"):
+        iv_from_woe_result({"rows": []}, "bank")
+
+
+def test_ledger_export_rows_are_accepted(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=500)
+    for ledger in s["ledgers"]:
+        prev = "0" * 64
+        for seq, row in enumerate(ledger["entries"]):
+            row.update(seq=seq, job_id="j", recorded_at="2026-11-23T10:00:00Z", prev_hash=prev, hash=f"{seq:064x}")
+            prev = row["hash"]
+    s["ledgers"][0]["entries"][0]["detail"] = {"edges": [1.5, 2.5], "size": 21000}
+    text = _parse(render_report(s, tmp_path / "r.html")).all_text
+    assert "edges = [1.5, 2.5]; size = 21,000" in text

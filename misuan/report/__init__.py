@@ -26,9 +26,11 @@ raises :class:`misuan.errors.DataError` naming the path, e.g. ``summary.iv[3].bi
               "mode": "both",                 # who learned the shared IDs: "both" | "size" | a party name
               "normalization"?: "strip, case-fold", "seconds"?: 12.5},
       "iv": [                                 # one per feature, any order (the report sorts by IV)
-        {"feature": "PAY_0", "party": "bank", "iv": 0.87, "ks"?: 0.31, "monotonic"?: true,
-         "bins": [{"label": "[-2, 0)", "count": 5000, "bads": 700, "woe": 0.55, "missing"?: false}]}
-      ],
+        {"feature": "PAY_0", "party": "bank", "iv": 0.87, "ks"?: 0.31, "monotonic"?: true, "method"?: "quantile",
+         "trend"?: "decreasing", "n_rows"?: 21000, "n_positives"?: 4650, "edges_shared"?: true,
+         "bins": [{"label": "(-inf, 0]", "count": 5000, "positives": 700, "woe": 0.55,
+                   "contains_missing"?: false, "index"?: 0, "lower"?: "-inf", "upper"?: 0.0, "iv"?: 0.04}]}
+      ],                                      # = FeatureWoe.to_dict() of the WOE step, plus "party"
       "evaluation": {                         # hold-out predictions; AUC, KS and curves are computed here
         "dataset": "hold-out: 30 % of the shared customers", "n_train"?: 14700,
         "y_true": [0, 1, ...],                # 1 = defaulted
@@ -39,8 +41,9 @@ raises :class:`misuan.errors.DataError` naming the path, e.g. ``summary.iv[3].bi
       "ledgers": [                            # each party's ledger, exported after the job
         {"party": "bank", "head": "9f2c...", "verified": true, "verified_at"?: "...", "note"?: "",
          "entries": [{"step": "psi", "discloser": "partner", "recipient": "bank",
-                      "what": "intersection size", "shape": [], "form": "plaintext", "detail"?: {}}]}
-      ],
+                      "what": "intersection size", "shape": [], "form": "plaintext", "detail"?: {},
+                      "seq"?: 3, "job_id"?: "", "recorded_at"?: "", "prev_hash"?: "", "hash"?: ""}]}
+      ],                                      # entries = the "rows" of Ledger.export_json
       "secureboost": {"n_trees": 30, "max_depth": 4, "learning_rate": 0.3, "he_scheme": "ou", ...},
       "woe_definition"?: "WOE = ln(share of goods in the bin / share of bads in the bin)"
     }

@@ -284,7 +284,7 @@ def _psi_section(summary: Summary, parties: _Parties) -> str:
 def _monotonic(f: FeatureIv) -> bool:
     if f.monotonic is not None:
         return f.monotonic
-    w = np.array([b.woe for b in f.bins if not b.missing])
+    w = np.array([b.woe for b in f.bins if not b.contains_missing])
     d = np.diff(w)
     return bool(np.all(d >= 0) or np.all(d <= 0))
 
@@ -303,7 +303,7 @@ def _iv_section(summary: Summary, parties: _Parties) -> str:
                 f"{f.iv:.4f}",
                 f'<span class="pill {strength_class.get(label, "s4")}">{_e(label)}</span>',
                 f"{f.ks:.3f}" if f.ks is not None else "–",
-                str(len(f.bins)),
+                str(len(f.bins)) + (f'<br><small>{_e(f.method)}</small>' if f.method else ""),
                 svg.woe_sparkbars([b.woe for b in f.bins], [b.label for b in f.bins]),
                 "yes" if _monotonic(f) else '<span class="warn-text">no</span>',
             ]
@@ -538,8 +538,11 @@ def _group_entries(entries: Sequence[LedgerEntry]) -> list[tuple[LedgerEntry, in
 def _detail(e: LedgerEntry, count: int) -> str:
     if count != 1 or not e.detail:
         return ""
-    return "; ".join(f"{k} = {v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k} = {v}"
-                     for k, v in e.detail.items())
+    parts = []
+    for k, v in e.detail.items():
+        text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+        parts.append(f"{k} = {text if len(text) <= 60 else text[:59] + '…'}")
+    return "; ".join(parts)
 
 
 def _mirror_check(ledgers: Sequence[Ledger]) -> list[str]:
@@ -684,8 +687,8 @@ footer{margin-top:36px;font-size:12px;color:var(--muted);border-top:1px solid va
   body{background:#fff;font-size:11pt}
   main{max-width:none;padding:0}
   nav{display:none}
-  section,figure,table,.explain,.cards{break-inside:avoid}
-  table.iv,table.ledger{break-inside:auto}
+  figure,.explain,.cards,dl.facts{break-inside:avoid}
+  .grid2{display:block}
   tr{break-inside:avoid}
   h2,h3,h4{break-after:avoid}
   a{color:inherit;text-decoration:none}

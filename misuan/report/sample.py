@@ -48,13 +48,23 @@ def _bins(rng: np.random.Generator, feature: str, n: int, base_rate: float) -> l
     woe = np.log((goods / goods.sum()) / (bads / bads.sum()))
     labels = [f"< {edges[0]:,}"] + [f"[{a:,}, {b:,})" for a, b in zip(edges[:-1], edges[1:], strict=True)] + [f"≥ {edges[-1]:,}"]
     return [
-        {"label": labels[i], "count": int(counts[i]), "bads": int(bads[i]), "woe": float(woe[i])} for i in range(k)
+        {
+            "index": i,
+            "label": labels[i],
+            "lower": float(edges[i - 1]) if i else "-inf",
+            "upper": float(edges[i]) if i < k - 1 else "inf",
+            "contains_missing": False,
+            "count": int(counts[i]),
+            "positives": int(bads[i]),
+            "woe": float(woe[i]),
+        }
+        for i in range(k)
     ]
 
 
 def _iv(bins: list[dict[str, Any]]) -> tuple[float, float]:
     counts = np.array([b["count"] for b in bins])
-    bads = np.array([b["bads"] for b in bins])
+    bads = np.array([b["positives"] for b in bins])
     goods = counts - bads
     g, b = goods / goods.sum(), bads / bads.sum()
     iv = float(np.sum((g - b) * np.array([x["woe"] for x in bins])))
@@ -125,8 +135,11 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
         for f in features:
             bins = _bins(rng, f, n_shared, 0.2212)
             value, ks = _iv(bins)
-            iv.append({"feature": f, "party": party, "iv": value, "ks": ks, "bins": bins})
-    iv[-1]["bins"].append({"label": "missing", "count": 120, "bads": 40, "woe": -0.57, "missing": True})
+            iv.append({"feature": f, "party": party, "method": "quantile", "iv": value, "ks": ks, "bins": bins})
+    iv[-1]["bins"].append(
+        {"index": len(iv[-1]["bins"]), "label": "missing", "lower": None, "upper": None, "contains_missing": True,
+         "count": 120, "positives": 40, "woe": -0.57}
+    )
 
     importance = [
         {

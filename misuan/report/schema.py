@@ -32,6 +32,8 @@ __all__ = [
     "StepRun",
     "Summary",
     "WoeBin",
+    "importance_from_secureboost",
+    "iv_from_woe_result",
 ]
 
 # the three models the comparison needs, in the order the report shows them
@@ -89,23 +91,37 @@ class Psi:
 
 @dataclasses.dataclass(frozen=True)
 class WoeBin:
-    label: str  # e.g. "[20000, 50000)" or "missing"
+    """One bin; the keys of ``misuan.protocols.woe_table.BinStats.to_dict()``."""
+
+    label: str  # e.g. "(20000, 50000]" or "missing"
     count: int  # customers in the bin
-    bads: int  # defaulters in the bin
+    positives: int  # defaulters in the bin (label 1)
     woe: float
-    missing: bool = False  # the bin of missing values: left out of the monotonicity check
+    contains_missing: bool = False  # holds the missing values: left out of the monotonicity check
+    index: int | None = None
+    lower: float | str | None = None  # JSON has no infinity: "-inf" / "inf" arrive as strings
+    upper: float | str | None = None
+    iv: float | None = None  # this bin's contribution to the feature's IV
 
 
 @dataclasses.dataclass(frozen=True)
 class FeatureIv:
-    """Weight of evidence and information value of one feature (computed jointly for the partner's)."""
+    """WOE and IV of one feature (computed jointly for the partner's).
+
+    The keys of ``misuan.protocols.woe_table.FeatureWoe.to_dict()`` plus ``party``.
+    """
 
     feature: str
     party: str  # the party holding the feature
     iv: float
     bins: list[WoeBin]
     ks: float | None = None  # KS of the feature's bins against the label, if computed
-    monotonic: bool | None = None  # None: computed from the non-missing bins' WOE
+    monotonic: bool | None = None  # None: computed from the WOE of the bins without missing values
+    method: str = ""  # binning method, e.g. "quantile", "chimerge"
+    trend: str = ""  # "increasing", "decreasing", "flat" or "none"
+    n_rows: int | None = None
+    n_positives: int | None = None
+    edges_shared: bool | None = None  # False: the bank saw the partner's bins only as "bin 0", "bin 1", ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +145,8 @@ class FeatureImportance:
 
 @dataclasses.dataclass(frozen=True)
 class LedgerEntry:
-    """One disclosure (see :class:`misuan.net.disclosure.Disclosure`)."""
+    """One disclosure: a row of ``misuan.audit.ledger.Ledger.export_json`` (see also
+    :class:`misuan.net.disclosure.Disclosure`); the chain fields are optional here."""
 
     step: str
     discloser: str
@@ -137,7 +154,12 @@ class LedgerEntry:
     what: str
     shape: list[int]
     form: str  # plaintext | ciphertext | blinded | aggregate
-    detail: dict[str, Scalar] = dataclasses.field(default_factory=dict)
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)  # small JSON values
+    seq: int | None = None
+    job_id: str = ""
+    recorded_at: str = ""
+    prev_hash: str = ""
+    hash: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +240,34 @@ class Summary:
         for i, f in enumerate(self.iv):
             if not f.bins:
                 raise DataError(f"report summary: summary.iv[{i}].bins is empty")
+
+
+def iv_from_woe_result(woe_result: dict[str, Any], party: str) -> list[dict[str, Any]]:
+    """``summary["iv"]`` entries from a WOE step's ``WoeResult.to_dict()``, every feature held by ``party``."""
+    features = woe_result.get("features") if isinstance(woe_result, dict) else None
+    if not isinstance(features, list):
+        raise DataError("iv_from_woe_result: expected WoeResult.to_dict(), a dict with a 'features' list")
+    return [{**f, "party": party} for f in features]
+
+
+def importance_from_secureboost(importance: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """``summary["feature_importance"]`` from SecureBoost's ``{"party:feature": {"total_gain", "weight"}}``.
+
+    The key is split at its first colon (party names have none; feature names may).
+    """
+    out = []
+    for key, value in importance.items():
+        party, sep, feature = key.partition(":")
+        if not sep or not party or not feature:
+            raise DataError(f"importance_from_secureboost: key {key!r:.60} is not 'party:feature'")
+        try:
+            out.append({"feature": feature, "party": party, "gain": float(value["total_gain"]),
+                        "splits": int(value["weight"])})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"importance_from_secureboost: {key!r:.60} needs numbers 'total_gain' and 'weight' ({exc})"
+            ) from None
+    return out
 
 
 _T = TypeVar("_T")

@@ -196,8 +196,9 @@ def line_chart(
         anchor = "start" if px < width * 0.6 else "end"
         dx = 8 if anchor == "start" else -8
         body.append(
-            f'<text x="{_f(px + dx)}" y="{_f((pa + pb) / 2 + 4)}" text-anchor="{anchor}" font-size="12.5" '
-            f'font-weight="600" fill="#c0392b">{_e(label)}</text>'
+            f'<text x="{_f(px + dx)}" y="{_f((pa + pb) / 2 + 4)}" text-anchor="{anchor}" font-size="13" '
+            # a white halo keeps the label readable where a curve runs behind it
+            f'font-weight="600" fill="#c0392b" stroke="#fff" stroke-width="4" paint-order="stroke">{_e(label)}</text>'
         )
     body += _legend([(s.name, s.color, s.dash) for s in series], fr.left, height + 10)
     return _svg(width, height + 10 + LEGEND_ROW * len(series), title, body)
