@@ -170,6 +170,18 @@ def test_metrics_shown_are_computed_from_the_predictions(summary: dict[str, Any]
     assert deltas["Cost of privacy"] == f"{auc['plaintext'] - auc['joint']:+.4f}".replace("-", "−")
 
 
+def test_without_a_plaintext_baseline_the_cost_of_privacy_is_not_measured(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=500)
+    del s["evaluation"]["scores"]["plaintext"]
+    s["evaluation"]["scores"]["logistic scorecard"] = s["evaluation"]["scores"]["bank_only"]
+    page = _parse(render_report(s, tmp_path / "r.html"))
+    deltas = {r[0]: r[2] for r in page.table_rows[""] if r[0] in ("Value of partner data", "Cost of privacy")}
+    assert deltas["Cost of privacy"] == "not measured (no plaintext baseline)"
+    assert "no plaintext baseline in this job" in page.all_text
+    assert page.count("polyline", "series") == 3 + 2  # joint, bank-only, the extra model; KS: two curves
+    assert "logistic scorecard" in page.all_text
+
+
 def test_iv_table_is_sorted_and_labelled(summary: dict[str, Any], page: _Page) -> None:
     rows = page.table_rows["iv"][1:]
     assert len(rows) == len(summary["iv"])
@@ -270,7 +282,7 @@ def _set(value: Any, *keys: str | int) -> Callable[[dict[str, Any]], None]:
         (_set("insurer", "iv", 3, "party"), r"summary\.iv\[3\]\.party is 'insurer'"),
         (_set("nobody", "psi", "mode"), r"summary\.psi\.mode is 'nobody'"),
         (_set([0.5], "evaluation", "scores", "joint"), r"scores\['joint'\] has 1 scores"),
-        (_drop("evaluation", "scores", "plaintext"), r"lacks the models \['plaintext'\]"),
+        (_drop("evaluation", "scores", "bank_only"), r"lacks the models \['bank_only'\]"),
         (_set("yesterday", "job", "started_at"), r"summary\.job\.started_at .*ISO 8601"),
         (_set("2026-11-23T10:00:00", "job", "finished_at"), r"needs a time zone"),
         (_set("feature_party", "job", "parties", 0, "role"), r"exactly one label_party"),

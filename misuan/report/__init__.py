@@ -34,7 +34,7 @@ raises :class:`misuan.errors.DataError` naming the path, e.g. ``summary.iv[3].bi
       "evaluation": {                         # hold-out predictions; AUC, KS and curves are computed here
         "dataset": "hold-out: 30 % of the shared customers", "n_train"?: 14700,
         "y_true": [0, 1, ...],                # 1 = defaulted
-        "scores": {"joint": [...], "bank_only": [...], "plaintext": [...]},   # predicted PD, same length
+        "scores": {"joint": [...], "bank_only": [...], "plaintext"?: [...]},  # predicted PD, same length
         "model_names"?: {"joint": "SecureBoost (bank + partner)"}
       },
       "feature_importance": [{"feature": "PAY_0", "party": "bank", "gain": 812.4, "splits": 41}],
@@ -49,7 +49,8 @@ raises :class:`misuan.errors.DataError` naming the path, e.g. ``summary.iv[3].bi
     }
 
 Derived in the report: AUC, Gini, KS and ROC/KS curves of each model (:mod:`misuan.ml.metrics`), the
-value of partner data (joint AUC - bank-only AUC), the cost of privacy (plaintext AUC - joint AUC), IV
+value of partner data (joint AUC - bank-only AUC), the cost of privacy (plaintext AUC - joint AUC; "not
+measured" without a plaintext baseline, which needs both tables on one machine), IV
 strength labels (below 0.02 not predictive, to 0.1 weak, to 0.3 medium, to 0.5 strong, above: check
 for leakage), WOE monotonicity where not given, and whether two parties' ledgers agree.
 """

@@ -21,7 +21,7 @@ import numpy as np
 import misuan
 from misuan.ml.metrics import KsCurve, RocCurve, ks_curve, roc_auc, roc_curve
 from misuan.report import svg
-from misuan.report.schema import MODEL_KEYS, FeatureIv, Ledger, LedgerEntry, Summary
+from misuan.report.schema import MODEL_KEYS, PLAINTEXT, FeatureIv, Ledger, LedgerEntry, Summary
 
 __all__ = ["iv_strength", "model_results", "render_html", "write_html"]
 
@@ -71,10 +71,11 @@ class ModelResult:
 
 
 def model_results(summary: Summary) -> list[ModelResult]:
-    """AUC, KS and curves of every evaluated model, the three of MODEL_KEYS first."""
+    """AUC, KS and curves of every evaluated model: joint, bank-only, plaintext (if given), then others."""
     ev = summary.evaluation
     y = np.asarray(ev.y_true, dtype=np.int8)
-    keys = list(MODEL_KEYS) + [k for k in ev.scores if k not in MODEL_KEYS]
+    known = [k for k in (*MODEL_KEYS, PLAINTEXT) if k in ev.scores]
+    keys = known + [k for k in ev.scores if k not in known]
     out = []
     for key in keys:
         p = np.asarray(ev.scores[key], dtype=np.float64)
@@ -176,15 +177,26 @@ def _section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{_e(title)}</h2>{body}</section>'
 
 
+def _cost_of_privacy(models: dict[str, ModelResult]) -> float | None:
+    """Plaintext AUC - joint AUC, or None when the job had no plaintext baseline."""
+    plain = models.get(PLAINTEXT)
+    return None if plain is None else plain.auc - models["joint"].auc
+
+
 def _key_figures(summary: Summary, models: dict[str, ModelResult]) -> str:
-    joint, bank, plain = models["joint"], models["bank_only"], models["plaintext"]
+    joint, bank = models["joint"], models["bank_only"]
     value = joint.auc - bank.auc
-    cost = plain.auc - joint.auc
+    cost = _cost_of_privacy(models)
+    cost_card = (
+        ("Cost of privacy", "not measured", "no plaintext baseline in this job", "")
+        if cost is None
+        else ("Cost of privacy", _signed(cost), "AUC lost against plaintext XGBoost", "good" if abs(cost) < 0.01 else "warn")
+    )
     ledgers_ok = all(g.verified for g in summary.ledgers) and bool(summary.ledgers)
     cards = [
         ("Joint model AUC", f"{joint.auc:.3f}", f"KS {joint.ks:.3f} · Gini {joint.gini:.3f}", ""),
         ("Value of partner data", _signed(value), "AUC gain over the bank-only model", "good" if value > 0 else "bad"),
-        ("Cost of privacy", _signed(cost), "AUC lost against plaintext XGBoost", "good" if abs(cost) < 0.01 else "warn"),
+        cost_card,
         ("Shared customers", _int(summary.psi.intersection_size), "found by private set intersection", ""),
         (
             "Disclosure ledgers",
@@ -275,8 +287,9 @@ def _psi_section(summary: Summary, parties: _Parties) -> str:
     ) + details + _explain(
         "The model can only learn from customers both institutions know. This is how many they share; the "
         "rest of each customer list never left its owner.",
-        "Private set intersection compares blinded (one-way encrypted) IDs, so neither side can read the "
-        "other's customer list. The ledger below records exactly which results each side received.",
+        "Private set intersection compares blinded IDs (hashed and raised to each side's secret key), so "
+        "neither side can read the other's customers outside the intersection. The ledger below records "
+        "exactly what each side received.",
     )
     return _section("psi", "2. Shared customers (private set intersection)", html)
 
@@ -328,9 +341,9 @@ def _iv_section(summary: Summary, parties: _Parties) -> str:
             "Information value ranks how well each feature, on its own, separates customers who defaulted "
             "from those who did not. The partner's rows here are its candidate contribution; the bars show "
             "how risk changes from bin to bin (hover a bar for the bin).",
-            "For the partner's features the bank learned only per-bin totals of defaulters and customers "
-            "(aggregates over many customers), not any customer's value; the partner learned only encrypted "
-            "labels. Both facts appear in the ledger.",
+            "For the partner's features the bank learned per-bin totals of defaulters and customers "
+            "(aggregates over many customers), not any customer's value; the partner received the labels "
+            "only encrypted under the bank's key. Everything else either side learned is in the ledger.",
         )
     )
     return _section("iv", "3. Feature strength (WOE / IV)", html)
@@ -338,7 +351,7 @@ def _iv_section(summary: Summary, parties: _Parties) -> str:
 
 def _models_section(summary: Summary, results: list[ModelResult]) -> str:
     models = {r.key: r for r in results}
-    joint, bank, plain = models["joint"], models["bank_only"], models["plaintext"]
+    joint, bank = models["joint"], models["bank_only"]
     rows = [
         [
             f'<span class="swatch" style="background:{MODEL_STYLE.get(r.key, OTHER_MODEL_STYLE)[0]}"></span>{_e(r.name)}',
@@ -350,12 +363,16 @@ def _models_section(summary: Summary, results: list[ModelResult]) -> str:
         for r in results
     ]
     table = _table(["Model", "AUC", "Gini", "KS", "AUC vs joint"], rows, numeric=(1, 2, 3, 4))
-    value, cost = joint.auc - bank.auc, plain.auc - joint.auc
+    value, cost = joint.auc - bank.auc, _cost_of_privacy(models)
     deltas = _table(
         ["Measure", "Definition", "AUC points"],
         [
             ["<strong>Value of partner data</strong>", "joint AUC − bank-only AUC", _e(_signed(value, 4))],
-            ["<strong>Cost of privacy</strong>", "plaintext XGBoost AUC − joint AUC", _e(_signed(cost, 4))],
+            [
+                "<strong>Cost of privacy</strong>",
+                "plaintext XGBoost AUC − joint AUC",
+                "not measured (no plaintext baseline)" if cost is None else _e(_signed(cost, 4)),
+            ],
         ],
         numeric=(2,),
     )
@@ -372,9 +389,10 @@ def _models_section(summary: Summary, results: list[ModelResult]) -> str:
         "toss, 1 = perfect); Gini = 2·AUC − 1; KS is the largest gap between the score distributions of "
         "defaulters and non-defaulters. The value of partner data is what the partnership adds; the cost "
         "of privacy is what the privacy protections take away against pooling the raw data.",
-        "The plaintext model is the reference a regulator would accept as 'the same model without "
-        "privacy'; it was trained only for this comparison, on the same rows and features. Metrics are "
-        "computed by misuan from the predictions listed in the job output, on customers not used for training.",
+        "The plaintext baseline pools both institutions' raw rows, which the joint job never does: it is "
+        "a yardstick that exists only where both tables sit on one machine (as in a demonstration), trained "
+        "on the same rows and features. All metrics are computed by misuan from the models' predictions "
+        "for customers not used in training.",
     )
     return _section("models", "4. Model comparison", html)
 
@@ -515,8 +533,10 @@ def _importance_section(summary: Summary, parties: _Parties) -> str:
         + _explain(
             "Gain is how much the model's fit improved from splits on a feature; the share per party shows "
             "how much of the joint model rests on each institution's data.",
-            "In SecureBoost the bank sees the partner's splits only as opaque references; a partner feature "
-            "is named here only if the partner chose to share its name for this report.",
+            "Gains are computed by the bank from encrypted sums the partner returned. A split on a partner "
+            "feature is known to the bank as (feature, bin number): the threshold value stays with the "
+            "partner. Which customers went left at such a split, and the other training disclosures, are "
+            "in the ledger.",
         )
     )
     return _section("importance", "7. Feature importance", html)

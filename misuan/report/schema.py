@@ -21,6 +21,7 @@ from misuan.errors import DataError
 
 __all__ = [
     "MODEL_KEYS",
+    "PLAINTEXT",
     "Evaluation",
     "FeatureImportance",
     "FeatureIv",
@@ -36,8 +37,10 @@ __all__ = [
     "iv_from_woe_result",
 ]
 
-# the three models the comparison needs, in the order the report shows them
-MODEL_KEYS = ("joint", "bank_only", "plaintext")
+# the models the comparison needs, and the optional plaintext baseline (for the cost of privacy); a
+# baseline needs both tables on one machine, so a production job may not have it
+MODEL_KEYS = ("joint", "bank_only")
+PLAINTEXT = "plaintext"
 Scalar = str | int | float | bool | None
 
 
@@ -130,7 +133,9 @@ class Evaluation:
 
     dataset: str  # in words, e.g. "hold-out: 30 % of the 21,000 shared customers, stratified"
     y_true: list[int]  # 1 = defaulted
-    scores: dict[str, list[float]]  # model key -> predicted PD per hold-out customer; needs MODEL_KEYS
+    # model key -> predicted PD per hold-out customer: "joint" and "bank_only" required, "plaintext"
+    # (XGBoost on the pooled rows) optional, any others shown too
+    scores: dict[str, list[float]]
     n_train: int | None = None
     model_names: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> display name
 
