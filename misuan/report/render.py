@@ -625,7 +625,7 @@ def _ledger_section(summary: Summary, parties: _Parties) -> str:
             ]
             html += f"<h4>{direction}</h4>"
             html += (
-                _table([who, "Step", "What", "Shape", "Form", "Times", "Detail"], rows, css="ledger", numeric=(5,))
+                _table([who, "Step", "What", "Shape", "Form", "Times", "Detail"], rows, css="ledger", numeric=(3, 5))
                 if rows
                 else "<p>Nothing.</p>"
             )
