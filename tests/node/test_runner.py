@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -191,7 +192,9 @@ def test_peer_failing_mid_job_stops_the_other_cleanly(
         t.start()
     for t in threads:
         t.join(30)
-    assert isinstance(got["partner"], PeerDisconnectedError) and "bank disconnected" in str(got["partner"])
+    # whether the partner was sending or receiving when the bank went away, the error names the bank
+    assert isinstance(got["partner"], PeerDisconnectedError)
+    assert re.search(r"bank (disconnected|has closed its channel)", str(got["partner"])), got["partner"]
     assert _files(tmp_path / "partner" / "jobs" / "job-1") == ["state.json", "steps/totals.json"]
 
 
