@@ -363,7 +363,7 @@ def test_abort_mid_step_leaves_no_output_and_marks_interrupted(make_job: Callabl
 
 
 def test_simulate_accepts_a_dict_spec_as_in_a_notebook(make_job: Callable[..., Path], tmp_path: Path) -> None:
-    import tomllib
+    from misuan.node.spec import tomllib  # tomllib on 3.11+, tomli on 3.10
 
     doc = tomllib.loads(make_job().read_text())
     res = ms.simulate(doc, base_dir=tmp_path)
