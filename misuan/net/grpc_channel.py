@@ -248,13 +248,18 @@ class PartyServer:
         self._server.stop(grace_s).wait()
 
     # --- handlers --------------------------------------------------------------------------------
-    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
-        self.rejected += 1
-        log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
+    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str, expected: bool = False) -> NoReturn:
+        if expected:  # a peer that starts before us pings until we run the job: normal, not an attack
+            log.debug("%s: %s from %s", self.party, why, context.peer())
+        else:
+            self.rejected += 1
+            log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
         context.abort(code, why)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
-    def _authorize(self, context: grpc.ServicerContext, job_id: str, claimed: str) -> tuple[_Job, str]:
+    def _authorize(
+        self, context: grpc.ServicerContext, job_id: str, claimed: str, starting: bool = False
+    ) -> tuple[_Job, str]:
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -271,7 +276,7 @@ class PartyServer:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}")
+            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}", expected=starting)
         if sender not in job.parties or sender == self.party:
             self._refuse(
                 context,
@@ -286,7 +291,7 @@ class PartyServer:
             hello = _parse_hello(request)
         except MalformedMessageError as exc:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        job, sender = self._authorize(context, hello.job_id, hello.sender)
+        job, sender = self._authorize(context, hello.job_id, hello.sender, starting=True)
         with job.greeting:
             job.greeted.add(sender)
             job.greeting.notify_all()
