@@ -7,7 +7,7 @@ Service ``misuan.transport.v1.Transport`` (bytes in, bytes out; registered with
 - ``Deliver(frame)``: one message that fits in one frame (the common small case; one unary RPC).
 - ``DeliverStream(frames)``: a larger message as a client stream of frames of ``frame_bytes``
   (1 MiB); the sender slices the buffers of :func:`wire.encode_parts` and never joins them, the
-  receiver checks the declared size against its limit, allocates one ``bytearray`` and fills it.
+  receiver checks the declared size against its limit and fills one ``bytearray`` as frames come.
 - ``Watch(Hello)``: held open by the server until the job closes there; its end tells the peer
   promptly that this party has closed (OK, the "bye") or died (the call fails with the connection).
 
@@ -252,7 +252,8 @@ class PartyServer:
         if expected:  # a peer that starts before us pings until we run the job: normal, not an attack
             log.debug("%s: %s from %s", self.party, why, context.peer())
         else:
-            self.rejected += 1
+            with self._lock:
+                self.rejected += 1
             log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
         context.abort(code, why)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
@@ -351,19 +352,19 @@ class PartyServer:
         if first is None:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed message dropped: empty stream")
         job, sender, header, rest = self._start_message(context, first)
-        buf = bytearray(header.size)  # size checked against the limit above
-        buf[: rest.nbytes] = rest
-        pos = rest.nbytes
+        # one buffer, grown as frames arrive rather than allocated at the declared size: memory
+        # follows the bytes actually received (a peer cannot make us commit 8 GiB by claiming it),
+        # and large buffers grow by mremap, without copying
+        buf = bytearray(rest)
         for frame in request_iterator:
-            n = len(frame)
-            if pos + n > header.size:
+            if len(buf) + len(frame) > header.size:
                 self._refuse(
                     context,
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"malformed message dropped: more than the {header.size} bytes declared",
                 )
-            buf[pos : pos + n] = frame
-            pos += n
+            buf += frame
+        pos = len(buf)
         if pos != header.size:
             self._refuse(
                 context,
@@ -441,7 +442,12 @@ class GrpcChannel(Channel):
         elif server.party != party:
             raise ConfigError(f"the server given belongs to {server.party!r}, not {party!r}")
         self.server = server
-        self.server.register(job_id, self.parties, self._box, max_message_bytes)
+        try:
+            self.server.register(job_id, self.parties, self._box, max_message_bytes)
+        except BaseException:
+            if self._own_server:
+                server.stop(0)
+            raise
         creds = grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert)
         self._links = {p: _open_link(p, parties[p], creds) for p in self.peers}
         self._hello = wire.encode(Hello(job_id=job_id, sender=party))

@@ -438,3 +438,26 @@ def test_port_in_use_is_a_config_error(pki: dict[str, TlsFiles]) -> None:
             PartyServer("bank", pki["bank"], first.address)  # no silent SO_REUSEPORT sharing
     finally:
         first.stop(0)
+
+
+def _claim_4_gib_send_1_mib(chan: Channel) -> str:
+    assert isinstance(chan, GrpcChannel)
+    head = _encode_first_frame_head(FrameHeader(chan.job_id, chan.party, "huge", 0, 4 << 30))
+    try:
+        chan._send_frames("partner", "huge", [head, b"x" * (1 << 20)], single=False)
+    except MalformedMessageError as exc:
+        chan.send("partner", "done", True)
+        return str(exc)
+    return "accepted"
+
+
+def _wait_done(chan: Channel) -> bool:
+    return bool(chan.recv("bank", "done"))
+
+
+def test_declared_size_costs_no_memory_until_the_bytes_arrive(pki: dict[str, TlsFiles]) -> None:
+    out = run_party_processes(
+        {"bank": _claim_4_gib_send_1_mib, "partner": _wait_done}, tls={p: pki[p] for p in ["bank", "partner"]}
+    )
+    assert "the stream ended after 1048576 of 4294967296 bytes" in out["bank"].result
+    assert out["partner"].max_rss_bytes < 300 << 20  # not 4 GiB
