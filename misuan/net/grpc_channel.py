@@ -282,8 +282,8 @@ class PartyServer:
             self._refuse(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r} "
-                f"(parties: {', '.join(job.parties)})",
+                # the job's party list is not told: who collaborates with whom is itself sensitive
+                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r}",
             )
         return job, sender
 
