@@ -598,6 +598,7 @@ class GrpcChannel(Channel):
         for link in self._links.values():
             link.channel.close()
             self._box.close_sender(link.name, "this party's own channel was closed")
+        self._box.close_receiver()
         if self._own_server:
             self.server.stop(grace_s=1.0)
 
