@@ -7,7 +7,7 @@ Service ``misuan.transport.v1.Transport`` (bytes in, bytes out; registered with
 - ``Deliver(frame)``: one message that fits in one frame (the common small case; one unary RPC).
 - ``DeliverStream(frames)``: a larger message as a client stream of frames of ``frame_bytes``
   (1 MiB); the sender slices the buffers of :func:`wire.encode_parts` and never joins them, the
-  receiver checks the declared size against its limit, allocates one ``bytearray`` and fills it.
+  receiver checks the declared size against its limit and fills one ``bytearray`` as frames come.
 - ``Watch(Hello)``: held open by the server until the job closes there; its end tells the peer
   promptly that this party has closed (OK, the "bye") or died (the call fails with the connection).
 
@@ -248,13 +248,19 @@ class PartyServer:
         self._server.stop(grace_s).wait()
 
     # --- handlers --------------------------------------------------------------------------------
-    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
-        self.rejected += 1
-        log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
+    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str, expected: bool = False) -> NoReturn:
+        if expected:  # a peer that starts before us pings until we run the job: normal, not an attack
+            log.debug("%s: %s from %s", self.party, why, context.peer())
+        else:
+            with self._lock:
+                self.rejected += 1
+            log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
         context.abort(code, why)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
-    def _authorize(self, context: grpc.ServicerContext, job_id: str, claimed: str) -> tuple[_Job, str]:
+    def _authorize(
+        self, context: grpc.ServicerContext, job_id: str, claimed: str, starting: bool = False
+    ) -> tuple[_Job, str]:
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -271,13 +277,13 @@ class PartyServer:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}")
+            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}", expected=starting)
         if sender not in job.parties or sender == self.party:
             self._refuse(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r} "
-                f"(parties: {', '.join(job.parties)})",
+                # the job's party list is not told: who collaborates with whom is itself sensitive
+                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r}",
             )
         return job, sender
 
@@ -286,7 +292,7 @@ class PartyServer:
             hello = _parse_hello(request)
         except MalformedMessageError as exc:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        job, sender = self._authorize(context, hello.job_id, hello.sender)
+        job, sender = self._authorize(context, hello.job_id, hello.sender, starting=True)
         with job.greeting:
             job.greeted.add(sender)
             job.greeting.notify_all()
@@ -346,19 +352,19 @@ class PartyServer:
         if first is None:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed message dropped: empty stream")
         job, sender, header, rest = self._start_message(context, first)
-        buf = bytearray(header.size)  # size checked against the limit above
-        buf[: rest.nbytes] = rest
-        pos = rest.nbytes
+        # one buffer, grown as frames arrive rather than allocated at the declared size: memory
+        # follows the bytes actually received (a peer cannot make us commit 8 GiB by claiming it),
+        # and large buffers grow by mremap, without copying
+        buf = bytearray(rest)
         for frame in request_iterator:
-            n = len(frame)
-            if pos + n > header.size:
+            if len(buf) + len(frame) > header.size:
                 self._refuse(
                     context,
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"malformed message dropped: more than the {header.size} bytes declared",
                 )
-            buf[pos : pos + n] = frame
-            pos += n
+            buf += frame
+        pos = len(buf)
         if pos != header.size:
             self._refuse(
                 context,
@@ -436,7 +442,12 @@ class GrpcChannel(Channel):
         elif server.party != party:
             raise ConfigError(f"the server given belongs to {server.party!r}, not {party!r}")
         self.server = server
-        self.server.register(job_id, self.parties, self._box, max_message_bytes)
+        try:
+            self.server.register(job_id, self.parties, self._box, max_message_bytes)
+        except BaseException:
+            if self._own_server:
+                server.stop(0)
+            raise
         creds = grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert)
         self._links = {p: _open_link(p, parties[p], creds) for p in self.peers}
         self._hello = wire.encode(Hello(job_id=job_id, sender=party))
@@ -587,6 +598,7 @@ class GrpcChannel(Channel):
         for link in self._links.values():
             link.channel.close()
             self._box.close_sender(link.name, "this party's own channel was closed")
+        self._box.close_receiver()
         if self._own_server:
             self.server.stop(grace_s=1.0)
 

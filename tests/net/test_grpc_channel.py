@@ -253,6 +253,7 @@ def _raw_stub(tls: TlsFiles, address: str, target: str, method: str) -> tuple[gr
 
 def test_sender_claiming_another_party_is_refused_and_nothing_delivered(pair: dict[str, GrpcChannel], pki: dict[str, TlsFiles]) -> None:
     partner = pair["partner"]
+    before = partner.server.rejected
     ch, deliver = _raw_stub(pki["bank"], partner.server.address, "partner", "Deliver")
     with ch:
         frame = _encode_first_frame_head(FrameHeader("pair-job", "telecom", "s", 0, 3)) + wire.encode(7)[:3]
@@ -271,7 +272,7 @@ def test_sender_claiming_another_party_is_refused_and_nothing_delivered(pair: di
             ping(wire.encode(Hello("pair-job", "partner")), timeout=5)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED and "claims to come from 'partner'" in info.value.details()
         assert ping(wire.encode(Hello("pair-job", "bank")), timeout=5) == b""
-    assert partner.server.rejected == 3
+    assert partner.server.rejected == before + 3
     assert not partner._mailbox()._items
 
 
@@ -300,6 +301,7 @@ def test_channel_for_unknown_job_is_told_so(pair: dict[str, GrpcChannel], pki: d
 # --- malformed frames and unreachable peers -------------------------------------------------------------
 def test_garbage_frames_are_refused_and_nothing_delivered(pair: dict[str, GrpcChannel]) -> None:
     bank, partner = pair["bank"], pair["partner"]
+    before = partner.server.rejected
     head = functools.partial(_encode_first_frame_head)
     bad: list[tuple[list[bytes], bool, str]] = [
         ([b"garbage"], True, "does not start with the misuan transport magic"),
@@ -313,7 +315,7 @@ def test_garbage_frames_are_refused_and_nothing_delivered(pair: dict[str, GrpcCh
     for frames, single, why in bad:
         with pytest.raises(MalformedMessageError, match=why):
             bank._send_frames("partner", "s", frames, single)
-    assert partner.server.rejected == len(bad)
+    assert partner.server.rejected == before + len(bad)
     assert not partner._mailbox()._items  # nothing was delivered
     # the same (step, seq) is still free: a valid message takes it and arrives
     bank.send("partner", "s", "after the garbage")
@@ -436,3 +438,26 @@ def test_port_in_use_is_a_config_error(pki: dict[str, TlsFiles]) -> None:
             PartyServer("bank", pki["bank"], first.address)  # no silent SO_REUSEPORT sharing
     finally:
         first.stop(0)
+
+
+def _claim_4_gib_send_1_mib(chan: Channel) -> str:
+    assert isinstance(chan, GrpcChannel)
+    head = _encode_first_frame_head(FrameHeader(chan.job_id, chan.party, "huge", 0, 4 << 30))
+    try:
+        chan._send_frames("partner", "huge", [head, b"x" * (1 << 20)], single=False)
+    except MalformedMessageError as exc:
+        chan.send("partner", "done", True)
+        return str(exc)
+    return "accepted"
+
+
+def _wait_done(chan: Channel) -> bool:
+    return bool(chan.recv("bank", "done"))
+
+
+def test_declared_size_costs_no_memory_until_the_bytes_arrive(pki: dict[str, TlsFiles]) -> None:
+    out = run_party_processes(
+        {"bank": _claim_4_gib_send_1_mib, "partner": _wait_done}, tls={p: pki[p] for p in ["bank", "partner"]}
+    )
+    assert "the stream ended after 1048576 of 4294967296 bytes" in out["bank"].result
+    assert out["partner"].max_rss_bytes < 300 << 20  # not 4 GiB
