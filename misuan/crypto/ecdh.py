@@ -56,15 +56,14 @@ DOMAIN = b"misuan-psi-h2c1"  # BLAKE2b personalisation (<= 16 bytes): separates 
 
 _P = (1 << 255) - 19
 _A = 486662
-_MASK255 = (1 << 255) - 1
+_MASK255_MPZ = gmpy2.mpz((1 << 255) - 1)
 _P_MPZ = gmpy2.mpz(_P)
 _A_MPZ = gmpy2.mpz(_A)
 _MAX_TRIES = 256  # each try fails with probability ~1/2; 256 failures in a row never happen
 
 
-def _on_curve(u: int) -> bool:
-    """True when ``u`` (already ``< p``) is the u-coordinate of a curve point other than (0, 0)."""
-    v = gmpy2.mpz(u)
+def _on_curve(v: gmpy2.mpz) -> bool:
+    """True when ``v`` (already ``< p``) is the u-coordinate of a curve point other than (0, 0)."""
     return bool(gmpy2.jacobi(((v + _A_MPZ) * v + 1) * v % _P_MPZ, _P_MPZ) == 1)
 
 
@@ -72,13 +71,15 @@ def hash_to_curve(messages: list[bytes]) -> bytes:
     """The concatenated 32-byte u-coordinates of the curve points the ``messages`` hash to."""
     out = bytearray(POINT_BYTES * len(messages))
     blake2b = hashlib.blake2b
-    from_bytes = int.from_bytes
+    from_bytes = gmpy2.mpz.from_bytes
+    jacobi = gmpy2.jacobi
     pos = 0
     for msg in messages:
         for ctr in range(_MAX_TRIES):
             digest = blake2b(bytes((ctr,)) + msg, digest_size=32, person=DOMAIN).digest()
-            u = from_bytes(digest, "little") & _MASK255
-            if u < _P and _on_curve(u):
+            u = from_bytes(digest, "little") & _MASK255_MPZ
+            # u on the curve: u^3 + A u^2 + u a non-zero square (inlined _on_curve: this loop is hot)
+            if u < _P_MPZ and jacobi(((u + _A_MPZ) * u + 1) * u % _P_MPZ, _P_MPZ) == 1:
                 out[pos : pos + POINT_BYTES] = u.to_bytes(POINT_BYTES, "little")
                 break
         else:  # pragma: no cover - probability 2^-256
@@ -93,10 +94,10 @@ def find_invalid_point(points: bytes) -> int:
     Small-order points pass this check; :meth:`BlindingKey.blind` refuses them (their blinded value
     is the identity).
     """
-    from_bytes = int.from_bytes
+    from_bytes = gmpy2.mpz.from_bytes
     for i in range(len(points) // POINT_BYTES):
         u = from_bytes(points[i * POINT_BYTES : (i + 1) * POINT_BYTES], "little")
-        if u >= _P or not _on_curve(u):
+        if u >= _P_MPZ or not _on_curve(u):
             return i
     return -1
 

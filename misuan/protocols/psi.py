@@ -173,8 +173,11 @@ Executor = concurrent.futures.ProcessPoolExecutor | _InlineExecutor
 def _executor(workers: int) -> Executor:
     if workers <= 1:
         return _InlineExecutor()
-    # forkserver: no fork of a process that may run gRPC or other threads
-    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    # forkserver: no fork of a process that may run gRPC or other threads; the server imports this
+    # module once, so each worker starts in milliseconds
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx)
 
 
 # --- the protocol --------------------------------------------------------------------------------
