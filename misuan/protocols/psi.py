@@ -132,8 +132,8 @@ class PsiResult:
 
 
 # --- worker tasks (module level: they run in pool processes) -------------------------------------
-def _hash_task(ids: list[str], normalization: IdNormalization, first_row: int) -> bytes:
-    return hash_to_curve(normalize_ids(ids, normalization, first_row))
+def _hash_task(ids: list[str], normalization: IdNormalization, rows: list[int]) -> bytes:
+    return hash_to_curve(normalize_ids(ids, normalization, rows))
 
 
 def _blind_task(secret: bytes, points: bytes) -> bytes:
@@ -229,11 +229,11 @@ def psi(
     bar = tqdm(total=2 * n + n_peer, unit="id", desc=f"PSI {chan.party}", disable=not show, file=sys.stderr)
     try:
         window = 2 * max(workers, 1)
-        points = _hash_ids(pool, values, normalization, batch_size * _HASH_CHUNK_BATCHES, window, bar)
-        _check_duplicates(points, values)
         # a secret uniformly random row order: where a matched value sits in our stream says nothing
+        # about our rows; IDs are hashed in that order so no copy of the points is ever permuted
         order = np.argsort(np.frombuffer(secrets.token_bytes(8 * n), dtype=np.uint64), kind="stable")
-        points = points[order]
+        points = _hash_ids(pool, values, order, normalization, batch_size * _HASH_CHUNK_BATCHES, window, bar)
+        _check_duplicates(points, values, order)
         timings["hash"] = time.perf_counter() - t0
         exchange = _Exchange(
             chan, peer, step, reveal, key, pool, window, bar, points, batch_size, n_peer, theirs.batch_size
@@ -286,7 +286,7 @@ def _check_hello(ours: PsiHello, theirs: PsiHello, peer: str) -> None:
 
 
 def _ordered(
-    pool: Executor, tasks: Sequence[tuple[Any, ...]], fn: Callable[..., Any], window: int
+    pool: Executor, tasks: collections.abc.Iterable[tuple[Any, ...]], fn: Callable[..., Any], window: int
 ) -> collections.abc.Iterator[Any]:
     """``fn(*task)`` for each task, in order, with at most ``window`` tasks in flight."""
     pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
@@ -304,19 +304,34 @@ def _ordered(
 
 
 def _hash_ids(
-    pool: Executor, values: list[str], normalization: IdNormalization, chunk: int, window: int, bar: tqdm
+    pool: Executor,
+    values: list[str],
+    order: np.ndarray,
+    normalization: IdNormalization,
+    chunk: int,
+    window: int,
+    bar: tqdm,
 ) -> np.ndarray:
+    """``H(values[order[i]])`` for every ``i``, as an ``S32`` array (the tasks are built lazily)."""
     n = len(values)
     buf = bytearray(POINT_BYTES * n)
-    tasks = [(values[a : a + chunk], normalization, a) for a in range(0, n, chunk)]
-    for (batch, _, a), data in zip(tasks, _ordered(pool, tasks, _hash_task, window), strict=True):
-        buf[a * POINT_BYTES : (a + len(batch)) * POINT_BYTES] = data
-        bar.update(len(batch))
+    starts = range(0, n, chunk)
+
+    def task(a: int) -> tuple[list[str], IdNormalization, list[int]]:
+        rows = order[a : a + chunk].tolist()
+        return [values[r] for r in rows], normalization, rows
+
+    for a, data in zip(starts, _ordered(pool, map(task, starts), _hash_task, window), strict=True):
+        buf[a * POINT_BYTES : a * POINT_BYTES + len(data)] = data
+        bar.update(len(data) // POINT_BYTES)
     return np.frombuffer(buf, dtype=_POINT_DTYPE)
 
 
-def _check_duplicates(points: np.ndarray, values: list[str]) -> None:
-    """Raise :class:`DuplicateIdError` if two rows hash to the same point (equal normalised IDs)."""
+def _check_duplicates(points: np.ndarray, values: list[str], order: np.ndarray) -> None:
+    """Raise :class:`DuplicateIdError` if two rows hash to the same point (equal normalised IDs).
+
+    ``points[i]`` is the hash of row ``order[i]``.
+    """
     if points.size < 2:
         return
     prefix = points.view("<u8").reshape(-1, POINT_BYTES // 8)[:, 0]  # H(id) is uniform: 64 bits sort well
@@ -325,9 +340,9 @@ def _check_duplicates(points: np.ndarray, values: list[str]) -> None:
     if repeated.size == 0:
         return
     rows_by_point: dict[bytes, list[int]] = {}
-    for row in np.flatnonzero(np.isin(prefix, repeated)).tolist():
-        rows_by_point.setdefault(points[row : row + 1].tobytes(), []).append(row)
-    groups = [rows for rows in rows_by_point.values() if len(rows) > 1]
+    for i in np.flatnonzero(np.isin(prefix, repeated)).tolist():
+        rows_by_point.setdefault(points[i : i + 1].tobytes(), []).append(int(order[i]))
+    groups = sorted(sorted(rows) for rows in rows_by_point.values() if len(rows) > 1)
     if groups:
         shown = "; ".join(f"{example_rows(rows, values)}" for rows in groups[:5])
         extra = f" (and {len(groups) - 5} more groups)" if len(groups) > 5 else ""

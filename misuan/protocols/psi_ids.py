@@ -148,8 +148,14 @@ def coerce_ids(ids: Sequence[Any] | np.ndarray) -> list[str]:
     )
 
 
-def normalize_ids(ids: Sequence[str], normalization: IdNormalization, first_row: int = 0) -> list[bytes]:
-    """UTF-8 bytes of each normalised ID; raises :class:`EmptyIdError` / :class:`DataError` naming rows."""
+def normalize_ids(
+    ids: Sequence[str], normalization: IdNormalization, rows: Sequence[int] | None = None
+) -> list[bytes]:
+    """UTF-8 bytes of each normalised ID; raises :class:`EmptyIdError` / :class:`DataError` naming rows.
+
+    ``rows`` are the row numbers of ``ids`` in the user's data, for error messages (default 0, 1, ...).
+    """
+    row_of = rows if rows is not None else range(len(ids))
     apply = normalization.apply
     out: list[bytes] = []
     empty: list[int] = []
@@ -165,12 +171,12 @@ def normalize_ids(ids: Sequence[str], normalization: IdNormalization, first_row:
     if empty:
         raise EmptyIdError(
             f"empty IDs (after normalisation {normalization.canonical()}) at "
-            f"{example_rows([first_row + i for i in empty])}: drop them before PSI"
+            f"{example_rows(sorted(row_of[i] for i in empty))}: drop them before PSI"
         )
     if invalid:
-        rows = [first_row + i for i in invalid]
+        bad = sorted(row_of[i] for i in invalid)
         raise DataError(
             f"IDs that are not valid {normalization.kind} values at "
-            f"{example_rows(rows)} (e.g. {ids[invalid[0]]!r}): fix them or use kind='text'"
+            f"{example_rows(bad)} (e.g. {ids[invalid[0]]!r}): fix them or use kind='text'"
         )
     return out
