@@ -114,9 +114,12 @@ class SocketPairChannel(Channel):
 
 
 # --- memory of a process tree ---------------------------------------------------------------------
-def _tree_rss_bytes(root: int) -> int:
+def _tree_usage(root: int) -> tuple[int, dict[int, float]]:
+    """Summed resident bytes of ``root`` and its descendants, and each one's CPU seconds so far."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -128,23 +131,35 @@ def _tree_rss_bytes(root: int) -> int:
         pid = int(entry)
         children.setdefault(int(fields[1]), []).append(pid)
         rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, todo = 0, [root]
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo, tree_cpu = 0, [root], {}
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        tree_cpu[pid] = cpu.get(pid, 0.0)
         todo.extend(children.get(pid, []))
-    return total
+    return total, tree_cpu
 
 
 class PeakMemory:
+    """Samples the process tree: peak summed RSS, and CPU seconds of every process seen in it."""
+
     def __init__(self, interval_s: float = 0.2) -> None:
         self.peak = 0
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
 
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
+
     def _run(self, interval_s: float) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            rss, cpu = _tree_usage(os.getpid())
+            self.peak = max(self.peak, rss)
+            for pid, seconds in cpu.items():
+                self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
             self._stop.wait(interval_s)
 
     def __enter__(self) -> PeakMemory:
@@ -165,6 +180,7 @@ class PartyRun:
     bytes_sent: int
     peak_tree_bytes: int
     peak_main_bytes: int
+    cpu_s: float  # CPU seconds of the party process and its workers (sampled every 0.2 s)
     timings: dict[str, float]
     order_digest: str  # SHA-256 of the intersection in the party's order: equal on both sides
 
@@ -172,6 +188,7 @@ class PartyRun:
 def _party_work(chan: Channel, party: str, n: int, overlap: float, workers: int | None) -> dict[str, Any]:
     ids = make_ids(party, n, overlap)
     peer = next(p for p in PARTIES if p != party)
+    cpu_before = time.process_time()
     with PeakMemory() as mem:
         t0 = time.perf_counter()
         result = psi(chan, ids, peer, workers=workers, progress=False)
@@ -185,6 +202,7 @@ def _party_work(chan: Channel, party: str, n: int, overlap: float, workers: int 
             bytes_sent=chan.stats.bytes_sent,
             peak_tree_bytes=mem.peak,
             peak_main_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            cpu_s=mem.cpu_seconds - cpu_before,
             timings=result.timings,
             order_digest=hashlib.sha256("\n".join(inter).encode()).hexdigest(),
         )
@@ -233,7 +251,7 @@ def _grpc_party(chan: Channel, n: int, overlap: float, workers: int | None) -> d
 def run_over_grpc(n: int, overlap: float, workers: int | None) -> tuple[list[PartyRun], float]:
     import tempfile
 
-    from misuan.net import loopback  # type: ignore[attr-defined]  # lands with the grpc branch
+    from misuan.net import loopback  # lands with the grpc branch
 
     with tempfile.TemporaryDirectory() as tmp:
         pki = loopback.make_test_pki(tmp, PARTIES)
@@ -310,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     transport = args.transport
     if transport == "auto":
         try:
-            import misuan.net.loopback  # type: ignore[import-not-found]  # noqa: F401
+            import misuan.net.loopback  # noqa: F401
 
             transport = "grpc"
         except ImportError:
@@ -325,12 +343,18 @@ def main(argv: list[str] | None = None) -> None:
         protocol_s = max(r.seconds for r in runs)
         print(f"\n== {n:,} x {n:,} IDs, {expected:,} shared: misuan ECDH-PSI (X25519), reveal=both ==")
         print(f"  correct: {ok} (both sizes {expected:,}, same customers in the same order)")
+        cpu = sum(r.cpu_s for r in runs)
+        cores = os.cpu_count() or 1
         print(f"  wall {wall:.1f} s (process start to results), protocol {protocol_s:.1f} s")
+        print(
+            f"  CPU {cpu:.1f} s over both parties -> {cpu / cores:.1f} s on {cores} idle cores "
+            f"(the machine is shared: load average now {os.getloadavg()[0]:.1f})"
+        )
         for r in runs:
             prof = ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items())
             print(
                 f"  {r.party:8s} sent {_mib(r.bytes_sent)}, peak memory {_mib(r.peak_tree_bytes)} "
-                f"(party process alone {_mib(r.peak_main_bytes)}); {prof}"
+                f"(party process alone {_mib(r.peak_main_bytes)}), CPU {r.cpu_s:.1f} s; {prof}"
             )
         record: dict[str, Any] = {
             "n": n,
@@ -339,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
             "correct": ok,
             "wall_s": wall,
             "protocol_s": protocol_s,
+            "cpu_s": cpu,
+            "load_average": os.getloadavg()[0],
             "parties": [dataclasses.asdict(r) for r in runs],
         }
         if not args.no_baseline:
