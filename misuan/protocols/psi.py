@@ -41,6 +41,13 @@ Restart: the function keeps nothing on disk and every run draws fresh keys and a
 so a run killed at any point is simply started again on both sides; results exist only once the
 function returns. A caller that writes results to files must write them atomically (temporary
 file, then rename) so a killed run never leaves a partial output that looks final.
+
+As a job step (``kind = "psi"``): params ``id_column``, ``peer``, ``reveal``, ``normalize`` (the
+fields of :class:`IdNormalization`, identical in both parties' specs), optional ``batch_size`` and
+``workers``; call ``psi(ctx.channel, df[id_column], peer, ...)`` with ``progress=False`` unless
+interactive; outputs ``size``/``peer_size`` (JSON) and ``local_rows`` (an ``.npy`` artefact,
+written atomically) that later steps use as ``df.iloc[local_rows]``. A step that did not finish
+is rerun on both parties, never resumed half-way.
 """
 
 from __future__ import annotations
@@ -474,19 +481,20 @@ def _match(own: np.ndarray, theirs: np.ndarray, peer: str) -> np.ndarray:
     if own.size == 0 or theirs.size == 0:
         return np.empty(0, dtype=np.int64)
     own_key = np.ascontiguousarray(own.view("<u8").reshape(-1, DIGEST_BYTES // 8)[:, 0])
-    their_key = np.sort(theirs.view("<u8").reshape(-1, DIGEST_BYTES // 8)[:, 0])
-    own_sorted = np.sort(own_key)
-    if (their_key[1:] == their_key[:-1]).any() or (own_sorted[1:] == own_sorted[:-1]).any():
+    their_order = np.argsort(theirs.view("<u8").reshape(-1, DIGEST_BYTES // 8)[:, 0])
+    their_key = theirs.view("<u8").reshape(-1, DIGEST_BYTES // 8)[their_order, 0]
+    if (their_key[1:] == their_key[:-1]).any() or _has_repeats(own_key):
         return _match_exact(own, theirs, peer)
-    del own_sorted
     # where each own prefix would sit among the peer's; a hit needs the full digest to agree too
     pos = np.minimum(np.searchsorted(their_key, own_key), their_key.size - 1)
     candidates = np.flatnonzero(their_key[pos] == own_key)
-    if candidates.size:
-        their_prefix = theirs.view("<u8").reshape(-1, DIGEST_BYTES // 8)[:, 0]
-        their_hits = theirs[np.isin(their_prefix, own_key[candidates])]
-        candidates = candidates[np.isin(own[candidates], their_hits)]
+    candidates = candidates[own[candidates] == theirs[their_order[pos[candidates]]]]
     return candidates[np.argsort(own[candidates], kind="stable")].astype(np.int64)
+
+
+def _has_repeats(keys: np.ndarray) -> bool:
+    ranked = np.sort(keys)
+    return bool((ranked[1:] == ranked[:-1]).any())
 
 
 def _match_exact(own: np.ndarray, theirs: np.ndarray, peer: str) -> np.ndarray:

@@ -473,3 +473,29 @@ def test_cn_id_normalisation() -> None:
         IdNormalization(kind="passport")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         IdNormalization(country_code="+86")
+
+
+def test_matching_paths_agree_even_with_repeated_prefixes() -> None:
+    """Digests sharing their first 8 bytes take the exact path; the result and order are the same."""
+    rng = np.random.default_rng(11)
+    own = np.frombuffer(rng.bytes(16 * 300), dtype="S16").copy()
+    theirs = np.concatenate([own[100:250], np.frombuffer(rng.bytes(16 * 200), dtype="S16")])
+    fast = psi_module._match(own, theirs, "partner")
+    assert fast.size == 150 and set(fast.tolist()) == set(range(100, 250))
+    assert list(own[fast]) == sorted(own[fast])  # sorted by digest value
+    # a peer digest equal to an own one in the first 8 bytes only must not match
+    twin = bytearray(own[0:1].tobytes())
+    twin[15] ^= 1
+    theirs2 = np.concatenate([theirs, np.frombuffer(bytes(twin), dtype="S16")])
+    collided = psi_module._match(own, theirs2, "partner")  # fast path, full digests compared
+    assert collided.tolist() == fast.tolist()
+    own2 = np.concatenate([own, np.frombuffer(bytes(twin), dtype="S16")])  # repeated prefix: exact path
+    assert psi_module._match(own2, theirs, "partner").tolist() == fast.tolist()
+
+
+def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    run_psi(["a", "b"], ["b"], progress=True)
+    captured = capsys.readouterr()
+    assert "PSI bank" in captured.err and "PSI partner" in captured.err and captured.out == ""
+    run_psi(["a", "b"], ["b"], progress=False)
+    assert capsys.readouterr().err == ""
