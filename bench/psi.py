@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -244,27 +243,60 @@ def run_over_socketpair(n: int, overlap: float, workers: int | None) -> tuple[li
     return [PartyRun(**r) for r in replies], wall
 
 
-def _grpc_party(chan: Channel, n: int, overlap: float, workers: int | None) -> dict[str, Any]:
-    return _party_work(chan, chan.party, n, overlap, workers)
+def _grpc_child(
+    party: str, tls: Any, n: int, overlap: float, workers: int | None, conn: multiprocessing.connection.Connection
+) -> None:
+    from misuan.net.grpc_channel import PartyServer, open_grpc_channel
+
+    try:
+        server = PartyServer(party, tls, "127.0.0.1:0")
+        try:
+            conn.send_bytes(json.dumps({"port": server.port}).encode())
+            addresses = json.loads(conn.recv_bytes())
+            chan = open_grpc_channel(party, addresses, "bench-psi", tls, server=server, timeout_s=3600.0)
+            try:
+                reply = _party_work(chan, party, n, overlap, workers)
+            finally:
+                chan.close()
+        finally:
+            server.stop(grace_s=0.5)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as text
+        reply = {"error": f"{type(exc).__name__}: {exc}"}
+    conn.send_bytes(json.dumps(reply).encode())
 
 
 def run_over_grpc(n: int, overlap: float, workers: int | None) -> tuple[list[PartyRun], float]:
+    """Each party in its own (non-daemonic, so it may start its worker pool) process, gRPC + mTLS."""
     import tempfile
 
-    from misuan.net import loopback  # lands with the grpc branch
+    from misuan.net.loopback import make_test_pki  # lands with the grpc branch
 
+    # spawn: the children must not inherit this process's state; they re-import this script
+    ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
-        pki = loopback.make_test_pki(tmp, PARTIES)
-        fn = functools.partial(_grpc_party, n=n, overlap=overlap, workers=workers)
+        pki = make_test_pki(tmp, PARTIES)
         t0 = time.perf_counter()
-        out = loopback.run_party_processes({p: fn for p in PARTIES}, tls=pki)
+        procs, conns = [], []
+        for party in PARTIES:
+            parent_end, child_end = ctx.Pipe()
+            proc = ctx.Process(target=_grpc_child, args=(party, pki[party], n, overlap, workers, child_end))
+            proc.start()
+            procs.append(proc)
+            conns.append(parent_end)
+        first = [json.loads(c.recv_bytes()) for c in conns]
+        if any("port" not in f for f in first):
+            raise RuntimeError(f"a party failed before listening: {first}")
+        book = json.dumps({p: f"127.0.0.1:{f['port']}" for p, f in zip(PARTIES, first, strict=True)})
+        for c in conns:
+            c.send_bytes(book.encode())
+        replies = [json.loads(c.recv_bytes()) for c in conns]
+        for proc in procs:
+            proc.join()
         wall = time.perf_counter() - t0
-    runs = []
-    for p in PARTIES:
-        if out[p].error is not None:
-            raise RuntimeError(f"{p}: {out[p].error}")
-        runs.append(PartyRun(**out[p].result))
-    return runs, wall
+    errors = [r["error"] for r in replies if "error" in r]
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return [PartyRun(**r) for r in replies], wall
 
 
 # --- baseline -------------------------------------------------------------------------------------

@@ -174,12 +174,16 @@ class _InlineExecutor:
         pass
 
 
-Executor = concurrent.futures.ProcessPoolExecutor | _InlineExecutor
+Executor = concurrent.futures.Executor | _InlineExecutor
 
 
 def _executor(workers: int) -> Executor:
     if workers <= 1:
         return _InlineExecutor()
+    if multiprocessing.current_process().daemon:
+        # a daemonic process may not start children (multiprocessing forbids it): threads still
+        # give correct results, in parallel only as far as the crypto calls release the GIL
+        return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="psi-worker")
     # forkserver: no fork of a process that may run gRPC or other threads; the server imports this
     # module once, so each worker starts in milliseconds
     ctx = multiprocessing.get_context("forkserver")

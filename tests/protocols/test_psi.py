@@ -499,3 +499,17 @@ def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None
     assert "PSI bank" in captured.err and "PSI partner" in captured.err and captured.out == ""
     run_psi(["a", "b"], ["b"], progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_daemonic_process_falls_back_to_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """multiprocessing forbids children of a daemonic process; PSI then uses threads."""
+
+    class Daemonic:
+        daemon = True
+
+    monkeypatch.setattr(psi_module.multiprocessing, "current_process", lambda: Daemonic())
+    assert isinstance(psi_module._executor(2), psi_module.concurrent.futures.ThreadPoolExecutor)
+    bank, partner = random_sets(np.random.default_rng(12), 300, 200, 100)
+    out, _ = run_psi(bank, partner, workers=2, batch_size=32)
+    assert out["bank"].size == 100
+    assert_aligned(out, bank, partner)
