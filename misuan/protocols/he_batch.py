@@ -1,9 +1,11 @@
-"""Batched homomorphic work of the WOE protocol: label encryption and per-bin sums, over cores.
+"""Batched homomorphic work of the WOE protocol: label encryption and per-bin sums, streamed and over cores.
 
 Two costs dominate a WOE job: the label party encrypts one label per row, and the feature party
-multiplies every row's ciphertext into one bin per feature. Both parallelise over processes (the
-GIL serialises gmpy2 calls within one process); workers are spawned, not forked, because the
-protocol runs inside threads.
+multiplies every row's ciphertext into one bin per feature. Both stream in chunks of rows, so the
+feature party sums chunk ``k`` while the label party still encrypts chunk ``k + 1``; both use worker
+processes (the GIL serialises gmpy2 calls within one process). Workers are spawned, not forked,
+because the protocol runs inside threads; as with any spawning code, a script that runs a job must
+guard its entry point with ``if __name__ == "__main__":``.
 
 Bin sums share work across features: rows are first summed into the *joint cells* of a group of
 features (their bin-index tuples), and each feature's bins are then summed from those cells. With
@@ -13,16 +15,16 @@ is the same homomorphic sum (multiplication is associative and commutative); onl
 multiplications changes. No secret is involved in choosing the groups.
 
 Ciphertexts reach the workers through shared memory as the fixed-width bytes of the wire format;
-nothing is pickled from what a peer sent (only our own public key, bin indices and results).
+nothing a peer sent is pickled (only our own public key, bin indices and the sums workers return).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import resource_tracker, shared_memory
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,7 @@ from misuan.crypto.he import PublicKey, public_key_from_wire
 # below this many ciphertext multiplications starting worker processes costs more than it saves
 POOL_MIN_MULTIPLICATIONS = 600_000
 POOL_MIN_ENCRYPTIONS = 20_000
+WIDE_TABLE_MIN = 10_000  # encryptions per worker from which a wider fixed-base table pays off
 MAX_GROUP = 6  # features per joint-cell group
 
 
@@ -44,17 +47,55 @@ def available_workers(requested: int | None) -> int:
 # --- encryption ----------------------------------------------------------------------------------
 def encrypt_labels(pk: PublicKey, labels: np.ndarray, workers: int | None = None) -> np.ndarray:
     """Encrypt every label (fresh randomness each); returns the wire array ``S{ciphertext_bytes}``."""
+    values = np.asarray(labels, np.int64)
+    return np.concatenate(
+        list(encrypt_chunks(pk, values, chunk_bounds(len(values), len(values) or 1), workers))
+    )
+
+
+def chunk_bounds(n: int, chunk_rows: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` row ranges of at most ``chunk_rows`` rows covering ``range(n)``."""
+    return [(lo, min(lo + chunk_rows, n)) for lo in range(0, n, chunk_rows)]
+
+
+def encrypt_chunks(
+    pk: PublicKey, values: np.ndarray, bounds: Sequence[tuple[int, int]], workers: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield the wire array of each chunk's ciphertexts in order, as soon as it is ready (give at least
+    as many chunks as workers to keep them all busy)."""
     n_workers = available_workers(workers)
-    if n_workers == 1 or len(labels) < POOL_MIN_ENCRYPTIONS:
-        return pk.to_array(pk.encrypt_ints(labels))
-    chunks = np.array_split(np.asarray(labels, np.int64), n_workers * 4)
+    if n_workers == 1 or len(values) < POOL_MIN_ENCRYPTIONS:
+        for lo, hi in bounds:
+            yield pk.to_array(pk.encrypt_ints(values[lo:hi]))
+        return
+    per_worker = len(values) // n_workers
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_encrypt_chunk, [pk.to_wire()] * len(chunks), chunks))
-    return np.concatenate(parts)
+        futures = [pool.submit(_encrypt_task, pk.to_wire(), values[lo:hi], per_worker) for lo, hi in bounds]
+        for f in futures:
+            yield f.result()
 
 
-def _encrypt_chunk(pk_wire: dict[str, Any], values: np.ndarray) -> np.ndarray:
-    pk = public_key_from_wire(pk_wire)
+def _split_points(n: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.linspace(0, n, parts + 1).astype(int)
+    return edges[:-1], edges[1:]
+
+
+# worker-process cache: one key object (and its fixed-base tables) per key, built once per worker
+_KEYS: dict[tuple[str, int], PublicKey] = {}
+
+
+def _worker_key(pk_wire: dict[str, Any], expected_use: int) -> PublicKey:
+    ident = (str(pk_wire["scheme"]), int(pk_wire["n"]))
+    if ident not in _KEYS:
+        pk = public_key_from_wire(pk_wire)
+        if expected_use >= WIDE_TABLE_MIN:
+            pk.warm_up(window=10)  # 23 windows instead of 28 per randomiser; the table costs ~0.1 s
+        _KEYS[ident] = pk
+    return _KEYS[ident]
+
+
+def _encrypt_task(pk_wire: dict[str, Any], values: np.ndarray, expected_use: int) -> np.ndarray:
+    pk = _worker_key(pk_wire, expected_use)
     return pk.to_array(pk.encrypt_ints(values))
 
 
@@ -94,15 +135,86 @@ def group_bin_sums(
         joint = joint * b + c
     cells, cell_of_row = np.unique(joint, return_inverse=True)
     cell_sums = pk.bin_sums(cts, cell_of_row.reshape(-1), len(cells))
-    out = []
-    stride = 1
-    strides = []
-    for b in reversed(n_bins):
-        strides.append(stride)
-        stride *= b
-    for c_stride, b in zip(reversed(strides), n_bins, strict=True):
-        out.append(pk.bin_sums(cell_sums, (cells // c_stride) % b, b))
-    return out
+    strides = np.cumprod([1, *n_bins[:0:-1]])[::-1]  # stride of each feature in the joint index
+    return [pk.bin_sums(cell_sums, (cells // int(s)) % b, b) for s, b in zip(strides, n_bins, strict=True)]
+
+
+def all_bin_sums(
+    pk: PublicKey, cts: Sequence[mpz], codes: Sequence[np.ndarray], n_bins: Sequence[int]
+) -> list[list[mpz]]:
+    """Per-bin sums of every feature over ``cts`` in this process (grouped by :func:`plan_groups`)."""
+    results: list[list[mpz]] = [[] for _ in codes]
+    for g in plan_groups(len(cts), n_bins):
+        sums = group_bin_sums(pk, cts, [codes[j] for j in g], [n_bins[j] for j in g])
+        for j, s in zip(g, sums, strict=True):
+            results[j] = s
+    return results
+
+
+class BinSumAccumulator:
+    """The feature party's per-bin encrypted sums of every feature, fed chunk by chunk.
+
+    ``codes[j][i]`` is row ``i``'s bin of feature ``j``. With ``workers > 1`` and enough work, each
+    chunk's partial sums run in worker processes (started at once, so they start while the first
+    chunk is still being encrypted) and :meth:`result` multiplies the partials; otherwise they are
+    summed here. Empty bins come back as the trivial encryption 1: the caller re-randomises every sum.
+    """
+
+    def __init__(
+        self, pk: PublicKey, codes: Sequence[np.ndarray], n_bins: Sequence[int], workers: int | None = None
+    ) -> None:
+        self.pk = pk
+        self.n_bins = [int(b) for b in n_bins]
+        dtype = np.int16 if max(self.n_bins, default=1) < 2**15 else np.int64
+        self.codes = [np.asarray(c, dtype) for c in codes]
+        n = len(self.codes[0]) if self.codes else 0
+        cost = sum(
+            _group_cost(n, len(g), int(np.prod([n_bins[j] for j in g]))) for g in plan_groups(n, n_bins)
+        )
+        n_workers = available_workers(workers)
+        self._pool: ProcessPoolExecutor | None = None
+        if n_workers > 1 and cost >= POOL_MIN_MULTIPLICATIONS:
+            self._pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
+        self._acc: list[list[mpz]] = [[mpz(1)] * b for b in self.n_bins]
+        self._pending: list[tuple[Future[list[np.ndarray]], shared_memory.SharedMemory]] = []
+
+    def add(self, lo: int, cts: Sequence[mpz], cts_wire: np.ndarray) -> None:
+        """Add rows ``lo .. lo + len(cts)``: ``cts`` parsed and checked, ``cts_wire`` the same as received."""
+        hi = lo + len(cts)
+        codes = [c[lo:hi] for c in self.codes]
+        if self._pool is None:
+            self._merge(all_bin_sums(self.pk, cts, codes, self.n_bins))
+            return
+        raw = np.ascontiguousarray(cts_wire)
+        shm = shared_memory.SharedMemory(create=True, size=max(raw.nbytes, 1))
+        np.ndarray(raw.shape, raw.dtype, buffer=shm.buf)[:] = raw
+        fut = self._pool.submit(
+            _chunk_task, self.pk.to_wire(), shm.name, raw.dtype.str, len(cts), codes, self.n_bins
+        )
+        self._pending.append((fut, shm))
+
+    def result(self) -> list[list[mpz]]:
+        try:
+            for fut, _ in self._pending:
+                self._merge([self.pk.from_array(a) for a in fut.result()])
+        finally:
+            self.close()
+        return self._acc
+
+    def close(self) -> None:
+        for _, shm in self._pending:
+            shm.close()
+            shm.unlink()
+        self._pending = []
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def _merge(self, partial: list[list[mpz]]) -> None:
+        m = self.pk.modulus
+        for acc, part in zip(self._acc, partial, strict=True):
+            for b, c in enumerate(part):
+                acc[b] = acc[b] * c % m
 
 
 def bin_sums_by_feature(
@@ -113,64 +225,23 @@ def bin_sums_by_feature(
     n_bins: Sequence[int],
     workers: int | None = None,
 ) -> list[list[mpz]]:
-    """Homomorphic per-bin sums of ``cts`` for every feature (``codes[j][i]``: row i's bin of feature j).
-
-    ``cts_wire`` is the same ciphertexts as received (``S{ciphertext_bytes}``), shared with workers.
-    Empty bins come back as the trivial encryption 1: the caller re-randomises every sum.
-    """
-    n = len(cts)
-    groups = plan_groups(n, n_bins)
-    cost = sum(_group_cost(n, len(g), int(np.prod([n_bins[j] for j in g]))) for g in groups)
-    n_workers = min(available_workers(workers), len(groups))
-    results: list[list[mpz]] = [[] for _ in codes]
-    if n_workers == 1 or cost < POOL_MIN_MULTIPLICATIONS:
-        for g in groups:
-            for j, sums in zip(
-                g, group_bin_sums(pk, cts, [codes[j] for j in g], [n_bins[j] for j in g]), strict=True
-            ):
-                results[j] = sums
-        return results
-    raw = np.ascontiguousarray(cts_wire)
-    shm = shared_memory.SharedMemory(create=True, size=max(raw.nbytes, 1))
-    try:
-        np.ndarray(raw.shape, raw.dtype, buffer=shm.buf)[:] = raw
-        ctx = multiprocessing.get_context("spawn")
-        init = (pk.to_wire(), shm.name, raw.dtype.str, n)
-        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_attach, initargs=init) as pool:
-            # largest groups first so the last finishing worker is not holding a big one
-            order = sorted(range(len(groups)), key=lambda k: -len(groups[k]))
-            futures = {
-                k: pool.submit(_group_task, [codes[j] for j in groups[k]], [n_bins[j] for j in groups[k]])
-                for k in order
-            }
-            for k, fut in futures.items():
-                for j, arr in zip(groups[k], fut.result(), strict=True):
-                    results[j] = pk.from_array(arr)
-    finally:
-        shm.close()
-        shm.unlink()
-    return results
+    """Per-bin sums of every feature over all of ``cts`` at once (one chunk per worker)."""
+    acc = BinSumAccumulator(pk, codes, n_bins, workers)
+    parts = available_workers(workers) if acc._pool is not None else 1
+    for lo, hi in zip(*_split_points(len(cts), parts), strict=True):
+        acc.add(int(lo), cts[lo:hi], cts_wire[lo:hi])
+    return acc.result()
 
 
-# worker-process state: the public key and the ciphertexts, parsed once per worker
-_WORKER: dict[str, Any] = {}
-
-
-def _attach(pk_wire: dict[str, Any], shm_name: str, dtype: str, n: int) -> None:
-    pk = public_key_from_wire(pk_wire)
+def _chunk_task(
+    pk_wire: dict[str, Any], shm_name: str, dtype: str, n: int, codes: list[np.ndarray], n_bins: list[int]
+) -> list[np.ndarray]:
+    """Worker: partial bin sums of one chunk of rows for every feature, as wire arrays."""
+    pk = _worker_key(pk_wire, 0)
     shm = shared_memory.SharedMemory(name=shm_name)
-    # the parent owns (and unlinks) the segment; before Python 3.13 attaching also registers it with
-    # the resource tracker, which would try to unlink it a second time
-    resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
     try:
         arr = np.ndarray((n,), np.dtype(dtype), buffer=shm.buf).copy()
     finally:
         shm.close()
-    _WORKER["pk"] = pk
-    _WORKER["cts"] = pk.from_array(arr)
-
-
-def _group_task(codes: list[np.ndarray], n_bins: list[int]) -> list[np.ndarray]:
-    pk: PublicKey = _WORKER["pk"]
-    sums = group_bin_sums(pk, _WORKER["cts"], codes, n_bins)
+    sums = all_bin_sums(pk, pk.from_array(arr), codes, n_bins)
     return [pk.to_array(s) for s in sums]

@@ -6,11 +6,12 @@ aligned beforehand by PSI (both pass their data in the intersection's common ord
 
 Protocol (step names under ``step``, default ``woe``):
 
-1. ``labels`` (label -> feature): the public key and one ciphertext per row, ``Enc(y_i)``, each with
-   fresh randomness (Okamoto-Uchiyama by default, 2048-bit keys; every encryption draws its own
+1. ``labels`` then ``label_chunk`` x k (label -> feature): the public key and the row count, then one
+   ciphertext per row, ``Enc(y_i)``, in chunks of ``LABEL_CHUNK_ROWS`` so the feature party sums a
+   chunk while the next is being encrypted. Each ciphertext has fresh randomness (Okamoto-Uchiyama by default, 2048-bit keys; every encryption draws its own
    randomiser, so the ciphertexts are re-randomised by construction before they leave the key holder).
    The feature party refuses keys shorter than ``config.min_key_bits``, a count that differs from its
-   own row count, and ciphertexts outside ``(0, modulus)``.
+   own row count, chunks out of order or over size, and ciphertexts outside ``(0, modulus)``.
 2. ``bin_sums`` (feature -> label): for every feature, the feature party bins its own column
    (``quantile``/``equal_width``: final bins; ``chimerge``/``tree``: ``n_prebins`` quantile pre-bins),
    merges bins below ``min_bin_size`` rows *before anything is revealed*, and sends per bin the row
@@ -73,7 +74,7 @@ from misuan.protocols.binning import (
     merge_prebins,
     unsupervised_bins,
 )
-from misuan.protocols.he_batch import bin_sums_by_feature, encrypt_labels
+from misuan.protocols.he_batch import BinSumAccumulator, available_workers, chunk_bounds, encrypt_chunks
 from misuan.protocols.woe_table import FeatureWoe, WoeResult, check_labels, feature_woe
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "EncryptedLabels",
     "FeaturePartyWoe",
     "IvSummary",
+    "LabelChunk",
     "MergeDecisions",
     "woe_iv",
     "woe_iv_feature_party",
@@ -93,6 +95,8 @@ FEATURE_PARTY = "feature_party"
 Role = Literal["label_party", "feature_party"]
 MAX_FEATURES = 100_000
 MAX_NAME = 256
+LABEL_CHUNK_ROWS = 8192  # ~2 MB of 2048-bit OU ciphertexts per message
+MAX_CHUNK_ROWS = 1 << 20
 
 
 @wire.message
@@ -100,7 +104,15 @@ MAX_NAME = 256
 class EncryptedLabels:
     config: str  # BinningConfig.fingerprint(): both parties must run the same job
     public_key: dict[str, Any]
-    ciphertexts: np.ndarray  # S{ciphertext_bytes}, one per row
+    n_rows: int
+    n_chunks: int  # LabelChunk messages that follow
+
+
+@wire.message
+@dataclasses.dataclass
+class LabelChunk:
+    index: int  # 0, 1, ... in order
+    ciphertexts: np.ndarray  # S{ciphertext_bytes}: Enc(label) of the chunk's rows, in row order
 
 
 @wire.message
@@ -197,11 +209,12 @@ def woe_iv_label_party(
             f"{n} rows: a bin's positive count may not fit {pk.plaintext_bits} plaintext bits"
         )
 
-    chan.send(
-        peer,
-        f"{step}/labels",
-        EncryptedLabels(config.fingerprint(), dict(pk.to_wire()), encrypt_labels(pk, y, config.workers)),
-    )
+    # chunks of at most LABEL_CHUNK_ROWS, and at least one per worker
+    bounds = chunk_bounds(n, min(LABEL_CHUNK_ROWS, -(-n // available_workers(config.workers))))
+    header = EncryptedLabels(config.fingerprint(), dict(pk.to_wire()), n, len(bounds))
+    chan.send(peer, f"{step}/labels", header)
+    for i, arr in enumerate(encrypt_chunks(pk, y, bounds, config.workers)):
+        chan.send(peer, f"{step}/label_chunk", LabelChunk(i, arr))
     chan.disclose(
         step,
         chan.party,
@@ -294,11 +307,36 @@ def woe_iv_feature_party(
         raise MalformedMessageError(
             f"{peer} sent a {pk.bits}-bit key; this party requires at least {config.min_key_bits} bits"
         )
-    if not isinstance(msg.ciphertexts, np.ndarray) or msg.ciphertexts.shape != (n,):
+    if msg.n_rows != n or not 1 <= msg.n_chunks <= n:
         raise MalformedMessageError(
-            f"{peer} sent {getattr(msg.ciphertexts, 'shape', '?')} encrypted labels for {n} rows: align both parties' rows by PSI first"
+            f"{peer} announces {msg.n_rows} encrypted labels in {msg.n_chunks} chunks for {n} rows: "
+            "align both parties' rows by PSI first"
         )
-    cts = pk.from_array(msg.ciphertexts)  # checks dtype, size and 0 < c < modulus
+    acc = BinSumAccumulator(pk, codes, [b.n_bins for b in binned], config.workers)
+    try:
+        lo = 0
+        for i in range(msg.n_chunks):
+            chunk = chan.recv(peer, f"{step}/label_chunk", expect=LabelChunk)
+            arr = chunk.ciphertexts
+            if chunk.index != i or not isinstance(arr, np.ndarray) or arr.ndim != 1:
+                raise MalformedMessageError(
+                    f"{peer} sent label chunk {chunk.index} (expected {i}) or not a 1-d array"
+                )
+            if not 1 <= arr.shape[0] <= min(MAX_CHUNK_ROWS, n - lo):
+                raise MalformedMessageError(
+                    f"{peer} sent a label chunk of {arr.shape[0]} rows at row {lo} of {n}"
+                )
+            acc.add(lo, pk.from_array(arr), arr)  # from_array checks dtype, size and 0 < c < modulus
+            lo += arr.shape[0]
+            if lo == n and i < msg.n_chunks - 1:
+                raise MalformedMessageError(
+                    f"{peer} announced {msg.n_chunks} label chunks but sent all rows in {i + 1}"
+                )
+        if lo != n:
+            raise MalformedMessageError(f"{peer} sent {lo} encrypted labels for {n} rows")
+        sums = acc.result()
+    finally:
+        acc.close()
     chan.disclose(
         step,
         peer,
@@ -309,8 +347,6 @@ def woe_iv_feature_party(
         scheme=pk.scheme,
         key_bits=pk.bits,
     )
-
-    sums = bin_sums_by_feature(pk, cts, msg.ciphertexts, codes, [b.n_bins for b in binned], config.workers)
     counts = [np.bincount(c, minlength=b.n_bins).astype(np.int64) for c, b in zip(codes, binned, strict=True)]
     _check_small_cells(names, counts, n, config.min_bin_size)
     chan.send(

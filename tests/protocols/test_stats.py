@@ -21,6 +21,7 @@ from misuan.protocols.stats import (
     BinSums,
     EncryptedLabels,
     FeaturePartyWoe,
+    LabelChunk,
     MergeDecisions,
     woe_iv,
     woe_iv_feature_party,
@@ -142,14 +143,19 @@ def test_transcript_feature_party_sees_only_ciphertexts_and_merge_decisions(keys
     cfg = dataclasses.replace(TEST_CFG, method="tree")
     _, partner, ch = _run(feats, y, cfg, keys, transcripts=True)
     got = ch["partner"].transcript
-    assert [(s, st, type(m)) for s, st, m in got] == [
+    kinds = [(s, st, type(m)) for s, st, m in got]
+    n_chunks = got[0][2].n_chunks
+    assert kinds == [
         ("bank", "woe/labels", EncryptedLabels),
+        *[("bank", "woe/label_chunk", LabelChunk)] * n_chunks,
         ("bank", "woe/merges", MergeDecisions),
     ]
-    labels_msg, merges = got[0][2], got[1][2]
+    labels_msg, chunks, merges = got[0][2], [m for _, _, m in got[1:-1]], got[-1][2]
     pk = keys[0]
-    cts = labels_msg.ciphertexts
-    assert cts.dtype == np.dtype(f"S{pk.ciphertext_bytes}") and cts.shape == (300,)
+    assert labels_msg.n_rows == 300 and [c.index for c in chunks] == list(range(n_chunks))
+    assert all(c.ciphertexts.dtype == np.dtype(f"S{pk.ciphertext_bytes}") for c in chunks)
+    cts = np.concatenate([c.ciphertexts for c in chunks])
+    assert cts.shape == (300,)
     values = pk.from_array(cts)
     assert all(0 < c < pk.modulus for c in values)
     assert len(set(values)) == 300  # fresh randomness: equal labels give unrelated ciphertexts
@@ -168,7 +174,12 @@ def test_bin_sums_are_rerandomised(keys: Keys) -> None:
     feats, y = _data(n=200, seed=7)
     _, _, ch = _run(feats[["score"]], y, TEST_CFG, keys, transcripts=True)
     pk, sk = keys
-    sent = pk.from_array(ch["partner"].transcript[0][2].ciphertexts)
+    sent = [
+        c
+        for _, st, m in ch["partner"].transcript
+        if st == "woe/label_chunk"
+        for c in pk.from_array(m.ciphertexts)
+    ]
     sums = ch["bank"].transcript[0][2]
     bins, _ = woe_iv_feature("score", feats["score"].to_numpy(), y, TEST_CFG)
     codes = bins.assign(feats["score"].to_numpy())
@@ -217,18 +228,42 @@ def _with_fake(party_fn: Callable[[Channel], Any], fake_fn: Callable[[Channel], 
     run_parties(ch, {party: party_fn, other: fake_fn})
 
 
-def _labels_msg(keys: Keys, n: int, cfg: BinningConfig = TEST_CFG, **change: Any) -> EncryptedLabels:
+def _send_labels(
+    keys: Keys, n: int, cfg: BinningConfig = TEST_CFG, **change: Any
+) -> Callable[[Channel], None]:
+    """A label party that sends an honest header and one chunk of encryptions of 0, except for ``change``."""
     pk = keys[0]
-    msg = EncryptedLabels(cfg.fingerprint(), dict(pk.to_wire()), pk.to_array(pk.encrypt_ints([0] * n)))
-    return dataclasses.replace(msg, **change)
+    header = EncryptedLabels(cfg.fingerprint(), dict(pk.to_wire()), n, 1)
+    chunk = LabelChunk(0, pk.to_array(pk.encrypt_ints([0] * n)))
+    header = dataclasses.replace(
+        header, **{k: v for k, v in change.items() if k in ("config", "public_key", "n_rows", "n_chunks")}
+    )
+    chunk = dataclasses.replace(chunk, **{k: v for k, v in change.items() if k in ("index", "ciphertexts")})
+
+    def run(c: Channel) -> None:
+        c.send("partner", "woe/labels", header)
+        c.send("partner", "woe/label_chunk", chunk)
+
+    return run
+
+
+def _too_big(keys: Keys, n: int) -> np.ndarray:
+    pk = keys[0]
+    arr = pk.to_array(pk.encrypt_ints([0] * n))
+    arr[3] = (int(pk.modulus) + 1).to_bytes(pk.ciphertext_bytes, "big")
+    return arr
 
 
 @pytest.mark.parametrize(
     ("change", "error", "match"),
     [
-        ({"ciphertexts": "n_minus_1"}, MalformedMessageError, "align both parties"),
+        ({"n_rows": 49}, MalformedMessageError, "align both parties"),
+        ({"n_chunks": 0}, MalformedMessageError, "align both parties"),
+        ({"n_chunks": 2}, MalformedMessageError, "all rows in 1"),
+        ({"index": 1}, MalformedMessageError, "expected 0"),
         ({"ciphertexts": "too_big"}, MalformedMessageError, "outside"),
-        ({"ciphertexts": "wrong_dtype"}, MalformedMessageError, "must be 1-d"),
+        ({"ciphertexts": np.zeros(50, np.int64)}, MalformedMessageError, "must be 1-d"),
+        ({"ciphertexts": np.zeros((50, 2), "S129")}, MalformedMessageError, "not a 1-d array"),
         ({"config": "{}"}, ConfigError, "same job spec"),
         ({"public_key": {"scheme": "ou", "n": 15}}, MalformedMessageError, "modulus"),
     ],
@@ -237,23 +272,12 @@ def test_feature_party_refuses_malformed_labels(
     keys: Keys, change: dict[str, Any], error: type, match: str
 ) -> None:
     feats, _ = _data(n=50)
-    pk = keys[0]
-    good = _labels_msg(keys, 50)
-    value = next(iter(change.values()))
-    if value == "n_minus_1":
-        msg = dataclasses.replace(good, ciphertexts=good.ciphertexts[:49])
-    elif value == "too_big":
-        arr = good.ciphertexts.copy()
-        arr[3] = (int(pk.modulus) + 1).to_bytes(pk.ciphertext_bytes, "big")
-        msg = dataclasses.replace(good, ciphertexts=arr)
-    elif value == "wrong_dtype":
-        msg = dataclasses.replace(good, ciphertexts=np.zeros(50, np.int64))
-    else:
-        msg = dataclasses.replace(good, **change)
+    if isinstance(change.get("ciphertexts"), str):
+        change = {"ciphertexts": _too_big(keys, 50)}
     with pytest.raises(error, match=match):
         _with_fake(
             lambda c: woe_iv_feature_party(c, "bank", feats, config=TEST_CFG),
-            lambda c: c.send("partner", "woe/labels", msg),
+            _send_labels(keys, 50, **change),
             "partner",
         )
 
@@ -261,11 +285,10 @@ def test_feature_party_refuses_malformed_labels(
 def test_feature_party_refuses_weak_key(keys: Keys) -> None:
     feats, _ = _data(n=20)
     strict = BinningConfig(n_bins=5, n_prebins=20)  # min_key_bits 2048; the fake sends a 1024-bit key
-    msg = _labels_msg(keys, 20, strict)
     with pytest.raises(MalformedMessageError, match="at least 2048 bits"):
         _with_fake(
             lambda c: woe_iv_feature_party(c, "bank", feats, config=strict),
-            lambda c: c.send("partner", "woe/labels", msg),
+            _send_labels(keys, 20, strict),
             "partner",
         )
 
@@ -277,7 +300,7 @@ def test_feature_party_refuses_bad_merge_decisions(keys: Keys, starts: list[int]
     one = feats[["score"]]
 
     def fake_bank(c: Channel) -> None:
-        c.send("partner", "woe/labels", _labels_msg(keys, 200, cfg))
+        _send_labels(keys, 200, cfg)(c)
         c.recv("partner", "woe/bin_sums", expect=BinSums)
         c.send("partner", "woe/merges", MergeDecisions(["score"], [np.array(starts, np.int64)]))
 
@@ -295,7 +318,11 @@ def _fake_partner(
 
         msg = c.recv("bank", "woe/labels", expect=EncryptedLabels)
         pk = public_key_from_wire(msg.public_key)
-        cts = pk.from_array(msg.ciphertexts)
+        cts = [
+            ct
+            for _ in range(msg.n_chunks)
+            for ct in pk.from_array(c.recv("bank", "woe/label_chunk").ciphertexts)
+        ]
         names, counts, sums, cuts, nvb, miss = [], [], [], [], [], []
         for name in feats:
             bins = unsupervised_bins(feats[name].to_numpy(), "quantile", TEST_CFG)
