@@ -24,6 +24,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import shared_memory
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 from gmpy2 import mpz
 
 from misuan.crypto.he import PublicKey, public_key_from_wire
+from misuan.errors import ConfigError
 
 # below this many ciphertext multiplications starting worker processes costs more than it saves
 POOL_MIN_MULTIPLICATIONS = 600_000
@@ -72,7 +74,17 @@ def encrypt_chunks(
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_encrypt_task, pk.to_wire(), values[lo:hi], per_worker) for lo, hi in bounds]
         for f in futures:
-            yield f.result()
+            yield _result(f)
+
+
+def _result(fut: Future[Any]) -> Any:
+    try:
+        return fut.result()
+    except BrokenProcessPool as exc:
+        raise ConfigError(
+            "worker processes died while starting; a script that runs a job must guard its entry point "
+            "with `if __name__ == '__main__':` (or set workers=1)"
+        ) from exc
 
 
 def _split_points(n: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +208,7 @@ class BinSumAccumulator:
     def result(self) -> list[list[mpz]]:
         try:
             for fut, _ in self._pending:
-                self._merge([self.pk.from_array(a) for a in fut.result()])
+                self._merge([self.pk.from_array(a) for a in _result(fut)])
         finally:
             self.close()
         return self._acc
