@@ -201,9 +201,10 @@ def woe_iv_label_party(
     n = len(y)
     if y.sum() in (0, n):
         raise DataError("the labels contain only one class: WOE/IV need both positives and negatives")
-    pk, sk = keypair if keypair is not None else generate_keypair("ou", 2048)
+    pk, sk = keypair if keypair is not None else generate_keypair("ou", max(2048, config.min_key_bits))
     if pk.bits < config.min_key_bits:
         raise ConfigError(f"the key has {pk.bits} bits, below min_key_bits={config.min_key_bits}")
+    # labels are integers (fixed-point scale 1); a bin's sum is at most n, which must decrypt exactly
     if n.bit_length() > pk.plaintext_bits:
         raise EncodingOverflowError(
             f"{n} rows: a bin's positive count may not fit {pk.plaintext_bits} plaintext bits"
