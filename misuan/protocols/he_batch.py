@@ -60,9 +60,10 @@ def available_workers(requested: int | None) -> int:
 def encrypt_labels(pk: PublicKey, labels: np.ndarray, workers: int | None = None) -> np.ndarray:
     """Encrypt every label (fresh randomness each); returns the wire array ``S{ciphertext_bytes}``."""
     values = np.asarray(labels, np.int64)
-    return np.concatenate(
-        list(encrypt_chunks(pk, values, chunk_bounds(len(values), len(values) or 1), workers))
-    )
+    if values.size == 0:
+        return pk.to_array([])
+    rows = -(-len(values) // available_workers(workers))  # one chunk per worker
+    return np.concatenate(list(encrypt_chunks(pk, values, chunk_bounds(len(values), rows), workers)))
 
 
 def chunk_bounds(n: int, chunk_rows: int) -> list[tuple[int, int]]:
