@@ -8,8 +8,10 @@ Protocol (step names under ``step``, default ``woe``):
 
 1. ``labels`` then ``label_chunk`` x k (label -> feature): the public key and the row count, then one
    ciphertext per row, ``Enc(y_i)``, in chunks of ``LABEL_CHUNK_ROWS`` so the feature party sums a
-   chunk while the next is being encrypted. Each ciphertext has fresh randomness (Okamoto-Uchiyama by default, 2048-bit keys; every encryption draws its own
-   randomiser, so the ciphertexts are re-randomised by construction before they leave the key holder).
+   chunk while the next is being encrypted. Okamoto-Uchiyama by default, 2048-bit keys; every
+   encryption draws its own randomiser, so the ciphertexts are re-randomised by construction before
+   they leave the key holder. Labels are integers (fixed-point scale 1); the label party checks that
+   the largest possible bin sum, ``n``, fits the key's exact plaintext range.
    The feature party refuses keys shorter than ``config.min_key_bits``, a count that differs from its
    own row count, chunks out of order or over size, and ciphertexts outside ``(0, modulus)``.
 2. ``bin_sums`` (feature -> label): for every feature, the feature party bins its own column
@@ -26,6 +28,14 @@ Protocol (step names under ``step``, default ``woe``):
    index of the first pre-bin of each final bin); both sides then hold the same final bins. It
    computes WOE, IV, KS and monotonicity per feature. With ``share_iv`` it sends each feature's IV
    back (``iv``, label -> feature).
+
+Supervised binning, the choice made. ChiMerge and tree binning need label information per candidate
+bin. Either the feature party would need per-pre-bin positive counts (it must not see them), or the
+label party decides. Here the label party decides, from pre-bin aggregates it is shown anyway under
+the small-cell rule, and returns only the merge decisions. So the label party sees pre-bin
+aggregates (more detail than the final table; the ledger says ``per-pre-bin``), and the feature
+party learns the merge boundaries, a coarse function of the labels (the ledger records them).
+Missing values keep their own bin throughout and are never merged with value bins by this step.
 
 Security model: semi-honest (both follow the protocol, each studies what it receives); the homomorphic
 scheme is IND-CPA (Okamoto-Uchiyama: p-subgroup assumption; Paillier: DCR).
