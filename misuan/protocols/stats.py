@@ -35,7 +35,7 @@ label party decides. Here the label party decides, from pre-bin aggregates it is
 the small-cell rule, and returns only the merge decisions. So the label party sees pre-bin
 aggregates (more detail than the final table; the ledger says ``per-pre-bin``), and the feature
 party learns the merge boundaries, a coarse function of the labels (the ledger records them).
-Missing values keep their own bin throughout and are never merged with value bins by this step.
+A missing bin of its own (one with at least ``min_bin_size`` rows) is never merged by these decisions.
 
 Security model: semi-honest (both follow the protocol, each studies what it receives); the homomorphic
 scheme is IND-CPA (Okamoto-Uchiyama: p-subgroup assumption; Paillier: DCR).
