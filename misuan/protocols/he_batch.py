@@ -42,11 +42,13 @@ MAX_GROUP = 6  # features per joint-cell group
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """Forkserver where available: workers fork from a clean server process that already imported this
-    module (never from the protocol's threads), so a pool starts in milliseconds after the first."""
+    """Forkserver where available: workers fork from a clean server process (never from the protocol's
+    threads) that already imported this module and the main module, so a worker starts in milliseconds
+    instead of re-importing the main script (e.g. the CLI with all its imports) as a spawned one does.
+    The preload list applies to the process's one forkserver if this is the first user to start it."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
+        ctx.set_forkserver_preload(["__main__", __name__])
         return ctx
     return multiprocessing.get_context("spawn")
 
