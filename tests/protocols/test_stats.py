@@ -211,7 +211,6 @@ def test_parallel_workers_give_the_same_result(keys: Keys, monkeypatch: pytest.M
     assert bank.to_dict() == woe_iv_plaintext(feats, y, cfg).to_dict()
 
 
-@pytest.mark.slow
 def test_default_2048_bit_key_small_job() -> None:
     feats, y = _data(n=100, seed=13)
     cfg = BinningConfig(n_bins=3)
