@@ -267,6 +267,9 @@ def fit_local(
 def predict_local(models: Mapping[str, _SecureBoostBase], parts: Mapping[str, Any], *, job_id: str = "secureboost-predict") -> np.ndarray:
     """Joint prediction in one process; returns the label party's margins (or values)."""
     channels = MemoryNetwork(list(parts), job_id=job_id).channels()
-    out = run_parties(channels, {p: (lambda ch, p=p: models[p].decision_function(parts[p], channel=ch)) for p in parts})
+    def party_fn(p: str) -> Any:
+        return lambda ch: models[p].decision_function(parts[p], channel=ch)
+
+    out = run_parties(channels, {p: party_fn(p) for p in parts})
     label = next(p for p, m in models.items() if m.role_ == "label_party")
     return np.asarray(out[label])
