@@ -1,0 +1,356 @@
+"""The ``misuan`` command line (stdlib argparse).
+
+Every failure prints one line ``misuan: error: <message>`` and a hint, and exits with the stable
+code of its error class (``misuan.errors.EXIT_CODES``; ``misuan help-exit-codes`` lists them).
+``--debug`` prints the traceback as well. Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from misuan import __version__
+from misuan.errors import EXIT_CODES, ConfigError, MisuanError
+
+__all__ = ["main"]
+
+DEFAULT_WORKDIR = "misuan-work"
+
+
+# --- commands ------------------------------------------------------------------------------------
+def cmd_version(args: argparse.Namespace) -> int:
+    import grpc
+    import numpy
+    import pandas
+
+    print(f"misuan {__version__} (python {sys.version.split()[0]}, grpcio {grpc.__version__}, "
+          f"numpy {numpy.__version__}, pandas {pandas.__version__})")
+    return 0
+
+
+def cmd_exit_codes(args: argparse.Namespace) -> int:
+    for code, text in sorted(EXIT_CODES.items()):
+        print(f"{code:>4}  {text}")
+    return 0
+
+
+def cmd_certs_init(args: argparse.Namespace) -> int:
+    from misuan.crypto.certs import CA_CERT, create_ca, issue_party_cert
+
+    parties = [p.strip() for p in args.parties.split(",") if p.strip()]
+    if len(parties) < 2 or len(set(parties)) != len(parties):
+        raise ConfigError(f"--parties: give at least two distinct party names, comma-separated (got {args.parties!r})")
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    d = Path(args.dir)
+    if not (d / CA_CERT).exists() or args.force:
+        create_ca(d, overwrite=args.force)
+        print(f"created CA {d / CA_CERT}")
+    for p in parties:
+        files = issue_party_cert(d, p, hosts=hosts)
+        print(f"issued {p}: cert {files.cert}, key {files.key}")
+    print("give each institution ca.pem and its own <party>.pem/<party>.key; keep ca.key offline")
+    return 0
+
+
+def _parse_addresses(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, addr = item.partition("=")
+        if not sep or not name or not addr:
+            raise ConfigError(f"--address: write NAME=HOST:PORT, not {item!r}")
+        out[name] = addr
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from misuan.node.runner import run_party
+    from misuan.node.spec import load_node_config, load_spec
+    from misuan.node.transport import grpc_opener, resolve_tls
+
+    spec = load_spec(args.spec)
+    node = load_node_config(args.config) if args.config else None
+    party = args.party or (node.party if node else None)
+    if party is None:
+        raise ConfigError("say which party you are: --as PARTY (or --config node.toml naming it)")
+    if node is not None and node.party != party:
+        raise ConfigError(f"--as {party} contradicts the node config {node.path}, which is party {node.party!r}")
+    spec.party(party)
+    party_dir = node.data_dir if node else Path(args.workdir) / party
+    tls = resolve_tls(spec, party, node, Path(args.tls_dir) if args.tls_dir else None)
+    listen = args.listen or (node.listen if node else None)
+    opener = grpc_opener(spec, party, tls, addresses=_parse_addresses(args.address), listen=listen)
+    outcome = run_party(spec, party, party_dir=party_dir, open_channel=opener, resume=args.resume)
+    if args.json:
+        print(json.dumps({"job_id": outcome.job_id, "party": party, "outputs": outcome.outputs}, indent=2))
+    else:
+        print(f"job {outcome.job_id} completed for {party}: {len(outcome.ran)} step(s) run, "
+              f"{len(outcome.skipped)} kept; results in {outcome.job_dir}")
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """All parties as separate OS processes on loopback, real gRPC + mTLS, throw-away certificates."""
+    from misuan.crypto.certs import create_ca, issue_party_cert
+    from misuan.node.runner import check_runnable
+    from misuan.node.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if args.in_process:
+        return _simulate_in_process(args)
+    for p in spec.party_names:
+        check_runnable(spec, p)
+    workdir = Path(args.workdir)
+    ports = {p: _free_port() for p in spec.party_names}  # freed before use: a rare race, then retry
+    book = [f"{p}=127.0.0.1:{port}" for p, port in ports.items()]
+    with tempfile.TemporaryDirectory(prefix="misuan-certs-") as certs:
+        create_ca(certs, name="misuan simulate CA", days=1)
+        for p in spec.party_names:
+            issue_party_cert(certs, p, days=1)
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        for p in spec.party_names:
+            cmd = [sys.executable, "-m", "misuan.cli"] + (["--debug"] if args.debug else []) + [
+                "run", str(args.spec), "--as", p, "--workdir", str(workdir), "--tls-dir", certs,
+                "--listen", f"127.0.0.1:{ports[p]}",
+            ]
+            for a in book:
+                cmd += ["--address", a]
+            if args.resume:
+                cmd.append("--resume")
+            procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        codes = _wait_all(procs)
+    failed = {p: c for p, c in codes.items() if c != 0}
+    if failed:
+        # a peer's network error (4) is usually a consequence: report the cause's code
+        causes = [c for c in failed.values() if c != 4] or list(failed.values())
+        print(f"misuan: error: job {spec.job_id} failed: exit codes {failed} (see the messages above)", file=sys.stderr)
+        return causes[0]
+    print(f"job {spec.job_id} completed for {', '.join(spec.party_names)} in separate processes; "
+          f"results in {workdir}/<party>/jobs/{spec.job_id}/")
+    return 0
+
+
+def _wait_all(procs: dict[str, subprocess.Popen[bytes]], grace_s: float = 10.0) -> dict[str, int]:
+    """Wait for every party; once one fails, give the others ``grace_s`` to stop, then interrupt them."""
+    first_failure: float | None = None
+    try:
+        while any(p.poll() is None for p in procs.values()):
+            if first_failure is None and any(p.returncode not in (None, 0) for p in procs.values()):
+                first_failure = time.monotonic()
+            if first_failure is not None and time.monotonic() - first_failure > grace_s:
+                for p in procs.values():
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGINT)
+                first_failure = float("inf")
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs.values():
+            p.wait()
+        raise
+    return {name: int(p.returncode) for name, p in procs.items()}
+
+
+def _simulate_in_process(args: argparse.Namespace) -> int:
+    from misuan.api import simulate
+    from misuan.node.runner import stderr_progress
+
+    res = simulate(args.spec, workdir=Path(args.workdir), resume=args.resume, progress=stderr_progress)
+    print(f"job {res.job_id} completed for {', '.join(res.parties)} in one process; results in {res.workdir}")
+    return 0
+
+
+def cmd_node_start(args: argparse.Namespace) -> int:
+    from misuan.node.server import start
+
+    return start(args.config, poll_s=args.poll)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from misuan.node.server import submit
+    from misuan.node.spec import load_node_config
+
+    node = load_node_config(args.config)
+    entry = submit(args.spec, node, resume=args.resume)
+    print(f"submitted to {node.party}'s node: {entry}")
+    return 0
+
+
+def _ledger_path(args: argparse.Namespace) -> Path:
+    from misuan.node.spec import load_node_config
+
+    if args.ledger:
+        path = Path(args.ledger)
+    elif args.config:
+        path = load_node_config(args.config).ledger_path
+    elif args.party:
+        path = Path(args.workdir) / args.party / "ledger.sqlite"
+    else:
+        raise ConfigError("say which ledger: --ledger PATH, --config node.toml, or --as PARTY [--workdir DIR]")
+    if not path.is_file():
+        raise ConfigError(f"no ledger at {path}")
+    return path
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from misuan.audit.ledger import Ledger
+
+    with Ledger(_ledger_path(args)) as led:
+        if args.ledger_cmd == "verify":
+            n = led.verify()
+            print(f"ledger {led.path}: {n} row(s), hash chain intact, head {led.head()}")
+        elif args.ledger_cmd == "export":
+            out = led.export_json(args.out, job_id=args.job)
+            print(f"exported to {out}")
+        else:
+            entries = led.entries(args.job)
+            if args.json:
+                print(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
+            else:
+                for e in entries:
+                    shape = "x".join(str(s) for s in e.shape) or "scalar"
+                    print(f"#{e.seq:<5} {e.recorded_at[:19]}  {e.job_id}/{e.step}: {e.discloser} -> {e.recipient}: "
+                          f"{e.what} [{shape}, {e.form}]" + (f" {json.dumps(e.detail)}" if e.detail else ""))
+                if not entries:
+                    print("(no entries)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from misuan import demo
+
+    return int(demo.main(list(args.demo_args)))
+
+
+# --- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="misuan",
+        description="misuan (密算): joint credit-risk modelling without sharing rows. "
+        "Each institution runs a node; nodes talk gRPC + mutual TLS; every disclosure goes to a hash-chained ledger.",
+        epilog="exit codes: " + "; ".join(f"{c} {t.split(':')[0]}" for c, t in sorted(EXIT_CODES.items())),
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+    p = sub.add_parser("exit-codes", help="list the exit codes and what they mean")
+    p.set_defaults(func=cmd_exit_codes)
+
+    certs = sub.add_parser("certs", help="TLS certificates for the nodes")
+    csub = certs.add_subparsers(dest="certs_cmd", metavar="SUBCOMMAND", required=True)
+    p = csub.add_parser("init", help="create a CA and one certificate per party")
+    p.add_argument("--dir", required=True, help="directory for ca.pem, ca.key, <party>.pem, <party>.key")
+    p.add_argument("--parties", required=True, help="comma-separated party names, e.g. bank,partner")
+    p.add_argument("--hosts", default="localhost,127.0.0.1", help="extra DNS names/IPs in every certificate")
+    p.add_argument("--force", action="store_true", help="replace an existing CA in --dir")
+    p.set_defaults(func=cmd_certs_init)
+
+    node = sub.add_parser("node", help="run this institution's node")
+    nsub = node.add_subparsers(dest="node_cmd", metavar="SUBCOMMAND", required=True)
+    p = nsub.add_parser("start", help="serve gRPC and run the jobs submitted to <data_dir>/inbox (Ctrl-C stops)")
+    p.add_argument("--config", required=True, help="node.toml (party, listen, data_dir, tls)")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between inbox checks")
+    p.set_defaults(func=cmd_node_start)
+
+    p = sub.add_parser("submit", help="hand a job spec to a running node")
+    p.add_argument("spec", help="job spec (TOML)")
+    p.add_argument("--config", required=True, help="the node's node.toml")
+    p.add_argument("--resume", action="store_true", help="continue the job after its completed steps")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("run", help="run a job as one party, in this process (gRPC + mTLS to the peers)")
+    p.add_argument("spec", help="job spec (TOML)")
+    p.add_argument("--as", dest="party", help="this party's name in the spec")
+    p.add_argument("--config", help="node.toml: identity, TLS files, listen address and data_dir")
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help="results go to WORKDIR/<party>/ (without --config)")
+    p.add_argument("--resume", action="store_true", help="skip the steps every party completed before")
+    p.add_argument("--tls-dir", help="directory from `misuan certs init` (ca.pem, <party>.pem, <party>.key)")
+    p.add_argument("--address", action="append", default=[], metavar="NAME=HOST:PORT",
+                   help="override a party's address from the spec (repeatable)")
+    p.add_argument("--listen", metavar="HOST:PORT", help="where this party's server binds (default: its address)")
+    p.add_argument("--json", action="store_true", help="print the step outputs as JSON")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("simulate", help="run every party of a spec on this machine, each in its own process")
+    p.add_argument("spec", help="job spec (TOML); every party's dataset must be here")
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help="results go to WORKDIR/<party>/")
+    p.add_argument("--resume", action="store_true", help="skip the steps every party completed before")
+    p.add_argument("--in-process", action="store_true", help="threads and in-memory channels instead of processes")
+    p.set_defaults(func=cmd_simulate)
+
+    ledger = sub.add_parser("ledger", help="read, verify or export a disclosure ledger")
+    lsub = ledger.add_subparsers(dest="ledger_cmd", metavar="SUBCOMMAND", required=True)
+    for name, text in (
+        ("show", "list what this party disclosed and learned"),
+        ("verify", "check the hash chain; exit 8 naming the first tampered row"),
+        ("export", "write the ledger as JSON (verified first)"),
+    ):
+        p = lsub.add_parser(name, help=text)
+        p.add_argument("--ledger", help="path of ledger.sqlite")
+        p.add_argument("--config", help="node.toml: use <data_dir>/ledger.sqlite")
+        p.add_argument("--as", dest="party", help="with --workdir: use WORKDIR/<party>/ledger.sqlite")
+        p.add_argument("--workdir", default=DEFAULT_WORKDIR)
+        if name != "verify":
+            p.add_argument("--job", help="only this job's rows")
+        if name == "show":
+            p.add_argument("--json", action="store_true", help="print rows as JSON")
+        if name == "export":
+            p.add_argument("--out", required=True, help="JSON file to write")
+        p.set_defaults(func=cmd_ledger)
+
+    p = sub.add_parser("demo", help="the end-to-end demo (arguments go to the demo)")
+    p.add_argument("demo_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _error(message: str, hint: str) -> None:
+    print(f"misuan: error: {message}\n  hint: {hint}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args: Any = parser.parse_args(argv)  # usage errors exit 2, like ConfigError
+    try:
+        return int(args.func(args))
+    except MisuanError as exc:
+        if args.debug:
+            traceback.print_exc()
+        _error(str(exc), exc.help)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        _error("interrupted", "finished steps are kept; rerun with --resume to continue")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, in one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {exc}", EXIT_CODES[1])
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""X.509 certificates for mutual TLS between nodes: a local CA and one certificate per party.
+
+A thin wrapper over OpenSSL through ``cryptography``. Keys are ECDSA P-256 (supported by every gRPC
+build). A party certificate names the party twice: subject CN = party name (the server reads it to
+identify the sender) and a DNS SAN = party name (the client checks it, through gRPC's
+``ssl_target_name_override``, to know it reached the party it meant). ``hosts`` add further SANs
+(``localhost`` and ``127.0.0.1`` by default) for tools that verify by address.
+
+Files are written atomically (a temporary file in the same directory, then ``os.replace``) so a
+crash never leaves half a key; private keys are created with mode 0600.
+
+Layout of a directory made by :func:`create_ca` and :func:`issue_party_cert`::
+
+    ca.pem  ca.key          the CA (keep ca.key offline in production)
+    <party>.pem <party>.key  a party's certificate and key
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import ipaddress
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from misuan.errors import AuthenticationError, ConfigError
+
+__all__ = [
+    "CA_CERT",
+    "CA_KEY",
+    "TlsFiles",
+    "TlsMaterial",
+    "check_tls_files",
+    "create_ca",
+    "issue_party_cert",
+    "party_from_certificate",
+    "party_tls_files",
+]
+
+CA_CERT = "ca.pem"
+CA_KEY = "ca.key"
+DEFAULT_HOSTS = ("localhost", "127.0.0.1")
+# a party name is also a DNS name in its certificate: one lowercase label, so hostname matching
+# (case-insensitive, no wildcards) cannot confuse two parties
+_PARTY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    """Where one node's TLS material lives: the CA it trusts, its certificate and its private key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def load(self) -> TlsMaterial:
+        return TlsMaterial(ca=_read(self.ca, "CA certificate"), cert=_read(self.cert, "certificate"),
+                           key=_read(self.key, "private key"), files=self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsMaterial:
+    """The PEM bytes of :class:`TlsFiles`, read once."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+    files: TlsFiles
+
+
+def party_tls_files(directory: str | os.PathLike[str], party: str) -> TlsFiles:
+    """The conventional paths of ``party``'s TLS files in a directory made by this module."""
+    d = Path(directory)
+    return TlsFiles(ca=d / CA_CERT, cert=d / f"{party}.pem", key=d / f"{party}.key")
+
+
+def check_party_name(party: str) -> str:
+    if not _PARTY_NAME.match(party):
+        raise ConfigError(
+            f"party name {party!r} cannot name a certificate: use 1-63 lowercase letters, digits or '-', "
+            "not starting or ending with '-'"
+        )
+    return party
+
+
+# --- writing -------------------------------------------------------------------------------------
+def _write_atomic(path: Path, data: bytes, private: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp creates the file 0600; a certificate is public and may be readable by all
+        os.fchmod(fd, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def create_ca(
+    directory: str | os.PathLike[str], name: str = "misuan local CA", days: int = 3650, overwrite: bool = False
+) -> Path:
+    """Create a CA (``ca.pem``, ``ca.key``) in ``directory``; returns the path of ``ca.pem``."""
+    d = Path(directory)
+    cert_path, key_path = d / CA_CERT, d / CA_KEY
+    if not overwrite and (cert_path.exists() or key_path.exists()):
+        raise ConfigError(f"a CA already exists in {d}; pass overwrite=True to replace it")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_atomic(key_path, _key_pem(key), private=True)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    return cert_path
+
+
+def issue_party_cert(
+    ca_dir: str | os.PathLike[str],
+    party: str,
+    out_dir: str | os.PathLike[str] | None = None,
+    hosts: Sequence[str] = DEFAULT_HOSTS,
+    days: int = 825,
+) -> TlsFiles:
+    """Issue ``party``'s certificate and key, signed by the CA in ``ca_dir``.
+
+    Writes ``<party>.pem``, ``<party>.key`` (0600) and a copy of ``ca.pem`` into ``out_dir``
+    (default ``ca_dir``) and returns their paths. ``hosts`` are extra SANs (DNS names or IP
+    addresses); never list another party's name there, or this certificate could stand for it.
+    """
+    check_party_name(party)
+    ca_d = Path(ca_dir)
+    out = Path(out_dir) if out_dir is not None else ca_d
+    ca_pem = _read(ca_d / CA_CERT, "CA certificate")
+    ca_cert = _load_cert(ca_pem, ca_d / CA_CERT)
+    ca_key = serialization.load_pem_private_key(_read(ca_d / CA_KEY, "CA private key"), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{ca_d / CA_KEY} is not an ECDSA key made by misuan")
+
+    sans: list[x509.GeneralName] = [x509.DNSName(party)]
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            if h != party:
+                sans.append(x509.DNSName(h))
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = party_tls_files(out, party)
+    _write_atomic(files.key, _key_pem(key), private=True)
+    _write_atomic(files.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    if files.ca.resolve() != (ca_d / CA_CERT).resolve():
+        _write_atomic(files.ca, ca_pem, private=False)
+    return files
+
+
+# --- reading and checking ------------------------------------------------------------------------
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+
+
+def _load_cert(pem: bytes, source: object = "certificate") -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise AuthenticationError(f"{source} is not a PEM X.509 certificate: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def party_from_certificate(pem: bytes) -> str:
+    """The party a certificate names: its subject CN, which must also be one of its DNS SANs."""
+    cert = _load_cert(pem)
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(cns) != 1 or not isinstance(cns[0].value, str):
+        raise AuthenticationError(f"certificate {cert.subject.rfc4514_string()} must have exactly one CN")
+    party = cns[0].value
+    try:
+        dns = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+    except x509.ExtensionNotFound:
+        dns = []
+    if party not in dns:
+        raise AuthenticationError(f"certificate CN={party!r} does not list {party!r} among its DNS names")
+    return party
+
+
+def check_tls_files(tls: TlsFiles, party: str) -> TlsMaterial:
+    """Read ``tls`` and check, before any connection, that it can stand for ``party``.
+
+    The certificate must name ``party``, be signed by the CA in ``tls.ca``, be valid now, and match
+    the private key. Each failure names the file to fix.
+    """
+    mat = tls.load()
+    ca = _load_cert(mat.ca, f"CA certificate {tls.ca}")
+    cert = _load_cert(mat.cert, f"certificate {tls.cert}")
+    named = party_from_certificate(mat.cert)
+    if named != party:
+        raise AuthenticationError(f"certificate {tls.cert} is for party {named!r}, but this node is {party!r}")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise AuthenticationError(
+            f"certificate {tls.cert} is not signed by the CA in {tls.ca} ({ca.subject.rfc4514_string()}): "
+            "issue it from that CA or point the config at the CA that signed it"
+        ) from exc
+    now = _now()
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise AuthenticationError(
+            f"certificate {tls.cert} is valid only from {cert.not_valid_before_utc:%Y-%m-%d} "
+            f"to {cert.not_valid_after_utc:%Y-%m-%d}: issue a new one"
+        )
+    try:
+        key = serialization.load_pem_private_key(mat.key, password=None)
+    except (ValueError, TypeError) as exc:
+        raise AuthenticationError(f"{tls.key} is not an unencrypted PEM private key: {exc}") from exc
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise AuthenticationError(f"private key {tls.key} does not belong to certificate {tls.cert}")
+    return mat

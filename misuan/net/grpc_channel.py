@@ -1,0 +1,623 @@
+"""The network transport: gRPC over mutual TLS, one server per party, no generated code.
+
+Service ``misuan.transport.v1.Transport`` (bytes in, bytes out; registered with
+``grpc.method_handlers_generic_handler``):
+
+- ``Ping(Hello)``: connection check at start; also proves the peer runs this job and accepts us.
+- ``Deliver(frame)``: one message that fits in one frame (the common small case; one unary RPC).
+- ``DeliverStream(frames)``: a larger message as a client stream of frames of ``frame_bytes``
+  (1 MiB); the sender slices the buffers of :func:`wire.encode_parts` and never joins them, the
+  receiver checks the declared size against its limit, allocates one ``bytearray`` and fills it.
+- ``Watch(Hello)``: held open by the server until the job closes there; its end tells the peer
+  promptly that this party has closed (OK, the "bye") or died (the call fails with the connection).
+
+The first frame of a message is ``b"MSN1" | u32 header length | FrameHeader | payload prefix``.
+
+Authentication: both sides present certificates of the job's CA (``require_client_auth``). The
+server takes the sender's identity from its TLS certificate (CN, see
+:func:`misuan.crypto.certs.party_from_certificate`) and refuses a sender that is not a party of the
+job or whose messages claim another party's name; the client checks that the server's certificate
+names the party it meant to reach (``ssl_target_name_override`` = peer name, verified against the
+certificate's DNS names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent import futures
+from typing import Any, NoReturn
+
+import grpc
+
+from misuan.crypto.certs import TlsFiles, TlsMaterial, check_tls_files, party_from_certificate
+from misuan.errors import (
+    AuthenticationError,
+    ConfigError,
+    MalformedMessageError,
+    MisuanError,
+    NetworkError,
+    PeerDisconnectedError,
+    PeerTimeoutError,
+    PeerUnreachableError,
+    UnexpectedMessageError,
+)
+from misuan.net import wire
+from misuan.net.channel import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TIMEOUT_S, Channel, Mailbox
+from misuan.net.disclosure import DisclosureRecorder
+
+__all__ = ["FRAME_BYTES", "GrpcChannel", "PartyServer", "open_grpc_channel"]
+
+log = logging.getLogger("misuan.net.grpc")
+
+SERVICE = "misuan.transport.v1.Transport"
+FRAME_BYTES = 1 << 20  # 1 MiB: large enough for full throughput, small enough to bound buffering
+MAX_FRAME_BYTES = 4 << 20  # the server refuses larger frames (gRPC's receive limit)
+MAX_HEADER_BYTES = 4096
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+_MAGIC = b"MSN1"
+_U32 = struct.Struct("<I")
+
+_CLIENT_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", MAX_FRAME_BYTES),
+    ("grpc.max_receive_message_length", 1 << 16),  # replies are tiny
+    # detect a dead peer on an idle connection within ~30 s even without traffic
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    # reconnect quickly while a peer is starting
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.enable_retries", 0),
+    # one connection per channel object: jobs in one process never share (or close) each other's
+    ("grpc.use_local_subchannel_pool", 1),
+]
+_SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
+    ("grpc.max_send_message_length", 1 << 16),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # without this a second server could bind the same port and silently share its traffic
+    ("grpc.so_reuseport", 0),
+]
+
+
+@wire.message
+@dataclasses.dataclass
+class FrameHeader:
+    job_id: str
+    sender: str
+    step: str
+    seq: int
+    size: int
+
+
+@wire.message
+@dataclasses.dataclass
+class Hello:
+    job_id: str
+    sender: str
+
+
+def _encode_first_frame_head(header: FrameHeader) -> bytes:
+    raw = wire.encode(header)
+    return _MAGIC + _U32.pack(len(raw)) + raw
+
+
+def _parse_first_frame(frame: bytes) -> tuple[FrameHeader, memoryview]:
+    """Split a message's first frame into its header and the payload bytes it carries."""
+    if len(frame) < 8 or frame[:4] != _MAGIC:
+        raise MalformedMessageError("frame does not start with the misuan transport magic")
+    (hlen,) = _U32.unpack_from(frame, 4)
+    if hlen > MAX_HEADER_BYTES or 8 + hlen > len(frame):
+        raise MalformedMessageError(f"frame header of {hlen} bytes is over the limit or truncated")
+    header = wire.decode(memoryview(frame)[8 : 8 + hlen])
+    if not isinstance(header, FrameHeader):
+        raise MalformedMessageError(f"first frame carries a {type(header).__name__}, not a FrameHeader")
+    if header.seq < 0 or header.size < 0 or not header.step or len(header.step) > 512:
+        raise MalformedMessageError(f"frame header has an invalid step, sequence or size: {header}")
+    return header, memoryview(frame)[8 + hlen :]
+
+
+def _parse_hello(request: bytes) -> Hello:
+    if len(request) > MAX_HEADER_BYTES:
+        raise MalformedMessageError("hello message too long")
+    hello = wire.decode(request)
+    if not isinstance(hello, Hello):
+        raise MalformedMessageError(f"expected a Hello, got {type(hello).__name__}")
+    return hello
+
+
+def _frames(head: bytes, parts: Sequence[bytes | memoryview], frame_bytes: int) -> Iterator[bytes]:
+    """Cut ``head`` followed by ``parts`` into frames of ``frame_bytes``, copying one frame at a time.
+
+    The parts are sliced as memoryviews, so sending a 300 MB array adds one frame of memory, not
+    another 300 MB.
+    """
+    pending: list[bytes | memoryview] = [head]
+    filled = len(head)
+    for part in parts:
+        mv = memoryview(part).cast("B")
+        off = 0
+        while off < mv.nbytes:
+            take = min(frame_bytes - filled, mv.nbytes - off)
+            pending.append(mv[off : off + take])
+            filled += take
+            off += take
+            if filled == frame_bytes:
+                yield b"".join(pending)
+                pending, filled = [], 0
+    if filled:
+        yield b"".join(pending)
+
+
+# --- server ----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Job:
+    job_id: str
+    parties: tuple[str, ...]
+    mailbox: Mailbox
+    max_message_bytes: int
+    closed: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+class PartyServer:
+    """One party's gRPC server: receives messages for the jobs registered on it.
+
+    ``listen`` is ``host:port`` (port 0 picks a free port; read :attr:`port` after). A node keeps
+    one server and registers each job's channel on it; :func:`open_grpc_channel` starts a private
+    one when none is given.
+    """
+
+    def __init__(self, party: str, tls: TlsFiles, listen: str = "127.0.0.1:0", max_workers: int = 32) -> None:
+        mat = check_tls_files(tls, party)
+        self.party = party
+        self.tls = tls
+        self.rejected = 0  # messages refused as malformed, unauthorised or for unknown jobs
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
+                "Watch": grpc.unary_unary_rpc_method_handler(self._watch),
+                "Deliver": grpc.unary_unary_rpc_method_handler(self._deliver),
+                "DeliverStream": grpc.stream_unary_rpc_method_handler(self._deliver_stream),
+            },
+        )
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"misuan-{party}"),
+            handlers=[handler],
+            options=_SERVER_OPTIONS,
+        )
+        creds = grpc.ssl_server_credentials(
+            [(mat.key, mat.cert)], root_certificates=mat.ca, require_client_auth=True
+        )
+        try:
+            self.port = self._server.add_secure_port(listen, creds)
+        except RuntimeError as exc:
+            raise ConfigError(f"{party} cannot listen on {listen}: {exc} (is the port in use?)") from exc
+        if self.port == 0:
+            raise ConfigError(f"{party} cannot listen on {listen}: the address is in use or invalid")
+        host = listen.rsplit(":", 1)[0]
+        self.address = f"{host}:{self.port}"
+        self._server.start()
+
+    # --- jobs ----------------------------------------------------------------------------------
+    def register(self, job_id: str, parties: Sequence[str], mailbox: Mailbox, max_message_bytes: int) -> None:
+        with self._lock:
+            if job_id in self._jobs:
+                raise ConfigError(f"job {job_id!r} is already running on {self.party}'s server")
+            self._jobs[job_id] = _Job(job_id, tuple(parties), mailbox, max_message_bytes)
+
+    def unregister(self, job_id: str) -> None:
+        """Forget ``job_id``: its watchers hear the bye, later messages for it are refused."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+        if job is not None:
+            job.closed.set()
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        with self._lock:
+            jobs, self._jobs = list(self._jobs.values()), {}
+        for job in jobs:
+            job.closed.set()
+        self._server.stop(grace_s).wait()
+
+    # --- handlers --------------------------------------------------------------------------------
+    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
+        self.rejected += 1
+        log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
+        context.abort(code, why)
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+    def _authorize(self, context: grpc.ServicerContext, job_id: str, claimed: str) -> tuple[_Job, str]:
+        pems = context.auth_context().get("x509_pem_cert")
+        if not pems:
+            self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
+        try:
+            sender = party_from_certificate(bytes(pems[0]))
+        except AuthenticationError as exc:
+            self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if claimed != sender:
+            self._refuse(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the certificate is for {sender!r} but the message claims to come from {claimed!r}",
+            )
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}")
+        if sender not in job.parties or sender == self.party:
+            self._refuse(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r} "
+                f"(parties: {', '.join(job.parties)})",
+            )
+        return job, sender
+
+    def _ping(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            hello = _parse_hello(request)
+        except MalformedMessageError as exc:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self._authorize(context, hello.job_id, hello.sender)
+        return b""
+
+    def _watch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            hello = _parse_hello(request)
+        except MalformedMessageError as exc:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        job, _ = self._authorize(context, hello.job_id, hello.sender)
+        # hold the call until the job closes here (the bye) or the watcher goes away
+        while not job.closed.wait(timeout=1.0):
+            if not context.is_active():
+                break
+        return b"bye"
+
+    def _start_message(self, context: grpc.ServicerContext, frame: bytes) -> tuple[_Job, str, FrameHeader, memoryview]:
+        try:
+            header, rest = _parse_first_frame(frame)
+        except MalformedMessageError as exc:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed message dropped: {exc}")
+        job, sender = self._authorize(context, header.job_id, header.sender)
+        if header.size > job.max_message_bytes:
+            self._refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"a message of {header.size} bytes exceeds this node's limit of {job.max_message_bytes} bytes",
+            )
+        if rest.nbytes > header.size:
+            self._refuse(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed message dropped: {rest.nbytes} payload bytes in the first frame, {header.size} declared",
+            )
+        return job, sender, header, rest
+
+    def _put(self, context: grpc.ServicerContext, job: _Job, sender: str, header: FrameHeader, buf: bytearray) -> None:
+        try:
+            job.mailbox.put(sender, header.step, header.seq, buf)
+        except UnexpectedMessageError as exc:
+            self._refuse(context, grpc.StatusCode.ALREADY_EXISTS, str(exc))
+
+    def _deliver(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        job, sender, header, rest = self._start_message(context, request)
+        if rest.nbytes != header.size:
+            self._refuse(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed message dropped: {rest.nbytes} payload bytes, {header.size} declared",
+            )
+        self._put(context, job, sender, header, bytearray(rest))
+        return b""
+
+    def _deliver_stream(self, request_iterator: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        first = next(request_iterator, None)
+        if first is None:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed message dropped: empty stream")
+        job, sender, header, rest = self._start_message(context, first)
+        buf = bytearray(header.size)  # size checked against the limit above
+        buf[: rest.nbytes] = rest
+        pos = rest.nbytes
+        for frame in request_iterator:
+            n = len(frame)
+            if pos + n > header.size:
+                self._refuse(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"malformed message dropped: more than the {header.size} bytes declared",
+                )
+            buf[pos : pos + n] = frame
+            pos += n
+        if pos != header.size:
+            self._refuse(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed message dropped: the stream ended after {pos} of {header.size} bytes",
+            )
+        self._put(context, job, sender, header, buf)
+        return b""
+
+
+# --- client ----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _PeerLink:
+    name: str
+    address: str
+    channel: grpc.Channel
+    ping: grpc.UnaryUnaryMultiCallable
+    watch: grpc.UnaryUnaryMultiCallable
+    deliver: grpc.UnaryUnaryMultiCallable
+    deliver_stream: grpc.StreamUnaryMultiCallable
+    watch_call: grpc.Future | None = None
+    gone: str | None = None  # why the peer is no longer reachable, once it is not
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+def _open_link(name: str, address: str, creds: grpc.ChannelCredentials) -> _PeerLink:
+    options = [*_CLIENT_OPTIONS, ("grpc.ssl_target_name_override", name), ("grpc.default_authority", name)]
+    ch = grpc.secure_channel(address, creds, options=options)
+
+    def method(kind: Callable[..., Any], m: str) -> Any:
+        return kind(f"/{SERVICE}/{m}", request_serializer=_identity, response_deserializer=_identity)
+
+    return _PeerLink(
+        name=name,
+        address=address,
+        channel=ch,
+        ping=method(ch.unary_unary, "Ping"),
+        watch=method(ch.unary_unary, "Watch"),
+        deliver=method(ch.unary_unary, "Deliver"),
+        deliver_stream=method(ch.stream_unary, "DeliverStream"),
+    )
+
+
+class GrpcChannel(Channel):
+    """One party's end of a job over gRPC with mutual TLS. Build it with :func:`open_grpc_channel`."""
+
+    def __init__(
+        self,
+        party: str,
+        parties: Mapping[str, str],
+        job_id: str,
+        tls: TlsFiles,
+        *,
+        recorder: DisclosureRecorder | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        server: PartyServer | None = None,
+        listen: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        frame_bytes: int = FRAME_BYTES,
+    ) -> None:
+        super().__init__(party, list(parties), job_id, recorder, timeout_s)
+        if not 1024 <= frame_bytes <= MAX_FRAME_BYTES - MAX_HEADER_BYTES - 8:
+            raise ConfigError(f"frame_bytes must be between 1 KiB and {MAX_FRAME_BYTES - MAX_HEADER_BYTES - 8}")
+        self.tls: TlsMaterial = check_tls_files(tls, party)
+        self.addresses = dict(parties)
+        self.frame_bytes = frame_bytes
+        self._box = Mailbox()
+        self._closed = False
+        self._own_server = server is None
+        if server is None:
+            server = PartyServer(party, tls, listen or parties[party])
+        elif server.party != party:
+            raise ConfigError(f"the server given belongs to {server.party!r}, not {party!r}")
+        self.server = server
+        self.server.register(job_id, self.parties, self._box, max_message_bytes)
+        creds = grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert)
+        self._links = {p: _open_link(p, parties[p], creds) for p in self.peers}
+        self._hello = wire.encode(Hello(job_id=job_id, sender=party))
+
+    # --- connection --------------------------------------------------------------------------------
+    def connect(self, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
+        """Wait until every peer answers for this job (retrying with backoff), then watch each."""
+        deadline = time.monotonic() + connect_timeout_s
+        for link in self._links.values():
+            self._connect_peer(link, deadline, connect_timeout_s)
+        for link in self._links.values():
+            link.watch_call = link.watch.future(self._hello)
+            link.watch_call.add_done_callback(functools.partial(self._on_watch_done, link))
+
+    def _connect_peer(self, link: _PeerLink, deadline: float, connect_timeout_s: float) -> None:
+        delay = 0.05
+        probed = False
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                link.ping(self._hello, timeout=max(0.2, min(left, 5.0)))
+                return
+            except grpc.RpcError as exc:
+                code, details = exc.code(), exc.details() or ""
+            tls_error = self._tls_error(link, details)
+            if tls_error is not None:
+                raise tls_error
+            if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                raise AuthenticationError(f"{link.name} at {link.address} refused this node: {details}")
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise self._rpc_error(link, "connecting", code, details)
+            if "Socket closed" in details and not probed:
+                # TLS 1.3: a server that rejects our certificate just closes the connection
+                probed = True
+                refusal = _probe_client_cert(link, self.tls)
+                if refusal is not None:
+                    raise refusal
+            if time.monotonic() + delay > deadline:
+                if code == grpc.StatusCode.NOT_FOUND:
+                    raise PeerUnreachableError(
+                        f"{link.name} at {link.address} is up but not running job {self.job_id!r} after "
+                        f"{connect_timeout_s:.1f} s: start the job there with the same job id"
+                    )
+                raise PeerUnreachableError(
+                    f"cannot reach {link.name} at {link.address} within {connect_timeout_s:.1f} s ({details}): "
+                    "check the address and that its node is running"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _tls_error(self, link: _PeerLink, details: str) -> AuthenticationError | None:
+        where = f"{link.name} at {link.address}"
+        if "Hostname Verification" in details or "Peer name" in details or "server name" in details:
+            return AuthenticationError(
+                f"{where} presented a certificate that does not name {link.name!r}: the address points at "
+                "another node, or its certificate was issued for another party"
+            )
+        if "CERTIFICATE_VERIFY_FAILED" in details or "certificate verify failed" in details:
+            reason = details.split("CERTIFICATE_VERIFY_FAILED")[-1].strip(": ").removesuffix(": OK")
+            return AuthenticationError(
+                f"the certificate of {where} is not accepted by the CA in {self.tls.files.ca} ({reason}): "
+                "both nodes need certificates from the same CA"
+            )
+        if "andshake failed" in details:
+            return AuthenticationError(f"TLS handshake with {where} failed: {details}")
+        return None
+
+    def _on_watch_done(self, link: _PeerLink, call: grpc.Future) -> None:
+        if self._closed or call.cancelled():
+            return
+        exc = call.exception()
+        if exc is None:
+            reason = "it closed its channel (its side of the job ended or failed)"
+        else:
+            code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
+            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            reason = f"the connection to {link.address} was lost ({code}: {details})"
+        link.gone = reason
+        self._box.close_sender(link.name, reason)
+
+    # --- transport hooks -----------------------------------------------------------------------------
+    def _mailbox(self) -> Mailbox:
+        return self._box
+
+    def _transmit(self, to: str, step: str, seq: int, parts: list[bytes | memoryview], size: int) -> None:
+        head = _encode_first_frame_head(FrameHeader(self.job_id, self.party, step, seq, size))
+        single = len(head) + size <= self.frame_bytes
+        frames: Iterable[bytes] = [b"".join([head, *parts])] if single else _frames(head, parts, self.frame_bytes)
+        self._send_frames(to, step, frames, single)
+
+    def _send_frames(self, to: str, step: str, frames: Iterable[bytes], single: bool) -> None:
+        link = self._links[to]
+        if self._closed:
+            raise PeerDisconnectedError(f"this channel is closed; cannot send step {step!r} to {to}")
+        if link.gone is not None:
+            raise PeerDisconnectedError(f"{to} has disconnected ({link.gone}); cannot send step {step!r}")
+        try:
+            if single:
+                (frame,) = frames
+                link.deliver(frame, timeout=self.timeout_s)
+            else:
+                link.deliver_stream(iter(frames), timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            raise self._rpc_error(link, f"sending step {step!r}", code, details) from None
+
+    def _rpc_error(self, link: _PeerLink, doing: str, code: grpc.StatusCode, details: str) -> MisuanError:
+        where = f"{link.name} at {link.address}"
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return MalformedMessageError(f"{where} refused a message while {doing}: {details}")
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return MalformedMessageError(f"{where} refused a message while {doing}: {details}")
+        if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+            return AuthenticationError(f"{where} refused this node while {doing}: {details}")
+        if code == grpc.StatusCode.ALREADY_EXISTS:
+            return UnexpectedMessageError(f"{where} while {doing}: {details}")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return PeerTimeoutError(f"{where} did not take the message within {self.timeout_s:.0f} s while {doing}")
+        if code == grpc.StatusCode.NOT_FOUND:
+            return PeerDisconnectedError(f"{where} no longer runs job {self.job_id!r} ({doing}): {details}")
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            tls_error = self._tls_error(link, details)
+            if tls_error is not None:
+                return tls_error
+            return PeerDisconnectedError(f"lost the connection to {where} while {doing}: {details}")
+        return NetworkError(f"{where} failed while {doing}: {code.name}: {details}")
+
+    def close(self) -> None:
+        """Say bye to every peer (their ``recv`` from us raises PeerDisconnectedError), free the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self.server.unregister(self.job_id)
+        for link in self._links.values():
+            if link.watch_call is not None:
+                link.watch_call.cancel()
+        for link in self._links.values():
+            link.channel.close()
+            self._box.close_sender(link.name, "this party's own channel was closed")
+        if self._own_server:
+            self.server.stop(grace_s=1.0)
+
+
+def _probe_client_cert(link: _PeerLink, tls: TlsMaterial) -> AuthenticationError | None:
+    """Tell "the peer rejects our certificate" from "the peer is not up", with the stdlib TLS client.
+
+    Under TLS 1.3 a server that refuses the client certificate closes the connection after the
+    handshake, which gRPC reports only as "Socket closed".
+    """
+    host, _, port = link.address.rpartition(":")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cadata=tls.ca.decode("ascii", "replace"))
+    ctx.load_cert_chain(str(tls.files.cert), str(tls.files.key))
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0) as raw:
+            with ctx.wrap_socket(raw, server_hostname=link.name) as conn:
+                conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                if conn.recv(9):
+                    return None  # the server answered: it accepts us
+    except (OSError, ValueError):
+        return None  # not a certificate problem we can see; the caller keeps retrying
+    return AuthenticationError(
+        f"{link.name} at {link.address} closed the connection after the TLS handshake: it does not accept "
+        f"this node's certificate {tls.files.cert} (is it signed by the CA {link.name} trusts?)"
+    )
+
+
+def open_grpc_channel(
+    party: str,
+    parties: Mapping[str, str],
+    job_id: str,
+    tls: TlsFiles,
+    *,
+    recorder: DisclosureRecorder | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    server: PartyServer | None = None,
+    listen: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> GrpcChannel:
+    """Open ``party``'s channel for ``job_id`` and wait until every peer is connected.
+
+    ``parties`` maps every party of the job (this one included) to the ``host:port`` its server is
+    reached at. This party's server listens on ``listen`` (default: its own entry) unless an
+    already running ``server`` is given. ``tls`` is this party's CA, certificate and key. Peers
+    that are not up yet are retried with backoff for ``connect_timeout_s``; then
+    :class:`PeerUnreachableError`. ``timeout_s`` bounds each ``recv`` and each send.
+    """
+    chan = GrpcChannel(
+        party, parties, job_id, tls, recorder=recorder, timeout_s=timeout_s, server=server, listen=listen,
+        max_message_bytes=max_message_bytes,
+    )
+    try:
+        chan.connect(connect_timeout_s)
+    except BaseException:
+        chan.close()
+        raise
+    return chan

@@ -1,0 +1,462 @@
+"""Job specs and node configs: TOML files validated into frozen dataclasses.
+
+A job spec is one file that every party runs unchanged, each with its own identity
+(``misuan run job.toml --as bank`` or the ``party`` of its node config); no central driver sees
+anyone's data. Relative paths are resolved against the spec file's directory, and each party only
+opens its own dataset and TLS files. Example::
+
+    version = 1
+
+    [job]
+    id = "credit-2026-11"
+    timeout_s = 600                        # optional: how long to wait for a peer's message
+
+    [[party]]
+    name = "bank"
+    role = "label_party"                   # exactly one label_party; the others are feature_party
+    address = "bank.example.com:50051"     # where its node listens
+    tls = { ca = "certs/ca.pem", cert = "certs/bank.pem", key = "certs/bank.key" }  # optional
+    dataset = { path = "data/bank.csv", id_column = "customer_id", label_column = "default_90d" }
+
+    [[party]]
+    name = "partner"
+    role = "feature_party"
+    address = "partner.example.com:50051"
+    dataset = { path = "data/partner.csv", id_column = "customer_id", features = ["income", "age"] }
+
+    [[step]]
+    kind = "secure_sum"                    # one of STEP_KINDS
+    name = "totals"                        # optional; defaults to the kind; unique in the job
+    parties = ["bank", "partner"]          # optional; defaults to every party
+    params = { columns = ["balance"] }
+
+A node config (``node.toml``) names one institution's node::
+
+    version = 1
+    party = "bank"
+    listen = "0.0.0.0:50051"
+    data_dir = "/var/lib/misuan"           # ledger.sqlite, inbox/ and jobs/<job_id>/ live here
+    tls = { ca = "certs/ca.pem", cert = "certs/bank.pem", key = "certs/bank.key" }
+
+Every mistake raises :class:`JobSpecError` (or :class:`ConfigError` for node configs) naming the
+field, e.g. ``party[2] 'partner'.dataset.id_column``, and saying what to write instead. A missing
+dataset file is a :class:`DataError` raised by :meth:`JobSpec.check_local`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from misuan.crypto.certs import TlsFiles
+from misuan.errors import ConfigError, DataError, JobSpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "ROLES",
+    "SPEC_VERSION",
+    "STEP_KINDS",
+    "DatasetSpec",
+    "JobSpec",
+    "NodeConfig",
+    "PartySpec",
+    "StepSpec",
+    "load_node_config",
+    "load_spec",
+    "loads_spec",
+    "parse_address",
+    "parse_spec",
+]
+
+SPEC_VERSION = 1
+ROLES = ("label_party", "feature_party")
+# every kind the spec language knows; the runner refuses a kind no adapter is registered for
+STEP_KINDS = ("secure_sum", "psi", "woe", "secureboost", "evaluate")
+RESERVED_PARTY_NAMES = ("all",)  # used by protocols as the discloser of joint results
+
+# names become directory and file names and certificate subjects: keep them plain
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PARTY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # as misuan.crypto.certs requires
+_ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
+_DATASET_SUFFIXES = (".csv",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    path: Path
+    id_column: str
+    label_column: str | None
+    features: tuple[str, ...] | Literal["all"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PartySpec:
+    name: str
+    role: str
+    address: str
+    dataset: DatasetSpec
+    tls: TlsFiles | None
+
+    @property
+    def host(self) -> str:
+        return parse_address(self.address, "address")[0]
+
+    @property
+    def port(self) -> int:
+        return parse_address(self.address, "address")[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    name: str
+    kind: str
+    parties: tuple[str, ...]
+    params: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    version: int
+    job_id: str
+    parties: tuple[PartySpec, ...]
+    steps: tuple[StepSpec, ...]
+    timeout_s: float
+    base_dir: Path  # where relative paths were resolved from
+
+    @property
+    def party_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parties)
+
+    def party(self, name: str) -> PartySpec:
+        for p in self.parties:
+            if p.name == name:
+                return p
+        raise JobSpecError(f"party {name!r} is not in job {self.job_id!r}; its parties are {list(self.party_names)}")
+
+    @property
+    def label_party(self) -> PartySpec:
+        return next(p for p in self.parties if p.role == "label_party")
+
+    def shared_hash(self) -> str:
+        """SHA-256 of what every party must agree on: job id, party names and roles, and steps.
+
+        Local matters (dataset paths, TLS files, addresses as one site sees them) are left out, so
+        institutions may edit those in their copy; the runner compares this hash with every peer.
+        """
+        doc = {
+            "version": self.version,
+            "job_id": self.job_id,
+            "parties": [[p.name, p.role] for p in self.parties],
+            "steps": [[s.name, s.kind, list(s.parties), dict(s.params)] for s in self.steps],
+        }
+        return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+    def check_local(self, party: str) -> None:
+        """Check that ``party``'s dataset file exists here (:class:`DataError`); TLS files are checked
+        where they are chosen (:func:`misuan.node.transport.resolve_tls`)."""
+        idx = self.party_names.index(self.party(party).name)
+        p = self.parties[idx]
+        where = f"party[{idx + 1}] {p.name!r}"
+        if not p.dataset.path.is_file():
+            raise DataError(f"{where}.dataset.path: dataset file {p.dataset.path} does not exist")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    party: str
+    listen: str
+    data_dir: Path
+    tls: TlsFiles
+    path: Path
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+    @property
+    def inbox(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+
+def check_tls_exist(tls: TlsFiles, where: str) -> None:
+    for field in ("ca", "cert", "key"):
+        p: Path = getattr(tls, field)
+        if not p.is_file():
+            raise ConfigError(f"{where}.{field}: TLS file {p} does not exist (create it with `misuan certs init`)")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+# --- loading -------------------------------------------------------------------------------------
+def _read_toml(path: Path, err: type[ConfigError]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise err(f"{path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise err(f"{path} is a directory, not a TOML file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise err(f"{path} is not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise err(f"cannot read {path}: {exc}") from exc
+
+
+def load_spec(path: str | os.PathLike[str]) -> JobSpec:
+    """Read and validate a job spec file; relative paths resolve against its directory."""
+    p = Path(path)
+    doc = _read_toml(p, JobSpecError)
+    try:
+        return parse_spec(doc, p.resolve().parent)
+    except JobSpecError as exc:
+        raise JobSpecError(f"{p}: {exc}") from None
+
+
+def loads_spec(text: str, base_dir: str | os.PathLike[str], source: str = "spec") -> JobSpec:
+    """Validate a spec given as TOML text (relative paths against ``base_dir``)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise JobSpecError(f"{source} is not valid TOML: {exc}") from exc
+    try:
+        return parse_spec(doc, base_dir)
+    except JobSpecError as exc:
+        raise JobSpecError(f"{source}: {exc}") from None
+
+
+def parse_spec(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".") -> JobSpec:
+    """Validate a parsed spec (a TOML document or an equivalent dict)."""
+    base = Path(base_dir).resolve()
+    if not isinstance(doc, Mapping):
+        raise JobSpecError(f"a job spec must be a table, not {type(doc).__name__}")
+    _only_keys(doc, "the spec's top level", {"version", "job", "party", "step"})
+    version = doc.get("version")
+    if version != SPEC_VERSION:
+        raise JobSpecError(f"version: this misuan reads spec version {SPEC_VERSION}; write `version = 1` (got {version!r})")
+    job = _table(doc, "job", "the spec's top level", required=True)
+    _only_keys(job, "job", {"id", "timeout_s"})
+    job_id = _name(job.get("id"), "job.id", "a job id")
+    timeout_s = job.get("timeout_s", 600)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= 7 * 86400:
+        raise JobSpecError(f"job.timeout_s: give seconds between 0 and 604800, not {timeout_s!r}")
+
+    raw_parties = doc.get("party")
+    if not isinstance(raw_parties, list) or len(raw_parties) < 2:
+        raise JobSpecError("party: a job needs at least two [[party]] tables (each with name, role, address, dataset)")
+    parties: list[PartySpec] = []
+    for i, raw in enumerate(raw_parties, start=1):
+        party = _party(raw, i, base)
+        if party.name in {p.name for p in parties}:
+            raise JobSpecError(f"party[{i}].name: party name {party.name!r} is used twice; give each party its own name")
+        parties.append(party)
+    labels = [p.name for p in parties if p.role == "label_party"]
+    if len(labels) != 1:
+        raise JobSpecError(
+            f"party.role: exactly one party must have role = \"label_party\"; found {len(labels)} ({labels})"
+        )
+    names = tuple(p.name for p in parties)
+
+    raw_steps = doc.get("step")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise JobSpecError("step: a job needs at least one [[step]] table with a kind, e.g. kind = \"psi\"")
+    steps: list[StepSpec] = []
+    for i, raw in enumerate(raw_steps, start=1):
+        step = _step(raw, i, names)
+        if step.name in {s.name for s in steps}:
+            raise JobSpecError(f"step[{i}].name: step name {step.name!r} is used twice; give the step a unique name")
+        steps.append(step)
+    return JobSpec(SPEC_VERSION, job_id, tuple(parties), tuple(steps), float(timeout_s), base)
+
+
+def _party(raw: Any, i: int, base: Path) -> PartySpec:
+    where = f"party[{i}]"
+    if not isinstance(raw, Mapping):
+        raise JobSpecError(f"{where}: must be a table ([[party]])")
+    name = _party_name(raw.get("name"), f"{where}.name", JobSpecError)
+    if name in RESERVED_PARTY_NAMES:
+        raise JobSpecError(f"{where}.name: {name!r} is reserved; choose another party name")
+    where = f"{where} {name!r}"
+    _only_keys(raw, where, {"name", "role", "address", "tls", "dataset"})
+    role = raw.get("role")
+    if role not in ROLES:
+        raise JobSpecError(f"{where}.role: must be one of {list(ROLES)}, not {role!r}")
+    address = _address(raw.get("address"), f"{where}.address", JobSpecError)
+    tls = _tls(raw["tls"], f"{where}.tls", base, JobSpecError) if "tls" in raw else None
+    ds = _table(raw, "dataset", where, required=True)
+    dwhere = f"{where}.dataset"
+    _only_keys(ds, dwhere, {"path", "id_column", "label_column", "features"})
+    path = _path(ds.get("path"), f"{dwhere}.path", base, JobSpecError)
+    if path.suffix.lower() not in _DATASET_SUFFIXES:
+        raise JobSpecError(f"{dwhere}.path: {path.name} is not a CSV file; misuan reads {list(_DATASET_SUFFIXES)}")
+    id_column = _column(ds.get("id_column"), f"{dwhere}.id_column")
+    label_column = None
+    if role == "label_party":
+        if "label_column" not in ds:
+            raise JobSpecError(f"{dwhere}.label_column: the label_party must name its label column (0/1 values)")
+        label_column = _column(ds["label_column"], f"{dwhere}.label_column")
+        if label_column == id_column:
+            raise JobSpecError(f"{dwhere}.label_column: the label column cannot be the id column {id_column!r}")
+    elif "label_column" in ds:
+        raise JobSpecError(f"{dwhere}.label_column: only the label_party has a label column; remove it")
+    raw_features = ds.get("features", "all")
+    features: tuple[str, ...] | Literal["all"]
+    if raw_features == "all":
+        features = "all"
+    elif isinstance(raw_features, list) and raw_features:
+        features = tuple(_column(c, f"{dwhere}.features[{k}]") for k, c in enumerate(raw_features, start=1))
+        dup = sorted({c for c in features if features.count(c) > 1})
+        if dup:
+            raise JobSpecError(f"{dwhere}.features: columns {dup} are listed twice")
+        clash = {id_column, label_column} & set(features)
+        if clash:
+            raise JobSpecError(f"{dwhere}.features: {sorted(c for c in clash if c)} is the id or label column, not a feature")
+    else:
+        raise JobSpecError(f"{dwhere}.features: write \"all\" or a non-empty list of column names, not {raw_features!r}")
+    return PartySpec(name, role, address, DatasetSpec(path, id_column, label_column, features), tls)
+
+
+def _step(raw: Any, i: int, party_names: tuple[str, ...]) -> StepSpec:
+    where = f"step[{i}]"
+    if not isinstance(raw, Mapping):
+        raise JobSpecError(f"{where}: must be a table ([[step]])")
+    _only_keys(raw, where, {"kind", "name", "parties", "params"})
+    kind = raw.get("kind")
+    if kind not in STEP_KINDS:
+        raise JobSpecError(f"{where}.kind: unknown step kind {kind!r}; use one of {list(STEP_KINDS)}")
+    name = _name(raw.get("name", kind), f"{where}.name", "a step name")
+    where = f"{where} {name!r}"
+    parties = raw.get("parties", list(party_names))
+    if not isinstance(parties, list) or len(parties) < 2 or not all(isinstance(p, str) for p in parties):
+        raise JobSpecError(f"{where}.parties: give a list of at least two party names, not {parties!r}")
+    for p in parties:
+        if p not in party_names:
+            raise JobSpecError(f"{where}.parties: {p!r} is not a party of this job; parties are {list(party_names)}")
+    if len(set(parties)) != len(parties):
+        raise JobSpecError(f"{where}.parties: a party is listed twice in {parties}")
+    params = raw.get("params", {})
+    if not isinstance(params, Mapping):
+        raise JobSpecError(f"{where}.params: must be a table, e.g. params = {{ columns = [\"x\"] }}")
+    _check_plain(params, f"{where}.params")
+    # keep the job's party order whatever order the step lists them in: every party derives the same
+    order = tuple(p for p in party_names if p in parties)
+    return StepSpec(name, kind, order, dict(params))
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Params travel into JSON state files and hashes: allow only JSON's types (no TOML dates)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_plain(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for k, v in enumerate(value, start=1):
+            _check_plain(v, f"{where}[{k}]")
+    elif isinstance(value, float) and value != value:
+        raise JobSpecError(f"{where}: nan is not allowed")
+    elif not isinstance(value, (str, int, float, bool)):
+        raise JobSpecError(f"{where}: values of type {type(value).__name__} are not allowed; use a string or number")
+
+
+# --- node config ---------------------------------------------------------------------------------
+def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
+    """Read and validate a node config (``node.toml``); relative paths resolve against its directory."""
+    p = Path(path)
+    doc = _read_toml(p, ConfigError)
+    base = p.resolve().parent
+    try:
+        _only_keys(doc, "the node config's top level", {"version", "party", "listen", "data_dir", "tls"}, ConfigError)
+        if doc.get("version") != SPEC_VERSION:
+            raise ConfigError(f"version: write `version = {SPEC_VERSION}` (got {doc.get('version')!r})")
+        party = _party_name(doc.get("party"), "party", ConfigError)
+        listen = _address(doc.get("listen"), "listen", ConfigError)
+        data_dir = _path(doc.get("data_dir"), "data_dir", base, ConfigError)
+        if "tls" not in doc:
+            raise ConfigError("tls: give tls = { ca = ..., cert = ..., key = ... } (files from `misuan certs init`)")
+        tls = _tls(doc["tls"], "tls", base, ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    return NodeConfig(party, listen, data_dir, tls, p.resolve())
+
+
+# --- field helpers -------------------------------------------------------------------------------
+def parse_address(value: Any, where: str, err: type[ConfigError] = JobSpecError) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) -> (host, port), or ``err`` naming ``where``."""
+    m = _ADDRESS.match(value) if isinstance(value, str) else None
+    if m is None or not 1 <= int(m["port"]) <= 65535:
+        raise err(f"{where}: write host:port with a port from 1 to 65535, e.g. \"127.0.0.1:50051\" (got {value!r})")
+    return m["host"].strip("[]"), int(m["port"])
+
+
+def _address(value: Any, where: str, err: type[ConfigError]) -> str:
+    parse_address(value, where, err)
+    return str(value)
+
+
+def _only_keys(table: Mapping[str, Any], where: str, allowed: set[str], err: type[ConfigError] = JobSpecError) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise err(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
+
+
+def _table(parent: Mapping[str, Any], key: str, where: str, required: bool) -> Mapping[str, Any]:
+    value = parent.get(key)
+    if value is None and required:
+        raise JobSpecError(f"{where}: missing [{key}] table" if where.startswith("the") else f"{where}.{key}: missing")
+    if not isinstance(value, Mapping):
+        raise JobSpecError(f"{where}.{key}: must be a table, not {type(value).__name__}")
+    return value
+
+
+def _name(value: Any, where: str, what: str, err: type[ConfigError] = JobSpecError) -> str:
+    if value is None:
+        raise err(f"{where}: missing; give {what}")
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise err(f"{where}: {what} uses letters, digits, '_', '-' and '.', starts with a letter or digit (got {value!r})")
+    return value
+
+
+def _party_name(value: Any, where: str, err: type[ConfigError]) -> str:
+    # a party name is also the DNS name in its TLS certificate (misuan.crypto.certs)
+    if value is None:
+        raise err(f"{where}: missing; give a party name")
+    if not isinstance(value, str) or not _PARTY_NAME.match(value):
+        raise err(f"{where}: a party name is 1-63 lowercase letters, digits or '-', not starting or ending with '-' (got {value!r})")
+    return value
+
+
+def _column(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise JobSpecError(f"{where}: give a column name as a non-empty string (got {value!r})")
+    return value
+
+
+def _path(value: Any, where: str, base: Path, err: type[ConfigError]) -> Path:
+    if not isinstance(value, str) or not value:
+        raise err(f"{where}: give a file path as a string (got {value!r})")
+    return (base / os.path.expanduser(value)).resolve()
+
+
+def _tls(value: Any, where: str, base: Path, err: type[ConfigError]) -> TlsFiles:
+    if not isinstance(value, Mapping):
+        raise err(f"{where}: write {{ ca = ..., cert = ..., key = ... }}")
+    _only_keys(value, where, {"ca", "cert", "key"}, err)
+    missing = [k for k in ("ca", "cert", "key") if k not in value]
+    if missing:
+        raise err(f"{where}: missing {missing}")
+    return TlsFiles(*(_path(value[k], f"{where}.{k}", base, err) for k in ("ca", "cert", "key")))

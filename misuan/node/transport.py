@@ -1,0 +1,75 @@
+"""Opening a party's real channel for a job: gRPC with mutual TLS (:mod:`misuan.net.grpc_channel`).
+
+Which TLS files a party uses, first found wins: an explicit ``--tls-dir`` (``ca.pem``,
+``<party>.pem``, ``<party>.key`` as ``misuan certs init`` writes them), the node config's ``tls``,
+the spec's ``[[party]] tls``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from misuan.crypto.certs import TlsFiles, party_tls_files
+from misuan.errors import ConfigError
+from misuan.net.channel import Channel
+from misuan.net.disclosure import DisclosureRecorder
+from misuan.net.grpc_channel import PartyServer, open_grpc_channel
+from misuan.node.runner import ChannelOpener
+from misuan.node.spec import JobSpec, NodeConfig, check_tls_exist, parse_address
+
+__all__ = ["grpc_opener", "resolve_tls"]
+
+
+def resolve_tls(spec: JobSpec, party: str, node: NodeConfig | None = None, tls_dir: Path | None = None) -> TlsFiles:
+    if tls_dir is not None:
+        tls = party_tls_files(tls_dir, party)
+        check_tls_exist(tls, f"--tls-dir {tls_dir}")
+        return tls
+    if node is not None:
+        check_tls_exist(node.tls, f"{node.path}: tls")
+        return node.tls
+    own = spec.party(party).tls
+    if own is None:
+        raise ConfigError(
+            f"no TLS files for {party}: add tls = {{ ca, cert, key }} to its [[party]] in the spec, "
+            "or pass --config node.toml or --tls-dir DIR (made by `misuan certs init`)"
+        )
+    return own
+
+
+def grpc_opener(
+    spec: JobSpec,
+    party: str,
+    tls: TlsFiles,
+    *,
+    addresses: Mapping[str, str] | None = None,
+    listen: str | None = None,
+    server: PartyServer | None = None,
+    connect_timeout_s: float = 60.0,
+) -> ChannelOpener:
+    """A :data:`ChannelOpener` for ``party`` over gRPC+mTLS.
+
+    ``addresses`` overrides the spec's ``host:port`` of some parties (e.g. ``--address`` on the
+    command line); ``listen`` is where this party's server binds (default: its own address).
+    """
+    book = {p.name: p.address for p in spec.parties}
+    for name, addr in (addresses or {}).items():
+        spec.party(name)
+        parse_address(addr, f"--address {name}", ConfigError)
+        book[name] = addr
+
+    def open_channel(recorder: DisclosureRecorder) -> Channel:
+        return open_grpc_channel(
+            party,
+            book,
+            spec.job_id,
+            tls,
+            recorder=recorder,
+            timeout_s=spec.timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            server=server,
+            listen=listen,
+        )
+
+    return open_channel

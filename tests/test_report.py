@@ -1,0 +1,392 @@
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from misuan.errors import DataError
+from misuan.ml.metrics import ks_statistic, roc_auc
+from misuan.report import Summary, iv_strength, render_report
+from misuan.report.render import _monotonic
+from misuan.report.sample import sample_summary
+from misuan.report.schema import FeatureIv, WoeBin
+
+EVIL = '<script>alert("x")</script>'
+EVIL_ATTR = '" onmouseover="alert(1)'
+EVIL_IMG = "<img src=x onerror=alert(1)>"
+SECTIONS = {"job", "psi", "iv", "models", "curves", "scores", "importance", "ledger", "params"}
+
+
+class _Page(HTMLParser):
+    """Collects tags, attributes, ids, text, and per-element text for the checks below."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.stack: list[str] = []
+        self.svg_titles: list[str] = []
+        self.table_rows: dict[str, list[list[str]]] = {}
+        self._table: list[str] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._in_svg = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "svg":
+            self._in_svg += 1
+        if tag == "table":
+            self._table.append(a.get("class") or "")
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._in_svg -= 1
+        elif tag == "table" and self._table:
+            self._table.pop()
+        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self._table:
+            self.table_rows.setdefault(self._table[-1], []).append(self._row)
+            self._row = None
+        if self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._cell is not None and not self._in_svg:
+            self._cell.append(data)
+        if self.stack and self.stack[-1] == "title" and self._in_svg:
+            self.svg_titles.append(data)
+
+    def ids(self) -> set[str]:
+        return {a["id"] for _, a in self.tags if a.get("id")}
+
+    def count(self, tag: str, css: str | None = None) -> int:
+        return sum(1 for t, a in self.tags if t == tag and (css is None or css in (a.get("class") or "").split()))
+
+    @property
+    def all_text(self) -> str:
+        return "".join(self.text)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+@pytest.fixture(scope="module")
+def summary() -> dict[str, Any]:
+    s = sample_summary(seed=1, n_holdout=3000)
+    s["iv"][0]["feature"] = EVIL
+    s["feature_importance"][0]["feature"] = EVIL
+    s["job"]["parties"][1]["organisation"] = EVIL_ATTR
+    s["ledgers"][0]["entries"][0]["what"] = EVIL_IMG
+    s["secureboost"]["<b>bold</b>"] = EVIL
+    s["job"]["machine"] = "tester's box & <co>"
+    return s
+
+
+@pytest.fixture(scope="module")
+def page(summary: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> _Page:
+    path = render_report(summary, tmp_path_factory.mktemp("report") / "r.html", generated_at="fixed")
+    return _parse(path)
+
+
+def test_every_section_and_plot_is_present(summary: dict[str, Any], page: _Page) -> None:
+    assert SECTIONS <= page.ids()
+    assert {"roc", "ks", "score-histogram"} <= page.ids()
+    # ROC, KS, score histogram, feature importance; one WOE sparkline per feature
+    assert page.count("svg", "chart") == 4
+    assert page.count("svg", "spark") == len(summary["iv"])
+    titles = set(page.svg_titles)
+    assert {"ROC curves", "KS plot of the joint model", "Predicted PD by actual outcome"} <= titles
+    # three ROC curves + two KS curves, and the KS gap marked
+    assert page.count("polyline", "series") == 5
+    assert page.count("line", "mark") == 1
+    assert page.count("rect", "bar") > 20
+    text = page.all_text
+    for heading in ("Job summary", "Shared customers", "Feature strength (WOE / IV)", "Model comparison",
+                    "ROC and KS curves", "Score distribution", "Feature importance", "Disclosure ledger",
+                    "SecureBoost parameters", "For the risk officer", "For the auditor"):
+        assert heading in text
+    assert summary["job"]["job_id"] in text and "21,000" in text
+
+
+def test_text_from_the_summary_is_escaped(page: _Page) -> None:
+    tags = {t for t, _ in page.tags}
+    assert "script" not in tags and "img" not in tags and "b" not in tags and "co" not in tags
+    assert not [a for _, a in page.tags if any(k.startswith("on") for k in a)]  # no event handlers
+    text = page.all_text
+    # the hostile strings come back as literal text
+    assert EVIL in text and EVIL_IMG in text and EVIL_ATTR.strip() in text and "tester's box & <co>" in text
+    assert "<b>bold</b>" in text
+
+
+def test_page_is_self_contained(summary: dict[str, Any], tmp_path: Path) -> None:
+    html = render_report(summary, tmp_path / "r.html").read_text(encoding="utf-8")
+    page = _parse(tmp_path / "r.html")
+    for tag in ("script", "link", "img", "iframe", "object", "embed"):
+        assert page.count(tag) == 0, tag
+    for _, attrs in page.tags:
+        for key, value in attrs.items():
+            if key == "href":
+                assert value is not None and value.startswith("#")
+            assert key != "src"
+            if key == "xmlns":
+                continue
+            assert "http:" not in (value or "") and "https:" not in (value or "")
+    assert "url(" not in html and "@import" not in html and "@font-face" not in html
+
+
+def test_metrics_shown_are_computed_from_the_predictions(summary: dict[str, Any], page: _Page) -> None:
+    ev = summary["evaluation"]
+    y = np.array(ev["y_true"])
+    auc = {k: roc_auc(y, np.array(v)) for k, v in ev["scores"].items()}
+    rows = {r[0]: r for r in page.table_rows[""] if len(r) == 5 and r[0].startswith(("Joint", "Bank", "Plain"))}
+    joint = rows["Joint model (SecureBoost, bank + partner)"]
+    assert joint[1] == f"{auc['joint']:.4f}"
+    assert joint[3] == f"{ks_statistic(y, np.array(ev['scores']['joint'])):.4f}"
+    assert rows["Bank-only model (bank's features)"][1] == f"{auc['bank_only']:.4f}"
+    deltas = {r[0]: r[2] for r in page.table_rows[""] if r[0] in ("Value of partner data", "Cost of privacy")}
+    assert deltas["Value of partner data"] == f"{auc['joint'] - auc['bank_only']:+.4f}".replace("-", "−")
+    assert deltas["Cost of privacy"] == f"{auc['plaintext'] - auc['joint']:+.4f}".replace("-", "−")
+
+
+def test_without_a_plaintext_baseline_the_cost_of_privacy_is_not_measured(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=500)
+    del s["evaluation"]["scores"]["plaintext"]
+    s["evaluation"]["scores"]["logistic scorecard"] = s["evaluation"]["scores"]["bank_only"]
+    page = _parse(render_report(s, tmp_path / "r.html"))
+    deltas = {r[0]: r[2] for r in page.table_rows[""] if r[0] in ("Value of partner data", "Cost of privacy")}
+    assert deltas["Cost of privacy"] == "not measured (no plaintext baseline)"
+    assert "no plaintext baseline in this job" in page.all_text
+    assert page.count("polyline", "series") == 3 + 2  # joint, bank-only, the extra model; KS: two curves
+    assert "logistic scorecard" in page.all_text
+
+
+def test_iv_table_is_sorted_and_labelled(summary: dict[str, Any], page: _Page) -> None:
+    rows = page.table_rows["iv"][1:]
+    assert len(rows) == len(summary["iv"])
+    ivs = [float(r[3]) for r in rows]
+    assert ivs == sorted(ivs, reverse=True)
+    for r in rows:
+        assert r[4] == iv_strength(float(r[3]))
+    by_name = {f["feature"]: f for f in summary["iv"]}
+    assert {r[1] for r in rows} == set(by_name)
+
+
+@pytest.mark.parametrize(
+    ("iv", "label"),
+    [(0.0, "not predictive"), (0.019, "not predictive"), (0.02, "weak"), (0.099, "weak"), (0.1, "medium"),
+     (0.29, "medium"), (0.3, "strong"), (0.49, "strong"), (0.5, "very strong (check for leakage)")],
+)
+def test_iv_strength_thresholds(iv: float, label: str) -> None:
+    assert iv_strength(iv) == label
+
+
+def test_monotonic_flag_ignores_the_missing_bin() -> None:
+    def feature(woes: list[float], missing: list[bool], given: bool | None = None) -> FeatureIv:
+        bins = [WoeBin(f"b{i}", 10, 2, w, m) for i, (w, m) in enumerate(zip(woes, missing, strict=True))]
+        return FeatureIv("f", "bank", 0.1, bins, monotonic=given)
+
+    assert _monotonic(feature([-1.0, -0.2, 0.3, 0.9], [False] * 4))
+    assert _monotonic(feature([0.9, 0.3, 0.3, -1.0], [False] * 4))
+    assert not _monotonic(feature([-1.0, 0.5, 0.3, 0.9], [False] * 4))
+    assert _monotonic(feature([-1.0, -0.2, 0.3, -5.0], [False, False, False, True]))
+    assert not _monotonic(feature([-1.0, -0.2, 0.3], [False] * 3, given=False))  # the given flag wins
+
+
+def test_ledger_is_readable_grouped_and_cross_checked(summary: dict[str, Any], page: _Page) -> None:
+    text = page.all_text
+    assert "hash chain verified" in text and summary["ledgers"][0]["head"] in text
+    assert "What bank learned" in text and "What partner revealed" in text
+    rows = page.table_rows["ledger"]
+    # 30 trees x 15 nodes of encrypted split sums collapse into one row
+    assert any(r[2] == "encrypted gradient/hessian sums per candidate split" and r[5] == "×450" for r in rows)
+    # the mirror check compares the two ledgers (the sample's first entry was renamed on one side only)
+    assert "disagree on 2 disclosures" in text
+
+
+def test_unverified_and_agreeing_ledgers_are_reported(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=500)
+    s["ledgers"][1]["verified"] = False
+    s["ledgers"][1]["note"] = "entry 17: hash mismatch"
+    page = _parse(render_report(s, tmp_path / "r.html"))
+    text = page.all_text
+    assert "hash chain NOT verified" in text and "entry 17: hash mismatch" in text and "NOT verified" in text
+    assert "agree: both record the same" in text
+
+
+def test_rendering_is_deterministic(summary: dict[str, Any], tmp_path: Path) -> None:
+    a = render_report(summary, tmp_path / "a.html", generated_at="t").read_bytes()
+    b = render_report(copy.deepcopy(summary), tmp_path / "b.html", generated_at="t").read_bytes()
+    assert a == b
+    assert len(a) < 400_000  # curves are thinned; the predictions are not embedded
+
+
+def test_accepts_a_parsed_summary(summary: dict[str, Any], tmp_path: Path) -> None:
+    parsed = Summary.from_dict(summary)
+    assert parsed.job.parties[0].role == "label_party" and parsed.iv[0].bins[0].count > 0
+    out = render_report(parsed, tmp_path / "sub" / "r.html", generated_at="fixed")
+    assert out == tmp_path / "sub" / "r.html" and out.stat().st_size > 10_000
+
+
+def _drop(*keys: str | int) -> Callable[[dict[str, Any]], None]:
+    def mutate(s: dict[str, Any]) -> None:
+        target: Any = s
+        for k in keys[:-1]:
+            target = target[k]
+        del target[keys[-1]]
+
+    return mutate
+
+
+def _set(value: Any, *keys: str | int) -> Callable[[dict[str, Any]], None]:
+    def mutate(s: dict[str, Any]) -> None:
+        target: Any = s
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_drop("job", "job_id"), r"summary\.job\.job_id is missing"),
+        (_drop("evaluation"), r"summary\.evaluation is missing"),
+        (_drop("iv", 2, "bins", 0, "woe"), r"summary\.iv\[2\]\.bins\[0\]\.woe is missing"),
+        (_set(1, "job", "parties", 0, "jobid"), r"summary\.job\.parties\[0\] has unknown keys \['jobid'\]"),
+        (_set("many", "psi", "intersection_size"), r"summary\.psi\.intersection_size must be an integer"),
+        (_set(float("inf"), "iv", 0, "bins", 1, "woe"), r"summary\.iv\[0\]\.bins\[1\]\.woe must be finite"),
+        (_set("lender", "job", "parties", 0, "role"), r"summary\.job\.parties\[0\]\.role is 'lender'"),
+        (_set("insurer", "iv", 3, "party"), r"summary\.iv\[3\]\.party is 'insurer'"),
+        (_set("nobody", "psi", "mode"), r"summary\.psi\.mode is 'nobody'"),
+        (_set([0.5], "evaluation", "scores", "joint"), r"scores\['joint'\] has 1 scores"),
+        (_drop("evaluation", "scores", "bank_only"), r"lacks the models \['bank_only'\]"),
+        (_set("yesterday", "job", "started_at"), r"summary\.job\.started_at .*ISO 8601"),
+        (_set("2026-11-23T10:00:00", "job", "finished_at"), r"needs a time zone"),
+        (_set("feature_party", "job", "parties", 0, "role"), r"exactly one label_party"),
+        (_set("yes", "ledgers", 0, "verified"), r"summary\.ledgers\[0\]\.verified must be true or false"),
+        (_set([], "iv", 0, "bins"), r"summary\.iv\[0\]\.bins is empty"),
+        (_set("not a dict", "job"), r"summary\.job must be an object"),
+    ],
+)
+def test_invalid_summaries_are_refused_with_the_path(
+    mutate: Callable[[dict[str, Any]], None], message: str, tmp_path: Path
+) -> None:
+    s = sample_summary(n_holdout=300)
+    mutate(s)
+    with pytest.raises(DataError, match=message):
+        render_report(s, tmp_path / "r.html")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_write_is_atomic_and_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "r.html"
+    path.write_text("old report")
+    import misuan.report.render as render
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(render.os, "fsync", broken)
+    with pytest.raises(OSError, match="disk full"):
+        render_report(sample_summary(n_holdout=300), path)
+    assert path.read_text() == "old report" and os.listdir(tmp_path) == ["r.html"]
+    monkeypatch.undo()
+    old = os.umask(0o022)
+    try:
+        render_report(sample_summary(n_holdout=300), path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _screenshot_module() -> Any:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_report.py"
+    spec = importlib.util.spec_from_file_location("screenshot_report", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+    reason="no headless Chromium installed (apt-get install chromium)",
+)
+def test_headless_chromium_renders_the_report(summary: dict[str, Any], tmp_path: Path) -> None:
+    html = render_report(summary, tmp_path / "r.html", generated_at="fixed")
+    png = _screenshot_module().screenshot(html, tmp_path / "r.png", width=1280, height=4000)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1280, 4000)
+    # a blank or unstyled page compresses to a few KB; charts and tables do not
+    assert len(data) > 150_000
+
+
+def test_adapters_for_the_woe_and_secureboost_outputs(tmp_path: Path) -> None:
+    from misuan.report.schema import importance_from_secureboost, iv_from_woe_result
+
+    s = sample_summary(n_holdout=500)
+    # the WOE step's WoeResult.to_dict() shape: features with method/trend/edges and per-bin details
+    woe_result = {
+        "n_rows": 21000,
+        "n_positives": 4650,
+        "features": [
+            {
+                "feature": "AGE", "method": "chimerge", "iv": 0.031, "ks": 0.06, "monotonic": False,
+                "trend": "none", "n_rows": 21000, "n_positives": 4650, "edges_shared": True,
+                "bins": [
+                    {"index": 0, "label": "(-inf, 30]", "lower": "-inf", "upper": 30.0, "contains_missing": False,
+                     "count": 9000, "positives": 2000, "woe": -0.02, "iv": 0.0001},
+                    {"index": 1, "label": "(30, inf)", "lower": 30.0, "upper": "inf", "contains_missing": False,
+                     "count": 12000, "positives": 2650, "woe": 0.01, "iv": 0.0001},
+                ],
+            }
+        ],
+    }
+    s["iv"] = iv_from_woe_result(woe_result, "partner")
+    s["feature_importance"] = importance_from_secureboost(
+        {"bank:PAY_0": {"total_gain": 812.5, "weight": 41.0}, "partner:x:y": {"total_gain": 3.0, "weight": 2.0}}
+    )
+    assert s["feature_importance"][1] == {"feature": "x:y", "party": "partner", "gain": 3.0, "splits": 2}
+    page = _parse(render_report(s, tmp_path / "r.html"))
+    assert "chimerge" in page.all_text and "x:y" in page.all_text
+    with pytest.raises(DataError, match="not 'party:feature'"):
+        importance_from_secureboost({"PAY_0": {"total_gain": 1.0, "weight": 1.0}})
+    with pytest.raises(DataError, match="'features' list"):
+        iv_from_woe_result({"rows": []}, "bank")
+
+
+def test_ledger_export_rows_are_accepted(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=500)
+    for ledger in s["ledgers"]:
+        prev = "0" * 64
+        for seq, row in enumerate(ledger["entries"]):
+            row.update(seq=seq, job_id="j", recorded_at="2026-11-23T10:00:00Z", prev_hash=prev, hash=f"{seq:064x}")
+            prev = row["hash"]
+    s["ledgers"][0]["entries"][0]["detail"] = {"edges": [1.5, 2.5], "size": 21000}
+    text = _parse(render_report(s, tmp_path / "r.html")).all_text
+    assert "edges = [1.5, 2.5]; size = 21,000" in text
