@@ -67,6 +67,9 @@ class WorkerPool:
         self._local: Any = None
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
+        if mp.current_process().daemon:
+            # a daemonic process may not start children (multiprocessing's rule): work in-process
+            self.workers = 1
         if self.workers == 1:
             self._local = handler_cls(*init_args)
             return
