@@ -129,12 +129,10 @@ def test_ledger_commands_and_tamper_exit_8(tmp_path: Path, capsys: pytest.Captur
     assert cli.main(["ledger", "show", "--as", "carol", "--workdir", w]) == 2
 
 
-def test_certs_init_and_demo_hook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_certs_init(tmp_path: Path) -> None:
     assert cli.main(["certs", "init", "--dir", str(tmp_path / "c"), "--parties", "bank,partner"]) == 0
     assert {p.name for p in (tmp_path / "c").iterdir()} >= {"ca.pem", "ca.key", "bank.pem", "bank.key", "partner.key"}
     assert cli.main(["certs", "init", "--dir", str(tmp_path / "c"), "--parties", "bank"]) == 2
-    assert cli.main(["demo"]) == 1
-    assert "the demo is not part of this build yet" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("parties", [("bank", "partner"), PARTIES3])

@@ -6,15 +6,9 @@ the step's name, so ledger entries name the step), and returns JSON-able outputs
 wrote into ``ctx.artefact_dir``. An optional ``check(step, spec)`` validates params before the job
 starts, raising :class:`JobSpecError` that names the field (use :func:`param_error`).
 
-Registration points. ``secure_sum`` is registered here. The integrator registers the others where
-their protocols land, in :func:`_register_builtin_steps` at the end of this module::
-
-    register_step("psi", run_psi, check_psi)                  # misuan.protocols.psi.psi
-    register_step("woe", run_woe, check_woe)                  # secure WOE/IV
-    register_step("secureboost", run_secureboost, check_sb)   # SecureBoost training
-    register_step("evaluate", run_evaluate, check_evaluate)   # metrics on a held-out split
-
-Until then the runner refuses a spec using those kinds with a clear :class:`JobSpecError`.
+Registered kinds: ``secure_sum`` (here) and the credit pipeline ``psi``, ``woe``, ``secureboost``,
+``evaluate`` (:mod:`misuan.node.credit_steps`), in :func:`_register_builtin_steps` at the end of this
+module. A spec naming any other kind is refused up front with a clear :class:`JobSpecError`.
 
 Outputs are JSON (small: sizes, metrics, IV tables); bulky or binary results are artefacts that a
 later step opens with :meth:`StepContext.artefact_of`. In-memory objects do not survive a resume,
@@ -235,14 +229,12 @@ def run_secure_sum(ctx: StepContext) -> StepResult:
 
 def _register_builtin_steps() -> None:
     register_step("secure_sum", run_secure_sum, check_secure_sum)
-    # Registration points for the integrator (no placeholder adapters: a kind without an adapter is
-    # refused up front). Each adapter lives next to this module, e.g. misuan/node/steps_psi.py,
-    # imported here inside this function so that it may import StepContext from this module:
-    #   from misuan.node.steps_psi import check_psi, run_psi
-    #   register_step("psi", run_psi, check_psi)
-    #   register_step("woe", run_woe, check_woe)
-    #   register_step("secureboost", run_secureboost, check_secureboost)
-    #   register_step("evaluate", run_evaluate, check_evaluate)
+    from misuan.node import credit_steps as cs  # imports StepContext from this module
+
+    register_step("psi", cs.run_psi, cs.check_psi)
+    register_step("woe", cs.run_woe, cs.check_woe)
+    register_step("secureboost", cs.run_secureboost, cs.check_secureboost)
+    register_step("evaluate", cs.run_evaluate, cs.check_evaluate)
 
 
 _register_builtin_steps()
