@@ -400,3 +400,38 @@ def test_roles_and_inputs_checked(keys: Keys) -> None:
         woe_iv(ch["bank"], "bank", "partner", np.zeros(3))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="min_key_bits"):
         woe_iv_label_party(ch["bank"], "partner", np.array([0, 1]), keypair=keys)  # default needs 2048 bits
+
+
+# --- over the real transport ----------------------------------------------------------------------
+def _party_as_dict(
+    chan: Channel, role: str, peer: str, data: Any, cfg: BinningConfig, keys: Keys | None
+) -> Any:
+    """A party function for separate processes: results go back wire-encoded, so as plain dicts."""
+    return woe_iv(chan, role, peer, data, config=cfg, keypair=keys).to_dict()  # type: ignore[arg-type]
+
+
+def test_same_result_and_ledger_over_grpc_in_processes(keys: Keys, tmp_path: Any) -> None:
+    import functools
+
+    from misuan.net.loopback import make_test_pki, run_party_processes
+
+    feats, y = _data(n=300, seed=21)
+    cfg = dataclasses.replace(TEST_CFG, method="chimerge")
+    out = run_party_processes(
+        {
+            "bank": functools.partial(
+                _party_as_dict, role="label_party", peer="partner", data=y, cfg=cfg, keys=keys
+            ),
+            "partner": functools.partial(
+                _party_as_dict, role="feature_party", peer="bank", data=feats, cfg=cfg, keys=None
+            ),
+        },
+        tls=make_test_pki(tmp_path, ["bank", "partner"]),
+        job_id="woe-grpc",
+    )
+    bank, _, mem = _run(feats, y, cfg, keys)
+    assert out["bank"].result == bank.to_dict() == woe_iv_plaintext(feats, y, cfg).to_dict()
+    for party in ("bank", "partner"):
+        view = sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in out[party].disclosures)
+        entries = mem[party].recorder.entries  # type: ignore[attr-defined]
+        assert view == sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in entries)
