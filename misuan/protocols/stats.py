@@ -10,7 +10,8 @@ Protocol (step names under ``step``, default ``woe``):
    ciphertext per row, ``Enc(y_i)``, in chunks of ``LABEL_CHUNK_ROWS`` so the feature party sums a
    chunk while the next is being encrypted. Okamoto-Uchiyama by default, 2048-bit keys; every
    encryption draws its own randomiser, so the ciphertexts are re-randomised by construction before
-   they leave the key holder. Labels are integers (fixed-point scale 1); the label party checks that
+   they leave the key holder (with precomputed ``zeros``, ``Enc(y_i) = E_{y_i} * Z_i`` with a fresh,
+   never reused encryption of zero ``Z_i`` per row: the same distribution). Labels are integers (fixed-point scale 1); the label party checks that
    the largest possible bin sum, ``n``, fits the key's exact plaintext range.
    The feature party refuses keys shorter than ``config.min_key_bits``, a count that differs from its
    own row count, chunks out of order or over size, and ciphertexts outside ``(0, modulus)``.
