@@ -223,17 +223,18 @@ def quantile_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
         return np.empty(0, np.float64)
     qs = np.quantile(v, np.arange(1, n_bins) / n_bins, method="inverted_cdf")
     cuts = np.unique(qs)
-    # a cut at the maximum would leave an empty last bin
-    return cuts[cuts < v.max()].astype(np.float64)
+    # a cut at the maximum would leave an empty last bin; infinite values fall in the end bins
+    return cuts[(cuts < v.max()) & np.isfinite(cuts)].astype(np.float64)
 
 
 def equal_width_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """Cuts splitting ``[min, max]`` of the non-missing ``values`` into ``n_bins`` equal widths."""
-    v = values[~np.isnan(values)]
+    """Cuts splitting ``[min, max]`` of the finite ``values`` into ``n_bins`` equal widths (infinite
+    values fall in the end bins)."""
+    v = values[np.isfinite(values)]
     if v.size == 0 or n_bins <= 1:
         return np.empty(0, np.float64)
     lo, hi = float(v.min()), float(v.max())
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+    if lo == hi:
         return np.empty(0, np.float64)
     return np.unique(np.linspace(lo, hi, n_bins + 1)[1:-1])
 
