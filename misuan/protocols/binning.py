@@ -206,13 +206,23 @@ def as_numeric(x: Any, name: str) -> np.ndarray:
 def feature_columns(features: pd.DataFrame | Mapping[str, object]) -> dict[str, np.ndarray]:
     """Each feature column as float64 (NaN = missing), all of one length, names as strings."""
     items = list(features.items())
-    cols = {str(k): as_numeric(np.asarray(v), str(k)) for k, v in items}
+    cols = {str(k): as_numeric(_plain_array(v), str(k)) for k, v in items}
     if len(cols) != len(items):
         raise DataError("feature names must be unique as strings")
     lengths = {len(v) for v in cols.values()}
     if len(lengths) > 1:
         raise DataError(f"feature columns have different lengths {sorted(lengths)}")
     return cols
+
+
+def _plain_array(column: object) -> np.ndarray:
+    # pandas' nullable dtypes (Int64, Float64, boolean) hold pd.NA: read them as float with NaN
+    if isinstance(column, pd.Series) and isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        try:
+            return column.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass  # not numeric: as_numeric names the column
+    return np.asarray(column)
 
 
 # --- cut points ----------------------------------------------------------------------------------

@@ -112,6 +112,18 @@ def test_bad_merge_starts_refused(starts: list[float]) -> None:
         check_starts(np.array(starts), 3, 10)
 
 
+def test_pandas_nullable_columns_read_as_float_with_missing() -> None:
+    import pandas as pd
+
+    from misuan.protocols.binning import feature_columns
+
+    df = pd.DataFrame(
+        {"i": pd.array([1, None, 3], dtype="Int64"), "b": pd.array([True, None, False], dtype="boolean")}
+    )
+    cols = feature_columns(df)
+    assert np.isnan(cols["i"][1]) and cols["i"][2] == 3.0 and cols["b"].tolist()[::2] == [1.0, 0.0]
+
+
 def test_config_validation_and_non_numeric_feature() -> None:
     with pytest.raises(ConfigError, match="method"):
         BinningConfig(method="kmeans")  # type: ignore[arg-type]
