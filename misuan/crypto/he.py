@@ -328,21 +328,27 @@ class OkamotoUchiyamaPublicKey(PublicKey):
     def warm_up(self, window: int = _TABLE_WINDOW) -> None:
         self._tables(window)
 
-    def _tables(self, window: int = 0) -> tuple[FixedBaseTable, FixedBaseTable, FixedBaseTable]:
+    def _tables(self, window: int = 0) -> tuple[FixedBaseTable, FixedBaseTable]:
         if self._h_table is None or (window and self._h_table.window != window):
             w = window or _TABLE_WINDOW
             self._h_table = FixedBaseTable(self.h, self.n, self.random_bits, w)
             # plaintexts of SecureBoost/WOE are short (<= 128 bits); longer ones use powmod
             self._g_table = FixedBaseTable(self.g, self.n, 128, w)
+            self._g_inv_table = None  # built on the first negative plaintext
+        return self._h_table, self._g_table  # type: ignore[return-value]
+
+    def _g_inv(self) -> FixedBaseTable:
+        if self._g_inv_table is None:
+            w = self._tables()[1].window
             self._g_inv_table = FixedBaseTable(gmpy2.invert(self.g, self.n), self.n, 128, w)
-        return self._h_table, self._g_table, self._g_inv_table  # type: ignore[return-value]
+        return self._g_inv_table
 
     def noise(self) -> mpz:
         return self._tables()[0].pow(secrets.randbits(self.random_bits))
 
     def _encrypt_one(self, v: int) -> mpz:
-        h_table, g_table, g_inv_table = self._tables()
-        gm = g_table.pow(v) if v >= 0 else g_inv_table.pow(-v)
+        h_table, g_table = self._tables()
+        gm = g_table.pow(v) if v >= 0 else self._g_inv().pow(-v)
         return gm * h_table.pow(secrets.randbits(self.random_bits)) % self.n
 
     def to_wire(self) -> dict[str, int | str]:
