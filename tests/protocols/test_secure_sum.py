@@ -30,9 +30,7 @@ def test_transcript_partner_receives_only_uniform_shares() -> None:
     ch = MemoryNetwork(["bank", "partner"]).channels()
     ch["partner"].transcript = []
     x = np.full(2000, 7, dtype=np.int64)
-    run_parties(
-        ch, {"bank": lambda c: secure_sum(c, x), "partner": lambda c: secure_sum(c, np.zeros(2000, np.int64))}
-    )
+    run_parties(ch, {"bank": lambda c: secure_sum(c, x), "partner": lambda c: secure_sum(c, np.zeros(2000, np.int64))})
     steps = [(frm, step) for frm, step, _ in ch["partner"].transcript]
     assert steps == [("bank", "secure_sum/share"), ("bank", "secure_sum/partial")]
     share = ch["partner"].transcript[0][2].values
