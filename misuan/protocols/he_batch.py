@@ -271,13 +271,14 @@ class BinSumAccumulator:
         return self._acc
 
     def close(self) -> None:
+        """Stop the workers (waiting for running tasks), then free the shared memory they read."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
         for _, shm in self._pending:
             shm.close()
             shm.unlink()
         self._pending = []
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
 
     def _merge(self, partial: list[list[mpz]]) -> None:
         m = self.pk.modulus
