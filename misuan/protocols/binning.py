@@ -206,13 +206,23 @@ def as_numeric(x: Any, name: str) -> np.ndarray:
 def feature_columns(features: pd.DataFrame | Mapping[str, object]) -> dict[str, np.ndarray]:
     """Each feature column as float64 (NaN = missing), all of one length, names as strings."""
     items = list(features.items())
-    cols = {str(k): as_numeric(np.asarray(v), str(k)) for k, v in items}
+    cols = {str(k): as_numeric(_plain_array(v), str(k)) for k, v in items}
     if len(cols) != len(items):
         raise DataError("feature names must be unique as strings")
     lengths = {len(v) for v in cols.values()}
     if len(lengths) > 1:
         raise DataError(f"feature columns have different lengths {sorted(lengths)}")
     return cols
+
+
+def _plain_array(column: object) -> np.ndarray:
+    # pandas' nullable dtypes (Int64, Float64, boolean) hold pd.NA: read them as float with NaN
+    if isinstance(column, pd.Series) and isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        try:
+            return column.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass  # not numeric: as_numeric names the column
+    return np.asarray(column)
 
 
 # --- cut points ----------------------------------------------------------------------------------
@@ -223,17 +233,18 @@ def quantile_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
         return np.empty(0, np.float64)
     qs = np.quantile(v, np.arange(1, n_bins) / n_bins, method="inverted_cdf")
     cuts = np.unique(qs)
-    # a cut at the maximum would leave an empty last bin
-    return cuts[cuts < v.max()].astype(np.float64)
+    # a cut at the maximum would leave an empty last bin; infinite values fall in the end bins
+    return cuts[(cuts < v.max()) & np.isfinite(cuts)].astype(np.float64)
 
 
 def equal_width_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """Cuts splitting ``[min, max]`` of the non-missing ``values`` into ``n_bins`` equal widths."""
-    v = values[~np.isnan(values)]
+    """Cuts splitting ``[min, max]`` of the finite ``values`` into ``n_bins`` equal widths (infinite
+    values fall in the end bins)."""
+    v = values[np.isfinite(values)]
     if v.size == 0 or n_bins <= 1:
         return np.empty(0, np.float64)
     lo, hi = float(v.min()), float(v.max())
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+    if lo == hi:
         return np.empty(0, np.float64)
     return np.unique(np.linspace(lo, hi, n_bins + 1)[1:-1])
 

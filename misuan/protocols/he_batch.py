@@ -32,7 +32,7 @@ import numpy as np
 from gmpy2 import mpz
 
 from misuan.crypto.he import PublicKey, public_key_from_wire
-from misuan.errors import ConfigError
+from misuan.errors import ConfigError, CryptoError
 
 # below this many ciphertext multiplications starting worker processes costs more than it saves
 POOL_MIN_MULTIPLICATIONS = 600_000
@@ -122,6 +122,50 @@ def _worker_key(pk_wire: dict[str, Any], expected_use: int) -> PublicKey:
 def _encrypt_task(pk_wire: dict[str, Any], values: np.ndarray, expected_use: int) -> np.ndarray:
     pk = _worker_key(pk_wire, expected_use)
     return pk.to_array(pk.encrypt_ints(values))
+
+
+class ZeroEncryptions:
+    """Encryptions of zero computed ahead of a job, each handed out at most once.
+
+    Encrypting is the slow part of a WOE job (one fixed-base exponentiation per row). An encryption
+    of zero is a pure randomiser ``Enc(0; r)``, independent of the data, so the label party can make
+    them before the job (e.g. while PSI runs) and then encrypt each label with one multiplication:
+    ``Enc(y_i) = E_{y_i} * Z_i`` with ``E_0``, ``E_1`` fresh encryptions of 0 and 1 made once per job
+    and ``Z_i`` an unused encryption of zero. Every ``Z_i`` is independent and used once, so each
+    ciphertext carries fresh randomness exactly as :meth:`PublicKey.rerandomize` gives. The pool
+    never hands a randomiser out twice (:meth:`take` removes what it returns).
+    """
+
+    def __init__(self, pk: PublicKey, zeros: list[mpz]) -> None:
+        self.pk = pk
+        self._zeros = zeros
+
+    @classmethod
+    def precompute(cls, pk: PublicKey, n: int, workers: int | None = None) -> ZeroEncryptions:
+        """``n`` fresh encryptions of zero, made on ``workers`` processes."""
+        return cls(pk, pk.from_array(encrypt_labels(pk, np.zeros(n, np.int64), workers)))
+
+    def __len__(self) -> int:
+        return len(self._zeros)
+
+    def take(self, k: int) -> list[mpz]:
+        if k > len(self._zeros):
+            raise CryptoError(
+                f"{k} encryptions of zero needed, {len(self._zeros)} precomputed: precompute at least the row count"
+            )
+        out = self._zeros[:k]
+        del self._zeros[:k]
+        return out
+
+    def encrypt_bits(self, values: np.ndarray) -> np.ndarray:
+        """Wire array of ``Enc(v)`` for 0/1 ``values``, one multiplication each."""
+        v = np.asarray(values)
+        if v.size and (int(v.min()) < 0 or int(v.max()) > 1):
+            raise CryptoError("precomputed encryption takes labels 0 and 1 only")
+        base = self.pk.encrypt_ints([0, 1])  # fresh for this call
+        m = self.pk.modulus
+        zeros = self.take(len(v))
+        return self.pk.to_array([base[b] * z % m for b, z in zip(v.tolist(), zeros, strict=True)])
 
 
 # --- bin sums ------------------------------------------------------------------------------------
@@ -227,13 +271,14 @@ class BinSumAccumulator:
         return self._acc
 
     def close(self) -> None:
+        """Stop the workers (waiting for running tasks), then free the shared memory they read."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
         for _, shm in self._pending:
             shm.close()
             shm.unlink()
         self._pending = []
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
 
     def _merge(self, partial: list[list[mpz]]) -> None:
         m = self.pk.modulus

@@ -10,7 +10,8 @@ Protocol (step names under ``step``, default ``woe``):
    ciphertext per row, ``Enc(y_i)``, in chunks of ``LABEL_CHUNK_ROWS`` so the feature party sums a
    chunk while the next is being encrypted. Okamoto-Uchiyama by default, 2048-bit keys; every
    encryption draws its own randomiser, so the ciphertexts are re-randomised by construction before
-   they leave the key holder. Labels are integers (fixed-point scale 1); the label party checks that
+   they leave the key holder (with precomputed ``zeros``, ``Enc(y_i) = E_{y_i} * Z_i`` with a fresh,
+   never reused encryption of zero ``Z_i`` per row: the same distribution). Labels are integers (fixed-point scale 1); the label party checks that
    the largest possible bin sum, ``n``, fits the key's exact plaintext range.
    The feature party refuses keys shorter than ``config.min_key_bits``, a count that differs from its
    own row count, chunks out of order or over size, and ciphertexts outside ``(0, modulus)``.
@@ -63,7 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -84,7 +85,13 @@ from misuan.protocols.binning import (
     merge_prebins,
     unsupervised_bins,
 )
-from misuan.protocols.he_batch import BinSumAccumulator, available_workers, chunk_bounds, encrypt_chunks
+from misuan.protocols.he_batch import (
+    BinSumAccumulator,
+    ZeroEncryptions,
+    available_workers,
+    chunk_bounds,
+    encrypt_chunks,
+)
 from misuan.protocols.woe_table import FeatureWoe, WoeResult, check_labels, feature_woe
 
 __all__ = [
@@ -183,15 +190,16 @@ def woe_iv(
     *,
     config: BinningConfig | None = None,
     keypair: tuple[PublicKey, PrivateKey] | None = None,
+    zeros: ZeroEncryptions | None = None,
     step: str = STEP,
 ) -> WoeResult | FeaturePartyWoe:
     """Run the WOE/IV protocol as ``role``: ``data`` is the labels (label party) or the features
     (feature party: a DataFrame or a mapping of name to column), rows aligned with the peer's."""
     if role == LABEL_PARTY:
-        return woe_iv_label_party(chan, peer, data, config=config, keypair=keypair, step=step)
+        return woe_iv_label_party(chan, peer, data, config=config, keypair=keypair, zeros=zeros, step=step)
     if role == FEATURE_PARTY:
-        if keypair is not None:
-            raise ConfigError("only the label party holds a key pair in a WOE job")
+        if keypair is not None or zeros is not None:
+            raise ConfigError("only the label party holds a key pair (and encrypts) in a WOE job")
         return woe_iv_feature_party(chan, peer, data, config=config, step=step)
     raise ConfigError(f"WOE role must be {LABEL_PARTY!r} or {FEATURE_PARTY!r}, not {role!r}")
 
@@ -203,9 +211,14 @@ def woe_iv_label_party(
     *,
     config: BinningConfig | None = None,
     keypair: tuple[PublicKey, PrivateKey] | None = None,
+    zeros: ZeroEncryptions | None = None,
     step: str = STEP,
 ) -> WoeResult:
-    """The label party's side: encrypt labels, decrypt per-bin sums, decide merges, compute WOE/IV/KS."""
+    """The label party's side: encrypt labels, decrypt per-bin sums, decide merges, compute WOE/IV/KS.
+
+    ``zeros``: encryptions of zero precomputed under ``keypair`` (:meth:`ZeroEncryptions.precompute`,
+    at least one per row); the labels are then encrypted with one multiplication each.
+    """
     config = config or BinningConfig()
     y = check_labels(labels)
     n = len(y)
@@ -224,7 +237,19 @@ def woe_iv_label_party(
     bounds = chunk_bounds(n, min(LABEL_CHUNK_ROWS, -(-n // available_workers(config.workers))))
     header = EncryptedLabels(config.fingerprint(), dict(pk.to_wire()), n, len(bounds))
     chan.send(peer, f"{step}/labels", header)
-    for i, arr in enumerate(encrypt_chunks(pk, y, bounds, config.workers)):
+    if zeros is not None:
+        if zeros.pk.to_wire() != pk.to_wire():
+            raise ConfigError(
+                "the precomputed encryptions of zero are under another key than the key pair given"
+            )
+        if len(zeros) < n:
+            raise ConfigError(
+                f"{len(zeros)} precomputed encryptions of zero for {n} rows: precompute at least {n}"
+            )
+        chunks: Iterator[np.ndarray] = (zeros.encrypt_bits(y[lo:hi]) for lo, hi in bounds)
+    else:
+        chunks = encrypt_chunks(pk, y, bounds, config.workers)
+    for i, arr in enumerate(chunks):
         chan.send(peer, f"{step}/label_chunk", LabelChunk(i, arr))
     chan.disclose(
         step,

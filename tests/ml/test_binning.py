@@ -56,6 +56,15 @@ def test_small_missing_group_joins_smallest_value_bin_and_small_value_group_join
     assert one.assign(x2).tolist() == [0] * 12
 
 
+@pytest.mark.parametrize("method", ["quantile", "equal_width"])
+def test_infinite_values_fall_in_the_end_bins(method: str) -> None:
+    x = np.concatenate([[-np.inf] * 30, np.arange(40.0), [np.inf] * 30])
+    bins = unsupervised_bins(x, method, BinningConfig(n_bins=4))
+    assert np.all(np.isfinite(bins.cuts)) and bins.n_value_bins >= 2
+    codes = bins.assign(x)
+    assert codes[0] == 0 and codes[-1] == bins.n_value_bins - 1
+
+
 def test_constant_all_missing_and_single_row_features() -> None:
     cfg = BinningConfig()
     const = unsupervised_bins(np.full(50, 7.0), "quantile", cfg)
@@ -101,6 +110,18 @@ def test_merged_bins_and_counts() -> None:
 def test_bad_merge_starts_refused(starts: list[float]) -> None:
     with pytest.raises(ValueError):
         check_starts(np.array(starts), 3, 10)
+
+
+def test_pandas_nullable_columns_read_as_float_with_missing() -> None:
+    import pandas as pd
+
+    from misuan.protocols.binning import feature_columns
+
+    df = pd.DataFrame(
+        {"i": pd.array([1, None, 3], dtype="Int64"), "b": pd.array([True, None, False], dtype="boolean")}
+    )
+    cols = feature_columns(df)
+    assert np.isnan(cols["i"][1]) and cols["i"][2] == 3.0 and cols["b"].tolist()[::2] == [1.0, 0.0]
 
 
 def test_config_validation_and_non_numeric_feature() -> None:

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
+from misuan.errors import CryptoError
 from misuan.protocols import he_batch
 from misuan.protocols.he_batch import (
     BinSumAccumulator,
+    ZeroEncryptions,
     bin_sums_by_feature,
     chunk_bounds,
     encrypt_labels,
@@ -64,3 +66,17 @@ def test_worker_processes_give_the_same_sums(
 def test_chunk_bounds() -> None:
     assert chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert chunk_bounds(0, 4) == []
+
+
+def test_precomputed_zero_encryptions_encrypt_bits_once_each(keys: tuple[PublicKey, PrivateKey]) -> None:
+    pk, sk = keys
+    zeros = ZeroEncryptions.precompute(pk, 50)
+    assert len(zeros) == 50 and sk.decrypt_ints(zeros.take(2)) == [0, 0] and len(zeros) == 48
+    bits = np.array([0, 1, 1, 0, 1] * 8)
+    wire = zeros.encrypt_bits(bits)
+    cts = pk.from_array(wire)
+    assert sk.decrypt_ints(cts) == bits.tolist() and len(set(cts)) == 40 and len(zeros) == 8
+    with pytest.raises(CryptoError, match="precompute at least"):
+        zeros.encrypt_bits(np.zeros(9, np.int64))
+    with pytest.raises(CryptoError, match="0 and 1"):
+        zeros.encrypt_bits(np.array([2]))

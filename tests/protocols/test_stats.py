@@ -16,6 +16,7 @@ from misuan.net.channel import Channel
 from misuan.net.memory import MemoryNetwork
 from misuan.protocols import he_batch
 from misuan.protocols.binning import BinningConfig, unsupervised_bins
+from misuan.protocols.he_batch import ZeroEncryptions
 from misuan.protocols.simulation import run_parties
 from misuan.protocols.stats import (
     BinSums,
@@ -200,6 +201,29 @@ def test_options_share_iv_and_hide_edges(keys: Keys) -> None:
     whats = {d.what for d in ch["bank"].recorder.entries}  # type: ignore[attr-defined]
     assert "IV per feature" in whats and not any(w.startswith("bin edges") for w in whats)
     assert partner.to_dict()["features"]["score"]["iv"] == bank["score"].iv
+
+
+def test_precomputed_zero_encryptions_give_the_same_result(keys: Keys) -> None:
+    feats, y = _data(n=250, seed=19)
+    zeros = ZeroEncryptions.precompute(keys[0], 260)
+    ch = MemoryNetwork(["bank", "partner"]).channels(timeout_s=30)
+    out = run_parties(
+        ch,
+        {
+            "bank": lambda c: woe_iv(
+                c, "label_party", "partner", y, config=TEST_CFG, keypair=keys, zeros=zeros
+            ),
+            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, config=TEST_CFG),
+        },
+    )
+    assert out["bank"].to_dict() == woe_iv_plaintext(feats, y, TEST_CFG).to_dict()
+    assert len(zeros) == 10  # each randomiser used once
+    bank = MemoryNetwork(["bank", "partner"]).channel("bank")
+    with pytest.raises(ConfigError, match="precompute at least 250"):
+        woe_iv_label_party(bank, "partner", y, config=TEST_CFG, keypair=keys, zeros=zeros)
+    other = ZeroEncryptions.precompute(generate_keypair("ou", 1024)[0], 250)
+    with pytest.raises(ConfigError, match="another key"):
+        woe_iv_label_party(bank, "partner", y, config=TEST_CFG, keypair=keys, zeros=other)
 
 
 def test_parallel_workers_give_the_same_result(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -400,3 +424,38 @@ def test_roles_and_inputs_checked(keys: Keys) -> None:
         woe_iv(ch["bank"], "bank", "partner", np.zeros(3))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="min_key_bits"):
         woe_iv_label_party(ch["bank"], "partner", np.array([0, 1]), keypair=keys)  # default needs 2048 bits
+
+
+# --- over the real transport ----------------------------------------------------------------------
+def _party_as_dict(
+    chan: Channel, role: str, peer: str, data: Any, cfg: BinningConfig, keys: Keys | None
+) -> Any:
+    """A party function for separate processes: results go back wire-encoded, so as plain dicts."""
+    return woe_iv(chan, role, peer, data, config=cfg, keypair=keys).to_dict()  # type: ignore[arg-type]
+
+
+def test_same_result_and_ledger_over_grpc_in_processes(keys: Keys, tmp_path: Any) -> None:
+    import functools
+
+    from misuan.net.loopback import make_test_pki, run_party_processes
+
+    feats, y = _data(n=300, seed=21)
+    cfg = dataclasses.replace(TEST_CFG, method="chimerge")
+    out = run_party_processes(
+        {
+            "bank": functools.partial(
+                _party_as_dict, role="label_party", peer="partner", data=y, cfg=cfg, keys=keys
+            ),
+            "partner": functools.partial(
+                _party_as_dict, role="feature_party", peer="bank", data=feats, cfg=cfg, keys=None
+            ),
+        },
+        tls=make_test_pki(tmp_path, ["bank", "partner"]),
+        job_id="woe-grpc",
+    )
+    bank, _, mem = _run(feats, y, cfg, keys)
+    assert out["bank"].result == bank.to_dict() == woe_iv_plaintext(feats, y, cfg).to_dict()
+    for party in ("bank", "partner"):
+        view = sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in out[party].disclosures)
+        entries = mem[party].recorder.entries  # type: ignore[attr-defined]
+        assert view == sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in entries)
