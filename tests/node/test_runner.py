@@ -252,7 +252,11 @@ def test_secure_sum_params_are_checked_before_running(make_job: Callable[..., Pa
     assert not (tmp_path / "w").exists()
 
 
-def test_kind_without_adapter_is_refused_up_front(make_job: Callable[..., Path], tmp_path: Path) -> None:
+def test_kind_without_adapter_is_refused_up_front(
+    make_job: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every kind of this build has an adapter; a build without one must refuse the spec up front
+    monkeypatch.delitem(steps._REGISTRY, "woe")
     spec = make_job(steps='[[step]]\nkind = "woe"\n')
     with pytest.raises(JobSpecError, match=r"step\[1\] 'woe'.kind: this build of misuan has no adapter for 'woe'"):
         ms.simulate(spec, workdir=tmp_path / "w")
