@@ -310,7 +310,7 @@ def _chunk_task(
     pk = _worker_key(pk_wire, 0)
     shm = shared_memory.SharedMemory(name=shm_name)
     try:
-        arr = np.ndarray((n,), np.dtype(dtype), buffer=shm.buf).copy()
+        arr: np.ndarray = np.ndarray((n,), np.dtype(dtype), buffer=shm.buf).copy()
     finally:
         shm.close()
     sums = all_bin_sums(pk, pk.from_array(arr), codes, n_bins)
