@@ -416,7 +416,8 @@ def train_label_party(
         chan.disclose(STEP, me, fp, "HE public key", (), form="plaintext", scheme=pub.scheme, bits=pub.bits)
 
     codec = FixedPointCodec(frac_bits=p.frac_bits, max_abs=1.0, max_terms=max(n, 2))
-    window = 12 if n >= 5000 else 8  # wider tables pay off once there are many rows to encrypt
+    # wider tables (more memory, longer to build) pay off once there are many rows to encrypt per tree
+    window = 14 if n >= 50000 else 12 if n >= 5000 else 8
     pool = WorkerPool(HEWorker, (dict(priv.to_wire()), True, window), p.n_jobs if n >= 2000 else 1)
     try:
         y_val, Xv = None, np.zeros((0, Xl.shape[1]))
