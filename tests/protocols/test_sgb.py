@@ -201,3 +201,17 @@ def test_feature_party_rejects_malformed_commands(classification) -> None:
 
     with pytest.raises(MalformedMessageError):
         run_parties(ch, {"bank": bad_bank, "partner": lambda c: sgb.train_feature_party(c, X[:50, 5:], "bank", n_jobs=1)})
+
+
+def test_paillier_scheme_trains_the_same_trees(classification) -> None:
+    X, y = classification
+    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    ou, _ = _train(X[:500, :5], X[:500, 5:], y[:500], p)
+    ch = MemoryNetwork(["bank", "partner"]).channels()
+    keys = generate_keypair("paillier", bits=1024)
+    pa = run_parties(ch, {
+        "bank": lambda c: sgb.train_label_party(c, X[:500, :5], y[:500], ["partner"], p, keys=keys),
+        "partner": lambda c: sgb.train_feature_party(c, X[:500, 5:], "bank", max_bin=16, n_jobs=1),
+    })
+    shape = [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in ou["bank"].model["trees"]]
+    assert shape == [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in pa["bank"].model["trees"]]
