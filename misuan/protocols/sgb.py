@@ -408,9 +408,11 @@ def train_label_party(
             raise ProtocolError(f"{fp} has {sch.n_rows} rows and {nbins.shape} bin counts; expected {n} aligned rows")
         _check_range(nbins, 1, MAX_BIN_LIMIT + 3, "schema n_bins")
         nbl = [int(v) for v in nbins.tolist()]
+        if len(set(sch.feature_names)) != len(sch.feature_names) or any(not 0 < len(nm) <= 256 for nm in sch.feature_names):
+            raise MalformedMessageError(f"{fp}'s feature names must be unique, non-empty and at most 256 characters")
         peers.append(_PeerInfo(fp, list(sch.feature_names), nbl, _offsets(nbl), int(sum(nbl)), np.ones(len(nbl), bool)))
         chan.disclose(STEP, fp, me, "feature names and bin counts", (len(nbl),), form="plaintext")
-    pub, priv = keys if keys is not None else generate_keypair(p.he_scheme, p.key_bits)  # type: ignore[arg-type]
+    pub, priv = keys if keys is not None else generate_keypair("paillier" if p.he_scheme == "paillier" else "ou", p.key_bits)
     for fp in feature_parties:
         chan.send(fp, f"{STEP}/cmd", SgbSetup(dict(pub.to_wire())))
         chan.disclose(STEP, me, fp, "HE public key", (), form="plaintext", scheme=pub.scheme, bits=pub.bits)
@@ -611,12 +613,13 @@ def _grow_tree(
                 lefts[i] = np.where(miss, sp.default_left, b <= sp.bin)
         if splittable:
             for pi in peers:
-                idx = [i for i, sp in enumerate(decisions) if sp is not None and sp.party == pi.name]
+                mine = [(i, sp) for i, sp in enumerate(decisions) if sp is not None and sp.party == pi.name]
+                idx = [i for i, _ in mine]
                 req = SplitRequest(
                     np.array(idx, dtype=np.int32),
-                    np.array([decisions[i].feature for i in idx], dtype=np.int32),  # type: ignore[union-attr]
-                    np.array([decisions[i].bin for i in idx], dtype=np.int32),  # type: ignore[union-attr]
-                    np.array([decisions[i].default_left for i in idx], dtype=bool),  # type: ignore[union-attr]
+                    np.array([sp.feature for _, sp in mine], dtype=np.int32),
+                    np.array([sp.bin for _, sp in mine], dtype=np.int32),
+                    np.array([sp.default_left for _, sp in mine], dtype=bool),
                 )
                 chan.send(pi.name, f"{STEP}/cmd", req)
                 chan.disclose(STEP, me, pi.name, "chosen split candidates (feature, bin, default direction) of its own features", (len(idx), 3), form="plaintext", tree=t, depth=depth)
@@ -825,6 +828,7 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
         level_rows: list[np.ndarray] = []
         level_ids = np.zeros(0, dtype=np.int32)
         hist_seconds = 0.0
+        per_ct = 0  # 0 while no gradient ciphertexts are loaded for the current tree
         while True:
             cmd = chan.recv(label_party, f"{STEP}/cmd")
             if isinstance(cmd, TrainEnd):
@@ -837,7 +841,7 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                     raise MalformedMessageError(f"tree {cmd.tree} announced after tree {tree}")
                 if tree >= 0:
                     history.append({"tree": float(tree), "histogram_seconds": hist_seconds})
-                tree, hist_seconds = cmd.tree, 0.0
+                tree, hist_seconds, per_ct = cmd.tree, 0.0, 0
                 sampled = _check_array(cmd.features, "sampled features", "b", (F,))
                 if not cmd.label_only:
                     rows = _check_array(cmd.rows, "tree rows", "iu")
@@ -857,8 +861,8 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                     per_ct = int(cmd.per_ct)
                 continue
             if isinstance(cmd, LevelPlan):
-                if tree < 0:
-                    raise MalformedMessageError("level plan before any tree")
+                if per_ct == 0:
+                    raise MalformedMessageError("level plan for a tree without gradient ciphertexts")
                 level_ids = _check_array(cmd.node_ids, "node ids", "iu")
                 positions = _check_array(cmd.positions, "node positions", "iu", (n,))
                 _check_range(positions, -1, len(level_ids), "node positions")
