@@ -80,6 +80,7 @@ class Mailbox:
         self._buffered = 0
         self._capacity = capacity_bytes
         self._closed: dict[str, str] = {}  # sender -> reason
+        self._receiver_closed = False
 
     def put(self, sender: str, step: str, seq: int, payload: bytearray | bytes) -> None:
         with self._cond:
@@ -87,6 +88,8 @@ class Mailbox:
             if key in self._items:
                 raise UnexpectedMessageError(f"{sender} sent step {step!r} message #{seq} twice")
             while self._buffered and self._buffered + len(payload) > self._capacity:
+                if self._receiver_closed:  # nobody will drain the box: do not block the transport forever
+                    raise PeerDisconnectedError(f"the receiver closed its channel; {sender}'s step {step!r} message dropped")
                 self._cond.wait(timeout=1.0)
             self._items[key] = payload
             self._buffered += len(payload)
@@ -112,6 +115,12 @@ class Mailbox:
             self._buffered -= len(payload)
             self._cond.notify_all()
             return payload
+
+    def close_receiver(self) -> None:
+        """The owning party closed its channel: wake and refuse senders blocked on back-pressure."""
+        with self._cond:
+            self._receiver_closed = True
+            self._cond.notify_all()
 
     def close_sender(self, sender: str, reason: str) -> None:
         with self._cond:

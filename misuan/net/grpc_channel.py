@@ -7,7 +7,7 @@ Service ``misuan.transport.v1.Transport`` (bytes in, bytes out; registered with
 - ``Deliver(frame)``: one message that fits in one frame (the common small case; one unary RPC).
 - ``DeliverStream(frames)``: a larger message as a client stream of frames of ``frame_bytes``
   (1 MiB); the sender slices the buffers of :func:`wire.encode_parts` and never joins them, the
-  receiver checks the declared size against its limit, allocates one ``bytearray`` and fills it.
+  receiver checks the declared size against its limit and fills one ``bytearray`` as frames come.
 - ``Watch(Hello)``: held open by the server until the job closes there; its end tells the peer
   promptly that this party has closed (OK, the "bye") or died (the call fails with the connection).
 
@@ -87,7 +87,9 @@ _SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # (the C macro is ..._MIN_RECV_PING_INTERVAL_..., the string is this): accept our clients' keepalive
+    # pings every 20 s; gRPC's default of 5 min would count strikes and end idle jobs with GOAWAY
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     # without this a second server could bind the same port and silently share its traffic
     ("grpc.so_reuseport", 0),
 ]
@@ -170,6 +172,8 @@ class _Job:
     mailbox: Mailbox
     max_message_bytes: int
     closed: threading.Event = dataclasses.field(default_factory=threading.Event)
+    greeted: set[str] = dataclasses.field(default_factory=set)  # peers whose Ping reached us
+    greeting: threading.Condition = dataclasses.field(default_factory=threading.Condition)
 
 
 class PartyServer:
@@ -221,6 +225,14 @@ class PartyServer:
                 raise ConfigError(f"job {job_id!r} is already running on {self.party}'s server")
             self._jobs[job_id] = _Job(job_id, tuple(parties), mailbox, max_message_bytes)
 
+    def wait_for_greetings(self, job_id: str, peers: Sequence[str], deadline: float) -> list[str]:
+        """Wait until each of ``peers`` has pinged this server for ``job_id``; return those that did not."""
+        with self._lock:
+            job = self._jobs[job_id]
+        with job.greeting:
+            job.greeting.wait_for(lambda: job.greeted >= set(peers), timeout=max(0.0, deadline - time.monotonic()))
+            return [p for p in peers if p not in job.greeted]
+
     def unregister(self, job_id: str) -> None:
         """Forget ``job_id``: its watchers hear the bye, later messages for it are refused."""
         with self._lock:
@@ -236,13 +248,19 @@ class PartyServer:
         self._server.stop(grace_s).wait()
 
     # --- handlers --------------------------------------------------------------------------------
-    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str) -> NoReturn:
-        self.rejected += 1
-        log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
+    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str, expected: bool = False) -> NoReturn:
+        if expected:  # a peer that starts before us pings until we run the job: normal, not an attack
+            log.debug("%s: %s from %s", self.party, why, context.peer())
+        else:
+            with self._lock:
+                self.rejected += 1
+            log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
         context.abort(code, why)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
-    def _authorize(self, context: grpc.ServicerContext, job_id: str, claimed: str) -> tuple[_Job, str]:
+    def _authorize(
+        self, context: grpc.ServicerContext, job_id: str, claimed: str, starting: bool = False
+    ) -> tuple[_Job, str]:
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -259,13 +277,13 @@ class PartyServer:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}")
+            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}", expected=starting)
         if sender not in job.parties or sender == self.party:
             self._refuse(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r} "
-                f"(parties: {', '.join(job.parties)})",
+                # the job's party list is not told: who collaborates with whom is itself sensitive
+                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r}",
             )
         return job, sender
 
@@ -274,7 +292,10 @@ class PartyServer:
             hello = _parse_hello(request)
         except MalformedMessageError as exc:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        self._authorize(context, hello.job_id, hello.sender)
+        job, sender = self._authorize(context, hello.job_id, hello.sender, starting=True)
+        with job.greeting:
+            job.greeted.add(sender)
+            job.greeting.notify_all()
         return b""
 
     def _watch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -331,19 +352,19 @@ class PartyServer:
         if first is None:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed message dropped: empty stream")
         job, sender, header, rest = self._start_message(context, first)
-        buf = bytearray(header.size)  # size checked against the limit above
-        buf[: rest.nbytes] = rest
-        pos = rest.nbytes
+        # one buffer, grown as frames arrive rather than allocated at the declared size: memory
+        # follows the bytes actually received (a peer cannot make us commit 8 GiB by claiming it),
+        # and large buffers grow by mremap, without copying
+        buf = bytearray(rest)
         for frame in request_iterator:
-            n = len(frame)
-            if pos + n > header.size:
+            if len(buf) + len(frame) > header.size:
                 self._refuse(
                     context,
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"malformed message dropped: more than the {header.size} bytes declared",
                 )
-            buf[pos : pos + n] = frame
-            pos += n
+            buf += frame
+        pos = len(buf)
         if pos != header.size:
             self._refuse(
                 context,
@@ -421,17 +442,33 @@ class GrpcChannel(Channel):
         elif server.party != party:
             raise ConfigError(f"the server given belongs to {server.party!r}, not {party!r}")
         self.server = server
-        self.server.register(job_id, self.parties, self._box, max_message_bytes)
+        try:
+            self.server.register(job_id, self.parties, self._box, max_message_bytes)
+        except BaseException:
+            if self._own_server:
+                server.stop(0)
+            raise
         creds = grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert)
         self._links = {p: _open_link(p, parties[p], creds) for p in self.peers}
         self._hello = wire.encode(Hello(job_id=job_id, sender=party))
 
     # --- connection --------------------------------------------------------------------------------
     def connect(self, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
-        """Wait until every peer answers for this job (retrying with backoff), then watch each."""
+        """Two-way handshake with every peer (retrying with backoff), then watch each.
+
+        Returns once this party has reached every peer *and* every peer has reached this party, so
+        no party can send, finish and close before a slower peer has even connected to it.
+        """
         deadline = time.monotonic() + connect_timeout_s
         for link in self._links.values():
             self._connect_peer(link, deadline, connect_timeout_s)
+        missing = self.server.wait_for_greetings(self.job_id, self.peers, deadline)
+        if missing:
+            raise PeerUnreachableError(
+                f"{', '.join(missing)} did not connect back to {self.party} at {self.server.address} within "
+                f"{connect_timeout_s:.1f} s although {self.party} reached them: check that they can reach "
+                "this node's address (firewall, advertised host:port)"
+            )
         for link in self._links.values():
             link.watch_call = link.watch.future(self._hello)
             link.watch_call.add_done_callback(functools.partial(self._on_watch_done, link))
@@ -493,7 +530,7 @@ class GrpcChannel(Channel):
         if self._closed or call.cancelled():
             return
         exc = call.exception()
-        if exc is None:
+        if exc is None or (isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND):
             reason = "it closed its channel (its side of the job ended or failed)"
         else:
             code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
@@ -561,6 +598,7 @@ class GrpcChannel(Channel):
         for link in self._links.values():
             link.channel.close()
             self._box.close_sender(link.name, "this party's own channel was closed")
+        self._box.close_receiver()
         if self._own_server:
             self.server.stop(grace_s=1.0)
 

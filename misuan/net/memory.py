@@ -56,6 +56,7 @@ class MemoryChannel(Channel):
 
     def close(self) -> None:
         self.network.closed.add(self.party)
+        self._mailbox().close_receiver()
         for p, box in self.network.mailboxes.items():
             if p != self.party:
                 box.close_sender(self.party, "its channel was closed")

@@ -20,6 +20,7 @@ import pytest
 from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
 from misuan.errors import (
     AuthenticationError,
+    ConfigError,
     MalformedMessageError,
     PeerDisconnectedError,
     PeerUnreachableError,
@@ -172,14 +173,12 @@ def test_close_is_seen_promptly_by_the_peer(pair: dict[str, GrpcChannel]) -> Non
 
 # --- a party dying mid-job ----------------------------------------------------------------------------
 def _send_then_die(chan: Channel) -> None:
-    chan.send("partner", "step", np.arange(10))
-    chan.recv("partner", "ack")
+    chan.send("partner", "step", np.arange(10))  # returns once delivered into partner's mailbox
     os._exit(3)  # no bye: the process vanishes as if killed
 
 
 def _receive_twice(chan: Channel) -> None:
     chan.recv("bank", "step")
-    chan.send("bank", "ack", 1)
     chan.recv("bank", "step")  # never comes
 
 
@@ -254,6 +253,7 @@ def _raw_stub(tls: TlsFiles, address: str, target: str, method: str) -> tuple[gr
 
 def test_sender_claiming_another_party_is_refused_and_nothing_delivered(pair: dict[str, GrpcChannel], pki: dict[str, TlsFiles]) -> None:
     partner = pair["partner"]
+    before = partner.server.rejected
     ch, deliver = _raw_stub(pki["bank"], partner.server.address, "partner", "Deliver")
     with ch:
         frame = _encode_first_frame_head(FrameHeader("pair-job", "telecom", "s", 0, 3)) + wire.encode(7)[:3]
@@ -272,7 +272,7 @@ def test_sender_claiming_another_party_is_refused_and_nothing_delivered(pair: di
             ping(wire.encode(Hello("pair-job", "partner")), timeout=5)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED and "claims to come from 'partner'" in info.value.details()
         assert ping(wire.encode(Hello("pair-job", "bank")), timeout=5) == b""
-    assert partner.server.rejected == 3
+    assert partner.server.rejected == before + 3
     assert not partner._mailbox()._items
 
 
@@ -301,6 +301,7 @@ def test_channel_for_unknown_job_is_told_so(pair: dict[str, GrpcChannel], pki: d
 # --- malformed frames and unreachable peers -------------------------------------------------------------
 def test_garbage_frames_are_refused_and_nothing_delivered(pair: dict[str, GrpcChannel]) -> None:
     bank, partner = pair["bank"], pair["partner"]
+    before = partner.server.rejected
     head = functools.partial(_encode_first_frame_head)
     bad: list[tuple[list[bytes], bool, str]] = [
         ([b"garbage"], True, "does not start with the misuan transport magic"),
@@ -314,7 +315,7 @@ def test_garbage_frames_are_refused_and_nothing_delivered(pair: dict[str, GrpcCh
     for frames, single, why in bad:
         with pytest.raises(MalformedMessageError, match=why):
             bank._send_frames("partner", "s", frames, single)
-    assert partner.server.rejected == len(bad)
+    assert partner.server.rejected == before + len(bad)
     assert not partner._mailbox()._items  # nothing was delivered
     # the same (step, seq) is still free: a valid message takes it and arrives
     bank.send("partner", "s", "after the garbage")
@@ -375,3 +376,88 @@ def test_certificate_files_may_live_elsewhere(tmp_path: Path) -> None:
     tls = {p: issue_party_cert(tmp_path / "ca", p, out_dir=tmp_path / p) for p in ["bank", "partner"]}
     out = run_party_processes({p: functools.partial(secure_sum, values=np.ones(3, np.int64)) for p in tls}, tls=tls)
     np.testing.assert_array_equal(out["bank"].result, [2, 2, 2])
+
+
+def test_fast_sender_waits_until_slow_peer_has_connected(pki: dict[str, TlsFiles]) -> None:
+    """A party that only sends cannot finish and close before its peer has connected to it."""
+    servers = {p: PartyServer(p, pki[p]) for p in ["bank", "partner"]}
+    book = {p: s.address for p, s in servers.items()}
+    partner = GrpcChannel("partner", book, "race", pki["partner"], server=servers["partner"])  # listening only
+    errors: list[BaseException] = []
+
+    def bank_job() -> None:
+        try:
+            with open_grpc_channel("bank", book, "race", pki["bank"], server=servers["bank"], connect_timeout_s=10) as ch:
+                ch.send("partner", "only", 42)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=bank_job)
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive()  # reached partner, but waits for partner to reach it
+    partner.connect(5)
+    t.join(10)
+    assert not errors
+    assert partner.recv("bank", "only") == 42  # delivered before bank's bye
+    partner.close()
+    for s in servers.values():
+        s.stop(0)
+
+
+def test_one_way_reachability_is_reported_on_both_sides(pki: dict[str, TlsFiles]) -> None:
+    servers = {p: PartyServer(p, pki[p]) for p in ["bank", "partner"]}
+    good = {p: s.address for p, s in servers.items()}
+    dead = f"127.0.0.1:{_free_port()}"
+    books = {"bank": good, "partner": {**good, "bank": dead}}  # partner has a wrong address for bank
+    out: dict[str, BaseException | None] = {}
+
+    def one(p: str) -> None:
+        try:
+            open_grpc_channel(p, books[p], "oneway", pki[p], server=servers[p], connect_timeout_s=1.0).close()
+            out[p] = None
+        except BaseException as exc:  # noqa: BLE001
+            out[p] = exc
+
+    threads = [threading.Thread(target=one, args=(p,)) for p in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in servers.values():
+        s.stop(0)
+    assert isinstance(out["partner"], PeerUnreachableError) and dead in str(out["partner"])
+    assert isinstance(out["bank"], PeerUnreachableError)
+    assert f"partner did not connect back to bank at {good['bank']}" in str(out["bank"])
+
+
+def test_port_in_use_is_a_config_error(pki: dict[str, TlsFiles]) -> None:
+    first = PartyServer("bank", pki["bank"])
+    try:
+        with pytest.raises(ConfigError, match=rf"bank cannot listen on {first.address}"):
+            PartyServer("bank", pki["bank"], first.address)  # no silent SO_REUSEPORT sharing
+    finally:
+        first.stop(0)
+
+
+def _claim_4_gib_send_1_mib(chan: Channel) -> str:
+    assert isinstance(chan, GrpcChannel)
+    head = _encode_first_frame_head(FrameHeader(chan.job_id, chan.party, "huge", 0, 4 << 30))
+    try:
+        chan._send_frames("partner", "huge", [head, b"x" * (1 << 20)], single=False)
+    except MalformedMessageError as exc:
+        chan.send("partner", "done", True)
+        return str(exc)
+    return "accepted"
+
+
+def _wait_done(chan: Channel) -> bool:
+    return bool(chan.recv("bank", "done"))
+
+
+def test_declared_size_costs_no_memory_until_the_bytes_arrive(pki: dict[str, TlsFiles]) -> None:
+    out = run_party_processes(
+        {"bank": _claim_4_gib_send_1_mib, "partner": _wait_done}, tls={p: pki[p] for p in ["bank", "partner"]}
+    )
+    assert "the stream ended after 1048576 of 4294967296 bytes" in out["bank"].result
+    assert out["partner"].max_rss_bytes < 300 << 20  # not 4 GiB

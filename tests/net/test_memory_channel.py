@@ -52,3 +52,25 @@ def test_unknown_peer_refused() -> None:
     ch = MemoryNetwork(["a", "b"]).channels()
     with pytest.raises(ValueError, match="not a peer"):
         ch["a"].send("mallory", "x", 1)
+
+
+def test_sender_blocked_on_a_full_mailbox_is_released_when_the_receiver_closes() -> None:
+    from misuan.net.channel import Mailbox
+
+    box = Mailbox(capacity_bytes=10)
+    box.put("a", "x", 0, b"0123456789")
+    errors: list[BaseException] = []
+
+    def blocked_put() -> None:
+        try:
+            box.put("a", "x", 1, b"more")
+        except PeerDisconnectedError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=blocked_put)
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()  # back-pressure: waits for the receiver to drain
+    box.close_receiver()
+    t.join(3)
+    assert not t.is_alive() and errors and "receiver closed" in str(errors[0])
