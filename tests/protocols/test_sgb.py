@@ -215,3 +215,14 @@ def test_paillier_scheme_trains_the_same_trees(classification) -> None:
     })
     shape = [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in ou["bank"].model["trees"]]
     assert shape == [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in pa["bank"].model["trees"]]
+
+
+def test_label_party_with_labels_only(classification) -> None:
+    """The bank may hold nothing but the labels: every split is then on the partner's features."""
+    X, y = classification
+    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    out, _ = _train(np.zeros((600, 0)), X[:600], y[:600], p)
+    nodes = [nd for t in out["bank"].model["trees"] for nd in t["nodes"] if "leaf" not in nd]
+    assert nodes and {nd["party"] for nd in nodes} == {"partner"}
+    margin, _ = _predict(out, np.zeros((300, 0)), X[600:900])
+    assert roc_auc_score(y[600:900], margin) > 0.85
