@@ -921,8 +921,9 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
             if isinstance(cmd, DecisionRequest):
                 if cmd.purpose != "eval" or Xe is None or cmd.n_rows != Xe.shape[0] or cmd.tree != tree:
                     raise MalformedMessageError("unexpected evaluation request: pass the same eval_set rows to every party")
-                chan.send(label_party, f"{STEP}/decisions", _decisions_for([sp for sp in splits if sp["tree"] == tree], Xe, names))
-                chan.disclose(STEP, me, label_party, "split decisions of the feature party's split nodes for each row", (Xe.shape[0],), form="plaintext", purpose="eval")
+                dec = _decisions_for([sp for sp in splits if sp["tree"] == tree], Xe, names)
+                chan.send(label_party, f"{STEP}/decisions", dec)
+                chan.disclose(STEP, me, label_party, "split decisions of the feature party's split nodes for each row", dec.left.shape, form="plaintext", purpose="eval")
                 continue
             raise MalformedMessageError(f"unexpected SecureBoost command {type(cmd).__name__}")
         if tree >= 0:

@@ -164,6 +164,9 @@ def test_options_subsample_colsample_label_only_first_tree_and_early_stopping(cl
     assert all(sp["tree"] <= best for sp in out["partner"].model["splits"])
     metrics = [h["valid_metric"] for h in out["bank"].history]
     assert min(metrics) == pytest.approx(metrics[best])
+    evals = {p: [d.shape for d in ch[p].recorder.entries if d.what.startswith("split decisions")] for p in ("bank", "partner")}  # type: ignore[attr-defined]
+    assert evals["bank"] == evals["partner"] and len(evals["bank"]) == len(metrics)
+    assert all(s[0] == 400 for s in evals["bank"])
     sampled = [d for d in ch["partner"].recorder.entries if d.what == "rows sampled for the tree"]  # type: ignore[attr-defined]
     assert sampled and all(d.shape[0] < 1200 for d in sampled)
 
