@@ -329,13 +329,15 @@ class OkamotoUchiyamaPublicKey(PublicKey):
         self._tables(window)
 
     def _tables(self, window: int = 0) -> tuple[FixedBaseTable, FixedBaseTable]:
-        if self._h_table is None or (window and self._h_table.window != window):
+        h_table, g_table = self._h_table, self._g_table
+        if h_table is None or g_table is None or (window and h_table.window != window):
             w = window or _TABLE_WINDOW
-            self._h_table = FixedBaseTable(self.h, self.n, self.random_bits, w)
+            h_table = FixedBaseTable(self.h, self.n, self.random_bits, w)
             # plaintexts of SecureBoost/WOE are short (<= 128 bits); longer ones use powmod
-            self._g_table = FixedBaseTable(self.g, self.n, 128, w)
+            g_table = FixedBaseTable(self.g, self.n, 128, w)
+            self._h_table, self._g_table = h_table, g_table
             self._g_inv_table = None  # built on the first negative plaintext
-        return self._h_table, self._g_table  # type: ignore[return-value]
+        return h_table, g_table
 
     def _g_inv(self) -> FixedBaseTable:
         if self._g_inv_table is None:

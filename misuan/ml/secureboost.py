@@ -9,6 +9,13 @@ feature party keeps only the thresholds of the splits on its features. Predictio
 ``fit_local`` runs every party in one process (threads over in-memory channels) for notebooks
 and tests; the same code runs in separate processes over gRPC.
 
+Example (one process; over gRPC each party runs its own ``fit`` with its channel)::
+
+    est = SecureBoostClassifier(n_estimators=10, max_depth=5, learning_rate=0.3, max_bin=32)
+    models, channels = fit_local(est, {"bank": X_bank, "partner": X_partner}, y, label_party="bank")
+    margin = predict_local(models, {"bank": X_bank_test, "partner": X_partner_test})
+    models["bank"].save_model("bank_part.json"); models["partner"].save_model("partner_part.json")
+
 Security model and leakage: see :mod:`misuan.protocols.sgb` and ``docs/privacy.md``.
 """
 

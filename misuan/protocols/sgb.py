@@ -408,15 +408,18 @@ def train_label_party(
             raise ProtocolError(f"{fp} has {sch.n_rows} rows and {nbins.shape} bin counts; expected {n} aligned rows")
         _check_range(nbins, 1, MAX_BIN_LIMIT + 3, "schema n_bins")
         nbl = [int(v) for v in nbins.tolist()]
+        if len(set(sch.feature_names)) != len(sch.feature_names) or any(not 0 < len(nm) <= 256 for nm in sch.feature_names):
+            raise MalformedMessageError(f"{fp}'s feature names must be unique, non-empty and at most 256 characters")
         peers.append(_PeerInfo(fp, list(sch.feature_names), nbl, _offsets(nbl), int(sum(nbl)), np.ones(len(nbl), bool)))
         chan.disclose(STEP, fp, me, "feature names and bin counts", (len(nbl),), form="plaintext")
-    pub, priv = keys if keys is not None else generate_keypair(p.he_scheme, p.key_bits)  # type: ignore[arg-type]
+    pub, priv = keys if keys is not None else generate_keypair("paillier" if p.he_scheme == "paillier" else "ou", p.key_bits)
     for fp in feature_parties:
         chan.send(fp, f"{STEP}/cmd", SgbSetup(dict(pub.to_wire())))
         chan.disclose(STEP, me, fp, "HE public key", (), form="plaintext", scheme=pub.scheme, bits=pub.bits)
 
     codec = FixedPointCodec(frac_bits=p.frac_bits, max_abs=1.0, max_terms=max(n, 2))
-    window = 12 if n >= 5000 else 8  # wider tables pay off once there are many rows to encrypt
+    # wider tables (more memory, longer to build) pay off once there are many rows to encrypt per tree
+    window = 14 if n >= 50000 else 12 if n >= 5000 else 8
     pool = WorkerPool(HEWorker, (dict(priv.to_wire()), True, window), p.n_jobs if n >= 2000 else 1)
     try:
         y_val, Xv = None, np.zeros((0, Xl.shape[1]))
@@ -610,12 +613,13 @@ def _grow_tree(
                 lefts[i] = np.where(miss, sp.default_left, b <= sp.bin)
         if splittable:
             for pi in peers:
-                idx = [i for i, sp in enumerate(decisions) if sp is not None and sp.party == pi.name]
+                mine = [(i, sp) for i, sp in enumerate(decisions) if sp is not None and sp.party == pi.name]
+                idx = [i for i, _ in mine]
                 req = SplitRequest(
                     np.array(idx, dtype=np.int32),
-                    np.array([decisions[i].feature for i in idx], dtype=np.int32),  # type: ignore[union-attr]
-                    np.array([decisions[i].bin for i in idx], dtype=np.int32),  # type: ignore[union-attr]
-                    np.array([decisions[i].default_left for i in idx], dtype=bool),  # type: ignore[union-attr]
+                    np.array([sp.feature for _, sp in mine], dtype=np.int32),
+                    np.array([sp.bin for _, sp in mine], dtype=np.int32),
+                    np.array([sp.default_left for _, sp in mine], dtype=bool),
                 )
                 chan.send(pi.name, f"{STEP}/cmd", req)
                 chan.disclose(STEP, me, pi.name, "chosen split candidates (feature, bin, default direction) of its own features", (len(idx), 3), form="plaintext", tree=t, depth=depth)
@@ -824,6 +828,7 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
         level_rows: list[np.ndarray] = []
         level_ids = np.zeros(0, dtype=np.int32)
         hist_seconds = 0.0
+        per_ct = 0  # 0 while no gradient ciphertexts are loaded for the current tree
         while True:
             cmd = chan.recv(label_party, f"{STEP}/cmd")
             if isinstance(cmd, TrainEnd):
@@ -836,7 +841,7 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                     raise MalformedMessageError(f"tree {cmd.tree} announced after tree {tree}")
                 if tree >= 0:
                     history.append({"tree": float(tree), "histogram_seconds": hist_seconds})
-                tree, hist_seconds = cmd.tree, 0.0
+                tree, hist_seconds, per_ct = cmd.tree, 0.0, 0
                 sampled = _check_array(cmd.features, "sampled features", "b", (F,))
                 if not cmd.label_only:
                     rows = _check_array(cmd.rows, "tree rows", "iu")
@@ -856,8 +861,8 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                     per_ct = int(cmd.per_ct)
                 continue
             if isinstance(cmd, LevelPlan):
-                if tree < 0:
-                    raise MalformedMessageError("level plan before any tree")
+                if per_ct == 0:
+                    raise MalformedMessageError("level plan for a tree without gradient ciphertexts")
                 level_ids = _check_array(cmd.node_ids, "node ids", "iu")
                 positions = _check_array(cmd.positions, "node positions", "iu", (n,))
                 _check_range(positions, -1, len(level_ids), "node positions")
@@ -916,8 +921,9 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
             if isinstance(cmd, DecisionRequest):
                 if cmd.purpose != "eval" or Xe is None or cmd.n_rows != Xe.shape[0] or cmd.tree != tree:
                     raise MalformedMessageError("unexpected evaluation request: pass the same eval_set rows to every party")
-                chan.send(label_party, f"{STEP}/decisions", _decisions_for([sp for sp in splits if sp["tree"] == tree], Xe, names))
-                chan.disclose(STEP, me, label_party, "split decisions of the feature party's split nodes for each row", (Xe.shape[0],), form="plaintext", purpose="eval")
+                dec = _decisions_for([sp for sp in splits if sp["tree"] == tree], Xe, names)
+                chan.send(label_party, f"{STEP}/decisions", dec)
+                chan.disclose(STEP, me, label_party, "split decisions of the feature party's split nodes for each row", dec.left.shape, form="plaintext", purpose="eval")
                 continue
             raise MalformedMessageError(f"unexpected SecureBoost command {type(cmd).__name__}")
         if tree >= 0:

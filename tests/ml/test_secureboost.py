@@ -78,3 +78,17 @@ def test_feature_party_must_not_pass_labels(data) -> None:
     ch = MemoryNetwork(["bank", "partner"]).channels()
     with pytest.raises(DataError):
         SecureBoostClassifier(key_bits=1024).fit(partner, y, channel=ch["partner"], label_party="bank")
+
+
+def test_three_parties_two_feature_parties() -> None:
+    X, y = make_classification(n_samples=900, n_features=9, n_informative=6, random_state=4)
+    parts = {"bank": X[:700, :3], "telco": X[:700, 3:6], "insurer": X[:700, 6:]}
+    est = SecureBoostClassifier(n_estimators=3, max_depth=3, max_bin=16, key_bits=1024, n_jobs=1, base_score=0.5)
+    models, channels = fit_local(est, parts, y[:700], label_party="bank")
+    used = {nd["party"] for t in models["bank"].model_["trees"] for nd in t["nodes"] if "leaf" not in nd}
+    assert used == {"bank", "telco", "insurer"}
+    margin = predict_local(models, {"bank": X[700:, :3], "telco": X[700:, 3:6], "insurer": X[700:, 6:]})
+    assert roc_auc_score(y[700:], margin) > 0.85
+    # feature parties learn nothing from each other: no message ever flows between them
+    assert channels["telco"].stats.per_peer["insurer"].bytes_received == 0
+    assert channels["insurer"].stats.per_peer["telco"].bytes_received == 0

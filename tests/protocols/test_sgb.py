@@ -164,6 +164,9 @@ def test_options_subsample_colsample_label_only_first_tree_and_early_stopping(cl
     assert all(sp["tree"] <= best for sp in out["partner"].model["splits"])
     metrics = [h["valid_metric"] for h in out["bank"].history]
     assert min(metrics) == pytest.approx(metrics[best])
+    evals = {p: [d.shape for d in ch[p].recorder.entries if d.what.startswith("split decisions")] for p in ("bank", "partner")}  # type: ignore[attr-defined]
+    assert evals["bank"] == evals["partner"] and len(evals["bank"]) == len(metrics)
+    assert all(s[0] == 400 for s in evals["bank"])
     sampled = [d for d in ch["partner"].recorder.entries if d.what == "rows sampled for the tree"]  # type: ignore[attr-defined]
     assert sampled and all(d.shape[0] < 1200 for d in sampled)
 
@@ -201,3 +204,28 @@ def test_feature_party_rejects_malformed_commands(classification) -> None:
 
     with pytest.raises(MalformedMessageError):
         run_parties(ch, {"bank": bad_bank, "partner": lambda c: sgb.train_feature_party(c, X[:50, 5:], "bank", n_jobs=1)})
+
+
+def test_paillier_scheme_trains_the_same_trees(classification) -> None:
+    X, y = classification
+    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    ou, _ = _train(X[:500, :5], X[:500, 5:], y[:500], p)
+    ch = MemoryNetwork(["bank", "partner"]).channels()
+    keys = generate_keypair("paillier", bits=1024)
+    pa = run_parties(ch, {
+        "bank": lambda c: sgb.train_label_party(c, X[:500, :5], y[:500], ["partner"], p, keys=keys),
+        "partner": lambda c: sgb.train_feature_party(c, X[:500, 5:], "bank", max_bin=16, n_jobs=1),
+    })
+    shape = [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in ou["bank"].model["trees"]]
+    assert shape == [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in pa["bank"].model["trees"]]
+
+
+def test_label_party_with_labels_only(classification) -> None:
+    """The bank may hold nothing but the labels: every split is then on the partner's features."""
+    X, y = classification
+    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    out, _ = _train(np.zeros((600, 0)), X[:600], y[:600], p)
+    nodes = [nd for t in out["bank"].model["trees"] for nd in t["nodes"] if "leaf" not in nd]
+    assert nodes and {nd["party"] for nd in nodes} == {"partner"}
+    margin, _ = _predict(out, np.zeros((300, 0)), X[600:900])
+    assert roc_auc_score(y[600:900], margin) > 0.85
