@@ -110,8 +110,9 @@ class _SecureBoostBase:
         label_party: str,
         feature_parties: list[str] | None = None,
         eval_set: Any = None,
+        step: str = sgb.STEP,
     ) -> _SecureBoostBase:
-        """Train jointly as ``channel.party``.
+        """Train jointly as ``channel.party``; ``step`` names the job step in messages and the ledger.
 
         The label party passes ``y`` and, for early stopping, ``eval_set=(X_eval, y_eval)``;
         a feature party passes ``y=None`` and ``eval_set=X_eval`` (the same rows, its columns).
@@ -121,13 +122,15 @@ class _SecureBoostBase:
             if y is None:
                 raise DataError("the label party must pass the labels y to fit")
             peers = list(feature_parties) if feature_parties is not None else [p for p in channel.peers]
-            res = sgb.train_label_party(channel, X, np.asarray(y), peers, params, eval_set=eval_set)
+            res = sgb.train_label_party(channel, X, np.asarray(y), peers, params, eval_set=eval_set, step=step)
             self.role_ = "label_party"
             self.best_iteration_ = res.best_iteration
         else:
             if y is not None:
                 raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")
-            res = sgb.train_feature_party(channel, X, label_party, max_bin=self.max_bin, n_jobs=self.n_jobs, X_eval=eval_set)
+            res = sgb.train_feature_party(
+                channel, X, label_party, max_bin=self.max_bin, n_jobs=self.n_jobs, X_eval=eval_set, step=step
+            )
             self.role_ = "feature_party"
         self._set_model(res.model)
         self.history_ = res.history
@@ -167,12 +170,12 @@ class _SecureBoostBase:
         if not hasattr(self, "model_"):
             raise ConfigError("this SecureBoost model is not fitted: call fit or load_model first")
 
-    def decision_function(self, X: Any, *, channel: Channel) -> np.ndarray | None:
+    def decision_function(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
         """Joint prediction; the label party gets the margins, a feature party ``None``."""
         self._check_fitted()
         if self.role_ == "label_party":
-            return sgb.predict_label_party(channel, self.model_, X)
-        sgb.predict_feature_party(channel, self.model_, X)
+            return sgb.predict_label_party(channel, self.model_, X, step)
+        sgb.predict_feature_party(channel, self.model_, X, step)
         return None
 
     # --- persistence -------------------------------------------------------------------------
@@ -213,15 +216,15 @@ class SecureBoostClassifier(_SecureBoostBase):
     _objective = "binary:logistic"
     classes_ = np.array([0, 1])
 
-    def predict_proba(self, X: Any, *, channel: Channel) -> np.ndarray | None:
-        margin = self.decision_function(X, channel=channel)
+    def predict_proba(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
+        margin = self.decision_function(X, channel=channel, step=step)
         if margin is None:
             return None
         p1 = 1.0 / (1.0 + np.exp(-margin))
         return np.column_stack([1.0 - p1, p1])
 
-    def predict(self, X: Any, *, channel: Channel) -> np.ndarray | None:
-        proba = self.predict_proba(X, channel=channel)
+    def predict(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
+        proba = self.predict_proba(X, channel=channel, step=step)
         return None if proba is None else (proba[:, 1] >= 0.5).astype(np.int64)
 
 
@@ -230,8 +233,8 @@ class SecureBoostRegressor(_SecureBoostBase):
 
     _objective = "reg:squarederror"
 
-    def predict(self, X: Any, *, channel: Channel) -> np.ndarray | None:
-        return self.decision_function(X, channel=channel)
+    def predict(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
+        return self.decision_function(X, channel=channel, step=step)
 
 
 # ================================================================================================

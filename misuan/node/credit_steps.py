@@ -6,8 +6,9 @@ job does not depend on memory:
 
 - ``psi`` writes ``rows.npy``: this party's row indices of the shared customers in the order both
   parties agree on (only with ``reveal = "both"``, which the later steps need);
-- ``secureboost`` splits those rows into train and hold-out by a seeded permutation that both parties
-  compute identically from the spec (nothing is exchanged for it), trains on the train rows, and
+- ``secureboost`` splits those rows into train and hold-out by a seeded hash of each customer's
+  normalised ID, which both parties compute identically (nothing is exchanged for it), trains on the
+  train rows, and
   writes ``model.json`` (this party's model part) and ``split.npz``;
 - ``evaluate`` scores the hold-out rows jointly; only the label party receives the scores.
 
@@ -16,6 +17,7 @@ Every step works on exactly two parties: the label party and one feature party.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, Final
 
@@ -231,24 +233,50 @@ def check_secureboost(step: StepSpec, spec: JobSpec) -> None:
         raise param_error(step, spec, "test_fraction", f"must be in [0, 1), not {tf!r}")
 
 
-def holdout_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) positions in the common order; both parties compute the same from the spec."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+def holdout_split(keys: list[str], test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) positions of the shared customers, a function of their normalised IDs and ``seed``.
+
+    Both parties hold the same normalised IDs of the intersection (PSI with ``reveal = "both"``), so
+    both compute the same split with nothing exchanged, and a rerun of the job (whose PSI order is
+    new, because blinding keys are fresh) holds out the same customers.
+    """
+    salt = f"misuan-holdout/{seed}/".encode()
+    u = np.array(
+        [int.from_bytes(hashlib.blake2b(salt + k.encode("utf-8"), digest_size=8).digest(), "big") for k in keys],
+        dtype=np.float64,
+    ) / 2.0**64
+    test = u < test_fraction
+    return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def _normalised_ids(ctx: StepContext, df: pd.DataFrame, psi_step: str = "psi") -> list[str]:
+    """This party's IDs of ``df`` as the PSI step normalised them (equal on both sides)."""
+    spec = next((s for s in ctx.spec.steps if s.name == psi_step), None)
+    if spec is None:
+        raise JobSpecError(f"step {ctx.step.name!r} needs a PSI step named {psi_step!r} before it")
+    norm = _normalization(spec, ctx.spec)
+    out = []
+    for raw in df[ctx.dataset.id_column]:
+        key = norm.apply(str(raw))
+        if key is None:  # PSI accepted this ID, so its normalisation cannot fail now
+            raise DataError(f"{ctx.party}: ID {raw!r} no longer normalises as it did in PSI")
+        out.append(key)
+    return out
 
 
 def run_secureboost(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     est = _sb_estimator(ctx.step, ctx.spec)
     df = _aligned(ctx)
-    train, test = holdout_split(len(df), float(ctx.params.get("test_fraction", 0.3)), int(ctx.params.get("split_seed", 0)))
+    train, test = holdout_split(
+        _normalised_ids(ctx, df), float(ctx.params.get("test_fraction", 0.3)), int(ctx.params.get("split_seed", 0))
+    )
     np.savez(ctx.artefact_dir / "split.npz", train=train, test=test)
     label_party, _ = _step_parties(ctx.step, ctx.spec)
     X = _numeric_matrix(ctx, df, _feature_columns(ctx)).iloc[train].reset_index(drop=True)
     y = _labels(ctx, df)[train] if ctx.role == LABEL_PARTY else None
     ctx.progress(f"[{ctx.party}] SecureBoost: {est.n_estimators} trees on {len(train)} rows ({len(test)} held out)")
-    est.fit(X, y, channel=ctx.channel, label_party=label_party)
+    est.fit(X, y, channel=ctx.channel, label_party=label_party, step=ctx.step.name)
     est.save_model(ctx.artefact_dir / "model.json")
     out: dict[str, Any] = {"params": est.get_params(), "n_train": int(len(train)), "n_test": int(len(test)),
                            "seconds": time.monotonic() - t0}
@@ -275,7 +303,7 @@ def run_evaluate(ctx: StepContext) -> StepResult:
         raise JobSpecError(f"step {ctx.step.name!r}: step {model_step!r} held out no rows (test_fraction = 0)")
     df = _aligned(ctx)
     X = _numeric_matrix(ctx, df, _feature_columns(ctx)).iloc[test].reset_index(drop=True)
-    scores = est.predict_proba(X, channel=ctx.channel)
+    scores = est.predict_proba(X, channel=ctx.channel, step=ctx.step.name)
     if ctx.role != LABEL_PARTY:
         return StepResult({"n_test": int(len(test)), "seconds": time.monotonic() - t0})
     if scores is None:

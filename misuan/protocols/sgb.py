@@ -384,6 +384,7 @@ def train_label_party(
     *,
     eval_set: tuple[Any, np.ndarray] | None = None,
     keys: tuple[PublicKey, PrivateKey] | None = None,
+    step: str = STEP,
 ) -> SgbTrainResult:
     """Train as the label party; returns this party's model part. ``X`` may have zero columns."""
     p = params
@@ -402,7 +403,7 @@ def train_label_party(
     # --- setup --------------------------------------------------------------------------------
     peers: list[_PeerInfo] = []
     for fp in feature_parties:
-        sch = chan.recv(fp, f"{STEP}/schema", expect=SgbSchema)
+        sch = chan.recv(fp, f"{step}/schema", expect=SgbSchema)
         nbins = _check_array(sch.n_bins, "schema n_bins", "iu")
         if sch.n_rows != n or nbins.shape != (len(sch.feature_names),):
             raise ProtocolError(f"{fp} has {sch.n_rows} rows and {nbins.shape} bin counts; expected {n} aligned rows")
@@ -411,11 +412,11 @@ def train_label_party(
         if len(set(sch.feature_names)) != len(sch.feature_names) or any(not 0 < len(nm) <= 256 for nm in sch.feature_names):
             raise MalformedMessageError(f"{fp}'s feature names must be unique, non-empty and at most 256 characters")
         peers.append(_PeerInfo(fp, list(sch.feature_names), nbl, _offsets(nbl), int(sum(nbl)), np.ones(len(nbl), bool)))
-        chan.disclose(STEP, fp, me, "feature names and bin counts", (len(nbl),), form="plaintext")
+        chan.disclose(step, fp, me, "feature names and bin counts", (len(nbl),), form="plaintext")
     pub, priv = keys if keys is not None else generate_keypair("paillier" if p.he_scheme == "paillier" else "ou", p.key_bits)
     for fp in feature_parties:
-        chan.send(fp, f"{STEP}/cmd", SgbSetup(dict(pub.to_wire())))
-        chan.disclose(STEP, me, fp, "HE public key", (), form="plaintext", scheme=pub.scheme, bits=pub.bits)
+        chan.send(fp, f"{step}/cmd", SgbSetup(dict(pub.to_wire())))
+        chan.disclose(step, me, fp, "HE public key", (), form="plaintext", scheme=pub.scheme, bits=pub.bits)
 
     codec = FixedPointCodec(frac_bits=p.frac_bits, max_abs=1.0, max_terms=max(n, 2))
     # wider tables (more memory, longer to build) pay off once there are many rows to encrypt per tree
@@ -451,27 +452,27 @@ def train_label_party(
                 codec = FixedPointCodec(p.frac_bits, 2.0 ** math.ceil(math.log2(scale)), max(n, 2))
             per_ct = max(1, pub.plaintext_bits // (2 * codec.slot_bits))
             codec.check_fits(pub.plaintext_bits, 2)
-            cts = np.zeros(0, dtype=f"S{pub.ciphertext_bytes}")
+            cts: np.ndarray = np.zeros(0, dtype=f"S{pub.ciphertext_bytes}")
             if not label_only and peers:
                 e0 = time.perf_counter()
                 packed = codec.pack([codec.encode(g[rows]), codec.encode(h[rows])])
                 cts = np.frombuffer(encrypt_batch(pool, pub, packed), dtype=f"S{pub.ciphertext_bytes}")
                 timing["encrypt"] = time.perf_counter() - e0
             for k, pi in enumerate(peers):
-                chan.send(pi.name, f"{STEP}/cmd", TreeStart(t, rows.astype(np.int32), cts, feat_masks[k + 1], codec.slot_bits, per_ct, label_only))
+                chan.send(pi.name, f"{step}/cmd", TreeStart(t, rows.astype(np.int32), cts, feat_masks[k + 1], codec.slot_bits, per_ct, label_only))
                 if not label_only:
-                    chan.disclose(STEP, me, pi.name, "encrypted gradients and hessians (packed)", (len(rows),), form="ciphertext", tree=t)
+                    chan.disclose(step, me, pi.name, "encrypted gradients and hessians (packed)", (len(rows),), form="ciphertext", tree=t)
                     if len(rows) < n:
-                        chan.disclose(STEP, me, pi.name, "rows sampled for the tree", (len(rows),), form="plaintext", tree=t)
+                        chan.disclose(step, me, pi.name, "rows sampled for the tree", (len(rows),), form="plaintext", tree=t)
             tree, positions_leaf = _grow_tree(
                 chan, p, t, g, h, rows, n, lbins, binner.cuts, feat_masks[0], names,
-                [] if label_only else peers, pub, pool, codec, per_ct, timing, importance,
+                [] if label_only else peers, pub, pool, codec, per_ct, timing, importance, step,
             )
             margin += positions_leaf
             trees.append(tree)
             rec = {"tree": float(t), "seconds": time.perf_counter() - tic, **timing}
             if margin_val is not None and y_val is not None:
-                margin_val += _eval_tree(chan, tree, t, Xv, peers)
+                margin_val += _eval_tree(chan, tree, t, Xv, peers, step)
                 metric = _metric(p.objective, margin_val, y_val)
                 rec["valid_metric"] = metric
                 if metric < best_metric - 1e-12:
@@ -483,7 +484,7 @@ def train_label_party(
         n_keep = len(trees) if (p.early_stopping_rounds is None or best_iter is None) else best_iter + 1
         trees = trees[:n_keep]
         for pi in peers:
-            chan.send(pi.name, f"{STEP}/cmd", TrainEnd(n_keep))
+            chan.send(pi.name, f"{step}/cmd", TrainEnd(n_keep))
         model = {
             "version": MODEL_VERSION,
             "role": "label_party",
@@ -542,7 +543,7 @@ def _grow_tree(
     chan: Channel, p: SgbParams, t: int, g: np.ndarray, h: np.ndarray, rows: np.ndarray, n: int,
     lbins: np.ndarray, l_cuts: list[np.ndarray], l_mask: np.ndarray, l_names: list[str],
     peers: list[_PeerInfo], pub: PublicKey, pool: WorkerPool, codec: FixedPointCodec, per_ct: int,
-    timing: dict[str, float], importance: dict[str, dict[str, float]],
+    timing: dict[str, float], importance: dict[str, dict[str, float]], step: str,
 ) -> tuple[dict[str, Any], np.ndarray]:
     me = chan.party
     l_nb = [len(c) + 2 for c in l_cuts]
@@ -567,19 +568,19 @@ def _grow_tree(
             node_ids = np.array([nd.id for nd in level], dtype=np.int32)
             plan = LevelPlan(depth, node_ids, positions, np.array(compute, dtype=np.int32))
             for pi in peers:
-                chan.send(pi.name, f"{STEP}/cmd", plan)
-                chan.disclose(STEP, me, pi.name, "instance space of every node of the level", (n,), form="plaintext", tree=t, depth=depth, nodes=len(level))
+                chan.send(pi.name, f"{step}/cmd", plan)
+                chan.disclose(step, me, pi.name, "instance space of every node of the level", (n,), form="plaintext", tree=t, depth=depth, nodes=len(level))
             # own features, in plaintext, for every node (cheap)
             for nd in level:
                 nd.hists[me] = _plain_hist(lbins, l_off, l_width, nd.rows, g, h)
             w0 = time.perf_counter()
             for pi in peers:
-                reply = chan.recv(pi.name, f"{STEP}/hist", expect=HistogramReply)
+                reply = chan.recv(pi.name, f"{step}/hist", expect=HistogramReply)
                 timing["wait_histograms"] += time.perf_counter() - w0
                 d0 = time.perf_counter()
                 _absorb_histograms(reply, pi, level, compute, pub, pool, codec, per_ct)
                 timing["decrypt"] += time.perf_counter() - d0
-                chan.disclose(STEP, pi.name, me, "per-bin gradient and hessian sums of the feature party's features, per node", (len(compute), len(pi.n_bins)), form="aggregate", tree=t, depth=depth)
+                chan.disclose(step, pi.name, me, "per-bin gradient and hessian sums of the feature party's features, per node", (len(compute), len(pi.n_bins)), form="aggregate", tree=t, depth=depth)
                 w0 = time.perf_counter()
             for i, nd in enumerate(level):  # histogram subtraction
                 if i not in compute and nd.parent_hists is not None:
@@ -621,12 +622,12 @@ def _grow_tree(
                     np.array([sp.bin for _, sp in mine], dtype=np.int32),
                     np.array([sp.default_left for _, sp in mine], dtype=bool),
                 )
-                chan.send(pi.name, f"{STEP}/cmd", req)
-                chan.disclose(STEP, me, pi.name, "chosen split candidates (feature, bin, default direction) of its own features", (len(idx), 3), form="plaintext", tree=t, depth=depth)
-                rep = chan.recv(pi.name, f"{STEP}/split", expect=SplitReply)
+                chan.send(pi.name, f"{step}/cmd", req)
+                chan.disclose(step, me, pi.name, "chosen split candidates (feature, bin, default direction) of its own features", (len(idx), 3), form="plaintext", tree=t, depth=depth)
+                rep = chan.recv(pi.name, f"{step}/split", expect=SplitReply)
                 total = sum(len(level[i].rows) for i in idx)
                 left = _check_array(rep.left, "split partition", "b", (total,))
-                chan.disclose(STEP, pi.name, me, "instance partition of nodes split on the feature party's features", (total,), form="plaintext", tree=t, depth=depth)
+                chan.disclose(step, pi.name, me, "instance partition of nodes split on the feature party's features", (total,), form="plaintext", tree=t, depth=depth)
                 start = 0
                 for i in idx:
                     m = len(level[i].rows)
@@ -731,14 +732,14 @@ def route(tree: dict[str, Any], X_label: np.ndarray, decisions: dict[tuple[str, 
     return out
 
 
-def _collect_decisions(chan: Channel, peers: Sequence[str], trees: dict[int, dict[str, Any]], n_rows: int, purpose: str, tree_arg: int) -> list[dict[tuple[str, int], np.ndarray]]:
+def _collect_decisions(chan: Channel, peers: Sequence[str], trees: dict[int, dict[str, Any]], n_rows: int, purpose: str, tree_arg: int, step: str) -> list[dict[tuple[str, int], np.ndarray]]:
     """Ask every feature party for its split decisions on ``n_rows`` rows; one dict per tree."""
     me = chan.party
     wanted = {t: {(nd["party"], nd["id"]) for nd in tr["nodes"] if "leaf" not in nd and nd["party"] != me} for t, tr in trees.items()}
     per_tree: dict[int, dict[tuple[str, int], np.ndarray]] = {t: {} for t in trees}
     for fp in peers:
-        chan.send(fp, f"{STEP}/cmd", DecisionRequest(purpose, tree_arg, n_rows))
-        rep = chan.recv(fp, f"{STEP}/decisions", expect=Decisions)
+        chan.send(fp, f"{step}/cmd", DecisionRequest(purpose, tree_arg, n_rows))
+        rep = chan.recv(fp, f"{step}/decisions", expect=Decisions)
         tr = _check_array(rep.trees, "decision trees", "iu")
         nd = _check_array(rep.nodes, "decision nodes", "iu", tr.shape)
         left = _check_array(rep.left, "decisions", "b", (n_rows, len(tr)))
@@ -748,12 +749,12 @@ def _collect_decisions(chan: Channel, peers: Sequence[str], trees: dict[int, dic
             raise ProtocolError(f"{fp} sent decisions for split nodes {sorted(got)[:5]}..., expected {sorted(need)[:5]}...")
         for j, (a, b) in enumerate(zip(tr.tolist(), nd.tolist(), strict=True)):
             per_tree[int(a)][(fp, int(b))] = left[:, j]
-        chan.disclose(STEP, fp, me, "split decisions of the feature party's split nodes for each row", (n_rows, len(tr)), form="plaintext", purpose=purpose)
+        chan.disclose(step, fp, me, "split decisions of the feature party's split nodes for each row", (n_rows, len(tr)), form="plaintext", purpose=purpose)
     return [per_tree[t] for t in sorted(per_tree)]
 
 
-def _eval_tree(chan: Channel, tree: dict[str, Any], t: int, Xv: np.ndarray, peers: list[_PeerInfo]) -> np.ndarray:
-    dec = _collect_decisions(chan, [pi.name for pi in peers], {t: tree}, Xv.shape[0], "eval", t)[0]
+def _eval_tree(chan: Channel, tree: dict[str, Any], t: int, Xv: np.ndarray, peers: list[_PeerInfo], step: str) -> np.ndarray:
+    dec = _collect_decisions(chan, [pi.name for pi in peers], {t: tree}, Xv.shape[0], "eval", t, step)[0]
     return route(tree, Xv, dec, chan.party)
 
 
@@ -771,13 +772,13 @@ def _importance_of(trees: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def predict_label_party(chan: Channel, model: dict[str, Any], X: Any) -> np.ndarray:
+def predict_label_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP) -> np.ndarray:
     """Joint batch prediction, label party side: returns the margin (log-odds for logistic loss)."""
     Xl, _ = _as_matrix(X)
     if Xl.shape[1] != len(model["feature_names"]):
         raise DataError(f"prediction needs the label party's {len(model['feature_names'])} features, got {Xl.shape[1]}")
     trees = {t: tr for t, tr in enumerate(model["trees"])}
-    decs = _collect_decisions(chan, list(model["feature_parties"]), trees, Xl.shape[0], "predict", -1)
+    decs = _collect_decisions(chan, list(model["feature_parties"]), trees, Xl.shape[0], "predict", -1, step)
     margin = np.full(Xl.shape[0], float(model["base_margin"]))
     for t, tr in trees.items():
         margin += route(tr, Xl, decs[t], chan.party)
@@ -800,7 +801,10 @@ def _decisions_for(splits: list[dict[str, Any]], X: np.ndarray, names: list[str]
     )
 
 
-def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int = 32, n_jobs: int | None = None, X_eval: Any = None) -> SgbTrainResult:
+def train_feature_party(
+    chan: Channel, X: Any, label_party: str, *, max_bin: int = 32, n_jobs: int | None = None, X_eval: Any = None,
+    step: str = STEP,
+) -> SgbTrainResult:
     """Train as a feature party: serve the label party's commands until it ends training.
 
     Returns this party's model part: for each split node on its features, the feature name,
@@ -814,11 +818,11 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
     binner = QuantileBinner(max_bin).fit(Xf)
     bins = binner.transform(Xf)
     n_bins = binner.n_bins
-    chan.send(label_party, f"{STEP}/schema", SgbSchema(n, names, np.array(n_bins, dtype=np.int32)))
-    chan.disclose(STEP, me, label_party, "feature names and bin counts", (F,), form="plaintext")
-    setup = chan.recv(label_party, f"{STEP}/cmd", expect=SgbSetup)
+    chan.send(label_party, f"{step}/schema", SgbSchema(n, names, np.array(n_bins, dtype=np.int32)))
+    chan.disclose(step, me, label_party, "feature names and bin counts", (F,), form="plaintext")
+    setup = chan.recv(label_party, f"{step}/cmd", expect=SgbSetup)
     pub = public_key_from_wire(setup.public_key)
-    chan.disclose(STEP, label_party, me, "HE public key", (), form="plaintext", scheme=pub.scheme, bits=pub.bits)
+    chan.disclose(step, label_party, me, "HE public key", (), form="plaintext", scheme=pub.scheme, bits=pub.bits)
     pool = WorkerPool(HistogramWorker, (dict(pub.to_wire()), bins.tobytes(), bins.shape, n_bins), n_jobs if n >= 2000 else 1)
     splits: list[dict[str, Any]] = []
     history: list[dict[str, float]] = []
@@ -830,7 +834,7 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
         hist_seconds = 0.0
         per_ct = 0  # 0 while no gradient ciphertexts are loaded for the current tree
         while True:
-            cmd = chan.recv(label_party, f"{STEP}/cmd")
+            cmd = chan.recv(label_party, f"{step}/cmd")
             if isinstance(cmd, TrainEnd):
                 if not 0 <= cmd.n_trees <= tree + 1:
                     raise MalformedMessageError(f"TrainEnd keeps {cmd.n_trees} trees of {tree + 1}")
@@ -853,9 +857,9 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                         raise MalformedMessageError(f"gradient ciphertexts must be S{pub.ciphertext_bytes}")
                     if not 1 <= cmd.slot_bits <= pub.plaintext_bits // 2 or not 1 <= cmd.per_ct * 2 * cmd.slot_bits <= pub.plaintext_bits:
                         raise MalformedMessageError("slot_bits / per_ct do not fit the key's plaintext space")
-                    chan.disclose(STEP, label_party, me, "encrypted gradients and hessians (packed)", (len(rows),), form="ciphertext", tree=tree)
+                    chan.disclose(step, label_party, me, "encrypted gradients and hessians (packed)", (len(rows),), form="ciphertext", tree=tree)
                     if len(rows) < n:
-                        chan.disclose(STEP, label_party, me, "rows sampled for the tree", (len(rows),), form="plaintext", tree=tree)
+                        chan.disclose(step, label_party, me, "rows sampled for the tree", (len(rows),), form="plaintext", tree=tree)
                     raw = np.ascontiguousarray(cts).view(np.uint8).tobytes()
                     pool.broadcast("load", rows.astype(np.int64), raw, int(cmd.slot_bits), int(cmd.per_ct))
                     per_ct = int(cmd.per_ct)
@@ -868,7 +872,7 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                 _check_range(positions, -1, len(level_ids), "node positions")
                 compute = _check_array(cmd.compute, "nodes to compute", "iu")
                 _check_range(compute, 0, len(level_ids), "nodes to compute")
-                chan.disclose(STEP, label_party, me, "instance space of every node of the level", (n,), form="plaintext", tree=tree, depth=int(cmd.depth), nodes=len(level_ids))
+                chan.disclose(step, label_party, me, "instance space of every node of the level", (n,), form="plaintext", tree=tree, depth=int(cmd.depth), nodes=len(level_ids))
                 level_rows = _groups_by_position(positions.astype(np.int64), len(level_ids))
                 h0 = time.perf_counter()
                 feats = [f for f in range(F) if sampled[f]]
@@ -894,8 +898,8 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                         ti += 1
                 body = b"".join(parts[(ci, f)] for ci in compute.tolist() for f in feats)
                 hist_seconds += time.perf_counter() - h0
-                chan.send(label_party, f"{STEP}/hist", HistogramReply(np.frombuffer(body, dtype=f"S{nb_ct}")))
-                chan.disclose(STEP, me, label_party, "per-bin gradient and hessian sums of the feature party's features, per node", (len(compute), F), form="aggregate", tree=tree, depth=int(cmd.depth))
+                chan.send(label_party, f"{step}/hist", HistogramReply(np.frombuffer(body, dtype=f"S{nb_ct}")))
+                chan.disclose(step, me, label_party, "per-bin gradient and hessian sums of the feature party's features, per node", (len(compute), F), form="aggregate", tree=tree, depth=int(cmd.depth))
                 continue
             if isinstance(cmd, SplitRequest):
                 nodes = _check_array(cmd.nodes, "split nodes", "iu")
@@ -905,7 +909,7 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                 dl = _check_array(cmd.default_left, "split default directions", "b", (k,))
                 _check_range(nodes, 0, len(level_rows), "split nodes")
                 _check_range(feats_req, 0, F, "split features")
-                chan.disclose(STEP, label_party, me, "chosen split candidates (feature, bin, default direction) of its own features", (k, 3), form="plaintext", tree=tree)
+                chan.disclose(step, label_party, me, "chosen split candidates (feature, bin, default direction) of its own features", (k, 3), form="plaintext", tree=tree)
                 lefts = []
                 for i, f, b, d in zip(nodes.tolist(), feats_req.tolist(), bins_req.tolist(), dl.tolist(), strict=True):
                     if not 0 <= b < n_bins[f] - 2:
@@ -915,15 +919,15 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
                     lefts.append(np.where(fb == n_bins[f] - 1, d, fb <= b))
                     splits.append({"tree": tree, "node": int(level_ids[i]), "feature": names[f], "threshold": float(binner.cuts[f][b]), "default_left": bool(d)})
                 left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=bool)
-                chan.send(label_party, f"{STEP}/split", SplitReply(left.astype(bool)))
-                chan.disclose(STEP, me, label_party, "instance partition of nodes split on the feature party's features", (len(left),), form="plaintext", tree=tree)
+                chan.send(label_party, f"{step}/split", SplitReply(left.astype(bool)))
+                chan.disclose(step, me, label_party, "instance partition of nodes split on the feature party's features", (len(left),), form="plaintext", tree=tree)
                 continue
             if isinstance(cmd, DecisionRequest):
                 if cmd.purpose != "eval" or Xe is None or cmd.n_rows != Xe.shape[0] or cmd.tree != tree:
                     raise MalformedMessageError("unexpected evaluation request: pass the same eval_set rows to every party")
                 dec = _decisions_for([sp for sp in splits if sp["tree"] == tree], Xe, names)
-                chan.send(label_party, f"{STEP}/decisions", dec)
-                chan.disclose(STEP, me, label_party, "split decisions of the feature party's split nodes for each row", dec.left.shape, form="plaintext", purpose="eval")
+                chan.send(label_party, f"{step}/decisions", dec)
+                chan.disclose(step, me, label_party, "split decisions of the feature party's split nodes for each row", dec.left.shape, form="plaintext", purpose="eval")
                 continue
             raise MalformedMessageError(f"unexpected SecureBoost command {type(cmd).__name__}")
         if tree >= 0:
@@ -942,15 +946,15 @@ def train_feature_party(chan: Channel, X: Any, label_party: str, *, max_bin: int
     return SgbTrainResult(model, history)
 
 
-def predict_feature_party(chan: Channel, model: dict[str, Any], X: Any) -> None:
+def predict_feature_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP) -> None:
     """Joint batch prediction, feature party side: send this party's split decisions for ``X``."""
     Xf, _ = _as_matrix(X)
     names = list(model["feature_names"])
     if Xf.shape[1] != len(names):
         raise DataError(f"prediction needs this party's {len(names)} features, got {Xf.shape[1]}")
     label_party = model["label_party"]
-    req = chan.recv(label_party, f"{STEP}/cmd", expect=DecisionRequest)
+    req = chan.recv(label_party, f"{step}/cmd", expect=DecisionRequest)
     if req.purpose != "predict" or req.n_rows != Xf.shape[0]:
         raise MalformedMessageError(f"label party asks decisions for {req.n_rows} rows, this party has {Xf.shape[0]}")
-    chan.send(label_party, f"{STEP}/decisions", _decisions_for(model["splits"], Xf, names))
-    chan.disclose(STEP, chan.party, label_party, "split decisions of the feature party's split nodes for each row", (Xf.shape[0], len(model["splits"])), form="plaintext", purpose="predict")
+    chan.send(label_party, f"{step}/decisions", _decisions_for(model["splits"], Xf, names))
+    chan.disclose(step, chan.party, label_party, "split decisions of the feature party's split nodes for each row", (Xf.shape[0], len(model["splits"])), form="plaintext", purpose="predict")

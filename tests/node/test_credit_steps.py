@@ -90,19 +90,23 @@ def test_pipeline_matches_plaintext_twins(tmp_path: Path, tables: tuple[Path, Pa
     assert {f["feature"] for f in b["woe"]["features"] if f["party"] == "bank"} == {"LIMIT_BAL", "PAY_0", "PAY_2"}
 
     # the split is the same on both sides and as documented; evaluation scores only the hold-out
-    train, test = holdout_split(len(shared), 0.25, 3)
+    keys = sorted(k.casefold() for k in shared)  # the PSI normalisation: strip, case-fold
+    train, test = holdout_split(keys, 0.25, 3)
     assert b["secureboost"]["n_train"] == p["secureboost"]["n_train"] == len(train)
     ev = b["evaluate"]
     assert len(ev["scores"]) == len(ev["y_true"]) == len(test) and "scores" not in p["evaluate"]
     assert ev["auc"] == pytest.approx(roc_auc(np.array(ev["y_true"]), np.array(ev["scores"])))
     assert set(ev["test_ids"]).isdisjoint(ev["train_ids"])
+    # the same customers are held out whatever order PSI produced: a function of IDs and seed
+    assert {i.casefold() for i in ev["test_ids"]} == {keys[i] for i in test}
 
     # every step left disclosures in both ledgers, and the partner never learns per-row scores
     for party in ("bank", "partner"):
         entries = res.ledger(party)
-        assert {"psi", "woe", "secureboost"} <= {e.step for e in entries}
+        assert {"psi", "woe", "secureboost", "evaluate"} <= {e.step for e in entries}
         # joint prediction: the partner's split decisions for the hold-out rows go to the bank
         predict = [e for e in entries if e.detail.get("purpose") == "predict"]
+        assert {e.step for e in predict} == {"evaluate"}
         assert predict and predict[0].discloser == "partner" and predict[0].recipient == "bank"
         assert predict[0].shape[0] == len(test)
     assert not [e for e in res.ledger("partner") if e.recipient == "partner" and "score" in e.what.lower()]
