@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,7 @@ class _SecureBoostBase:
         feature_parties: list[str] | None = None,
         eval_set: Any = None,
         step: str = sgb.STEP,
+        on_tree: Callable[[dict[str, float]], None] | None = None,
     ) -> _SecureBoostBase:
         """Train jointly as ``channel.party``; ``step`` names the job step in messages and the ledger.
 
@@ -122,7 +123,9 @@ class _SecureBoostBase:
             if y is None:
                 raise DataError("the label party must pass the labels y to fit")
             peers = list(feature_parties) if feature_parties is not None else [p for p in channel.peers]
-            res = sgb.train_label_party(channel, X, np.asarray(y), peers, params, eval_set=eval_set, step=step)
+            res = sgb.train_label_party(
+                channel, X, np.asarray(y), peers, params, eval_set=eval_set, step=step, on_tree=on_tree
+            )
             self.role_ = "label_party"
             self.best_iteration_ = res.best_iteration
         else:

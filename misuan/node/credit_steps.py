@@ -276,7 +276,12 @@ def run_secureboost(ctx: StepContext) -> StepResult:
     X = _numeric_matrix(ctx, df, _feature_columns(ctx)).iloc[train].reset_index(drop=True)
     y = _labels(ctx, df)[train] if ctx.role == LABEL_PARTY else None
     ctx.progress(f"[{ctx.party}] SecureBoost: {est.n_estimators} trees on {len(train)} rows ({len(test)} held out)")
-    est.fit(X, y, channel=ctx.channel, label_party=label_party, step=ctx.step.name)
+    est.fit(
+        X, y, channel=ctx.channel, label_party=label_party, step=ctx.step.name,
+        on_tree=None if ctx.role != LABEL_PARTY else lambda rec: ctx.progress(
+            f"[{ctx.party}]   tree {int(rec['tree']) + 1}/{est.n_estimators} done in {rec['seconds']:.1f} s"
+        ),
+    )
     est.save_model(ctx.artefact_dir / "model.json")
     out: dict[str, Any] = {"params": est.get_params(), "n_train": int(len(train)), "n_test": int(len(test)),
                            "seconds": time.monotonic() - t0}

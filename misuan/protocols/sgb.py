@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -385,6 +385,7 @@ def train_label_party(
     eval_set: tuple[Any, np.ndarray] | None = None,
     keys: tuple[PublicKey, PrivateKey] | None = None,
     step: str = STEP,
+    on_tree: Callable[[dict[str, float]], None] | None = None,
 ) -> SgbTrainResult:
     """Train as the label party; returns this party's model part. ``X`` may have zero columns."""
     p = params
@@ -479,8 +480,12 @@ def train_label_party(
                     best_metric, best_iter = metric, t
                 elif p.early_stopping_rounds is not None and best_iter is not None and t - best_iter >= p.early_stopping_rounds:
                     history.append(rec)
+                    if on_tree is not None:
+                        on_tree(rec)
                     break
             history.append(rec)
+            if on_tree is not None:  # progress for the caller: tree number, seconds, phase timings
+                on_tree(rec)
         n_keep = len(trees) if (p.early_stopping_rounds is None or best_iter is None) else best_iter + 1
         trees = trees[:n_keep]
         for pi in peers:
