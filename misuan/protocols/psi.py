@@ -392,12 +392,15 @@ class _Exchange:
         self.points = points
         n = points.shape[0]
         self.own_batches = [(a, min(a + batch_size, n)) for a in range(0, n, batch_size)]
-        self.peer_batches = [(a, min(a + peer_batch_size, n_peer)) for a in range(0, n_peer, peer_batch_size)]
+        # the peer's batches are computed on demand and its digests stored as they arrive: nothing
+        # is allocated from the peer's announced size, only from what it actually sends
+        self.peer_batch_size = peer_batch_size
+        self.peer_batch_count = -(-n_peer // peer_batch_size)
         self.n, self.n_peer = n, n_peer
         self.send_digests = reveal in ("both", "size", peer)  # the peer learns something
         self.recv_digests = reveal in ("both", "size", chan.party)  # this party does
         self.sorted_digests = reveal == "size"
-        self.peer_digests = np.empty(n_peer, dtype=_DIGEST_DTYPE)
+        self.peer_parts: list[np.ndarray] = []
         self.blinds: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
         self.reblinds: collections.deque[tuple[int, int, concurrent.futures.Future[bytes]]] = collections.deque()
         self.submitted = 0
@@ -407,7 +410,7 @@ class _Exchange:
         chan, peer, step = self.chan, self.peer, self.step
         sent = received = 0
         self._feed()
-        while sent < len(self.own_batches) or received < len(self.peer_batches):
+        while sent < len(self.own_batches) or received < self.peer_batch_count:
             if sent < len(self.own_batches):
                 a, b = self.own_batches[sent]
                 blinded = np.frombuffer(self.blinds.popleft().result(), dtype=_POINT_DTYPE)
@@ -415,8 +418,8 @@ class _Exchange:
                 self.bar.update(b - a)
                 sent += 1
                 self._feed()
-            if received < len(self.peer_batches):
-                a, b = self.peer_batches[received]
+            if received < self.peer_batch_count:
+                a, b = self._peer_batch(received)
                 msg = chan.recv(peer, f"{step}/blinded", expect=BlindedBatch)
                 _check_batch(msg.start, msg.points, a, b, _POINT_DTYPE, peer, "blinded")
                 fut = self.pool.submit(_reblind_task, self.secret, msg.points.tobytes(), a, peer)
@@ -426,27 +429,34 @@ class _Exchange:
                 self._finish_reblind()
         while self.reblinds:
             self._finish_reblind()
+        peer_digests = np.concatenate(self.peer_parts) if self.peer_parts else np.empty(0, _DIGEST_DTYPE)
+        self.peer_parts = []
         chan.disclose(step, chan.party, peer, "blinded IDs (under its key)", (self.n,), form="blinded")
         chan.disclose(step, peer, chan.party, "blinded IDs (under its key)", (self.n_peer,), form="blinded")
         if self.send_digests:
             if self.sorted_digests:
-                ordered = np.sort(self.peer_digests)
-                for a, b in self.peer_batches:
+                ordered = np.sort(peer_digests)
+                for k in range(self.peer_batch_count):
+                    a, b = self._peer_batch(k)
                     chan.send(peer, f"{step}/doubly_blinded", DigestBatch(a, ordered[a:b]))
             chan.disclose(step, chan.party, peer, self._digest_what(), (self.n_peer,), form="blinded")
         if not self.recv_digests:
-            return None, self.peer_digests
+            return None, peer_digests
         own = np.empty(self.n, dtype=_DIGEST_DTYPE)
         for a, b in self.own_batches:
             msg = chan.recv(peer, f"{step}/doubly_blinded", expect=DigestBatch)
             _check_batch(msg.start, msg.digests, a, b, _DIGEST_DTYPE, peer, "doubly_blinded")
             own[a:b] = msg.digests
         chan.disclose(step, peer, chan.party, self._digest_what(), (self.n,), form="blinded")
-        return own, self.peer_digests
+        return own, peer_digests
 
     def _digest_what(self) -> str:
         order = "sorted, unlinkable to rows" if self.sorted_digests else "in the recipient's order"
         return f"doubly-blinded ID digests ({DIGEST_BYTES} bytes, {order})"
+
+    def _peer_batch(self, k: int) -> tuple[int, int]:
+        a = k * self.peer_batch_size
+        return a, min(a + self.peer_batch_size, self.n_peer)
 
     def _feed(self) -> None:
         """Keep up to ``window`` blinding tasks of our own batches queued."""
@@ -458,7 +468,7 @@ class _Exchange:
     def _finish_reblind(self) -> None:
         a, b, fut = self.reblinds.popleft()
         digests = np.frombuffer(fut.result(), dtype=_DIGEST_DTYPE)
-        self.peer_digests[a:b] = digests
+        self.peer_parts.append(digests)
         self.bar.update(b - a)
         if self.send_digests and not self.sorted_digests:
             self.chan.send(self.peer, f"{self.step}/doubly_blinded", DigestBatch(a, digests))

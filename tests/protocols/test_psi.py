@@ -16,6 +16,7 @@ from misuan.errors import (
     DuplicateIdError,
     EmptyIdError,
     MalformedMessageError,
+    PeerDisconnectedError,
     UnexpectedMessageError,
 )
 from misuan.net.channel import Channel
@@ -513,3 +514,18 @@ def test_daemonic_process_falls_back_to_worker_threads(monkeypatch: pytest.Monke
     out, _ = run_psi(bank, partner, workers=2, batch_size=32)
     assert out["bank"].size == 100
     assert_aligned(out, bank, partner)
+
+
+@pytest.mark.parametrize(("n_rows", "batch_size"), [(1 << 33, 1), (5, 1 << 21), (1 << 40, 8), (-1, 8)])
+def test_peer_announced_sizes_allocate_nothing(n_rows: int, batch_size: int) -> None:
+    """A hello claiming billions of rows costs nothing until rows arrive; absurd claims are refused."""
+
+    def liar(c: Channel) -> None:
+        theirs = c.recv("bank", "psi/hello", expect=PsiHello)
+        c.send("bank", "psi/hello", PsiHello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES))
+        c.close()
+
+    channels = MemoryNetwork(PARTIES).channels(timeout_s=20)
+    expected: type[Exception] = PeerDisconnectedError if n_rows == 1 << 33 else MalformedMessageError
+    with pytest.raises(expected):
+        run_parties(channels, {"bank": lambda c: psi(c, ["a", "b"], "partner"), "partner": liar})
