@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import misuan.protocols.psi as psi_module
@@ -410,6 +411,7 @@ def test_duplicates_after_normalisation_are_named() -> None:
         (["a", "   ", "c"], EmptyIdError, "row 1"),
         (["a", None, "c"], EmptyIdError, "row 1"),
         (["a", float("nan")], EmptyIdError, "row 1"),
+        (pd.Series(["a", "b", None], dtype="string"), EmptyIdError, "row 2"),
         (["a", 2, 3.5], DataError, r"rows 1 \(2\), 2 \(3.5\)"),
         (["a", b"b"], DataError, "bytes"),
     ],
