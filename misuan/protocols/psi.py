@@ -20,6 +20,12 @@ blinding in :mod:`misuan.crypto.ecdh`: the prime-order subgroup of Curve25519 th
    peer's values. Shared IDs have equal digests on both sides, so both parties list their matched
    rows sorted by digest: the same customers in the same order (``PsiResult.local_rows``).
 
+Use (each party, over its channel; both must pass the same ``reveal`` and ``normalize``)::
+
+    res = psi(chan, df["customer_id"], "partner", reveal="both",
+              normalize=IdNormalization(case="casefold"))
+    shared = df.iloc[res.local_rows]   # same customers, same order as on the partner's side
+
 Reveal modes: ``"both"`` (each learns the intersection), ``"<party>"`` (only that party learns it;
 the other learns nothing but the receiver's set size), ``"size"`` (each learns only its size).
 Security model: semi-honest parties, DDH in the group, ``H`` a random oracle. Leakage (docs/privacy.md,
