@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -531,3 +533,35 @@ def test_peer_announced_sizes_allocate_nothing(n_rows: int, batch_size: int) -> 
     expected: type[Exception] = PeerDisconnectedError if n_rows == 1 << 33 else MalformedMessageError
     with pytest.raises(expected):
         run_parties(channels, {"bank": lambda c: psi(c, ["a", "b"], "partner"), "partner": liar})
+
+
+def _psi_party(chan: Channel, ids: list[str], peer: str, reveal: str) -> dict[str, Any]:
+    res = psi(chan, ids, peer, reveal=reveal, batch_size=64)
+    return {"size": res.size, "intersection": res.intersection, "rows": res.local_rows}
+
+
+@pytest.mark.parametrize("reveal", ["both", "partner"])
+def test_psi_over_grpc_in_two_processes_matches_the_in_memory_run(tmp_path: Path, reveal: str) -> None:
+    from misuan.net.loopback import make_test_pki, run_party_processes
+
+    bank, partner = random_sets(np.random.default_rng(13), 300, 250, 120)
+    ids = {"bank": bank, "partner": partner}
+    peers = {"bank": "partner", "partner": "bank"}
+    out = run_party_processes(
+        {p: functools.partial(_psi_party, ids=ids[p], peer=peers[p], reveal=reveal) for p in PARTIES},
+        tls=make_test_pki(tmp_path, PARTIES),
+        job_id="psi-grpc",
+    )
+    mem, mem_channels = run_psi(bank, partner, reveal=reveal, batch_size=64)
+    for p in PARTIES:
+        result = out[p].result
+        assert result["size"] == mem[p].size
+        if mem[p].local_rows is None:
+            assert result["rows"] is None and result["intersection"] is None
+        else:
+            assert set(result["intersection"]) == set(bank) & set(partner)
+            assert [ids[p][i] for i in result["rows"]] == result["intersection"]
+        view = [(d.discloser, d.recipient, d.what, d.shape, d.form) for d in out[p].disclosures]
+        assert view == _entries(mem_channels[p])
+    if reveal == "both":
+        assert out["bank"].result["intersection"] == [partner[i] for i in out["partner"].result["rows"]]
