@@ -109,16 +109,23 @@ def _free_port() -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """All parties as separate OS processes on loopback, real gRPC + mTLS, throw-away certificates."""
     from misuan.crypto.certs import create_ca, issue_party_cert
-    from misuan.node.runner import check_runnable
+    from misuan.node.runner import check_runnable, job_dir
     from misuan.node.spec import load_spec
 
     spec = load_spec(args.spec)
     if args.in_process:
         return _simulate_in_process(args)
+    workdir = Path(args.workdir)
     for p in spec.party_names:
         check_runnable(spec, p)
-    workdir = Path(args.workdir)
-    ports = {p: _free_port() for p in spec.party_names}  # freed before use: a rare race, then retry
+        if not args.resume and any((job_dir(workdir / p, spec.job_id) / "steps").glob("*.json")):
+            raise ConfigError(
+                f"job {spec.job_id!r} already has results in {job_dir(workdir / p, spec.job_id)}; "
+                "pass --resume to continue it, or remove that directory to start again"
+            )
+    # ports are free now but released before the children bind them: another process could take one
+    # in between (rare; the child then fails with "cannot listen" and simulate can simply be rerun)
+    ports = {p: _free_port() for p in spec.party_names}
     book = [f"{p}=127.0.0.1:{port}" for p, port in ports.items()]
     with tempfile.TemporaryDirectory(prefix="misuan-certs-") as certs:
         create_ca(certs, name="misuan simulate CA", days=1)
@@ -238,7 +245,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from misuan import demo
 
-    return int(demo.main(list(args.demo_args)))
+    return demo.run(args.workdir, trees=args.trees, depth=args.depth, seed=args.seed, key_bits=args.key_bits)
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -247,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="misuan",
         description="misuan (密算): joint credit-risk modelling without sharing rows. "
         "Each institution runs a node; nodes talk gRPC + mutual TLS; every disclosure goes to a hash-chained ledger.",
-        epilog="exit codes: " + "; ".join(f"{c} {t.split(':')[0]}" for c, t in sorted(EXIT_CODES.items())),
+        epilog="Each error prints one line and a hint and exits with a stable code: "
+        "`misuan exit-codes` lists them. `misuan COMMAND --help` describes a command.",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -319,8 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", required=True, help="JSON file to write")
         p.set_defaults(func=cmd_ledger)
 
-    p = sub.add_parser("demo", help="the end-to-end demo (arguments go to the demo)")
-    p.add_argument("demo_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser(
+        "demo",
+        help="the end-to-end demo: PSI, WOE/IV, SecureBoost and a report on bundled real data",
+        description="Runs a bank and a partner as separate processes (gRPC + mutual TLS on loopback) through "
+        "PSI -> WOE/IV -> SecureBoost -> evaluation on the bundled UCI credit data, writes an HTML report "
+        "and prints a summary.",
+    )
+    p.add_argument("--workdir", default="misuan-demo", help="where data, certificates, results and the report go (default %(default)s)")
+    p.add_argument("--trees", type=int, default=20, help="SecureBoost trees (default %(default)s)")
+    p.add_argument("--depth", type=int, default=4, help="tree depth (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split (default %(default)s)")
+    p.add_argument("--key-bits", type=int, default=2048, choices=[2048, 3072], help="HE key size (default %(default)s)")
     p.set_defaults(func=cmd_demo)
     return parser
 

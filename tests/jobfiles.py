@@ -77,3 +77,17 @@ def write_job(
     path = root / "job.toml"
     path.write_text(spec_text(parties, steps, **kw))  # type: ignore[arg-type]
     return path
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (released before use: a rare race with other processes)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()

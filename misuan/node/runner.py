@@ -43,7 +43,7 @@ import pandas as pd
 
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
-from misuan.errors import JobError, JobSpecError, MisuanError, ProtocolError
+from misuan.errors import ConfigError, JobError, JobSpecError, MisuanError, ProtocolError
 from misuan.net import wire
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
@@ -220,8 +220,8 @@ def run_party(
     check_runnable(spec, party)
     pdir = Path(party_dir)
     files = _JobFiles(job_dir(pdir, spec.job_id))
-    if files.state_path.exists() and not resume:
-        raise JobError(
+    if not resume and files.steps.is_dir() and any(files.steps.glob("*.json")):
+        raise ConfigError(
             f"job {spec.job_id!r} already has results for {party} in {files.root}; "
             "pass --resume to continue it, or remove that directory to start again"
         )
@@ -388,6 +388,7 @@ def _run_step(
                 artefact_dir=staging,
                 load_data=load_data,
                 progress=say,
+                earlier_artefacts={name: files.artefacts / name for name in outputs},
             )
             result = step_kind(step, spec).run(ctx)
             if not isinstance(result, StepResult):

@@ -84,6 +84,7 @@ ROLES = ("label_party", "feature_party")
 # every kind the spec language knows; the runner refuses a kind no adapter is registered for
 STEP_KINDS = ("secure_sum", "psi", "woe", "secureboost", "evaluate")
 RESERVED_PARTY_NAMES = ("all",)  # used by protocols as the discloser of joint results
+RESERVED_STEP_NAMES = ("job",)  # the runner's hello and goodbye travel as steps "job/hello", "job/goodbye"
 
 # names become directory and file names and certificate subjects: keep them plain
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -341,6 +342,8 @@ def _step(raw: Any, i: int, party_names: tuple[str, ...]) -> StepSpec:
     if kind not in STEP_KINDS:
         raise JobSpecError(f"{where}.kind: unknown step kind {kind!r}; use one of {list(STEP_KINDS)}")
     name = _name(raw.get("name", kind), f"{where}.name", "a step name")
+    if name in RESERVED_STEP_NAMES:
+        raise JobSpecError(f"{where}.name: {name!r} is reserved for the runner's own messages; choose another name")
     where = f"{where} {name!r}"
     parties = raw.get("parties", list(party_names))
     if not isinstance(parties, list) or len(parties) < 2 or not all(isinstance(p, str) for p in parties):

@@ -6,15 +6,23 @@ the step's name, so ledger entries name the step), and returns JSON-able outputs
 wrote into ``ctx.artefact_dir``. An optional ``check(step, spec)`` validates params before the job
 starts, raising :class:`JobSpecError` that names the field (use :func:`param_error`).
 
-Registration points. ``secure_sum`` is registered here. The integrator registers the others where
-their protocols land, in :func:`_register_builtin_steps` at the end of this module::
+Registered kinds: ``secure_sum`` (here) and the credit pipeline ``psi``, ``woe``, ``secureboost``,
+``evaluate`` (:mod:`misuan.node.credit_steps`), in :func:`_register_builtin_steps` at the end of this
+module. A spec naming any other kind is refused up front with a clear :class:`JobSpecError`.
 
-    register_step("psi", run_psi, check_psi)                  # misuan.protocols.psi.psi
-    register_step("woe", run_woe, check_woe)                  # secure WOE/IV
-    register_step("secureboost", run_secureboost, check_sb)   # SecureBoost training
-    register_step("evaluate", run_evaluate, check_evaluate)   # metrics on a held-out split
+Outputs are JSON (small: sizes, metrics, IV tables); bulky or binary results are artefacts that a
+later step opens with :meth:`StepContext.artefact_of`. In-memory objects do not survive a resume,
+so a step that later steps build on persists what they need. For example a PSI adapter::
 
-Until then the runner refuses a spec using those kinds with a clear :class:`JobSpecError`.
+    def run_psi(ctx: StepContext) -> StepResult:
+        ids = ctx.data[ctx.dataset.id_column].tolist()
+        peer = ctx.params["peer"]                      # checked by check_psi against ctx.spec
+        res = psi(ctx.channel, ids, peer, reveal=ctx.params.get("reveal", "both"))
+        np.save(ctx.artefact_dir / "rows.npy", res.local_rows)   # loaded with allow_pickle=False
+        return StepResult({"size": res.size}, ["rows.npy"])
+
+    # in a later step: rows = np.load(ctx.artefact_of("psi", "rows.npy"), allow_pickle=False)
+    #                  df = ctx.data.iloc[rows]       # the shared customers, in the common order
 """
 
 from __future__ import annotations
@@ -64,6 +72,9 @@ class StepContext:
     artefact_dir: Path  # staging directory; kept only if the step succeeds
     load_data: Callable[[], pd.DataFrame]
     progress: Callable[[str], None] = lambda msg: None
+    # artefact directories of the earlier steps (they survive a resume; in-memory state does not,
+    # so a step that later steps build on, e.g. PSI's row indices, saves what they need as a file)
+    earlier_artefacts: Mapping[str, Path] = dataclasses.field(default_factory=dict)
 
     @property
     def job_id(self) -> str:
@@ -76,6 +87,18 @@ class StepContext:
     @property
     def dataset(self) -> DatasetSpec:
         return self.spec.party(self.party).dataset
+
+    def artefact_of(self, step: str, name: str) -> Path:
+        """The file ``name`` that earlier step ``step`` wrote (listed in its ``StepResult.artefacts``)."""
+        if step not in self.earlier_artefacts:
+            raise JobSpecError(
+                f"step {self.step.name!r} needs the output of step {step!r}, which does not run before it; "
+                f"earlier steps are {list(self.earlier_artefacts)}"
+            )
+        path = self.earlier_artefacts[step] / name
+        if not path.is_file():
+            raise JobSpecError(f"step {step!r} has no artefact {name!r}, which step {self.step.name!r} needs")
+        return path
 
     @property
     def data(self) -> pd.DataFrame:
@@ -206,14 +229,12 @@ def run_secure_sum(ctx: StepContext) -> StepResult:
 
 def _register_builtin_steps() -> None:
     register_step("secure_sum", run_secure_sum, check_secure_sum)
-    # Registration points for the integrator (no placeholder adapters: a kind without an adapter is
-    # refused up front). Each adapter lives next to this module, e.g. misuan/node/steps_psi.py,
-    # imported here inside this function so that it may import StepContext from this module:
-    #   from misuan.node.steps_psi import check_psi, run_psi
-    #   register_step("psi", run_psi, check_psi)
-    #   register_step("woe", run_woe, check_woe)
-    #   register_step("secureboost", run_secureboost, check_secureboost)
-    #   register_step("evaluate", run_evaluate, check_evaluate)
+    from misuan.node import credit_steps as cs  # imports StepContext from this module
+
+    register_step("psi", cs.run_psi, cs.check_psi)
+    register_step("woe", cs.run_woe, cs.check_woe)
+    register_step("secureboost", cs.run_secureboost, cs.check_secureboost)
+    register_step("evaluate", cs.run_evaluate, cs.check_evaluate)
 
 
 _register_builtin_steps()

@@ -1,0 +1,275 @@
+"""SecureBoost estimators with a scikit-learn-style interface (protocol: :mod:`misuan.protocols.sgb`).
+
+Every party creates the same estimator and calls ``fit`` on its own end of the job's channel with
+its own columns of the aligned rows; the label party also passes ``y``. Each party ends up with its
+own *model part*: the label party keeps the tree structure, leaf values and its own thresholds; a
+feature party keeps only the thresholds of the splits on its features. Prediction is joint
+(``predict_proba`` on every party with the same rows); only the label party gets the scores.
+
+``fit_local`` runs every party in one process (threads over in-memory channels) for notebooks
+and tests; the same code runs in separate processes over gRPC.
+
+Security model and leakage: see :mod:`misuan.protocols.sgb` and ``docs/privacy.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from misuan.errors import ConfigError, DataError
+from misuan.net.channel import Channel
+from misuan.net.memory import MemoryNetwork
+from misuan.protocols import sgb
+from misuan.protocols.simulation import run_parties
+
+__all__ = ["SecureBoostClassifier", "SecureBoostRegressor", "fit_local", "predict_local"]
+
+
+class _SecureBoostBase:
+    _objective = "binary:logistic"
+
+    def __init__(
+        self,
+        n_estimators: int = 10,
+        max_depth: int = 5,
+        learning_rate: float = 0.3,
+        reg_lambda: float = 1.0,
+        gamma: float = 0.0,
+        min_child_weight: float = 1.0,
+        subsample: float = 1.0,
+        colsample_bytree: float = 1.0,
+        max_bin: int = 32,
+        base_score: float | None = None,
+        first_tree_label_only: bool = False,
+        early_stopping_rounds: int | None = None,
+        he_scheme: str = "ou",
+        key_bits: int = 2048,
+        frac_bits: int = 20,
+        n_jobs: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.reg_lambda = reg_lambda
+        self.gamma = gamma
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.max_bin = max_bin
+        self.base_score = base_score
+        self.first_tree_label_only = first_tree_label_only
+        self.early_stopping_rounds = early_stopping_rounds
+        self.he_scheme = he_scheme
+        self.key_bits = key_bits
+        self.frac_bits = frac_bits
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # --- sklearn plumbing --------------------------------------------------------------------
+    _PARAMS = (
+        "n_estimators", "max_depth", "learning_rate", "reg_lambda", "gamma", "min_child_weight",
+        "subsample", "colsample_bytree", "max_bin", "base_score", "first_tree_label_only",
+        "early_stopping_rounds", "he_scheme", "key_bits", "frac_bits", "n_jobs", "random_state",
+    )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def set_params(self, **params: Any) -> _SecureBoostBase:
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise ConfigError(f"unknown SecureBoost parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def _sgb_params(self) -> sgb.SgbParams:
+        return sgb.SgbParams(objective=self._objective, **self.get_params())
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        channel: Channel,
+        label_party: str,
+        feature_parties: list[str] | None = None,
+        eval_set: Any = None,
+    ) -> _SecureBoostBase:
+        """Train jointly as ``channel.party``.
+
+        The label party passes ``y`` and, for early stopping, ``eval_set=(X_eval, y_eval)``;
+        a feature party passes ``y=None`` and ``eval_set=X_eval`` (the same rows, its columns).
+        """
+        params = self._sgb_params()
+        if channel.party == label_party:
+            if y is None:
+                raise DataError("the label party must pass the labels y to fit")
+            peers = list(feature_parties) if feature_parties is not None else [p for p in channel.peers]
+            res = sgb.train_label_party(channel, X, np.asarray(y), peers, params, eval_set=eval_set)
+            self.role_ = "label_party"
+            self.best_iteration_ = res.best_iteration
+        else:
+            if y is not None:
+                raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")
+            res = sgb.train_feature_party(channel, X, label_party, max_bin=self.max_bin, n_jobs=self.n_jobs, X_eval=eval_set)
+            self.role_ = "feature_party"
+        self._set_model(res.model)
+        self.history_ = res.history
+        return self
+
+    def _set_model(self, model: dict[str, Any]) -> None:
+        self.model_ = model
+        self.role_ = model["role"]
+        self.party_ = model["party"]
+        self.feature_names_in_ = np.array(model["feature_names"], dtype=object)
+        self.n_features_in_ = len(model["feature_names"])
+        if self.role_ == "label_party":
+            self.n_trees_ = len(model["trees"])
+            imp = model["importance"]
+            keys = [f"{self.party_}:{nm}" for nm in model["feature_names"]]
+            for party, names in model["feature_parties"].items():
+                keys += [f"{party}:{nm}" for nm in names]
+            self.feature_keys_ = keys
+            gains = np.array([imp.get(k, {}).get("total_gain", 0.0) for k in keys])
+            self.feature_importances_ = gains / gains.sum() if gains.sum() > 0 else gains
+        else:
+            self.split_count_ = dict(model["split_count"])
+
+    def get_importance(self, importance_type: str = "total_gain") -> dict[str, float]:
+        """``total_gain`` or ``weight`` (split count) per ``party:feature`` (label party only)."""
+        self._check_fitted()
+        if self.role_ != "label_party":
+            if importance_type == "weight":
+                return {f"{self.party_}:{k}": float(v) for k, v in self.split_count_.items() if v}
+            raise ConfigError("gains are known to the label party only; a feature party has importance_type='weight'")
+        if importance_type not in ("total_gain", "weight"):
+            raise ConfigError("importance_type must be 'total_gain' or 'weight'")
+        return {k: v[importance_type] for k, v in self.model_["importance"].items()}
+
+    # --- prediction --------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ConfigError("this SecureBoost model is not fitted: call fit or load_model first")
+
+    def decision_function(self, X: Any, *, channel: Channel) -> np.ndarray | None:
+        """Joint prediction; the label party gets the margins, a feature party ``None``."""
+        self._check_fitted()
+        if self.role_ == "label_party":
+            return sgb.predict_label_party(channel, self.model_, X)
+        sgb.predict_feature_party(channel, self.model_, X)
+        return None
+
+    # --- persistence -------------------------------------------------------------------------
+    def save_model(self, path: str | os.PathLike[str]) -> Path:
+        """Write this party's model part as JSON, atomically (temp file + ``os.replace``)."""
+        self._check_fitted()
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"estimator": type(self).__name__, "params": self.get_params(), "model": self.model_}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def load_model(cls, path: str | os.PathLike[str]) -> Any:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"cannot read SecureBoost model {path}: {exc}") from exc
+        model = doc.get("model") if isinstance(doc, dict) else None
+        if not isinstance(model, dict) or model.get("version") != sgb.MODEL_VERSION or model.get("role") not in ("label_party", "feature_party"):
+            raise DataError(f"{path} is not a SecureBoost model part of version {sgb.MODEL_VERSION}")
+        est = cls(**{k: v for k, v in doc.get("params", {}).items() if k in cls._PARAMS})
+        est._set_model(model)
+        return est
+
+
+class SecureBoostClassifier(_SecureBoostBase):
+    """Binary classifier (logistic loss); ``predict_proba`` gives ``[P(y=0), P(y=1)]`` per row."""
+
+    _objective = "binary:logistic"
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X: Any, *, channel: Channel) -> np.ndarray | None:
+        margin = self.decision_function(X, channel=channel)
+        if margin is None:
+            return None
+        p1 = 1.0 / (1.0 + np.exp(-margin))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X: Any, *, channel: Channel) -> np.ndarray | None:
+        proba = self.predict_proba(X, channel=channel)
+        return None if proba is None else (proba[:, 1] >= 0.5).astype(np.int64)
+
+
+class SecureBoostRegressor(_SecureBoostBase):
+    """Regressor (squared loss)."""
+
+    _objective = "reg:squarederror"
+
+    def predict(self, X: Any, *, channel: Channel) -> np.ndarray | None:
+        return self.decision_function(X, channel=channel)
+
+
+# ================================================================================================
+# one-process convenience
+# ================================================================================================
+def fit_local(
+    estimator: _SecureBoostBase,
+    parts: Mapping[str, Any],
+    y: Any,
+    *,
+    label_party: str,
+    eval_parts: Mapping[str, Any] | None = None,
+    y_eval: Any = None,
+    job_id: str = "secureboost-local",
+) -> tuple[dict[str, _SecureBoostBase], dict[str, Channel]]:
+    """Fit every party's copy of ``estimator`` in threads over in-memory channels.
+
+    ``parts[party]`` is that party's columns of the aligned rows. Returns the fitted estimators and
+    the channels (their recorders hold each party's ledger entries).
+    """
+    if label_party not in parts:
+        raise ConfigError(f"label party {label_party!r} has no data in parts")
+    channels = MemoryNetwork(list(parts), job_id=job_id).channels()
+    models = {p: type(estimator)(**estimator.get_params()) for p in parts}
+
+    def run(party: str) -> Any:
+        def fn(ch: Channel) -> Any:
+            if party == label_party:
+                ev = None if eval_parts is None else (eval_parts[party], y_eval)
+                return models[party].fit(parts[party], y, channel=ch, label_party=label_party, eval_set=ev)
+            ev_x = None if eval_parts is None else eval_parts[party]
+            return models[party].fit(parts[party], None, channel=ch, label_party=label_party, eval_set=ev_x)
+
+        return fn
+
+    run_parties(channels, {p: run(p) for p in parts})
+    return models, dict(channels)
+
+
+def predict_local(models: Mapping[str, _SecureBoostBase], parts: Mapping[str, Any], *, job_id: str = "secureboost-predict") -> np.ndarray:
+    """Joint prediction in one process; returns the label party's margins (or values)."""
+    channels = MemoryNetwork(list(parts), job_id=job_id).channels()
+    def party_fn(p: str) -> Any:
+        return lambda ch: models[p].decision_function(parts[p], channel=ch)
+
+    out = run_parties(channels, {p: party_fn(p) for p in parts})
+    label = next(p for p, m in models.items() if m.role_ == "label_party")
+    return np.asarray(out[label])

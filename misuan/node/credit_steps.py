@@ -1,0 +1,292 @@
+"""Step adapters of the joint credit-risk pipeline: ``psi`` -> ``woe`` -> ``secureboost`` -> ``evaluate``.
+
+Each adapter turns a spec's ``[[step]]`` into one protocol call over the step's channel (under the
+step's name, so ledger rows name it) and persists what later steps need as artefacts, so a resumed
+job does not depend on memory:
+
+- ``psi`` writes ``rows.npy``: this party's row indices of the shared customers in the order both
+  parties agree on (only with ``reveal = "both"``, which the later steps need);
+- ``secureboost`` splits those rows into train and hold-out by a seeded permutation that both parties
+  compute identically from the spec (nothing is exchanged for it), trains on the train rows, and
+  writes ``model.json`` (this party's model part) and ``split.npz``;
+- ``evaluate`` scores the hold-out rows jointly; only the label party receives the scores.
+
+Every step works on exactly two parties: the label party and one feature party.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from misuan.errors import ConfigError, DataError, JobError, JobSpecError, MissingColumnError, NoOverlapError
+from misuan.ml.metrics import ks_statistic, roc_auc
+from misuan.ml.secureboost import SecureBoostClassifier
+from misuan.ml.woe import woe_iv_plaintext
+from misuan.node.spec import JobSpec, StepSpec
+from misuan.node.steps import StepContext, StepResult, check_known_params, param_error
+from misuan.protocols.binning import BinningConfig
+from misuan.protocols.psi import IdNormalization, psi
+from misuan.protocols.stats import woe_iv_feature_party, woe_iv_label_party
+from misuan.report.schema import importance_from_secureboost, iv_from_woe_result
+
+LABEL_PARTY: Final = "label_party"
+FEATURE_PARTY: Final = "feature_party"
+
+PSI_PARAMS = ("reveal", "normalize", "batch_size", "workers")
+WOE_PARAMS = (
+    "method", "methods", "bins", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
+    "share_edges", "share_iv", "min_key_bits", "workers", "key_bits", "include_own",
+)
+SB_PARAMS = (
+    "n_estimators", "max_depth", "learning_rate", "reg_lambda", "gamma", "min_child_weight", "subsample",
+    "colsample_bytree", "max_bin", "base_score", "first_tree_label_only", "he_scheme", "key_bits",
+    "frac_bits", "n_jobs", "random_state", "test_fraction", "split_seed",
+)
+EVAL_PARAMS = ("model_step",)
+
+
+# --- shared ---------------------------------------------------------------------------------------
+def _step_parties(step: StepSpec, spec: JobSpec) -> tuple[str, str]:
+    """(label party, feature party) of a two-party step, or a JobSpecError naming the step."""
+    names = list(step.parties) if step.parties else list(spec.party_names)
+    roles = {n: spec.party(n).role for n in names}
+    labels = [n for n, r in roles.items() if r == LABEL_PARTY]
+    features = [n for n, r in roles.items() if r == FEATURE_PARTY]
+    if len(names) != 2 or len(labels) != 1 or len(features) != 1:
+        raise JobSpecError(
+            f"step {step.name!r} ({step.kind}) runs between exactly one label_party and one feature_party; "
+            f"it has {names}: set its `parties`"
+        )
+    return labels[0], features[0]
+
+
+def _peer(ctx: StepContext) -> str:
+    label, feature = _step_parties(ctx.step, ctx.spec)
+    return feature if ctx.party == label else label
+
+
+def _feature_columns(ctx: StepContext) -> list[str]:
+    ds = ctx.dataset
+    if ds.features == "all":
+        skip = {ds.id_column, ds.label_column}
+        return [c for c in ctx.data.columns if c not in skip]
+    missing = [c for c in ds.features if c not in ctx.data.columns]
+    if missing:
+        raise MissingColumnError(f"{ctx.party}'s dataset {ds.path} has no feature column(s) {missing}")
+    return list(ds.features)
+
+
+def _aligned(ctx: StepContext, psi_step: str = "psi") -> pd.DataFrame:
+    """This party's rows of the shared customers, in the order both parties agreed on in PSI."""
+    try:
+        path = ctx.artefact_of(psi_step, "rows.npy")
+    except JobSpecError as exc:
+        raise JobSpecError(
+            f"step {ctx.step.name!r} needs the aligned rows of a PSI step named {psi_step!r} run with "
+            f"reveal = \"both\" before it ({exc})"
+        ) from None
+    rows = np.load(path, allow_pickle=False)
+    if len(rows) == 0:
+        raise NoOverlapError(
+            f"step {ctx.step.name!r}: PSI found no shared customers, so there is nothing to compute on; "
+            "check both parties' ID columns and the PSI normalize option"
+        )
+    return ctx.data.iloc[rows].reset_index(drop=True)
+
+
+def _labels(ctx: StepContext, df: pd.DataFrame) -> np.ndarray:
+    col = ctx.dataset.label_column
+    if col is None:
+        raise JobSpecError(f"party {ctx.party!r} is the label_party: give its dataset a label_column")
+    y = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
+        raise DataError(f"{ctx.party}'s label column {col!r} must hold only 0 and 1 (found other values or blanks)")
+    return y.astype(np.int64)
+
+
+def _numeric_matrix(ctx: StepContext, df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise DataError(f"{ctx.party}'s feature column(s) {bad} are not numeric: encode categories as numbers first")
+    return df[cols].astype(float)
+
+
+# --- psi -------------------------------------------------------------------------------------------
+def check_psi(step: StepSpec, spec: JobSpec) -> None:
+    check_known_params(step, spec, PSI_PARAMS)
+    names = list(step.parties) if step.parties else list(spec.party_names)
+    if len(names) != 2:
+        raise param_error(step, spec, "parties", f"PSI runs between two parties, this step has {names}")
+    reveal = step.params.get("reveal", "both")
+    if reveal not in ("both", "size", *names):
+        raise param_error(step, spec, "reveal", f"must be 'both', 'size' or one of {names}, not {reveal!r}")
+    _normalization(step, spec)
+
+
+def _normalization(step: StepSpec, spec: JobSpec) -> IdNormalization:
+    raw = step.params.get("normalize", {})
+    if raw == "strip_casefold":
+        return IdNormalization(strip=True, case="casefold")
+    if not isinstance(raw, dict):
+        raise param_error(step, spec, "normalize", "must be a table such as { case = \"casefold\" } or \"strip_casefold\"")
+    try:
+        return IdNormalization(**raw)
+    except TypeError as exc:
+        raise param_error(step, spec, "normalize", f"unknown option ({exc}); options: strip, case, unicode, kind, country_code") from None
+    except ConfigError as exc:
+        raise param_error(step, spec, "normalize", str(exc)) from None
+
+
+def run_psi(ctx: StepContext) -> StepResult:
+    t0 = time.monotonic()
+    ids = ctx.data[ctx.dataset.id_column].tolist()
+    res = psi(
+        ctx.channel, ids, _peer_any(ctx), reveal=ctx.params.get("reveal", "both"),
+        normalize=_normalization(ctx.step, ctx.spec), batch_size=int(ctx.params.get("batch_size", 8192)),
+        workers=ctx.params.get("workers"), progress=False, step=ctx.step.name,
+    )
+    artefacts = []
+    if res.local_rows is not None:
+        np.save(ctx.artefact_dir / "rows.npy", np.asarray(res.local_rows, dtype=np.int64), allow_pickle=False)
+        artefacts.append("rows.npy")
+    out = {"size": res.size, "rows": len(ids), "peer_rows": int(res.peer_size),
+           "reveal": ctx.params.get("reveal", "both"), "seconds": time.monotonic() - t0}
+    return StepResult(out, artefacts)
+
+
+def _peer_any(ctx: StepContext) -> str:
+    """PSI needs no roles: the one other party of the step."""
+    others = [p for p in ctx.channel.peers]
+    if len(others) != 1:
+        raise JobSpecError(f"step {ctx.step.name!r}: PSI runs between two parties, not {len(others) + 1}")
+    return others[0]
+
+
+# --- woe -------------------------------------------------------------------------------------------
+def _binning(step: StepSpec, spec: JobSpec) -> BinningConfig:
+    p = dict(step.params)
+    kw: dict[str, Any] = {k: p[k] for k in ("method", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
+                            "share_edges", "share_iv", "min_key_bits", "workers") if k in p}
+    if "bins" in p:
+        kw["n_bins"] = p["bins"]
+    if "methods" in p:
+        kw["methods"] = dict(p["methods"])
+    try:
+        return BinningConfig(**kw)
+    except (ConfigError, TypeError) as exc:
+        raise param_error(step, spec, "params", str(exc)) from None
+
+
+def check_woe(step: StepSpec, spec: JobSpec) -> None:
+    check_known_params(step, spec, WOE_PARAMS)
+    _step_parties(step, spec)
+    _binning(step, spec)
+
+
+def run_woe(ctx: StepContext) -> StepResult:
+    from misuan.crypto.he import generate_keypair
+
+    t0 = time.monotonic()
+    config = _binning(ctx.step, ctx.spec)
+    df = _aligned(ctx)
+    if ctx.role == LABEL_PARTY:
+        y = _labels(ctx, df)
+        keys = generate_keypair("ou", int(ctx.params.get("key_bits", 2048)))
+        result = woe_iv_label_party(ctx.channel, _peer(ctx), y, config=config, keypair=keys, step=ctx.step.name)
+        doc = result.to_dict()
+        features = iv_from_woe_result(doc, _peer(ctx))
+        if ctx.params.get("include_own", True):
+            # the label party's own features, in the clear on its own side: nothing is revealed
+            own = woe_iv_plaintext(_numeric_matrix(ctx, df, _feature_columns(ctx)), y, config)
+            features += iv_from_woe_result(own.to_dict(), ctx.party)
+        pd.DataFrame(result.table()).to_csv(ctx.artefact_dir / "woe_table.csv", index=False)
+        out = {"features": features, "n_rows": int(len(y)), "seconds": time.monotonic() - t0}
+        return StepResult(out, ["woe_table.csv"])
+    cols = _feature_columns(ctx)
+    fres = woe_iv_feature_party(ctx.channel, _peer(ctx), _numeric_matrix(ctx, df, cols), config=config, step=ctx.step.name)
+    return StepResult({"bins": fres.to_dict(), "seconds": time.monotonic() - t0})
+
+
+# --- secureboost -----------------------------------------------------------------------------------
+def _sb_estimator(step: StepSpec, spec: JobSpec) -> SecureBoostClassifier:
+    kw = {k: v for k, v in step.params.items() if k in SB_PARAMS and k not in ("test_fraction", "split_seed")}
+    try:
+        est = SecureBoostClassifier(**kw)
+        est._sgb_params()  # validates every hyperparameter now, before the job starts
+        return est
+    except (ConfigError, TypeError) as exc:
+        raise param_error(step, spec, "params", str(exc)) from None
+
+
+def check_secureboost(step: StepSpec, spec: JobSpec) -> None:
+    check_known_params(step, spec, SB_PARAMS)
+    _step_parties(step, spec)
+    _sb_estimator(step, spec)
+    tf = step.params.get("test_fraction", 0.3)
+    if not isinstance(tf, (int, float)) or not 0 <= tf < 1:
+        raise param_error(step, spec, "test_fraction", f"must be in [0, 1), not {tf!r}")
+
+
+def holdout_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) positions in the common order; both parties compute the same from the spec."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def run_secureboost(ctx: StepContext) -> StepResult:
+    t0 = time.monotonic()
+    est = _sb_estimator(ctx.step, ctx.spec)
+    df = _aligned(ctx)
+    train, test = holdout_split(len(df), float(ctx.params.get("test_fraction", 0.3)), int(ctx.params.get("split_seed", 0)))
+    np.savez(ctx.artefact_dir / "split.npz", train=train, test=test)
+    label_party, _ = _step_parties(ctx.step, ctx.spec)
+    X = _numeric_matrix(ctx, df, _feature_columns(ctx)).iloc[train].reset_index(drop=True)
+    y = _labels(ctx, df)[train] if ctx.role == LABEL_PARTY else None
+    ctx.progress(f"[{ctx.party}] SecureBoost: {est.n_estimators} trees on {len(train)} rows ({len(test)} held out)")
+    est.fit(X, y, channel=ctx.channel, label_party=label_party)
+    est.save_model(ctx.artefact_dir / "model.json")
+    out: dict[str, Any] = {"params": est.get_params(), "n_train": int(len(train)), "n_test": int(len(test)),
+                           "seconds": time.monotonic() - t0}
+    if ctx.role == LABEL_PARTY:
+        imp = est.model_["importance"]
+        out["feature_importance"] = importance_from_secureboost(imp)
+        out["history"] = est.history_
+    return StepResult(out, ["model.json", "split.npz"])
+
+
+# --- evaluate --------------------------------------------------------------------------------------
+def check_evaluate(step: StepSpec, spec: JobSpec) -> None:
+    check_known_params(step, spec, EVAL_PARAMS)
+    _step_parties(step, spec)
+
+
+def run_evaluate(ctx: StepContext) -> StepResult:
+    t0 = time.monotonic()
+    model_step = str(ctx.params.get("model_step", "secureboost"))
+    est = SecureBoostClassifier.load_model(ctx.artefact_of(model_step, "model.json"))
+    with np.load(ctx.artefact_of(model_step, "split.npz"), allow_pickle=False) as split:
+        train, test = split["train"], split["test"]
+    if len(test) == 0:
+        raise JobSpecError(f"step {ctx.step.name!r}: step {model_step!r} held out no rows (test_fraction = 0)")
+    df = _aligned(ctx)
+    X = _numeric_matrix(ctx, df, _feature_columns(ctx)).iloc[test].reset_index(drop=True)
+    scores = est.predict_proba(X, channel=ctx.channel)
+    if ctx.role != LABEL_PARTY:
+        return StepResult({"n_test": int(len(test)), "seconds": time.monotonic() - t0})
+    if scores is None:
+        raise JobError(f"step {ctx.step.name!r}: the joint prediction returned no scores to the label party")
+    p = np.asarray(scores)[:, 1] if np.ndim(scores) == 2 else np.asarray(scores)
+    y = _labels(ctx, df)[test]
+    ids = df[ctx.dataset.id_column].astype(str)
+    out = {
+        "n_test": int(len(test)), "auc": roc_auc(y, p), "ks": ks_statistic(y, p),
+        "y_true": y.tolist(), "scores": [float(v) for v in p],
+        "train_ids": ids.iloc[train].tolist(), "test_ids": ids.iloc[test].tolist(),
+        "seconds": time.monotonic() - t0,
+    }
+    return StepResult(out)

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
+from misuan.errors import JobSpecError
+from misuan.net.channel import Channel
+from misuan.net.disclosure import DisclosureRecorder
+from misuan.net.memory import MemoryNetwork
+from misuan.node import steps
+from misuan.node.runner import ChannelOpener, PartyOutcome
+from misuan.node.server import Node, submit
+from misuan.node.spec import JobSpec, NodeConfig
+from tests.jobfiles import free_ports, write_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _memory_nodes(tmp_path: Path, parties: tuple[str, ...] = ("bank", "partner")) -> dict[str, Node]:
+    networks: dict[str, MemoryNetwork] = {}
+    lock = threading.Lock()
+
+    def opener_for(party: str) -> Callable[[JobSpec], ChannelOpener]:
+        def opener(spec: JobSpec) -> ChannelOpener:
+            with lock:  # one network per run of a job: a finished run's network has closed ends
+                if spec.job_id not in networks or networks[spec.job_id].closed:
+                    networks[spec.job_id] = MemoryNetwork(spec.party_names, spec.job_id)
+                net = networks[spec.job_id]
+
+            def open_channel(rec: DisclosureRecorder) -> Channel:
+                return net.channel(party, recorder=rec, timeout_s=10)
+
+            return open_channel
+
+        return opener
+
+    nodes = {}
+    for p in parties:
+        tls = TlsFiles(tmp_path / "ca.pem", tmp_path / f"{p}.pem", tmp_path / f"{p}.key")
+        cfg = NodeConfig(p, "127.0.0.1:1", tmp_path / f"node-{p}", tls, tmp_path / f"{p}.toml")
+        nodes[p] = Node(cfg, opener=opener_for(p), progress=None)
+    return nodes
+
+
+def _run_once_all(nodes: dict[str, Node]) -> dict[str, PartyOutcome | None]:
+    out: dict[str, PartyOutcome | None] = {}
+    threads = [threading.Thread(target=lambda p=p: out.__setitem__(p, nodes[p].run_once())) for p in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_nodes_run_submitted_jobs_into_their_data_dirs(tmp_path: Path) -> None:
+    spec = write_job(tmp_path)
+    nodes = _memory_nodes(tmp_path)
+    for n in nodes.values():
+        entry = submit(spec, n.config)
+        assert entry.parent == n.config.inbox and entry.name.endswith("-job-1.job.json")
+    out = _run_once_all(nodes)
+    for p, n in nodes.items():
+        assert out[p] is not None and out[p].ran == ["totals", "scores"]  # type: ignore[union-attr]
+        assert (n.config.data_dir / "jobs" / "job-1" / "steps" / "scores.json").is_file()
+        assert (n.config.data_dir / "ledger.sqlite").is_file()
+        assert n.pending() == [] and len(list((n.config.inbox / "done").glob("*.job.json"))) == 1
+    assert out["bank"].outputs == out["partner"].outputs  # type: ignore[union-attr]
+
+
+def test_submit_refuses_a_bad_spec_and_node_files_bad_entries(tmp_path: Path) -> None:
+    spec = write_job(tmp_path)
+    nodes = _memory_nodes(tmp_path)
+    spec.write_text(spec.read_text().replace('kind = "secure_sum"', 'kind = "summ"', 1))
+    with pytest.raises(JobSpecError, match=r"step\[1\].kind: unknown step kind 'summ'"):
+        submit(spec, nodes["bank"].config)
+    assert nodes["bank"].pending() == []
+    junk = nodes["bank"].config.inbox / "x.job.json"
+    junk.write_text("{not json")
+    assert nodes["bank"].run_once() is None
+    failed = nodes["bank"].config.inbox / "failed"
+    assert (failed / "x.job.json").exists()
+    assert "is unreadable" in (failed / "x.job.json.error.txt").read_text()
+
+
+@pytest.fixture
+def stop_after_totals() -> Iterator[list[Node]]:
+    """An adapter that asks the bank's node to stop while step 'totals' runs (a SIGTERM mid-step)."""
+    real = steps.run_secure_sum
+    target: list[Node] = []
+
+    def run(ctx: steps.StepContext) -> steps.StepResult:
+        if ctx.step.name == "totals" and ctx.party == "bank":
+            target[0].stop_requested.set()
+        return real(ctx)
+
+    steps.register_step("secure_sum", run, steps.check_secure_sum, replace=True)
+    yield target
+    steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+
+
+def test_stop_request_finishes_the_step_then_resume_completes(tmp_path: Path, stop_after_totals: list[Node]) -> None:
+    spec = write_job(tmp_path)
+    nodes = _memory_nodes(tmp_path)
+    stop_after_totals.append(nodes["bank"])
+    for n in nodes.values():
+        submit(spec, n.config)
+    out = _run_once_all(nodes)
+    assert out == {"bank": None, "partner": None}
+    for n in nodes.values():
+        jd = n.config.data_dir / "jobs" / "job-1"
+        assert sorted(p.name for p in (jd / "steps").iterdir()) == ["totals.json"]  # the step in flight finished
+    reason = next((nodes["bank"].config.inbox / "failed").glob("*.error.txt")).read_text()
+    assert "stopped on request before step 'scores'" in reason
+    state = json.loads((nodes["bank"].config.data_dir / "jobs" / "job-1" / "state.json").read_text())
+    assert state["status"] == "interrupted"
+
+    nodes["bank"].stop_requested.clear()
+    for n in nodes.values():
+        submit(spec, n.config, resume=True)
+    out = _run_once_all(nodes)
+    assert out["bank"] is not None and out["bank"].skipped == ["totals"] and out["bank"].ran == ["scores"]
+
+
+def test_node_processes_over_grpc_run_a_job_and_stop_on_sigterm(tmp_path: Path) -> None:
+    ports = free_ports(2)
+    spec = write_job(tmp_path, ports=ports)
+    create_ca(tmp_path / "certs")
+    procs = {}
+    for p, port in zip(("bank", "partner"), ports, strict=True):
+        issue_party_cert(tmp_path / "certs", p)
+        (tmp_path / f"{p}.toml").write_text(
+            f'version = 1\nparty = "{p}"\nlisten = "127.0.0.1:{port}"\ndata_dir = "node-{p}"\n'
+            f'tls = {{ ca = "certs/ca.pem", cert = "certs/{p}.pem", key = "certs/{p}.key" }}\n'
+        )
+        procs[p] = subprocess.Popen(
+            [sys.executable, "-m", "misuan.cli", "node", "start", "--config", str(tmp_path / f"{p}.toml"), "--poll", "0.1"],
+            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        )
+    try:
+        for p in procs:
+            res = subprocess.run(
+                [sys.executable, "-m", "misuan.cli", "submit", str(spec), "--config", str(tmp_path / f"{p}.toml")],
+                cwd=ROOT, capture_output=True, text=True, timeout=60,
+            )
+            assert res.returncode == 0, res.stderr
+        deadline = time.monotonic() + 60
+        done = [tmp_path / f"node-{p}" / "jobs" / "job-1" / "steps" / "scores.json" for p in procs]
+        while not all(d.exists() for d in done) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(d.exists() for d in done)
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        errs = {p: proc.communicate(timeout=30)[1] for p, proc in procs.items()}
+    for p, proc in procs.items():
+        assert proc.returncode == 0, errs[p]
+        assert "SIGTERM: finishing the current step" in errs[p] and f"[node {p}] stopped" in errs[p]
+        state = json.loads((tmp_path / f"node-{p}" / "jobs" / "job-1" / "state.json").read_text())
+        assert state["status"] == "completed"
+
+
+def test_first_signal_requests_a_stop_second_aborts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    node = _memory_nodes(tmp_path)["bank"]
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        node._install_signals()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert node.stop_requested.is_set()
+        assert "SIGTERM: finishing the current step" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)

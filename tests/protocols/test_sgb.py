@@ -1,0 +1,203 @@
+"""SecureBoost protocol: plaintext twin (XGBoost), transcript, ledger, malformed input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+from sklearn.datasets import make_classification, make_regression
+from sklearn.metrics import r2_score, roc_auc_score
+
+from misuan.crypto.he import generate_keypair
+from misuan.errors import MalformedMessageError
+from misuan.net.memory import MemoryNetwork
+from misuan.protocols import sgb
+from misuan.protocols.sgb_histogram import HistogramWorker, plan_groups
+from misuan.protocols.simulation import run_parties
+
+TAIWAN = Path("/work/shared/data/taiwan_default/default_of_credit_card_clients.csv")
+KEYS = generate_keypair("ou", bits=1024)  # 1024 bits only to keep the suite fast; the default is 2048
+
+
+def _train(Xa, Xb, y, params, eval_data=None, transcript=False):
+    ch = MemoryNetwork(["bank", "partner"], job_id="sgb-test").channels()
+    if transcript:
+        ch["partner"].transcript = []
+    ev_a = None if eval_data is None else (eval_data[0], eval_data[2])
+    ev_b = None if eval_data is None else eval_data[1]
+    out = run_parties(ch, {
+        "bank": lambda c: sgb.train_label_party(c, Xa, y, ["partner"], params, keys=KEYS, eval_set=ev_a),
+        "partner": lambda c: sgb.train_feature_party(c, Xb, "bank", max_bin=params.max_bin, n_jobs=params.n_jobs, X_eval=ev_b),
+    })
+    return out, ch
+
+
+def _predict(out, Xa, Xb):
+    ch = MemoryNetwork(["bank", "partner"], job_id="sgb-pred").channels()
+    res = run_parties(ch, {
+        "bank": lambda c: sgb.predict_label_party(c, out["bank"].model, Xa),
+        "partner": lambda c: sgb.predict_feature_party(c, out["partner"].model, Xb),
+    })
+    return res["bank"], ch
+
+
+def _xgb(X, y, p, **kw):
+    cls = xgb.XGBClassifier if p.objective == "binary:logistic" else xgb.XGBRegressor
+    m = cls(n_estimators=p.n_estimators, max_depth=p.max_depth, learning_rate=p.learning_rate, tree_method="hist",
+            max_bin=p.max_bin, reg_lambda=p.reg_lambda, gamma=p.gamma, min_child_weight=p.min_child_weight,
+            base_score=p.base_score, n_jobs=1, **kw)
+    return m.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def classification():
+    X, y = make_classification(n_samples=2500, n_features=10, n_informative=5, random_state=0)
+    X[np.random.default_rng(0).random(X.shape) < 0.05] = np.nan  # missing values: learned default direction
+    return X, y.astype(float)
+
+
+def test_auc_matches_xgboost_with_missing_values(classification) -> None:
+    X, y = classification
+    tr, te = slice(0, 2000), slice(2000, None)
+    p = sgb.SgbParams(n_estimators=6, max_depth=4, learning_rate=0.3, max_bin=32, base_score=0.5, n_jobs=1)
+    out, _ = _train(X[tr, :5], X[tr, 5:], y[tr], p)
+    margin, _ = _predict(out, X[te, :5], X[te, 5:])
+    auc = roc_auc_score(y[te], margin)
+    ref = roc_auc_score(y[te], _xgb(X[tr], y[tr], p).predict_proba(X[te])[:, 1])
+    assert abs(auc - ref) < 0.005, (auc, ref)
+    # both parties' features are used, and each part holds only its own thresholds
+    parties = {nd["party"] for tr_ in out["bank"].model["trees"] for nd in tr_["nodes"] if "leaf" not in nd}
+    assert parties == {"bank", "partner"}
+    assert all("threshold" not in nd for tr_ in out["bank"].model["trees"] for nd in tr_["nodes"] if nd.get("party") == "partner")
+    assert all(sp["feature"].startswith("x") for sp in out["partner"].model["splits"])
+
+
+@pytest.mark.skipif(not TAIWAN.exists(), reason="Taiwan default dataset not present")
+def test_auc_matches_xgboost_on_taiwan_subset() -> None:
+    import pandas as pd
+
+    df = pd.read_csv(TAIWAN).iloc[:3000]
+    y = df.pop("default payment next month").to_numpy(float)
+    X = df.drop(columns=["ID"]).to_numpy(float)
+    bank, partner = X[:, :11], X[:, 11:]  # demographics + repayment status | bill and payment amounts
+    tr, te = slice(0, 2400), slice(2400, None)
+    p = sgb.SgbParams(n_estimators=5, max_depth=3, learning_rate=0.3, max_bin=32, base_score=0.5, min_child_weight=1, n_jobs=1)
+    out, _ = _train(bank[tr], partner[tr], y[tr], p)
+    margin, _ = _predict(out, bank[te], partner[te])
+    ref = _xgb(X[tr], y[tr], p).predict_proba(X[te])[:, 1]
+    assert abs(roc_auc_score(y[te], margin) - roc_auc_score(y[te], ref)) < 0.005
+
+
+def test_regression_matches_xgboost() -> None:
+    X, y = make_regression(n_samples=1500, n_features=6, noise=5.0, random_state=1)
+    p = sgb.SgbParams(n_estimators=6, max_depth=3, objective="reg:squarederror", base_score=float(np.mean(y[:1200])), max_bin=32, n_jobs=1)
+    out, _ = _train(X[:1200, :3], X[:1200, 3:], y[:1200], p)
+    pred, _ = _predict(out, X[1200:, :3], X[1200:, 3:])
+    ref = _xgb(X[:1200], y[:1200], p).predict(X[1200:])
+    assert abs(r2_score(y[1200:], pred) - r2_score(y[1200:], ref)) < 0.01
+
+
+def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(classification) -> None:
+    X, y = classification
+    n = 800
+    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    out, ch = _train(X[:n, :5], X[:n, 5:], y[:n], p, transcript=True)
+    seen = ch["partner"].transcript
+    assert seen and {frm for frm, _, _ in seen} == {"bank"}
+    kinds = [type(m).__name__ for _, _, m in seen]
+    assert set(kinds) == {"SgbSetup", "TreeStart", "LevelPlan", "SplitRequest", "TrainEnd"}
+    cb = KEYS[0].ciphertext_bytes
+    for _, _, m in seen:
+        for name, v in vars(m).items():
+            if isinstance(v, np.ndarray):
+                # nothing real-valued ever reaches the feature party: no gradients, labels or leaf values
+                assert v.dtype.kind in "iubS", (type(m).__name__, name, v.dtype)
+        if isinstance(m, sgb.TreeStart):
+            assert m.ciphertexts.dtype == np.dtype(f"S{cb}") and m.ciphertexts.shape == (n,)
+            cts = KEYS[0].from_array(m.ciphertexts)
+            assert len(set(cts)) == n  # fresh randomness: equal gradients give different ciphertexts
+            assert min(c.bit_length() for c in cts) > KEYS[0].bits - 40  # full-size group elements
+        if isinstance(m, sgb.LevelPlan):
+            assert m.positions.shape == (n,) and m.positions.min() >= -1 and m.positions.max() < len(m.node_ids)
+        if isinstance(m, sgb.SplitRequest):
+            assert np.all(m.features < 5)  # only the partner's own 5 features are ever named
+        if isinstance(m, sgb.SgbSetup):
+            assert set(m.public_key) == {"scheme", "n", "g", "h", "plaintext_bits", "random_bits"}
+    # the split decisions it was told about are exactly the splits of its part
+    told = sum(len(m.nodes) for _, _, m in seen if isinstance(m, sgb.SplitRequest))
+    assert told == len(out["partner"].model["splits"]) > 0
+
+
+def test_ledger_entries_on_both_sides(classification) -> None:
+    X, y = classification
+    p = sgb.SgbParams(n_estimators=2, max_depth=2, max_bin=16, base_score=0.5, n_jobs=1)
+    out, ch = _train(X[:600, :5], X[:600, 5:], y[:600], p)
+    for party in ("bank", "partner"):
+        entries = ch[party].recorder.entries  # type: ignore[attr-defined]
+        assert all(party in (d.discloser, d.recipient) for d in entries)
+        whats = {(d.discloser, d.recipient, d.what, d.form) for d in entries}
+        assert ("bank", "partner", "encrypted gradients and hessians (packed)", "ciphertext") in whats
+        assert ("partner", "bank", "per-bin gradient and hessian sums of the feature party's features, per node", "aggregate") in whats
+        assert ("bank", "partner", "instance space of every node of the level", "plaintext") in whats
+        assert ("bank", "partner", "chosen split candidates (feature, bin, default direction) of its own features", "plaintext") in whats
+        assert ("partner", "bank", "instance partition of nodes split on the feature party's features", "plaintext") in whats
+        assert ("partner", "bank", "feature names and bin counts", "plaintext") in whats
+    enc = [d for d in ch["partner"].recorder.entries if d.form == "ciphertext"]  # type: ignore[attr-defined]
+    assert [d.shape for d in enc] == [(600,), (600,)] and [d.detail["tree"] for d in enc] == [0, 1]
+    _, pch = _predict(out, X[600:700, :5], X[600:700, 5:])
+    dec = [d for d in pch["bank"].recorder.entries if d.what.startswith("split decisions")]  # type: ignore[attr-defined]
+    assert len(dec) == 1 and dec[0].shape == (100, len(out["partner"].model["splits"]))
+
+
+def test_options_subsample_colsample_label_only_first_tree_and_early_stopping(classification) -> None:
+    X, y = classification
+    p = sgb.SgbParams(n_estimators=30, max_depth=3, max_bin=16, subsample=0.8, colsample_bytree=0.7, base_score=0.5,
+                      first_tree_label_only=True, early_stopping_rounds=2, learning_rate=0.8, n_jobs=1)
+    out, ch = _train(X[:1200, :5], X[:1200, 5:], y[:1200], p, eval_data=(X[1200:1600, :5], X[1200:1600, 5:], y[1200:1600]))
+    model = out["bank"].model
+    first = model["trees"][0]["nodes"]
+    assert all(nd.get("party", "bank") == "bank" for nd in first)
+    best = out["bank"].best_iteration
+    assert best is not None and len(model["trees"]) == best + 1 < 30
+    assert all(sp["tree"] <= best for sp in out["partner"].model["splits"])
+    metrics = [h["valid_metric"] for h in out["bank"].history]
+    assert min(metrics) == pytest.approx(metrics[best])
+    sampled = [d for d in ch["partner"].recorder.entries if d.what == "rows sampled for the tree"]  # type: ignore[attr-defined]
+    assert sampled and all(d.shape[0] < 1200 for d in sampled)
+
+
+def test_histogram_grouping_equals_per_feature_bin_sums() -> None:
+    pub, priv = KEYS
+    rng = np.random.default_rng(5)
+    n = 300
+    n_bins = [5, 7, 3, 6]
+    bins = np.column_stack([rng.integers(0, nb, n) for nb in n_bins]).astype(np.uint8)
+    worker = HistogramWorker(pub.to_wire(), bins.tobytes(), bins.shape, n_bins)
+    vals = rng.integers(0, 2**20, n)
+    rows = np.arange(n)
+    worker.load(rows, pub.to_array(pub.encrypt_ints(vals)).view(np.uint8).tobytes(), slot_bits=30, per_ct=1)
+    node = np.sort(rng.choice(n, 120, replace=False))
+    for group in ([0], [0, 1], [1, 2, 3]):
+        raw = worker.histogram(node, group)
+        got = priv.decrypt_ints(pub.from_array(np.frombuffer(raw, dtype=f"S{pub.ciphertext_bytes}")))
+        expected = [int(vals[node][bins[node, f] == b].sum()) for f in group for b in range(n_bins[f])]
+        assert got == expected
+    assert [len(g) for g in plan_groups(80000, list(range(25)), [34] * 25)][:2] == [2, 2]
+    assert [len(g) for g in plan_groups(50, list(range(4)), [34] * 4)] == [1, 1, 1, 1]
+
+
+def test_feature_party_rejects_malformed_commands(classification) -> None:
+    X, _ = classification
+    ch = MemoryNetwork(["bank", "partner"]).channels()
+
+    def bad_bank(c):
+        c.recv("partner", f"{sgb.STEP}/schema")
+        c.send("partner", f"{sgb.STEP}/cmd", sgb.SgbSetup(dict(KEYS[0].to_wire())))
+        rows = np.arange(50, dtype=np.int32)
+        wrong = np.zeros(50, dtype="S10")  # wrong ciphertext width
+        c.send("partner", f"{sgb.STEP}/cmd", sgb.TreeStart(0, rows, wrong, np.ones(5, bool), 30, 1, False))
+
+    with pytest.raises(MalformedMessageError):
+        run_parties(ch, {"bank": bad_bank, "partner": lambda c: sgb.train_feature_party(c, X[:50, 5:], "bank", n_jobs=1)})

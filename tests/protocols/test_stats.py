@@ -1,0 +1,461 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import reduce
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
+from misuan.errors import ConfigError, MalformedMessageError
+from misuan.ml.woe import woe_iv_feature, woe_iv_plaintext
+from misuan.net.channel import Channel
+from misuan.net.memory import MemoryNetwork
+from misuan.protocols import he_batch
+from misuan.protocols.binning import BinningConfig, unsupervised_bins
+from misuan.protocols.he_batch import ZeroEncryptions
+from misuan.protocols.simulation import run_parties
+from misuan.protocols.stats import (
+    BinSums,
+    EncryptedLabels,
+    FeaturePartyWoe,
+    LabelChunk,
+    MergeDecisions,
+    woe_iv,
+    woe_iv_feature_party,
+    woe_iv_label_party,
+)
+from misuan.protocols.woe_table import WoeResult
+
+Keys = tuple[PublicKey, PrivateKey]
+# 1024-bit keys keep the suite fast; the library default (2048) runs in the benchmark and one test below
+TEST_CFG = BinningConfig(min_key_bits=1024, n_bins=5, n_prebins=20)
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return generate_keypair("ou", 1024)
+
+
+def _data(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    score = y * 1.2 + rng.normal(0, 1, n)
+    with_missing = score.copy()
+    with_missing[rng.random(n) < 0.1] = np.nan
+    few_missing = rng.normal(0, 1, n)
+    few_missing[:3] = np.nan  # too few for a missing bin of their own
+    feats = pd.DataFrame(
+        {
+            "score": score,
+            "with_missing": with_missing,
+            "skewed": rng.exponential(1.0, n) ** 4,
+            "few_missing": few_missing,
+            "integer": rng.integers(0, 4, n).astype(float),
+            "constant": np.full(n, 3.0),
+            "all_missing": np.full(n, np.nan),
+        }
+    )
+    return feats, y
+
+
+def _run(
+    feats: Any, y: Any, cfg: BinningConfig, keys: Keys | None, transcripts: bool = False
+) -> tuple[WoeResult, FeaturePartyWoe, dict[str, Channel]]:
+    ch = MemoryNetwork(["bank", "partner"], job_id="woe-test").channels(timeout_s=60)
+    if transcripts:
+        ch["partner"].transcript = []
+        ch["bank"].transcript = []
+    out = run_parties(
+        ch,
+        {
+            "bank": lambda c: woe_iv(c, "label_party", "partner", y, config=cfg, keypair=keys),
+            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, config=cfg),
+        },
+    )
+    assert isinstance(out["bank"], WoeResult) and isinstance(out["partner"], FeaturePartyWoe)
+    return out["bank"], out["partner"], ch
+
+
+@pytest.mark.parametrize("method", ["quantile", "equal_width", "chimerge", "tree"])
+def test_matches_plaintext_twin(method: str, keys: Keys) -> None:
+    feats, y = _data()
+    cfg = dataclasses.replace(TEST_CFG, method=method)  # type: ignore[arg-type]
+    bank, partner, _ = _run(feats, y, cfg, keys)
+    twin = woe_iv_plaintext(feats, y, cfg)
+    assert bank.to_dict() == twin.to_dict()
+    assert (
+        bank["score"].iv > 0.2
+        and len(bank["constant"].bins) == 1
+        and bank["all_missing"].bins[0].label == "missing"
+    )
+    assert (
+        bank["with_missing"].bins[-1].label == "missing" and bank["few_missing"].bins[-1].label != "missing"
+    )
+    # the feature party ends with the same final bins as the twin
+    for name in feats:
+        twin_bins, _ = woe_iv_feature(name, feats[name].to_numpy(), y, cfg)
+        assert partner.bins[name].cuts.tolist() == twin_bins.cuts.tolist()
+        assert partner.bins[name].missing_bin == twin_bins.missing_bin
+    if method in ("chimerge", "tree"):
+        assert all(len(f.bins) <= cfg.n_bins + 1 for f in bank.features)
+
+
+def test_hand_checked_iv_ks_through_protocol(keys: Keys) -> None:
+    x = np.array([0.0] * 10 + [1.0] * 10)
+    y = np.array([1, 1] + [0] * 8 + [1] * 6 + [0] * 4)
+    bank, _, _ = _run({"x": x}, y, dataclasses.replace(TEST_CFG, n_bins=2), keys)
+    f = bank["x"]
+    assert [(b.count, b.positives) for b in f.bins] == [(10, 2), (10, 6)]
+    assert f.iv == pytest.approx(0.746567, abs=1e-6) and f.ks == pytest.approx(5 / 12)
+    assert f.monotonic and bank.table()[0]["monotonic"] == "yes"
+
+
+def test_small_cells_and_ledger_show_only_bin_aggregates(keys: Keys) -> None:
+    feats, y = _data(seed=3)
+    cfg = dataclasses.replace(TEST_CFG, method="chimerge", min_bin_size=25)
+    _, _, ch = _run(feats, y, cfg, keys, transcripts=True)
+    ((sender, step, sums),) = ch["bank"].transcript  # type: ignore[misc]
+    assert (sender, step) == ("partner", "woe/bin_sums") and isinstance(sums, BinSums)
+    for counts in sums.counts:
+        assert len(counts) == 1 or counts.min() >= 25
+    for party in ("bank", "partner"):
+        entries = ch[party].recorder.entries  # type: ignore[attr-defined]
+        to_bank = [d for d in entries if d.recipient == "bank"]
+        assert {d.form for d in to_bank} == {"aggregate", "plaintext"}
+        aggregates = [d for d in to_bank if d.form == "aggregate"]
+        assert len(aggregates) == len(feats.columns)
+        assert all(d.what.startswith("per-pre-bin row count and positive count of ") for d in aggregates)
+        assert all(d.shape[1] == 2 and d.detail["min_bin_size"] == 25 for d in aggregates)
+        assert all(d.what.startswith("bin edges of ") for d in to_bank if d.form == "plaintext")
+        to_partner = [d for d in entries if d.recipient == "partner"]
+        assert sorted({d.what.split(" of ")[0] for d in to_partner}) == [
+            "encrypted labels",
+            "merge boundaries",
+        ]
+        assert [d.form for d in to_partner if d.what == "encrypted labels"] == ["ciphertext"]
+
+
+def test_transcript_feature_party_sees_only_ciphertexts_and_merge_decisions(keys: Keys) -> None:
+    feats, y = _data(n=300, seed=5)
+    cfg = dataclasses.replace(TEST_CFG, method="tree")
+    _, partner, ch = _run(feats, y, cfg, keys, transcripts=True)
+    got = ch["partner"].transcript
+    kinds = [(s, st, type(m)) for s, st, m in got]
+    n_chunks = got[0][2].n_chunks
+    assert kinds == [
+        ("bank", "woe/labels", EncryptedLabels),
+        *[("bank", "woe/label_chunk", LabelChunk)] * n_chunks,
+        ("bank", "woe/merges", MergeDecisions),
+    ]
+    labels_msg, chunks, merges = got[0][2], [m for _, _, m in got[1:-1]], got[-1][2]
+    pk = keys[0]
+    assert labels_msg.n_rows == 300 and [c.index for c in chunks] == list(range(n_chunks))
+    assert all(c.ciphertexts.dtype == np.dtype(f"S{pk.ciphertext_bytes}") for c in chunks)
+    cts = np.concatenate([c.ciphertexts for c in chunks])
+    assert cts.shape == (300,)
+    values = pk.from_array(cts)
+    assert all(0 < c < pk.modulus for c in values)
+    assert len(set(values)) == 300  # fresh randomness: equal labels give unrelated ciphertexts
+    # nothing in the view separates the classes: ciphertexts of 0s and 1s have the same byte statistics
+    raw = np.frombuffer(cts.tobytes(), np.uint8).reshape(300, -1)[:, 1:-1].mean(axis=1)
+    assert abs(raw[y == 1].mean() - raw[y == 0].mean()) < 10
+    assert labels_msg.public_key == pk.to_wire()
+    assert merges.features == list(feats.columns)
+    # merge decisions: at most n_bins small integers per feature, too few to carry 300 labels
+    assert all(s.dtype == np.int64 and len(s) <= cfg.n_bins for s in merges.starts)
+    assert all(s[0] == 0 for s in merges.starts if len(s))
+    assert partner.iv is None
+
+
+def test_bin_sums_are_rerandomised(keys: Keys) -> None:
+    feats, y = _data(n=200, seed=7)
+    _, _, ch = _run(feats[["score"]], y, TEST_CFG, keys, transcripts=True)
+    pk, sk = keys
+    sent = [
+        c
+        for _, st, m in ch["partner"].transcript
+        if st == "woe/label_chunk"
+        for c in pk.from_array(m.ciphertexts)
+    ]
+    sums = ch["bank"].transcript[0][2]
+    bins, _ = woe_iv_feature("score", feats["score"].to_numpy(), y, TEST_CFG)
+    codes = bins.assign(feats["score"].to_numpy())
+    received = pk.from_array(sums.sums[0])
+    for b, c in enumerate(received):
+        plain_product = reduce(lambda a, v: a * v % pk.modulus, [sent[i] for i in np.flatnonzero(codes == b)])
+        assert c != plain_product  # the bank cannot recognise the product of its own ciphertexts
+        assert sk.decrypt_ints([c]) == sk.decrypt_ints([plain_product]) == [int(y[codes == b].sum())]
+
+
+def test_options_share_iv_and_hide_edges(keys: Keys) -> None:
+    feats, y = _data(n=300, seed=9)
+    cfg = dataclasses.replace(TEST_CFG, share_iv=True, share_edges=False)
+    bank, partner, ch = _run(feats[["score", "with_missing"]], y, cfg, keys)
+    assert partner.iv == {f.feature: f.iv for f in bank.features}
+    assert bank["score"].bins[0].label == "bin 1" and bank["score"].bins[0].lower is None
+    assert not bank["score"].edges_shared
+    whats = {d.what for d in ch["bank"].recorder.entries}  # type: ignore[attr-defined]
+    assert "IV per feature" in whats and not any(w.startswith("bin edges") for w in whats)
+    assert partner.to_dict()["features"]["score"]["iv"] == bank["score"].iv
+
+
+def test_precomputed_zero_encryptions_give_the_same_result(keys: Keys) -> None:
+    feats, y = _data(n=250, seed=19)
+    zeros = ZeroEncryptions.precompute(keys[0], 260)
+    ch = MemoryNetwork(["bank", "partner"]).channels(timeout_s=30)
+    out = run_parties(
+        ch,
+        {
+            "bank": lambda c: woe_iv(
+                c, "label_party", "partner", y, config=TEST_CFG, keypair=keys, zeros=zeros
+            ),
+            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, config=TEST_CFG),
+        },
+    )
+    assert out["bank"].to_dict() == woe_iv_plaintext(feats, y, TEST_CFG).to_dict()
+    assert len(zeros) == 10  # each randomiser used once
+    bank = MemoryNetwork(["bank", "partner"]).channel("bank")
+    with pytest.raises(ConfigError, match="precompute at least 250"):
+        woe_iv_label_party(bank, "partner", y, config=TEST_CFG, keypair=keys, zeros=zeros)
+    other = ZeroEncryptions.precompute(generate_keypair("ou", 1024)[0], 250)
+    with pytest.raises(ConfigError, match="another key"):
+        woe_iv_label_party(bank, "partner", y, config=TEST_CFG, keypair=keys, zeros=other)
+
+
+def test_parallel_workers_give_the_same_result(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(he_batch, "POOL_MIN_MULTIPLICATIONS", 0)
+    monkeypatch.setattr(he_batch, "POOL_MIN_ENCRYPTIONS", 0)
+    feats, y = _data(n=200, seed=11)
+    cfg = dataclasses.replace(TEST_CFG, workers=2)
+    bank, _, _ = _run(feats, y, cfg, keys)
+    assert bank.to_dict() == woe_iv_plaintext(feats, y, cfg).to_dict()
+
+
+def test_default_2048_bit_key_small_job() -> None:
+    feats, y = _data(n=100, seed=13)
+    cfg = BinningConfig(n_bins=3)
+    bank, _, ch = _run(feats[["score"]], y, cfg, None)
+    assert bank.to_dict() == woe_iv_plaintext(feats[["score"]], y, cfg).to_dict()
+    (entry,) = [d for d in ch["bank"].recorder.entries if d.what == "encrypted labels"]  # type: ignore[attr-defined]
+    assert entry.detail["key_bits"] >= 2048
+
+
+# --- malformed peers -------------------------------------------------------------------------------
+def _with_fake(party_fn: Callable[[Channel], Any], fake_fn: Callable[[Channel], Any], party: str) -> None:
+    ch = MemoryNetwork(["bank", "partner"], job_id="woe-bad").channels(timeout_s=20)
+    other = "partner" if party == "bank" else "bank"
+    run_parties(ch, {party: party_fn, other: fake_fn})
+
+
+def _send_labels(
+    keys: Keys, n: int, cfg: BinningConfig = TEST_CFG, **change: Any
+) -> Callable[[Channel], None]:
+    """A label party that sends an honest header and one chunk of encryptions of 0, except for ``change``."""
+    pk = keys[0]
+    header = EncryptedLabels(cfg.fingerprint(), dict(pk.to_wire()), n, 1)
+    chunk = LabelChunk(0, pk.to_array(pk.encrypt_ints([0] * n)))
+    header = dataclasses.replace(
+        header, **{k: v for k, v in change.items() if k in ("config", "public_key", "n_rows", "n_chunks")}
+    )
+    chunk = dataclasses.replace(chunk, **{k: v for k, v in change.items() if k in ("index", "ciphertexts")})
+
+    def run(c: Channel) -> None:
+        c.send("partner", "woe/labels", header)
+        c.send("partner", "woe/label_chunk", chunk)
+
+    return run
+
+
+def _too_big(keys: Keys, n: int) -> np.ndarray:
+    pk = keys[0]
+    arr = pk.to_array(pk.encrypt_ints([0] * n))
+    arr[3] = (int(pk.modulus) + 1).to_bytes(pk.ciphertext_bytes, "big")
+    return arr
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"n_rows": 49}, MalformedMessageError, "align both parties"),
+        ({"n_chunks": 0}, MalformedMessageError, "align both parties"),
+        ({"n_chunks": 2}, MalformedMessageError, "all rows in 1"),
+        ({"index": 1}, MalformedMessageError, "expected 0"),
+        ({"ciphertexts": "too_big"}, MalformedMessageError, "outside"),
+        ({"ciphertexts": np.zeros(50, np.int64)}, MalformedMessageError, "must be 1-d"),
+        ({"ciphertexts": np.zeros((50, 2), "S129")}, MalformedMessageError, "not a 1-d array"),
+        ({"config": "{}"}, ConfigError, "same job spec"),
+        ({"public_key": {"scheme": "ou", "n": 15}}, MalformedMessageError, "modulus"),
+    ],
+)
+def test_feature_party_refuses_malformed_labels(
+    keys: Keys, change: dict[str, Any], error: type, match: str
+) -> None:
+    feats, _ = _data(n=50)
+    if isinstance(change.get("ciphertexts"), str):
+        change = {"ciphertexts": _too_big(keys, 50)}
+    with pytest.raises(error, match=match):
+        _with_fake(
+            lambda c: woe_iv_feature_party(c, "bank", feats, config=TEST_CFG),
+            _send_labels(keys, 50, **change),
+            "partner",
+        )
+
+
+def test_feature_party_refuses_weak_key(keys: Keys) -> None:
+    feats, _ = _data(n=20)
+    strict = BinningConfig(n_bins=5, n_prebins=20)  # min_key_bits 2048; the fake sends a 1024-bit key
+    with pytest.raises(MalformedMessageError, match="at least 2048 bits"):
+        _with_fake(
+            lambda c: woe_iv_feature_party(c, "bank", feats, config=strict),
+            _send_labels(keys, 20, strict),
+            "partner",
+        )
+
+
+@pytest.mark.parametrize("starts", [[1, 2], [0, 3, 2], [0, 1, 2, 3, 4, 5, 6], [0, 999]])
+def test_feature_party_refuses_bad_merge_decisions(keys: Keys, starts: list[int]) -> None:
+    feats, _ = _data(n=200)
+    cfg = dataclasses.replace(TEST_CFG, method="chimerge")
+    one = feats[["score"]]
+
+    def fake_bank(c: Channel) -> None:
+        _send_labels(keys, 200, cfg)(c)
+        c.recv("partner", "woe/bin_sums", expect=BinSums)
+        c.send("partner", "woe/merges", MergeDecisions(["score"], [np.array(starts, np.int64)]))
+
+    with pytest.raises(MalformedMessageError, match="bad merge decisions"):
+        _with_fake(lambda c: woe_iv_feature_party(c, "bank", one, config=cfg), fake_bank, "partner")
+
+
+def _fake_partner(
+    mutate: Callable[[BinSums, PublicKey], BinSums], feats: pd.DataFrame
+) -> Callable[[Channel], None]:
+    """A feature party that computes honest bin sums, then mutates the message before sending."""
+
+    def run(c: Channel) -> None:
+        from misuan.crypto.he import public_key_from_wire
+
+        msg = c.recv("bank", "woe/labels", expect=EncryptedLabels)
+        pk = public_key_from_wire(msg.public_key)
+        cts = [
+            ct
+            for _ in range(msg.n_chunks)
+            for ct in pk.from_array(c.recv("bank", "woe/label_chunk").ciphertexts)
+        ]
+        names, counts, sums, cuts, nvb, miss = [], [], [], [], [], []
+        for name in feats:
+            bins = unsupervised_bins(feats[name].to_numpy(), "quantile", TEST_CFG)
+            codes = bins.assign(feats[name].to_numpy())
+            names.append(name)
+            counts.append(np.bincount(codes, minlength=bins.n_bins).astype(np.int64))
+            sums.append(pk.to_array(pk.bin_sums(cts, codes, bins.n_bins)))
+            cuts.append(bins.cuts)
+            nvb.append(bins.n_value_bins)
+            miss.append(-1 if bins.missing_bin is None else bins.missing_bin)
+        honest = BinSums(names, ["quantile"] * len(names), nvb, miss, counts, sums, cuts)
+        c.send("bank", "woe/bin_sums", mutate(honest, pk))
+
+    return run
+
+
+def _fewer_rows(m: BinSums, pk: PublicKey) -> BinSums:
+    return dataclasses.replace(m, counts=[c - 1 for c in m.counts])
+
+
+def _small_cell(m: BinSums, pk: PublicKey) -> BinSums:
+    c = m.counts[0].copy()
+    c[0], c[1] = 2, c[1] + c[0] - 2
+    return dataclasses.replace(m, counts=[c, *m.counts[1:]])
+
+
+def _too_many_positives(m: BinSums, pk: PublicKey) -> BinSums:
+    big = pk.to_array(pk.encrypt_ints([10**6] * len(m.counts[0])))
+    return dataclasses.replace(m, sums=[big, *m.sums[1:]])
+
+
+def _float_counts(m: BinSums, pk: PublicKey) -> BinSums:
+    return dataclasses.replace(m, counts=[c.astype(np.float64) for c in m.counts])
+
+
+def _unsorted_edges(m: BinSums, pk: PublicKey) -> BinSums:
+    return dataclasses.replace(m, cuts=[c[::-1].copy() for c in m.cuts])
+
+
+def _wrong_method(m: BinSums, pk: PublicKey) -> BinSums:
+    return dataclasses.replace(m, methods=["tree"] * len(m.methods))
+
+
+def _too_many_bins(m: BinSums, pk: PublicKey) -> BinSums:
+    return dataclasses.replace(m, n_value_bins=[999] * len(m.n_value_bins))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (_fewer_rows, "add up"),
+        (_small_cell, "min_bin_size"),
+        (_too_many_positives, "more positives than rows"),
+        (_float_counts, "int64"),
+        (_unsorted_edges, "strictly increasing"),
+        (_wrong_method, "the job says"),
+        (_too_many_bins, "value bins"),
+    ],
+)
+def test_label_party_refuses_malformed_bin_sums(
+    keys: Keys, mutate: Callable[[BinSums, PublicKey], BinSums], match: str
+) -> None:
+    feats, y = _data(n=120, seed=17)
+    feats = feats[["score", "integer"]]
+    with pytest.raises(MalformedMessageError, match=match):
+        _with_fake(
+            lambda c: woe_iv_label_party(c, "partner", y, config=TEST_CFG, keypair=keys),
+            _fake_partner(mutate, feats),
+            "bank",
+        )
+
+
+def test_roles_and_inputs_checked(keys: Keys) -> None:
+    ch = MemoryNetwork(["bank", "partner"]).channels(timeout_s=5)
+    with pytest.raises(ConfigError, match="role"):
+        woe_iv(ch["bank"], "bank", "partner", np.zeros(3))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="min_key_bits"):
+        woe_iv_label_party(ch["bank"], "partner", np.array([0, 1]), keypair=keys)  # default needs 2048 bits
+
+
+# --- over the real transport ----------------------------------------------------------------------
+def _party_as_dict(
+    chan: Channel, role: str, peer: str, data: Any, cfg: BinningConfig, keys: Keys | None
+) -> Any:
+    """A party function for separate processes: results go back wire-encoded, so as plain dicts."""
+    return woe_iv(chan, role, peer, data, config=cfg, keypair=keys).to_dict()  # type: ignore[arg-type]
+
+
+def test_same_result_and_ledger_over_grpc_in_processes(keys: Keys, tmp_path: Any) -> None:
+    import functools
+
+    from misuan.net.loopback import make_test_pki, run_party_processes
+
+    feats, y = _data(n=300, seed=21)
+    cfg = dataclasses.replace(TEST_CFG, method="chimerge")
+    out = run_party_processes(
+        {
+            "bank": functools.partial(
+                _party_as_dict, role="label_party", peer="partner", data=y, cfg=cfg, keys=keys
+            ),
+            "partner": functools.partial(
+                _party_as_dict, role="feature_party", peer="bank", data=feats, cfg=cfg, keys=None
+            ),
+        },
+        tls=make_test_pki(tmp_path, ["bank", "partner"]),
+        job_id="woe-grpc",
+    )
+    bank, _, mem = _run(feats, y, cfg, keys)
+    assert out["bank"].result == bank.to_dict() == woe_iv_plaintext(feats, y, cfg).to_dict()
+    for party in ("bank", "partner"):
+        view = sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in out[party].disclosures)
+        entries = mem[party].recorder.entries  # type: ignore[attr-defined]
+        assert view == sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in entries)
