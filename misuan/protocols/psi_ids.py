@@ -135,7 +135,7 @@ def coerce_ids(ids: Sequence[Any] | np.ndarray) -> list[str]:
     kinds = {type(v) for v in values}
     if kinds <= {str}:
         return values
-    missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))]
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
     if missing:
         raise EmptyIdError(f"missing IDs at {example_rows(missing)}: drop or fill them before PSI")
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in values):
@@ -146,6 +146,13 @@ def coerce_ids(ids: Sequence[Any] | np.ndarray) -> list[str]:
         f"IDs must all be strings (or all integers); found {kinds_text}: non-string IDs at "
         f"{example_rows(odd, values)}. Load the ID column as text (e.g. pandas dtype=str)"
     )
+
+
+def _is_missing(value: Any) -> bool:
+    """None, a float NaN, or pandas' NA / NaT (recognised by type name: no pandas import needed)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def normalize_ids(

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import misuan.protocols.psi as psi_module
@@ -16,6 +19,7 @@ from misuan.errors import (
     DuplicateIdError,
     EmptyIdError,
     MalformedMessageError,
+    PeerDisconnectedError,
     UnexpectedMessageError,
 )
 from misuan.net.channel import Channel
@@ -409,6 +413,7 @@ def test_duplicates_after_normalisation_are_named() -> None:
         (["a", "   ", "c"], EmptyIdError, "row 1"),
         (["a", None, "c"], EmptyIdError, "row 1"),
         (["a", float("nan")], EmptyIdError, "row 1"),
+        (pd.Series(["a", "b", None], dtype="string"), EmptyIdError, "row 2"),
         (["a", 2, 3.5], DataError, r"rows 1 \(2\), 2 \(3.5\)"),
         (["a", b"b"], DataError, "bytes"),
     ],
@@ -513,3 +518,50 @@ def test_daemonic_process_falls_back_to_worker_threads(monkeypatch: pytest.Monke
     out, _ = run_psi(bank, partner, workers=2, batch_size=32)
     assert out["bank"].size == 100
     assert_aligned(out, bank, partner)
+
+
+@pytest.mark.parametrize(("n_rows", "batch_size"), [(1 << 33, 1), (5, 1 << 21), (1 << 40, 8), (-1, 8)])
+def test_peer_announced_sizes_allocate_nothing(n_rows: int, batch_size: int) -> None:
+    """A hello claiming billions of rows costs nothing until rows arrive; absurd claims are refused."""
+
+    def liar(c: Channel) -> None:
+        theirs = c.recv("bank", "psi/hello", expect=PsiHello)
+        c.send("bank", "psi/hello", PsiHello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES))
+        c.close()
+
+    channels = MemoryNetwork(PARTIES).channels(timeout_s=20)
+    expected: type[Exception] = PeerDisconnectedError if n_rows == 1 << 33 else MalformedMessageError
+    with pytest.raises(expected):
+        run_parties(channels, {"bank": lambda c: psi(c, ["a", "b"], "partner"), "partner": liar})
+
+
+def _psi_party(chan: Channel, ids: list[str], peer: str, reveal: str) -> dict[str, Any]:
+    res = psi(chan, ids, peer, reveal=reveal, batch_size=64)
+    return {"size": res.size, "intersection": res.intersection, "rows": res.local_rows}
+
+
+@pytest.mark.parametrize("reveal", ["both", "partner"])
+def test_psi_over_grpc_in_two_processes_matches_the_in_memory_run(tmp_path: Path, reveal: str) -> None:
+    from misuan.net.loopback import make_test_pki, run_party_processes
+
+    bank, partner = random_sets(np.random.default_rng(13), 300, 250, 120)
+    ids = {"bank": bank, "partner": partner}
+    peers = {"bank": "partner", "partner": "bank"}
+    out = run_party_processes(
+        {p: functools.partial(_psi_party, ids=ids[p], peer=peers[p], reveal=reveal) for p in PARTIES},
+        tls=make_test_pki(tmp_path, PARTIES),
+        job_id="psi-grpc",
+    )
+    mem, mem_channels = run_psi(bank, partner, reveal=reveal, batch_size=64)
+    for p in PARTIES:
+        result = out[p].result
+        assert result["size"] == mem[p].size
+        if mem[p].local_rows is None:
+            assert result["rows"] is None and result["intersection"] is None
+        else:
+            assert set(result["intersection"]) == set(bank) & set(partner)
+            assert [ids[p][i] for i in result["rows"]] == result["intersection"]
+        view = [(d.discloser, d.recipient, d.what, d.shape, d.form) for d in out[p].disclosures]
+        assert view == _entries(mem_channels[p])
+    if reveal == "both":
+        assert out["bank"].result["intersection"] == [partner[i] for i in out["partner"].result["rows"]]

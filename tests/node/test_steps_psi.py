@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import misuan.api as ms
+from misuan.errors import JobSpecError
+from misuan.node import steps
+from misuan.node.spec import load_spec
+from misuan.node.steps_psi import ROWS_FILE, check_psi, run_psi
+
+
+@pytest.fixture(autouse=True)
+def psi_step() -> Iterator[None]:
+    had = "psi" in steps.registered_kinds()
+    steps.register_step("psi", run_psi, check_psi, replace=True)
+    yield
+    if not had:
+        steps._REGISTRY.pop("psi", None)
+
+
+def _step(params: str, parties: str = '["bank", "partner"]') -> str:
+    return f'[[step]]\nname = "match"\nkind = "psi"\nparties = {parties}\nparams = {{ {params} }}\n'
+
+
+def test_psi_step_aligns_rows_and_records_the_ledger(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    spec = make_job(("bank", "partner"), steps=_step('reveal = "both", normalize = { case = "casefold" }'))
+    # the partner's file: a shifted, shuffled, upper-cased subset of the bank's customers
+    partner = pd.read_csv(tmp_path / "partner.csv")
+    partner["customer_id"] = [f"C{i + 20:04d}" for i in range(len(partner))]
+    partner.sample(frac=1.0, random_state=1).to_csv(tmp_path / "partner.csv", index=False)
+    res = ms.simulate(spec, workdir=tmp_path / "work")
+    bank_df, partner_df = pd.read_csv(tmp_path / "bank.csv"), pd.read_csv(tmp_path / "partner.csv")
+    shared = set(bank_df["customer_id"]) & {c.lower() for c in partner_df["customer_id"]}
+    rows = {}
+    for p in ("bank", "partner"):
+        out = res.outputs(p)["match"]
+        assert out["size"] == len(shared) == 20 and out["peer_size"] == 40
+        path = tmp_path / "work" / p / "jobs" / "job-1" / "artefacts" / "match" / ROWS_FILE
+        assert path.is_file() and [f.name for f in path.parent.iterdir()] == [ROWS_FILE]
+        rows[p] = np.load(path, allow_pickle=False)
+        assert {e.what for e in res.ledger(p) if e.step == "match"} >= {"ID set size", "blinded IDs (under its key)"}
+    ids_b = bank_df["customer_id"].to_numpy()[rows["bank"]]
+    ids_p = partner_df["customer_id"].to_numpy()[rows["partner"]]
+    assert [c.lower() for c in ids_p] == list(ids_b)
+
+
+def test_psi_step_size_only_writes_no_rows(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    spec = make_job(("bank", "partner"), steps=_step('reveal = "size"'))
+    res = ms.simulate(spec, workdir=tmp_path / "work")
+    for p in ("bank", "partner"):
+        assert res.outputs(p)["match"]["size"] == 40
+        assert not list((tmp_path / "work" / p).rglob(ROWS_FILE))
+
+
+@pytest.mark.parametrize(
+    ("params", "parties", "match"),
+    [
+        ('reveal = "everyone"', '["bank", "partner"]', "reveal"),
+        ('normalize = { case = "lower" }', '["bank", "partner"]', "normalize"),
+        ('normalize = { colour = "red" }', '["bank", "partner"]', "unknown key"),
+        ("batch_size = 0", '["bank", "partner"]', "batch_size"),
+        ("speed = 3", '["bank", "partner"]', "unknown key"),
+        ("", '["bank", "partner", "insurer"]', "exactly two"),
+    ],
+)
+def test_psi_step_params_are_checked(make_job: Callable[..., Path], params: str, parties: str, match: str) -> None:
+    spec_path = make_job(("bank", "partner", "insurer"), steps=_step(params, parties))
+    spec = load_spec(spec_path)
+    with pytest.raises(JobSpecError, match=match):
+        check_psi(spec.steps[0], spec)
