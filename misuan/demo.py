@@ -102,7 +102,7 @@ dataset = {{ path = {_toml_str(data.partner)}, id_column = "{taiwan.ID_COLUMN}",
 [[step]]
 kind = "psi"
 name = "psi"
-params = {{ reveal = "both", normalize = "strip_casefold" }}
+params = {{ reveal = "both", normalize = {{ case = "casefold" }} }}
 
 [[step]]
 kind = "woe"

@@ -1,11 +1,12 @@
-"""Step adapters of the joint credit-risk pipeline: ``psi`` -> ``woe`` -> ``secureboost`` -> ``evaluate``.
+"""Step adapters of the joint credit-risk pipeline after PSI (:mod:`misuan.node.steps_psi`):
+``woe`` -> ``secureboost`` -> ``evaluate``.
 
 Each adapter turns a spec's ``[[step]]`` into one protocol call over the step's channel (under the
 step's name, so ledger rows name it) and persists what later steps need as artefacts, so a resumed
 job does not depend on memory:
 
-- ``psi`` writes ``rows.npy``: this party's row indices of the shared customers in the order both
-  parties agree on (only with ``reveal = "both"``, which the later steps need);
+- they align rows with PSI's ``rows.npy`` (this party's row indices of the shared customers in the
+  order both parties agree on; written only with ``reveal = "both"``, which these steps need);
 - ``secureboost`` splits those rows into train and hold-out by a seeded hash of each customer's
   normalised ID, which both parties compute identically (nothing is exchanged for it), trains on the
   train rows, and
@@ -30,15 +31,14 @@ from misuan.ml.secureboost import SecureBoostClassifier
 from misuan.ml.woe import woe_iv_plaintext
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import StepContext, StepResult, check_known_params, param_error
+from misuan.node.steps_psi import normalization_of
 from misuan.protocols.binning import BinningConfig
-from misuan.protocols.psi import IdNormalization, psi
 from misuan.protocols.stats import woe_iv_feature_party, woe_iv_label_party
 from misuan.report.schema import importance_from_secureboost, iv_from_woe_result
 
 LABEL_PARTY: Final = "label_party"
 FEATURE_PARTY: Final = "feature_party"
 
-PSI_PARAMS = ("reveal", "normalize", "batch_size", "workers")
 WOE_PARAMS = (
     "method", "methods", "bins", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
     "share_edges", "share_iv", "min_key_bits", "workers", "key_bits", "include_own",
@@ -115,57 +115,6 @@ def _numeric_matrix(ctx: StepContext, df: pd.DataFrame, cols: list[str]) -> pd.D
     if bad:
         raise DataError(f"{ctx.party}'s feature column(s) {bad} are not numeric: encode categories as numbers first")
     return df[cols].astype(float)
-
-
-# --- psi -------------------------------------------------------------------------------------------
-def check_psi(step: StepSpec, spec: JobSpec) -> None:
-    check_known_params(step, spec, PSI_PARAMS)
-    names = list(step.parties) if step.parties else list(spec.party_names)
-    if len(names) != 2:
-        raise param_error(step, spec, "parties", f"PSI runs between two parties, this step has {names}")
-    reveal = step.params.get("reveal", "both")
-    if reveal not in ("both", "size", *names):
-        raise param_error(step, spec, "reveal", f"must be 'both', 'size' or one of {names}, not {reveal!r}")
-    _normalization(step, spec)
-
-
-def _normalization(step: StepSpec, spec: JobSpec) -> IdNormalization:
-    raw = step.params.get("normalize", {})
-    if raw == "strip_casefold":
-        return IdNormalization(strip=True, case="casefold")
-    if not isinstance(raw, dict):
-        raise param_error(step, spec, "normalize", "must be a table such as { case = \"casefold\" } or \"strip_casefold\"")
-    try:
-        return IdNormalization(**raw)
-    except TypeError as exc:
-        raise param_error(step, spec, "normalize", f"unknown option ({exc}); options: strip, case, unicode, kind, country_code") from None
-    except ConfigError as exc:
-        raise param_error(step, spec, "normalize", str(exc)) from None
-
-
-def run_psi(ctx: StepContext) -> StepResult:
-    t0 = time.monotonic()
-    ids = ctx.data[ctx.dataset.id_column].tolist()
-    res = psi(
-        ctx.channel, ids, _peer_any(ctx), reveal=ctx.params.get("reveal", "both"),
-        normalize=_normalization(ctx.step, ctx.spec), batch_size=int(ctx.params.get("batch_size", 8192)),
-        workers=ctx.params.get("workers"), progress=False, step=ctx.step.name,
-    )
-    artefacts = []
-    if res.local_rows is not None:
-        np.save(ctx.artefact_dir / "rows.npy", np.asarray(res.local_rows, dtype=np.int64), allow_pickle=False)
-        artefacts.append("rows.npy")
-    out = {"size": res.size, "rows": len(ids), "peer_rows": int(res.peer_size),
-           "reveal": ctx.params.get("reveal", "both"), "seconds": time.monotonic() - t0}
-    return StepResult(out, artefacts)
-
-
-def _peer_any(ctx: StepContext) -> str:
-    """PSI needs no roles: the one other party of the step."""
-    others = [p for p in ctx.channel.peers]
-    if len(others) != 1:
-        raise JobSpecError(f"step {ctx.step.name!r}: PSI runs between two parties, not {len(others) + 1}")
-    return others[0]
 
 
 # --- woe -------------------------------------------------------------------------------------------
@@ -254,7 +203,7 @@ def _normalised_ids(ctx: StepContext, df: pd.DataFrame, psi_step: str = "psi") -
     spec = next((s for s in ctx.spec.steps if s.name == psi_step), None)
     if spec is None:
         raise JobSpecError(f"step {ctx.step.name!r} needs a PSI step named {psi_step!r} before it")
-    norm = _normalization(spec, ctx.spec)
+    norm = normalization_of(spec, ctx.spec)
     out = []
     for raw in df[ctx.dataset.id_column]:
         key = norm.apply(str(raw))

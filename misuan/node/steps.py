@@ -7,7 +7,7 @@ wrote into ``ctx.artefact_dir``. An optional ``check(step, spec)`` validates par
 starts, raising :class:`JobSpecError` that names the field (use :func:`param_error`).
 
 Registered kinds: ``secure_sum`` (here) and the credit pipeline ``psi``, ``woe``, ``secureboost``,
-``evaluate`` (:mod:`misuan.node.credit_steps`), in :func:`_register_builtin_steps` at the end of this
+``evaluate`` (:mod:`misuan.node.steps_psi`, :mod:`misuan.node.credit_steps`), in :func:`_register_builtin_steps` at the end of this
 module. A spec naming any other kind is refused up front with a clear :class:`JobSpecError`.
 
 Outputs are JSON (small: sizes, metrics, IV tables); bulky or binary results are artefacts that a
@@ -229,9 +229,11 @@ def run_secure_sum(ctx: StepContext) -> StepResult:
 
 def _register_builtin_steps() -> None:
     register_step("secure_sum", run_secure_sum, check_secure_sum)
-    from misuan.node import credit_steps as cs  # imports StepContext from this module
+    # adapters import StepContext from this module, so they are imported here, not at the top
+    from misuan.node import credit_steps as cs
+    from misuan.node import steps_psi
 
-    register_step("psi", cs.run_psi, cs.check_psi)
+    register_step("psi", steps_psi.run_psi, steps_psi.check_psi)
     register_step("woe", cs.run_woe, cs.check_woe)
     register_step("secureboost", cs.run_secureboost, cs.check_secureboost)
     register_step("evaluate", cs.run_evaluate, cs.check_evaluate)

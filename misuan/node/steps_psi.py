@@ -12,7 +12,8 @@ Params (all optional): ``reveal`` — ``"both"`` (default), ``"size"`` or one of
 ``unicode``, ``kind``, ``country_code``), the same in both parties' specs (PSI refuses to run on a
 mismatch); ``batch_size``; ``workers`` (processes for the curve work; default all cores).
 
-Outputs: ``size`` (``null`` where this party does not learn it), ``peer_size``, ``timings``. Where
+Outputs: ``size`` (``null`` where this party does not learn it), ``rows`` (this party's input rows),
+``peer_size``, ``reveal``, ``timings``, ``seconds``. Where
 this party learns the shared rows, the artefact ``rows.npy`` holds ``local_rows`` (int64, load with
 ``allow_pickle=False``): in mode ``both`` both parties' files list the same customers in the same
 order, so a later step aligns with ``ctx.data.iloc[np.load(ctx.artefact_of("psi", "rows.npy"))]``.
@@ -29,6 +30,7 @@ Registration (by the integrator, in ``misuan.node.steps._register_builtin_steps`
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,13 +42,14 @@ from misuan.node.steps import StepContext, StepResult, check_known_params, param
 from misuan.protocols.psi import MAX_BATCH_SIZE, psi
 from misuan.protocols.psi_ids import IdNormalization
 
-__all__ = ["ROWS_FILE", "check_psi", "run_psi"]
+__all__ = ["ROWS_FILE", "check_psi", "normalization_of", "run_psi"]
 
 ROWS_FILE = "rows.npy"
 _PARAMS = ("reveal", "normalize", "batch_size", "workers")
 
 
-def _normalization(step: StepSpec, spec: JobSpec) -> IdNormalization:
+def normalization_of(step: StepSpec, spec: JobSpec) -> IdNormalization:
+    """The ID normalisation a PSI step's params ask for (later steps use it to recompute normalised IDs)."""
     raw = step.params.get("normalize", {})
     if not isinstance(raw, Mapping):
         raise param_error(step, spec, "normalize", "must be a table such as { case = \"casefold\" }")
@@ -67,7 +70,7 @@ def check_psi(step: StepSpec, spec: JobSpec) -> None:
     reveal = step.params.get("reveal", "both")
     if reveal not in ("both", "size", *step.parties):
         raise param_error(step, spec, "reveal", f"must be 'both', 'size' or one of {list(step.parties)}, not {reveal!r}")
-    _normalization(step, spec)
+    normalization_of(step, spec)
     for key, low, high in (("batch_size", 1, MAX_BATCH_SIZE), ("workers", 1, 256)):
         value = step.params.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
@@ -75,6 +78,7 @@ def check_psi(step: StepSpec, spec: JobSpec) -> None:
 
 
 def run_psi(ctx: StepContext) -> StepResult:
+    t0 = time.monotonic()
     peer = next(p for p in ctx.step.parties if p != ctx.party)
     kwargs: dict[str, Any] = {k: ctx.params[k] for k in ("batch_size", "workers") if k in ctx.params}
     result = psi(
@@ -82,12 +86,15 @@ def run_psi(ctx: StepContext) -> StepResult:
         ctx.data[ctx.dataset.id_column],
         peer,
         reveal=ctx.params.get("reveal", "both"),
-        normalize=_normalization(ctx.step, ctx.spec),
+        normalize=normalization_of(ctx.step, ctx.spec),
         progress=False,
         step=ctx.step.name,
         **kwargs,
     )
-    outputs = {"size": result.size, "peer_size": result.peer_size, "timings": result.timings}
+    outputs = {
+        "size": result.size, "rows": len(ctx.data), "peer_size": result.peer_size,
+        "reveal": ctx.params.get("reveal", "both"), "timings": result.timings, "seconds": time.monotonic() - t0,
+    }
     if result.local_rows is None:
         return StepResult(outputs)
     final = ctx.artefact_dir / ROWS_FILE

@@ -46,7 +46,7 @@ def _spec(tmp: Path, bank: Path, partner: Path, steps: str) -> Path:
 PIPELINE = """\
     [[step]]
     kind = "psi"
-    params = { reveal = "both", normalize = "strip_casefold" }
+    params = { reveal = "both", normalize = { case = "casefold" } }
     [[step]]
     kind = "woe"
     params = { bins = 5, min_bin_size = 20, include_own = true }
