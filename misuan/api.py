@@ -13,20 +13,20 @@ does in separate processes over gRPC; only the transport differs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from misuan.audit.ledger import Ledger, LedgerEntry
-from misuan.errors import PeerDisconnectedError
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
 from misuan.net.memory import MemoryNetwork
 from misuan.node.runner import PartyOutcome, Progress, check_runnable, run_party
 from misuan.node.spec import JobSpec, load_spec, parse_spec
+from misuan.protocols.simulation import run_concurrently
 
 __all__ = ["JobResult", "load_job", "simulate"]
 
@@ -87,8 +87,6 @@ def simulate(
     root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"misuan-{job.job_id}-"))
     net = MemoryNetwork(job.party_names, job_id=job.job_id)
     wait_s = timeout_s if timeout_s is not None else job.timeout_s
-    outcomes: dict[str, PartyOutcome] = {}
-    errors: dict[str, BaseException] = {}
 
     def opener(party: str) -> Any:
         def open_channel(recorder: DisclosureRecorder) -> Channel:
@@ -96,21 +94,11 @@ def simulate(
 
         return open_channel
 
-    def run(party: str) -> None:
-        try:
-            outcomes[party] = run_party(
-                job, party, party_dir=root / party, open_channel=opener(party), resume=resume, progress=progress
-            )
-        except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
-            errors[party] = exc
-            net.channel(party).close()  # in case it failed before opening its own: release the peers
+    def run(party: str) -> PartyOutcome:
+        return run_party(job, party, party_dir=root / party, open_channel=opener(party), resume=resume, progress=progress)
 
-    threads = [threading.Thread(target=run, args=(p,), name=f"party-{p}", daemon=True) for p in job.party_names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        causes = [e for e in errors.values() if not isinstance(e, PeerDisconnectedError)]
-        raise (causes or list(errors.values()))[0]
+    # on failure, close the party's end (also if it failed before opening its own) to release the peers
+    outcomes = run_concurrently(
+        {p: functools.partial(run, p) for p in job.party_names}, on_failure=lambda p: net.channel(p).close()
+    )
     return JobResult(job.job_id, root, outcomes)

@@ -10,12 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,15 +96,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     """All parties as separate OS processes on loopback, real gRPC + mTLS, throw-away certificates."""
     from misuan.crypto.certs import create_ca, issue_party_cert
+    from misuan.node.local import free_port, run_party_processes
     from misuan.node.runner import check_runnable, job_dir
     from misuan.node.spec import load_spec
 
@@ -123,26 +114,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 f"job {spec.job_id!r} already has results in {job_dir(workdir / p, spec.job_id)}; "
                 "pass --resume to continue it, or remove that directory to start again"
             )
-    # ports are free now but released before the children bind them: another process could take one
-    # in between (rare; the child then fails with "cannot listen" and simulate can simply be rerun)
-    ports = {p: _free_port() for p in spec.party_names}
-    book = [f"{p}=127.0.0.1:{port}" for p, port in ports.items()]
+    ports = {p: free_port() for p in spec.party_names}
     with tempfile.TemporaryDirectory(prefix="misuan-certs-") as certs:
         create_ca(certs, name="misuan simulate CA", days=1)
         for p in spec.party_names:
             issue_party_cert(certs, p, days=1)
-        procs: dict[str, subprocess.Popen[bytes]] = {}
-        for p in spec.party_names:
-            cmd = [sys.executable, "-m", "misuan.cli"] + (["--debug"] if args.debug else []) + [
-                "run", str(args.spec), "--as", p, "--workdir", str(workdir), "--tls-dir", certs,
-                "--listen", f"127.0.0.1:{ports[p]}",
-            ]
-            for a in book:
-                cmd += ["--address", a]
-            if args.resume:
-                cmd.append("--resume")
-            procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        codes = _wait_all(procs)
+        codes = run_party_processes(
+            Path(args.spec), spec.party_names, workdir=workdir, tls_dir=Path(certs), ports=ports,
+            debug=args.debug, resume=args.resume,
+        )
     failed = {p: c for p, c in codes.items() if c != 0}
     if failed:
         # a peer's network error (4) is usually a consequence: report the cause's code
@@ -152,29 +132,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"job {spec.job_id} completed for {', '.join(spec.party_names)} in separate processes; "
           f"results in {workdir}/<party>/jobs/{spec.job_id}/")
     return 0
-
-
-def _wait_all(procs: dict[str, subprocess.Popen[bytes]], grace_s: float = 10.0) -> dict[str, int]:
-    """Wait for every party; once one fails, give the others ``grace_s`` to stop, then interrupt them."""
-    first_failure: float | None = None
-    try:
-        while any(p.poll() is None for p in procs.values()):
-            if first_failure is None and any(p.returncode not in (None, 0) for p in procs.values()):
-                first_failure = time.monotonic()
-            if first_failure is not None and time.monotonic() - first_failure > grace_s:
-                for p in procs.values():
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGINT)
-                first_failure = float("inf")
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs.values():
-            p.wait()
-        raise
-    return {name: int(p.returncode) for name, p in procs.items()}
 
 
 def _simulate_in_process(args: argparse.Namespace) -> int:

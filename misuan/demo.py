@@ -24,8 +24,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,11 +33,13 @@ import numpy as np
 import pandas as pd
 
 from misuan import __version__
+from misuan.atomic_files import write_atomic
 from misuan.audit.ledger import Ledger
 from misuan.crypto.certs import create_ca, issue_party_cert
 from misuan.datasets import taiwan
 from misuan.errors import JobError, MisuanError, NoOverlapError
 from misuan.ml.metrics import ks_statistic, roc_auc
+from misuan.node.local import free_port, run_party_processes
 from misuan.node.runner import read_outputs
 from misuan.node.spec import load_spec
 from misuan.report import render_report
@@ -66,12 +66,6 @@ def run(workdir: str | Path, *, trees: int = 20, depth: int = 4, seed: int = 0, 
 
 
 # --- preparation ---------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _toml_str(s: str | Path) -> str:
     return json.dumps(str(s))  # a JSON string is a valid TOML basic string for these paths
 
@@ -119,11 +113,7 @@ kind = "evaluate"
 name = "evaluate"
 params = {{ model_step = "secureboost" }}
 """
-    path = cfg.workdir / "demo-job.toml"
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(cfg.workdir / "demo-job.toml", text)
 
 
 def _make_certs(directory: Path) -> Path:
@@ -140,22 +130,9 @@ def _make_certs(directory: Path) -> Path:
 def _launch(spec: Path, cfg: DemoConfig, certs: Path, ports: dict[str, int]) -> None:
     """Both parties as OS processes; the bank's progress is shown, the partner's goes to a log."""
     logs = cfg.workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    book = [a for p, port in ports.items() for a in ("--address", f"{p}=127.0.0.1:{port}")]
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    log_files = {}
-    for party in (PARTNER, BANK):
-        cmd = [sys.executable, "-m", "misuan.cli", "run", str(spec), "--as", party,
-               "--workdir", str(cfg.workdir / "nodes"), "--tls-dir", str(certs),
-               "--listen", f"127.0.0.1:{ports[party]}", *book]
-        log_files[party] = open(logs / f"{party}.log", "wb")  # noqa: SIM115 - closed below
-        stderr = None if party == BANK else log_files[party]
-        procs[party] = subprocess.Popen(cmd, stdout=log_files[party], stderr=stderr)
-    try:
-        codes = _wait(procs)
-    finally:
-        for f in log_files.values():
-            f.close()
+    codes = run_party_processes(
+        spec, [PARTNER, BANK], workdir=cfg.workdir / "nodes", tls_dir=certs, ports=ports, log_dir=logs, shown=[BANK]
+    )
     failed = {p: c for p, c in codes.items() if c != 0}
     if failed:
         tail = (logs / f"{PARTNER}.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
@@ -163,27 +140,6 @@ def _launch(spec: Path, cfg: DemoConfig, certs: Path, ports: dict[str, int]) -> 
             f"the demo job failed (exit codes {failed}); partner's last log lines: {' | '.join(tail)}; "
             f"full logs in {logs}"
         )
-
-
-def _wait(procs: dict[str, subprocess.Popen[bytes]], grace_s: float = 15.0) -> dict[str, int]:
-    failed_at: float | None = None
-    try:
-        while any(p.poll() is None for p in procs.values()):
-            if failed_at is None and any(p.returncode not in (None, 0) for p in procs.values()):
-                failed_at = time.monotonic()
-            if failed_at is not None and time.monotonic() - failed_at > grace_s:
-                for p in procs.values():
-                    if p.poll() is None:
-                        p.terminate()
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            p.wait()
-        raise
-    return {name: int(p.returncode) for name, p in procs.items()}
 
 
 # --- comparison models (demo only: they need both tables in one place) ---------------------------
@@ -238,7 +194,7 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     say(f"writing the bank's and the partner's tables to {cfg.workdir / 'data'}")
     data = taiwan.write_demo_tables(cfg.workdir / "data", seed=cfg.seed)
     certs = _make_certs(cfg.workdir / "certs")
-    ports = {BANK: _free_port(), PARTNER: _free_port()}
+    ports = {BANK: free_port(), PARTNER: free_port()}
     spec_path = write_spec(cfg, job_id, data, ports)
     spec = load_spec(spec_path)
     say(f"job {job_id}: bank and partner start as separate processes (gRPC + mutual TLS on loopback)")

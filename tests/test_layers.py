@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1] / "misuan"
 # rank of each top-level part of the package; a module may import ranks <= its own
 RANKS = {
     "errors": 0,
+    "atomic_files": 0,
     "crypto": 1,
     "net": 2,
     "protocols": 3,

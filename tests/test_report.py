@@ -304,12 +304,12 @@ def test_invalid_summaries_are_refused_with_the_path(
 def test_write_is_atomic_and_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "r.html"
     path.write_text("old report")
-    import misuan.report.render as render
+    import misuan.atomic_files as atomic_files  # the report is written through it
 
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(render.os, "fsync", broken)
+    monkeypatch.setattr(atomic_files.os, "fsync", broken)
     with pytest.raises(OSError, match="disk full"):
         render_report(sample_summary(n_holdout=300), path)
     assert path.read_text() == "old report" and os.listdir(tmp_path) == ["r.html"]

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from misuan.atomic_files import atomic_open
 from misuan.errors import LedgerError, LedgerTamperedError
 from misuan.net.disclosure import Disclosure
 
@@ -281,19 +281,7 @@ class Ledger:
 
 def write_json_atomic(path: Path, doc: Any) -> Path:
     """Write ``doc`` as JSON to ``path`` via a temporary file and ``os.replace``: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, ensure_ascii=False, allow_nan=False, default=_plain)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path) as f:
+        json.dump(doc, f, indent=2, ensure_ascii=False, allow_nan=False, default=_plain)
+        f.write("\n")
     return path

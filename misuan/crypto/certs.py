@@ -23,7 +23,6 @@ import functools
 import ipaddress
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from misuan.atomic_files import write_atomic
 from misuan.errors import AuthenticationError, ConfigError
 
 __all__ = [
@@ -95,20 +95,8 @@ def check_party_name(party: str) -> str:
 
 # --- writing -------------------------------------------------------------------------------------
 def _write_atomic(path: Path, data: bytes, private: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; a certificate is public and may be readable by all
-        os.fchmod(fd, 0o600 if private else 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # a private key is the owner's alone; a certificate is public and may be readable by all
+    write_atomic(path, data, private=private)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -29,14 +29,13 @@ import dataclasses
 import gzip
 import hashlib
 import io
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from misuan.atomic_files import atomic_open
 from misuan.errors import ConfigError, DataError
 
 __all__ = [
@@ -183,17 +182,9 @@ def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
 
     A reader (or a crash) never sees a half-written table.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            # quote every ID so its surrounding spaces survive any CSV reader
-            df.to_csv(f, index=False, quoting=csv.QUOTE_NONNUMERIC)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as f:
+        # quote every ID so its surrounding spaces survive any CSV reader
+        df.to_csv(f, index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def write_demo_tables(

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from misuan.atomic_files import atomic_open
 from misuan.errors import ConfigError, DataError
 from misuan.net.channel import Channel
 from misuan.net.memory import MemoryNetwork
@@ -185,19 +185,9 @@ class _SecureBoostBase:
     def save_model(self, path: str | os.PathLike[str]) -> Path:
         """Write this party's model part as JSON, atomically (temp file + ``os.replace``)."""
         self._check_fitted()
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"estimator": type(self).__name__, "params": self.get_params(), "model": self.model_}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        with atomic_open(path) as fh:
+            json.dump({"estimator": type(self).__name__, "params": self.get_params(), "model": self.model_}, fh)
+        return Path(path)
 
     @classmethod
     def load_model(cls, path: str | os.PathLike[str]) -> Any:

@@ -29,13 +29,13 @@ Registration (by the integrator, in ``misuan.node.steps._register_builtin_steps`
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from misuan.atomic_files import atomic_open
 from misuan.errors import ConfigError
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import StepContext, StepResult, check_known_params, param_error
@@ -97,9 +97,6 @@ def run_psi(ctx: StepContext) -> StepResult:
     }
     if result.local_rows is None:
         return StepResult(outputs)
-    final = ctx.artefact_dir / ROWS_FILE
-    staging = ctx.artefact_dir / (ROWS_FILE + ".partial")
-    with open(staging, "wb") as f:
+    with atomic_open(ctx.artefact_dir / ROWS_FILE, "wb") as f:
         np.save(f, result.local_rows, allow_pickle=False)
-    os.replace(staging, final)
     return StepResult(outputs, [ROWS_FILE])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from html import escape
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import misuan
+from misuan.atomic_files import write_atomic
 from misuan.ml.metrics import KsCurve, RocCurve, ks_curve, roc_auc, roc_curve
 from misuan.report import svg
 from misuan.report.schema import MODEL_KEYS, PLAINTEXT, FeatureIv, Ledger, LedgerEntry, Summary
@@ -767,19 +766,5 @@ def render_html(summary: Summary, *, generated_at: str | None = None) -> str:
 def write_html(html: str, path: str | Path) -> Path:
     """Write ``html`` to ``path`` atomically (temporary file in the same directory, fsync, rename)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); a report is meant to be read: use the usual umask mode
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, html)
     return target
