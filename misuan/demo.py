@@ -101,7 +101,7 @@ params = {{ reveal = "both", normalize = {{ case = "casefold" }} }}
 [[step]]
 kind = "woe"
 name = "woe"
-params = {{ method = "quantile", bins = 10, min_bin_size = 50, key_bits = {cfg.key_bits} }}
+params = {{ method = "quantile", n_bins = 10, min_bin_size = 50, key_bits = {cfg.key_bits} }}
 
 [[step]]
 kind = "secureboost"

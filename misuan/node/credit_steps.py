@@ -40,7 +40,7 @@ LABEL_PARTY: Final = "label_party"
 FEATURE_PARTY: Final = "feature_party"
 
 WOE_PARAMS = (
-    "method", "methods", "bins", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
+    "method", "methods", "n_bins", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
     "share_edges", "share_iv", "min_key_bits", "workers", "key_bits", "include_own",
 )
 SB_PARAMS = (
@@ -120,10 +120,8 @@ def _numeric_matrix(ctx: StepContext, df: pd.DataFrame, cols: list[str]) -> pd.D
 # --- woe -------------------------------------------------------------------------------------------
 def _binning(step: StepSpec, spec: JobSpec) -> BinningConfig:
     p = dict(step.params)
-    kw: dict[str, Any] = {k: p[k] for k in ("method", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
-                            "share_edges", "share_iv", "min_key_bits", "workers") if k in p}
-    if "bins" in p:
-        kw["n_bins"] = p["bins"]
+    kw: dict[str, Any] = {k: p[k] for k in ("method", "n_bins", "n_prebins", "min_bin_size", "smoothing",
+                                            "chi2_threshold", "share_edges", "share_iv", "min_key_bits", "workers") if k in p}
     if "methods" in p:
         kw["methods"] = dict(p["methods"])
     try:

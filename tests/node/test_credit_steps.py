@@ -49,7 +49,7 @@ PIPELINE = """\
     params = { reveal = "both", normalize = { case = "casefold" } }
     [[step]]
     kind = "woe"
-    params = { bins = 5, min_bin_size = 20, include_own = true }
+    params = { n_bins = 5, min_bin_size = 20, include_own = true }
     [[step]]
     kind = "secureboost"
     params = { n_estimators = 2, max_depth = 2, test_fraction = 0.25, split_seed = 3 }
