@@ -41,7 +41,7 @@ FEATURE_PARTY: Final = "feature_party"
 
 WOE_PARAMS = (
     "method", "methods", "n_bins", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
-    "share_edges", "share_iv", "min_key_bits", "workers", "key_bits", "include_own",
+    "share_edges", "share_iv", "min_key_bits", "workers", "scheme", "key_bits", "include_own",
 )
 SB_PARAMS = (
     "n_estimators", "max_depth", "learning_rate", "reg_lambda", "gamma", "min_child_weight", "subsample",
@@ -134,6 +134,8 @@ def check_woe(step: StepSpec, spec: JobSpec) -> None:
     check_known_params(step, spec, WOE_PARAMS)
     _step_parties(step, spec)
     _binning(step, spec)
+    if step.params.get("scheme", "ou") not in ("ou", "paillier"):
+        raise param_error(step, spec, "scheme", f"must be 'ou' or 'paillier', not {step.params['scheme']!r}")
 
 
 def run_woe(ctx: StepContext) -> StepResult:
@@ -144,7 +146,7 @@ def run_woe(ctx: StepContext) -> StepResult:
     df = _aligned(ctx)
     if ctx.role == LABEL_PARTY:
         y = _labels(ctx, df)
-        keys = generate_keypair("ou", int(ctx.params.get("key_bits", 2048)))
+        keys = generate_keypair(ctx.params.get("scheme", "ou"), int(ctx.params.get("key_bits", 2048)))
         result = woe_iv_label_party(ctx.channel, _peer(ctx), y, config=config, keypair=keys, step=ctx.step.name)
         doc = result.to_dict()
         features = iv_from_woe_result(doc, _peer(ctx))

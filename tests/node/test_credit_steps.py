@@ -145,6 +145,7 @@ def test_woe_without_aligned_rows_is_a_clear_spec_error(tmp_path: Path) -> None:
         ('[[step]]\nkind = "psi"\nparams = { reveal = "everyone" }\n', "reveal"),
         ('[[step]]\nkind = "psi"\nparams = { normalize = { case = "title" } }\n', "normalize"),
         ('[[step]]\nkind = "woe"\nparams = { method = "magic" }\n', "params"),
+        ('[[step]]\nkind = "woe"\nparams = { scheme = "rsa" }\n', "scheme"),
         ('[[step]]\nkind = "secureboost"\nparams = { max_depth = 99 }\n', "params"),
         ('[[step]]\nkind = "secureboost"\nparams = { test_fraction = 1.5 }\n', "test_fraction"),
         ('[[step]]\nkind = "secureboost"\nparams = { trees = 5 }\n', "trees"),
