@@ -151,7 +151,11 @@ class FeatureBins:
         edges = [-math.inf, *self.cuts.tolist(), math.inf]
         # right-closed, except the last bin, which is open at +inf
         close = ["]"] * (self.n_value_bins - 1) + [")"]
-        out = [f"({_fmt(edges[i])}, {_fmt(edges[i + 1])}{close[i]}" for i in range(self.n_value_bins)]
+        return self.with_missing([f"({_fmt(edges[i])}, {_fmt(edges[i + 1])}{close[i]}" for i in range(self.n_value_bins)])
+
+    def with_missing(self, value_labels: list[str]) -> list[str]:
+        """``value_labels`` (one per value bin) with the missing values' bin marked: its own, or shared."""
+        out = list(value_labels)
         if self.missing_bin is not None:
             if self.has_missing_bin:
                 out.append("missing")

@@ -271,12 +271,8 @@ def _groups_by_position(positions: np.ndarray, n_nodes: int) -> list[np.ndarray]
     """Rows of each node (ascending) from a row -> node-index vector."""
     order = np.argsort(positions, kind="stable")
     counts = np.bincount(positions[positions >= 0], minlength=n_nodes)
-    start = int(np.sum(positions < 0))
-    out = []
-    for c in counts.tolist():
-        out.append(order[start : start + c])
-        start += c
-    return out
+    start = int(np.sum(positions < 0))  # rows in no node sort first
+    return list(np.split(order[start:], np.cumsum(counts)[:-1]))
 
 
 # ================================================================================================
@@ -515,11 +511,7 @@ def _sample_features(rng: np.random.Generator, rate: float, counts: list[int]) -
         return masks
     keep = np.zeros(total, dtype=bool)
     keep[rng.choice(total, size=max(1, int(round(rate * total))), replace=False)] = True
-    out, start = [], 0
-    for c in counts:
-        out.append(keep[start : start + c])
-        start += c
-    return out
+    return list(np.split(keep, np.cumsum(counts)[:-1]))
 
 
 @dataclasses.dataclass

@@ -224,10 +224,4 @@ def feature_woe(
 
 
 def _anonymous_labels(bins: FeatureBins) -> list[str]:
-    out = [f"bin {i + 1}" for i in range(bins.n_value_bins)]
-    if bins.missing_bin is not None:
-        if bins.has_missing_bin:
-            out.append("missing")
-        else:
-            out[bins.missing_bin] += " + missing"
-    return out
+    return bins.with_missing([f"bin {i + 1}" for i in range(bins.n_value_bins)])
