@@ -307,6 +307,10 @@ def _error(message: str, hint: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args: Any = parser.parse_args(argv)  # usage errors exit 2, like ConfigError
+    if not args.debug:
+        # gRPC's C core logs TLS handshake failures to stderr before misuan can say what they mean;
+        # its env setting is read when grpc is first imported, which happens only inside commands
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         return int(args.func(args))
     except MisuanError as exc:
