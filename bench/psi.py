@@ -220,6 +220,18 @@ def _socket_child(
         chan.close()
 
 
+def _collect(conns: list[Any], procs: list[Any], t0: float) -> tuple[list[PartyRun], float]:
+    """Each party's JSON reply, once every party process has finished; the first errors raised."""
+    replies = [json.loads(c.recv_bytes()) for c in conns]
+    for proc in procs:
+        proc.join()
+    wall = time.perf_counter() - t0
+    errors = [r["error"] for r in replies if "error" in r]
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return [PartyRun(**r) for r in replies], wall
+
+
 def run_over_socketpair(n: int, overlap: float, workers: int | None) -> tuple[list[PartyRun], float]:
     ctx = multiprocessing.get_context("fork")  # the parent is single-threaded here
     a, b = socket.socketpair()
@@ -233,14 +245,7 @@ def run_over_socketpair(n: int, overlap: float, workers: int | None) -> tuple[li
         conns.append(recv_end)
     a.close()
     b.close()
-    replies = [json.loads(c.recv_bytes()) for c in conns]
-    for proc in procs:
-        proc.join()
-    wall = time.perf_counter() - t0
-    errors = [r["error"] for r in replies if "error" in r]
-    if errors:
-        raise RuntimeError("; ".join(errors))
-    return [PartyRun(**r) for r in replies], wall
+    return _collect(conns, procs, t0)
 
 
 def _grpc_child(
@@ -289,14 +294,7 @@ def run_over_grpc(n: int, overlap: float, workers: int | None) -> tuple[list[Par
         book = json.dumps({p: f"127.0.0.1:{f['port']}" for p, f in zip(PARTIES, first, strict=True)})
         for c in conns:
             c.send_bytes(book.encode())
-        replies = [json.loads(c.recv_bytes()) for c in conns]
-        for proc in procs:
-            proc.join()
-        wall = time.perf_counter() - t0
-    errors = [r["error"] for r in replies if "error" in r]
-    if errors:
-        raise RuntimeError("; ".join(errors))
-    return [PartyRun(**r) for r in replies], wall
+        return _collect(conns, procs, t0)
 
 
 # --- baseline -------------------------------------------------------------------------------------

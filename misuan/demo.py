@@ -58,7 +58,10 @@ class DemoConfig:
     key_bits: int = 2048
 
 
-def run(workdir: str | Path, *, trees: int = 20, depth: int = 4, seed: int = 0, key_bits: int = 2048) -> int:
+def run(
+    workdir: str | Path, *, trees: int = DemoConfig.n_estimators, depth: int = DemoConfig.max_depth,
+    seed: int = DemoConfig.seed, key_bits: int = DemoConfig.key_bits,
+) -> int:
     """``misuan demo``: run everything, print the summary; returns the exit status."""
     cfg = DemoConfig(workdir=Path(workdir).resolve(), n_estimators=trees, max_depth=depth, seed=seed, key_bits=key_bits)
     print(format_summary(run_demo(cfg)))
@@ -224,11 +227,7 @@ def _ledger_section(nodes: Path, party: str, job_id: str) -> dict[str, Any]:
             ledger.verify()
         except MisuanError:
             verified = False
-        entries = [
-            {"step": e.step, "discloser": e.discloser, "recipient": e.recipient, "what": e.what,
-             "shape": list(e.shape), "form": e.form, "detail": e.detail}
-            for e in ledger.entries(job_id=job_id)
-        ]
+        entries = [e.as_dict() for e in ledger.entries(job_id=job_id)]  # rows as export_json writes them
         return {"party": party, "head": ledger.head() or "", "verified": verified, "entries": entries}
     finally:
         ledger.close()
