@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from misuan.crypto import x25519_multibuffer  # noqa: E402
+from misuan.crypto.ecdh import BlindingKey  # noqa: E402
 from misuan.errors import PeerDisconnectedError  # noqa: E402
 from misuan.net.channel import Channel, Mailbox  # noqa: E402
 from misuan.protocols.psi import psi  # noqa: E402
@@ -355,8 +357,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=None, help="processes per party (default: all cores)")
     ap.add_argument("--transport", choices=["auto", "grpc", "socket"], default="auto")
     ap.add_argument("--no-baseline", action="store_true", help="skip openmined-psi")
+    ap.add_argument(
+        "--x25519",
+        choices=["auto", "openssl", "multibuffer"],
+        default="auto",
+        help="which library computes X25519 (sets MISUAN_X25519 for both parties; default: crypto_mb where it loads)",
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
+    os.environ[x25519_multibuffer.BACKEND_ENV] = args.x25519  # the party processes inherit it
+    backend = BlindingKey().backend
+    why = x25519_multibuffer.unavailable_reason()
     transport = args.transport
     if transport == "auto":
         try:
@@ -366,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             transport = "socket"
     print(f"machine: {os.cpu_count()} cores; transport: {transport}; workers per party: {args.workers or 'all cores'}")
+    print(f"X25519 by {backend}" + (f" ({why})" if why else ""))
     records = []
     for n in args.sizes:
         runner = run_over_grpc if transport == "grpc" else run_over_socketpair
@@ -373,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
         expected = int(n * args.overlap)
         ok = all(r.size == expected for r in runs) and len({r.order_digest for r in runs}) == 1
         protocol_s = max(r.seconds for r in runs)
-        print(f"\n== {n:,} x {n:,} IDs, {expected:,} shared: misuan ECDH-PSI (X25519), reveal=both ==")
+        print(f"\n== {n:,} x {n:,} IDs, {expected:,} shared: misuan ECDH-PSI (X25519 by {backend}), reveal=both ==")
         print(f"  correct: {ok} (both sizes {expected:,}, same customers in the same order)")
         cpu = sum(r.cpu_s for r in runs)
         cores = os.cpu_count() or 1
@@ -392,6 +404,7 @@ def main(argv: list[str] | None = None) -> None:
             "n": n,
             "overlap": args.overlap,
             "transport": transport,
+            "x25519": backend,
             "correct": ok,
             "wall_s": wall,
             "protocol_s": protocol_s,

@@ -2,9 +2,11 @@
 
 ECDH-PSI needs a prime-order group where DDH is hard, a hash onto it, and exponentiation by a secret
 scalar that commutes: ``k_a * (k_b * P) == k_b * (k_a * P)``. This module provides them with the
-X25519 function of OpenSSL (``cryptography``'s ``X25519PrivateKey.exchange``): measured on the
-project's 2-core machine at ~31 us per call, against ~49 us for libsodium's ristretto255 scalar
-multiplication (and PyNaCl 1.6 does not even bind the ristretto255 functions) — see docs/privacy.md.
+X25519 function, computed by Intel's multi-buffer crypto_mb where it loads and passes its self-test
+(:mod:`misuan.crypto.x25519_multibuffer`, ~5.3 us per multiplication on the project's 2-core
+machine), else by OpenSSL (``cryptography``'s ``X25519PrivateKey.exchange``, ~31 us); both give the
+same bytes. libsodium's ristretto255 costs ~49 us (and PyNaCl 1.6 does not even bind it) — see
+docs/privacy.md.
 
 Group. Values are Montgomery u-coordinates (32 bytes, little-endian, canonical: ``u < p``) of points
 of Curve25519, ``E: v^2 = u^3 + A u^2 + u`` over ``GF(p)``, ``p = 2^255 - 19``, ``#E = 8 * l``.
@@ -20,16 +22,19 @@ values rather than on all of ``Z_l``: the same clamped-exponent assumption as ev
 exchange; the best known attack is a generic kangaroo search, ~``2^125.5`` group operations.
 
 Hashing. :func:`hash_to_curve` maps bytes to a u-coordinate *on the curve* (never on its twist) by
-try-and-increment: ``u = BLAKE2b-256(person=DOMAIN, ctr || message) mod 2^255``, accepted when
-``u < p`` and ``u^3 + A u^2 + u`` is a non-zero square mod ``p`` (a Jacobi symbol, GMP via gmpy2);
-about two tries on average. The accepted ``u`` is uniform over the curve's u-coordinates, so
+try-and-increment: the two halves of ``BLAKE2b-512(person=DOMAIN, ctr || message)`` for
+``ctr = 0, 1, ...``, each read as ``u mod 2^255``, the first accepted where ``u < p`` and
+``u^3 + A u^2 + u`` is a non-zero square mod ``p`` (a Jacobi symbol, GMP via gmpy2); about two
+candidates, and 1.25 hash calls, on average. The accepted ``u`` is uniform over the curve's u-coordinates, so
 ``8 * P`` is uniform in the prime-order subgroup: a random oracle into the group, as the DDH-PSI
-proof needs. Twist points are therefore never blinded, and :func:`find_invalid_point` lets a
-protocol refuse a peer's value that is non-canonical, off the curve, or of small order.
+proof needs. Our own values are therefore never twist points; :func:`find_noncanonical` and
+:func:`find_invalid_point` let a protocol refuse a peer's value that is non-canonical or off the
+curve, and :meth:`BlindingKey.blind` refuses one of small order.
 Try-and-increment is not constant time: the number of tries for an ID shows only in the local
 process's timing, which a remote peer sees summed over whole batches; documented in docs/privacy.md.
 
-No curve arithmetic is implemented here: scalar multiplication is OpenSSL's, the square test is GMP's.
+No curve arithmetic is implemented here: scalar multiplication is crypto_mb's or OpenSSL's, the
+square test is GMP's.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ import hashlib
 import secrets
 
 import gmpy2
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from misuan.crypto import x25519_multibuffer
 
 __all__ = [
     "DOMAIN",
@@ -47,10 +55,11 @@ __all__ = [
     "BlindingKey",
     "SmallOrderPointError",
     "find_invalid_point",
+    "find_noncanonical",
     "hash_to_curve",
 ]
 
-GROUP_NAME = "curve25519-x25519-tai-blake2b-v1"
+GROUP_NAME = "curve25519-x25519-tai-blake2b512-v2"
 POINT_BYTES = 32
 DOMAIN = b"misuan-psi-h2c1"  # BLAKE2b personalisation (<= 16 bytes): separates this hash from any other
 
@@ -59,7 +68,8 @@ _A = 486662
 _MASK255_MPZ = gmpy2.mpz((1 << 255) - 1)
 _P_MPZ = gmpy2.mpz(_P)
 _A_MPZ = gmpy2.mpz(_A)
-_MAX_TRIES = 256  # each try fails with probability ~1/2; 256 failures in a row never happen
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_MAX_TRIES = 256  # hash calls; each fails with probability ~1/4, so 256 failures in a row never happen
 
 
 def _on_curve(v: gmpy2.mpz) -> bool:
@@ -68,38 +78,76 @@ def _on_curve(v: gmpy2.mpz) -> bool:
 
 
 def hash_to_curve(messages: list[bytes]) -> bytes:
-    """The concatenated 32-byte u-coordinates of the curve points the ``messages`` hash to."""
+    """The concatenated 32-byte u-coordinates of the curve points the ``messages`` hash to.
+
+    Candidates come two to a hash call: ``BLAKE2b-512(person=DOMAIN, ctr || message)`` split into
+    two 32-byte halves, tried in order (``ctr = 0`` settles ~3 IDs in 4 with one call).
+    """
     out = bytearray(POINT_BYTES * len(messages))
-    blake2b = hashlib.blake2b
+    first = hashlib.blake2b(b"\x00", digest_size=64, person=DOMAIN)  # ctr = 0, the common case
     from_bytes = gmpy2.mpz.from_bytes
     jacobi = gmpy2.jacobi
+    mask, p, a = _MASK255_MPZ, _P_MPZ, _A_MPZ
     pos = 0
     for msg in messages:
-        for ctr in range(_MAX_TRIES):
-            digest = blake2b(bytes((ctr,)) + msg, digest_size=32, person=DOMAIN).digest()
-            u = from_bytes(digest, "little") & _MASK255_MPZ
-            # u on the curve: u^3 + A u^2 + u a non-zero square (inlined _on_curve: this loop is hot)
-            if u < _P_MPZ and jacobi(((u + _A_MPZ) * u + 1) * u % _P_MPZ, _P_MPZ) == 1:
-                out[pos : pos + POINT_BYTES] = u.to_bytes(POINT_BYTES, "little")
-                break
-        else:  # pragma: no cover - probability 2^-256
-            raise RuntimeError("hash_to_curve found no curve point in 256 tries")
+        h = first.copy()
+        h.update(msg)
+        digest = h.digest()
+        # inlined _on_curve (this loop is hot): u^3 + A u^2 + u a non-zero square
+        u = from_bytes(digest[:32], "little") & mask
+        if not (u < p and jacobi(((u + a) * u + 1) * u % p, p) == 1):
+            u = from_bytes(digest[32:], "little") & mask
+            if not (u < p and jacobi(((u + a) * u + 1) * u % p, p) == 1):
+                u = _hash_to_curve_slow(msg)
+        out[pos : pos + POINT_BYTES] = u.to_bytes(POINT_BYTES, "little")
         pos += POINT_BYTES
     return bytes(out)
 
 
-def find_invalid_point(points: bytes) -> int:
+def _hash_to_curve_slow(msg: bytes) -> gmpy2.mpz:
+    """Candidates from ``ctr = 1, 2, ...``: the ~1 in 4 IDs whose first two candidates both failed."""
+    for ctr in range(1, _MAX_TRIES):
+        digest = hashlib.blake2b(bytes((ctr,)) + msg, digest_size=64, person=DOMAIN).digest()
+        for half in (digest[:32], digest[32:]):
+            u = gmpy2.mpz.from_bytes(half, "little") & _MASK255_MPZ
+            if u < _P_MPZ and _on_curve(u):
+                return u
+    raise RuntimeError("hash_to_curve found no curve point in 512 tries")  # pragma: no cover - p = 2^-512
+
+
+def find_invalid_point(points: bytes, indices: np.ndarray | None = None) -> int:
     """Index of the first value that is not a canonical u-coordinate of a curve point, else -1.
 
-    Small-order points pass this check; :meth:`BlindingKey.blind` refuses them (their blinded value
-    is the identity).
+    ``indices``: check only these positions (all when ``None``), e.g. a random sample of a peer's
+    batch (see :func:`find_noncanonical` for why a sample is enough). Small-order points pass this
+    check; :meth:`BlindingKey.blind` refuses them (their blinded value is the identity).
     """
     from_bytes = gmpy2.mpz.from_bytes
-    for i in range(len(points) // POINT_BYTES):
+    where = range(len(points) // POINT_BYTES) if indices is None else sorted(int(i) for i in indices)
+    for i in where:
         u = from_bytes(points[i * POINT_BYTES : (i + 1) * POINT_BYTES], "little")
         if u >= _P_MPZ or not _on_curve(u):
             return i
     return -1
+
+
+def find_noncanonical(points: bytes) -> int:
+    """Index of the first value that is not a canonical field element (``u >= p``), else -1; vectorised.
+
+    Why a peer's values get this full check but only a sampled on-curve check: a u-coordinate on
+    the twist is harmless to the key holder, as the twist of Curve25519 has order ``4 * l'`` with
+    ``l'`` a 253-bit prime (its "twist security", RFC 7748 section 7), so ``c(k) * T`` tells
+    nothing about ``k``; and such a value simply never matches. The on-curve test costs a Jacobi
+    symbol (~2 us) per value, a sixth of PSI's time, so the protocol tests a random sample of each
+    batch: enough to name a peer that sends garbage, which fails it half the time per value.
+    """
+    limbs = np.frombuffer(points, dtype="<u8").reshape(-1, POINT_BYTES // 8)
+    # p = 2^255 - 19: limbs (0xffff...ffed, 0xffff...ffff, 0xffff...ffff, 0x7fff...ffff)
+    top = limbs[:, 3]
+    over = top > np.uint64(0x7FFFFFFFFFFFFFFF)
+    edge = (top == np.uint64(0x7FFFFFFFFFFFFFFF)) & (limbs[:, 2] == _ALL_ONES) & (limbs[:, 1] == _ALL_ONES)
+    bad = np.flatnonzero(over | (edge & (limbs[:, 0] >= np.uint64(0xFFFFFFFFFFFFFFED))))
+    return int(bad[0]) if bad.size else -1
 
 
 class SmallOrderPointError(ValueError):
@@ -120,6 +168,12 @@ class BlindingKey:
             raise ValueError("a blinding key is 32 bytes")
         self._secret = bytes(secret)
         self._key = X25519PrivateKey.from_private_bytes(self._secret)
+        self._multibuffer = x25519_multibuffer.load()
+
+    @property
+    def backend(self) -> str:
+        """Which library computes :meth:`blind`: ``"crypto_mb"`` (Intel, 8 lanes) or ``"openssl"``."""
+        return "openssl" if self._multibuffer is None else "crypto_mb"
 
     def secret_bytes(self) -> bytes:
         """The raw scalar, to hand to this party's own worker processes; never send it anywhere."""
@@ -132,6 +186,8 @@ class BlindingKey:
         """
         if len(points) % POINT_BYTES:
             raise ValueError(f"{len(points)} bytes is not a whole number of {POINT_BYTES}-byte points")
+        if self._multibuffer is not None:
+            return self._blind_multibuffer(self._multibuffer, points, truncate)
         exchange = self._key.exchange
         public = X25519PublicKey.from_public_bytes
         step = POINT_BYTES
@@ -149,3 +205,10 @@ class BlindingKey:
                 except ValueError:
                     raise SmallOrderPointError(i // step) from None
             raise
+
+    def _blind_multibuffer(self, mb: x25519_multibuffer.MultiBufferX25519, points: bytes, truncate: int) -> bytes:
+        rows = mb.scalar_mult(self._secret, np.frombuffer(points, dtype=np.uint8).reshape(-1, POINT_BYTES))
+        zero = np.flatnonzero(~rows.any(axis=1))  # the result of a small-order input, which OpenSSL refuses
+        if zero.size:
+            raise SmallOrderPointError(int(zero[0]))
+        return rows[:, :truncate].tobytes()

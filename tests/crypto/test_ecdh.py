@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import hashlib
+
 import gmpy2
+import numpy as np
 import pytest
 
 from misuan.crypto.ecdh import (
@@ -8,6 +11,7 @@ from misuan.crypto.ecdh import (
     BlindingKey,
     SmallOrderPointError,
     find_invalid_point,
+    find_noncanonical,
     hash_to_curve,
 )
 
@@ -53,3 +57,50 @@ def test_invalid_and_small_order_points() -> None:
         BlindingKey().blind(b"short")
     with pytest.raises(ValueError):
         BlindingKey(b"short")
+
+
+def _reference_hash_to_curve(msg: bytes) -> int:
+    """The v2 definition written out plainly: BLAKE2b-512(ctr || msg) halves, the first on the curve."""
+    for ctr in range(256):
+        digest = hashlib.blake2b(bytes([ctr]) + msg, digest_size=64, person=b"misuan-psi-h2c1").digest()
+        for half in (digest[:32], digest[32:]):
+            u = int.from_bytes(half, "little") & ((1 << 255) - 1)
+            rhs = (u**3 + 486662 * u**2 + u) % P
+            if u < P and rhs and pow(rhs, (P - 1) // 2, P) == 1:
+                return u
+    raise AssertionError("unreachable")
+
+
+def test_hash_to_curve_follows_its_written_definition() -> None:
+    msgs = [b"%d" % i for i in range(300)] + ["张三".encode(), b""]
+    assert _points(hash_to_curve(msgs)) == [_reference_hash_to_curve(m) for m in msgs]
+    # about 1 in 4 messages needs a second hash call: the slow path is exercised
+    assert any(_reference_hash_to_curve(m) != _first_candidate_or_none(m) for m in msgs)
+
+
+def _first_candidate_or_none(msg: bytes) -> int | None:
+    digest = hashlib.blake2b(b"\x00" + msg, digest_size=64, person=b"misuan-psi-h2c1").digest()
+    for half in (digest[:32], digest[32:]):
+        u = int.from_bytes(half, "little") & ((1 << 255) - 1)
+        if u < P and gmpy2.jacobi((u**3 + 486662 * u**2 + u) % P, P) == 1:
+            return u
+    return None
+
+
+@pytest.mark.parametrize(
+    ("u", "canonical"),
+    [(0, True), (P - 1, True), (P, False), (P + 18, False), ((1 << 255) - 1, False), ((1 << 255) + 9, False),
+     ((1 << 256) - 1, False), ((1 << 192) * ((1 << 63) - 1), True), (P - (1 << 64), True)],
+)
+def test_find_noncanonical(u: int, canonical: bool) -> None:
+    good = hash_to_curve([b"a", b"b"])
+    data = good[:32] + u.to_bytes(32, "little") + good[32:]
+    assert find_noncanonical(data) == (-1 if canonical else 1)
+    assert find_noncanonical(b"") == -1
+
+
+def test_find_invalid_point_on_a_sample() -> None:
+    twist = next(u for u in range(2, 50) if gmpy2.jacobi((u**3 + 486662 * u**2 + u) % P, P) == -1)
+    data = hash_to_curve([b"a", b"b", b"c"]) + twist.to_bytes(32, "little")
+    assert find_invalid_point(data, np.array([0, 2])) == -1
+    assert find_invalid_point(data, np.array([3, 1])) == 3

@@ -316,12 +316,13 @@ def test_bad_arguments_are_config_errors() -> None:
         psi(chan, ["a"], "partner", batch_size=0)
 
 
-def _fake_partner(send: Callable[[Channel], object]) -> Callable[[Channel], None]:
+def _fake_partner(send: Callable[[Channel], object], n_rows: int = 2, batch_size: int = 8) -> Callable[[Channel], None]:
     """A partner that says hello like an honest one, then sends whatever ``send`` sends."""
 
     def run(c: Channel) -> None:
         theirs = c.recv("bank", "psi/hello", expect=PsiHello)
-        c.send("bank", "psi/hello", PsiHello(theirs.version, theirs.group, theirs.normalization, "both", 2, 8, DIGEST_BYTES))
+        hello = PsiHello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES)
+        c.send("bank", "psi/hello", hello)
         send(c)
 
     return run
@@ -371,6 +372,17 @@ def test_invalid_point_is_refused(bad: bytes) -> None:
     points = np.frombuffer(good + bad, dtype="S32")
     with pytest.raises(MalformedMessageError, match="value #1"):
         _bank_against(lambda c: c.send("bank", "psi/blinded", BlindedBatch(0, points)))
+
+
+def test_a_batch_of_twist_points_is_refused_by_the_sampled_curve_check() -> None:
+    """Batches above CURVE_CHECK_SAMPLE values get the on-curve test on a random sample: all-twist fails it."""
+    n = 3 * psi_module.CURVE_CHECK_SAMPLE
+    twist = [u for u in range(2, 1000) if find_invalid_point(_u(u)) == 0][:n]
+    points = np.frombuffer(b"".join(_u(u) for u in twist), dtype="S32")
+    channels = MemoryNetwork(PARTIES).channels(timeout_s=20)
+    fake = _fake_partner(lambda c: c.send("bank", "psi/blinded", BlindedBatch(0, points)), n_rows=n, batch_size=n)
+    with pytest.raises(MalformedMessageError, match="not a canonical curve point"):
+        run_parties(channels, {"bank": lambda c: psi(c, ["a", "b", "c"], "partner"), "partner": fake})
 
 
 def test_malformed_digest_batch_is_refused() -> None:
