@@ -31,8 +31,13 @@ def cmd_version(args: argparse.Namespace) -> int:
     import numpy
     import pandas
 
+    from misuan.crypto import x25519_multibuffer
+
     print(f"misuan {__version__} (python {sys.version.split()[0]}, grpcio {grpc.__version__}, "
           f"numpy {numpy.__version__}, pandas {pandas.__version__})")
+    fast = x25519_multibuffer.load() is not None
+    why = "" if fast else f" ({x25519_multibuffer.unavailable_reason()})"
+    print(f"PSI X25519: {'Intel crypto_mb, 8 lanes' if fast else 'OpenSSL'}{why}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Commutative blinding for ECDH-PSI: the prime-order subgroup of Curve25519, through OpenSSL's X25519.
+"""Commutative blinding for ECDH-PSI: the prime-order subgroup of Curve25519, through X25519.
 
 ECDH-PSI needs a prime-order group where DDH is hard, a hash onto it, and exponentiation by a secret
 scalar that commutes: ``k_a * (k_b * P) == k_b * (k_a * P)``. This module provides them with the
