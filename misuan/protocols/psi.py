@@ -42,9 +42,10 @@ values; violations raise :class:`~misuan.errors.MalformedMessageError`.
 Performance: hashing and scalar multiplications run in a process pool (``workers``, default all
 cores when the job is large) fed in order with a bounded window, while the main thread streams
 batches both ways; the dominant cost is two X25519 calls per ID per party (Intel crypto_mb, eight
-at a time, where available; see :mod:`misuan.crypto.ecdh`), then hashing to the curve. Memory per party is
-linear and small: a peak of ~120 bytes per ID (measured with tracemalloc, equal set sizes) besides
-the input list, i.e. ~1.2 GB at 10M rows; nothing is allocated from sizes the peer announces.
+at a time, where available; see :mod:`misuan.crypto.ecdh`), then hashing to the curve. Memory per
+party is linear and small: a peak of ~120-130 bytes per ID besides the input list (measured: 2.1 GB
+per party at 10M x 10M, of which ~0.8 GB is the list of 10M ID strings); nothing is allocated from
+sizes the peer announces.
 
 Restart: the function keeps nothing on disk and every run draws fresh keys and a fresh row order,
 so a run killed at any point is simply started again on both sides; results exist only once the
@@ -103,7 +104,7 @@ PARALLEL_MIN_ROWS = 20_000  # below this, starting worker processes costs more t
 # sending garbage fails it with probability 1 - 2^-16 per batch; twist points cannot hurt the key
 # (ecdh.find_noncanonical says why) and would only never match
 CURVE_CHECK_SAMPLE = 16
-_HASH_CHUNK_BATCHES = 4  # hashing is ~6x cheaper than blinding: larger tasks keep overhead low
+_HASH_CHUNK_BATCHES = 4  # hash tasks of 4 batches: fewer, larger tasks while blinding waits on them anyway
 
 _POINT_DTYPE = np.dtype(f"S{POINT_BYTES}")
 _DIGEST_DTYPE = np.dtype(f"S{DIGEST_BYTES}")
