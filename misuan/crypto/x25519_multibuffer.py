@@ -90,10 +90,10 @@ class MultiBufferX25519:
             status = mb8(out_base + off, key_base, in_base + off)
             if status & _STATUS_FAILURE_BITS:
                 raise RuntimeError(f"mbx_x25519_mb8 failed with status {status:#x}")
-        out = out[:n]
+        result: np.ndarray = out[:n]
         for i in np.flatnonzero(_popcount255(points) >= _SUSPECT_POPCOUNT).tolist():
-            out[i] = np.frombuffer(_openssl_x25519(scalar, points[i].tobytes()), dtype=np.uint8)
-        return out
+            result[i] = np.frombuffer(_openssl_x25519(scalar, points[i].tobytes()), dtype=np.uint8)
+        return result
 
 
 def _popcount255(points: np.ndarray) -> np.ndarray:

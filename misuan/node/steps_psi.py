@@ -13,7 +13,8 @@ Params (all optional): ``reveal`` — ``"both"`` (default), ``"size"`` or one of
 mismatch); ``batch_size``; ``workers`` (processes for the curve work; default all cores).
 
 Outputs: ``size`` (``null`` where this party does not learn it), ``rows`` (this party's input rows),
-``peer_size``, ``reveal``, ``timings``, ``seconds``. Where
+``peer_size``, ``reveal``, ``timings``, ``seconds``, ``x25519`` (the library that did the curve
+work: ``crypto_mb`` or ``openssl``). Where
 this party learns the shared rows, the artefact ``rows.npy`` holds ``local_rows`` (int64, load with
 ``allow_pickle=False``): in mode ``both`` both parties' files list the same customers in the same
 order, so a later step aligns with ``ctx.data.iloc[np.load(ctx.artefact_of("psi", "rows.npy"))]``.
@@ -94,6 +95,7 @@ def run_psi(ctx: StepContext) -> StepResult:
     outputs = {
         "size": result.size, "rows": len(ctx.data), "peer_size": result.peer_size,
         "reveal": ctx.params.get("reveal", "both"), "timings": result.timings, "seconds": time.monotonic() - t0,
+        "x25519": result.x25519,
     }
     if result.local_rows is None:
         return StepResult(outputs)

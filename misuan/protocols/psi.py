@@ -152,6 +152,7 @@ class PsiResult:
     local_rows: np.ndarray | None
     peer_size: int = 0
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    x25519: str = ""  # which library computed this party's scalar multiplications: "crypto_mb" or "openssl"
 
 
 # --- worker tasks (module level: they run in pool processes) -------------------------------------
@@ -296,7 +297,7 @@ def psi(
     if own_digests is None:  # the peer alone learns the intersection
         chan.disclose(step, chan.party, peer, "intersection (which of its IDs are in both sets)", (), size_known=False)
         timings["total"] = time.perf_counter() - t0
-        return PsiResult(None, None, None, n_peer, timings)
+        return PsiResult(None, None, None, n_peer, timings, key.backend)
     t_match = time.perf_counter()
     matched = _match(own_digests, peer_digests, peer)
     size = int(matched.size)
@@ -305,13 +306,13 @@ def psi(
     if not learns_rows:
         chan.disclose(step, peer, chan.party, "intersection size", (), size=size)
         chan.disclose(step, chan.party, peer, "intersection size", (), size=size)
-        return PsiResult(size, None, None, n_peer, timings)
+        return PsiResult(size, None, None, n_peer, timings, key.backend)
     local_rows = order[matched].astype(np.int64)
     what = "intersection (which of its IDs are in both sets)"
     chan.disclose(step, peer, chan.party, what, (size,), size=size)
     if reveal == "both":
         chan.disclose(step, chan.party, peer, what, (size,), size=size)
-    return PsiResult(size, [values[i] for i in local_rows.tolist()], local_rows, n_peer, timings)
+    return PsiResult(size, [values[i] for i in local_rows.tolist()], local_rows, n_peer, timings, key.backend)
 
 
 def _check_hello(ours: PsiHello, theirs: PsiHello, peer: str) -> None:

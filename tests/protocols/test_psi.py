@@ -193,7 +193,8 @@ def test_reveal_to_one_party_only(receiver: str) -> None:
     assert set(out[receiver].intersection or []) == set(bank) & set(partner)
     rows = out[receiver].local_rows
     assert rows is not None and [ids[receiver][i] for i in rows] == out[receiver].intersection
-    assert out[other] == PsiResult(None, None, None, len(ids[receiver]), out[other].timings)
+    assert out[other] == PsiResult(None, None, None, len(ids[receiver]), out[other].timings, out[other].x25519)
+    assert out[other].x25519 in ("crypto_mb", "openssl")
     # the non-receiver gets no digests back: it learns the receiver's set size and blinded values only
     assert {s for _, s, _ in channels[other].transcript or []} == {"psi/hello", "psi/blinded"}
     n_r, n_o = len(ids[receiver]), len(ids[other])
