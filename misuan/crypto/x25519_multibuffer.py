@@ -142,6 +142,7 @@ def _known_answer_test(mb: MultiBufferX25519) -> None:
 @functools.lru_cache(maxsize=1)
 def _load_cached() -> MultiBufferX25519 | None:
     global _reason
+    _reason = None
     if not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"):
         _reason = "crypto_mb is used on Linux x86_64 only"
         return None

@@ -105,3 +105,26 @@ def test_scalar_must_be_32_bytes() -> None:
         pytest.skip("crypto_mb unavailable")
     with pytest.raises(ValueError, match="32 bytes"):
         multibuffer.scalar_mult(b"short", np.zeros((1, 32), dtype=np.uint8))
+
+
+def test_a_missing_library_means_openssl_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(dist: str, name: str) -> None:
+        raise FileNotFoundError(f"the {dist} package is not installed")
+
+    monkeypatch.setenv(x25519_multibuffer.BACKEND_ENV, "auto")
+    monkeypatch.setattr(x25519_multibuffer, "_find", missing)
+    x25519_multibuffer._load_cached.cache_clear()
+    try:
+        if x25519_multibuffer.sys.platform.startswith("linux") and x25519_multibuffer.os.uname().machine == "x86_64":
+            assert x25519_multibuffer.load() is None
+            assert "is not installed" in (x25519_multibuffer.unavailable_reason() or "")
+        key = BlindingKey()
+        assert key.backend == "openssl"
+        points = hash_to_curve([b"a", b"b"])
+        assert BlindingKey(key.secret_bytes()).blind(points) == key.blind(points)
+    finally:
+        monkeypatch.undo()
+        x25519_multibuffer._load_cached.cache_clear()
+    if multibuffer is not None:  # loaded again, with no stale reason
+        monkeypatch.setenv(x25519_multibuffer.BACKEND_ENV, "auto")
+        assert x25519_multibuffer.load() is not None and x25519_multibuffer.unavailable_reason() is None
