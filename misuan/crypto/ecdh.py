@@ -25,9 +25,9 @@ Hashing. :func:`hash_to_curve` maps bytes to a u-coordinate *on the curve* (neve
 try-and-increment: the two halves of ``BLAKE2b-512(person=DOMAIN, ctr || message)`` for
 ``ctr = 0, 1, ...``, each read as ``u mod 2^255``, the first accepted where ``u < p`` and
 ``u^3 + A u^2 + u`` is a non-zero square mod ``p`` (a Jacobi symbol, GMP via gmpy2); about two
-candidates, and 1.25 hash calls, on average. The accepted ``u`` is uniform over the curve's u-coordinates, so
-``8 * P`` is uniform in the prime-order subgroup: a random oracle into the group, as the DDH-PSI
-proof needs. Our own values are therefore never twist points; :func:`find_noncanonical` and
+candidates, and 4/3 hash calls, on average. The accepted ``u`` is uniform over the curve's
+u-coordinates, so ``8 * P`` is uniform in the prime-order subgroup: a random oracle into the
+group, as the DDH-PSI proof needs. Our own values are therefore never twist points; :func:`find_noncanonical` and
 :func:`find_invalid_point` let a protocol refuse a peer's value that is non-canonical or off the
 curve, and :meth:`BlindingKey.blind` refuses one of small order.
 Try-and-increment is not constant time: the number of tries for an ID shows only in the local

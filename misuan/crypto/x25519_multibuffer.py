@@ -35,7 +35,6 @@ __all__ = ["BACKEND_ENV", "MultiBufferX25519", "load", "unavailable_reason"]
 BACKEND_ENV = "MISUAN_X25519"  # "auto" (default), "openssl" or "multibuffer"
 _LANES = 8
 _POINT = 32
-# the Intel compiler runtime that libcrypto_mb.so links against, in dependency order
 # per-lane 4-bit status of mbx_x25519_mb8: 0 ok, 4 small-order input (all-zero result, which the
 # caller detects from the output); any other bit is a real failure
 _STATUS_FAILURE_BITS = 0xBBBBBBBB
@@ -46,6 +45,7 @@ _STATUS_FAILURE_BITS = 0xBBBBBBBB
 _SUSPECT_POPCOUNT = 224
 _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
 _BASE_POINT_U = 9  # pads a partial last group of eight: any valid point would do
+# the Intel compiler runtime that libcrypto_mb.so links against, in dependency order
 _RUNTIME = ("libintlc.so.5", "libimf.so", "libsvml.so", "libirng.so")
 # RFC 7748 section 5.2, second test vector: scalar, u-coordinate, result
 _RFC7748 = (
