@@ -138,7 +138,7 @@ def find_noncanonical(points: bytes) -> int:
     the twist is harmless to the key holder, as the twist of Curve25519 has order ``4 * l'`` with
     ``l'`` a 253-bit prime (its "twist security", RFC 7748 section 7), so ``c(k) * T`` tells
     nothing about ``k``; and such a value simply never matches. The on-curve test costs a Jacobi
-    symbol (~2 us) per value, a sixth of PSI's time, so the protocol tests a random sample of each
+    symbol (~2 us) per value, about a ninth of PSI's time, so the protocol tests a random sample of each
     batch: enough to name a peer that sends garbage, which fails it half the time per value.
     """
     limbs = np.frombuffer(points, dtype="<u8").reshape(-1, POINT_BYTES // 8)
