@@ -93,12 +93,13 @@ def hash_to_curve(messages: list[bytes]) -> bytes:
         h = first.copy()
         h.update(msg)
         digest = h.digest()
-        # inlined _on_curve (this loop is hot): u^3 + A u^2 + u a non-zero square
-        u = from_bytes(digest[:32], "little") & mask
-        if not (u < p and jacobi(((u + a) * u + 1) * u % p, p) == 1):
-            u = from_bytes(digest[32:], "little") & mask
-            if not (u < p and jacobi(((u + a) * u + 1) * u % p, p) == 1):
-                u = _hash_to_curve_slow(msg)
+        for half in (digest[:32], digest[32:]):
+            u = from_bytes(half, "little") & mask
+            # inlined _on_curve (this loop is hot): u^3 + A u^2 + u a non-zero square
+            if u < p and jacobi(((u + a) * u + 1) * u % p, p) == 1:
+                break
+        else:
+            u = _hash_to_curve_slow(msg)
         out[pos : pos + POINT_BYTES] = u.to_bytes(POINT_BYTES, "little")
         pos += POINT_BYTES
     return bytes(out)

@@ -166,9 +166,13 @@ def _load_cached() -> MultiBufferX25519 | None:
     return mb
 
 
+def _choice() -> str:
+    return os.environ.get(BACKEND_ENV, "auto").strip().lower()
+
+
 def load() -> MultiBufferX25519 | None:
     """The multi-buffer X25519, or ``None`` (see :func:`unavailable_reason`) when OpenSSL must do."""
-    choice = os.environ.get(BACKEND_ENV, "auto").strip().lower()
+    choice = _choice()
     if choice == "openssl":
         return None
     mb = _load_cached()
@@ -179,6 +183,6 @@ def load() -> MultiBufferX25519 | None:
 
 def unavailable_reason() -> str | None:
     """Why :func:`load` returned ``None``, or ``None`` when it did not (or was not asked yet)."""
-    if os.environ.get(BACKEND_ENV, "auto").strip().lower() == "openssl":
+    if _choice() == "openssl":
         return f"{BACKEND_ENV}=openssl"
     return _reason
