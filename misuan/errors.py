@@ -84,6 +84,10 @@ class UnexpectedMessageError(ProtocolError):
     pass
 
 
+class ProtocolVersionError(ProtocolError):
+    help = "the peers run different versions of a protocol: upgrade the older node so both match"
+
+
 # --- cryptography --------------------------------------------------------------------------------
 class CryptoError(MisuanError):
     exit_code = 7

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "misuan"
 RANKS = {
     "errors": 0,
     "atomic_files": 0,
+    "params": 0,
     "crypto": 1,
     "net": 2,
     "protocols": 3,

@@ -25,9 +25,9 @@ from misuan.errors import (
     UnexpectedMessageError,
 )
 from misuan.net import wire
-from misuan.net.disclosure import Disclosure, DisclosureRecorder, MemoryRecorder
+from misuan.net.disclosure import Disclosure, DisclosureKind, DisclosureRecorder, MemoryRecorder
 
-__all__ = ["Channel", "ChannelStats", "Disclosure", "Mailbox", "PeerStats"]
+__all__ = ["Channel", "ChannelStats", "Disclosure", "DisclosureKind", "Mailbox", "PeerStats"]
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MAX_MESSAGE_BYTES = 8 << 30  # 8 GiB: far above any job's need, still refuses absurd claims
@@ -202,18 +202,24 @@ class Channel(ABC):
     def disclose(
         self,
         step: str,
+        kind: DisclosureKind,
         discloser: str,
         recipient: str,
-        what: str,
         shape: tuple[int, ...] = (),
-        form: str = "plaintext",
         **detail: Any,
     ) -> None:
-        """Record that ``discloser`` reveals ``what`` to ``recipient``.
+        """Record that ``discloser`` reveals a value of catalogue entry ``kind`` to ``recipient``.
 
-        Protocols call this on *both* sides at the point of disclosure; each party's ledger keeps
-        the entries in which it is discloser or recipient.
+        Protocols call this on *both* sides at the point of disclosure, with the entry declared in
+        their package's catalogue (``protocols/<name>/disclosures.py``); each party's ledger keeps
+        the entries in which it is discloser or recipient. ``detail`` holds small scalar facts
+        (a count, the feature's name).
         """
+        if isinstance(kind, str):  # TRANSITIONAL: old (discloser, recipient, what, shape, form) call order
+            self._disclose_untyped(step, kind, discloser, recipient, shape, **detail)
+            return
+        if not isinstance(kind, DisclosureKind):
+            raise TypeError(f"disclose() takes a catalogue entry (DisclosureKind), not {type(kind).__name__}")
         if self.party not in (discloser, recipient):
             return
         self.recorder.record(
@@ -222,12 +228,17 @@ class Channel(ABC):
                 step=step,
                 discloser=discloser,
                 recipient=recipient,
-                what=what,
+                what=kind.what,
                 shape=tuple(int(s) for s in shape),
-                form=form,
+                form=kind.form,
                 detail=detail,
             )
         )
+
+    def _disclose_untyped(self, step: str, discloser: str, recipient: str, what: Any, shape: Any = (), **detail: Any) -> None:
+        form = detail.pop("form", "plaintext")
+        if self.party in (discloser, recipient):
+            self.recorder.record(Disclosure(self.job_id, step, discloser, recipient, what, tuple(int(s) for s in shape), form, detail))
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release transport resources; peers then see :class:`PeerDisconnectedError`."""

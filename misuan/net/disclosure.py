@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -36,6 +37,36 @@ class Disclosure:
     def __post_init__(self) -> None:
         if self.form not in self.FORMS:
             raise ValueError(f"disclosure form must be one of {self.FORMS}, not {self.form!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DisclosureKind:
+    """One entry of a protocol's disclosure catalogue: declared once, recorded by both sides.
+
+    ``discloser`` and ``recipient`` are *roles* in the protocol's terms (``label_party``,
+    ``feature_party``, ``each party``, ``all`` for a joint result); the channel records the actual
+    party names. ``when`` says under which parameter the disclosure happens ("always" by default).
+    ``docs/privacy.md`` lists every catalogue as the table :func:`catalogue_table` writes, and a
+    test checks that a run records exactly catalogued kinds and that the document agrees.
+    """
+
+    protocol: str
+    what: str
+    form: str
+    discloser: str
+    recipient: str
+    when: str = "always"
+
+    def __post_init__(self) -> None:
+        if self.form not in Disclosure.FORMS:
+            raise ValueError(f"disclosure form must be one of {Disclosure.FORMS}, not {self.form!r}")
+
+
+def catalogue_table(kinds: Sequence[DisclosureKind]) -> str:
+    """The Markdown table of a protocol's catalogue, as ``docs/privacy.md`` shows it."""
+    lines = ["| what | form | from | to | when |", "|---|---|---|---|---|"]
+    lines += [f"| {k.what} | {k.form} | {k.discloser} | {k.recipient} | {k.when} |" for k in kinds]
+    return "\n".join(lines) + "\n"
 
 
 class DisclosureRecorder(Protocol):

@@ -95,7 +95,7 @@ _SERVER_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-@wire.message
+@wire.message("transport.FrameHeader")
 @dataclasses.dataclass
 class FrameHeader:
     job_id: str
@@ -105,7 +105,7 @@ class FrameHeader:
     size: int
 
 
-@wire.message
+@wire.message("transport.Hello")
 @dataclasses.dataclass
 class Hello:
     job_id: str

@@ -16,10 +16,11 @@ stream a 300 MB array without first joining it into one more 300 MB copy.
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -51,17 +52,34 @@ _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")
 
 _REGISTRY: dict[str, type] = {}
+_WIRE_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
 _T = TypeVar("_T")
 
 
-def message(cls: type[_T]) -> type[_T]:
-    """Register a dataclass as a wire message, under its qualified module name."""
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls.__name__} must be a dataclass to be a wire message")
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    _REGISTRY[name] = cls
-    cls.__wire_name__ = name  # type: ignore[attr-defined]
-    return cls
+def message(name: str) -> Callable[[type[_T]], type[_T]]:
+    """Register a dataclass as a wire message under the stable ``name`` (``"woe.BinSums"``).
+
+    The name is part of the protocol, not of the code's layout: moving or renaming the class keeps
+    it, so peers on another file layout still understand each other. Names are ``protocol.Message``.
+    """
+    if not isinstance(name, str) or not _WIRE_NAME.fullmatch(name):
+        raise TypeError(f"wire message names look like 'protocol.Message', not {name!r}")
+
+    def register(cls: type[_T]) -> type[_T]:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} must be a dataclass to be a wire message")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise TypeError(f"wire message name {name!r} is already taken by {_REGISTRY[name].__qualname__}")
+        _REGISTRY[name] = cls
+        cls.__wire_name__ = name  # type: ignore[attr-defined]
+        return cls
+
+    return register
+
+
+def registered_messages() -> dict[str, type]:
+    """Every registered message by wire name (for tests and documentation)."""
+    return dict(_REGISTRY)
 
 
 # --- encoding ------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
 from misuan.node.data import load_dataset
 from misuan.node.spec import JobSpec, StepSpec, canonical_json
-from misuan.node.steps import StepContext, StepResult, step_kind
+from misuan.node.steps import StepContext, StepResult, parse_step_params, step_kind
 
 __all__ = ["JobHello", "PartyOutcome", "check_runnable", "job_dir", "read_outputs", "run_party"]
 
@@ -60,7 +60,7 @@ HELLO_STEP = "job/hello"
 GOODBYE_STEP = "job/goodbye"
 
 
-@wire.message
+@wire.message("job.Hello")
 @dataclasses.dataclass
 class JobHello:
     spec_hash: str
@@ -68,7 +68,7 @@ class JobHello:
     version: str
 
 
-@wire.message
+@wire.message("job.Goodbye")
 @dataclasses.dataclass
 class JobGoodbye:
     completed: list[str]
@@ -111,6 +111,7 @@ def check_runnable(spec: JobSpec, party: str) -> None:
     spec.party(party)
     for step in spec.steps:
         kind = step_kind(step, spec)
+        parse_step_params(kind, step, spec)
         if kind.check is not None:
             kind.check(step, spec)
     spec.check_local(party)
@@ -378,6 +379,7 @@ def _run_step(
     try:
         if participates:
             step_channel = channel if step.parties == channel.parties else _PartyGroupChannel(channel, step.parties)
+            kind = step_kind(step, spec)
             ctx = StepContext(
                 spec=spec,
                 step=step,
@@ -389,8 +391,9 @@ def _run_step(
                 load_data=load_data,
                 progress=say,
                 earlier_artefacts={name: files.artefacts / name for name in outputs},
+                parsed=parse_step_params(kind, step, spec),
             )
-            result = step_kind(step, spec).run(ctx)
+            result = kind.run(ctx)
             if not isinstance(result, StepResult):
                 raise JobError(f"step {step.name!r}: the {step.kind} adapter returned {type(result).__name__}, not StepResult")
         else:

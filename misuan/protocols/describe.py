@@ -68,7 +68,7 @@ class DescribeResult:
         }
 
 
-@wire.message
+@wire.message("describe.SharedSummaries")
 @dataclasses.dataclass
 class SharedSummaries:
     n_rows: int

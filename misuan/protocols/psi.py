@@ -111,7 +111,7 @@ _DIGEST_DTYPE = np.dtype(f"S{DIGEST_BYTES}")
 
 
 # --- messages ------------------------------------------------------------------------------------
-@wire.message
+@wire.message("psi.PsiHello")
 @dataclasses.dataclass
 class PsiHello:
     version: int
@@ -123,14 +123,14 @@ class PsiHello:
     digest_bytes: int
 
 
-@wire.message
+@wire.message("psi.BlindedBatch")
 @dataclasses.dataclass
 class BlindedBatch:
     start: int  # offset of this batch in the sender's (secretly permuted) order
     points: np.ndarray  # S32: k_sender * H(id), u-coordinates
 
 
-@wire.message
+@wire.message("psi.DigestBatch")
 @dataclasses.dataclass
 class DigestBatch:
     start: int  # offset in the recipient's order of step ``blinded`` (0, batch, ... when sorted)

@@ -176,7 +176,7 @@ def _as_matrix(X: Any) -> tuple[np.ndarray, list[str]]:
 # ================================================================================================
 # messages
 # ================================================================================================
-@wire.message
+@wire.message("secureboost.SgbSchema")
 @dataclasses.dataclass
 class SgbSchema:
     n_rows: int
@@ -184,13 +184,13 @@ class SgbSchema:
     n_bins: np.ndarray  # int32 (F,), missing bin included
 
 
-@wire.message
+@wire.message("secureboost.SgbSetup")
 @dataclasses.dataclass
 class SgbSetup:
     public_key: dict[str, Any]
 
 
-@wire.message
+@wire.message("secureboost.TreeStart")
 @dataclasses.dataclass
 class TreeStart:
     tree: int
@@ -202,7 +202,7 @@ class TreeStart:
     label_only: bool
 
 
-@wire.message
+@wire.message("secureboost.LevelPlan")
 @dataclasses.dataclass
 class LevelPlan:
     depth: int
@@ -211,13 +211,13 @@ class LevelPlan:
     compute: np.ndarray  # int32: indices of the nodes whose histograms are wanted
 
 
-@wire.message
+@wire.message("secureboost.HistogramReply")
 @dataclasses.dataclass
 class HistogramReply:
     ciphertexts: np.ndarray  # S<ciphertext_bytes>
 
 
-@wire.message
+@wire.message("secureboost.SplitRequest")
 @dataclasses.dataclass
 class SplitRequest:
     nodes: np.ndarray  # int32: indices into the level's node_ids
@@ -226,13 +226,13 @@ class SplitRequest:
     default_left: np.ndarray  # bool
 
 
-@wire.message
+@wire.message("secureboost.SplitReply")
 @dataclasses.dataclass
 class SplitReply:
     left: np.ndarray  # bool: for each requested node, its rows (ascending) going left
 
 
-@wire.message
+@wire.message("secureboost.DecisionRequest")
 @dataclasses.dataclass
 class DecisionRequest:
     purpose: str  # "eval" or "predict"
@@ -240,7 +240,7 @@ class DecisionRequest:
     n_rows: int
 
 
-@wire.message
+@wire.message("secureboost.Decisions")
 @dataclasses.dataclass
 class Decisions:
     trees: np.ndarray  # int32 (S,)
@@ -248,7 +248,7 @@ class Decisions:
     left: np.ndarray  # bool (n_rows, S)
 
 
-@wire.message
+@wire.message("secureboost.TrainEnd")
 @dataclasses.dataclass
 class TrainEnd:
     n_trees: int

@@ -116,7 +116,7 @@ LABEL_CHUNK_ROWS = 8192  # ~2 MB of 2048-bit OU ciphertexts per message
 MAX_CHUNK_ROWS = 1 << 20
 
 
-@wire.message
+@wire.message("woe.EncryptedLabels")
 @dataclasses.dataclass
 class EncryptedLabels:
     config: str  # BinningConfig.fingerprint(): both parties must run the same job
@@ -125,14 +125,14 @@ class EncryptedLabels:
     n_chunks: int  # LabelChunk messages that follow
 
 
-@wire.message
+@wire.message("woe.LabelChunk")
 @dataclasses.dataclass
 class LabelChunk:
     index: int  # 0, 1, ... in order
     ciphertexts: np.ndarray  # S{ciphertext_bytes}: Enc(label) of the chunk's rows, in row order
 
 
-@wire.message
+@wire.message("woe.BinSums")
 @dataclasses.dataclass
 class BinSums:
     features: list[str]
@@ -144,14 +144,14 @@ class BinSums:
     cuts: list[np.ndarray]  # float64 per feature, empty unless config.share_edges
 
 
-@wire.message
+@wire.message("woe.MergeDecisions")
 @dataclasses.dataclass
 class MergeDecisions:
     features: list[str]  # the supervised features, in BinSums order
     starts: list[np.ndarray]  # int64: first pre-bin of each final bin
 
 
-@wire.message
+@wire.message("woe.IvSummary")
 @dataclasses.dataclass
 class IvSummary:
     features: list[str]

@@ -134,7 +134,7 @@ def test_secure_sum_over_grpc_threads(pair: dict[str, GrpcChannel]) -> None:
         np.testing.assert_array_equal(out[p], np.arange(100) * -2)
 
 
-@wire.message
+@wire.message("test.Blob")
 @dataclasses.dataclass
 class _Blob:
     name: str

@@ -9,7 +9,7 @@ from misuan.errors import MalformedMessageError
 from misuan.net import wire
 
 
-@wire.message
+@wire.message("test.Point")
 @dataclasses.dataclass
 class Point:
     name: str

@@ -18,7 +18,7 @@ from misuan.datasets import taiwan
 from misuan.errors import JobSpecError, NoOverlapError
 from misuan.ml.metrics import roc_auc
 from misuan.ml.woe import woe_iv_plaintext
-from misuan.node.credit_steps import holdout_split
+from misuan.node.steps.alignment import holdout_split
 from misuan.protocols.binning import BinningConfig
 
 

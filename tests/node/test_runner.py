@@ -24,6 +24,7 @@ from misuan.net.memory import MemoryNetwork
 from misuan.node import steps
 from misuan.node.runner import run_party
 from misuan.node.spec import load_spec
+from misuan.node.steps import secure_sum as secure_sum_step
 from tests.jobfiles import PARTIES3
 
 
@@ -77,7 +78,7 @@ def test_step_over_a_subset_of_parties(make_job: Callable[..., Path], tmp_path: 
 @pytest.fixture
 def fail_scores_for_bank() -> Iterator[None]:
     """Make the secure_sum adapter fail on step 'scores' for the bank (a simulated crash)."""
-    real = steps.run_secure_sum
+    real = secure_sum_step.run_secure_sum
 
     def flaky(ctx: steps.StepContext) -> steps.StepResult:
         if ctx.step.name == "scores" and ctx.party == "bank":
@@ -85,9 +86,9 @@ def fail_scores_for_bank() -> Iterator[None]:
             raise RuntimeError("simulated crash")
         return real(ctx)
 
-    steps.register_step("secure_sum", flaky, steps.check_secure_sum, replace=True)
+    steps.register_step("secure_sum", flaky, secure_sum_step.check_secure_sum, replace=True)
     yield
-    steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+    steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
 
 
 def _files(root: Path) -> list[str]:
@@ -110,7 +111,7 @@ def test_crash_keeps_completed_steps_and_resume_finishes(
     totals_before = (work / "bank/jobs/job-1/steps/totals.json").read_text()
 
     with pytest.raises(ConfigError, match="already has results"):
-        steps.register_step("secure_sum", steps.run_secure_sum, steps.check_secure_sum, replace=True)
+        steps.register_step("secure_sum", secure_sum_step.run_secure_sum, secure_sum_step.check_secure_sum, replace=True)
         ms.simulate(spec, workdir=work)
 
     res = ms.simulate(spec, workdir=work, resume=True)
@@ -247,7 +248,7 @@ def test_bad_label_and_step_column(make_job: Callable[..., Path], tmp_path: Path
 
 def test_secure_sum_params_are_checked_before_running(make_job: Callable[..., Path], tmp_path: Path) -> None:
     spec = make_job(steps='[[step]]\nkind = "secure_sum"\nparams = { columns = ["balance"], scale = 0 }\n')
-    with pytest.raises(JobSpecError, match=r"step\[1\] 'secure_sum'.params.scale: give an integer"):
+    with pytest.raises(JobSpecError, match=r"step\[1\] 'secure_sum'.params.scale: must be an integer from 1 to"):
         ms.simulate(spec, workdir=tmp_path / "w")
     assert not (tmp_path / "w").exists()
 
@@ -256,7 +257,7 @@ def test_kind_without_adapter_is_refused_up_front(
     make_job: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # every kind of this build has an adapter; a build without one must refuse the spec up front
-    monkeypatch.delitem(steps._REGISTRY, "woe")
+    monkeypatch.delitem(steps.STEPS, "woe")
     spec = make_job(steps='[[step]]\nkind = "woe"\n')
     with pytest.raises(JobSpecError, match=r"step\[1\] 'woe'.kind: this build of misuan has no adapter for 'woe'"):
         ms.simulate(spec, workdir=tmp_path / "w")
@@ -265,7 +266,7 @@ def test_kind_without_adapter_is_refused_up_front(
 @pytest.fixture
 def artefact_adapter() -> Iterator[None]:
     """secure_sum that also saves its total as an artefact, which the next step reads back."""
-    real = steps.run_secure_sum
+    real = secure_sum_step.run_secure_sum
 
     def run(ctx: steps.StepContext) -> steps.StepResult:
         res = real(ctx)
@@ -277,9 +278,9 @@ def artefact_adapter() -> Iterator[None]:
             res.outputs["earlier"] = json.loads(ctx.artefact_of("totals", "sub/total.json").read_text())
         return res
 
-    steps.register_step("secure_sum", run, steps.check_secure_sum, replace=True)
+    steps.register_step("secure_sum", run, secure_sum_step.check_secure_sum, replace=True)
     yield
-    steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+    steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
 
 
 def test_artefacts_are_committed_and_readable_by_later_steps(
@@ -310,7 +311,7 @@ def test_changed_dataset_invalidates_completed_steps(make_job: Callable[..., Pat
 
 
 def test_bad_adapter_results_are_refused(make_job: Callable[..., Path], tmp_path: Path) -> None:
-    real = steps.run_secure_sum
+    real = secure_sum_step.run_secure_sum
     cases: list[tuple[Callable[[steps.StepContext], object], str]] = [
         (lambda ctx: steps.StepResult({"x": object()}), "outputs are not JSON-able"),
         (lambda ctx: steps.StepResult({}, ["missing.bin"]), "artefact 'missing.bin' is not a file"),
@@ -319,12 +320,12 @@ def test_bad_adapter_results_are_refused(make_job: Callable[..., Path], tmp_path
     ]
     try:
         for i, (fn, message) in enumerate(cases):
-            steps.register_step("secure_sum", fn, steps.check_secure_sum, replace=True)  # type: ignore[arg-type]
+            steps.register_step("secure_sum", fn, secure_sum_step.check_secure_sum, replace=True)  # type: ignore[arg-type]
             with pytest.raises((JobError, JobSpecError), match=message):
                 ms.simulate(make_job(), workdir=tmp_path / f"w{i}")
             assert not (tmp_path / f"w{i}" / "bank" / "jobs" / "job-1" / "steps" / "totals.json").exists()
     finally:
-        steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+        steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
 
 
 def test_a_run_that_completed_no_step_can_start_again_without_resume(
@@ -346,7 +347,7 @@ def test_a_run_that_completed_no_step_can_start_again_without_resume(
 
 
 def test_abort_mid_step_leaves_no_output_and_marks_interrupted(make_job: Callable[..., Path], tmp_path: Path) -> None:
-    real = steps.run_secure_sum
+    real = secure_sum_step.run_secure_sum
 
     def abort(ctx: steps.StepContext) -> steps.StepResult:
         if ctx.step.name == "scores" and ctx.party == "bank":
@@ -354,12 +355,12 @@ def test_abort_mid_step_leaves_no_output_and_marks_interrupted(make_job: Callabl
             raise KeyboardInterrupt  # what the node's second SIGTERM raises in its main thread
         return real(ctx)
 
-    steps.register_step("secure_sum", abort, steps.check_secure_sum, replace=True)
+    steps.register_step("secure_sum", abort, secure_sum_step.check_secure_sum, replace=True)
     try:
         with pytest.raises(KeyboardInterrupt):
             ms.simulate(make_job(), workdir=tmp_path / "w")
     finally:
-        steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+        steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
     jd = tmp_path / "w" / "bank" / "jobs" / "job-1"
     assert _files(jd) == ["state.json", "steps/totals.json"]
     state = json.loads((jd / "state.json").read_text())

@@ -20,6 +20,7 @@ from misuan.node import steps
 from misuan.node.runner import ChannelOpener, PartyOutcome
 from misuan.node.server import Node, submit
 from misuan.node.spec import JobSpec, NodeConfig
+from misuan.node.steps import secure_sum as secure_sum_step
 from tests.jobfiles import free_ports, write_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ def test_submit_refuses_a_bad_spec_and_node_files_bad_entries(tmp_path: Path) ->
 @pytest.fixture
 def stop_after_totals() -> Iterator[list[Node]]:
     """An adapter that asks the bank's node to stop while step 'totals' runs (a SIGTERM mid-step)."""
-    real = steps.run_secure_sum
+    real = secure_sum_step.run_secure_sum
     target: list[Node] = []
 
     def run(ctx: steps.StepContext) -> steps.StepResult:
@@ -102,9 +103,9 @@ def stop_after_totals() -> Iterator[list[Node]]:
             target[0].stop_requested.set()
         return real(ctx)
 
-    steps.register_step("secure_sum", run, steps.check_secure_sum, replace=True)
+    steps.register_step("secure_sum", run, secure_sum_step.check_secure_sum, replace=True)
     yield target
-    steps.register_step("secure_sum", real, steps.check_secure_sum, replace=True)
+    steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
 
 
 def test_stop_request_finishes_the_step_then_resume_completes(tmp_path: Path, stop_after_totals: list[Node]) -> None:

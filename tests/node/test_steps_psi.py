@@ -11,7 +11,7 @@ import misuan.api as ms
 from misuan.errors import JobSpecError
 from misuan.node import steps
 from misuan.node.spec import load_spec
-from misuan.node.steps_psi import ROWS_FILE, check_psi, run_psi
+from misuan.node.steps.psi import ROWS_FILE, check_psi, run_psi
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,7 @@ def psi_step() -> Iterator[None]:
     steps.register_step("psi", run_psi, check_psi, replace=True)
     yield
     if not had:
-        steps._REGISTRY.pop("psi", None)
+        steps.STEPS.pop("psi", None)
 
 
 def _step(params: str, parties: str = '["bank", "partner"]') -> str:

@@ -18,26 +18,25 @@ Every step works on exactly two parties: the label party and one feature party.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from misuan.errors import ConfigError, DataError, JobError, JobSpecError, MissingColumnError, NoOverlapError
+from misuan.errors import ConfigError, JobError, JobSpecError
 from misuan.ml.metrics import ks_statistic, roc_auc
 from misuan.ml.secureboost import SecureBoostClassifier
 from misuan.ml.woe import woe_iv_plaintext
 from misuan.node.spec import JobSpec, StepSpec
-from misuan.node.steps import StepContext, StepResult, check_known_params, param_error
-from misuan.node.steps_psi import normalization_of
+from misuan.node.steps import alignment as al
+from misuan.node.steps.context import StepContext, StepKind, StepResult, check_known_params, param_error
 from misuan.protocols.binning import BinningConfig
 from misuan.protocols.stats import woe_iv_feature_party, woe_iv_label_party
 from misuan.report.schema import importance_from_secureboost, iv_from_woe_result
 
-LABEL_PARTY: Final = "label_party"
-FEATURE_PARTY: Final = "feature_party"
+LABEL_PARTY = al.LABEL_PARTY
+FEATURE_PARTY = al.FEATURE_PARTY
 
 WOE_PARAMS = (
     "method", "methods", "n_bins", "n_prebins", "min_bin_size", "smoothing", "chi2_threshold",
@@ -52,72 +51,7 @@ EVAL_PARAMS = ("model_step",)
 
 
 # --- shared ---------------------------------------------------------------------------------------
-def _step_parties(step: StepSpec, spec: JobSpec) -> tuple[str, str]:
-    """(label party, feature party) of a two-party step, or a JobSpecError naming the step."""
-    names = list(step.parties) if step.parties else list(spec.party_names)
-    roles = {n: spec.party(n).role for n in names}
-    labels = [n for n, r in roles.items() if r == LABEL_PARTY]
-    features = [n for n, r in roles.items() if r == FEATURE_PARTY]
-    if len(names) != 2 or len(labels) != 1 or len(features) != 1:
-        raise JobSpecError(
-            f"step {step.name!r} ({step.kind}) runs between exactly one label_party and one feature_party; "
-            f"it has {names}: set its `parties`"
-        )
-    return labels[0], features[0]
 
-
-def _peer(ctx: StepContext) -> str:
-    label, feature = _step_parties(ctx.step, ctx.spec)
-    return feature if ctx.party == label else label
-
-
-def _feature_columns(ctx: StepContext) -> list[str]:
-    ds = ctx.dataset
-    if ds.features == "all":
-        skip = {ds.id_column, ds.label_column}
-        return [c for c in ctx.data.columns if c not in skip]
-    missing = [c for c in ds.features if c not in ctx.data.columns]
-    if missing:
-        raise MissingColumnError(f"{ctx.party}'s dataset {ds.path} has no feature column(s) {missing}")
-    return list(ds.features)
-
-
-def _aligned(ctx: StepContext, psi_step: str = "psi") -> pd.DataFrame:
-    """This party's rows of the shared customers, in the order both parties agreed on in PSI."""
-    try:
-        path = ctx.artefact_of(psi_step, "rows.npy")
-    except JobSpecError as exc:
-        raise JobSpecError(
-            f"step {ctx.step.name!r} needs the aligned rows of a PSI step named {psi_step!r} run with "
-            f"reveal = \"both\" before it ({exc})"
-        ) from None
-    rows = np.load(path, allow_pickle=False)
-    if len(rows) == 0:
-        raise NoOverlapError(
-            f"step {ctx.step.name!r}: PSI found no shared customers, so there is nothing to compute on; "
-            "check both parties' ID columns and the PSI normalize option"
-        )
-    return ctx.data.iloc[rows].reset_index(drop=True)
-
-
-def _labels(ctx: StepContext, df: pd.DataFrame) -> np.ndarray:
-    col = ctx.dataset.label_column
-    if col is None:
-        raise JobSpecError(f"party {ctx.party!r} is the label_party: give its dataset a label_column")
-    y = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-    if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
-        raise DataError(f"{ctx.party}'s label column {col!r} must hold only 0 and 1 (found other values or blanks)")
-    return y.astype(np.int64)
-
-
-def _numeric_matrix(ctx: StepContext, df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        raise DataError(f"{ctx.party}'s feature column(s) {bad} are not numeric: encode categories as numbers first")
-    return df[cols].astype(float)
-
-
-# --- woe -------------------------------------------------------------------------------------------
 def _binning(step: StepSpec, spec: JobSpec) -> BinningConfig:
     p = dict(step.params)
     kw: dict[str, Any] = {k: p[k] for k in ("method", "n_bins", "n_prebins", "min_bin_size", "smoothing",
@@ -132,7 +66,7 @@ def _binning(step: StepSpec, spec: JobSpec) -> BinningConfig:
 
 def check_woe(step: StepSpec, spec: JobSpec) -> None:
     check_known_params(step, spec, WOE_PARAMS)
-    _step_parties(step, spec)
+    al.step_parties(step, spec)
     _binning(step, spec)
     if step.params.get("scheme", "ou") not in ("ou", "paillier"):
         raise param_error(step, spec, "scheme", f"must be 'ou' or 'paillier', not {step.params['scheme']!r}")
@@ -143,22 +77,22 @@ def run_woe(ctx: StepContext) -> StepResult:
 
     t0 = time.monotonic()
     config = _binning(ctx.step, ctx.spec)
-    df = _aligned(ctx)
+    df = al.aligned(ctx)
     if ctx.role == LABEL_PARTY:
-        y = _labels(ctx, df)
+        y = al.labels(ctx, df)
         keys = generate_keypair(ctx.params.get("scheme", "ou"), int(ctx.params.get("key_bits", 2048)))
-        result = woe_iv_label_party(ctx.channel, _peer(ctx), y, config=config, keypair=keys, step=ctx.step.name)
+        result = woe_iv_label_party(ctx.channel, al.peer(ctx), y, config=config, keypair=keys, step=ctx.step.name)
         doc = result.to_dict()
-        features = iv_from_woe_result(doc, _peer(ctx))
+        features = iv_from_woe_result(doc, al.peer(ctx))
         if ctx.params.get("include_own", True):
             # the label party's own features, in the clear on its own side: nothing is revealed
-            own = woe_iv_plaintext(_numeric_matrix(ctx, df, _feature_columns(ctx)), y, config)
+            own = woe_iv_plaintext(al.numeric_matrix(ctx, df, al.feature_columns(ctx)), y, config)
             features += iv_from_woe_result(own.to_dict(), ctx.party)
         pd.DataFrame(result.table()).to_csv(ctx.artefact_dir / "woe_table.csv", index=False)
         out = {"features": features, "n_rows": int(len(y)), "seconds": time.monotonic() - t0}
         return StepResult(out, ["woe_table.csv"])
-    cols = _feature_columns(ctx)
-    fres = woe_iv_feature_party(ctx.channel, _peer(ctx), _numeric_matrix(ctx, df, cols), config=config, step=ctx.step.name)
+    cols = al.feature_columns(ctx)
+    fres = woe_iv_feature_party(ctx.channel, al.peer(ctx), al.numeric_matrix(ctx, df, cols), config=config, step=ctx.step.name)
     return StepResult({"bins": fres.to_dict(), "seconds": time.monotonic() - t0})
 
 
@@ -175,55 +109,25 @@ def _sb_estimator(step: StepSpec, spec: JobSpec) -> SecureBoostClassifier:
 
 def check_secureboost(step: StepSpec, spec: JobSpec) -> None:
     check_known_params(step, spec, SB_PARAMS)
-    _step_parties(step, spec)
+    al.step_parties(step, spec)
     _sb_estimator(step, spec)
     tf = step.params.get("test_fraction", 0.3)
     if not isinstance(tf, (int, float)) or not 0 <= tf < 1:
         raise param_error(step, spec, "test_fraction", f"must be in [0, 1), not {tf!r}")
 
 
-def holdout_split(keys: list[str], test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) positions of the shared customers, a function of their normalised IDs and ``seed``.
-
-    Both parties hold the same normalised IDs of the intersection (PSI with ``reveal = "both"``), so
-    both compute the same split with nothing exchanged, and a rerun of the job (whose PSI order is
-    new, because blinding keys are fresh) holds out the same customers.
-    """
-    salt = f"misuan-holdout/{seed}/".encode()
-    u = np.array(
-        [int.from_bytes(hashlib.blake2b(salt + k.encode("utf-8"), digest_size=8).digest(), "big") for k in keys],
-        dtype=np.float64,
-    ) / 2.0**64
-    test = u < test_fraction
-    return np.flatnonzero(~test), np.flatnonzero(test)
-
-
-def _normalised_ids(ctx: StepContext, df: pd.DataFrame, psi_step: str = "psi") -> list[str]:
-    """This party's IDs of ``df`` as the PSI step normalised them (equal on both sides)."""
-    spec = next((s for s in ctx.spec.steps if s.name == psi_step), None)
-    if spec is None:
-        raise JobSpecError(f"step {ctx.step.name!r} needs a PSI step named {psi_step!r} before it")
-    norm = normalization_of(spec, ctx.spec)
-    out = []
-    for raw in df[ctx.dataset.id_column]:
-        key = norm.apply(str(raw))
-        if key is None:  # PSI accepted this ID, so its normalisation cannot fail now
-            raise DataError(f"{ctx.party}: ID {raw!r} no longer normalises as it did in PSI")
-        out.append(key)
-    return out
-
 
 def run_secureboost(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     est = _sb_estimator(ctx.step, ctx.spec)
-    df = _aligned(ctx)
-    train, test = holdout_split(
-        _normalised_ids(ctx, df), float(ctx.params.get("test_fraction", 0.3)), int(ctx.params.get("split_seed", 0))
+    df = al.aligned(ctx)
+    train, test = al.holdout_split(
+        al.normalised_ids(ctx, df), float(ctx.params.get("test_fraction", 0.3)), int(ctx.params.get("split_seed", 0))
     )
     np.savez(ctx.artefact_dir / "split.npz", train=train, test=test)
-    label_party, _ = _step_parties(ctx.step, ctx.spec)
-    X = _numeric_matrix(ctx, df, _feature_columns(ctx)).iloc[train].reset_index(drop=True)
-    y = _labels(ctx, df)[train] if ctx.role == LABEL_PARTY else None
+    label_party, _ = al.step_parties(ctx.step, ctx.spec)
+    X = al.numeric_matrix(ctx, df, al.feature_columns(ctx)).iloc[train].reset_index(drop=True)
+    y = al.labels(ctx, df)[train] if ctx.role == LABEL_PARTY else None
     ctx.progress(f"[{ctx.party}] SecureBoost: {est.n_estimators} trees on {len(train)} rows ({len(test)} held out)")
     est.fit(
         X, y, channel=ctx.channel, label_party=label_party, step=ctx.step.name,
@@ -244,7 +148,7 @@ def run_secureboost(ctx: StepContext) -> StepResult:
 # --- evaluate --------------------------------------------------------------------------------------
 def check_evaluate(step: StepSpec, spec: JobSpec) -> None:
     check_known_params(step, spec, EVAL_PARAMS)
-    _step_parties(step, spec)
+    al.step_parties(step, spec)
 
 
 def run_evaluate(ctx: StepContext) -> StepResult:
@@ -255,15 +159,15 @@ def run_evaluate(ctx: StepContext) -> StepResult:
         train, test = split["train"], split["test"]
     if len(test) == 0:
         raise JobSpecError(f"step {ctx.step.name!r}: step {model_step!r} held out no rows (test_fraction = 0)")
-    df = _aligned(ctx)
-    X = _numeric_matrix(ctx, df, _feature_columns(ctx)).iloc[test].reset_index(drop=True)
+    df = al.aligned(ctx)
+    X = al.numeric_matrix(ctx, df, al.feature_columns(ctx)).iloc[test].reset_index(drop=True)
     scores = est.predict_proba(X, channel=ctx.channel, step=ctx.step.name)
     if ctx.role != LABEL_PARTY:
         return StepResult({"n_test": int(len(test)), "seconds": time.monotonic() - t0})
     if scores is None:
         raise JobError(f"step {ctx.step.name!r}: the joint prediction returned no scores to the label party")
     p = np.asarray(scores)[:, 1] if np.ndim(scores) == 2 else np.asarray(scores)
-    y = _labels(ctx, df)[test]
+    y = al.labels(ctx, df)[test]
     ids = df[ctx.dataset.id_column].astype(str)
     out = {
         "n_test": int(len(test)), "auc": roc_auc(y, p), "ks": ks_statistic(y, p),
@@ -272,3 +176,8 @@ def run_evaluate(ctx: StepContext) -> StepResult:
         "seconds": time.monotonic() - t0,
     }
     return StepResult(out)
+
+
+WOE_KIND = StepKind("woe", run_woe, check_woe, summary="WOE/IV of the feature party's columns against the label party's labels")
+SECUREBOOST_KIND = StepKind("secureboost", run_secureboost, check_secureboost, summary="vertical gradient boosting (SecureBoost)")
+EVALUATE_KIND = StepKind("evaluate", run_evaluate, check_evaluate, summary="joint scoring of the hold-out rows: AUC and KS")

@@ -39,7 +39,7 @@ import numpy as np
 from misuan.atomic_files import atomic_open
 from misuan.errors import ConfigError
 from misuan.node.spec import JobSpec, StepSpec
-from misuan.node.steps import StepContext, StepResult, check_known_params, param_error
+from misuan.node.steps.context import StepContext, StepKind, StepResult, check_known_params, param_error
 from misuan.protocols.psi import MAX_BATCH_SIZE, psi
 from misuan.protocols.psi_ids import IdNormalization
 
@@ -102,3 +102,6 @@ def run_psi(ctx: StepContext) -> StepResult:
     with atomic_open(ctx.artefact_dir / ROWS_FILE, "wb") as f:
         np.save(f, result.local_rows, allow_pickle=False)
     return StepResult(outputs, [ROWS_FILE])
+
+
+KIND = StepKind("psi", run_psi, check_psi, summary="private set intersection of the parties' ID columns")

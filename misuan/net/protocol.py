@@ -1,0 +1,43 @@
+"""What names a protocol on the wire: its name and version, compared before a job runs.
+
+Every protocol package declares one :class:`ProtocolInfo` (``PROTOCOL`` in its ``messages.py``).
+The node's job hello carries the versions of the protocols a job's steps use, and a peer on another
+version is refused with one line naming both (:func:`check_versions`), before any step starts.
+Bump a protocol's version whenever a message, its meaning or the order of messages changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from misuan.errors import ProtocolVersionError
+
+__all__ = ["ProtocolInfo", "check_versions"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolInfo:
+    name: str  # also the prefix of its wire message names: "woe" -> "woe.BinSums"
+    version: int
+    summary: str
+
+
+def check_versions(ours: Mapping[str, int], theirs: Mapping[str, int], peer: str, here: str = "", there: str = "") -> None:
+    """Refuse a peer whose version of any protocol both use differs, or that lacks one we need."""
+    for name in sorted(ours):
+        if name not in theirs:
+            raise ProtocolVersionError(
+                f"{peer} does not speak protocol {name!r} (this node speaks {name} v{ours[name]}"
+                f"{_builds(here, there)}): upgrade {peer}'s misuan"
+            )
+        if theirs[name] != ours[name]:
+            older = peer if theirs[name] < ours[name] else "this node"
+            raise ProtocolVersionError(
+                f"{peer} speaks {name} v{theirs[name]}, this node speaks {name} v{ours[name]}"
+                f"{_builds(here, there)}: upgrade {older} so both run the same version"
+            )
+
+
+def _builds(here: str, there: str) -> str:
+    return f"; misuan {here} here, {there} there" if here and there else ""

@@ -1,0 +1,42 @@
+"""The step kinds this build knows: a plain dict from kind to :class:`StepKind`.
+
+Each adapter module declares its ``KIND``; adding a step kind is one import and one entry here.
+:func:`register_step` adds (or, with ``replace``, swaps) a kind at run time, for tests and plugins.
+"""
+
+from __future__ import annotations
+
+from misuan.errors import JobSpecError
+from misuan.node.spec import JobSpec, StepSpec
+from misuan.node.steps import credit, psi, secure_sum
+from misuan.node.steps.context import StepCheck, StepKind, StepRun, where
+
+__all__ = ["STEPS", "register_step", "registered_kinds", "step_kind"]
+
+STEPS: dict[str, StepKind] = {
+    k.kind: k for k in (secure_sum.KIND, psi.KIND, credit.WOE_KIND, credit.SECUREBOOST_KIND, credit.EVALUATE_KIND)
+}
+
+
+def register_step(kind: str, run: StepRun, check: StepCheck | None = None, *, replace: bool = False) -> None:
+    """Register an adapter for ``kind`` (tests and plugins; the built-in kinds are in :data:`STEPS`)."""
+    if kind in STEPS and not replace:
+        raise ValueError(f"a step adapter for {kind!r} is already registered (pass replace=True)")
+    old = STEPS.get(kind)
+    # swapping the adapter of a built-in kind keeps its declared params and protocols
+    STEPS[kind] = StepKind(kind, run, check, old.params, old.protocols, old.summary) if old else StepKind(kind, run, check)
+
+
+def registered_kinds() -> tuple[str, ...]:
+    return tuple(STEPS)
+
+
+def step_kind(step: StepSpec, spec: JobSpec) -> StepKind:
+    """The adapter for ``step``, or a :class:`JobSpecError` if this build has none."""
+    try:
+        return STEPS[step.kind]
+    except KeyError:
+        raise JobSpecError(
+            f"{where(step, spec)}.kind: this build of misuan has no adapter for {step.kind!r} yet; "
+            f"available kinds are {sorted(STEPS)}"
+        ) from None
