@@ -6,7 +6,7 @@
 Each size ``n`` runs ``n x n`` random 16-digit IDs with 50% overlap (``--overlap``). The two parties
 are separate OS processes; each uses a process pool for the curve work (``--workers``, default all
 cores), so both parties share the machine's cores as they would in a colocated test.
-Transport: gRPC + mutual TLS over loopback (``misuan.net.loopback``) when that module is present,
+Transport: gRPC + mutual TLS over loopback (``misuan.net.local``, ``transport="processes"``) when present,
 else a local socket pair carrying the same wire-encoded, sequenced messages (``--transport``).
 
 Printed per run: wall time of the protocol (from the channel being open to the result), peak
@@ -250,56 +250,22 @@ def run_over_socketpair(n: int, overlap: float, workers: int | None) -> tuple[li
     return _collect(conns, procs, t0)
 
 
-def _grpc_child(
-    party: str, tls: Any, n: int, overlap: float, workers: int | None, conn: multiprocessing.connection.Connection
-) -> None:
-    from misuan.net.grpc_channel import PartyServer, open_grpc_channel
-
-    try:
-        server = PartyServer(party, tls, "127.0.0.1:0")
-        try:
-            conn.send_bytes(json.dumps({"port": server.port}).encode())
-            addresses = json.loads(conn.recv_bytes())
-            chan = open_grpc_channel(party, addresses, "bench-psi", tls, server=server, timeout_s=3600.0)
-            try:
-                reply = _party_work(chan, party, n, overlap, workers)
-            finally:
-                chan.close()
-        finally:
-            server.stop(grace_s=0.5)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as text
-        reply = {"error": f"{type(exc).__name__}: {exc}"}
-    conn.send_bytes(json.dumps(reply).encode())
-
-
 def run_over_grpc(n: int, overlap: float, workers: int | None) -> tuple[list[PartyRun], float]:
-    """Each party in its own (non-daemonic, so it may start its worker pool) process, gRPC + mTLS."""
+    """Each party in its own process (it may start its worker pool), gRPC + mTLS: the local-run harness."""
+    import functools
     import tempfile
 
-    from misuan.net.loopback import make_test_pki  # lands with the grpc branch
+    from misuan.net.local import make_test_pki, run_local
 
-    # spawn: the children must not inherit this process's state; they re-import this script
-    ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         pki = make_test_pki(tmp, PARTIES)
         t0 = time.perf_counter()
-        procs, conns = [], []
-        for party in PARTIES:
-            parent_end, child_end = ctx.Pipe()
-            proc = ctx.Process(target=_grpc_child, args=(party, pki[party], n, overlap, workers, child_end))
-            proc.start()
-            procs.append(proc)
-            conns.append(parent_end)
-        first = [json.loads(c.recv_bytes()) for c in conns]
-        if any("port" not in f for f in first):
-            raise RuntimeError(f"a party failed before listening: {first}")
-        book = json.dumps({p: f"127.0.0.1:{f['port']}" for p, f in zip(PARTIES, first, strict=True)})
-        for c in conns:
-            c.send_bytes(book.encode())
-        return _collect(conns, procs, t0)
+        fns = {p: functools.partial(_party_work, party=p, n=n, overlap=overlap, workers=workers) for p in PARTIES}
+        out = run_local(fns, transport="processes", tls=pki, job_id="bench-psi", timeout_s=3600.0)
+        wall = time.perf_counter() - t0
+    return [PartyRun(**out[p].result) for p in PARTIES], wall
 
 
-# --- baseline -------------------------------------------------------------------------------------
 def _openmined_child(n: int, overlap: float, conn: multiprocessing.connection.Connection) -> None:
     import private_set_intersection.python as om
 
@@ -371,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     transport = args.transport
     if transport == "auto":
         try:
-            import misuan.net.loopback  # noqa: F401
+            import misuan.net.local  # noqa: F401
 
             transport = "grpc"
         except ImportError:

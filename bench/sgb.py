@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
-import multiprocessing as mp
 import pstats
 import resource
-import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from misuan.protocols import sgb  # noqa: E402
+from misuan.protocols import secureboost as sb  # noqa: E402
 
 
 def _data(rows: int) -> tuple[np.ndarray, ...]:
@@ -49,7 +47,7 @@ def _data(rows: int) -> tuple[np.ndarray, ...]:
 
 def _party(party: str, chan: Any, args: argparse.Namespace) -> dict[str, Any]:
     Xtr, Xte, ytr, _ = _data(args.rows)
-    params = sgb.SgbParams(
+    params = sb.SecureBoostParams(
         n_estimators=args.trees, max_depth=args.depth, learning_rate=args.lr, max_bin=args.max_bin,
         base_score=0.5, key_bits=args.key_bits, he_scheme=args.scheme, n_jobs=args.n_jobs,
     )
@@ -58,13 +56,13 @@ def _party(party: str, chan: Any, args: argparse.Namespace) -> dict[str, Any]:
         prof.enable()
     t0 = time.perf_counter()
     if party == "bank":
-        res = sgb.train_label_party(chan, Xtr[:, :25], ytr, ["partner"], params)
+        res = sb.train_label_party(chan, Xtr[:, :25], ytr, ["partner"], params)
         train_s = time.perf_counter() - t0
-        margin = sgb.predict_label_party(chan, res.model, Xte[:, :25])
+        margin = sb.predict_label_party(chan, res.model, Xte[:, :25])
     else:
-        res = sgb.train_feature_party(chan, Xtr[:, 25:], "bank", max_bin=args.max_bin, n_jobs=args.n_jobs)
+        res = sb.train_feature_party(chan, Xtr[:, 25:], "bank", max_bin=args.max_bin, n_jobs=args.n_jobs)
         train_s = time.perf_counter() - t0
-        sgb.predict_feature_party(chan, res.model, Xte[:, 25:])
+        sb.predict_feature_party(chan, res.model, Xte[:, 25:])
         margin = None
     usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     cpu = sum(u.ru_utime + u.ru_stime for u in usage)  # this party's process and its (joined) workers
@@ -77,49 +75,14 @@ def _party(party: str, chan: Any, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _grpc_child(party: str, addresses: dict[str, str], tls: Any, args: argparse.Namespace, q: Any) -> None:
-    from misuan.net.grpc_channel import open_grpc_channel
+def run_local_parties(args: argparse.Namespace) -> dict[str, Any]:
+    """Both parties through the local-run harness: processes over gRPC + mTLS, or threads in memory."""
+    from misuan.net.local import run_local
 
-    try:
-        chan = open_grpc_channel(party, addresses, "bench-sgb", tls, timeout_s=3600, connect_timeout_s=60)
-        try:
-            q.put((party, _party(party, chan, args)))
-        finally:
-            chan.close()
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        q.put((party, {"error": f"{type(exc).__name__}: {exc}"}))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def run_grpc(args: argparse.Namespace) -> dict[str, Any]:
-    from misuan.net.loopback import make_test_pki
-
-    # non-daemonic party processes (each starts its own worker processes), so not run_party_processes
-    ctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = make_test_pki(tmp, ["bank", "partner"])
-        addresses = {p: f"127.0.0.1:{_free_port()}" for p in ("bank", "partner")}
-        q = ctx.Queue()
-        procs = [ctx.Process(target=_grpc_child, args=(p, addresses, pki[p], args, q)) for p in ("bank", "partner")]
-        for pr in procs:
-            pr.start()
-        results = dict(q.get() for _ in procs)
-        for pr in procs:
-            pr.join()
-    return results
-
-
-def run_memory(args: argparse.Namespace) -> dict[str, Any]:
-    from misuan.net.memory import MemoryNetwork
-    from misuan.protocols.simulation import run_parties
-
-    ch = MemoryNetwork(["bank", "partner"], job_id="bench-sgb").channels(timeout_s=3600)
-    return run_parties(ch, {p: (lambda c, p=p: _party(p, c, args)) for p in ch})
+    transport = "processes" if args.transport == "grpc" else "threads"
+    fns = {p: functools.partial(_party, p, args=args) for p in ("bank", "partner")}
+    out = run_local(fns, transport=transport, job_id="bench-sgb", timeout_s=3600, connect_timeout_s=60)
+    return {p: o.result for p, o in out.items()}
 
 
 def main() -> None:
@@ -148,11 +111,8 @@ def main() -> None:
     xgb_auc = roc_auc_score(yte, ref.predict_proba(Xte)[:, 1])
 
     t0 = time.perf_counter()
-    res = run_grpc(args) if args.transport == "grpc" else run_memory(args)
+    res = run_local_parties(args)
     wall = time.perf_counter() - t0
-    for p, r in res.items():
-        if "error" in r:
-            raise SystemExit(f"{p} failed: {r['error']}")
     bank, partner = res["bank"], res["partner"]
     auc = roc_auc_score(yte, bank["margin"])
     hist = bank["history"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from misuan.crypto.certs import TlsFiles
 from misuan.net.channel import Channel
-from misuan.net.loopback import make_test_pki, run_party_processes
+from misuan.net.local import make_test_pki, run_local
 
 WARMUP = 50
 
@@ -146,12 +146,14 @@ def main() -> None:
     args = ap.parse_args()
     nbytes = args.mb << 20
 
-    pings = run_party_processes(
-        {"bank": functools.partial(_ping, n=args.pings), "partner": functools.partial(_pong, n=args.pings)}
+    pings = run_local(
+        {"bank": functools.partial(_ping, n=args.pings), "partner": functools.partial(_pong, n=args.pings)},
+        transport="processes",
     )
     rtt = pings["bank"].result
-    big = run_party_processes(
-        {"bank": functools.partial(_send_big, nbytes=nbytes), "partner": functools.partial(_recv_big, nbytes=nbytes)}
+    big = run_local(
+        {"bank": functools.partial(_send_big, nbytes=nbytes), "partner": functools.partial(_recv_big, nbytes=nbytes)},
+        transport="processes",
     )
     big_s = big["bank"].result
     tcp_rtt, tcp_big_s = _tcp_baseline(args.pings, nbytes)

@@ -20,11 +20,10 @@ import pandas as pd
 
 from misuan.crypto.he import generate_keypair
 from misuan.ml.woe import woe_iv_plaintext
-from misuan.net.memory import MemoryNetwork
-from misuan.protocols.binning import BinningConfig, unsupervised_bins
-from misuan.protocols.he_batch import ZeroEncryptions, bin_sums_by_feature, encrypt_labels
-from misuan.protocols.simulation import run_parties
-from misuan.protocols.stats import woe_iv
+from misuan.net.local import run_local
+from misuan.protocols.woe import WoeParams, woe_iv
+from misuan.protocols.woe.binning import unsupervised_bins
+from misuan.protocols.woe.he_batch import ZeroEncryptions, bin_sums_by_feature, encrypt_labels
 
 
 def make_data(rows: int, features: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -50,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
 
     feats, y = make_data(args.rows, args.features)
-    cfg = BinningConfig(
+    cfg = WoeParams(
         method=args.method, n_bins=args.bins, workers=args.workers, min_key_bits=min(2048, args.key_bits)
     )
     print(
@@ -73,23 +72,22 @@ def main() -> None:
         f"  key generation + tables:     {time.perf_counter() - t:8.3f} s  (once per job, not counted below)"
     )
 
-    ch = MemoryNetwork(["bank", "partner"], job_id="bench-woe").channels()
     t = time.perf_counter()
-    out = run_parties(
-        ch,
+    out = run_local(
         {
-            "bank": lambda c: woe_iv(c, "label_party", "partner", y, config=cfg, keypair=keys),
-            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, config=cfg),
+            "bank": lambda c: woe_iv(c, "label_party", "partner", y, params=cfg, keypair=keys),
+            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, params=cfg),
         },
+        job_id="bench-woe",
     )
     t_secure = time.perf_counter() - t
-    same = out["bank"].to_dict() == twin.to_dict()
-    stats = ch["bank"].stats
+    same = out["bank"].result.to_dict() == twin.to_dict()
+    stats = out["bank"].stats
     print(
         f"  secure protocol (end to end): {t_secure:7.3f} s  = {t_secure / t_plain:.0f}x the plaintext twin"
     )
     print(
-        f"    traffic: {stats.bytes_sent / 1e6:.1f} MB bank->partner, {stats.bytes_received / 1e6:.2f} MB back"
+        f"    traffic: {stats['bytes_sent'] / 1e6:.1f} MB bank->partner, {stats['bytes_received'] / 1e6:.2f} MB back"
     )
     print(f"    result equals the plaintext twin: {same}")
 
@@ -97,21 +95,20 @@ def main() -> None:
     t = time.perf_counter()
     zeros = ZeroEncryptions.precompute(keys[0], args.rows, args.workers)
     t_zeros = time.perf_counter() - t
-    ch2 = MemoryNetwork(["bank", "partner"], job_id="bench-woe-online").channels()
     t = time.perf_counter()
-    out2 = run_parties(
-        ch2,
+    out2 = run_local(
         {
-            "bank": lambda c: woe_iv(c, "label_party", "partner", y, config=cfg, keypair=keys, zeros=zeros),
-            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, config=cfg),
+            "bank": lambda c: woe_iv(c, "label_party", "partner", y, params=cfg, keypair=keys, zeros=zeros),
+            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, params=cfg),
         },
+        job_id="bench-woe-online",
     )
     t_online = time.perf_counter() - t
     print(f"  with precomputed encryptions of zero: offline {t_zeros:.3f} s, then the protocol")
     print(
         f"    online (end to end):        {t_online:7.3f} s  = {t_online / t_plain:.0f}x the plaintext twin"
     )
-    print(f"    result equals the plaintext twin: {out2['bank'].to_dict() == twin.to_dict()}")
+    print(f"    result equals the plaintext twin: {out2['bank'].result.to_dict() == twin.to_dict()}")
 
     # the two heavy phases on their own
     pk = keys[0]
@@ -158,7 +155,7 @@ def main() -> None:
         f"  CPU of the two heavy phases: {c_enc_1 + c_sums_1:.2f} CPU s; on {cores} idle cores that bounds the "
         f"protocol at about {(c_enc_1 + c_sums_1) / cores:.1f} s plus overheads"
     )
-    if not same or out2["bank"].to_dict() != twin.to_dict():
+    if not same or out2["bank"].result.to_dict() != twin.to_dict():
         raise SystemExit("the secure result differs from the plaintext twin")
 
 

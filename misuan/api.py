@@ -5,15 +5,15 @@
     result.outputs("bank")["totals"]          # one party's outputs, by step name
     result.ledger("partner")                  # what partner disclosed and learned (LedgerEntry list)
 
-:func:`simulate` runs each party's :func:`misuan.node.runner.run_party` in its own thread, with its
-own directory (``<workdir>/<party>``: ledger, job state, step outputs) exactly as ``misuan run``
-does in separate processes over gRPC; only the transport differs.
+:func:`simulate` runs each party's :func:`misuan.node.runner.run_party` in its own thread (the
+local-run harness, :func:`misuan.node.local.run_job_local`), with its own directory
+(``<workdir>/<party>``: ledger, job state, step outputs) exactly as ``misuan run`` does in separate
+processes over gRPC; only the transport differs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import tempfile
 from collections.abc import Mapping
@@ -21,12 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from misuan.audit.ledger import Ledger, LedgerEntry
-from misuan.net.channel import Channel
-from misuan.net.disclosure import DisclosureRecorder
-from misuan.net.memory import MemoryNetwork
-from misuan.node.runner import PartyOutcome, Progress, check_runnable, run_party
+from misuan.node.local import run_job_local
+from misuan.node.runner import PartyOutcome, Progress, check_runnable
 from misuan.node.spec import JobSpec, load_spec, parse_spec
-from misuan.protocols.simulation import run_concurrently
 
 __all__ = ["JobResult", "load_job", "simulate"]
 
@@ -82,23 +79,10 @@ def simulate(
     others stop with it and the first real cause is raised (a misuan error with its exit code).
     """
     job = load_job(spec, base_dir)
-    for p in job.party_names:  # fail fast, before any thread waits on a peer
-        check_runnable(job, p)
+    # every party's spec part and dataset checked in full before any party starts (nothing written yet)
+    checked = {p: check_runnable(job, p) for p in job.party_names}
     root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"misuan-{job.job_id}-"))
-    net = MemoryNetwork(job.party_names, job_id=job.job_id)
-    wait_s = timeout_s if timeout_s is not None else job.timeout_s
-
-    def opener(party: str) -> Any:
-        def open_channel(recorder: DisclosureRecorder) -> Channel:
-            return net.channel(party, recorder=recorder, timeout_s=wait_s)
-
-        return open_channel
-
-    def run(party: str) -> PartyOutcome:
-        return run_party(job, party, party_dir=root / party, open_channel=opener(party), resume=resume, progress=progress)
-
-    # on failure, close the party's end (also if it failed before opening its own) to release the peers
-    outcomes = run_concurrently(
-        {p: functools.partial(run, p) for p in job.party_names}, on_failure=lambda p: net.channel(p).close()
+    outcomes = run_job_local(
+        job, workdir=root, transport="threads", resume=resume, progress=progress, timeout_s=timeout_s, checked=checked
     )
-    return JobResult(job.job_id, root, outcomes)
+    return JobResult(job.job_id, root, {p: o.result for p, o in outcomes.items()})

@@ -11,11 +11,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from misuan import __version__
 from misuan.errors import EXIT_CODES, ConfigError, MisuanError
@@ -103,8 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """All parties as separate OS processes on loopback, real gRPC + mTLS, throw-away certificates."""
-    from misuan.crypto.certs import create_ca, issue_party_cert
-    from misuan.node.local import free_port, run_party_processes
+    from misuan.node.local import PartyExitError, ProcessOptions, run_job_local
     from misuan.node.runner import check_runnable, job_dir
     from misuan.node.spec import load_spec
 
@@ -119,16 +117,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 f"job {spec.job_id!r} already has results in {job_dir(workdir / p, spec.job_id)}; "
                 "pass --resume to continue it, or remove that directory to start again"
             )
-    ports = {p: free_port() for p in spec.party_names}
-    with tempfile.TemporaryDirectory(prefix="misuan-certs-") as certs:
-        create_ca(certs, name="misuan simulate CA", days=1)
-        for p in spec.party_names:
-            issue_party_cert(certs, p, days=1)
-        codes = run_party_processes(
-            Path(args.spec), spec.party_names, workdir=workdir, tls_dir=Path(certs), ports=ports,
-            debug=args.debug, resume=args.resume,
-        )
-    failed = {p: c for p, c in codes.items() if c != 0}
+    outcomes = run_job_local(
+        spec, workdir=workdir, transport="processes", resume=args.resume,
+        processes=ProcessOptions(Path(args.spec), debug=args.debug), raise_errors=False,
+    )
+    failed = {p: o.error.exit_code for p, o in outcomes.items() if isinstance(o.error, PartyExitError)}
     if failed:
         # a peer's network error (4) is usually a consequence: report the cause's code
         causes = [c for c in failed.values() if c != 4] or list(failed.values())
@@ -204,6 +197,17 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    from misuan.node.steps import STEPS
+    from misuan.node.steps.reference import params_reference
+
+    if args.kind is not None and args.kind not in STEPS:
+        raise ConfigError(f"no step kind {args.kind!r}; the step kinds are {sorted(STEPS)}")
+    kinds = [STEPS[args.kind]] if args.kind is not None else list(STEPS.values())
+    print(params_reference(kinds, markdown=args.markdown, header=args.kind is None), end="")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from misuan import demo
 
@@ -211,6 +215,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --- parser --------------------------------------------------------------------------------------
+# what ``parser.add_subparsers()`` returns; each group of commands is added by one function below
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="misuan",
@@ -221,12 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_info_commands(sub)
+    _add_certs_commands(sub)
+    _add_node_commands(sub)
+    _add_job_commands(sub)
+    _add_ledger_commands(sub)
+    _add_demo_command(sub)
+    return parser
 
+
+def _add_info_commands(sub: Subparsers) -> None:
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)
     p = sub.add_parser("exit-codes", help="list the exit codes and what they mean")
     p.set_defaults(func=cmd_exit_codes)
+    p = sub.add_parser("params", help="list the step kinds and their parameters (type, default, range, meaning)")
+    p.add_argument("kind", nargs="?", help="only this step kind, e.g. woe")
+    p.add_argument("--markdown", action="store_true", help="print Markdown, as in docs/params.md")
+    p.set_defaults(func=cmd_params)
 
+
+def _add_certs_commands(sub: Subparsers) -> None:
     certs = sub.add_parser("certs", help="TLS certificates for the nodes")
     csub = certs.add_subparsers(dest="certs_cmd", metavar="SUBCOMMAND", required=True)
     p = csub.add_parser("init", help="create a CA and one certificate per party")
@@ -236,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing CA in --dir")
     p.set_defaults(func=cmd_certs_init)
 
+
+def _add_node_commands(sub: Subparsers) -> None:
     node = sub.add_parser("node", help="run this institution's node")
     nsub = node.add_subparsers(dest="node_cmd", metavar="SUBCOMMAND", required=True)
     p = nsub.add_parser("start", help="serve gRPC and run the jobs submitted to <data_dir>/inbox (Ctrl-C stops)")
@@ -249,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the job after its completed steps")
     p.set_defaults(func=cmd_submit)
 
+
+def _add_job_commands(sub: Subparsers) -> None:
     p = sub.add_parser("run", help="run a job as one party, in this process (gRPC + mTLS to the peers)")
     p.add_argument("spec", help="job spec (TOML)")
     p.add_argument("--as", dest="party", help="this party's name in the spec")
@@ -269,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-process", action="store_true", help="threads and in-memory channels instead of processes")
     p.set_defaults(func=cmd_simulate)
 
+
+def _add_ledger_commands(sub: Subparsers) -> None:
     ledger = sub.add_parser("ledger", help="read, verify or export a disclosure ledger")
     lsub = ledger.add_subparsers(dest="ledger_cmd", metavar="SUBCOMMAND", required=True)
     for name, text in (
@@ -289,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", required=True, help="JSON file to write")
         p.set_defaults(func=cmd_ledger)
 
+
+def _add_demo_command(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
         help="the end-to-end demo: PSI, WOE/IV, SecureBoost and a report on bundled real data",
@@ -302,7 +333,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the data split (default %(default)s)")
     p.add_argument("--key-bits", type=int, default=2048, choices=[2048, 3072], help="HE key size (default %(default)s)")
     p.set_defaults(func=cmd_demo)
-    return parser
 
 
 def _error(message: str, hint: str) -> None:

@@ -35,13 +35,13 @@ import pandas as pd
 from misuan import __version__
 from misuan.atomic_files import write_atomic
 from misuan.audit.ledger import Ledger
-from misuan.crypto.certs import create_ca, issue_party_cert
 from misuan.datasets import taiwan
 from misuan.errors import JobError, MisuanError, NoOverlapError
 from misuan.ml.metrics import ks_statistic, roc_auc
-from misuan.node.local import free_port, run_party_processes
+from misuan.net.local import free_port, make_test_pki
+from misuan.node.local import PartyExitError, ProcessOptions, run_job_local
 from misuan.node.runner import read_outputs
-from misuan.node.spec import load_spec
+from misuan.node.spec import JobSpec, load_spec
 from misuan.report import render_report
 
 BANK, PARTNER = "bank", "partner"
@@ -123,20 +123,19 @@ def _make_certs(directory: Path) -> Path:
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    create_ca(directory, name="misuan demo CA", days=1)
-    for p in (BANK, PARTNER):
-        issue_party_cert(directory, p, days=1)
+    make_test_pki(directory, (BANK, PARTNER), name="misuan demo CA")
     return directory
 
 
 # --- running the parties -------------------------------------------------------------------------
-def _launch(spec: Path, cfg: DemoConfig, certs: Path, ports: dict[str, int]) -> None:
+def _launch(spec_path: Path, spec: JobSpec, cfg: DemoConfig, certs: Path, ports: dict[str, int]) -> None:
     """Both parties as OS processes; the bank's progress is shown, the partner's goes to a log."""
     logs = cfg.workdir / "logs"
-    codes = run_party_processes(
-        spec, [PARTNER, BANK], workdir=cfg.workdir / "nodes", tls_dir=certs, ports=ports, log_dir=logs, shown=[BANK]
+    outcomes = run_job_local(
+        spec, workdir=cfg.workdir / "nodes", transport="processes", raise_errors=False,
+        processes=ProcessOptions(spec_path, tls_dir=certs, ports=ports, log_dir=logs, shown=[BANK]),
     )
-    failed = {p: c for p, c in codes.items() if c != 0}
+    failed = {p: o.error.exit_code for p, o in outcomes.items() if isinstance(o.error, PartyExitError)}
     if failed:
         tail = (logs / f"{PARTNER}.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
         raise JobError(
@@ -165,7 +164,9 @@ def comparison_scores(cfg: DemoConfig, data: taiwan.DemoTablePaths, bank_eval: d
     partner = pd.read_csv(data.partner, dtype={taiwan.ID_COLUMN: str})
     bank.index = bank[taiwan.ID_COLUMN].map(taiwan.normalize_demo_id)
     partner.index = partner[taiwan.ID_COLUMN].map(taiwan.normalize_demo_id)
-    train_ids = [taiwan.normalize_demo_id(i) for i in bank_eval["train_ids"]]
+    # training rows sorted: the PSI order is new on every run (fresh blinding keys) and XGBoost's
+    # model moves with the order of its training rows; test rows keep the order of bank_eval's labels
+    train_ids = sorted(taiwan.normalize_demo_id(i) for i in bank_eval["train_ids"])
     test_ids = [taiwan.normalize_demo_id(i) for i in bank_eval["test_ids"]]
     bank_cols, partner_cols = list(taiwan.BANK_FEATURES), list(taiwan.PARTNER_FEATURES)
     joined = bank[[*bank_cols, taiwan.LABEL]].join(partner[partner_cols], how="inner")
@@ -202,7 +203,7 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     spec = load_spec(spec_path)
     say(f"job {job_id}: bank and partner start as separate processes (gRPC + mutual TLS on loopback)")
     t_job = time.monotonic()
-    _launch(spec_path, cfg, certs, ports)
+    _launch(spec_path, spec, cfg, certs, ports)
     job_seconds = time.monotonic() - t_job
 
     nodes = cfg.workdir / "nodes"

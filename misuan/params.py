@@ -15,7 +15,9 @@ Types are checked strictly, as a TOML file or a Python call gives them: an ``int
 neither ``10.5`` nor ``10.0`` nor ``"10"`` nor ``true``; a ``float`` field takes an integer (and
 stores it as a float) but not a boolean or a string. ``X | None`` also takes ``None`` (TOML has no
 null, so from a spec it means "leave the key out"). ``Literal[...]`` fields take one of the listed
-strings; ``Mapping[str, T]`` fields take a table whose values are each checked as ``T``.
+strings; ``Mapping[str, T]`` fields take a table whose values are each checked as ``T``. A field
+typed as another parameters dataclass is a nested table of its fields (PSI's ``normalize = { case =
+"casefold" }``); its errors name the path (``normalize.case``).
 
 Modelled on scikit-learn's ``_parameter_constraints`` (type and range in one declaration) with
 dataclasses in place of a dict, so mypy sees the fields too.
@@ -209,12 +211,36 @@ def check_params(obj: Any, owner: str = "") -> None:
     for f in _param_fields(type(obj)):
         value = getattr(obj, f.name)
         bounds: _Bounds = f.metadata[_META]
+        if _is_params_class(hints[f.name]):
+            object.__setattr__(obj, f.name, _nested(hints[f.name], value, f.name, owner))
+            continue
         try:
             converted = _convert(hints[f.name], value, bounds)
         except _Refused:
             raise ParamError(f.name, f"{_expected(hints[f.name], bounds)}, not {_shown(value)}", owner) from None
         if converted is not value and not isinstance(value, (dict, list)):
             object.__setattr__(obj, f.name, converted)
+
+
+def _is_params_class(tp: Any) -> bool:
+    """A field typed as another parameters dataclass: a nested table (``normalize = { case = "upper" }``)."""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp) and bool(_param_fields(tp))
+
+
+def _nested(cls: type, value: Any, name: str, owner: str) -> Any:
+    """``value`` (an instance of ``cls`` or a table of its fields) as ``cls``; errors name ``name.field``."""
+    if isinstance(value, cls):
+        return value
+    known = sorted(f.name for f in _param_fields(cls))
+    if not isinstance(value, Mapping):
+        raise ParamError(name, f"must be a table with keys among {', '.join(known)}, not {_shown(value)}", owner)
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ParamError(name, f"unknown key(s) {unknown}; allowed keys are {known}", owner)
+    try:
+        return cls(**value)
+    except ParamError as exc:
+        raise ParamError(f"{name}.{exc.field}", exc.problem, owner) from None
 
 
 def parse_params(
@@ -270,18 +296,31 @@ class ParamDoc:
 
 
 def param_docs(classes: Iterable[type]) -> list[ParamDoc]:
-    """One row per declared parameter of ``classes`` (the first declaration of a repeated name)."""
+    """One row per declared parameter of ``classes`` (the first declaration of a repeated name).
+
+    A nested table of parameters gives one row per field, named ``table.field``.
+    """
     rows: list[ParamDoc] = []
     seen: set[str] = set()
     for cls in classes:
-        hints = _hints(cls)
-        for f in _param_fields(cls):
-            if f.name in seen:
-                continue
-            seen.add(f.name)
-            bounds: _Bounds = f.metadata[_META]
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            rows.append(ParamDoc(f.name, _type_text(hints[f.name]), default, bounds.text(), bounds.doc))
+        for row in _class_docs(cls, ""):
+            if row.name not in seen:
+                seen.add(row.name)
+                rows.append(row)
+    return rows
+
+
+def _class_docs(cls: type, prefix: str) -> list[ParamDoc]:
+    hints = _hints(cls)
+    rows: list[ParamDoc] = []
+    for f in _param_fields(cls):
+        if _is_params_class(hints[f.name]):
+            rows += _class_docs(hints[f.name], f"{prefix}{f.name}.")
+            continue
+        bounds: _Bounds = f.metadata[_META]
+        factory = f.default_factory
+        default = f.default if f.default is not dataclasses.MISSING else factory() if callable(factory) else None
+        rows.append(ParamDoc(prefix + f.name, _type_text(hints[f.name]), default, bounds.text(), bounds.doc))
     return rows
 
 

@@ -66,7 +66,7 @@ def test_interrupt_unexpected_and_debug(monkeypatch: pytest.MonkeyPatch, capsys:
 @pytest.mark.parametrize(
     "argv",
     [[], ["certs", "init"], ["node", "start"], ["submit"], ["run"], ["simulate"], ["ledger", "show"],
-     ["ledger", "verify"], ["ledger", "export"], ["demo"], ["version"], ["exit-codes"]],
+     ["ledger", "verify"], ["ledger", "export"], ["demo"], ["version"], ["exit-codes"], ["params"]],
 )
 def test_help_for_every_command(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -156,25 +156,26 @@ def test_simulate_runs_parties_as_processes_over_grpc(tmp_path: Path, parties: t
 
 def test_simulate_reports_the_failing_partys_code(tmp_path: Path) -> None:
     spec = write_job(tmp_path)
+    # a bad dataset is refused before any process starts (tests/node/test_data_checks.py); a column
+    # only a step needs fails inside the partner's process, and the bank stops with it
     df = pd.read_csv(tmp_path / "partner.csv", dtype=str)
-    df.loc[3, "customer_id"] = df.loc[1, "customer_id"]
-    df.to_csv(tmp_path / "partner.csv", index=False)
+    df.drop(columns=["balance"]).to_csv(tmp_path / "partner.csv", index=False)
     res = run_cli("simulate", str(spec), "--workdir", str(tmp_path / "w"))
     assert res.returncode == 3, res.stderr
-    assert "repeats 1 id(s)" in res.stderr and "bank" in res.stderr
+    assert "no column 'balance' to add" in res.stderr and "bank" in res.stderr
 
 
 PARTNER_DIES = textwrap.dedent(
     """
     import os, sys, time
-    from misuan.node.runner import HELLO_STEP, JobHello
+    from misuan.node.runner import HELLO_STEP, JobHello, job_protocols
     from misuan.node.spec import load_spec
     from misuan.node.transport import grpc_opener
     from misuan.crypto.certs import party_tls_files
     from misuan import __version__
     spec = load_spec(sys.argv[1])
     chan = grpc_opener(spec, "partner", party_tls_files(sys.argv[2], "partner"))(None)
-    chan.send("bank", HELLO_STEP, JobHello(spec.shared_hash(), [], __version__))
+    chan.send("bank", HELLO_STEP, JobHello(spec.shared_hash(), [], __version__, job_protocols(spec)))
     chan.recv("bank", HELLO_STEP)
     time.sleep(0.5)  # let the bank's hello call return and its first step start
     os._exit(1)  # then die abruptly, without a goodbye, while the bank waits for our share
@@ -202,3 +203,67 @@ def test_peer_dying_mid_job_gives_clear_error_and_no_output(tmp_path: Path) -> N
     assert sorted(p.name for p in jd.rglob("*") if p.is_file()) == ["state.json"]
     state = json.loads((jd / "state.json").read_text())
     assert state["status"] == "failed" and state["steps"]["totals"]["status"] == "failed", (state, res.stderr)
+
+
+def test_params_lists_every_step_kind_with_its_declared_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    from misuan.node.steps import STEPS
+    from misuan.params import param_docs
+
+    assert cli.main(["params"]) == 0
+    out = capsys.readouterr().out
+    for kind in STEPS.values():
+        assert f"{kind.kind}: {kind.summary}" in out
+        for row in param_docs(kind.params):
+            assert re.search(rf"^  {re.escape(row.name)} +", out, re.M), (kind.kind, row.name)
+    assert cli.main(["params", "nosuch"]) == 2
+    assert "no step kind 'nosuch'; the step kinds are" in capsys.readouterr().err
+
+
+def test_params_of_one_kind_as_text_and_markdown(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from misuan.net.protocol import ProtocolInfo
+    from misuan.node.steps import STEPS, StepContext, StepKind, StepResult
+    from misuan.params import check_params, param
+
+    @dataclasses.dataclass(frozen=True)
+    class ToyParams:
+        n_bins: int = param(10, "number of bins", ge=2, le=50)
+        scheme: str = param("ou", "encryption scheme")
+
+        def __post_init__(self) -> None:
+            check_params(self, "toy")
+
+    def never_run(ctx: StepContext) -> StepResult:
+        raise AssertionError("listing parameters runs no step")
+
+    toy = StepKind("toy", never_run, params=(ToyParams,), protocols=(ProtocolInfo("toy", 3, ""),), summary="a toy step")
+    monkeypatch.setitem(STEPS, "toy", toy)
+    assert cli.main(["params", "toy"]) == 0
+    assert capsys.readouterr().out == textwrap.dedent("""\
+        toy: a toy step
+          protocols: toy v3
+          param   type     default  range         meaning
+          n_bins  integer  10       from 2 to 50  number of bins
+          scheme  text     "ou"     -             encryption scheme
+        """)
+    assert cli.main(["params", "toy", "--markdown"]) == 0
+    assert capsys.readouterr().out == textwrap.dedent("""\
+        ## `toy`
+
+        A toy step.
+        Protocols: toy v3.
+
+        | param | type | default | range | meaning |
+        |---|---|---|---|---|
+        | `n_bins` | integer | `10` | from 2 to 50 | number of bins |
+        | `scheme` | text | `"ou"` |  | encryption scheme |
+        """)
+
+
+def test_docs_params_md_is_generated_from_the_declarations(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/params.md is `misuan params --markdown`; after changing a step's params, regenerate it so."""
+    assert cli.main(["params", "--markdown"]) == 0
+    generated = capsys.readouterr().out
+    docs = Path(__file__).resolve().parents[1] / "docs" / "params.md"
+    assert docs.read_text(encoding="utf-8") == generated, "regenerate: misuan params --markdown > docs/params.md"

@@ -14,10 +14,10 @@ import pytest
 
 from misuan.errors import DataError
 from misuan.ml.metrics import ks_statistic, roc_auc
+from misuan.ml.outputs import FeatureIv, WoeBin, importance_from_secureboost, iv_from_woe_result
 from misuan.report import Summary, iv_strength, render_report
 from misuan.report.render import _monotonic
 from misuan.report.sample import sample_summary
-from misuan.report.schema import FeatureIv, WoeBin
 
 EVIL = '<script>alert("x")</script>'
 EVIL_ATTR = '" onmouseover="alert(1)'
@@ -347,8 +347,6 @@ def test_headless_chromium_renders_the_report(summary: dict[str, Any], tmp_path:
 
 
 def test_adapters_for_the_woe_and_secureboost_outputs(tmp_path: Path) -> None:
-    from misuan.report.schema import importance_from_secureboost, iv_from_woe_result
-
     s = sample_summary(n_holdout=500)
     # the WOE step's WoeResult.to_dict() shape: features with method/trend/edges and per-bin details
     woe_result = {

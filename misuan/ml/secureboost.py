@@ -1,4 +1,4 @@
-"""SecureBoost estimators with a scikit-learn-style interface (protocol: :mod:`misuan.protocols.sgb`).
+"""SecureBoost estimators with a scikit-learn-style interface (protocol: :mod:`misuan.protocols.secureboost`).
 
 Every party creates the same estimator and calls ``fit`` on its own end of the job's channel with
 its own columns of the aligned rows; the label party also passes ``y``. Each party ends up with its
@@ -12,17 +12,24 @@ and tests; the same code runs in separate processes over gRPC.
 Example (one process; over gRPC each party runs its own ``fit`` with its channel)::
 
     est = SecureBoostClassifier(n_estimators=10, max_depth=5, learning_rate=0.3, max_bin=32)
-    models, channels = fit_local(est, {"bank": X_bank, "partner": X_partner}, y, label_party="bank")
+    models, outcomes = fit_local(est, {"bank": X_bank, "partner": X_partner}, y, label_party="bank")
     margin = predict_local(models, {"bank": X_bank_test, "partner": X_partner_test})
     models["bank"].save_model("bank_part.json"); models["partner"].save_model("partner_part.json")
 
-Security model and leakage: see :mod:`misuan.protocols.sgb` and ``docs/privacy.md``.
+Security model and leakage: see :mod:`misuan.protocols.secureboost` and ``docs/privacy.md``.
+
+The hyperparameters are the fields of :class:`~misuan.protocols.secureboost.SecureBoostParams` but
+``objective`` (the classifier and the regressor each fix it): same names, types and defaults, one
+declaration. The constructor only stores them (as scikit-learn does); ``fit`` checks them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,73 +39,65 @@ import numpy as np
 from misuan.atomic_files import atomic_open
 from misuan.errors import ConfigError, DataError
 from misuan.net.channel import Channel
-from misuan.net.memory import MemoryNetwork
-from misuan.protocols import sgb
-from misuan.protocols.simulation import run_parties
+from misuan.net.local import LocalOutcome, run_local
+from misuan.protocols.secureboost import (
+    MODEL_VERSION,
+    STEP,
+    Objective,
+    SecureBoostParams,
+    predict_feature_party,
+    predict_label_party,
+    train_feature_party,
+    train_label_party,
+)
 
 __all__ = ["SecureBoostClassifier", "SecureBoostRegressor", "fit_local", "predict_local"]
 
 
-class _SecureBoostBase:
-    _objective = "binary:logistic"
+def _hyperparameters() -> tuple[inspect.Parameter, ...]:
+    """The estimators' keyword parameters: every field of :class:`SecureBoostParams` but ``objective``.
 
-    def __init__(
-        self,
-        n_estimators: int = 10,
-        max_depth: int = 5,
-        learning_rate: float = 0.3,
-        reg_lambda: float = 1.0,
-        gamma: float = 0.0,
-        min_child_weight: float = 1.0,
-        subsample: float = 1.0,
-        colsample_bytree: float = 1.0,
-        max_bin: int = 32,
-        base_score: float | None = None,
-        first_tree_label_only: bool = False,
-        early_stopping_rounds: int | None = None,
-        he_scheme: str = "ou",
-        key_bits: int = 2048,
-        frac_bits: int = 20,
-        n_jobs: int | None = None,
-        random_state: int = 0,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.learning_rate = learning_rate
-        self.reg_lambda = reg_lambda
-        self.gamma = gamma
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.max_bin = max_bin
-        self.base_score = base_score
-        self.first_tree_label_only = first_tree_label_only
-        self.early_stopping_rounds = early_stopping_rounds
-        self.he_scheme = he_scheme
-        self.key_bits = key_bits
-        self.frac_bits = frac_bits
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-
-    # --- sklearn plumbing --------------------------------------------------------------------
-    _PARAMS = (
-        "n_estimators", "max_depth", "learning_rate", "reg_lambda", "gamma", "min_child_weight",
-        "subsample", "colsample_bytree", "max_bin", "base_score", "first_tree_label_only",
-        "early_stopping_rounds", "he_scheme", "key_bits", "frac_bits", "n_jobs", "random_state",
+    The estimator class fixes the objective; names, types and defaults come from the one declaration.
+    """
+    hints = typing.get_type_hints(SecureBoostParams)
+    return tuple(
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        for f in dataclasses.fields(SecureBoostParams)
+        if f.name != "objective"
     )
 
+
+_HYPERPARAMETERS = _hyperparameters()
+_NAMES = tuple(hp.name for hp in _HYPERPARAMETERS)
+
+
+class _SecureBoostBase:
+    """Stores its hyperparameters as attributes (scikit-learn's way); :class:`SecureBoostParams` checks them at fit."""
+
+    _objective: Objective = "binary:logistic"
+    __signature__ = inspect.Signature(list(_HYPERPARAMETERS))
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(_NAMES))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no parameter(s) {unknown}; its parameters are {list(_NAMES)}")
+        for hp in _HYPERPARAMETERS:
+            setattr(self, hp.name, params.get(hp.name, hp.default))
+
+    # --- sklearn plumbing --------------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._PARAMS}
+        return {k: getattr(self, k) for k in _NAMES}
 
     def set_params(self, **params: Any) -> _SecureBoostBase:
         for k, v in params.items():
-            if k not in self._PARAMS:
-                raise ConfigError(f"unknown SecureBoost parameter {k!r}")
+            if k not in _NAMES:
+                raise ConfigError(f"unknown SecureBoost parameter {k!r}; the parameters are {list(_NAMES)}")
             setattr(self, k, v)
         return self
 
-    def _sgb_params(self) -> sgb.SgbParams:
-        return sgb.SgbParams(objective=self._objective, **self.get_params())
+    def secureboost_params(self) -> SecureBoostParams:
+        """The hyperparameters, checked (type and range), with this estimator's objective."""
+        return SecureBoostParams(objective=self._objective, **self.get_params())
 
     # --- training ----------------------------------------------------------------------------
     def fit(
@@ -110,7 +109,7 @@ class _SecureBoostBase:
         label_party: str,
         feature_parties: list[str] | None = None,
         eval_set: Any = None,
-        step: str = sgb.STEP,
+        step: str = STEP,
         on_tree: Callable[[dict[str, float]], None] | None = None,
     ) -> _SecureBoostBase:
         """Train jointly as ``channel.party``; ``step`` names the job step in messages and the ledger.
@@ -118,12 +117,12 @@ class _SecureBoostBase:
         The label party passes ``y`` and, for early stopping, ``eval_set=(X_eval, y_eval)``;
         a feature party passes ``y=None`` and ``eval_set=X_eval`` (the same rows, its columns).
         """
-        params = self._sgb_params()
+        params = self.secureboost_params()
         if channel.party == label_party:
             if y is None:
                 raise DataError("the label party must pass the labels y to fit")
             peers = list(feature_parties) if feature_parties is not None else [p for p in channel.peers]
-            res = sgb.train_label_party(
+            res = train_label_party(
                 channel, X, np.asarray(y), peers, params, eval_set=eval_set, step=step, on_tree=on_tree
             )
             self.role_ = "label_party"
@@ -131,8 +130,8 @@ class _SecureBoostBase:
         else:
             if y is not None:
                 raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")
-            res = sgb.train_feature_party(
-                channel, X, label_party, max_bin=self.max_bin, n_jobs=self.n_jobs, X_eval=eval_set, step=step
+            res = train_feature_party(
+                channel, X, label_party, max_bin=params.max_bin, n_jobs=params.n_jobs, X_eval=eval_set, step=step
             )
             self.role_ = "feature_party"
         self._set_model(res.model)
@@ -173,12 +172,12 @@ class _SecureBoostBase:
         if not hasattr(self, "model_"):
             raise ConfigError("this SecureBoost model is not fitted: call fit or load_model first")
 
-    def decision_function(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
+    def decision_function(self, X: Any, *, channel: Channel, step: str = STEP) -> np.ndarray | None:
         """Joint prediction; the label party gets the margins, a feature party ``None``."""
         self._check_fitted()
         if self.role_ == "label_party":
-            return sgb.predict_label_party(channel, self.model_, X, step)
-        sgb.predict_feature_party(channel, self.model_, X, step)
+            return predict_label_party(channel, self.model_, X, step)
+        predict_feature_party(channel, self.model_, X, step)
         return None
 
     # --- persistence -------------------------------------------------------------------------
@@ -196,9 +195,9 @@ class _SecureBoostBase:
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"cannot read SecureBoost model {path}: {exc}") from exc
         model = doc.get("model") if isinstance(doc, dict) else None
-        if not isinstance(model, dict) or model.get("version") != sgb.MODEL_VERSION or model.get("role") not in ("label_party", "feature_party"):
-            raise DataError(f"{path} is not a SecureBoost model part of version {sgb.MODEL_VERSION}")
-        est = cls(**{k: v for k, v in doc.get("params", {}).items() if k in cls._PARAMS})
+        if not isinstance(model, dict) or model.get("version") != MODEL_VERSION or model.get("role") not in ("label_party", "feature_party"):
+            raise DataError(f"{path} is not a SecureBoost model part of version {MODEL_VERSION}")
+        est = cls(**{k: v for k, v in doc.get("params", {}).items() if k in _NAMES})
         est._set_model(model)
         return est
 
@@ -209,14 +208,14 @@ class SecureBoostClassifier(_SecureBoostBase):
     _objective = "binary:logistic"
     classes_ = np.array([0, 1])
 
-    def predict_proba(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
+    def predict_proba(self, X: Any, *, channel: Channel, step: str = STEP) -> np.ndarray | None:
         margin = self.decision_function(X, channel=channel, step=step)
         if margin is None:
             return None
         p1 = 1.0 / (1.0 + np.exp(-margin))
         return np.column_stack([1.0 - p1, p1])
 
-    def predict(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
+    def predict(self, X: Any, *, channel: Channel, step: str = STEP) -> np.ndarray | None:
         proba = self.predict_proba(X, channel=channel, step=step)
         return None if proba is None else (proba[:, 1] >= 0.5).astype(np.int64)
 
@@ -226,7 +225,7 @@ class SecureBoostRegressor(_SecureBoostBase):
 
     _objective = "reg:squarederror"
 
-    def predict(self, X: Any, *, channel: Channel, step: str = sgb.STEP) -> np.ndarray | None:
+    def predict(self, X: Any, *, channel: Channel, step: str = STEP) -> np.ndarray | None:
         return self.decision_function(X, channel=channel, step=step)
 
 
@@ -242,15 +241,14 @@ def fit_local(
     eval_parts: Mapping[str, Any] | None = None,
     y_eval: Any = None,
     job_id: str = "secureboost-local",
-) -> tuple[dict[str, _SecureBoostBase], dict[str, Channel]]:
-    """Fit every party's copy of ``estimator`` in threads over in-memory channels.
+) -> tuple[dict[str, _SecureBoostBase], dict[str, LocalOutcome]]:
+    """Fit every party's copy of ``estimator`` in threads over in-memory channels (:func:`run_local`).
 
     ``parts[party]`` is that party's columns of the aligned rows. Returns the fitted estimators and
-    the channels (their recorders hold each party's ledger entries).
+    each party's outcome (its ``disclosures`` are the party's ledger entries, ``stats`` its traffic).
     """
     if label_party not in parts:
         raise ConfigError(f"label party {label_party!r} has no data in parts")
-    channels = MemoryNetwork(list(parts), job_id=job_id).channels()
     models = {p: type(estimator)(**estimator.get_params()) for p in parts}
 
     def run(party: str) -> Any:
@@ -263,16 +261,15 @@ def fit_local(
 
         return fn
 
-    run_parties(channels, {p: run(p) for p in parts})
-    return models, dict(channels)
+    outcomes = run_local({p: run(p) for p in parts}, job_id=job_id)
+    return models, outcomes
 
 
 def predict_local(models: Mapping[str, _SecureBoostBase], parts: Mapping[str, Any], *, job_id: str = "secureboost-predict") -> np.ndarray:
     """Joint prediction in one process; returns the label party's margins (or values)."""
-    channels = MemoryNetwork(list(parts), job_id=job_id).channels()
     def party_fn(p: str) -> Any:
         return lambda ch: models[p].decision_function(parts[p], channel=ch)
 
-    out = run_parties(channels, {p: party_fn(p) for p in parts})
+    out = run_local({p: party_fn(p) for p in parts}, job_id=job_id)
     label = next(p for p, m in models.items() if m.role_ == "label_party")
-    return np.asarray(out[label])
+    return np.asarray(out[label].result)

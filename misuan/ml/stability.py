@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from misuan.errors import ConfigError, DataError
-from misuan.protocols.binning import FeatureBins, as_numeric, quantile_cuts
+from misuan.protocols.woe.binning import FeatureBins, as_numeric, quantile_cuts
 
 __all__ = ["StabilityResult", "population_stability_index"]
 

@@ -15,45 +15,44 @@ import numpy as np
 import pandas as pd
 
 from misuan.errors import DataError
-from misuan.protocols.binning import (
-    SUPERVISED,
-    BinningConfig,
+from misuan.protocols.woe.binning import (
     FeatureBins,
     feature_columns,
     merge_counts,
     merge_prebins,
     unsupervised_bins,
 )
-from misuan.protocols.woe_table import FeatureWoe, WoeResult, check_labels, feature_woe
+from misuan.protocols.woe.params import SUPERVISED, WoeParams
+from misuan.protocols.woe.table import FeatureWoe, WoeResult, check_labels, feature_woe
 
 __all__ = ["woe_iv_feature", "woe_iv_plaintext"]
 
 
 def woe_iv_feature(
-    name: str, x: np.ndarray, y: np.ndarray, config: BinningConfig
+    name: str, x: np.ndarray, y: np.ndarray, params: WoeParams
 ) -> tuple[FeatureBins, FeatureWoe]:
     """Bin one feature and compute its WOE/IV/KS on plaintext labels."""
-    method = config.method_for(name)
-    bins = unsupervised_bins(x, method, config)
+    method = params.method_for(name)
+    bins = unsupervised_bins(x, method, params)
     codes = bins.assign(x)
     counts = np.bincount(codes, minlength=bins.n_bins).astype(np.int64)
     positives = np.bincount(codes, weights=y, minlength=bins.n_bins).astype(np.int64)
     if method in SUPERVISED:
-        starts = merge_prebins(method, bins, counts, positives, config)
+        starts = merge_prebins(method, bins, counts, positives, params)
         counts, positives = merge_counts(bins, starts, counts), merge_counts(bins, starts, positives)
         bins = bins.merged(starts)
-    return bins, feature_woe(name, method, bins, counts, positives, config.smoothing, config.share_edges)
+    return bins, feature_woe(name, method, bins, counts, positives, params.smoothing, params.share_edges)
 
 
 def woe_iv_plaintext(
-    features: pd.DataFrame | Mapping[str, object], labels: object, config: BinningConfig | None = None
+    features: pd.DataFrame | Mapping[str, object], labels: object, params: WoeParams | None = None
 ) -> WoeResult:
     """WOE/IV/KS of every feature against ``labels`` (rows aligned), computed in the clear."""
-    config = config or BinningConfig()
+    params = params or WoeParams()
     y = check_labels(labels)
     cols = feature_columns(features)
     for name, x in cols.items():
         if len(x) != len(y):
             raise DataError(f"feature {name!r} has {len(x)} rows, the labels {len(y)}")
-    out = [woe_iv_feature(name, x, y, config)[1] for name, x in cols.items()]
+    out = [woe_iv_feature(name, x, y, params)[1] for name, x in cols.items()]
     return WoeResult(features=out, n_rows=int(len(y)), n_positives=int(y.sum()))

@@ -215,9 +215,6 @@ class Channel(ABC):
         the entries in which it is discloser or recipient. ``detail`` holds small scalar facts
         (a count, the feature's name).
         """
-        if isinstance(kind, str):  # TRANSITIONAL: old (discloser, recipient, what, shape, form) call order
-            self._disclose_untyped(step, kind, discloser, recipient, shape, **detail)
-            return
         if not isinstance(kind, DisclosureKind):
             raise TypeError(f"disclose() takes a catalogue entry (DisclosureKind), not {type(kind).__name__}")
         if self.party not in (discloser, recipient):
@@ -234,11 +231,6 @@ class Channel(ABC):
                 detail=detail,
             )
         )
-
-    def _disclose_untyped(self, step: str, discloser: str, recipient: str, what: Any, shape: Any = (), **detail: Any) -> None:
-        form = detail.pop("form", "plaintext")
-        if self.party in (discloser, recipient):
-            self.recorder.record(Disclosure(self.job_id, step, discloser, recipient, what, tuple(int(s) for s in shape), form, detail))
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release transport resources; peers then see :class:`PeerDisconnectedError`."""

@@ -1,5 +1,8 @@
 """The network transport: gRPC over mutual TLS, one server per party, no generated code.
 
+This module is the client side (:class:`GrpcChannel`, :func:`open_grpc_channel`); the server is
+:mod:`misuan.net.grpc_server`, the frame layout :mod:`misuan.net.grpc_framing`.
+
 Service ``misuan.transport.v1.Transport`` (bytes in, bytes out; registered with
 ``grpc.method_handlers_generic_handler``):
 
@@ -25,19 +28,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import socket
 import ssl
-import struct
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent import futures
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import grpc
 
-from misuan.crypto.certs import TlsFiles, TlsMaterial, check_tls_files, party_from_certificate
+from misuan.crypto.certs import TlsFiles, TlsMaterial, check_tls_files
 from misuan.errors import (
     AuthenticationError,
     ConfigError,
@@ -52,18 +51,22 @@ from misuan.errors import (
 from misuan.net import wire
 from misuan.net.channel import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TIMEOUT_S, Channel, Mailbox
 from misuan.net.disclosure import DisclosureRecorder
+from misuan.net.grpc_framing import (
+    FRAME_BYTES,
+    MAX_FRAME_BYTES,
+    MAX_HEADER_BYTES,
+    SERVICE,
+    FrameHeader,
+    Hello,
+    cut_into_frames,
+    encode_first_frame_head,
+)
+from misuan.net.grpc_server import PartyServer
 
+# PartyServer is re-exported: callers open a channel on a node's server without a second import
 __all__ = ["FRAME_BYTES", "GrpcChannel", "PartyServer", "open_grpc_channel"]
 
-log = logging.getLogger("misuan.net.grpc")
-
-SERVICE = "misuan.transport.v1.Transport"
-FRAME_BYTES = 1 << 20  # 1 MiB: large enough for full throughput, small enough to bound buffering
-MAX_FRAME_BYTES = 4 << 20  # the server refuses larger frames (gRPC's receive limit)
-MAX_HEADER_BYTES = 4096
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
-_MAGIC = b"MSN1"
-_U32 = struct.Struct("<I")
 
 _CLIENT_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_send_message_length", MAX_FRAME_BYTES),
@@ -81,301 +84,8 @@ _CLIENT_OPTIONS: list[tuple[str, Any]] = [
     # one connection per channel object: jobs in one process never share (or close) each other's
     ("grpc.use_local_subchannel_pool", 1),
 ]
-_SERVER_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
-    ("grpc.max_send_message_length", 1 << 16),
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    # (the C macro is ..._MIN_RECV_PING_INTERVAL_..., the string is this): accept our clients' keepalive
-    # pings every 20 s; gRPC's default of 5 min would count strikes and end idle jobs with GOAWAY
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    # without this a second server could bind the same port and silently share its traffic
-    ("grpc.so_reuseport", 0),
-]
 
 
-@wire.message("transport.FrameHeader")
-@dataclasses.dataclass
-class FrameHeader:
-    job_id: str
-    sender: str
-    step: str
-    seq: int
-    size: int
-
-
-@wire.message("transport.Hello")
-@dataclasses.dataclass
-class Hello:
-    job_id: str
-    sender: str
-
-
-def _encode_first_frame_head(header: FrameHeader) -> bytes:
-    raw = wire.encode(header)
-    return _MAGIC + _U32.pack(len(raw)) + raw
-
-
-def _parse_first_frame(frame: bytes) -> tuple[FrameHeader, memoryview]:
-    """Split a message's first frame into its header and the payload bytes it carries."""
-    if len(frame) < 8 or frame[:4] != _MAGIC:
-        raise MalformedMessageError("frame does not start with the misuan transport magic")
-    (hlen,) = _U32.unpack_from(frame, 4)
-    if hlen > MAX_HEADER_BYTES or 8 + hlen > len(frame):
-        raise MalformedMessageError(f"frame header of {hlen} bytes is over the limit or truncated")
-    header = wire.decode(memoryview(frame)[8 : 8 + hlen])
-    if not isinstance(header, FrameHeader):
-        raise MalformedMessageError(f"first frame carries a {type(header).__name__}, not a FrameHeader")
-    if header.seq < 0 or header.size < 0 or not header.step or len(header.step) > 512:
-        raise MalformedMessageError(f"frame header has an invalid step, sequence or size: {header}")
-    return header, memoryview(frame)[8 + hlen :]
-
-
-def _parse_hello(request: bytes) -> Hello:
-    if len(request) > MAX_HEADER_BYTES:
-        raise MalformedMessageError("hello message too long")
-    hello = wire.decode(request)
-    if not isinstance(hello, Hello):
-        raise MalformedMessageError(f"expected a Hello, got {type(hello).__name__}")
-    return hello
-
-
-def _frames(head: bytes, parts: Sequence[bytes | memoryview], frame_bytes: int) -> Iterator[bytes]:
-    """Cut ``head`` followed by ``parts`` into frames of ``frame_bytes``, copying one frame at a time.
-
-    The parts are sliced as memoryviews, so sending a 300 MB array adds one frame of memory, not
-    another 300 MB.
-    """
-    pending: list[bytes | memoryview] = [head]
-    filled = len(head)
-    for part in parts:
-        mv = memoryview(part).cast("B")
-        off = 0
-        while off < mv.nbytes:
-            take = min(frame_bytes - filled, mv.nbytes - off)
-            pending.append(mv[off : off + take])
-            filled += take
-            off += take
-            if filled == frame_bytes:
-                yield b"".join(pending)
-                pending, filled = [], 0
-    if filled:
-        yield b"".join(pending)
-
-
-# --- server ----------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class _Job:
-    job_id: str
-    parties: tuple[str, ...]
-    mailbox: Mailbox
-    max_message_bytes: int
-    closed: threading.Event = dataclasses.field(default_factory=threading.Event)
-    greeted: set[str] = dataclasses.field(default_factory=set)  # peers whose Ping reached us
-    greeting: threading.Condition = dataclasses.field(default_factory=threading.Condition)
-
-
-class PartyServer:
-    """One party's gRPC server: receives messages for the jobs registered on it.
-
-    ``listen`` is ``host:port`` (port 0 picks a free port; read :attr:`port` after). A node keeps
-    one server and registers each job's channel on it; :func:`open_grpc_channel` starts a private
-    one when none is given.
-    """
-
-    def __init__(self, party: str, tls: TlsFiles, listen: str = "127.0.0.1:0", max_workers: int = 32) -> None:
-        mat = check_tls_files(tls, party)
-        self.party = party
-        self.tls = tls
-        self.rejected = 0  # messages refused as malformed, unauthorised or for unknown jobs
-        self._jobs: dict[str, _Job] = {}
-        self._lock = threading.Lock()
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
-                "Watch": grpc.unary_unary_rpc_method_handler(self._watch),
-                "Deliver": grpc.unary_unary_rpc_method_handler(self._deliver),
-                "DeliverStream": grpc.stream_unary_rpc_method_handler(self._deliver_stream),
-            },
-        )
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"misuan-{party}"),
-            handlers=[handler],
-            options=_SERVER_OPTIONS,
-        )
-        creds = grpc.ssl_server_credentials(
-            [(mat.key, mat.cert)], root_certificates=mat.ca, require_client_auth=True
-        )
-        try:
-            self.port = self._server.add_secure_port(listen, creds)
-        except RuntimeError as exc:
-            raise ConfigError(f"{party} cannot listen on {listen}: {exc} (is the port in use?)") from exc
-        if self.port == 0:
-            raise ConfigError(f"{party} cannot listen on {listen}: the address is in use or invalid")
-        host = listen.rsplit(":", 1)[0]
-        self.address = f"{host}:{self.port}"
-        self._server.start()
-
-    # --- jobs ----------------------------------------------------------------------------------
-    def register(self, job_id: str, parties: Sequence[str], mailbox: Mailbox, max_message_bytes: int) -> None:
-        with self._lock:
-            if job_id in self._jobs:
-                raise ConfigError(f"job {job_id!r} is already running on {self.party}'s server")
-            self._jobs[job_id] = _Job(job_id, tuple(parties), mailbox, max_message_bytes)
-
-    def wait_for_greetings(self, job_id: str, peers: Sequence[str], deadline: float) -> list[str]:
-        """Wait until each of ``peers`` has pinged this server for ``job_id``; return those that did not."""
-        with self._lock:
-            job = self._jobs[job_id]
-        with job.greeting:
-            job.greeting.wait_for(lambda: job.greeted >= set(peers), timeout=max(0.0, deadline - time.monotonic()))
-            return [p for p in peers if p not in job.greeted]
-
-    def unregister(self, job_id: str) -> None:
-        """Forget ``job_id``: its watchers hear the bye, later messages for it are refused."""
-        with self._lock:
-            job = self._jobs.pop(job_id, None)
-        if job is not None:
-            job.closed.set()
-
-    def stop(self, grace_s: float = 1.0) -> None:
-        with self._lock:
-            jobs, self._jobs = list(self._jobs.values()), {}
-        for job in jobs:
-            job.closed.set()
-        self._server.stop(grace_s).wait()
-
-    # --- handlers --------------------------------------------------------------------------------
-    def _refuse(self, context: grpc.ServicerContext, code: grpc.StatusCode, why: str, expected: bool = False) -> NoReturn:
-        if expected:  # a peer that starts before us pings until we run the job: normal, not an attack
-            log.debug("%s: %s from %s", self.party, why, context.peer())
-        else:
-            with self._lock:
-                self.rejected += 1
-            log.warning("%s refused a message from %s: %s", self.party, context.peer(), why)
-        context.abort(code, why)
-        raise AssertionError("unreachable: abort raises")  # pragma: no cover
-
-    def _authorize(
-        self, context: grpc.ServicerContext, job_id: str, claimed: str, starting: bool = False
-    ) -> tuple[_Job, str]:
-        pems = context.auth_context().get("x509_pem_cert")
-        if not pems:
-            self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
-        try:
-            sender = party_from_certificate(bytes(pems[0]))
-        except AuthenticationError as exc:
-            self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        if claimed != sender:
-            self._refuse(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"the certificate is for {sender!r} but the message claims to come from {claimed!r}",
-            )
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}", expected=starting)
-        if sender not in job.parties or sender == self.party:
-            self._refuse(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                # the job's party list is not told: who collaborates with whom is itself sensitive
-                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r}",
-            )
-        return job, sender
-
-    def _ping(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        try:
-            hello = _parse_hello(request)
-        except MalformedMessageError as exc:
-            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        job, sender = self._authorize(context, hello.job_id, hello.sender, starting=True)
-        with job.greeting:
-            job.greeted.add(sender)
-            job.greeting.notify_all()
-        return b""
-
-    def _watch(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        try:
-            hello = _parse_hello(request)
-        except MalformedMessageError as exc:
-            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        job, _ = self._authorize(context, hello.job_id, hello.sender)
-        # hold the call until the job closes here (the bye) or the watcher goes away
-        while not job.closed.wait(timeout=1.0):
-            if not context.is_active():
-                break
-        return b"bye"
-
-    def _start_message(self, context: grpc.ServicerContext, frame: bytes) -> tuple[_Job, str, FrameHeader, memoryview]:
-        try:
-            header, rest = _parse_first_frame(frame)
-        except MalformedMessageError as exc:
-            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed message dropped: {exc}")
-        job, sender = self._authorize(context, header.job_id, header.sender)
-        if header.size > job.max_message_bytes:
-            self._refuse(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"a message of {header.size} bytes exceeds this node's limit of {job.max_message_bytes} bytes",
-            )
-        if rest.nbytes > header.size:
-            self._refuse(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"malformed message dropped: {rest.nbytes} payload bytes in the first frame, {header.size} declared",
-            )
-        return job, sender, header, rest
-
-    def _put(self, context: grpc.ServicerContext, job: _Job, sender: str, header: FrameHeader, buf: bytearray) -> None:
-        try:
-            job.mailbox.put(sender, header.step, header.seq, buf)
-        except UnexpectedMessageError as exc:
-            self._refuse(context, grpc.StatusCode.ALREADY_EXISTS, str(exc))
-
-    def _deliver(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        job, sender, header, rest = self._start_message(context, request)
-        if rest.nbytes != header.size:
-            self._refuse(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"malformed message dropped: {rest.nbytes} payload bytes, {header.size} declared",
-            )
-        self._put(context, job, sender, header, bytearray(rest))
-        return b""
-
-    def _deliver_stream(self, request_iterator: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-        first = next(request_iterator, None)
-        if first is None:
-            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "malformed message dropped: empty stream")
-        job, sender, header, rest = self._start_message(context, first)
-        # one buffer, grown as frames arrive rather than allocated at the declared size: memory
-        # follows the bytes actually received (a peer cannot make us commit 8 GiB by claiming it),
-        # and large buffers grow by mremap, without copying
-        buf = bytearray(rest)
-        for frame in request_iterator:
-            if len(buf) + len(frame) > header.size:
-                self._refuse(
-                    context,
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"malformed message dropped: more than the {header.size} bytes declared",
-                )
-            buf += frame
-        pos = len(buf)
-        if pos != header.size:
-            self._refuse(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"malformed message dropped: the stream ended after {pos} of {header.size} bytes",
-            )
-        self._put(context, job, sender, header, buf)
-        return b""
-
-
-# --- client ----------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class _PeerLink:
     name: str
@@ -544,9 +254,9 @@ class GrpcChannel(Channel):
         return self._box
 
     def _transmit(self, to: str, step: str, seq: int, parts: list[bytes | memoryview], size: int) -> None:
-        head = _encode_first_frame_head(FrameHeader(self.job_id, self.party, step, seq, size))
+        head = encode_first_frame_head(FrameHeader(self.job_id, self.party, step, seq, size))
         single = len(head) + size <= self.frame_bytes
-        frames: Iterable[bytes] = [b"".join([head, *parts])] if single else _frames(head, parts, self.frame_bytes)
+        frames: Iterable[bytes] = [b"".join([head, *parts])] if single else cut_into_frames(head, parts, self.frame_bytes)
         self._send_frames(to, step, frames, single)
 
     def _send_frames(self, to: str, step: str, frames: Iterable[bytes], single: bool) -> None:

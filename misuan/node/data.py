@@ -1,21 +1,74 @@
-"""Loading a party's own dataset for a job, with the checks every step relies on.
+"""A party's own dataset for a job, read once and checked in full before anything connects.
 
-The ID column is read as text (so ``007`` stays ``007``) and must be present, non-empty and unique;
-the label_party's label column must hold only 0 and 1; listed feature columns must exist. Each
-problem raises a :class:`DataError` subclass that names the column and the offending file lines
-(line 1 is the header), so the user can fix the file.
+:func:`check_dataset` reads ``ds.path`` (CSV) and refuses, with one :class:`DataError` that names the
+file, the column and example file lines (line 1 is the header): a missing or unreadable file, a file
+with no data rows, a column name used twice in the header (pandas would silently rename the copy
+``AGE`` to ``AGE.1``), a missing, empty or repeated ID, a label that is not 0/1, a listed feature
+that is absent, and a feature column that is not numeric. A feature column that is empty on every
+row is allowed but reported as a warning. The ID column is read as text, so ``007`` stays ``007``.
+
+The runner calls it in :func:`misuan.node.runner.check_runnable`, before any state is written or
+channel opened, and hands the checked frame to every step.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections import Counter
 
 import pandas as pd
 
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, MissingColumnError
 from misuan.node.spec import DatasetSpec
 
-__all__ = ["feature_columns", "load_dataset"]
+__all__ = ["CheckedDataset", "DataWarning", "check_dataset", "feature_columns"]
 
 _SHOW = 5  # how many offending rows a message lists
+_VALUES_SHOWN = 3  # how many example values of a non-numeric column a message quotes
+
+
+class DataWarning(UserWarning):
+    """Something in a dataset that is allowed but probably a mistake (an all-empty feature column)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedDataset:
+    """A party's dataset that passed every check, with the warnings to show its user."""
+
+    frame: pd.DataFrame
+    features: tuple[str, ...]  # the feature columns: those listed, or all but the id and label
+    warnings: tuple[str, ...] = ()
+
+
+def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
+    """Read ``ds.path`` and check it as the module docstring says; raises :class:`DataError`."""
+    who = f"{party}'s dataset {ds.path.name}" if party else f"dataset {ds.path.name}"
+    if not ds.path.is_file():
+        raise DataError(f"{who}: file {ds.path} does not exist")
+    _check_header(ds, who)
+    df = _read(ds, who)
+    if df.empty:
+        raise DataError(f"{who} has a header line but no data rows; it needs one row per customer")
+    _check_ids(df, ds, who)
+    if ds.label_column is not None:
+        df[ds.label_column] = _checked_label(df, ds.label_column, who)
+    features = feature_columns(df, ds)
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise _missing(df, who, missing, "feature")
+    _check_numeric(df, features, who)
+    empty = [c for c in features if df[c].isna().all()]
+    warnings = (
+        (f"{who}: feature column(s) {empty} are empty on every row; they carry no information",) if empty else ()
+    )
+    return CheckedDataset(df, tuple(features), warnings)
+
+
+def feature_columns(df: pd.DataFrame, ds: DatasetSpec) -> list[str]:
+    """The dataset's feature columns: those listed, or every column but the id and label ones."""
+    if ds.features != "all":
+        return list(ds.features)
+    return [str(c) for c in df.columns if c not in (ds.id_column, ds.label_column)]
 
 
 def _lines(index: pd.Index) -> str:
@@ -25,25 +78,47 @@ def _lines(index: pd.Index) -> str:
     return ", ".join(lines) + more
 
 
-def load_dataset(ds: DatasetSpec, party: str = "") -> pd.DataFrame:
-    """Read ``ds.path`` (CSV) and check its ID, label and feature columns."""
-    who = f"{party}'s dataset {ds.path.name}" if party else f"dataset {ds.path.name}"
-    if not ds.path.is_file():
-        raise DataError(f"{who}: file {ds.path} does not exist")
+def _check_header(ds: DatasetSpec, who: str) -> None:
+    """Refuse a column name used twice: read the raw header, before pandas renames the copies."""
     try:
-        df = pd.read_csv(ds.path, dtype={ds.id_column: "string"}, low_memory=False)
+        header = pd.read_csv(ds.path, header=None, nrows=1, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{who} is empty: it needs a header line and rows") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise DataError(f"{who} is not a readable CSV file: {exc}") from exc
-    columns = [str(c) for c in df.columns]
+    names = [str(v) for v in header.iloc[0]] if len(header) else []
+    # pandas names blank header cells "Unnamed: <i>" apart, so only a repeated real name is ambiguous
+    repeated = [name for name, n in Counter(names).items() if n > 1 and name.strip()]
+    if repeated:
+        name = repeated[0]
+        where = ", ".join(str(i + 1) for i, v in enumerate(names) if v == name)
+        role = " (the id column)" if name == ds.id_column else ""
+        more = f"; also repeated: {repeated[1:]}" if len(repeated) > 1 else ""
+        raise DataError(
+            f"{who}: column {name!r}{role} appears more than once in the header (line 1, columns {where}){more}; "
+            "give every column its own name"
+        )
 
-    def missing(column: str, what: str) -> MissingColumnError:
-        shown = columns[:12] + (["..."] if len(columns) > 12 else [])
-        return MissingColumnError(f"{who} has no {what} column {column!r}; its columns are {shown}")
 
+def _read(ds: DatasetSpec, who: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(ds.path, dtype={ds.id_column: "string"}, low_memory=False)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{who} is empty: it needs a header line and rows") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(f"{who} is not a readable CSV file: {exc}") from exc
+
+
+def _missing(df: pd.DataFrame, who: str, columns: list[str], what: str) -> MissingColumnError:
+    have = [str(c) for c in df.columns]
+    shown = have[:12] + (["..."] if len(have) > 12 else [])
+    named = repr(columns[0]) if len(columns) == 1 else str(columns)
+    return MissingColumnError(f"{who} has no {what} column {named}; its columns are {shown}")
+
+
+def _check_ids(df: pd.DataFrame, ds: DatasetSpec, who: str) -> None:
     if ds.id_column not in df.columns:
-        raise missing(ds.id_column, "id")
+        raise _missing(df, who, [ds.id_column], "id")
     ids = df[ds.id_column]
     empty = ids.isna() | (ids.str.strip() == "")
     if empty.any():
@@ -58,26 +133,37 @@ def load_dataset(ds: DatasetSpec, party: str = "") -> pd.DataFrame:
             f"{who}: id column {ds.id_column!r} repeats {ids[dup].nunique()} id(s), e.g. {values}, "
             f"on file lines {_lines(df.index[dup.to_numpy(dtype=bool)])}; ids must be unique"
         )
-    if ds.label_column is not None:
-        if ds.label_column not in df.columns:
-            raise missing(ds.label_column, "label")
-        label = pd.to_numeric(df[ds.label_column], errors="coerce")
-        bad = ~label.isin([0, 1])
-        if bad.any():
-            raise DataError(
-                f"{who}: label column {ds.label_column!r} must be 0 or 1 on every row; it is not on file line(s) "
-                f"{_lines(df.index[bad.to_numpy(dtype=bool)])}"
-            )
-        df[ds.label_column] = label.astype("int8")
-    if ds.features != "all":
-        for c in ds.features:
-            if c not in df.columns:
-                raise missing(c, "feature")
-    return df
 
 
-def feature_columns(df: pd.DataFrame, ds: DatasetSpec) -> list[str]:
-    """The dataset's feature columns: those listed, or every column but the id and label ones."""
-    if ds.features != "all":
-        return list(ds.features)
-    return [str(c) for c in df.columns if c not in (ds.id_column, ds.label_column)]
+def _checked_label(df: pd.DataFrame, column: str, who: str) -> pd.Series:
+    """The label column as int8 0/1, or a DataError naming the offending lines and values."""
+    if column not in df.columns:
+        raise _missing(df, who, [column], "label")
+    label = pd.to_numeric(df[column], errors="coerce")
+    bad = ~label.isin([0, 1])
+    if bad.any():
+        examples = [str(v) for v in df[column][bad].head(_VALUES_SHOWN)]
+        raise DataError(
+            f"{who}: label column {column!r} must be 0 or 1 on every row; it is not on file line(s) "
+            f"{_lines(df.index[bad.to_numpy(dtype=bool)])} (values {examples})"
+        )
+    return label.astype("int8")
+
+
+def _check_numeric(df: pd.DataFrame, features: list[str], who: str) -> None:
+    """Refuse text feature columns, quoting each one's first non-numeric values and their lines."""
+    text = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
+    if not text:
+        return
+    shown = []
+    for c in text[:_VALUES_SHOWN]:
+        col = df[c]
+        bad = col.notna() & pd.to_numeric(col, errors="coerce").isna()
+        rows = col[bad] if bad.any() else col.dropna()
+        examples = ", ".join(f"{v!r} on line {int(i) + 2}" for i, v in rows.head(_VALUES_SHOWN).items())
+        shown.append(f"{c!r} holds {examples}")
+    more = f" (and {len(text) - _VALUES_SHOWN} more column(s))" if len(text) > _VALUES_SHOWN else ""
+    raise DataError(
+        f"{who}: feature column(s) {text} are not numeric: {'; '.join(shown)}{more}; "
+        "encode categories as numbers, or list only numeric columns in features"
+    )

@@ -11,10 +11,17 @@ for a node)::
 Every file is written atomically (temporary file, then ``os.replace``), so a killed job leaves no
 partial output: a step is either complete (its JSON exists) or absent.
 
-Start and resume. The parties first exchange a hello on the channel: the hash of the spec parts they
-must agree on (:meth:`JobSpec.shared_hash`) and the steps each has completed. With ``resume=True`` a
-party offers the steps whose output exists and whose step hash (the spec up to that step plus the
-party's own dataset path, size and modification time) still matches; without it, none. All parties
+Checks first. Before writing anything or opening a channel, a party checks all it can alone
+(:func:`check_runnable`): its identity, every step's kind and parameters (parsed once, handed to the
+step) and its own dataset, read and checked in full (:mod:`misuan.node.data`). So a broken CSV fails
+in a second, naming the file and column, instead of after a peer connects or a protocol has run.
+
+Start and resume. The parties first exchange a hello on the channel: the versions of the protocols
+the job's steps speak (a peer on another version is refused, :func:`check_hello`), the hash of the
+spec parts they must agree on (:meth:`JobSpec.shared_hash`) and the steps each has completed. With
+``resume=True`` a party offers the steps whose output exists and whose step hash (the spec up to
+that step plus the party's own dataset path, size and modification time) still matches; without
+it, none. All parties
 then skip the steps that *every* party completed, up to the first one some party lacks, and rerun
 the rest. So resuming a multi-party job needs every party to resume (a party that starts afresh makes
 everyone rerun everything), and a party that misses a step drags the others back to it.
@@ -35,11 +42,10 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
@@ -47,11 +53,22 @@ from misuan.errors import ConfigError, JobError, JobSpecError, MisuanError, Prot
 from misuan.net import wire
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
-from misuan.node.data import load_dataset
+from misuan.net.protocol import check_versions
+from misuan.node.data import CheckedDataset, DataWarning, check_dataset
 from misuan.node.spec import JobSpec, StepSpec, canonical_json
 from misuan.node.steps import StepContext, StepResult, parse_step_params, step_kind
 
-__all__ = ["JobHello", "PartyOutcome", "check_runnable", "job_dir", "read_outputs", "run_party"]
+__all__ = [
+    "CheckedParty",
+    "JobHello",
+    "PartyOutcome",
+    "check_hello",
+    "check_runnable",
+    "job_dir",
+    "job_protocols",
+    "read_outputs",
+    "run_party",
+]
 
 ChannelOpener = Callable[[DisclosureRecorder], Channel]
 Progress = Callable[[str], None]
@@ -63,9 +80,10 @@ GOODBYE_STEP = "job/goodbye"
 @wire.message("job.Hello")
 @dataclasses.dataclass
 class JobHello:
-    spec_hash: str
-    completed: list[str]
-    version: str
+    spec_hash: str  # JobSpec.shared_hash(): what every party must agree on
+    completed: list[str]  # steps this party offers to skip (resume)
+    version: str  # misuan's version: shown in a refusal, never compared
+    protocols: dict[str, int]  # name -> version of every protocol the job's steps speak
 
 
 @wire.message("job.Goodbye")
@@ -106,15 +124,54 @@ def read_outputs(party_dir: Path, job_id: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def check_runnable(spec: JobSpec, party: str) -> None:
-    """Everything that can be checked before talking to anyone: identity, adapters, params, files."""
+@dataclasses.dataclass(frozen=True)
+class CheckedParty:
+    """What :func:`check_runnable` established for one party; its run reads and parses nothing again."""
+
+    party: str
+    dataset: CheckedDataset  # the party's own data, read and checked once
+    params: Mapping[str, Mapping[type, Any]]  # each step's parsed params, by step name
+
+
+def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
+    """Everything that can be checked before talking to anyone: identity, adapters, params, data.
+
+    Raises a :class:`JobSpecError` or :class:`DataError` naming the field, file and column; it
+    writes nothing, so a caller runs it before creating any directory or opening any port.
+    """
     spec.party(party)
+    params: dict[str, Mapping[type, Any]] = {}
     for step in spec.steps:
         kind = step_kind(step, spec)
-        parse_step_params(kind, step, spec)
+        params[step.name] = parse_step_params(kind, step, spec)
         if kind.check is not None:
             kind.check(step, spec)
     spec.check_local(party)
+    return CheckedParty(party, check_dataset(spec.party(party).dataset, party), params)
+
+
+def job_protocols(spec: JobSpec) -> dict[str, int]:
+    """Name -> version of every protocol the job's steps speak (their kinds' ``protocols``)."""
+    return {p.name: p.version for step in spec.steps for p in step_kind(step, spec).protocols}
+
+
+def check_hello(ours: JobHello, theirs: JobHello, peer: str, spec: JobSpec) -> set[str]:
+    """Refuse a peer that cannot run this job with us; returns the steps it offers as completed.
+
+    Protocol versions first (:class:`ProtocolVersionError` naming both versions; misuan's own
+    version, which may differ between compatible peers, only appears in that message), then the
+    spec hash, then the completed steps.
+    """
+    check_versions(ours.protocols, theirs.protocols, peer, here=ours.version, there=theirs.version)
+    if theirs.spec_hash != ours.spec_hash:
+        raise JobSpecError(
+            f"{peer} runs a different version of job {spec.job_id!r} (spec hash {theirs.spec_hash[:12]}..., "
+            f"ours {ours.spec_hash[:12]}...): parties, roles and steps must be identical on every party"
+        )
+    names = {s.name for s in spec.steps}
+    if len(theirs.completed) > len(names) or not set(theirs.completed) <= names:
+        raise ProtocolError(f"{peer} reports completed steps that are not in the job: {theirs.completed[:5]}")
+    return set(theirs.completed)
 
 
 def _now() -> str:
@@ -180,6 +237,16 @@ class _JobFiles:
     def step_path(self, name: str) -> Path:
         return self.steps / f"{name}.json"
 
+    def prepare(self, job_id: str, party: str, resume: bool) -> None:
+        """Create the directories; refuse to overwrite earlier results unless resuming."""
+        if not resume and self.steps.is_dir() and any(self.steps.glob("*.json")):
+            raise ConfigError(
+                f"job {job_id!r} already has results for {party} in {self.root}; "
+                "pass --resume to continue it, or remove that directory to start again"
+            )
+        self.steps.mkdir(parents=True, exist_ok=True)
+        self.clean_staging()
+
     def completed(self, hashes: dict[str, str]) -> list[str]:
         done = []
         for name, want in hashes.items():
@@ -209,142 +276,238 @@ def run_party(
     resume: bool = False,
     stop: threading.Event | None = None,
     progress: Progress | None = stderr_progress,
+    checked: CheckedParty | None = None,
 ) -> PartyOutcome:
     """Run every step of ``spec`` as ``party``; returns its outputs. See the module docstring.
 
-    ``open_channel(recorder)`` opens this party's channel (in-memory or gRPC) with the party's ledger
-    as the disclosure recorder. ``stop``, when set, ends the job cleanly after the current step
-    (:class:`JobError`; the job can then be resumed).
+    Everything local is checked first (:func:`check_runnable`, or its result ``checked`` if the
+    caller already ran it): a bad spec or dataset fails before any file is written or any channel
+    opened. ``open_channel(recorder)`` opens this party's channel (in-memory or gRPC) with the
+    party's ledger as the disclosure recorder. ``stop``, when set, ends the job cleanly after the
+    current step (:class:`JobError`; the job can then be resumed).
     """
-    say = progress or (lambda msg: None)
-    me = spec.party(party)
-    check_runnable(spec, party)
+    if checked is None:
+        checked = check_runnable(spec, party)
+    elif checked.party != party:
+        raise ValueError(f"run_party as {party!r} was handed the checks of {checked.party!r}")
+    _report_warnings(party, checked.dataset.warnings, progress)
     pdir = Path(party_dir)
     files = _JobFiles(job_dir(pdir, spec.job_id))
-    if not resume and files.steps.is_dir() and any(files.steps.glob("*.json")):
-        raise ConfigError(
-            f"job {spec.job_id!r} already has results for {party} in {files.root}; "
-            "pass --resume to continue it, or remove that directory to start again"
-        )
-    files.steps.mkdir(parents=True, exist_ok=True)
-    files.clean_staging()
+    files.prepare(spec.job_id, party, resume)
     hashes = _step_hashes(spec, party)
     offered = files.completed(hashes) if resume else []
-    state: dict[str, Any] = {
-        "job_id": spec.job_id,
-        "party": party,
-        "role": me.role,
-        "spec_hash": spec.shared_hash(),
-        "status": "starting",
-        "started_at": _now(),
-        "steps": {s.name: {"status": "done" if s.name in offered else "pending", "step_hash": hashes[s.name]} for s in spec.steps},
-        "error": None,
-        "ledger_head": None,
-        "misuan_version": __version__,
-    }
-    write_json_atomic(files.state_path, state)
+    run = _PartyRun(spec, checked, files, hashes, offered, progress or _quiet)
+    run.save()
 
     ledger = Ledger(pdir / "ledger.sqlite")
     channel: Channel | None = None
-    cache: dict[str, pd.DataFrame] = {}
-
-    def load_data() -> pd.DataFrame:
-        if "df" not in cache:  # once per run: every step sees the same checked frame
-            cache["df"] = load_dataset(me.dataset, party)
-        return cache["df"]
-
-    outputs: dict[str, dict[str, Any]] = {}
-    ran: list[str] = []
-    current = "start"
     try:
         ledger.verify()  # refuse to append to a tampered ledger
         channel = open_channel(ledger)
-        current = HELLO_STEP
-        say(f"[{party}] job {spec.job_id}: connecting to {', '.join(channel.peers)}")
-        agreed = _hello(channel, spec, offered)
-        skip = []
-        for step in spec.steps:
-            if step.name not in agreed:
-                break
-            skip.append(step.name)
-        for name in skip:
-            outputs[name] = json.loads(files.step_path(name).read_text(encoding="utf-8"))["outputs"]
-        if skip:
-            say(f"[{party}] resuming after {len(skip)} completed step(s): {', '.join(skip)}")
-        state["status"] = "running"
-        for step in spec.steps:
-            if step.name not in skip:
-                # a step rerun invalidates this party's older outputs of it and of every later step
-                files.step_path(step.name).unlink(missing_ok=True)
-                state["steps"][step.name]["status"] = "pending"
-        write_json_atomic(files.state_path, state)
-
-        for i, step in enumerate(spec.steps, start=1):
-            if step.name in skip:
-                continue
-            if stop is not None and stop.is_set():
-                raise JobError(f"job {spec.job_id!r} stopped on request before step {step.name!r}; resume it with --resume")
-            current = step.name
-            state["steps"][step.name]["status"] = "running"
-            write_json_atomic(files.state_path, state)
-            t0 = time.monotonic()
-            say(f"[{party}] step {i}/{len(spec.steps)} {step.name} ({step.kind}) ...")
-            doc = _run_step(spec, step, party, me.role, channel, outputs, files, hashes[step.name], load_data, say)
-            outputs[step.name] = doc["outputs"]
-            ran.append(step.name)
-            state["steps"][step.name]["status"] = "done"
-            write_json_atomic(files.state_path, state)
-            say(f"[{party}] step {i}/{len(spec.steps)} {step.name} done in {time.monotonic() - t0:.2f} s")
-
-        current = GOODBYE_STEP
-        _goodbye(channel, list(outputs))
-        state["status"] = "completed"
-        state["finished_at"] = _now()
-        state["ledger_head"] = ledger.head()
-        state["traffic"] = channel.stats.as_dict()
-        write_json_atomic(files.state_path, state)
-        say(f"[{party}] job {spec.job_id} completed; results in {files.root}")
-        return PartyOutcome(
-            spec.job_id, party, files.root, ledger.path, outputs, ran, skip, channel.stats.as_dict()
-        )
+        run.agree(channel, offered)
+        run.run_steps(channel, stop)
+        return run.finish(channel, ledger)
     except BaseException as exc:
-        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit)) or (stop is not None and stop.is_set())
-        state["status"] = "interrupted" if interrupted else "failed"
-        state["error"] = f"{type(exc).__name__} in {current}: {exc}"
-        if current in state["steps"]:
-            state["steps"][current]["status"] = "failed"
-        try:
-            state["ledger_head"] = ledger.head()
-        except MisuanError:
-            pass
-        write_json_atomic(files.state_path, state)
-        say(f"[{party}] job {spec.job_id} {state['status']} in {current}: {exc}")
+        run.record_failure(exc, ledger, stop)
         if isinstance(exc, MisuanError) or not isinstance(exc, Exception):
             raise
-        raise JobError(f"step {current!r} failed for {party}: {type(exc).__name__}: {exc}") from exc
+        raise JobError(f"step {run.current!r} failed for {party}: {type(exc).__name__}: {exc}") from exc
     finally:
         if channel is not None:
             channel.close()
         ledger.close()
 
 
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _report_warnings(party: str, warnings_: Sequence[str], progress: Progress | None) -> None:
+    """Show data warnings where this run shows progress, else as Python warnings (notebooks)."""
+    for text in warnings_:
+        if progress is not None:
+            progress(f"[{party}] warning: {text}")
+        else:
+            warnings.warn(text, DataWarning, stacklevel=3)
+
+
+class _PartyRun:
+    """One party's run of a job: its state file, the step it is in, and the outputs so far."""
+
+    def __init__(
+        self, spec: JobSpec, checked: CheckedParty, files: _JobFiles, hashes: dict[str, str], offered: list[str],
+        say: Progress,
+    ) -> None:
+        self.spec = spec
+        self.party = checked.party
+        self.checked = checked
+        self.files = files
+        self.hashes = hashes
+        self.say = say
+        self.current = "start"  # what the run is doing: "start", the hello, a step's name, the goodbye
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.ran: list[str] = []
+        self.skipped: list[str] = []
+        self.state: dict[str, Any] = {
+            "job_id": spec.job_id,
+            "party": self.party,
+            "role": spec.party(self.party).role,
+            "spec_hash": spec.shared_hash(),
+            "status": "starting",
+            "started_at": _now(),
+            "steps": {
+                s.name: {"status": "done" if s.name in offered else "pending", "step_hash": hashes[s.name]}
+                for s in spec.steps
+            },
+            "error": None,
+            "ledger_head": None,
+            "misuan_version": __version__,
+        }
+
+    def save(self) -> None:
+        write_json_atomic(self.files.state_path, self.state)
+
+    def agree(self, channel: Channel, offered: list[str]) -> None:
+        """Hello with every peer; keep the leading steps all completed, mark the rest to run."""
+        self.current = HELLO_STEP
+        self.say(f"[{self.party}] job {self.spec.job_id}: connecting to {', '.join(channel.peers)}")
+        agreed = _hello(channel, self.spec, offered)
+        for step in self.spec.steps:
+            if step.name not in agreed:
+                break
+            self.skipped.append(step.name)
+        for name in self.skipped:
+            self.outputs[name] = json.loads(self.files.step_path(name).read_text(encoding="utf-8"))["outputs"]
+        if self.skipped:
+            self.say(f"[{self.party}] resuming after {len(self.skipped)} completed step(s): {', '.join(self.skipped)}")
+        self.state["status"] = "running"
+        for step in self.spec.steps:
+            if step.name not in self.skipped:
+                # a step rerun invalidates this party's older outputs of it and of every later step
+                self.files.step_path(step.name).unlink(missing_ok=True)
+                self.state["steps"][step.name]["status"] = "pending"
+        self.save()
+
+    def run_steps(self, channel: Channel, stop: threading.Event | None) -> None:
+        total = len(self.spec.steps)
+        for i, step in enumerate(self.spec.steps, start=1):
+            if step.name in self.skipped:
+                continue
+            if stop is not None and stop.is_set():
+                raise JobError(
+                    f"job {self.spec.job_id!r} stopped on request before step {step.name!r}; resume it with --resume"
+                )
+            self.current = step.name
+            self.state["steps"][step.name]["status"] = "running"
+            self.save()
+            t0 = time.monotonic()
+            self.say(f"[{self.party}] step {i}/{total} {step.name} ({step.kind}) ...")
+            doc = self._run_step(step, channel)
+            self.outputs[step.name] = doc["outputs"]
+            self.ran.append(step.name)
+            self.state["steps"][step.name]["status"] = "done"
+            self.save()
+            self.say(f"[{self.party}] step {i}/{total} {step.name} done in {time.monotonic() - t0:.2f} s")
+
+    def finish(self, channel: Channel, ledger: Ledger) -> PartyOutcome:
+        self.current = GOODBYE_STEP
+        _goodbye(channel, list(self.outputs))
+        traffic = channel.stats.as_dict()
+        self.state.update(status="completed", finished_at=_now(), ledger_head=ledger.head(), traffic=traffic)
+        self.save()
+        self.say(f"[{self.party}] job {self.spec.job_id} completed; results in {self.files.root}")
+        return PartyOutcome(
+            self.spec.job_id, self.party, self.files.root, ledger.path, self.outputs, self.ran, self.skipped, traffic
+        )
+
+    def record_failure(self, exc: BaseException, ledger: Ledger, stop: threading.Event | None) -> None:
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit)) or (stop is not None and stop.is_set())
+        self.state["status"] = "interrupted" if interrupted else "failed"
+        self.state["error"] = f"{type(exc).__name__} in {self.current}: {exc}"
+        if self.current in self.state["steps"]:
+            self.state["steps"][self.current]["status"] = "failed"
+        try:
+            self.state["ledger_head"] = ledger.head()
+        except MisuanError:
+            pass
+        self.save()
+        self.say(f"[{self.party}] job {self.spec.job_id} {self.state['status']} in {self.current}: {exc}")
+
+    def _run_step(self, step: StepSpec, channel: Channel) -> dict[str, Any]:
+        """Run one step and commit its outputs; returns the step document written."""
+        staging = self.files.artefacts / f".staging-{step.name}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        sent0, recv0 = channel.stats.bytes_sent, channel.stats.bytes_received
+        t0 = time.monotonic()
+        try:
+            result = self._call_adapter(step, channel, staging) if self.party in step.parties else StepResult({})
+            _check_result(step, result, staging)
+            final = self.files.artefacts / step.name
+            shutil.rmtree(final, ignore_errors=True)
+            if result.artefacts:
+                os.replace(staging, final)
+            doc = {
+                "job_id": self.spec.job_id,
+                "party": self.party,
+                "step": step.name,
+                "kind": step.kind,
+                "participated": self.party in step.parties,
+                "step_hash": self.hashes[step.name],
+                "finished_at": _now(),
+                "seconds": round(time.monotonic() - t0, 3),
+                "bytes_sent": channel.stats.bytes_sent - sent0,
+                "bytes_received": channel.stats.bytes_received - recv0,
+                "outputs": result.outputs,
+                "artefacts": list(result.artefacts),
+            }
+            # the step's JSON is its commit marker: written last, atomically
+            write_json_atomic(self.files.step_path(step.name), doc)
+            return doc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _call_adapter(self, step: StepSpec, channel: Channel, staging: Path) -> StepResult:
+        step_channel = channel if step.parties == channel.parties else _PartyGroupChannel(channel, step.parties)
+        frame = self.checked.dataset.frame
+        ctx = StepContext(
+            spec=self.spec,
+            step=step,
+            party=self.party,
+            role=self.state["role"],
+            channel=step_channel,
+            outputs=dict(self.outputs),
+            artefact_dir=staging,
+            load_data=lambda: frame,  # every step sees the one frame check_runnable read and checked
+            progress=self.say,
+            earlier_artefacts={name: self.files.artefacts / name for name in self.outputs},
+            parsed=self.checked.params[step.name],
+        )
+        result = step_kind(step, self.spec).run(ctx)
+        if not isinstance(result, StepResult):
+            raise JobError(f"step {step.name!r}: the {step.kind} adapter returned {type(result).__name__}, not StepResult")
+        return result
+
+
+def _check_result(step: StepSpec, result: StepResult, staging: Path) -> None:
+    """Refuse outputs that are not JSON and artefacts that are not files under the staging directory."""
+    try:
+        canonical_json(result.outputs)
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"step {step.name!r}: outputs are not JSON-able ({exc})") from exc
+    for a in result.artefacts:
+        if not (staging / a).is_file() or Path(a).is_absolute() or ".." in Path(a).parts:
+            raise JobError(f"step {step.name!r}: artefact {a!r} is not a file under its artefact directory")
+
+
 def _hello(channel: Channel, spec: JobSpec, offered: list[str]) -> set[str]:
-    """Exchange spec hash and completed steps with every peer; returns the steps all completed."""
-    mine = spec.shared_hash()
+    """Exchange hellos with every peer (:func:`check_hello`); returns the steps all completed."""
+    mine = JobHello(spec.shared_hash(), offered, __version__, job_protocols(spec))
     for peer in channel.peers:
-        channel.send(peer, HELLO_STEP, JobHello(mine, offered, __version__))
+        channel.send(peer, HELLO_STEP, mine)
     agreed = set(offered)
-    names = {s.name for s in spec.steps}
     for peer in channel.peers:
-        hello = channel.recv(peer, HELLO_STEP, expect=JobHello)
-        if hello.spec_hash != mine:
-            raise JobSpecError(
-                f"{peer} runs a different version of job {spec.job_id!r} (spec hash {hello.spec_hash[:12]}..., "
-                f"ours {mine[:12]}...): parties, roles and steps must be identical on every party"
-            )
-        if len(hello.completed) > len(names) or not set(hello.completed) <= names:
-            raise ProtocolError(f"{peer} reports completed steps that are not in the job: {hello.completed[:5]}")
-        agreed &= set(hello.completed)
+        agreed &= check_hello(mine, channel.recv(peer, HELLO_STEP, expect=JobHello), peer, spec)
     return agreed
 
 
@@ -355,76 +518,3 @@ def _goodbye(channel: Channel, completed: list[str]) -> None:
         bye = channel.recv(peer, GOODBYE_STEP, expect=JobGoodbye)
         if bye.completed != completed:
             raise ProtocolError(f"{peer} finished with steps {bye.completed}, we with {completed}")
-
-
-def _run_step(
-    spec: JobSpec,
-    step: StepSpec,
-    party: str,
-    role: str,
-    channel: Channel,
-    outputs: dict[str, dict[str, Any]],
-    files: _JobFiles,
-    step_hash: str,
-    load_data: Callable[[], pd.DataFrame],
-    say: Progress,
-) -> dict[str, Any]:
-    """Run one step and commit its outputs; returns the step document written."""
-    participates = party in step.parties
-    staging = files.artefacts / f".staging-{step.name}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    sent0, recv0 = channel.stats.bytes_sent, channel.stats.bytes_received
-    t0 = time.monotonic()
-    try:
-        if participates:
-            step_channel = channel if step.parties == channel.parties else _PartyGroupChannel(channel, step.parties)
-            kind = step_kind(step, spec)
-            ctx = StepContext(
-                spec=spec,
-                step=step,
-                party=party,
-                role=role,
-                channel=step_channel,
-                outputs=dict(outputs),
-                artefact_dir=staging,
-                load_data=load_data,
-                progress=say,
-                earlier_artefacts={name: files.artefacts / name for name in outputs},
-                parsed=parse_step_params(kind, step, spec),
-            )
-            result = kind.run(ctx)
-            if not isinstance(result, StepResult):
-                raise JobError(f"step {step.name!r}: the {step.kind} adapter returned {type(result).__name__}, not StepResult")
-        else:
-            result = StepResult({})
-        try:
-            canonical_json(result.outputs)
-        except (TypeError, ValueError) as exc:
-            raise JobError(f"step {step.name!r}: outputs are not JSON-able ({exc})") from exc
-        for a in result.artefacts:
-            if not (staging / a).is_file() or Path(a).is_absolute() or ".." in Path(a).parts:
-                raise JobError(f"step {step.name!r}: artefact {a!r} is not a file under its artefact directory")
-        final = files.artefacts / step.name
-        shutil.rmtree(final, ignore_errors=True)
-        if result.artefacts:
-            os.replace(staging, final)
-        doc = {
-            "job_id": spec.job_id,
-            "party": party,
-            "step": step.name,
-            "kind": step.kind,
-            "participated": participates,
-            "step_hash": step_hash,
-            "finished_at": _now(),
-            "seconds": round(time.monotonic() - t0, 3),
-            "bytes_sent": channel.stats.bytes_sent - sent0,
-            "bytes_received": channel.stats.bytes_received - recv0,
-            "outputs": result.outputs,
-            "artefacts": list(result.artefacts),
-        }
-        # the step's JSON is its commit marker: written last, atomically
-        write_json_atomic(files.step_path(step.name), doc)
-        return doc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

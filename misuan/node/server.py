@@ -30,7 +30,7 @@ from types import FrameType
 
 from misuan.audit.ledger import write_json_atomic
 from misuan.errors import JobSpecError, MisuanError
-from misuan.net.grpc_channel import PartyServer
+from misuan.net.grpc_server import PartyServer
 from misuan.node.runner import (
     ChannelOpener,
     PartyOutcome,

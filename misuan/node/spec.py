@@ -40,7 +40,8 @@ A node config (``node.toml``) names one institution's node::
 
 Every mistake raises :class:`JobSpecError` (or :class:`ConfigError` for node configs) naming the
 field, e.g. ``party[2] 'partner'.dataset.id_column``, and saying what to write instead. A missing
-dataset file is a :class:`DataError` raised by :meth:`JobSpec.check_local`.
+dataset file is a :class:`DataError` raised by :meth:`JobSpec.check_local`; the file's contents are
+checked by :mod:`misuan.node.data` before a party connects to anyone.
 """
 
 from __future__ import annotations

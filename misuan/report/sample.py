@@ -113,13 +113,9 @@ def _chain_head(party: str, entries: list[dict[str, Any]]) -> str:
     return head.hex()
 
 
-def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
-    """A complete, valid, made-up summary (see the module docstring)."""
-    rng = np.random.default_rng(seed)
-    n_bank, n_partner, n_shared = 25_500, 24_000, 21_000
-    n_trees, depth = 30, 4
-
-    # hold-out predictions from a made-up latent model: the bank's signal plus a smaller partner signal
+def _holdout(rng: np.random.Generator, n_holdout: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Labels and model scores of the hold-out customers from a made-up latent model: the bank's signal
+    plus a smaller partner signal."""
     s_bank = rng.normal(size=n_holdout)
     s_partner = rng.normal(size=n_holdout)
     y = (rng.random(n_holdout) < _sigmoid(-1.55 + 1.1 * s_bank + 0.55 * s_partner)).astype(int)
@@ -129,7 +125,10 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
         "bank_only": _sigmoid(-1.45 + 1.05 * s_bank + rng.normal(0, 0.1, n_holdout)),
         "plaintext": _sigmoid(-1.5 + 1.05 * s_bank + 0.52 * s_partner + 0.8 * noise),
     }
+    return y, scores
 
+
+def _iv_entries(rng: np.random.Generator, n_shared: int) -> list[dict[str, Any]]:
     iv: list[dict[str, Any]] = []
     for party, features in (("bank", BANK_FEATURES), ("partner", PARTNER_FEATURES)):
         for f in features:
@@ -140,8 +139,11 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
         {"index": len(iv[-1]["bins"]), "label": "missing", "lower": None, "upper": None, "contains_missing": True,
          "count": 120, "positives": 40, "woe": -0.57}
     )
+    return iv
 
-    importance = [
+
+def _importance(rng: np.random.Generator) -> list[dict[str, Any]]:
+    return [
         {
             "feature": f,
             "party": party,
@@ -152,6 +154,8 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
         for f in features
     ]
 
+
+def _ledgers(n_bank: int, n_partner: int, n_shared: int, n_trees: int, depth: int) -> list[dict[str, Any]]:
     entries = _ledger_entries(n_bank, n_partner, n_shared, n_trees, depth)
     ledgers = []
     for party in ("bank", "partner"):
@@ -159,30 +163,45 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
         mine = copy.deepcopy([x for x in entries if party in (x["discloser"], x["recipient"])])
         ledgers.append({"party": party, "head": _chain_head(party, mine), "verified": True,
                         "verified_at": "2026-11-23T10:14:03Z", "entries": mine})
+    return ledgers
 
+
+def _job(seed: int, n_bank: int, n_partner: int) -> dict[str, Any]:
     return {
-        "job": {
-            "job_id": f"taiwan-demo-{seed:04d}",
-            "title": "Joint credit-risk model: Example Bank × Example Partner",
-            "started_at": "2026-11-23T10:00:00Z",
-            "finished_at": "2026-11-23T10:13:58Z",
-            "machine": "2 vCPU (shared), 4 GiB, Debian 12, Python 3.11 — synthetic sample, not a measurement",
-            "dataset": "UCI default of credit card clients (Yeh & Lien 2009), CC BY 4.0, split into two institutions",
-            "misuan_version": "0.1.0",
-            "parties": [
-                {"name": "bank", "role": "label_party", "organisation": "Example Bank", "rows": n_bank,
-                 "columns": len(BANK_FEATURES), "bytes_sent": 912_400_000, "bytes_received": 1_530_000_000},
-                {"name": "partner", "role": "feature_party", "organisation": "Example Partner", "rows": n_partner,
-                 "columns": len(PARTNER_FEATURES), "bytes_sent": 1_530_000_000, "bytes_received": 912_400_000},
-            ],
-            "steps": [
-                {"name": "psi", "kind": "psi", "seconds": 14.2},
-                {"name": "woe", "kind": "woe", "seconds": 95.4},
-                {"name": "secureboost", "kind": "secureboost", "seconds": 702.9},
-                {"name": "baselines", "kind": "plaintext_baseline", "seconds": 3.1},
-                {"name": "evaluate", "kind": "evaluate", "seconds": 22.4},
-            ],
-        },
+        "job_id": f"taiwan-demo-{seed:04d}",
+        "title": "Joint credit-risk model: Example Bank × Example Partner",
+        "started_at": "2026-11-23T10:00:00Z",
+        "finished_at": "2026-11-23T10:13:58Z",
+        "machine": "2 vCPU (shared), 4 GiB, Debian 12, Python 3.11 — synthetic sample, not a measurement",
+        "dataset": "UCI default of credit card clients (Yeh & Lien 2009), CC BY 4.0, split into two institutions",
+        "misuan_version": "0.1.0",
+        "parties": [
+            {"name": "bank", "role": "label_party", "organisation": "Example Bank", "rows": n_bank,
+             "columns": len(BANK_FEATURES), "bytes_sent": 912_400_000, "bytes_received": 1_530_000_000},
+            {"name": "partner", "role": "feature_party", "organisation": "Example Partner", "rows": n_partner,
+             "columns": len(PARTNER_FEATURES), "bytes_sent": 1_530_000_000, "bytes_received": 912_400_000},
+        ],
+        "steps": [
+            {"name": "psi", "kind": "psi", "seconds": 14.2},
+            {"name": "woe", "kind": "woe", "seconds": 95.4},
+            {"name": "secureboost", "kind": "secureboost", "seconds": 702.9},
+            {"name": "baselines", "kind": "plaintext_baseline", "seconds": 3.1},
+            {"name": "evaluate", "kind": "evaluate", "seconds": 22.4},
+        ],
+    }
+
+
+def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
+    """A complete, valid, made-up summary (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    n_bank, n_partner, n_shared = 25_500, 24_000, 21_000
+    n_trees, depth = 30, 4
+    # the draws from rng happen in this order: hold-out, then IV bins, then importance
+    y, scores = _holdout(rng, n_holdout)
+    iv = _iv_entries(rng, n_shared)
+    importance = _importance(rng)
+    return {
+        "job": _job(seed, n_bank, n_partner),
         "psi": {
             "rows": {"bank": n_bank, "partner": n_partner},
             "intersection_size": n_shared,
@@ -198,7 +217,7 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
             "scores": {k: v.tolist() for k, v in scores.items()},
         },
         "feature_importance": importance,
-        "ledgers": ledgers,
+        "ledgers": _ledgers(n_bank, n_partner, n_shared, n_trees, depth),
         "secureboost": {
             "n_trees": n_trees, "max_depth": depth, "learning_rate": 0.3, "lambda": 1.0, "gamma": 0.0,
             "min_child_weight": 1.0, "max_bins": 32, "objective": "binary:logistic", "he_scheme": "ou",

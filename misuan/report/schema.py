@@ -4,6 +4,9 @@ The job runner hands :func:`misuan.report.render_report` a JSON-able dict; :meth
 turns it into these dataclasses, refusing missing keys, unknown keys (typos), wrong types, non-finite
 numbers and inconsistent cross-references with a :class:`~misuan.errors.DataError` that names the
 path of the offending value (``summary.iv[3].bins[0].woe``). Optional fields have defaults.
+
+The rows the credit steps write (:class:`FeatureIv`, :class:`WoeBin`, :class:`FeatureImportance`) are
+declared below the node in :mod:`misuan.ml.outputs` and re-exported here as part of the summary.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import typing
 from typing import Any, Literal, TypeVar, Union
 
 from misuan.errors import DataError
+from misuan.ml.outputs import FeatureImportance, FeatureIv, WoeBin
 
 __all__ = [
     "MODEL_KEYS",
@@ -33,8 +37,6 @@ __all__ = [
     "StepRun",
     "Summary",
     "WoeBin",
-    "importance_from_secureboost",
-    "iv_from_woe_result",
 ]
 
 # the models the comparison needs, and the optional plaintext baseline (for the cost of privacy); a
@@ -93,41 +95,6 @@ class Psi:
 
 
 @dataclasses.dataclass(frozen=True)
-class WoeBin:
-    """One bin; the keys of ``misuan.protocols.woe_table.BinStats.to_dict()``."""
-
-    label: str  # e.g. "(20000, 50000]" or "missing"
-    count: int  # customers in the bin
-    positives: int  # defaulters in the bin (label 1)
-    woe: float
-    contains_missing: bool = False  # holds the missing values: left out of the monotonicity check
-    index: int | None = None
-    lower: float | str | None = None  # JSON has no infinity: "-inf" / "inf" arrive as strings
-    upper: float | str | None = None
-    iv: float | None = None  # this bin's contribution to the feature's IV
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureIv:
-    """WOE and IV of one feature (computed jointly for the partner's).
-
-    The keys of ``misuan.protocols.woe_table.FeatureWoe.to_dict()`` plus ``party``.
-    """
-
-    feature: str
-    party: str  # the party holding the feature
-    iv: float
-    bins: list[WoeBin]
-    ks: float | None = None  # KS of the feature's bins against the label, if computed
-    monotonic: bool | None = None  # None: computed from the WOE of the bins without missing values
-    method: str = ""  # binning method, e.g. "quantile", "chimerge"
-    trend: str = ""  # "increasing", "decreasing", "flat" or "none"
-    n_rows: int | None = None
-    n_positives: int | None = None
-    edges_shared: bool | None = None  # False: the bank saw the partner's bins only as "bin 0", "bin 1", ...
-
-
-@dataclasses.dataclass(frozen=True)
 class Evaluation:
     """Predictions on the hold-out customers; the report computes AUC, KS and the curves from them."""
 
@@ -138,14 +105,6 @@ class Evaluation:
     scores: dict[str, list[float]]
     n_train: int | None = None
     model_names: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> display name
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureImportance:
-    feature: str  # as the reporting party knows it (a peer's feature may be an opaque "partner:f3")
-    party: str
-    gain: float  # total split gain
-    splits: int  # number of splits on it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,34 +204,6 @@ class Summary:
         for i, f in enumerate(self.iv):
             if not f.bins:
                 raise DataError(f"report summary: summary.iv[{i}].bins is empty")
-
-
-def iv_from_woe_result(woe_result: dict[str, Any], party: str) -> list[dict[str, Any]]:
-    """``summary["iv"]`` entries from a WOE step's ``WoeResult.to_dict()``, every feature held by ``party``."""
-    features = woe_result.get("features") if isinstance(woe_result, dict) else None
-    if not isinstance(features, list):
-        raise DataError("iv_from_woe_result: expected WoeResult.to_dict(), a dict with a 'features' list")
-    return [{**f, "party": party} for f in features]
-
-
-def importance_from_secureboost(importance: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    """``summary["feature_importance"]`` from SecureBoost's ``{"party:feature": {"total_gain", "weight"}}``.
-
-    The key is split at its first colon (party names have none; feature names may).
-    """
-    out = []
-    for key, value in importance.items():
-        party, sep, feature = key.partition(":")
-        if not sep or not party or not feature:
-            raise DataError(f"importance_from_secureboost: key {key!r:.60} is not 'party:feature'")
-        try:
-            out.append({"feature": feature, "party": party, "gain": float(value["total_gain"]),
-                        "splits": int(value["weight"])})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(
-                f"importance_from_secureboost: {key!r:.60} needs numbers 'total_gain' and 'weight' ({exc})"
-            ) from None
-    return out
 
 
 _T = TypeVar("_T")

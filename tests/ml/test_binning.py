@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from misuan.errors import ConfigError, DataError
-from misuan.protocols.binning import (
-    BinningConfig,
+from misuan.protocols.woe import WoeParams
+from misuan.protocols.woe.binning import (
     FeatureBins,
     check_starts,
     chimerge_starts,
@@ -37,7 +37,7 @@ def test_equal_width_cuts() -> None:
 def test_no_bin_below_min_size_on_skewed_data(method: str, min_size: int) -> None:
     rng = np.random.default_rng(min_size)
     x = np.concatenate([rng.exponential(1.0, 300) ** 3, [1e6, 2e6], [np.nan] * 3])
-    cfg = BinningConfig(method=method, n_bins=10, n_prebins=40, min_bin_size=min_size)  # type: ignore[arg-type]
+    cfg = WoeParams(method=method, n_bins=10, n_prebins=40, min_bin_size=min_size)  # type: ignore[arg-type]
     bins = unsupervised_bins(x, method, cfg)
     counts = np.bincount(bins.assign(x), minlength=bins.n_bins)
     assert counts.sum() == len(x)
@@ -59,14 +59,14 @@ def test_small_missing_group_joins_smallest_value_bin_and_small_value_group_join
 @pytest.mark.parametrize("method", ["quantile", "equal_width"])
 def test_infinite_values_fall_in_the_end_bins(method: str) -> None:
     x = np.concatenate([[-np.inf] * 30, np.arange(40.0), [np.inf] * 30])
-    bins = unsupervised_bins(x, method, BinningConfig(n_bins=4))
+    bins = unsupervised_bins(x, method, WoeParams(n_bins=4))
     assert np.all(np.isfinite(bins.cuts)) and bins.n_value_bins >= 2
     codes = bins.assign(x)
     assert codes[0] == 0 and codes[-1] == bins.n_value_bins - 1
 
 
 def test_constant_all_missing_and_single_row_features() -> None:
-    cfg = BinningConfig()
+    cfg = WoeParams()
     const = unsupervised_bins(np.full(50, 7.0), "quantile", cfg)
     assert const.n_bins == 1 and const.cuts.size == 0
     allnan = unsupervised_bins(np.full(8, np.nan), "equal_width", cfg)
@@ -115,7 +115,7 @@ def test_bad_merge_starts_refused(starts: list[float]) -> None:
 def test_pandas_nullable_columns_read_as_float_with_missing() -> None:
     import pandas as pd
 
-    from misuan.protocols.binning import feature_columns
+    from misuan.protocols.woe.binning import feature_columns
 
     df = pd.DataFrame(
         {"i": pd.array([1, None, 3], dtype="Int64"), "b": pd.array([True, None, False], dtype="boolean")}
@@ -126,10 +126,10 @@ def test_pandas_nullable_columns_read_as_float_with_missing() -> None:
 
 def test_config_validation_and_non_numeric_feature() -> None:
     with pytest.raises(ConfigError, match="method"):
-        BinningConfig(method="kmeans")  # type: ignore[arg-type]
+        WoeParams(method="kmeans")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="min_bin_size"):
-        BinningConfig(min_bin_size=0)
+        WoeParams(min_bin_size=0)
     with pytest.raises(ConfigError, match="n_prebins"):
-        BinningConfig(n_bins=20, n_prebins=10)
+        WoeParams(n_bins=20, n_prebins=10)
     with pytest.raises(DataError, match="not numeric"):
         FeatureBins(np.empty(0), 1, None).assign(np.array(["a", "b"]))

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from misuan.errors import ConfigError, DataError
 from misuan.ml.secureboost import SecureBoostClassifier, fit_local, predict_local
+from misuan.net.local import run_local
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_fit_local_with_worker_processes_predict_save_load(data, tmp_path) -> No
     tr, te = slice(0, 2200), slice(2200, None)
     # 1024-bit keys only for test speed; n_jobs=2 runs the histogram/encryption worker processes
     est = SecureBoostClassifier(n_estimators=3, max_depth=3, max_bin=16, key_bits=1024, n_jobs=2, base_score=0.5)
-    models, channels = fit_local(est, {"bank": bank.iloc[tr], "partner": partner.iloc[tr]}, y[tr], label_party="bank")
+    models, _ = fit_local(est, {"bank": bank.iloc[tr], "partner": partner.iloc[tr]}, y[tr], label_party="bank")
     lp, fp = models["bank"], models["partner"]
     assert lp.role_ == "label_party" and fp.role_ == "feature_party" and lp.n_trees_ == 3
     assert list(lp.feature_names_in_) == ["age", "income", "tenure"]
@@ -56,14 +57,10 @@ def test_fit_local_with_worker_processes_predict_save_load(data, tmp_path) -> No
     loaded = {p: SecureBoostClassifier.load_model(path) for p, path in paths.items()}
     again = predict_local(loaded, {"bank": bank.iloc[te], "partner": partner.iloc[te]})
     np.testing.assert_allclose(again, margin)
-    from misuan.net.memory import MemoryNetwork
-    from misuan.protocols.simulation import run_parties
-
-    ch = MemoryNetwork(["bank", "partner"]).channels()
-    out = run_parties(ch, {
+    out = {p: o.result for p, o in run_local({
         "bank": lambda c: loaded["bank"].predict_proba(bank.iloc[te], channel=c),
         "partner": lambda c: loaded["partner"].predict_proba(partner.iloc[te], channel=c),
-    })
+    }).items()}
     assert out["partner"] is None and out["bank"].shape == (400, 2)
     np.testing.assert_allclose(out["bank"][:, 1], 1 / (1 + np.exp(-margin)))
     (tmp_path / "bad.json").write_text("{}")
@@ -84,11 +81,11 @@ def test_three_parties_two_feature_parties() -> None:
     X, y = make_classification(n_samples=900, n_features=9, n_informative=6, random_state=4)
     parts = {"bank": X[:700, :3], "telco": X[:700, 3:6], "insurer": X[:700, 6:]}
     est = SecureBoostClassifier(n_estimators=3, max_depth=3, max_bin=16, key_bits=1024, n_jobs=1, base_score=0.5)
-    models, channels = fit_local(est, parts, y[:700], label_party="bank")
+    models, outcomes = fit_local(est, parts, y[:700], label_party="bank")
     used = {nd["party"] for t in models["bank"].model_["trees"] for nd in t["nodes"] if "leaf" not in nd}
     assert used == {"bank", "telco", "insurer"}
     margin = predict_local(models, {"bank": X[700:, :3], "telco": X[700:, 3:6], "insurer": X[700:, 6:]})
     assert roc_auc_score(y[700:], margin) > 0.85
     # feature parties learn nothing from each other: no message ever flows between them
-    assert channels["telco"].stats.per_peer["insurer"].bytes_received == 0
-    assert channels["insurer"].stats.per_peer["telco"].bytes_received == 0
+    assert outcomes["telco"].stats["per_peer"]["insurer"]["bytes_received"] == 0
+    assert outcomes["insurer"].stats["per_peer"]["telco"]["bytes_received"] == 0

@@ -10,14 +10,14 @@ import pytest
 from misuan.errors import DataError
 from misuan.ml.stability import population_stability_index
 from misuan.ml.woe import woe_iv_plaintext
-from misuan.protocols.binning import BinningConfig
+from misuan.protocols.woe import WoeParams
 
 
 def test_woe_iv_ks_hand_checked() -> None:
     # bin (-inf, 0]: 8 goods, 2 bads; bin (0, inf): 4 goods, 6 bads; G = 12, B = 8
     x = np.array([0.0] * 10 + [1.0] * 10)
     y = np.array([1, 1] + [0] * 8 + [1] * 6 + [0] * 4)
-    res = woe_iv_plaintext({"x": x}, y, BinningConfig(n_bins=2, min_bin_size=5))
+    res = woe_iv_plaintext({"x": x}, y, WoeParams(n_bins=2, min_bin_size=5))
     f = res["x"]
     assert [b.count for b in f.bins] == [10, 10] and [b.positives for b in f.bins] == [2, 6]
     assert [b.label for b in f.bins] == ["(-inf, 0]", "(0, inf)"]
@@ -32,7 +32,7 @@ def test_woe_iv_ks_hand_checked() -> None:
 def test_smoothing_only_where_a_cell_is_empty() -> None:
     x = np.array([0.0] * 10 + [1.0] * 10)
     y = np.array([0] * 10 + [1] * 5 + [0] * 5)  # first bin has no bads
-    f = woe_iv_plaintext({"x": x}, y, BinningConfig(n_bins=2, smoothing=0.5))["x"]
+    f = woe_iv_plaintext({"x": x}, y, WoeParams(n_bins=2, smoothing=0.5))["x"]
     # goods 10+.5, 5+.5 of 16; bads 0+.5, 5+.5 of 6
     assert f.bins[0].woe == pytest.approx(math.log((10.5 / 16) / (0.5 / 6)))
     assert math.isfinite(f.iv)
@@ -46,7 +46,7 @@ def test_missing_values_get_their_own_bin_and_table_sorted_by_iv() -> None:
     strong = y + rng.normal(0, 0.5, n)
     strong[:40] = np.nan
     weak = rng.normal(0, 1, n)
-    res = woe_iv_plaintext(pd.DataFrame({"weak": weak, "strong": strong}), y, BinningConfig(n_bins=5))
+    res = woe_iv_plaintext(pd.DataFrame({"weak": weak, "strong": strong}), y, WoeParams(n_bins=5))
     s = res["strong"]
     assert s.bins[-1].label == "missing" and s.bins[-1].count == 40 and s.bins[-1].contains_missing
     assert sum(b.count for b in s.bins) == n

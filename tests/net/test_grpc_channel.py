@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import hashlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -27,19 +26,11 @@ from misuan.errors import (
 )
 from misuan.net import wire
 from misuan.net.channel import Channel
-from misuan.net.grpc_channel import (
-    SERVICE,
-    FrameHeader,
-    GrpcChannel,
-    Hello,
-    PartyServer,
-    _encode_first_frame_head,
-    open_grpc_channel,
-)
-from misuan.net.loopback import make_test_pki, run_party_processes
-from misuan.net.memory import MemoryNetwork
+from misuan.net.grpc_channel import GrpcChannel, open_grpc_channel
+from misuan.net.grpc_framing import SERVICE, FrameHeader, Hello, encode_first_frame_head
+from misuan.net.grpc_server import PartyServer
+from misuan.net.local import free_port, make_test_pki, run_local
 from misuan.protocols.secure_sum import secure_sum
-from misuan.protocols.simulation import run_parties
 
 PARTIES = ["bank", "partner", "telecom", "mallory"]
 
@@ -93,12 +84,6 @@ def pair(pki: dict[str, TlsFiles]) -> Iterator[dict[str, GrpcChannel]]:
         c.server.stop(0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- protocols over the real transport --------------------------------------------------------------
 def _ledger_view(entries: list) -> list[tuple]:
     return sorted((d.job_id, d.step, d.discloser, d.recipient, d.what, d.shape, d.form) for d in entries)
@@ -108,30 +93,27 @@ def _ledger_view(entries: list) -> list[tuple]:
 def test_secure_sum_in_processes_matches_in_memory_run(pki: dict[str, TlsFiles], parties: list[str]) -> None:
     rng = np.random.default_rng(7)
     data = {p: rng.integers(-(10**12), 10**12, size=1000) for p in parties}
-    grpc_out = run_party_processes(
-        {p: functools.partial(secure_sum, values=data[p]) for p in parties},
-        tls={p: pki[p] for p in parties},
-        job_id="sum",
-    )
-    mem = MemoryNetwork(parties, job_id="sum").channels()
-    mem_out = run_parties(mem, {p: functools.partial(secure_sum, values=data[p]) for p in parties})
+    fns = {p: functools.partial(secure_sum, values=data[p]) for p in parties}
+    grpc_out = run_local(fns, transport="processes", tls={p: pki[p] for p in parties}, job_id="sum")
+    mem_out = run_local(fns, transport="threads", job_id="sum")
     for p in parties:
         np.testing.assert_array_equal(grpc_out[p].result, sum(data.values()))
-        np.testing.assert_array_equal(grpc_out[p].result, mem_out[p])
+        np.testing.assert_array_equal(grpc_out[p].result, mem_out[p].result)
         # the same disclosures in each party's ledger, recorded in the party's own process
-        assert _ledger_view(grpc_out[p].disclosures) == _ledger_view(mem[p].recorder.entries)  # type: ignore[attr-defined]
+        assert _ledger_view(grpc_out[p].disclosures) == _ledger_view(mem_out[p].disclosures)
         learned = [d for d in grpc_out[p].disclosures if d.recipient == p and d.form == "aggregate"]
         assert sorted(d.discloser for d in learned) == sorted(set(parties) - {p})
         # the traffic counted is the same as in memory
-        assert grpc_out[p].stats["bytes_sent"] == mem[p].stats.bytes_sent
-        assert grpc_out[p].stats["rounds"] == mem[p].stats.rounds
+        assert grpc_out[p].stats["bytes_sent"] == mem_out[p].stats["bytes_sent"]
+        assert grpc_out[p].stats["rounds"] == mem_out[p].stats["rounds"]
 
 
 def test_secure_sum_over_grpc_threads(pair: dict[str, GrpcChannel]) -> None:
     x = {"bank": np.arange(100), "partner": np.arange(100) * -3}
-    out = run_parties(pair, {p: functools.partial(secure_sum, values=x[p]) for p in pair})
+    with futures.ThreadPoolExecutor(len(pair)) as pool:
+        out = {p: pool.submit(secure_sum, pair[p], values=x[p]) for p in pair}
     for p in pair:
-        np.testing.assert_array_equal(out[p], np.arange(100) * -2)
+        np.testing.assert_array_equal(out[p].result(), np.arange(100) * -2)
 
 
 @wire.message("test.Blob")
@@ -184,8 +166,9 @@ def _receive_twice(chan: Channel) -> None:
 
 def test_peer_process_dying_mid_job_raises_promptly(pki: dict[str, TlsFiles]) -> None:
     start = time.monotonic()
-    out = run_party_processes(
+    out = run_local(
         {"bank": _send_then_die, "partner": _receive_twice},
+        transport="processes",
         tls={p: pki[p] for p in ["bank", "partner"]},
         timeout_s=60,
         raise_errors=False,
@@ -222,7 +205,7 @@ def test_peer_that_rejects_our_certificate_is_diagnosed(pki: dict[str, TlsFiles]
     try:
         with pytest.raises(AuthenticationError, match=rf"does not accept this node's certificate {pki['bank'].cert}"):
             open_grpc_channel(
-                "bank", {"bank": f"127.0.0.1:{_free_port()}", "partner": f"127.0.0.1:{port}"}, "j", pki["bank"],
+                "bank", {"bank": f"127.0.0.1:{free_port()}", "partner": f"127.0.0.1:{port}"}, "j", pki["bank"],
                 connect_timeout_s=3,
             )
     finally:
@@ -237,7 +220,7 @@ def test_party_not_in_the_job_is_refused(pki: dict[str, TlsFiles]) -> None:
         # mallory has a certificate of the same CA but is not a party of the job
         with pytest.raises(AuthenticationError, match="certificate CN='mallory' is not a peer of 'partner'"):
             open_grpc_channel(
-                "mallory", {"mallory": f"127.0.0.1:{_free_port()}", "partner": partner_server.address}, "job",
+                "mallory", {"mallory": f"127.0.0.1:{free_port()}", "partner": partner_server.address}, "job",
                 pki["mallory"], connect_timeout_s=3,
             )
     finally:
@@ -256,13 +239,13 @@ def test_sender_claiming_another_party_is_refused_and_nothing_delivered(pair: di
     before = partner.server.rejected
     ch, deliver = _raw_stub(pki["bank"], partner.server.address, "partner", "Deliver")
     with ch:
-        frame = _encode_first_frame_head(FrameHeader("pair-job", "telecom", "s", 0, 3)) + wire.encode(7)[:3]
+        frame = encode_first_frame_head(FrameHeader("pair-job", "telecom", "s", 0, 3)) + wire.encode(7)[:3]
         with pytest.raises(grpc.RpcError) as info:
             deliver(frame, timeout=5)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "certificate is for 'bank' but the message claims to come from 'telecom'" in info.value.details()
         # a message for a job the server does not run
-        frame = _encode_first_frame_head(FrameHeader("other-job", "bank", "s", 0, 0))
+        frame = encode_first_frame_head(FrameHeader("other-job", "bank", "s", 0, 0))
         with pytest.raises(grpc.RpcError) as info:
             deliver(frame, timeout=5)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND and "runs no job 'other-job'" in info.value.details()
@@ -281,7 +264,7 @@ def test_address_of_another_party_is_refused(pki: dict[str, TlsFiles]) -> None:
     try:
         with pytest.raises(AuthenticationError, match=r"does not name 'partner'"):
             open_grpc_channel(
-                "bank", {"bank": f"127.0.0.1:{_free_port()}", "partner": telecom.address}, "j", pki["bank"],
+                "bank", {"bank": f"127.0.0.1:{free_port()}", "partner": telecom.address}, "j", pki["bank"],
                 connect_timeout_s=3,
             )
     finally:
@@ -292,7 +275,7 @@ def test_channel_for_unknown_job_is_told_so(pair: dict[str, GrpcChannel], pki: d
     start = time.monotonic()
     with pytest.raises(PeerUnreachableError, match="is up but not running job 'no-such-job'"):
         open_grpc_channel(
-            "bank", {"bank": f"127.0.0.1:{_free_port()}", "partner": pair["partner"].server.address}, "no-such-job",
+            "bank", {"bank": f"127.0.0.1:{free_port()}", "partner": pair["partner"].server.address}, "no-such-job",
             pki["bank"], connect_timeout_s=1.0,
         )
     assert time.monotonic() - start < 3
@@ -302,7 +285,7 @@ def test_channel_for_unknown_job_is_told_so(pair: dict[str, GrpcChannel], pki: d
 def test_garbage_frames_are_refused_and_nothing_delivered(pair: dict[str, GrpcChannel]) -> None:
     bank, partner = pair["bank"], pair["partner"]
     before = partner.server.rejected
-    head = functools.partial(_encode_first_frame_head)
+    head = functools.partial(encode_first_frame_head)
     bad: list[tuple[list[bytes], bool, str]] = [
         ([b"garbage"], True, "does not start with the misuan transport magic"),
         ([b"MSN1" + b"\xff\xff\x00\x00" + b"x" * 10], True, "over the limit or truncated"),
@@ -323,11 +306,11 @@ def test_garbage_frames_are_refused_and_nothing_delivered(pair: dict[str, GrpcCh
 
 
 def test_unreachable_peer_named_within_connect_timeout(pki: dict[str, TlsFiles]) -> None:
-    port = _free_port()
+    port = free_port()
     start = time.monotonic()
     with pytest.raises(PeerUnreachableError, match=rf"cannot reach partner at 127.0.0.1:{port} within 1.0 s"):
         open_grpc_channel(
-            "bank", {"bank": f"127.0.0.1:{_free_port()}", "partner": f"127.0.0.1:{port}"}, "j", pki["bank"],
+            "bank", {"bank": f"127.0.0.1:{free_port()}", "partner": f"127.0.0.1:{port}"}, "j", pki["bank"],
             connect_timeout_s=1.0,
         )
     assert time.monotonic() - start < 3
@@ -359,8 +342,9 @@ def _recv_big(chan: Channel) -> str:
 @pytest.mark.slow
 def test_300_mb_between_processes_in_bounded_memory(pki: dict[str, TlsFiles]) -> None:
     start = time.monotonic()
-    out = run_party_processes(
-        {"bank": _send_big, "partner": _recv_big}, tls={p: pki[p] for p in ["bank", "partner"]}, timeout_s=120
+    out = run_local(
+        {"bank": _send_big, "partner": _recv_big}, transport="processes", tls={p: pki[p] for p in ["bank", "partner"]},
+        timeout_s=120,
     )
     assert out["bank"].result == out["partner"].result
     assert out["partner"].stats["bytes_received"] > BIG
@@ -374,7 +358,7 @@ def test_certificate_files_may_live_elsewhere(tmp_path: Path) -> None:
     """Each node keeps only the CA certificate and its own files, in its own directory."""
     create_ca(tmp_path / "ca")
     tls = {p: issue_party_cert(tmp_path / "ca", p, out_dir=tmp_path / p) for p in ["bank", "partner"]}
-    out = run_party_processes({p: functools.partial(secure_sum, values=np.ones(3, np.int64)) for p in tls}, tls=tls)
+    out = run_local({p: functools.partial(secure_sum, values=np.ones(3, np.int64)) for p in tls}, transport="processes", tls=tls)
     np.testing.assert_array_equal(out["bank"].result, [2, 2, 2])
 
 
@@ -408,7 +392,7 @@ def test_fast_sender_waits_until_slow_peer_has_connected(pki: dict[str, TlsFiles
 def test_one_way_reachability_is_reported_on_both_sides(pki: dict[str, TlsFiles]) -> None:
     servers = {p: PartyServer(p, pki[p]) for p in ["bank", "partner"]}
     good = {p: s.address for p, s in servers.items()}
-    dead = f"127.0.0.1:{_free_port()}"
+    dead = f"127.0.0.1:{free_port()}"
     books = {"bank": good, "partner": {**good, "bank": dead}}  # partner has a wrong address for bank
     out: dict[str, BaseException | None] = {}
 
@@ -442,7 +426,7 @@ def test_port_in_use_is_a_config_error(pki: dict[str, TlsFiles]) -> None:
 
 def _claim_4_gib_send_1_mib(chan: Channel) -> str:
     assert isinstance(chan, GrpcChannel)
-    head = _encode_first_frame_head(FrameHeader(chan.job_id, chan.party, "huge", 0, 4 << 30))
+    head = encode_first_frame_head(FrameHeader(chan.job_id, chan.party, "huge", 0, 4 << 30))
     try:
         chan._send_frames("partner", "huge", [head, b"x" * (1 << 20)], single=False)
     except MalformedMessageError as exc:
@@ -456,8 +440,9 @@ def _wait_done(chan: Channel) -> bool:
 
 
 def test_declared_size_costs_no_memory_until_the_bytes_arrive(pki: dict[str, TlsFiles]) -> None:
-    out = run_party_processes(
-        {"bank": _claim_4_gib_send_1_mib, "partner": _wait_done}, tls={p: pki[p] for p in ["bank", "partner"]}
+    out = run_local(
+        {"bank": _claim_4_gib_send_1_mib, "partner": _wait_done}, transport="processes",
+        tls={p: pki[p] for p in ["bank", "partner"]},
     )
     assert "the stream ended after 1048576 of 4294967296 bytes" in out["bank"].result
     assert out["partner"].max_rss_bytes < 300 << 20  # not 4 GiB

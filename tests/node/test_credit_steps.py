@@ -19,7 +19,7 @@ from misuan.errors import JobSpecError, NoOverlapError
 from misuan.ml.metrics import roc_auc
 from misuan.ml.woe import woe_iv_plaintext
 from misuan.node.steps.alignment import holdout_split
-from misuan.protocols.binning import BinningConfig
+from misuan.protocols.woe import WoeParams
 
 
 def _spec(tmp: Path, bank: Path, partner: Path, steps: str) -> Path:
@@ -83,7 +83,7 @@ def test_pipeline_matches_plaintext_twins(tmp_path: Path, tables: tuple[Path, Pa
     joined = bank.assign(k=bank["customer_id"].map(taiwan.normalize_demo_id)).merge(
         partner.assign(k=norm), on="k", suffixes=("", "_p"))
     cols = list(taiwan.PARTNER_FEATURES[:6])
-    twin = woe_iv_plaintext(joined[cols].astype(float), joined["default"], BinningConfig(n_bins=5, min_bin_size=20))
+    twin = woe_iv_plaintext(joined[cols].astype(float), joined["default"], WoeParams(n_bins=5, min_bin_size=20))
     got = {f["feature"]: f["iv"] for f in b["woe"]["features"] if f["party"] == "partner"}
     for f in twin.features:
         assert got[f.feature] == pytest.approx(f.iv, abs=1e-9)

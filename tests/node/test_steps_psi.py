@@ -10,8 +10,10 @@ import pytest
 import misuan.api as ms
 from misuan.errors import JobSpecError
 from misuan.node import steps
+from misuan.node.runner import check_runnable
 from misuan.node.spec import load_spec
-from misuan.node.steps.psi import ROWS_FILE, check_psi, run_psi
+from misuan.node.steps.psi import ROWS_FILE, check_psi, normalization_of, run_psi
+from misuan.protocols.psi import IdNormalization
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +75,32 @@ def test_psi_step_params_are_checked(make_job: Callable[..., Path], params: str,
     spec = load_spec(spec_path)
     with pytest.raises(JobSpecError, match=match):
         check_psi(spec.steps[0], spec)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("batch_size = 10.5", "params.batch_size: must be an integer from 1 to 1048576, not 10.5"),
+        ("batch_size = true", "params.batch_size: must be an integer from 1 to 1048576, not true"),
+        ('workers = "4"', "params.workers: must be an integer from 1 to 256 (or leave it out), not '4'"),
+        ("reveal = true", "params.reveal: must be text, not true"),
+        ("normalize = { case = 3 }", "params.normalize.case: must be one of 'keep', 'casefold', 'upper', not 3"),
+        ("normalize = { strip = 1 }", "params.normalize.strip: must be true or false, not 1"),
+        ('normalize = "casefold"', "params.normalize: must be a table with keys among case, country_code"),
+        ('normalize = { country_code = "+86" }', "params.normalize.country_code: must be 1-3 digits, not '+86'"),
+    ],
+)
+def test_wrong_types_are_refused_before_connecting_with_the_field_path_once(
+    make_job: Callable[..., Path], params: str, message: str
+) -> None:
+    spec = load_spec(make_job(("bank", "partner"), steps=_step(params)))
+    with pytest.raises(JobSpecError) as info:
+        check_runnable(spec, "bank")
+    text = str(info.value)
+    assert text.startswith(f"step[1] 'match'.{message}"), text
+    assert text.count("params") == 1
+
+
+def test_normalization_of_reads_the_parsed_table(make_job: Callable[..., Path]) -> None:
+    spec = load_spec(make_job(("bank", "partner"), steps=_step('normalize = { case = "casefold", kind = "text" }')))
+    assert normalization_of(spec.steps[0], spec) == IdNormalization(case="casefold")

@@ -9,9 +9,16 @@ import pandas as pd
 import pytest
 
 from misuan.errors import ConfigError, DataError, MalformedMessageError
+from misuan.net.channel import Channel
+from misuan.net.local import run_local
 from misuan.net.memory import MemoryNetwork
-from misuan.protocols.describe import SharedSummaries, describe_columns, joint_describe
-from misuan.protocols.simulation import run_parties
+from misuan.protocols.describe import (
+    DescribeParams,
+    DescribeParty,
+    SharedSummaries,
+    describe_columns,
+    joint_describe,
+)
 
 
 def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -43,42 +50,41 @@ def test_local_summaries_match_pandas_and_small_columns_are_withheld() -> None:
 
 def test_only_requested_columns_are_sent_and_recorded() -> None:
     bank, partner = _frames()
-    ch = MemoryNetwork(["bank", "partner"]).channels(timeout_s=20)
-    ch["partner"].transcript = []
-    out = run_parties(
-        ch,
+    ch = run_local(
         {
             "bank": lambda c: joint_describe(c, "partner", bank, share=["income", "age"]),
             "partner": lambda c: joint_describe(c, "bank", partner, share="all"),
         },
+        timeout_s=20,
+        transcripts=True,
     )
+    out = {p: o.result for p, o in ch.items()}
     assert sorted(out["partner"].peer) == ["age", "income"] and "secret" not in out["partner"].peer
     assert out["partner"].peer["income"] == out["bank"].own["income"]
     assert sorted(out["bank"].peer) == ["sparse", "spend"]
     ((_, step, msg),) = ch["partner"].transcript  # type: ignore[misc]
     assert step == "describe" and msg.columns == ["income", "age"] and msg.quantiles.shape == (2, 5)
     for party in ("bank", "partner"):
-        whats = sorted((d.discloser, d.what, d.form) for d in ch[party].recorder.entries)  # type: ignore[attr-defined]
+        whats = sorted((d.discloser, d.detail["column"], d.what, d.form, d.shape) for d in ch[party].disclosures)
         assert whats == [
-            ("bank", "summary statistics of age", "aggregate"),
-            ("bank", "summary statistics of income", "aggregate"),
-            ("partner", "summary statistics of sparse", "aggregate"),
-            ("partner", "summary statistics of spend", "aggregate"),
+            ("bank", "age", "summary statistics of a column", "aggregate", (8,)),
+            ("bank", "income", "summary statistics of a column", "aggregate", (8,)),
+            ("partner", "sparse", "summary statistics of a column", "aggregate", (8,)),
+            ("partner", "spend", "summary statistics of a column", "aggregate", (8,)),
         ]
 
 
 def test_nothing_shared_by_default_and_unknown_column_refused() -> None:
     bank, partner = _frames()
-    ch = MemoryNetwork(["bank", "partner"]).channels(timeout_s=20)
-    out = run_parties(
-        ch,
+    ch = run_local(
         {
             "bank": lambda c: joint_describe(c, "partner", bank),
             "partner": lambda c: joint_describe(c, "bank", partner),
         },
+        timeout_s=20,
     )
-    assert out["bank"].peer == {} and out["partner"].peer == {}
-    assert ch["bank"].recorder.entries == []  # type: ignore[attr-defined]
+    assert ch["bank"].result.peer == {} and ch["partner"].result.peer == {}
+    assert ch["bank"].disclosures == []
     with pytest.raises(ConfigError, match="share lists"):
         joint_describe(MemoryNetwork(["a", "b"]).channel("a"), "b", bank, share=["nope"])
 
@@ -110,11 +116,35 @@ def _good(k: int = 1) -> SharedSummaries:
 )
 def test_malformed_summaries_refused(bad: SharedSummaries, error: type, match: str) -> None:
     bank, _ = _frames()
-    ch = MemoryNetwork(["bank", "partner"]).channels(timeout_s=20)
 
-    def fake(c: object) -> None:
-        ch["partner"].send("bank", "describe", bad)
-        ch["partner"].recv("bank", "describe")
+    def fake(c: Channel) -> None:
+        c.send("bank", "describe", bad)
+        c.recv("bank", "describe")
 
     with pytest.raises(error, match=match):
-        run_parties(ch, {"bank": lambda c: joint_describe(c, "partner", bank), "partner": fake})
+        run_local({"bank": lambda c: joint_describe(c, "partner", bank), "partner": fake}, timeout_s=20)
+
+
+def test_a_describe_party_checks_fixed_summaries_without_a_channel() -> None:
+    bank, _ = _frames()
+    party = DescribeParty("partner", bank, DescribeParams(share=("income",)))
+    sent = party.summaries()
+    assert sent.columns == ["income"] and sent.n_rows == 200 and sent.quantiles.shape == (1, 5)
+    peer = party.accept(_good()).peer
+    assert list(peer) == ["c0"] and peer["c0"].quantiles == {"q0.5": 0.0}
+    with pytest.raises(MalformedMessageError, match="negative"):
+        party.accept(dataclasses.replace(_good(), std=np.array([-1.0])))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"quantiles": (0.5, 0.2)}, "quantiles: must be at most 99 increasing"),
+        ({"min_count": 0}, "min_count: must be an integer >= 1, not 0"),
+        ({"min_count": 2.5}, "min_count: must be an integer"),
+        ({"share": "some"}, "share: must be a list of text or one of 'all'"),
+    ],
+)
+def test_describe_params_refuse_wrong_values(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        DescribeParams(**kwargs)  # type: ignore[arg-type]

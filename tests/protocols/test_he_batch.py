@@ -5,8 +5,8 @@ import pytest
 
 from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
 from misuan.errors import CryptoError
-from misuan.protocols import he_batch
-from misuan.protocols.he_batch import (
+from misuan.protocols.woe import he_batch
+from misuan.protocols.woe.he_batch import (
     BinSumAccumulator,
     ZeroEncryptions,
     bin_sums_by_feature,

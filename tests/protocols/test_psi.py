@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
+import multiprocessing
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import misuan.protocols.psi as psi_module
+import misuan.protocols.psi.party as psi_party
 from misuan.crypto.ecdh import POINT_BYTES, BlindingKey, find_invalid_point, hash_to_curve
 from misuan.errors import (
     ConfigError,
@@ -23,6 +25,7 @@ from misuan.errors import (
     UnexpectedMessageError,
 )
 from misuan.net.channel import Channel
+from misuan.net.local import LocalOutcome, make_test_pki, run_local
 from misuan.net.memory import MemoryNetwork
 from misuan.protocols.psi import (
     DIGEST_BYTES,
@@ -31,23 +34,24 @@ from misuan.protocols.psi import (
     IdNormalization,
     PsiHello,
     PsiResult,
+    normalize_ids,
     psi,
 )
-from misuan.protocols.psi_ids import normalize_ids
-from misuan.protocols.simulation import run_parties
+from misuan.protocols.psi.blinding import CURVE_CHECK_SAMPLE, executor_for
+from misuan.protocols.psi.matching import match_digests
 
 PARTIES = ["bank", "partner"]
 
 
 def run_psi(
     bank_ids: Any, partner_ids: Any, reveal: str = "both", **kw: Any
-) -> tuple[dict[str, PsiResult], dict[str, Channel]]:
-    channels: dict[str, Channel] = dict(MemoryNetwork(PARTIES, job_id="psi-test").channels())
+) -> tuple[dict[str, PsiResult], dict[str, LocalOutcome]]:
     fns: dict[str, Callable[[Channel], Any]] = {
         "bank": lambda c: psi(c, bank_ids, "partner", reveal=reveal, **kw),
         "partner": lambda c: psi(c, partner_ids, "bank", reveal=reveal, **kw),
     }
-    return run_parties(channels, fns), channels
+    outcomes = run_local(fns, job_id="psi-test")
+    return {p: o.result for p, o in outcomes.items()}, outcomes
 
 
 def random_sets(rng: np.random.Generator, n_bank: int, n_partner: int, shared: int) -> tuple[list[str], list[str]]:
@@ -85,14 +89,13 @@ def test_intersection_equals_plaintext_twin(n_bank: int, n_partner: int, shared:
 
 def test_different_batch_sizes_on_each_side() -> None:
     bank, partner = random_sets(np.random.default_rng(3), 90, 70, 33)
-    channels = MemoryNetwork(PARTIES).channels()
-    out = run_parties(
-        channels,
+    outcomes = run_local(
         {
             "bank": lambda c: psi(c, bank, "partner", batch_size=5),
             "partner": lambda c: psi(c, partner, "bank", batch_size=32),
         },
     )
+    out = {p: o.result for p, o in outcomes.items()}
     assert out["bank"].size == 33
     assert_aligned(out, bank, partner)
 
@@ -105,8 +108,8 @@ def test_worker_processes_give_the_same_result() -> None:
     assert_aligned(out, bank, partner)
 
 
-def _entries(chan: Channel) -> list[tuple[str, str, str, tuple[int, ...], str]]:
-    return [(d.discloser, d.recipient, d.what, d.shape, d.form) for d in chan.recorder.entries]  # type: ignore[attr-defined]
+def _entries(outcome: LocalOutcome) -> list[tuple[str, str, str, tuple[int, ...], str]]:
+    return [(d.discloser, d.recipient, d.what, d.shape, d.form) for d in outcome.disclosures]
 
 
 INTERSECTION = "intersection (which of its IDs are in both sets)"
@@ -141,7 +144,7 @@ def test_reveal_both_results_and_ledger() -> None:
         ("bank", "partner", INTERSECTION, (10,), "plaintext"),
         ("partner", "bank", INTERSECTION, (10,), "plaintext"),
     ]
-    sizes = [d.detail for d in ch["bank"].recorder.entries if d.what == "ID set size"]  # type: ignore[attr-defined]
+    sizes = [d.detail for d in ch["bank"].disclosures if d.what == "ID set size"]
     assert sizes == [{"n": 50}, {"n": 40}]
 
 
@@ -161,14 +164,12 @@ def test_reveal_size_only_and_ledger() -> None:
 
 def test_reveal_size_returns_digests_sorted_so_rows_cannot_be_linked() -> None:
     bank, partner = random_sets(np.random.default_rng(7), 64, 64, 30)
-    channels = MemoryNetwork(PARTIES).channels()
-    channels["bank"].transcript = []
-    run_parties(
-        channels,
+    channels = run_local(
         {
             "bank": lambda c: psi(c, bank, "partner", reveal="size", batch_size=16),
             "partner": lambda c: psi(c, partner, "bank", reveal="size", batch_size=16),
         },
+        transcripts=True,
     )
     transcript = channels["bank"].transcript or []
     digests = np.concatenate([m.digests for _, s, m in transcript if s == "psi/doubly_blinded"])
@@ -180,15 +181,14 @@ def test_reveal_to_one_party_only(receiver: str) -> None:
     bank, partner = random_sets(np.random.default_rng(8), 45, 55, 20)
     ids = {"bank": bank, "partner": partner}
     other = "partner" if receiver == "bank" else "bank"
-    channels = MemoryNetwork(PARTIES).channels()
-    channels[other].transcript = []
-    out = run_parties(
-        channels,
+    channels = run_local(
         {
             "bank": lambda c: psi(c, bank, "partner", reveal=receiver),
             "partner": lambda c: psi(c, partner, "bank", reveal=receiver),
         },
+        transcripts=True,
     )
+    out = {p: o.result for p, o in channels.items()}
     assert out[receiver].size == 20
     assert set(out[receiver].intersection or []) == set(bank) & set(partner)
     rows = out[receiver].local_rows
@@ -211,14 +211,12 @@ def test_reveal_to_one_party_only(receiver: str) -> None:
 def test_transcript_partner_receives_only_blinded_points() -> None:
     """The partner sees the bank's set size, then blinded points and digests: never IDs or H(id)."""
     bank, partner = random_sets(np.random.default_rng(9), 150, 120, 60)
-    channels = MemoryNetwork(PARTIES).channels()
-    channels["partner"].transcript = []
-    run_parties(
-        channels,
+    channels = run_local(
         {
             "bank": lambda c: psi(c, bank, "partner", batch_size=50),
             "partner": lambda c: psi(c, partner, "bank", batch_size=50),
         },
+        transcripts=True,
     )
     transcript = channels["partner"].transcript or []
     assert all(frm == "bank" for frm, _, _ in transcript)
@@ -259,12 +257,12 @@ def test_random_row_order_hides_the_peers_row_positions(monkeypatch: pytest.Monk
             if secret is None:  # the party's fresh key (tasks rebuild it from its bytes)
                 keys[threading.current_thread().name] = self
 
-    monkeypatch.setattr(psi_module, "BlindingKey", RecordedKey)
+    monkeypatch.setattr(psi_party, "BlindingKey", RecordedKey)
     bank = [f"id{i}" for i in range(200)]
     partner = bank[:100]
-    channels = MemoryNetwork(PARTIES).channels()
-    channels["partner"].transcript = []
-    run_parties(channels, {"bank": lambda c: psi(c, bank, "partner"), "partner": lambda c: psi(c, partner, "bank")})
+    channels = run_local(
+        {"bank": lambda c: psi(c, bank, "partner"), "partner": lambda c: psi(c, partner, "bank")}, transcripts=True
+    )
     transcript = channels["partner"].transcript or []
     stream = b"".join(m.points.tobytes() for _, s, m in transcript if s == "psi/blinded")
     own_digests = {m.digests[i : i + 1].tobytes() for _, s, m in transcript if s == "psi/doubly_blinded" for i in range(len(m.digests))}
@@ -275,7 +273,6 @@ def test_random_row_order_hides_the_peers_row_positions(monkeypatch: pytest.Monk
 
 
 def test_normalisation_mismatch_is_refused_by_both() -> None:
-    channels = MemoryNetwork(PARTIES).channels()
     errors: dict[str, BaseException] = {}
 
     def party(c: Channel, ids: list[str], peer: str, norm: IdNormalization) -> None:
@@ -284,8 +281,7 @@ def test_normalisation_mismatch_is_refused_by_both() -> None:
         except ConfigError as exc:
             errors[c.party] = exc
 
-    run_parties(
-        channels,
+    run_local(
         {
             "bank": lambda c: party(c, ["a"], "partner", IdNormalization(case="casefold")),
             "partner": lambda c: party(c, ["a"], "bank", IdNormalization()),
@@ -296,10 +292,8 @@ def test_normalisation_mismatch_is_refused_by_both() -> None:
 
 
 def test_reveal_mismatch_is_refused() -> None:
-    channels = MemoryNetwork(PARTIES).channels()
     with pytest.raises(ConfigError, match="reveal differs"):
-        run_parties(
-            channels,
+        run_local(
             {
                 "bank": lambda c: psi(c, ["a"], "partner", reveal="both"),
                 "partner": lambda c: psi(c, ["a"], "bank", reveal="size"),
@@ -330,8 +324,7 @@ def _fake_partner(send: Callable[[Channel], object], n_rows: int = 2, batch_size
 
 
 def _bank_against(fake: Callable[[Channel], object]) -> None:
-    channels = MemoryNetwork(PARTIES).channels(timeout_s=20)
-    run_parties(channels, {"bank": lambda c: psi(c, ["a", "b", "c"], "partner"), "partner": _fake_partner(fake)})
+    run_local({"bank": lambda c: psi(c, ["a", "b", "c"], "partner"), "partner": _fake_partner(fake)}, timeout_s=20)
 
 
 def _valid_points(n: int) -> np.ndarray:
@@ -377,13 +370,12 @@ def test_invalid_point_is_refused(bad: bytes) -> None:
 
 def test_a_batch_of_twist_points_is_refused_by_the_sampled_curve_check() -> None:
     """Batches above CURVE_CHECK_SAMPLE values get the on-curve test on a random sample: all-twist fails it."""
-    n = 3 * psi_module.CURVE_CHECK_SAMPLE
+    n = 3 * CURVE_CHECK_SAMPLE
     twist = [u for u in range(2, 1000) if find_invalid_point(_u(u)) == 0][:n]
     points = np.frombuffer(b"".join(_u(u) for u in twist), dtype="S32")
-    channels = MemoryNetwork(PARTIES).channels(timeout_s=20)
     fake = _fake_partner(lambda c: c.send("bank", "psi/blinded", BlindedBatch(0, points)), n_rows=n, batch_size=n)
     with pytest.raises(MalformedMessageError, match="not a canonical curve point"):
-        run_parties(channels, {"bank": lambda c: psi(c, ["a", "b", "c"], "partner"), "partner": fake})
+        run_local({"bank": lambda c: psi(c, ["a", "b", "c"], "partner"), "partner": fake}, timeout_s=20)
 
 
 def test_malformed_digest_batch_is_refused() -> None:
@@ -498,17 +490,17 @@ def test_matching_paths_agree_even_with_repeated_prefixes() -> None:
     rng = np.random.default_rng(11)
     own = np.frombuffer(rng.bytes(16 * 300), dtype="S16").copy()
     theirs = np.concatenate([own[100:250], np.frombuffer(rng.bytes(16 * 200), dtype="S16")])
-    fast = psi_module._match(own, theirs, "partner")
+    fast = match_digests(own, theirs, "partner")
     assert fast.size == 150 and set(fast.tolist()) == set(range(100, 250))
     assert list(own[fast]) == sorted(own[fast])  # sorted by digest value
     # a peer digest equal to an own one in the first 8 bytes only must not match
     twin = bytearray(own[0:1].tobytes())
     twin[15] ^= 1
     theirs2 = np.concatenate([theirs, np.frombuffer(bytes(twin), dtype="S16")])
-    collided = psi_module._match(own, theirs2, "partner")  # fast path, full digests compared
+    collided = match_digests(own, theirs2, "partner")  # fast path, full digests compared
     assert collided.tolist() == fast.tolist()
     own2 = np.concatenate([own, np.frombuffer(bytes(twin), dtype="S16")])  # repeated prefix: exact path
-    assert psi_module._match(own2, theirs, "partner").tolist() == fast.tolist()
+    assert match_digests(own2, theirs, "partner").tolist() == fast.tolist()
 
 
 def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -525,8 +517,8 @@ def test_daemonic_process_falls_back_to_worker_threads(monkeypatch: pytest.Monke
     class Daemonic:
         daemon = True
 
-    monkeypatch.setattr(psi_module.multiprocessing, "current_process", lambda: Daemonic())
-    assert isinstance(psi_module._executor(2), psi_module.concurrent.futures.ThreadPoolExecutor)
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: Daemonic())
+    assert isinstance(executor_for(2), concurrent.futures.ThreadPoolExecutor)
     bank, partner = random_sets(np.random.default_rng(12), 300, 200, 100)
     out, _ = run_psi(bank, partner, workers=2, batch_size=32)
     assert out["bank"].size == 100
@@ -542,10 +534,9 @@ def test_peer_announced_sizes_allocate_nothing(n_rows: int, batch_size: int) -> 
         c.send("bank", "psi/hello", PsiHello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES))
         c.close()
 
-    channels = MemoryNetwork(PARTIES).channels(timeout_s=20)
     expected: type[Exception] = PeerDisconnectedError if n_rows == 1 << 33 else MalformedMessageError
     with pytest.raises(expected):
-        run_parties(channels, {"bank": lambda c: psi(c, ["a", "b"], "partner"), "partner": liar})
+        run_local({"bank": lambda c: psi(c, ["a", "b"], "partner"), "partner": liar}, timeout_s=20)
 
 
 def _psi_party(chan: Channel, ids: list[str], peer: str, reveal: str) -> dict[str, Any]:
@@ -555,13 +546,12 @@ def _psi_party(chan: Channel, ids: list[str], peer: str, reveal: str) -> dict[st
 
 @pytest.mark.parametrize("reveal", ["both", "partner"])
 def test_psi_over_grpc_in_two_processes_matches_the_in_memory_run(tmp_path: Path, reveal: str) -> None:
-    from misuan.net.loopback import make_test_pki, run_party_processes
-
     bank, partner = random_sets(np.random.default_rng(13), 300, 250, 120)
     ids = {"bank": bank, "partner": partner}
     peers = {"bank": "partner", "partner": "bank"}
-    out = run_party_processes(
+    out = run_local(
         {p: functools.partial(_psi_party, ids=ids[p], peer=peers[p], reveal=reveal) for p in PARTIES},
+        transport="processes",
         tls=make_test_pki(tmp_path, PARTIES),
         job_id="psi-grpc",
     )

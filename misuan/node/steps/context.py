@@ -89,7 +89,7 @@ class StepContext:
         """This step's parsed parameters of dataclass ``cls`` (one of its kind's ``params``)."""
         if cls not in self.parsed:
             raise TypeError(f"step kind {self.step.kind!r} declares no parameters of {cls.__name__}")
-        return self.parsed[cls]  # type: ignore[no-any-return]
+        return self.parsed[cls]
 
     @property
     def data(self) -> pd.DataFrame:

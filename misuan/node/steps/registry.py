@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from misuan.errors import JobSpecError
 from misuan.node.spec import JobSpec, StepSpec
-from misuan.node.steps import credit, psi, secure_sum
+from misuan.node.steps import evaluate, psi, secure_sum, secureboost, woe
 from misuan.node.steps.context import StepCheck, StepKind, StepRun, where
 
 __all__ = ["STEPS", "register_step", "registered_kinds", "step_kind"]
 
 STEPS: dict[str, StepKind] = {
-    k.kind: k for k in (secure_sum.KIND, psi.KIND, credit.WOE_KIND, credit.SECUREBOOST_KIND, credit.EVALUATE_KIND)
+    k.kind: k for k in (secure_sum.KIND, psi.KIND, woe.KIND, secureboost.KIND, evaluate.KIND)
 }
 
 

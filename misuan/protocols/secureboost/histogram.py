@@ -1,9 +1,11 @@
-"""The feature party's encrypted-histogram kernel, run in worker processes (see crypto/pool.py).
+"""Encrypted per-bin histograms: the feature party's kernel (in worker processes) and the label party's reading.
 
-A worker holds, for one training job, the party's binned features (uint8, ``n x F``) and, for the
-current tree, the label party's ciphertexts. A task is (rows of one node, a group of features); it
-returns, for each feature of the group, the node's per-bin ciphertext sums, packed several bins per
-ciphertext and re-randomised, as fixed-width bytes.
+A worker holds, for one training job, the feature party's binned features (uint8, ``n x F``) and,
+for the current tree, the label party's ciphertexts. A task is (rows of one node, a group of
+features); it returns, for each feature of the group, the node's per-bin ciphertext sums, packed
+several bins per ciphertext and re-randomised, as fixed-width bytes. :func:`node_histograms`
+runs a level's tasks and lays the reply out in (node, feature) order; the label party's
+:class:`HistogramDecoder` decrypts and unpacks it into per-bin gradient and hessian sums.
 
 Cost. Summing ``m`` row ciphertexts into the bins of one feature costs ``m`` modular
 multiplications, so ``F`` features cost ``m * F``. For a *group* of ``k`` features we first sum the
@@ -15,16 +17,21 @@ from the expected number of non-empty cells. The result is the same sums, added 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 from gmpy2 import mpz
 
+from misuan.crypto.encoding import FixedPointCodec
 from misuan.crypto.he import PublicKey, public_key_from_wire
+from misuan.crypto.pool import WorkerPool, decrypt_batch
 from misuan.errors import MalformedMessageError
+from misuan.protocols.secureboost.binning import FeatureBins
+from misuan.protocols.secureboost.messages import HistogramReply, check_array
 
-__all__ = ["HistogramWorker", "packed_count", "plan_groups"]
+__all__ = ["HistogramDecoder", "HistogramWorker", "node_histograms", "packed_count", "plan_groups"]
 
 
 def packed_count(n_bins: int, per_ct: int) -> int:
@@ -122,3 +129,88 @@ class HistogramWorker:
             fbins = (uniq // s) % self.n_bins[f]
             out.append(pub.bin_sums(cell_sums, fbins, self.n_bins[f]))
         return out
+
+
+def node_histograms(
+    pool: WorkerPool, level_rows: list[np.ndarray], compute: list[int], features: list[int], n_bins: list[int],
+    per_ct: int, ciphertext_bytes: int,
+) -> np.ndarray:
+    """The feature party's reply to a level: packed bin sums of ``features`` for each node in ``compute``.
+
+    The tasks run largest first on the pool; the reply is laid out in (node, feature) order,
+    whatever the grouping.
+    """
+    tasks = []
+    for ci in compute:
+        r = level_rows[ci]
+        for grp in plan_groups(len(r), features, n_bins):
+            tasks.append((len(r) * len(grp), r, grp))
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0])
+    results = pool.map("histogram", [(tasks[i][1], tasks[i][2]) for i in order])
+    by_task = dict(zip(order, results, strict=True))
+    parts: dict[tuple[int, int], bytes] = {}
+    ti = 0
+    for ci in compute:
+        for grp in plan_groups(len(level_rows[ci]), features, n_bins):
+            blob, off = by_task[ti], 0
+            for f in grp:
+                size = packed_count(n_bins[f], per_ct) * ciphertext_bytes
+                parts[(ci, f)] = blob[off : off + size]
+                off += size
+            ti += 1
+    body = b"".join(parts[(ci, f)] for ci in compute for f in features)
+    return np.frombuffer(body, dtype=f"S{ciphertext_bytes}")
+
+
+@dataclasses.dataclass(frozen=True)
+class HistogramDecoder:
+    """The label party's reading of one tree's histogram replies: its key's workers and the tree's packing."""
+
+    public: PublicKey
+    pool: WorkerPool  # holds the private key
+    codec: FixedPointCodec
+    per_ct: int  # (gradient, hessian) pairs per ciphertext
+
+    def decode(self, reply: HistogramReply, fb: FeatureBins, n_nodes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per node: the flat per-bin gradient and hessian sums of ``fb``'s sampled features (zeros elsewhere)."""
+        pub, per_ct = self.public, self.per_ct
+        feats = [f for f in range(len(fb.n_bins)) if fb.mask[f]]
+        per_node = sum(packed_count(fb.n_bins[f], per_ct) for f in feats)
+        arr = check_array(reply.ciphertexts, "histogram ciphertexts", "S", (per_node * n_nodes,))
+        if arr.dtype.itemsize != pub.ciphertext_bytes:
+            raise MalformedMessageError(f"histogram ciphertexts must be S{pub.ciphertext_bytes}, got {arr.dtype}")
+        pub.from_array(arr)  # range checks
+        plain = decrypt_batch(self.pool, pub, np.ascontiguousarray(arr).view(np.uint8).tobytes())
+        out = []
+        pos = 0
+        for _ in range(n_nodes):
+            G = np.zeros(fb.width)
+            H = np.zeros(fb.width)
+            for f in feats:
+                nb = fb.n_bins[f]
+                graw, hraw = self._unpack(plain[pos : pos + packed_count(nb, per_ct)], nb)
+                pos += packed_count(nb, per_ct)
+                o = int(fb.offsets[f])
+                G[o : o + nb] = self.codec.decode_sum(graw)
+                H[o : o + nb] = self.codec.decode_sum(hraw)
+            out.append((G, H))
+        return out
+
+    def _unpack(self, plain: list[int], n_bins: int) -> tuple[list[int], list[int]]:
+        """The raw gradient and hessian slot sums of one feature's bins, from its packed plaintexts."""
+        w, per_ct = self.codec.slot_bits, self.per_ct
+        pair_mask, slot_mask = (1 << (2 * w)) - 1, (1 << w) - 1
+        graw: list[int] = []
+        hraw: list[int] = []
+        for c, v in enumerate(plain):
+            k = min(per_ct, n_bins - c * per_ct)
+            if v.bit_length() > 2 * w * k:
+                raise MalformedMessageError("a decrypted histogram ciphertext overflows its packing")
+            pairs = []
+            for _ in range(k):
+                pairs.append(v & pair_mask)
+                v >>= 2 * w
+            for pr in reversed(pairs):
+                graw.append(pr >> w)
+                hraw.append(pr & slot_mask)
+        return graw, hraw

@@ -13,26 +13,29 @@ from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
 from misuan.errors import ConfigError, MalformedMessageError
 from misuan.ml.woe import woe_iv_feature, woe_iv_plaintext
 from misuan.net.channel import Channel
+from misuan.net.local import LocalOutcome, make_test_pki, run_local
 from misuan.net.memory import MemoryNetwork
-from misuan.protocols import he_batch
-from misuan.protocols.binning import BinningConfig, unsupervised_bins
-from misuan.protocols.he_batch import ZeroEncryptions
-from misuan.protocols.simulation import run_parties
-from misuan.protocols.stats import (
+from misuan.protocols.woe import (
     BinSums,
     EncryptedLabels,
     FeaturePartyWoe,
     LabelChunk,
     MergeDecisions,
+    WoeFeatureParty,
+    WoeLabelParty,
+    WoeParams,
+    WoeResult,
+    ZeroEncryptions,
+    he_batch,
     woe_iv,
     woe_iv_feature_party,
     woe_iv_label_party,
 )
-from misuan.protocols.woe_table import WoeResult
+from misuan.protocols.woe.binning import unsupervised_bins
 
 Keys = tuple[PublicKey, PrivateKey]
 # 1024-bit keys keep the suite fast; the library default (2048) runs in the benchmark and one test below
-TEST_CFG = BinningConfig(min_key_bits=1024, n_bins=5, n_prebins=20)
+TEST_CFG = WoeParams(min_key_bits=1024, n_bins=5, n_prebins=20)
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +66,20 @@ def _data(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _run(
-    feats: Any, y: Any, cfg: BinningConfig, keys: Keys | None, transcripts: bool = False
-) -> tuple[WoeResult, FeaturePartyWoe, dict[str, Channel]]:
-    ch = MemoryNetwork(["bank", "partner"], job_id="woe-test").channels(timeout_s=60)
-    if transcripts:
-        ch["partner"].transcript = []
-        ch["bank"].transcript = []
-    out = run_parties(
-        ch,
+    feats: Any, y: Any, cfg: WoeParams, keys: Keys | None, transcripts: bool = False
+) -> tuple[WoeResult, FeaturePartyWoe, dict[str, LocalOutcome]]:
+    out = run_local(
         {
-            "bank": lambda c: woe_iv(c, "label_party", "partner", y, config=cfg, keypair=keys),
-            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, config=cfg),
+            "bank": lambda c: woe_iv(c, "label_party", "partner", y, params=cfg, keypair=keys),
+            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, params=cfg),
         },
+        job_id="woe-test",
+        timeout_s=60,
+        transcripts=transcripts,
     )
-    assert isinstance(out["bank"], WoeResult) and isinstance(out["partner"], FeaturePartyWoe)
-    return out["bank"], out["partner"], ch
+    bank, partner = out["bank"].result, out["partner"].result
+    assert isinstance(bank, WoeResult) and isinstance(partner, FeaturePartyWoe)
+    return bank, partner, out
 
 
 @pytest.mark.parametrize("method", ["quantile", "equal_width", "chimerge", "tree"])
@@ -123,7 +125,7 @@ def test_small_cells_and_ledger_show_only_bin_aggregates(keys: Keys) -> None:
     for counts in sums.counts:
         assert len(counts) == 1 or counts.min() >= 25
     for party in ("bank", "partner"):
-        entries = ch[party].recorder.entries  # type: ignore[attr-defined]
+        entries = ch[party].disclosures
         to_bank = [d for d in entries if d.recipient == "bank"]
         assert {d.form for d in to_bank} == {"aggregate", "plaintext"}
         aggregates = [d for d in to_bank if d.form == "aggregate"]
@@ -198,7 +200,7 @@ def test_options_share_iv_and_hide_edges(keys: Keys) -> None:
     assert partner.iv == {f.feature: f.iv for f in bank.features}
     assert bank["score"].bins[0].label == "bin 1" and bank["score"].bins[0].lower is None
     assert not bank["score"].edges_shared
-    whats = {d.what for d in ch["bank"].recorder.entries}  # type: ignore[attr-defined]
+    whats = {d.what for d in ch["bank"].disclosures}
     assert "IV per feature" in whats and not any(w.startswith("bin edges") for w in whats)
     assert partner.to_dict()["features"]["score"]["iv"] == bank["score"].iv
 
@@ -206,24 +208,23 @@ def test_options_share_iv_and_hide_edges(keys: Keys) -> None:
 def test_precomputed_zero_encryptions_give_the_same_result(keys: Keys) -> None:
     feats, y = _data(n=250, seed=19)
     zeros = ZeroEncryptions.precompute(keys[0], 260)
-    ch = MemoryNetwork(["bank", "partner"]).channels(timeout_s=30)
-    out = run_parties(
-        ch,
+    out = run_local(
         {
             "bank": lambda c: woe_iv(
-                c, "label_party", "partner", y, config=TEST_CFG, keypair=keys, zeros=zeros
+                c, "label_party", "partner", y, params=TEST_CFG, keypair=keys, zeros=zeros
             ),
-            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, config=TEST_CFG),
+            "partner": lambda c: woe_iv(c, "feature_party", "bank", feats, params=TEST_CFG),
         },
+        timeout_s=30,
     )
-    assert out["bank"].to_dict() == woe_iv_plaintext(feats, y, TEST_CFG).to_dict()
+    assert out["bank"].result.to_dict() == woe_iv_plaintext(feats, y, TEST_CFG).to_dict()
     assert len(zeros) == 10  # each randomiser used once
     bank = MemoryNetwork(["bank", "partner"]).channel("bank")
     with pytest.raises(ConfigError, match="precompute at least 250"):
-        woe_iv_label_party(bank, "partner", y, config=TEST_CFG, keypair=keys, zeros=zeros)
+        woe_iv_label_party(bank, "partner", y, params=TEST_CFG, keypair=keys, zeros=zeros)
     other = ZeroEncryptions.precompute(generate_keypair("ou", 1024)[0], 250)
     with pytest.raises(ConfigError, match="another key"):
-        woe_iv_label_party(bank, "partner", y, config=TEST_CFG, keypair=keys, zeros=other)
+        woe_iv_label_party(bank, "partner", y, params=TEST_CFG, keypair=keys, zeros=other)
 
 
 def test_parallel_workers_give_the_same_result(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,22 +238,21 @@ def test_parallel_workers_give_the_same_result(keys: Keys, monkeypatch: pytest.M
 
 def test_default_2048_bit_key_small_job() -> None:
     feats, y = _data(n=100, seed=13)
-    cfg = BinningConfig(n_bins=3)
+    cfg = WoeParams(n_bins=3)
     bank, _, ch = _run(feats[["score"]], y, cfg, None)
     assert bank.to_dict() == woe_iv_plaintext(feats[["score"]], y, cfg).to_dict()
-    (entry,) = [d for d in ch["bank"].recorder.entries if d.what == "encrypted labels"]  # type: ignore[attr-defined]
+    (entry,) = [d for d in ch["bank"].disclosures if d.what == "encrypted labels"]
     assert entry.detail["key_bits"] >= 2048
 
 
 # --- malformed peers -------------------------------------------------------------------------------
 def _with_fake(party_fn: Callable[[Channel], Any], fake_fn: Callable[[Channel], Any], party: str) -> None:
-    ch = MemoryNetwork(["bank", "partner"], job_id="woe-bad").channels(timeout_s=20)
     other = "partner" if party == "bank" else "bank"
-    run_parties(ch, {party: party_fn, other: fake_fn})
+    run_local({party: party_fn, other: fake_fn}, job_id="woe-bad", timeout_s=20)
 
 
 def _send_labels(
-    keys: Keys, n: int, cfg: BinningConfig = TEST_CFG, **change: Any
+    keys: Keys, n: int, cfg: WoeParams = TEST_CFG, **change: Any
 ) -> Callable[[Channel], None]:
     """A label party that sends an honest header and one chunk of encryptions of 0, except for ``change``."""
     pk = keys[0]
@@ -299,7 +299,7 @@ def test_feature_party_refuses_malformed_labels(
         change = {"ciphertexts": _too_big(keys, 50)}
     with pytest.raises(error, match=match):
         _with_fake(
-            lambda c: woe_iv_feature_party(c, "bank", feats, config=TEST_CFG),
+            lambda c: woe_iv_feature_party(c, "bank", feats, params=TEST_CFG),
             _send_labels(keys, 50, **change),
             "partner",
         )
@@ -307,10 +307,10 @@ def test_feature_party_refuses_malformed_labels(
 
 def test_feature_party_refuses_weak_key(keys: Keys) -> None:
     feats, _ = _data(n=20)
-    strict = BinningConfig(n_bins=5, n_prebins=20)  # min_key_bits 2048; the fake sends a 1024-bit key
+    strict = WoeParams(n_bins=5, n_prebins=20)  # min_key_bits 2048; the fake sends a 1024-bit key
     with pytest.raises(MalformedMessageError, match="at least 2048 bits"):
         _with_fake(
-            lambda c: woe_iv_feature_party(c, "bank", feats, config=strict),
+            lambda c: woe_iv_feature_party(c, "bank", feats, params=strict),
             _send_labels(keys, 20, strict),
             "partner",
         )
@@ -328,7 +328,7 @@ def test_feature_party_refuses_bad_merge_decisions(keys: Keys, starts: list[int]
         c.send("partner", "woe/merges", MergeDecisions(["score"], [np.array(starts, np.int64)]))
 
     with pytest.raises(MalformedMessageError, match="bad merge decisions"):
-        _with_fake(lambda c: woe_iv_feature_party(c, "bank", one, config=cfg), fake_bank, "partner")
+        _with_fake(lambda c: woe_iv_feature_party(c, "bank", one, params=cfg), fake_bank, "partner")
 
 
 def _fake_partner(
@@ -412,7 +412,7 @@ def test_label_party_refuses_malformed_bin_sums(
     feats = feats[["score", "integer"]]
     with pytest.raises(MalformedMessageError, match=match):
         _with_fake(
-            lambda c: woe_iv_label_party(c, "partner", y, config=TEST_CFG, keypair=keys),
+            lambda c: woe_iv_label_party(c, "partner", y, params=TEST_CFG, keypair=keys),
             _fake_partner(mutate, feats),
             "bank",
         )
@@ -428,20 +428,18 @@ def test_roles_and_inputs_checked(keys: Keys) -> None:
 
 # --- over the real transport ----------------------------------------------------------------------
 def _party_as_dict(
-    chan: Channel, role: str, peer: str, data: Any, cfg: BinningConfig, keys: Keys | None
+    chan: Channel, role: str, peer: str, data: Any, cfg: WoeParams, keys: Keys | None
 ) -> Any:
     """A party function for separate processes: results go back wire-encoded, so as plain dicts."""
-    return woe_iv(chan, role, peer, data, config=cfg, keypair=keys).to_dict()  # type: ignore[arg-type]
+    return woe_iv(chan, role, peer, data, params=cfg, keypair=keys).to_dict()  # type: ignore[arg-type]
 
 
 def test_same_result_and_ledger_over_grpc_in_processes(keys: Keys, tmp_path: Any) -> None:
     import functools
 
-    from misuan.net.loopback import make_test_pki, run_party_processes
-
     feats, y = _data(n=300, seed=21)
     cfg = dataclasses.replace(TEST_CFG, method="chimerge")
-    out = run_party_processes(
+    out = run_local(
         {
             "bank": functools.partial(
                 _party_as_dict, role="label_party", peer="partner", data=y, cfg=cfg, keys=keys
@@ -450,6 +448,7 @@ def test_same_result_and_ledger_over_grpc_in_processes(keys: Keys, tmp_path: Any
                 _party_as_dict, role="feature_party", peer="bank", data=feats, cfg=cfg, keys=None
             ),
         },
+        transport="processes",
         tls=make_test_pki(tmp_path, ["bank", "partner"]),
         job_id="woe-grpc",
     )
@@ -457,5 +456,56 @@ def test_same_result_and_ledger_over_grpc_in_processes(keys: Keys, tmp_path: Any
     assert out["bank"].result == bank.to_dict() == woe_iv_plaintext(feats, y, cfg).to_dict()
     for party in ("bank", "partner"):
         view = sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in out[party].disclosures)
-        entries = mem[party].recorder.entries  # type: ignore[attr-defined]
+        entries = mem[party].disclosures
         assert view == sorted((d.discloser, d.recipient, d.what, d.shape, d.form) for d in entries)
+
+
+# --- the roles on their own: fixed messages in, messages out, no channel ---------------------------
+def test_roles_exchange_messages_without_a_channel(keys: Keys) -> None:
+    feats, y = _data(n=150, seed=23)
+    cfg = dataclasses.replace(TEST_CFG, method="chimerge", share_iv=True)
+    bank, partner = WoeLabelParty(y, cfg, keys), WoeFeatureParty(feats, cfg)
+    partner.accept_labels(bank.encrypted_labels())
+    merges = bank.receive_bin_sums(partner.bin_sums(bank.label_chunks()))
+    assert merges is not None and merges.features == list(feats.columns)
+    partner.apply_merges(merges)
+    iv = bank.iv_summary()
+    assert iv is not None
+    partner.receive_iv(iv)
+    assert bank.result().to_dict() == woe_iv_plaintext(feats, y, cfg).to_dict()
+    assert partner.result().iv == {f.feature: f.iv for f in bank.result().features}
+
+
+def test_label_party_role_refuses_forged_bin_sums(keys: Keys) -> None:
+    _, y = _data(n=120, seed=17)
+    pk = keys[0]
+    bank = WoeLabelParty(y, TEST_CFG, keys, peer="partner")
+    one_row_bin = BinSums(
+        ["x"], ["quantile"], [2], [-1], [np.array([1, 119], np.int64)], [pk.to_array(pk.encrypt_ints([0, 0]))],
+        [np.array([0.5])],
+    )
+    with pytest.raises(MalformedMessageError, match="partner: counts of 'x' .* break min_bin_size=5"):
+        bank.receive_bin_sums(one_row_bin)
+    too_many = dataclasses.replace(
+        one_row_bin, counts=[np.array([60, 60], np.int64)], sums=[pk.to_array(pk.encrypt_ints([61, 0]))]
+    )
+    with pytest.raises(MalformedMessageError, match="decrypts to more positives than rows"):
+        bank.receive_bin_sums(too_many)
+    plausible = dataclasses.replace(too_many, sums=[pk.to_array(pk.encrypt_ints([10, 20]))])
+    assert bank.receive_bin_sums(plausible) is None  # quantile bins: no merge decisions
+    assert [(b.count, b.positives) for b in bank.result()["x"].bins] == [(60, 10), (60, 20)]
+    assert bank.iv_summary() is None
+
+
+def test_feature_party_role_refuses_another_job_and_missing_chunks(keys: Keys) -> None:
+    feats, y = _data(n=60, seed=29)
+    bank = WoeLabelParty(y, TEST_CFG, keys)
+    header = bank.encrypted_labels()
+    partner = WoeFeatureParty(feats, TEST_CFG, peer="bank")
+    with pytest.raises(ConfigError, match="same job spec"):
+        partner.accept_labels(dataclasses.replace(header, config=WoeParams(n_bins=3).fingerprint()))
+    with pytest.raises(RuntimeError, match="accept_labels"):
+        partner.bin_sums([])
+    partner.accept_labels(header)
+    with pytest.raises(MalformedMessageError, match="bank sent 0 encrypted labels for 60 rows"):
+        partner.bin_sums([])

@@ -12,35 +12,30 @@ from sklearn.metrics import r2_score, roc_auc_score
 
 from misuan.crypto.he import generate_keypair
 from misuan.errors import MalformedMessageError
-from misuan.net.memory import MemoryNetwork
-from misuan.protocols import sgb
-from misuan.protocols.sgb_histogram import HistogramWorker, plan_groups
-from misuan.protocols.simulation import run_parties
+from misuan.net.local import run_local
+from misuan.protocols import secureboost as sb
+from misuan.protocols.secureboost.histogram import HistogramWorker, plan_groups
 
 TAIWAN = Path("/work/shared/data/taiwan_default/default_of_credit_card_clients.csv")
 KEYS = generate_keypair("ou", bits=1024)  # 1024 bits only to keep the suite fast; the default is 2048
 
 
 def _train(Xa, Xb, y, params, eval_data=None, transcript=False):
-    ch = MemoryNetwork(["bank", "partner"], job_id="sgb-test").channels()
-    if transcript:
-        ch["partner"].transcript = []
     ev_a = None if eval_data is None else (eval_data[0], eval_data[2])
     ev_b = None if eval_data is None else eval_data[1]
-    out = run_parties(ch, {
-        "bank": lambda c: sgb.train_label_party(c, Xa, y, ["partner"], params, keys=KEYS, eval_set=ev_a),
-        "partner": lambda c: sgb.train_feature_party(c, Xb, "bank", max_bin=params.max_bin, n_jobs=params.n_jobs, X_eval=ev_b),
-    })
-    return out, ch
+    ch = run_local({
+        "bank": lambda c: sb.train_label_party(c, Xa, y, ["partner"], params, keys=KEYS, eval_set=ev_a),
+        "partner": lambda c: sb.train_feature_party(c, Xb, "bank", max_bin=params.max_bin, n_jobs=params.n_jobs, X_eval=ev_b),
+    }, job_id="sgb-test", transcripts=transcript)
+    return {p: o.result for p, o in ch.items()}, ch
 
 
 def _predict(out, Xa, Xb):
-    ch = MemoryNetwork(["bank", "partner"], job_id="sgb-pred").channels()
-    res = run_parties(ch, {
-        "bank": lambda c: sgb.predict_label_party(c, out["bank"].model, Xa),
-        "partner": lambda c: sgb.predict_feature_party(c, out["partner"].model, Xb),
-    })
-    return res["bank"], ch
+    ch = run_local({
+        "bank": lambda c: sb.predict_label_party(c, out["bank"].model, Xa),
+        "partner": lambda c: sb.predict_feature_party(c, out["partner"].model, Xb),
+    }, job_id="sgb-pred")
+    return ch["bank"].result, ch
 
 
 def _xgb(X, y, p, **kw):
@@ -61,7 +56,7 @@ def classification():
 def test_auc_matches_xgboost_with_missing_values(classification) -> None:
     X, y = classification
     tr, te = slice(0, 2000), slice(2000, None)
-    p = sgb.SgbParams(n_estimators=6, max_depth=4, learning_rate=0.3, max_bin=32, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=6, max_depth=4, learning_rate=0.3, max_bin=32, base_score=0.5, n_jobs=1)
     out, _ = _train(X[tr, :5], X[tr, 5:], y[tr], p)
     margin, _ = _predict(out, X[te, :5], X[te, 5:])
     auc = roc_auc_score(y[te], margin)
@@ -83,7 +78,7 @@ def test_auc_matches_xgboost_on_taiwan_subset() -> None:
     X = df.drop(columns=["ID"]).to_numpy(float)
     bank, partner = X[:, :11], X[:, 11:]  # demographics + repayment status | bill and payment amounts
     tr, te = slice(0, 2400), slice(2400, None)
-    p = sgb.SgbParams(n_estimators=5, max_depth=3, learning_rate=0.3, max_bin=32, base_score=0.5, min_child_weight=1, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=5, max_depth=3, learning_rate=0.3, max_bin=32, base_score=0.5, min_child_weight=1, n_jobs=1)
     out, _ = _train(bank[tr], partner[tr], y[tr], p)
     margin, _ = _predict(out, bank[te], partner[te])
     ref = _xgb(X[tr], y[tr], p).predict_proba(X[te])[:, 1]
@@ -92,7 +87,7 @@ def test_auc_matches_xgboost_on_taiwan_subset() -> None:
 
 def test_regression_matches_xgboost() -> None:
     X, y = make_regression(n_samples=1500, n_features=6, noise=5.0, random_state=1)
-    p = sgb.SgbParams(n_estimators=6, max_depth=3, objective="reg:squarederror", base_score=float(np.mean(y[:1200])), max_bin=32, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=6, max_depth=3, objective="reg:squarederror", base_score=float(np.mean(y[:1200])), max_bin=32, n_jobs=1)
     out, _ = _train(X[:1200, :3], X[:1200, 3:], y[:1200], p)
     pred, _ = _predict(out, X[1200:, :3], X[1200:, 3:])
     ref = _xgb(X[:1200], y[:1200], p).predict(X[1200:])
@@ -102,7 +97,7 @@ def test_regression_matches_xgboost() -> None:
 def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(classification) -> None:
     X, y = classification
     n = 800
-    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
     out, ch = _train(X[:n, :5], X[:n, 5:], y[:n], p, transcript=True)
     seen = ch["partner"].transcript
     assert seen and {frm for frm, _, _ in seen} == {"bank"}
@@ -114,28 +109,28 @@ def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(class
             if isinstance(v, np.ndarray):
                 # nothing real-valued ever reaches the feature party: no gradients, labels or leaf values
                 assert v.dtype.kind in "iubS", (type(m).__name__, name, v.dtype)
-        if isinstance(m, sgb.TreeStart):
+        if isinstance(m, sb.TreeStart):
             assert m.ciphertexts.dtype == np.dtype(f"S{cb}") and m.ciphertexts.shape == (n,)
             cts = KEYS[0].from_array(m.ciphertexts)
             assert len(set(cts)) == n  # fresh randomness: equal gradients give different ciphertexts
             assert min(c.bit_length() for c in cts) > KEYS[0].bits - 40  # full-size group elements
-        if isinstance(m, sgb.LevelPlan):
+        if isinstance(m, sb.LevelPlan):
             assert m.positions.shape == (n,) and m.positions.min() >= -1 and m.positions.max() < len(m.node_ids)
-        if isinstance(m, sgb.SplitRequest):
+        if isinstance(m, sb.SplitRequest):
             assert np.all(m.features < 5)  # only the partner's own 5 features are ever named
-        if isinstance(m, sgb.SgbSetup):
+        if isinstance(m, sb.SgbSetup):
             assert set(m.public_key) == {"scheme", "n", "g", "h", "plaintext_bits", "random_bits"}
     # the split decisions it was told about are exactly the splits of its part
-    told = sum(len(m.nodes) for _, _, m in seen if isinstance(m, sgb.SplitRequest))
+    told = sum(len(m.nodes) for _, _, m in seen if isinstance(m, sb.SplitRequest))
     assert told == len(out["partner"].model["splits"]) > 0
 
 
 def test_ledger_entries_on_both_sides(classification) -> None:
     X, y = classification
-    p = sgb.SgbParams(n_estimators=2, max_depth=2, max_bin=16, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=2, max_bin=16, base_score=0.5, n_jobs=1)
     out, ch = _train(X[:600, :5], X[:600, 5:], y[:600], p)
     for party in ("bank", "partner"):
-        entries = ch[party].recorder.entries  # type: ignore[attr-defined]
+        entries = ch[party].disclosures
         assert all(party in (d.discloser, d.recipient) for d in entries)
         whats = {(d.discloser, d.recipient, d.what, d.form) for d in entries}
         assert ("bank", "partner", "encrypted gradients and hessians (packed)", "ciphertext") in whats
@@ -144,16 +139,16 @@ def test_ledger_entries_on_both_sides(classification) -> None:
         assert ("bank", "partner", "chosen split candidates (feature, bin, default direction) of its own features", "plaintext") in whats
         assert ("partner", "bank", "instance partition of nodes split on the feature party's features", "plaintext") in whats
         assert ("partner", "bank", "feature names and bin counts", "plaintext") in whats
-    enc = [d for d in ch["partner"].recorder.entries if d.form == "ciphertext"]  # type: ignore[attr-defined]
+    enc = [d for d in ch["partner"].disclosures if d.form == "ciphertext"]
     assert [d.shape for d in enc] == [(600,), (600,)] and [d.detail["tree"] for d in enc] == [0, 1]
     _, pch = _predict(out, X[600:700, :5], X[600:700, 5:])
-    dec = [d for d in pch["bank"].recorder.entries if d.what.startswith("split decisions")]  # type: ignore[attr-defined]
+    dec = [d for d in pch["bank"].disclosures if d.what.startswith("split decisions")]
     assert len(dec) == 1 and dec[0].shape == (100, len(out["partner"].model["splits"]))
 
 
 def test_options_subsample_colsample_label_only_first_tree_and_early_stopping(classification) -> None:
     X, y = classification
-    p = sgb.SgbParams(n_estimators=30, max_depth=3, max_bin=16, subsample=0.8, colsample_bytree=0.7, base_score=0.5,
+    p = sb.SecureBoostParams(n_estimators=30, max_depth=3, max_bin=16, subsample=0.8, colsample_bytree=0.7, base_score=0.5,
                       first_tree_label_only=True, early_stopping_rounds=2, learning_rate=0.8, n_jobs=1)
     out, ch = _train(X[:1200, :5], X[:1200, 5:], y[:1200], p, eval_data=(X[1200:1600, :5], X[1200:1600, 5:], y[1200:1600]))
     model = out["bank"].model
@@ -164,10 +159,10 @@ def test_options_subsample_colsample_label_only_first_tree_and_early_stopping(cl
     assert all(sp["tree"] <= best for sp in out["partner"].model["splits"])
     metrics = [h["valid_metric"] for h in out["bank"].history]
     assert min(metrics) == pytest.approx(metrics[best])
-    evals = {p: [d.shape for d in ch[p].recorder.entries if d.what.startswith("split decisions")] for p in ("bank", "partner")}  # type: ignore[attr-defined]
+    evals = {p: [d.shape for d in ch[p].disclosures if d.what.startswith("split decisions")] for p in ("bank", "partner")}
     assert evals["bank"] == evals["partner"] and len(evals["bank"]) == len(metrics)
     assert all(s[0] == 400 for s in evals["bank"])
-    sampled = [d for d in ch["partner"].recorder.entries if d.what == "rows sampled for the tree"]  # type: ignore[attr-defined]
+    sampled = [d for d in ch["partner"].disclosures if d.what == "rows sampled for the tree"]
     assert sampled and all(d.shape[0] < 1200 for d in sampled)
 
 
@@ -193,37 +188,35 @@ def test_histogram_grouping_equals_per_feature_bin_sums() -> None:
 
 def test_feature_party_rejects_malformed_commands(classification) -> None:
     X, _ = classification
-    ch = MemoryNetwork(["bank", "partner"]).channels()
 
     def bad_bank(c):
-        c.recv("partner", f"{sgb.STEP}/schema")
-        c.send("partner", f"{sgb.STEP}/cmd", sgb.SgbSetup(dict(KEYS[0].to_wire())))
+        c.recv("partner", f"{sb.STEP}/schema")
+        c.send("partner", f"{sb.STEP}/cmd", sb.SgbSetup(dict(KEYS[0].to_wire())))
         rows = np.arange(50, dtype=np.int32)
         wrong = np.zeros(50, dtype="S10")  # wrong ciphertext width
-        c.send("partner", f"{sgb.STEP}/cmd", sgb.TreeStart(0, rows, wrong, np.ones(5, bool), 30, 1, False))
+        c.send("partner", f"{sb.STEP}/cmd", sb.TreeStart(0, rows, wrong, np.ones(5, bool), 30, 1, False))
 
     with pytest.raises(MalformedMessageError):
-        run_parties(ch, {"bank": bad_bank, "partner": lambda c: sgb.train_feature_party(c, X[:50, 5:], "bank", n_jobs=1)})
+        run_local({"bank": bad_bank, "partner": lambda c: sb.train_feature_party(c, X[:50, 5:], "bank", n_jobs=1)})
 
 
 def test_paillier_scheme_trains_the_same_trees(classification) -> None:
     X, y = classification
-    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
     ou, _ = _train(X[:500, :5], X[:500, 5:], y[:500], p)
-    ch = MemoryNetwork(["bank", "partner"]).channels()
     keys = generate_keypair("paillier", bits=1024)
-    pa = run_parties(ch, {
-        "bank": lambda c: sgb.train_label_party(c, X[:500, :5], y[:500], ["partner"], p, keys=keys),
-        "partner": lambda c: sgb.train_feature_party(c, X[:500, 5:], "bank", max_bin=16, n_jobs=1),
+    pa = run_local({
+        "bank": lambda c: sb.train_label_party(c, X[:500, :5], y[:500], ["partner"], p, keys=keys),
+        "partner": lambda c: sb.train_feature_party(c, X[:500, 5:], "bank", max_bin=16, n_jobs=1),
     })
     shape = [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in ou["bank"].model["trees"]]
-    assert shape == [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in pa["bank"].model["trees"]]
+    assert shape == [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in pa["bank"].result.model["trees"]]
 
 
 def test_label_party_with_labels_only(classification) -> None:
     """The bank may hold nothing but the labels: every split is then on the partner's features."""
     X, y = classification
-    p = sgb.SgbParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
     out, _ = _train(np.zeros((600, 0)), X[:600], y[:600], p)
     nodes = [nd for t in out["bank"].model["trees"] for nd in t["nodes"] if "leaf" not in nd]
     assert nodes and {nd["party"] for nd in nodes} == {"partner"}

@@ -2,7 +2,8 @@
 
 Two parties only find a shared customer when they hash byte-identical strings, so every ID is first
 brought to a canonical form by an :class:`IdNormalization` that both sides agree on (PSI exchanges
-its canonical description first and refuses to run on a mismatch).
+its canonical description first and refuses to run on a mismatch). Its fields are parameters
+(:mod:`misuan.params`): a job spec writes them as the PSI step's nested table ``normalize``.
 
 Type policy (:func:`coerce_ids`): IDs are strings. A column of integers only (Python or numpy ints,
 not bools) is accepted and written in decimal; anything else mixed in (floats, bytes, a few ints
@@ -25,7 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from misuan.errors import ConfigError, DataError, EmptyIdError
+from misuan.errors import DataError, EmptyIdError
+from misuan.params import ParamError, check_params, param
 
 __all__ = ["IdNormalization", "coerce_ids", "example_rows", "normalize_ids"]
 
@@ -55,21 +57,20 @@ class IdNormalization:
       the ISO 7064 MOD 11-2 check character verified. 15-digit legacy numbers are refused.
     """
 
-    strip: bool = True
-    case: Literal["keep", "casefold", "upper"] = "keep"
-    unicode: Literal["NFC", "NFKC", "none"] = "NFKC"
-    kind: Literal["text", "phone", "cn_id"] = "text"
-    country_code: str = "86"
+    strip: bool = param(True, "trim surrounding whitespace")
+    case: Literal["keep", "casefold", "upper"] = param(
+        "keep", "letter case: keep it, casefold (Unicode-aware lower case) or upper"
+    )
+    unicode: Literal["NFC", "NFKC", "none"] = param("NFKC", "Unicode normal form applied first")
+    kind: Literal["text", "phone", "cn_id"] = param(
+        "text", "what the IDs are: free text, phone numbers or PRC resident identity numbers"
+    )
+    country_code: str = param("86", "prepended to national phone numbers (kind = phone): 1-3 digits")
 
     def __post_init__(self) -> None:
-        if self.case not in ("keep", "casefold", "upper"):
-            raise ConfigError(f"IdNormalization.case must be keep, casefold or upper, not {self.case!r}")
-        if self.unicode not in ("NFC", "NFKC", "none"):
-            raise ConfigError(f"IdNormalization.unicode must be NFC, NFKC or none, not {self.unicode!r}")
-        if self.kind not in ("text", "phone", "cn_id"):
-            raise ConfigError(f"IdNormalization.kind must be text, phone or cn_id, not {self.kind!r}")
+        check_params(self, "IdNormalization")
         if not self.country_code.isdigit() or not 1 <= len(self.country_code) <= 3:
-            raise ConfigError(f"IdNormalization.country_code must be 1-3 digits, not {self.country_code!r}")
+            raise ParamError("country_code", f"must be 1-3 digits, not {self.country_code!r}", "IdNormalization")
 
     def canonical(self) -> str:
         """A stable text description; equal descriptions mean equal normalisation."""

@@ -1,4 +1,4 @@
-"""WOE, IV, KS and monotonicity of one binned feature, from per-bin aggregates; the result types.
+"""WOE, IV, KS and monotonicity of one binned feature, from per-bin aggregates; the result types of both roles.
 
 The label party computes these after decrypting per-bin positive counts; the plaintext twin
 (:mod:`misuan.ml.woe`) computes them from the joined data with the same function, so both agree.
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from misuan.errors import DataError
-from misuan.protocols.binning import FeatureBins
+from misuan.protocols.woe.binning import FeatureBins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +126,29 @@ class WoeResult:
             }
             for f in self.by_iv()
         ]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturePartyWoe:
+    """What the feature party ends with: its final bins per feature (and IVs if the label party shared them)."""
+
+    bins: dict[str, FeatureBins]
+    methods: dict[str, str]
+    iv: dict[str, float] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": {
+                name: {
+                    "method": self.methods[name],
+                    "cuts": b.cuts.tolist(),
+                    "bins": b.labels(),
+                    "missing_bin": b.missing_bin,
+                    "iv": None if self.iv is None else self.iv.get(name),
+                }
+                for name, b in self.bins.items()
+            }
+        }
 
 
 def _json_float(v: Any) -> Any:

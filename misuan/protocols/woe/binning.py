@@ -2,9 +2,9 @@
 
 Everything here is local and plaintext: the feature party bins its own columns with it, and the
 label party decides merges of pre-bins from per-bin aggregates it has decrypted. The secure
-protocol (:mod:`misuan.protocols.stats`) and the plaintext twin (:mod:`misuan.ml.woe`) both call
-these same functions, so the twin's bins equal the protocol's bins exactly. (It lives in
-``protocols/`` rather than ``ml/`` because the protocol needs it and may only import downward.)
+protocol (:mod:`misuan.protocols.woe`) and the plaintext twin (:mod:`misuan.ml.woe`) both call
+these same functions, so the twin's bins equal the protocol's bins exactly. (It lives in the
+protocol's package rather than ``ml/`` because the protocol needs it and may only import downward.)
 
 Conventions, written once:
 
@@ -24,93 +24,15 @@ Conventions, written once:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from misuan.errors import ConfigError, DataError
-
-Method = Literal["quantile", "equal_width", "chimerge", "tree"]
-METHODS: tuple[str, ...] = get_args(Method)
-# methods whose bins depend on labels: computed from encrypted pre-bin sums and merged by the label party
-SUPERVISED: tuple[str, ...] = ("chimerge", "tree")
-MAX_BINS = 1000  # bounds every per-feature array that crosses the wire
-
-
-@dataclasses.dataclass(frozen=True)
-class BinningConfig:
-    """How features are binned; both parties of a WOE job must hold the same config.
-
-    ``n_bins`` is the target number of value bins for ``quantile``/``equal_width`` and the maximum
-    for ``chimerge``/``tree``, which start from ``n_prebins`` quantile pre-bins. ``methods`` overrides
-    ``method`` per feature name. ``smoothing`` is added to the good and bad count of every bin of a
-    feature in which some bin has no goods or no bads (so its WOE is finite); features without an
-    empty cell get the textbook values. ``chi2_threshold`` (ChiMerge) keeps merging while the most
-    similar adjacent pair has a chi-square below it, even under ``n_bins``; ``None`` merges only down
-    to ``n_bins``. ``share_edges`` lets the feature party send its bin edges (plaintext) so the label
-    party's table can show them; ``share_iv`` sends each feature's IV back to the feature party.
-    ``min_key_bits`` is the weakest homomorphic key the feature party accepts. ``workers`` bounds
-    the processes the feature party uses for homomorphic bin sums (``None``: all cores).
-    """
-
-    method: Method = "quantile"
-    n_bins: int = 10
-    n_prebins: int = 50
-    min_bin_size: int = 5
-    smoothing: float = 0.5
-    chi2_threshold: float | None = None
-    share_edges: bool = True
-    share_iv: bool = False
-    min_key_bits: int = 2048
-    workers: int | None = None
-    methods: Mapping[str, Method] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, m in [("method", self.method), *((f"methods[{k!r}]", v) for k, v in self.methods.items())]:
-            if m not in METHODS:
-                raise ConfigError(f"WOE binning {name} is {m!r}; choose one of {', '.join(METHODS)}")
-        if not 1 <= self.n_bins <= MAX_BINS:
-            raise ConfigError(f"n_bins must be between 1 and {MAX_BINS}, not {self.n_bins}")
-        if not self.n_bins <= self.n_prebins <= MAX_BINS:
-            raise ConfigError(
-                f"n_prebins must be between n_bins ({self.n_bins}) and {MAX_BINS}, not {self.n_prebins}"
-            )
-        if self.min_bin_size < 1:
-            raise ConfigError(
-                f"min_bin_size must be at least 1 (5 or more recommended), not {self.min_bin_size}"
-            )
-        if not (math.isfinite(self.smoothing) and self.smoothing >= 0):
-            raise ConfigError(f"smoothing must be a finite number >= 0, not {self.smoothing}")
-        if self.chi2_threshold is not None and not self.chi2_threshold >= 0:
-            raise ConfigError(f"chi2_threshold must be >= 0 or None, not {self.chi2_threshold}")
-        if self.min_key_bits < 1024:
-            raise ConfigError(
-                f"min_key_bits must be at least 1024 (2048 recommended), not {self.min_key_bits}"
-            )
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"workers must be at least 1 or None, not {self.workers}")
-
-    def method_for(self, feature: str) -> str:
-        return self.methods.get(feature, self.method)
-
-    def fingerprint(self) -> str:
-        """The fields both parties must agree on, as canonical JSON (compared at run time)."""
-        agreed: dict[str, Any] = {
-            "method": self.method,
-            "methods": dict(sorted(self.methods.items())),
-            "n_bins": self.n_bins,
-            "n_prebins": self.n_prebins,
-            "min_bin_size": self.min_bin_size,
-            "smoothing": self.smoothing,
-            "chi2_threshold": self.chi2_threshold,
-            "share_edges": self.share_edges,
-            "share_iv": self.share_iv,
-        }
-        return json.dumps(agreed, sort_keys=True)
+from misuan.protocols.woe.params import MAX_BINS, METHODS, SUPERVISED, WoeParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,17 +212,17 @@ def _merge_small(cuts: list[float], counts: list[int], min_size: int) -> tuple[l
     return cuts, counts
 
 
-def unsupervised_bins(values: np.ndarray, method: str, config: BinningConfig) -> FeatureBins:
+def unsupervised_bins(values: np.ndarray, method: str, params: WoeParams) -> FeatureBins:
     """The final bins of a ``quantile`` or ``equal_width`` feature, or the pre-bins of a supervised one."""
     if method == "equal_width":
-        cuts = equal_width_cuts(values, config.n_bins)
+        cuts = equal_width_cuts(values, params.n_bins)
     elif method == "quantile":
-        cuts = quantile_cuts(values, config.n_bins)
+        cuts = quantile_cuts(values, params.n_bins)
     elif method in SUPERVISED:
-        cuts = quantile_cuts(values, config.n_prebins)
+        cuts = quantile_cuts(values, params.n_prebins)
     else:
         raise ConfigError(f"unknown binning method {method!r}; choose one of {', '.join(METHODS)}")
-    return fit_bins(values, cuts, config.min_bin_size)
+    return fit_bins(values, cuts, params.min_bin_size)
 
 
 # --- merging pre-bins on their aggregates (the label party's side) --------------------------------
@@ -392,7 +314,7 @@ def _entropy(q: float) -> float:
 
 
 def merge_prebins(
-    method: str, bins: FeatureBins, counts: np.ndarray, positives: np.ndarray, config: BinningConfig
+    method: str, bins: FeatureBins, counts: np.ndarray, positives: np.ndarray, params: WoeParams
 ) -> np.ndarray:
     """The label party's merge decision for one supervised feature, from its pre-bin aggregates.
 
@@ -402,9 +324,9 @@ def merge_prebins(
     if k == 0:
         return np.empty(0, np.int64)
     if method == "chimerge":
-        return chimerge_starts(counts[:k], positives[:k], config.n_bins, config.chi2_threshold)
+        return chimerge_starts(counts[:k], positives[:k], params.n_bins, params.chi2_threshold)
     if method == "tree":
-        return tree_starts(counts[:k], positives[:k], config.n_bins)
+        return tree_starts(counts[:k], positives[:k], params.n_bins)
     raise ConfigError(f"{method!r} is not a supervised binning method ({', '.join(SUPERVISED)})")
 
 

@@ -1,0 +1,78 @@
+"""Job step ``evaluate``: joint scoring of a ``secureboost`` step's hold-out rows; AUC and KS.
+
+Spec::
+
+    [[step]]
+    kind = "evaluate"
+    params = { model_step = "secureboost" }
+
+Both parties load their model part (``model.json``) and the train/hold-out split (``split.npz``)
+of the step ``model_step`` and predict the hold-out rows jointly
+(:func:`misuan.protocols.secureboost.predict_label_party`); only the label party receives the
+scores. Its outputs: ``n_test``, ``auc``, ``ks``, ``y_true``, ``scores``, ``train_ids``, ``test_ids``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from misuan.errors import JobError, JobSpecError
+from misuan.ml.metrics import ks_statistic, roc_auc
+from misuan.ml.secureboost import SecureBoostClassifier
+from misuan.node.spec import JobSpec, StepSpec
+from misuan.node.steps import alignment as al
+from misuan.node.steps.context import StepContext, StepKind, StepResult
+from misuan.node.steps.secureboost import MODEL_FILE, SPLIT_FILE
+from misuan.params import check_params, param
+from misuan.protocols.secureboost import PROTOCOL
+
+__all__ = ["KIND", "EvaluateParams", "check_evaluate", "run_evaluate"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    model_step: str = param("secureboost", "name of the secureboost step whose model and hold-out rows to score")
+
+    def __post_init__(self) -> None:
+        check_params(self, "evaluate")
+
+
+def check_evaluate(step: StepSpec, spec: JobSpec) -> None:
+    """What the params cannot say: the step runs between one label party and one feature party."""
+    al.step_parties(step, spec)
+
+
+def run_evaluate(ctx: StepContext) -> StepResult:
+    t0 = time.monotonic()
+    model_step = ctx.param(EvaluateParams).model_step
+    est = SecureBoostClassifier.load_model(ctx.artefact_of(model_step, MODEL_FILE))
+    with np.load(ctx.artefact_of(model_step, SPLIT_FILE), allow_pickle=False) as split:
+        train, test = split["train"], split["test"]
+    if len(test) == 0:
+        raise JobSpecError(f"step {ctx.step.name!r}: step {model_step!r} held out no rows (test_fraction = 0)")
+    df = al.aligned(ctx)
+    X = al.numeric_matrix(ctx, df, al.feature_columns(ctx)).iloc[test].reset_index(drop=True)
+    scores = est.predict_proba(X, channel=ctx.channel, step=ctx.step.name)
+    if ctx.role != al.LABEL_PARTY:
+        return StepResult({"n_test": int(len(test)), "seconds": time.monotonic() - t0})
+    if scores is None:
+        raise JobError(f"step {ctx.step.name!r}: the joint prediction returned no scores to the label party")
+    p = np.asarray(scores)[:, 1] if np.ndim(scores) == 2 else np.asarray(scores)
+    y = al.labels(ctx, df)[test]
+    ids = df[ctx.dataset.id_column].astype(str)
+    out = {
+        "n_test": int(len(test)), "auc": roc_auc(y, p), "ks": ks_statistic(y, p),
+        "y_true": y.tolist(), "scores": [float(v) for v in p],
+        "train_ids": ids.iloc[train].tolist(), "test_ids": ids.iloc[test].tolist(),
+        "seconds": time.monotonic() - t0,
+    }
+    return StepResult(out)
+
+
+KIND = StepKind(
+    "evaluate", run_evaluate, check_evaluate, params=(EvaluateParams,), protocols=(PROTOCOL,),
+    summary="joint scoring of the hold-out rows: AUC and KS",
+)

@@ -1,0 +1,95 @@
+"""Job step ``secureboost``: vertical gradient boosting (:mod:`misuan.protocols.secureboost`) on the
+rows PSI aligned (``rows.npy``, written with ``reveal = "both"``), less a hold-out for ``evaluate``.
+
+Spec::
+
+    [[step]]
+    kind = "secureboost"
+    params = { n_estimators = 30, max_depth = 4, learning_rate = 0.3, test_fraction = 0.3 }
+
+The params table is flat: :class:`~misuan.protocols.secureboost.BoostingParams` (the
+hyperparameters, the same on both parties) and :class:`SecureBoostStepParams` (the hold-out). The
+step trains a classifier (logistic loss) with no evaluation set, so the two fields that
+:class:`~misuan.protocols.secureboost.SecureBoostParams` adds to ``BoostingParams``, ``objective``
+and ``early_stopping_rounds``, are not keys of the step.
+
+Both parties split the aligned rows into train and hold-out by a seeded hash of each customer's
+normalised ID (nothing is exchanged for it), train on the train rows, and write ``model.json``
+(this party's model part) and ``split.npz``. Outputs: ``params``, ``n_train``, ``n_test``; the
+label party also ``feature_importance`` and ``history`` (per tree: seconds, phase timings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from misuan.ml.outputs import importance_from_secureboost
+from misuan.ml.secureboost import SecureBoostClassifier
+from misuan.node.spec import JobSpec, StepSpec
+from misuan.node.steps import alignment as al
+from misuan.node.steps.context import StepContext, StepKind, StepResult, param_error
+from misuan.params import ParamError, check_params, param
+from misuan.protocols.secureboost import PROTOCOL, BoostingParams, SecureBoostParams
+
+__all__ = ["KIND", "MODEL_FILE", "SPLIT_FILE", "SecureBoostStepParams", "check_secureboost", "run_secureboost"]
+
+MODEL_FILE = "model.json"
+SPLIT_FILE = "split.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class SecureBoostStepParams:
+    """What the step adds to the hyperparameters: which customers are held out for ``evaluate``."""
+
+    test_fraction: float = param(0.3, "fraction of the shared customers held out for the evaluate step", ge=0, lt=1)
+    split_seed: int = param(0, "seed of the hash of customer IDs that picks the held-out customers")
+
+    def __post_init__(self) -> None:
+        check_params(self, "secureboost")
+
+
+def check_secureboost(step: StepSpec, spec: JobSpec) -> None:
+    """What the params cannot say alone: the two parties, and a ``base_score`` fit for a classifier."""
+    al.step_parties(step, spec)
+    if step.params.get("base_score") is not None:
+        try:
+            SecureBoostParams(objective="binary:logistic", base_score=step.params["base_score"])
+        except ParamError as exc:
+            raise param_error(step, spec, exc.field, exc.problem) from None
+
+
+def run_secureboost(ctx: StepContext) -> StepResult:
+    t0 = time.monotonic()
+    boosting, holdout = ctx.param(BoostingParams), ctx.param(SecureBoostStepParams)
+    est = SecureBoostClassifier(**dataclasses.asdict(boosting))
+    df = al.aligned(ctx)
+    train, test = al.holdout_split(al.normalised_ids(ctx, df), holdout.test_fraction, holdout.split_seed)
+    np.savez(ctx.artefact_dir / SPLIT_FILE, train=train, test=test)
+    label_party, _ = al.step_parties(ctx.step, ctx.spec)
+    X = al.numeric_matrix(ctx, df, al.feature_columns(ctx)).iloc[train].reset_index(drop=True)
+    y = al.labels(ctx, df)[train] if ctx.role == al.LABEL_PARTY else None
+    n_trees = boosting.n_estimators
+    ctx.progress(f"[{ctx.party}] SecureBoost: {n_trees} trees on {len(train)} rows ({len(test)} held out)")
+    est.fit(
+        X, y, channel=ctx.channel, label_party=label_party, step=ctx.step.name,
+        on_tree=None if ctx.role != al.LABEL_PARTY else lambda rec: ctx.progress(
+            f"[{ctx.party}]   tree {int(rec['tree']) + 1}/{n_trees} done in {rec['seconds']:.1f} s"
+        ),
+    )
+    est.save_model(ctx.artefact_dir / MODEL_FILE)
+    out: dict[str, Any] = {"params": est.get_params(), "n_train": int(len(train)), "n_test": int(len(test)),
+                           "seconds": time.monotonic() - t0}
+    if ctx.role == al.LABEL_PARTY:
+        out["feature_importance"] = importance_from_secureboost(est.model_["importance"])
+        out["history"] = est.history_
+    return StepResult(out, [MODEL_FILE, SPLIT_FILE])
+
+
+KIND = StepKind(
+    "secureboost", run_secureboost, check_secureboost, params=(BoostingParams, SecureBoostStepParams),
+    protocols=(PROTOCOL,), summary="vertical gradient boosting (SecureBoost)",
+)

@@ -1,0 +1,37 @@
+"""PSI's parameters, declared once (:mod:`misuan.params`): the job spec's ``params`` of a ``psi`` step."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from misuan.params import check_params, param
+from misuan.protocols.psi.ids import IdNormalization
+from misuan.protocols.psi.messages import MAX_BATCH_SIZE
+
+DEFAULT_BATCH_SIZE = 8192
+MAX_WORKERS = 256
+PARALLEL_MIN_ROWS = 20_000  # below this, starting worker processes costs more than it saves
+
+
+@dataclasses.dataclass(frozen=True)
+class PsiParams:
+    """What both parties must agree on (``reveal``, ``normalize``) and how each runs (``batch_size``, ``workers``).
+
+    ``reveal`` is one of ``"both"``, ``"size"`` or a party's name; which names are valid depends on
+    the parties, so :func:`~misuan.protocols.psi.psi` (and the step's check) test it against them.
+    """
+
+    reveal: str = param(
+        "both", 'who learns the intersection: "both", "size" (each learns only its size) or the one party that learns it'
+    )
+    normalize: IdNormalization = param(
+        IdNormalization(), "how IDs are brought to one form before hashing; the same in both parties' specs"
+    )
+    batch_size: int = param(DEFAULT_BATCH_SIZE, "IDs per streamed message", ge=1, le=MAX_BATCH_SIZE)
+    workers: int | None = param(
+        None, f"processes for hashing and blinding (default: all cores when the sets hold {PARALLEL_MIN_ROWS:,} IDs or more)",
+        ge=1, le=MAX_WORKERS,
+    )
+
+    def __post_init__(self) -> None:
+        check_params(self, "psi")

@@ -1,0 +1,85 @@
+"""SecureBoost (Cheng et al. 2019): vertical gradient boosting between a label party and feature parties.
+
+Parties. The *label party* holds the labels ``y``, possibly some features, and the HE key pair.
+Each *feature party* holds features of the same aligned rows (after PSI). Row ``i`` is the same
+customer everywhere.
+
+Protocol (per tree; messages under the step's name, ``secureboost/...``):
+
+1. Setup (once): every feature party sends its schema (feature names, bins per feature); the label
+   party sends its HE public key (Okamoto-Uchiyama by default, 2048 bits).
+2. The label party computes gradients ``g`` and hessians ``h`` (logistic or squared loss), encodes
+   each row's pair as one plaintext ``enc(g) * 2**W + enc(h)`` (:class:`FixedPointCodec`), encrypts
+   it with fresh randomness and sends the ciphertexts once per tree.
+3. Level by level: the label party sends the instance space of every node of the level (a row ->
+   node vector) and names the nodes whose histograms a feature party must compute: the root, then
+   the smaller child of each split (the larger one is the parent minus it, computed by the label
+   party in plaintext after decryption: *histogram subtraction*). The feature party sums the
+   ciphertexts into its own quantile bins per node and feature, packs several bins into one
+   ciphertext (``c_0^(2^(2W k)) * ...``), re-randomises every ciphertext it sends, and replies.
+4. The label party decrypts, finds the best split of every node over all parties' features
+   (XGBoost's gain, learned default direction for missing values), and tells each feature party
+   only which of *its own* candidates (feature, bin, default direction) won; that party replies
+   with the resulting instance partition (rows going left). Leaves get ``-eta * G / (H + lambda)``.
+
+Security model: semi-honest parties, no collusion between the label party and a feature party.
+Leakage (what each party learns beyond its output, as in SecureBoost):
+
+- A feature party learns: the instance space (row set) of every node, hence the partition induced by
+  every split of the tree, on any party's feature; the number of trees, levels and nodes; which of
+  its own features and thresholds were chosen and in which node; the rows sampled for each tree
+  (``subsample``); the codec's slot width (from which ``max |gradient|`` rounded up to a power of
+  two can be read; constant for logistic loss). It never receives a plaintext gradient, hessian,
+  label, prediction, leaf value or gain: only ciphertexts under the label party's key.
+- The label party learns: per node, the aggregate gradient and hessian sums of every bin of every
+  feature of every feature party (*SecureBoost's known leakage*: with the row sets it can infer bin
+  membership of small nodes, and bin counts wherever hessians are constant, e.g. squared loss);
+  the instance partition of splits on the feature parties' features; feature names and bin counts;
+  at prediction time each row's decision at every split node of the feature party.
+- Ciphertexts are re-randomised before they leave the feature party, so the label party cannot link
+  a bin sum to the randomness it used for each row.
+
+Ledger: every one of these disclosures is declared once in :mod:`.disclosures` and recorded on both
+sides.
+
+Layout: :mod:`.params` (hyperparameters), :mod:`.messages` (wire messages and ``PROTOCOL``),
+:mod:`.disclosures` (the catalogue), :mod:`.label_party` and :mod:`.feature_party` (one role each:
+an object that turns received messages into the next ones, and the drivers that move them over a
+channel), :mod:`.tree` (the label party's tree growing), :mod:`.split` (split finding),
+:mod:`.histogram` (encrypted histograms), :mod:`.binning` (quantile bins), :mod:`.loss`,
+:mod:`.model` (model parts and routing). Estimators: :mod:`misuan.ml.secureboost`. Step adapters:
+:mod:`misuan.node.steps.secureboost` and :mod:`misuan.node.steps.evaluate`.
+"""
+
+from misuan.protocols.secureboost.binning import QuantileBinner
+from misuan.protocols.secureboost.disclosures import DISCLOSURES
+from misuan.protocols.secureboost.feature_party import (
+    FeatureParty,
+    predict_feature_party,
+    train_feature_party,
+)
+from misuan.protocols.secureboost.label_party import LabelParty, predict_label_party, train_label_party
+from misuan.protocols.secureboost.loss import base_margin
+from misuan.protocols.secureboost.messages import (
+    PROTOCOL,
+    STEP,
+    DecisionRequest,
+    Decisions,
+    HistogramReply,
+    LevelPlan,
+    SgbSchema,
+    SgbSetup,
+    SplitReply,
+    SplitRequest,
+    TrainEnd,
+    TreeStart,
+)
+from misuan.protocols.secureboost.model import MODEL_VERSION, TrainResult, route
+from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, BoostingParams, Objective, SecureBoostParams
+
+__all__ = [
+    "DISCLOSURES", "MAX_BIN_LIMIT", "MODEL_VERSION", "PROTOCOL", "STEP", "BoostingParams", "DecisionRequest",
+    "Decisions", "FeatureParty", "HistogramReply", "LabelParty", "LevelPlan", "Objective", "QuantileBinner", "SecureBoostParams",
+    "SgbSchema", "SgbSetup", "SplitReply", "SplitRequest", "TrainEnd", "TrainResult", "TreeStart", "base_margin",
+    "predict_feature_party", "predict_label_party", "route", "train_feature_party", "train_label_party",
+]

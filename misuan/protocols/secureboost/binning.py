@@ -1,0 +1,88 @@
+"""Each party's own quantile bins (no exchange): :class:`QuantileBinner`, and reading feature tables."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from misuan.errors import DataError
+
+__all__ = ["FeatureBins", "QuantileBinner", "as_matrix"]
+
+
+@dataclasses.dataclass
+class QuantileBinner:
+    """Per-feature quantile cuts; bin ``b`` holds ``cuts[b-1] <= x < cuts[b]``; the last bin is missing.
+
+    A split "at bin k" sends ``x < cuts[k]`` left. Features with at most ``max_bin`` distinct values
+    get a cut at every distinct value, so no split XGBoost could make is lost.
+    """
+
+    max_bin: int
+    cuts: list[np.ndarray] = dataclasses.field(default_factory=list)
+
+    def fit(self, X: np.ndarray) -> QuantileBinner:
+        self.cuts = []
+        for j in range(X.shape[1]):
+            col = X[:, j]
+            col = col[~np.isnan(col)]
+            uniq = np.unique(col)
+            if len(uniq) <= 1:
+                cuts = np.zeros(0)
+            elif len(uniq) <= self.max_bin:
+                cuts = uniq[1:]
+            else:
+                qs = np.quantile(col, np.linspace(0, 1, self.max_bin + 1)[1:-1], method="linear")
+                cuts = np.unique(qs)
+                cuts = cuts[cuts > uniq[0]]
+            self.cuts.append(np.asarray(cuts, dtype=np.float64))
+        return self
+
+    @property
+    def n_bins(self) -> list[int]:
+        """Bins per feature, the missing-value bin included."""
+        return [len(c) + 2 for c in self.cuts]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty(X.shape, dtype=np.uint8)
+        for j, cuts in enumerate(self.cuts):
+            col = X[:, j]
+            b = np.searchsorted(cuts, col, side="right")
+            b[np.isnan(col)] = len(cuts) + 1
+            out[:, j] = b
+        return out
+
+
+@dataclasses.dataclass
+class FeatureBins:
+    """One party's binned features as the label party knows them: names and bins, never thresholds.
+
+    A party's per-bin sums lie in one flat vector: feature ``f`` holds ``[offsets[f], offsets[f+1])``.
+    """
+
+    party: str
+    names: list[str]
+    n_bins: list[int]  # per feature, the missing-value bin included
+    mask: np.ndarray  # bool: the features sampled for the current tree
+    offsets: np.ndarray = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.offsets = np.concatenate([[0], np.cumsum(self.n_bins)]).astype(np.int64)
+
+    @property
+    def width(self) -> int:
+        """Length of the flat per-bin vector (all bins of all features)."""
+        return int(self.offsets[-1])
+
+
+def as_matrix(X: Any) -> tuple[np.ndarray, list[str]]:
+    """``X`` (a DataFrame or an array) as a float matrix, with its column names (``x0``, ... if none)."""
+    names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2:
+        raise DataError(f"features must be a 2-d table, got shape {arr.shape}")
+    if np.isinf(arr).any():
+        raise DataError("features contain infinite values: replace them with NaN (missing) or clip them")
+    return arr, names or [f"x{j}" for j in range(arr.shape[1])]

@@ -1,0 +1,37 @@
+"""What SecureBoost reveals, declared once; both sides record these entries (docs/privacy.md lists them).
+
+Each entry is recorded per feature party; ``detail`` carries the tree, the depth and, for split
+decisions, the purpose (``eval`` or ``predict``).
+"""
+
+from __future__ import annotations
+
+from misuan.net.disclosure import DisclosureKind
+
+_P = "secureboost"
+LABEL = "label_party"
+FEATURE = "feature_party"
+
+SCHEMA = DisclosureKind(_P, "feature names and bin counts", "plaintext", FEATURE, LABEL)
+PUBLIC_KEY = DisclosureKind(_P, "HE public key", "plaintext", LABEL, FEATURE)
+GRADIENTS = DisclosureKind(
+    _P, "encrypted gradients and hessians (packed)", "ciphertext", LABEL, FEATURE,
+    when="every tree but a label-party-only first tree",
+)
+SAMPLED_ROWS = DisclosureKind(_P, "rows sampled for the tree", "plaintext", LABEL, FEATURE, when="subsample < 1")
+NODE_ROWS = DisclosureKind(_P, "instance space of every node of the level", "plaintext", LABEL, FEATURE)
+HISTOGRAMS = DisclosureKind(
+    _P, "per-bin gradient and hessian sums of the feature party's features, per node", "aggregate", FEATURE, LABEL
+)
+SPLIT_CHOICE = DisclosureKind(
+    _P, "chosen split candidates (feature, bin, default direction) of its own features", "plaintext", LABEL, FEATURE
+)
+PARTITION = DisclosureKind(
+    _P, "instance partition of nodes split on the feature party's features", "plaintext", FEATURE, LABEL
+)
+DECISIONS = DisclosureKind(
+    _P, "split decisions of the feature party's split nodes for each row", "plaintext", FEATURE, LABEL,
+    when="evaluation on an eval set, and prediction",
+)
+
+DISCLOSURES = (SCHEMA, PUBLIC_KEY, GRADIENTS, SAMPLED_ROWS, NODE_ROWS, HISTOGRAMS, SPLIT_CHOICE, PARTITION, DECISIONS)

@@ -1,0 +1,263 @@
+"""A feature party: :class:`FeatureParty` (its features, bins and splits; no I/O) and its drivers.
+
+:func:`train_feature_party` sends the schema, takes the label party's public key and then serves
+its commands until :class:`TrainEnd`: a new tree's ciphertexts, a level's histograms, the partition
+of the nodes split on its features, split decisions on the eval set. Every command is checked
+(array kinds, shapes, ranges, sorted unique rows, ciphertext sizes) before use.
+:func:`predict_feature_party` sends its split decisions on new rows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from misuan.crypto.he import PublicKey, public_key_from_wire
+from misuan.crypto.pool import WorkerPool
+from misuan.errors import ConfigError, DataError, MalformedMessageError
+from misuan.net.channel import Channel
+from misuan.protocols.secureboost import disclosures
+from misuan.protocols.secureboost.binning import QuantileBinner, as_matrix
+from misuan.protocols.secureboost.histogram import HistogramWorker, node_histograms
+from misuan.protocols.secureboost.messages import (
+    STEP,
+    DecisionRequest,
+    Decisions,
+    HistogramReply,
+    LevelPlan,
+    SgbSchema,
+    SgbSetup,
+    SplitReply,
+    SplitRequest,
+    TrainEnd,
+    TreeStart,
+    check_array,
+    check_range,
+)
+from misuan.protocols.secureboost.model import MODEL_VERSION, TrainResult, decisions_for
+from misuan.protocols.secureboost.params import MAX_BIN_LIMIT
+
+__all__ = ["FeatureParty", "predict_feature_party", "train_feature_party"]
+
+
+def _groups_by_position(positions: np.ndarray, n_nodes: int) -> list[np.ndarray]:
+    """Rows of each node (ascending) from a row -> node-index vector."""
+    order = np.argsort(positions, kind="stable")
+    counts = np.bincount(positions[positions >= 0], minlength=n_nodes)
+    start = int(np.sum(positions < 0))  # rows in no node sort first
+    return list(np.split(order[start:], np.cumsum(counts)[:-1]))
+
+
+class FeatureParty:
+    """One feature party's state across a training: its binned features, the current tree and level, its splits.
+
+    Each method takes one message of the label party and gives the reply (if any); nothing here
+    talks to a channel. Call :meth:`close` to stop the worker processes :meth:`accept_key` starts.
+    """
+
+    def __init__(self, X: Any, *, max_bin: int = 32, X_eval: Any = None) -> None:
+        self.X, self.names = as_matrix(X)
+        if not 2 <= max_bin <= MAX_BIN_LIMIT:
+            raise ConfigError(f"max_bin must be in [2, {MAX_BIN_LIMIT}]")
+        self.X_eval = None if X_eval is None else as_matrix(X_eval)[0]
+        self.n, self.n_features = self.X.shape
+        self.binner = QuantileBinner(max_bin).fit(self.X)
+        self.bins = self.binner.transform(self.X)
+        self.n_bins = self.binner.n_bins
+        self.splits: list[dict[str, Any]] = []  # the model part: one entry per split node on these features
+        self.history: list[dict[str, float]] = []
+        self.tree = -1
+        self.sampled = np.ones(self.n_features, dtype=bool)
+        self.level_rows: list[np.ndarray] = []
+        self.level_ids = np.zeros(0, dtype=np.int32)
+        self.compute: list[int] = []
+        self.hist_seconds = 0.0
+        self.per_ct = 0  # 0 while no gradient ciphertexts are loaded for the current tree
+        self._public: PublicKey | None = None
+        self._pool: WorkerPool | None = None
+
+    @property
+    def public(self) -> PublicKey:
+        if self._public is None:
+            raise MalformedMessageError("a SecureBoost command came before the label party's public key")
+        return self._public
+
+    @property
+    def pool(self) -> WorkerPool:
+        if self._pool is None:
+            raise MalformedMessageError("a SecureBoost command came before the label party's public key")
+        return self._pool
+
+    def schema(self) -> SgbSchema:
+        return SgbSchema(self.n, self.names, np.array(self.n_bins, dtype=np.int32))
+
+    def accept_key(self, setup: SgbSetup, n_jobs: int | None = None) -> PublicKey:
+        """Check the label party's public key and start the histogram workers with it."""
+        self._public = pub = public_key_from_wire(setup.public_key)
+        init = (dict(pub.to_wire()), self.bins.tobytes(), self.bins.shape, self.n_bins)
+        self._pool = WorkerPool(HistogramWorker, init, n_jobs if self.n >= 2000 else 1)
+        return pub
+
+    def start_tree(self, cmd: TreeStart) -> None:
+        """Take a new tree's sampled features and (unless label only) its rows' gradient ciphertexts."""
+        if cmd.tree != self.tree + 1:
+            raise MalformedMessageError(f"tree {cmd.tree} announced after tree {self.tree}")
+        if self.tree >= 0:
+            self.history.append({"tree": float(self.tree), "histogram_seconds": self.hist_seconds})
+        self.tree, self.hist_seconds, self.per_ct = cmd.tree, 0.0, 0
+        self.sampled = check_array(cmd.features, "sampled features", "b", (self.n_features,))
+        if cmd.label_only:
+            return
+        pub = self.public
+        rows = check_array(cmd.rows, "tree rows", "iu")
+        check_range(rows, 0, self.n, "tree rows")
+        if len(rows) == 0 or np.any(np.diff(rows) <= 0):
+            raise MalformedMessageError("tree rows must be non-empty, sorted and unique")
+        cts = check_array(cmd.ciphertexts, "gradient ciphertexts", "S", (len(rows),))
+        if cts.dtype.itemsize != pub.ciphertext_bytes:
+            raise MalformedMessageError(f"gradient ciphertexts must be S{pub.ciphertext_bytes}")
+        if not 1 <= cmd.slot_bits <= pub.plaintext_bits // 2 or not 1 <= cmd.per_ct * 2 * cmd.slot_bits <= pub.plaintext_bits:
+            raise MalformedMessageError("slot_bits / per_ct do not fit the key's plaintext space")
+        raw = np.ascontiguousarray(cts).view(np.uint8).tobytes()
+        self.pool.broadcast("load", rows.astype(np.int64), raw, int(cmd.slot_bits), int(cmd.per_ct))
+        self.per_ct = int(cmd.per_ct)
+
+    def start_level(self, plan: LevelPlan) -> None:
+        """Take a level's instance space (the rows of each node) and the nodes to compute."""
+        if self.per_ct == 0:
+            raise MalformedMessageError("level plan for a tree without gradient ciphertexts")
+        self.level_ids = check_array(plan.node_ids, "node ids", "iu")
+        positions = check_array(plan.positions, "node positions", "iu", (self.n,))
+        check_range(positions, -1, len(self.level_ids), "node positions")
+        compute = check_array(plan.compute, "nodes to compute", "iu")
+        check_range(compute, 0, len(self.level_ids), "nodes to compute")
+        self.level_rows = _groups_by_position(positions.astype(np.int64), len(self.level_ids))
+        self.compute = compute.tolist()
+
+    def histograms(self) -> HistogramReply:
+        """Encrypted, packed, re-randomised per-bin sums of the sampled features for each wanted node."""
+        h0 = time.perf_counter()
+        feats = [f for f in range(self.n_features) if self.sampled[f]]
+        body = node_histograms(self.pool, self.level_rows, self.compute, feats, self.n_bins, self.per_ct, self.public.ciphertext_bytes)
+        self.hist_seconds += time.perf_counter() - h0
+        return HistogramReply(body)
+
+    def split(self, req: SplitRequest) -> SplitReply:
+        """The rows going left in each node the label party split on one of these features; keeps the split."""
+        nodes = check_array(req.nodes, "split nodes", "iu")
+        k = len(nodes)
+        feats = check_array(req.features, "split features", "iu", (k,))
+        bins = check_array(req.bins, "split bins", "iu", (k,))
+        default_left = check_array(req.default_left, "split default directions", "b", (k,))
+        check_range(nodes, 0, len(self.level_rows), "split nodes")
+        check_range(feats, 0, self.n_features, "split features")
+        lefts = []
+        for i, f, b, d in zip(nodes.tolist(), feats.tolist(), bins.tolist(), default_left.tolist(), strict=True):
+            if not 0 <= b < self.n_bins[f] - 2:
+                raise MalformedMessageError(f"split bin {b} is not a cut of feature {f}")
+            fb = self.bins[self.level_rows[i], f]
+            lefts.append(np.where(fb == self.n_bins[f] - 1, d, fb <= b))
+            threshold = float(self.binner.cuts[f][b])
+            self.splits.append({"tree": self.tree, "node": int(self.level_ids[i]), "feature": self.names[f], "threshold": threshold, "default_left": bool(d)})
+        left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=bool)
+        return SplitReply(left.astype(bool))
+
+    def eval_decisions(self, req: DecisionRequest) -> Decisions:
+        """Decisions of the current tree's split nodes on the eval rows (early stopping)."""
+        Xe = self.X_eval
+        if req.purpose != "eval" or Xe is None or req.n_rows != Xe.shape[0] or req.tree != self.tree:
+            raise MalformedMessageError("unexpected evaluation request: pass the same eval_set rows to every party")
+        return decisions_for([sp for sp in self.splits if sp["tree"] == self.tree], Xe, self.names)
+
+    def end(self, msg: TrainEnd) -> None:
+        """Keep the splits of the first ``msg.n_trees`` trees (fewer with early stopping)."""
+        if not 0 <= msg.n_trees <= self.tree + 1:
+            raise MalformedMessageError(f"TrainEnd keeps {msg.n_trees} trees of {self.tree + 1}")
+        self.splits = [sp for sp in self.splits if sp["tree"] < msg.n_trees]
+        if self.tree >= 0:
+            self.history.append({"tree": float(self.tree), "histogram_seconds": self.hist_seconds})
+
+    def result(self, party: str, label_party: str) -> TrainResult:
+        model = {
+            "version": MODEL_VERSION,
+            "role": "feature_party",
+            "party": party,
+            "label_party": label_party,
+            "feature_names": self.names,
+            "splits": self.splits,
+            "split_count": {nm: sum(1 for sp in self.splits if sp["feature"] == nm) for nm in self.names},
+        }
+        return TrainResult(model, self.history)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+# --- drivers ---------------------------------------------------------------------------------------
+def train_feature_party(
+    chan: Channel, X: Any, label_party: str, *, max_bin: int = 32, n_jobs: int | None = None, X_eval: Any = None,
+    step: str = STEP,
+) -> TrainResult:
+    """Train as a feature party: serve the label party's commands until it ends training.
+
+    Returns this party's model part: for each split node on its features, the feature name,
+    threshold and default direction (the label party never sees them)."""
+    me = FeatureParty(X, max_bin=max_bin, X_eval=X_eval)
+    try:
+        chan.send(label_party, f"{step}/schema", me.schema())
+        chan.disclose(step, disclosures.SCHEMA, chan.party, label_party, (me.n_features,))
+        pub = me.accept_key(chan.recv(label_party, f"{step}/cmd", expect=SgbSetup), n_jobs)
+        chan.disclose(step, disclosures.PUBLIC_KEY, label_party, chan.party, (), scheme=pub.scheme, bits=pub.bits)
+        while True:
+            cmd = chan.recv(label_party, f"{step}/cmd")
+            if isinstance(cmd, TrainEnd):
+                me.end(cmd)
+                return me.result(chan.party, label_party)
+            _serve(chan, me, cmd, label_party, step)
+    finally:
+        me.close()
+
+
+def _serve(chan: Channel, me: FeatureParty, cmd: object, label_party: str, step: str) -> None:
+    """Handle one command of the label party, recording what each side learns."""
+    party, tree = chan.party, me.tree
+    if isinstance(cmd, TreeStart):
+        me.start_tree(cmd)
+        if not cmd.label_only:
+            chan.disclose(step, disclosures.GRADIENTS, label_party, party, (len(cmd.rows),), tree=me.tree)
+            if len(cmd.rows) < me.n:
+                chan.disclose(step, disclosures.SAMPLED_ROWS, label_party, party, (len(cmd.rows),), tree=me.tree)
+    elif isinstance(cmd, LevelPlan):
+        me.start_level(cmd)
+        chan.disclose(step, disclosures.NODE_ROWS, label_party, party, (me.n,), tree=tree, depth=int(cmd.depth), nodes=len(me.level_ids))
+        chan.send(label_party, f"{step}/hist", me.histograms())
+        shape = (len(me.compute), me.n_features)
+        chan.disclose(step, disclosures.HISTOGRAMS, party, label_party, shape, tree=tree, depth=int(cmd.depth))
+    elif isinstance(cmd, SplitRequest):
+        reply = me.split(cmd)
+        chan.disclose(step, disclosures.SPLIT_CHOICE, label_party, party, (len(cmd.nodes), 3), tree=tree)
+        chan.send(label_party, f"{step}/split", reply)
+        chan.disclose(step, disclosures.PARTITION, party, label_party, (len(reply.left),), tree=tree)
+    elif isinstance(cmd, DecisionRequest):
+        decisions = me.eval_decisions(cmd)
+        chan.send(label_party, f"{step}/decisions", decisions)
+        chan.disclose(step, disclosures.DECISIONS, party, label_party, decisions.left.shape, purpose="eval")
+    else:
+        raise MalformedMessageError(f"unexpected SecureBoost command {type(cmd).__name__}")
+
+
+def predict_feature_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP) -> None:
+    """Joint batch prediction, feature party side: send this party's split decisions for ``X``."""
+    Xf, _ = as_matrix(X)
+    names = list(model["feature_names"])
+    if Xf.shape[1] != len(names):
+        raise DataError(f"prediction needs this party's {len(names)} features, got {Xf.shape[1]}")
+    label_party = model["label_party"]
+    req = chan.recv(label_party, f"{step}/cmd", expect=DecisionRequest)
+    if req.purpose != "predict" or req.n_rows != Xf.shape[0]:
+        raise MalformedMessageError(f"label party asks decisions for {req.n_rows} rows, this party has {Xf.shape[0]}")
+    chan.send(label_party, f"{step}/decisions", decisions_for(model["splits"], Xf, names))
+    chan.disclose(step, disclosures.DECISIONS, chan.party, label_party, (Xf.shape[0], len(model["splits"])), purpose="predict")

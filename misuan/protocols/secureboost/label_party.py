@@ -1,0 +1,349 @@
+"""The label party: :class:`LabelParty` (boosting state, no I/O) and its drivers.
+
+:func:`train_label_party` receives every feature party's schema, sends the HE public key, then per
+tree sends the encrypted gradients (:class:`TreeStart`), grows the tree level by level with a
+:class:`~misuan.protocols.secureboost.tree.TreeGrower`, optionally scores the eval set, and ends
+with :class:`TrainEnd`. :func:`predict_label_party` collects the feature parties' split decisions
+and routes the rows. Every disclosure is recorded from :mod:`.disclosures`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from misuan.crypto.encoding import FixedPointCodec
+from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
+from misuan.crypto.pool import HEWorker, WorkerPool, encrypt_batch
+from misuan.errors import DataError, MalformedMessageError, ProtocolError
+from misuan.net.channel import Channel
+from misuan.protocols.secureboost import disclosures
+from misuan.protocols.secureboost.binning import FeatureBins, QuantileBinner, as_matrix
+from misuan.protocols.secureboost.histogram import HistogramDecoder
+from misuan.protocols.secureboost.loss import base_margin, grad_hess, metric
+from misuan.protocols.secureboost.messages import (
+    STEP,
+    DecisionRequest,
+    Decisions,
+    HistogramReply,
+    SgbSchema,
+    SgbSetup,
+    SplitReply,
+    TrainEnd,
+    TreeStart,
+    check_array,
+    check_range,
+)
+from misuan.protocols.secureboost.model import (
+    MODEL_VERSION,
+    TrainResult,
+    importance_of,
+    read_decisions,
+    route,
+)
+from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, SecureBoostParams
+from misuan.protocols.secureboost.tree import TreeGrower
+
+__all__ = ["LabelParty", "predict_label_party", "train_label_party"]
+
+_PHASES = ("encrypt", "decrypt", "wait_histograms", "split_finding")
+
+
+def sample_features(rng: np.random.Generator, rate: float, counts: list[int]) -> list[np.ndarray]:
+    """Per party, which of its features a tree may split on: ``rate`` of all parties' features together."""
+    total = sum(counts)
+    masks = [np.ones(c, dtype=bool) for c in counts]
+    if rate >= 1 or total == 0:
+        return masks
+    keep = np.zeros(total, dtype=bool)
+    keep[rng.choice(total, size=max(1, int(round(rate * total))), replace=False)] = True
+    return list(np.split(keep, np.cumsum(counts)[:-1]))
+
+
+class LabelParty:
+    """The label party's state across one training: labels, margins, keys, feature parties, trees.
+
+    Its methods take the messages received and give the messages to send; nothing here talks to a
+    channel. Call :meth:`close` to stop the worker processes :meth:`setup` starts.
+    """
+
+    def __init__(self, name: str, X: Any, y: Any, params: SecureBoostParams, eval_set: tuple[Any, Any] | None = None) -> None:
+        p = self.p = params
+        self.name = name
+        self.X, self.names = as_matrix(X)
+        self.y = np.asarray(y, dtype=np.float64).reshape(-1)
+        self.n = n = len(self.y)
+        if self.X.shape[0] != n:
+            raise DataError(f"label party has {self.X.shape[0]} feature rows but {n} labels")
+        if p.objective == "binary:logistic" and not np.isin(self.y, (0.0, 1.0)).all():
+            raise DataError("labels must be 0 or 1 for binary:logistic")
+        self.rng = np.random.default_rng(p.random_state)
+        self.binner = QuantileBinner(p.max_bin).fit(self.X)
+        self.bins = self.binner.transform(self.X)
+        self.X_val, self.y_val = self._eval_set(eval_set)
+        self.base = base_margin(p.objective, p.base_score, self.y)
+        self.margin = np.full(n, self.base)
+        self.margin_val = None if self.y_val is None else np.full(len(self.y_val), self.base)
+        self.peers: list[FeatureBins] = []
+        self.trees: list[dict[str, Any]] = []
+        self.history: list[dict[str, float]] = []
+        self.best_metric = math.inf
+        self.best_iter: int | None = None
+        self._public: PublicKey | None = None
+        self._pool: WorkerPool | None = None
+
+    def _eval_set(self, eval_set: tuple[Any, Any] | None) -> tuple[np.ndarray, np.ndarray | None]:
+        if eval_set is None:
+            return np.zeros((0, self.X.shape[1])), None
+        Xv, _ = as_matrix(eval_set[0])
+        y_val = np.asarray(eval_set[1], dtype=np.float64).reshape(-1)
+        if Xv.shape != (len(y_val), self.X.shape[1]):
+            raise DataError("eval_set features do not match the training features or labels")
+        return Xv, y_val
+
+    @property
+    def public(self) -> PublicKey:
+        if self._public is None:
+            raise RuntimeError("LabelParty.setup() comes first")
+        return self._public
+
+    @property
+    def pool(self) -> WorkerPool:
+        if self._pool is None:
+            raise RuntimeError("LabelParty.setup() comes first")
+        return self._pool
+
+    @property
+    def evaluates(self) -> bool:
+        return self.y_val is not None
+
+    def add_feature_party(self, peer: str, schema: SgbSchema) -> FeatureBins:
+        """Check ``peer``'s schema against the aligned rows and keep its feature names and bin counts."""
+        nbins = check_array(schema.n_bins, "schema n_bins", "iu")
+        if schema.n_rows != self.n or nbins.shape != (len(schema.feature_names),):
+            raise ProtocolError(f"{peer} has {schema.n_rows} rows and {nbins.shape} bin counts; expected {self.n} aligned rows")
+        check_range(nbins, 1, MAX_BIN_LIMIT + 3, "schema n_bins")
+        names = schema.feature_names
+        if len(set(names)) != len(names) or any(not 0 < len(nm) <= 256 for nm in names):
+            raise MalformedMessageError(f"{peer}'s feature names must be unique, non-empty and at most 256 characters")
+        n_bins = [int(v) for v in nbins.tolist()]
+        fb = FeatureBins(peer, list(names), n_bins, np.ones(len(n_bins), bool))
+        self.peers.append(fb)
+        return fb
+
+    def setup(self, keys: tuple[PublicKey, PrivateKey] | None = None) -> SgbSetup:
+        """The HE key pair (``keys``, or a fresh one) and the worker processes that hold its private key."""
+        p = self.p
+        pub, priv = keys if keys is not None else generate_keypair(p.he_scheme, p.key_bits)
+        self._public = pub
+        self.codec = FixedPointCodec(frac_bits=p.frac_bits, max_abs=1.0, max_terms=max(self.n, 2))
+        # wider tables (more memory, longer to build) pay off once there are many rows to encrypt per tree
+        window = 14 if self.n >= 50000 else 12 if self.n >= 5000 else 8
+        self._pool = WorkerPool(HEWorker, (dict(priv.to_wire()), True, window), p.n_jobs if self.n >= 2000 else 1)
+        return SgbSetup(dict(pub.to_wire()))
+
+    def start_tree(self, t: int) -> tuple[dict[str, TreeStart], TreeGrower]:
+        """Gradients of tree ``t``, encrypted for the feature parties, and the grower of the tree."""
+        p, n, pub, pool = self.p, self.n, self.public, self.pool
+        timing = dict.fromkeys(_PHASES, 0.0)
+        g, h = grad_hess(p.objective, self.margin, self.y)
+        rows = np.arange(n) if p.subsample >= 1 else np.flatnonzero(self.rng.random(n) < p.subsample)
+        if len(rows) == 0:
+            rows = np.arange(n)
+        masks = sample_features(self.rng, p.colsample_bytree, [self.X.shape[1]] + [len(pi.n_bins) for pi in self.peers])
+        for pi, mask in zip(self.peers, masks[1:], strict=True):
+            pi.mask = mask
+        label_only = p.first_tree_label_only and t == 0
+        codec = self._tree_codec(g, rows)
+        per_ct = max(1, pub.plaintext_bits // (2 * codec.slot_bits))
+        codec.check_fits(pub.plaintext_bits, 2)
+        cts: np.ndarray = np.zeros(0, dtype=f"S{pub.ciphertext_bytes}")
+        if not label_only and self.peers:
+            e0 = time.perf_counter()
+            packed = codec.pack([codec.encode(g[rows]), codec.encode(h[rows])])
+            cts = np.frombuffer(encrypt_batch(pool, pub, packed), dtype=f"S{pub.ciphertext_bytes}")
+            timing["encrypt"] = time.perf_counter() - e0
+        starts = {
+            pi.party: TreeStart(t, rows.astype(np.int32), cts, pi.mask, codec.slot_bits, per_ct, label_only)
+            for pi in self.peers
+        }
+        own = FeatureBins(self.name, self.names, self.binner.n_bins, masks[0])
+        decoder = HistogramDecoder(pub, pool, codec, per_ct)
+        grower = TreeGrower(p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
+        return starts, grower
+
+    def _tree_codec(self, g: np.ndarray, rows: np.ndarray) -> FixedPointCodec:
+        """Logistic gradients lie in [-1, 1]; squared-loss ones are scaled to a power of two per tree."""
+        if self.p.objective == "binary:logistic":
+            return self.codec
+        scale = float(max(np.max(np.abs(g[rows])), 1.0))
+        return FixedPointCodec(self.p.frac_bits, 2.0 ** math.ceil(math.log2(scale)), max(self.n, 2))
+
+    def add_tree(self, grower: TreeGrower) -> dict[str, Any]:
+        tree, leaf_add = grower.tree()
+        self.margin += leaf_add
+        self.trees.append(tree)
+        return tree
+
+    def score_eval_set(self, t: int, decisions: Mapping[tuple[str, int], np.ndarray], record: dict[str, float]) -> bool:
+        """Add tree ``t`` to the eval margins and the metric to ``record``; True when early stopping ends training."""
+        if self.margin_val is None or self.y_val is None:
+            raise RuntimeError("this LabelParty has no eval set")
+        self.margin_val += route(self.trees[t], self.X_val, decisions, self.name)
+        value = metric(self.p.objective, self.margin_val, self.y_val)
+        record["valid_metric"] = value
+        if value < self.best_metric - 1e-12:
+            self.best_metric, self.best_iter = value, t
+            return False
+        rounds = self.p.early_stopping_rounds
+        return rounds is not None and self.best_iter is not None and t - self.best_iter >= rounds
+
+    def end(self) -> TrainEnd:
+        """How many trees the parties keep: all, or up to the best one with early stopping."""
+        if self.p.early_stopping_rounds is not None and self.best_iter is not None:
+            return TrainEnd(self.best_iter + 1)
+        return TrainEnd(len(self.trees))
+
+    def result(self, n_trees: int) -> TrainResult:
+        trees = self.trees[:n_trees]
+        model = {
+            "version": MODEL_VERSION,
+            "role": "label_party",
+            "party": self.name,
+            "objective": self.p.objective,
+            "base_margin": self.base,
+            "params": dataclasses.asdict(self.p),
+            "feature_names": self.names,
+            "cuts": [c.tolist() for c in self.binner.cuts],
+            "feature_parties": {pi.party: pi.names for pi in self.peers},
+            "trees": trees,
+            "importance": importance_of(trees),
+        }
+        return TrainResult(model, self.history, self.best_iter if self.p.early_stopping_rounds is not None else None)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+# --- drivers ---------------------------------------------------------------------------------------
+def train_label_party(
+    chan: Channel,
+    X: Any,
+    y: np.ndarray,
+    feature_parties: Sequence[str],
+    params: SecureBoostParams,
+    *,
+    eval_set: tuple[Any, np.ndarray] | None = None,
+    keys: tuple[PublicKey, PrivateKey] | None = None,
+    step: str = STEP,
+    on_tree: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train as the label party; returns this party's model part. ``X`` may have zero columns.
+
+    ``on_tree`` gets each tree's record (tree number, seconds, phase timings, eval metric).
+    """
+    me = LabelParty(chan.party, X, y, params, eval_set)
+    try:
+        for fp in feature_parties:
+            fb = me.add_feature_party(fp, chan.recv(fp, f"{step}/schema", expect=SgbSchema))
+            chan.disclose(step, disclosures.SCHEMA, fp, me.name, (len(fb.n_bins),))
+        setup = me.setup(keys)
+        for fp in feature_parties:
+            chan.send(fp, f"{step}/cmd", setup)
+            chan.disclose(step, disclosures.PUBLIC_KEY, me.name, fp, (), scheme=me.public.scheme, bits=me.public.bits)
+        for t in range(params.n_estimators):
+            record, stop = _train_tree(chan, me, t, step)
+            me.history.append(record)
+            if on_tree is not None:  # progress for the caller: tree number, seconds, phase timings
+                on_tree(record)
+            if stop:
+                break
+        end = me.end()
+        for pi in me.peers:
+            chan.send(pi.party, f"{step}/cmd", end)
+        return me.result(end.n_trees)
+    finally:
+        me.close()
+
+
+def _train_tree(chan: Channel, me: LabelParty, t: int, step: str) -> tuple[dict[str, float], bool]:
+    """One tree: gradients out, levels grown, eval set scored; returns its record and whether to stop."""
+    tic = time.perf_counter()
+    starts, grower = me.start_tree(t)
+    for peer, start in starts.items():
+        chan.send(peer, f"{step}/cmd", start)
+        if not start.label_only:
+            chan.disclose(step, disclosures.GRADIENTS, me.name, peer, (len(start.rows),), tree=t)
+            if len(start.rows) < me.n:
+                chan.disclose(step, disclosures.SAMPLED_ROWS, me.name, peer, (len(start.rows),), tree=t)
+    _grow_tree(chan, grower, t, step)
+    tree = me.add_tree(grower)
+    record = {"tree": float(t), "seconds": time.perf_counter() - tic, **grower.timing}
+    if not me.evaluates:
+        return record, False
+    peers = [pi.party for pi in me.peers]
+    decisions = _collect_decisions(chan, peers, {t: tree}, len(me.X_val), "eval", t, step)[0]
+    return record, me.score_eval_set(t, decisions, record)
+
+
+def _grow_tree(chan: Channel, grower: TreeGrower, t: int, step: str) -> None:
+    """Grow one tree level by level: plan out, histograms in, splits chosen, partitions in."""
+    me = chan.party
+    peers = list(grower.peers)
+    while grower.growing:
+        depth = grower.depth
+        plan = grower.level_plan()
+        if plan is not None:
+            for peer in peers:
+                chan.send(peer, f"{step}/cmd", plan)
+                chan.disclose(step, disclosures.NODE_ROWS, me, peer, (len(plan.positions),), tree=t, depth=depth, nodes=len(plan.node_ids))
+            grower.own_histograms()
+            w0 = time.perf_counter()
+            for peer in peers:
+                reply = chan.recv(peer, f"{step}/hist", expect=HistogramReply)
+                grower.timing["wait_histograms"] += time.perf_counter() - w0
+                grower.take_histograms(peer, reply)
+                shape = (grower.n_computed, len(grower.peers[peer].n_bins))
+                chan.disclose(step, disclosures.HISTOGRAMS, peer, me, shape, tree=t, depth=depth)
+                w0 = time.perf_counter()
+        grower.find_splits()
+        if plan is not None:
+            for peer in peers:
+                request = grower.split_request(peer)
+                chan.send(peer, f"{step}/cmd", request)
+                chan.disclose(step, disclosures.SPLIT_CHOICE, me, peer, (len(request.nodes), 3), tree=t, depth=depth)
+                told = grower.take_partition(peer, chan.recv(peer, f"{step}/split", expect=SplitReply))
+                chan.disclose(step, disclosures.PARTITION, peer, me, (told,), tree=t, depth=depth)
+        grower.next_level()
+
+
+def _collect_decisions(
+    chan: Channel, peers: Sequence[str], trees: dict[int, dict[str, Any]], n_rows: int, purpose: str, tree_arg: int, step: str
+) -> list[dict[tuple[str, int], np.ndarray]]:
+    """Ask every feature party for its split decisions on ``n_rows`` rows; one dict per tree."""
+    per_tree: dict[int, dict[tuple[str, int], np.ndarray]] = {t: {} for t in trees}
+    for fp in peers:
+        chan.send(fp, f"{step}/cmd", DecisionRequest(purpose, tree_arg, n_rows))
+        reply = chan.recv(fp, f"{step}/decisions", expect=Decisions)
+        read_decisions(fp, reply, trees, n_rows, per_tree)
+        chan.disclose(step, disclosures.DECISIONS, fp, chan.party, (n_rows, len(reply.trees)), purpose=purpose)
+    return [per_tree[t] for t in sorted(per_tree)]
+
+
+def predict_label_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP) -> np.ndarray:
+    """Joint batch prediction, label party side: returns the margin (log-odds for logistic loss)."""
+    Xl, _ = as_matrix(X)
+    if Xl.shape[1] != len(model["feature_names"]):
+        raise DataError(f"prediction needs the label party's {len(model['feature_names'])} features, got {Xl.shape[1]}")
+    trees = dict(enumerate(model["trees"]))
+    decisions = _collect_decisions(chan, list(model["feature_parties"]), trees, Xl.shape[0], "predict", -1, step)
+    margin = np.full(Xl.shape[0], float(model["base_margin"]))
+    for t, tree in trees.items():
+        margin += route(tree, Xl, decisions[t], chan.party)
+    return margin

@@ -1,0 +1,122 @@
+"""The wire messages of SecureBoost and the checks a receiver applies to their arrays.
+
+The names (``secureboost.TreeStart``, ...) are part of the protocol (``PROTOCOL``'s version), not of
+the file layout. Every message goes under the step's name: ``{step}/schema`` (feature party ->
+label party), ``{step}/cmd`` (label party -> feature party: setup, trees, levels, splits, decision
+requests, end), ``{step}/hist``, ``{step}/split`` and ``{step}/decisions`` (the feature party's replies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from misuan.errors import MalformedMessageError
+from misuan.net import wire
+from misuan.net.protocol import ProtocolInfo
+
+__all__ = [
+    "PROTOCOL", "STEP", "DecisionRequest", "Decisions", "HistogramReply", "LevelPlan", "SgbSchema", "SgbSetup",
+    "SplitReply", "SplitRequest", "TrainEnd", "TreeStart", "check_array", "check_range",
+]
+
+PROTOCOL = ProtocolInfo("secureboost", 1, "vertical gradient boosting: encrypted gradients, per-bin histograms")
+STEP = "secureboost"
+
+
+@wire.message("secureboost.SgbSchema")
+@dataclasses.dataclass
+class SgbSchema:
+    """A feature party's schema: rows, feature names and bins per feature."""
+
+    n_rows: int
+    feature_names: list[str]
+    n_bins: np.ndarray  # int32 (F,), missing bin included
+
+
+@wire.message("secureboost.SgbSetup")
+@dataclasses.dataclass
+class SgbSetup:
+    """The label party's HE public key."""
+
+    public_key: dict[str, Any]
+
+
+@wire.message("secureboost.TreeStart")
+@dataclasses.dataclass
+class TreeStart:
+    tree: int
+    rows: np.ndarray  # int32, sorted: the rows of this tree (all, or the subsample)
+    ciphertexts: np.ndarray  # S<ciphertext_bytes>: packed (g, h) of rows[i]
+    features: np.ndarray  # bool (F,): this party's features sampled for the tree
+    slot_bits: int
+    per_ct: int
+    label_only: bool
+
+
+@wire.message("secureboost.LevelPlan")
+@dataclasses.dataclass
+class LevelPlan:
+    depth: int
+    node_ids: np.ndarray  # int32: the level's nodes
+    positions: np.ndarray  # int32 (n_rows,): index into node_ids, -1 for rows in no node
+    compute: np.ndarray  # int32: indices of the nodes whose histograms are wanted
+
+
+@wire.message("secureboost.HistogramReply")
+@dataclasses.dataclass
+class HistogramReply:
+    ciphertexts: np.ndarray  # S<ciphertext_bytes>
+
+
+@wire.message("secureboost.SplitRequest")
+@dataclasses.dataclass
+class SplitRequest:
+    nodes: np.ndarray  # int32: indices into the level's node_ids
+    features: np.ndarray  # int32: this party's feature
+    bins: np.ndarray  # int32: split after this bin
+    default_left: np.ndarray  # bool
+
+
+@wire.message("secureboost.SplitReply")
+@dataclasses.dataclass
+class SplitReply:
+    left: np.ndarray  # bool: for each requested node, its rows (ascending) going left
+
+
+@wire.message("secureboost.DecisionRequest")
+@dataclasses.dataclass
+class DecisionRequest:
+    purpose: str  # "eval" or "predict"
+    tree: int  # for "eval": the tree to evaluate; -1: all kept trees
+    n_rows: int
+
+
+@wire.message("secureboost.Decisions")
+@dataclasses.dataclass
+class Decisions:
+    trees: np.ndarray  # int32 (S,)
+    nodes: np.ndarray  # int32 (S,)
+    left: np.ndarray  # bool (n_rows, S)
+
+
+@wire.message("secureboost.TrainEnd")
+@dataclasses.dataclass
+class TrainEnd:
+    n_trees: int
+
+
+def check_array(arr: Any, what: str, kind: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """``arr`` if it is an array of dtype kind ``kind`` (and ``shape``), else MalformedMessageError."""
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in kind:
+        raise MalformedMessageError(f"{what}: expected an array of kind {kind!r}, got {getattr(arr, 'dtype', type(arr))}")
+    if shape is not None and arr.shape != shape:
+        raise MalformedMessageError(f"{what}: expected shape {shape}, got {arr.shape}")
+    return arr
+
+
+def check_range(arr: np.ndarray, lo: int, hi: int, what: str) -> None:
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) >= hi):
+        raise MalformedMessageError(f"{what}: values must lie in [{lo}, {hi})")

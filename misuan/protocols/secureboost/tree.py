@@ -1,0 +1,218 @@
+"""One tree as the label party grows it, level by level: :class:`TreeGrower` (no I/O).
+
+Per level the grower gives the level's instance space (:class:`LevelPlan`) for the feature
+parties, takes their encrypted histograms of the nodes it asked for, derives each sibling's
+histogram by subtraction (parent minus the computed child), finds the best split of every node
+over all parties' features, asks each feature party for the partition of the nodes split on its
+features (:class:`SplitRequest`) and takes the reply. The driver
+(:func:`misuan.protocols.secureboost.label_party.train_label_party`) moves the messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from misuan.protocols.secureboost.binning import FeatureBins
+from misuan.protocols.secureboost.histogram import HistogramDecoder
+from misuan.protocols.secureboost.messages import (
+    HistogramReply,
+    LevelPlan,
+    SplitReply,
+    SplitRequest,
+    check_array,
+)
+from misuan.protocols.secureboost.params import BoostingParams
+from misuan.protocols.secureboost.split import Split, best_split, leaf_weight, plain_histogram
+
+__all__ = ["TreeGrower"]
+
+Histogram = tuple[np.ndarray, np.ndarray]  # flat per-bin gradient and hessian sums of one party
+
+
+@dataclasses.dataclass
+class _Node:
+    id: int
+    depth: int
+    rows: np.ndarray
+    g: float
+    h: float
+    hists: dict[str, Histogram] = dataclasses.field(default_factory=dict)
+    sibling: int = -1  # index (in the level) of the sibling whose histogram is computed
+    parent_hists: dict[str, Histogram] | None = None
+
+
+class TreeGrower:
+    """The label party's state while it grows one tree; methods take and give the tree's messages."""
+
+    def __init__(
+        self, params: BoostingParams, g: np.ndarray, h: np.ndarray, rows: np.ndarray,
+        own: FeatureBins, own_bins: np.ndarray, own_cuts: Sequence[np.ndarray],
+        peers: Sequence[FeatureBins], decoder: HistogramDecoder, timing: dict[str, float],
+    ) -> None:
+        self.p = params
+        self.g, self.h = g, h
+        self.n = len(g)
+        self.own, self.own_bins, self.own_cuts = own, own_bins, own_cuts
+        self.peers = {pi.party: pi for pi in peers}  # the parties asked for histograms (none: label only)
+        self.decoder = decoder
+        self.timing = timing  # phase seconds of this tree: the grower adds decrypt and split_finding
+        self.level = [_Node(0, 0, rows, float(g[rows].sum()), float(h[rows].sum()))]
+        self.nodes_out: list[dict[str, Any]] = []
+        self.leaf_add = np.zeros(self.n)
+        self._next_id = 1
+        self._compute: list[int] = []
+        self._splits: list[Split | None] = []
+        self._lefts: dict[int, np.ndarray] = {}
+        self._requested: dict[str, list[int]] = {}
+
+    @property
+    def growing(self) -> bool:
+        return bool(self.level)
+
+    @property
+    def depth(self) -> int:
+        return self.level[0].depth
+
+    def level_plan(self) -> LevelPlan | None:
+        """The level's instance space and the nodes whose histograms are wanted; None at ``max_depth``.
+
+        Wanted are the root, then the smaller of each pair of siblings (at ``2j, 2j + 1``): the other
+        is its parent minus it.
+        """
+        level, depth = self.level, self.depth
+        if depth == 0:
+            self._compute = [0]
+        else:
+            pairs = range(len(level) // 2)
+            self._compute = [2 * j if len(level[2 * j].rows) <= len(level[2 * j + 1].rows) else 2 * j + 1 for j in pairs]
+        if depth >= self.p.max_depth:
+            return None
+        positions = np.full(self.n, -1, dtype=np.int32)
+        for i, nd in enumerate(level):
+            positions[nd.rows] = i
+        node_ids = np.array([nd.id for nd in level], dtype=np.int32)
+        return LevelPlan(depth, node_ids, positions, np.array(self._compute, dtype=np.int32))
+
+    @property
+    def n_computed(self) -> int:
+        """Nodes of the level whose histograms the feature parties compute."""
+        return len(self._compute)
+
+    def own_histograms(self) -> None:
+        """The label party's own features, in plaintext, for every node of the level (cheap)."""
+        for nd in self.level:
+            nd.hists[self.own.party] = plain_histogram(self.own_bins, self.own, nd.rows, self.g, self.h)
+
+    def take_histograms(self, peer: str, reply: HistogramReply) -> None:
+        """Decrypt ``peer``'s histograms of the wanted nodes."""
+        d0 = time.perf_counter()
+        decoded = self.decoder.decode(reply, self.peers[peer], len(self._compute))
+        for i, hist in zip(self._compute, decoded, strict=True):
+            self.level[i].hists[peer] = hist
+        self.timing["decrypt"] += time.perf_counter() - d0
+
+    def find_splits(self) -> None:
+        """The best split of every node of the level over all parties' features (None: a leaf)."""
+        splittable = self.depth < self.p.max_depth
+        if splittable:
+            self._subtract_histograms()
+        s0 = time.perf_counter()
+        self._splits = [self._best_of(nd) if splittable else None for nd in self.level]
+        self.timing["split_finding"] += time.perf_counter() - s0
+        # partitions of the label party's own splits, computed here; the others come by request
+        self._lefts = {}
+        for i, (nd, sp) in enumerate(zip(self.level, self._splits, strict=True)):
+            if sp is not None and sp.party == self.own.party:
+                b = self.own_bins[nd.rows, sp.feature]
+                miss = b == self.own.n_bins[sp.feature] - 1
+                self._lefts[i] = np.where(miss, sp.default_left, b <= sp.bin)
+
+    def _subtract_histograms(self) -> None:
+        for i, nd in enumerate(self.level):
+            if i not in self._compute and nd.parent_hists is not None:
+                sib = self.level[nd.sibling]
+                for name in self.peers:
+                    pg, ph = nd.parent_hists[name]
+                    sg, sh = sib.hists[name]
+                    nd.hists[name] = (pg - sg, ph - sh)
+
+    def _best_of(self, nd: _Node) -> Split | None:
+        best: Split | None = None
+        cands = [best_split(*nd.hists[self.own.party], self.own, nd.g, nd.h, self.p)]
+        for name, pi in self.peers.items():
+            G, H = nd.hists[name]
+            cands.append(best_split(G, H, pi, nd.g, nd.h, self.p))
+        for c in cands:
+            if c is not None and (best is None or c.gain > best.gain):
+                best = c
+        if best is not None and not (best.gain > max(self.p.gamma, 1e-6)):
+            best = None
+        return best
+
+    def split_request(self, peer: str) -> SplitRequest:
+        """The level's nodes split on ``peer``'s features: its feature, bin and default direction each."""
+        mine = [(i, sp) for i, sp in enumerate(self._splits) if sp is not None and sp.party == peer]
+        self._requested[peer] = [i for i, _ in mine]
+        return SplitRequest(
+            np.array(self._requested[peer], dtype=np.int32),
+            np.array([sp.feature for _, sp in mine], dtype=np.int32),
+            np.array([sp.bin for _, sp in mine], dtype=np.int32),
+            np.array([sp.default_left for _, sp in mine], dtype=bool),
+        )
+
+    def take_partition(self, peer: str, reply: SplitReply) -> int:
+        """Which rows of each node split on ``peer``'s features go left; returns the rows told."""
+        idx = self._requested.pop(peer)
+        total = sum(len(self.level[i].rows) for i in idx)
+        left = check_array(reply.left, "split partition", "b", (total,))
+        start = 0
+        for i in idx:
+            m = len(self.level[i].rows)
+            self._lefts[i] = left[start : start + m]
+            start += m
+        return total
+
+    def next_level(self) -> None:
+        """Turn the level's nodes into leaves or split nodes; their children make the next level."""
+        nxt: list[_Node] = []
+        for i, (nd, sp) in enumerate(zip(self.level, self._splits, strict=True)):
+            if sp is None:
+                w = leaf_weight(nd.g, nd.h, self.p)
+                self.nodes_out.append({"id": nd.id, "leaf": w, "cover": nd.h})
+                self.leaf_add[nd.rows] = w
+                continue
+            lm = self._lefts[i]
+            lid, rid = self._next_id, self._next_id + 1
+            self._next_id += 2
+            self.nodes_out.append(self._split_node(nd, sp, lid, rid))
+            hists = dict(nd.hists)
+            children = [self._child(cid, nd.depth + 1, rows, hists) for cid, rows in ((lid, nd.rows[lm]), (rid, nd.rows[~lm]))]
+            children[0].sibling, children[1].sibling = len(nxt) + 1, len(nxt)
+            nxt += children
+        for nd in self.level:  # free the parent's histograms as soon as the children have theirs
+            nd.parent_hists = None
+        self.level = nxt
+
+    def _child(self, nid: int, depth: int, rows: np.ndarray, parent_hists: dict[str, Histogram]) -> _Node:
+        return _Node(nid, depth, rows, float(self.g[rows].sum()), float(self.h[rows].sum()), parent_hists=parent_hists)
+
+    def _split_node(self, nd: _Node, sp: Split, lid: int, rid: int) -> dict[str, Any]:
+        node: dict[str, Any] = {
+            "id": nd.id, "party": sp.party, "feature": sp.feature, "default_left": sp.default_left,
+            "left": lid, "right": rid, "gain": sp.gain, "cover": nd.h,
+        }
+        if sp.party == self.own.party:
+            node["feature_name"] = self.own.names[sp.feature]
+            node["threshold"] = float(self.own_cuts[sp.feature][sp.bin])
+        else:
+            node["feature_name"] = self.peers[sp.party].names[sp.feature]
+        return node
+
+    def tree(self) -> tuple[dict[str, Any], np.ndarray]:
+        """The grown tree (nodes by id) and the leaf value it adds to every row."""
+        return {"nodes": sorted(self.nodes_out, key=lambda d: d["id"])}, self.leaf_add

@@ -1,0 +1,290 @@
+"""Every party's own data is checked in full before anything connects; peers compare protocol versions.
+
+A bad dataset fails in ``check_runnable``: before any channel is opened, any server started or any
+file written, in well under 2 s, with one message naming the file, the column and example lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import misuan.api as ms
+from misuan import __version__, cli
+from misuan.errors import (
+    DataError,
+    DuplicateIdError,
+    EmptyIdError,
+    JobSpecError,
+    MisuanError,
+    ProtocolError,
+    ProtocolVersionError,
+)
+from misuan.net.channel import Channel
+from misuan.net.memory import MemoryNetwork
+from misuan.node import runner
+from misuan.node.data import DataWarning
+from misuan.node.runner import HELLO_STEP, JobHello, check_hello, check_runnable, job_protocols, run_party
+from misuan.node.spec import load_spec
+
+FAST_S = 2.0  # the issue's bound for failing on a bad dataset
+
+
+@pytest.fixture
+def channels_opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The parties for which any channel (in-memory or gRPC) was created."""
+    opened: list[str] = []
+    real = Channel.__init__
+
+    def spy(self: Channel, party: str, *args: Any, **kwargs: Any) -> None:
+        opened.append(party)
+        real(self, party, *args, **kwargs)
+
+    monkeypatch.setattr(Channel, "__init__", spy)
+    yield opened
+
+
+def _edit(path: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    df = pd.read_csv(path, dtype={"customer_id": str})
+    edit(df).to_csv(path, index=False)
+
+
+def _set(column: str, row: int, value: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df[column] = df[column].astype(object)
+        df.loc[row, column] = value
+        return df
+
+    return edit
+
+
+def _text_column(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(job=["teacher", "nurse"] * (len(df) // 2))
+
+
+def _header_only(path: Path) -> None:
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+
+
+def _rename_header(old: str, new: str) -> Callable[[Path], None]:
+    def edit(path: Path) -> None:
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text(lines[0].replace(old, new) + "".join(lines[1:]))
+
+    return edit
+
+
+# (name, file, edit, error class, message): each message names the file and the column
+BAD_DATA: list[tuple[str, str, Callable[[Path], None], type[DataError], str]] = [
+    ("text feature in partner's file", "partner.csv", lambda p: _edit(p, _text_column), DataError,
+     r"partner's dataset partner\.csv: feature column\(s\) \['job'\] are not numeric: "
+     r"'job' holds 'teacher' on line 2, 'nurse' on line 3"),
+    ("text feature in bank's file", "bank.csv", lambda p: _edit(p, _set("score", 6, "n/a?")), DataError,
+     r"bank's dataset bank\.csv: feature column\(s\) \['score'\] are not numeric: 'score' holds 'n/a\?' on line 8"),
+    ("header only", "partner.csv", _header_only, DataError,
+     r"partner's dataset partner\.csv has a header line but no data rows"),
+    ("AGE,AGE", "partner.csv", _rename_header("balance,score", "AGE,AGE"), DataError,
+     r"partner's dataset partner\.csv: column 'AGE' appears more than once in the header \(line 1, columns 2, 3\)"),
+    ("id column twice", "partner.csv", _rename_header("score", "customer_id"), DataError,
+     r"partner's dataset partner\.csv: column 'customer_id' \(the id column\) appears more than once"),
+    ("empty id", "partner.csv", lambda p: _edit(p, _set("customer_id", 2, None)), EmptyIdError,
+     r"partner's dataset partner\.csv: id column 'customer_id' is empty on 1 row\(s\), file line\(s\) 4"),
+    ("duplicate id", "bank.csv", lambda p: _edit(p, _set("customer_id", 5, "c0001")), DuplicateIdError,
+     r"bank's dataset bank\.csv: id column 'customer_id' repeats 1 id\(s\), e\.g\. \['c0001'\], on file lines 3, 7"),
+    ("label not 0/1", "bank.csv", lambda p: _edit(p, _set("default_90d", 3, 2)), DataError,
+     r"bank's dataset bank\.csv: label column 'default_90d' must be 0 or 1 .*line\(s\) 5 \(values \['2'\]\)"),
+    ("missing file", "partner.csv", lambda p: p.unlink(), DataError,
+     r"party\[2\] 'partner'\.dataset\.path: dataset file .*partner\.csv does not exist"),
+]
+
+
+@pytest.mark.parametrize(("name", "file", "edit", "error", "message"), BAD_DATA, ids=[c[0] for c in BAD_DATA])
+def test_bad_data_fails_before_any_party_connects(
+    make_job: Callable[..., Path], tmp_path: Path, channels_opened: list[str],
+    name: str, file: str, edit: Callable[[Path], None], error: type[DataError], message: str,
+) -> None:
+    spec = make_job()
+    edit(tmp_path / file)
+    t0 = time.monotonic()
+    with pytest.raises(error, match=message) as caught:
+        ms.simulate(spec, workdir=tmp_path / "w", progress=None)
+    assert time.monotonic() - t0 < FAST_S
+    assert "\n" not in str(caught.value)  # one line
+    assert channels_opened == []
+    assert not (tmp_path / "w").exists()  # no job dir, no state.json, no ledger
+
+
+def test_all_empty_feature_column_is_a_warning_not_an_error(
+    make_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = make_job()
+    _edit(tmp_path / "partner.csv", lambda df: df.assign(notes=float("nan"), late=float("nan")))
+    said: list[str] = []
+    res = ms.simulate(spec, workdir=tmp_path / "w1", progress=said.append)
+    assert res.outputs("partner")["totals"]["row_count"] == 80
+    warned = [m for m in said if "warning" in m]
+    assert warned == [
+        "[partner] warning: partner's dataset partner.csv: feature column(s) ['notes', 'late'] are empty on "
+        "every row; they carry no information"
+    ]
+    with pytest.warns(DataWarning, match=r"partner\.csv: feature column\(s\) \['notes', 'late'\] are empty"):
+        ms.simulate(spec, workdir=tmp_path / "w2", progress=None)
+
+
+def test_listed_feature_must_exist_and_unlisted_text_columns_are_ignored(
+    make_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec_path = make_job()
+    _edit(tmp_path / "partner.csv", _text_column)
+    text = spec_path.read_text()
+    listed = text.replace('path = "partner.csv", id_column = "customer_id"',
+                          'path = "partner.csv", id_column = "customer_id", features = ["balance", "income"]')
+    spec_path.write_text(listed)
+    with pytest.raises(DataError, match=r"partner's dataset partner\.csv has no feature column 'income'"):
+        check_runnable(load_spec(spec_path), "partner")
+    spec_path.write_text(listed.replace(', "income"', ""))
+    checked = check_runnable(load_spec(spec_path), "partner")  # 'job' is text but not a feature
+    assert checked.dataset.features == ("balance",)
+
+
+def test_run_party_checks_before_writing_or_connecting(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    spec = load_spec(make_job())
+    _edit(tmp_path / "partner.csv", _text_column)
+    opened: list[object] = []
+    with pytest.raises(DataError, match="'job' holds 'teacher'"):
+        run_party(spec, "partner", party_dir=tmp_path / "p", open_channel=opened.append, progress=None)  # type: ignore[arg-type]
+    assert opened == [] and not (tmp_path / "p").exists()
+
+
+def test_data_is_read_and_params_parsed_once_per_party(
+    make_job: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"read": 0, "parse": 0}
+    read, parse = runner.check_dataset, runner.parse_step_params
+
+    def count_read(*a: Any, **kw: Any) -> Any:
+        calls["read"] += 1
+        return read(*a, **kw)
+
+    def count_parse(*a: Any, **kw: Any) -> Any:
+        calls["parse"] += 1
+        return parse(*a, **kw)
+
+    monkeypatch.setattr(runner, "check_dataset", count_read)
+    monkeypatch.setattr(runner, "parse_step_params", count_parse)
+    ms.simulate(make_job(), workdir=tmp_path / "w")
+    assert calls == {"read": 2, "parse": 4}  # two parties; two steps each
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> Path:
+    from misuan.crypto.certs import create_ca, issue_party_cert
+
+    create_ca(tmp_path / "c")
+    for p in ("bank", "partner"):
+        issue_party_cert(tmp_path / "c", p)
+    return tmp_path / "c"
+
+
+def test_cli_run_alone_with_a_broken_csv_fails_at_once(
+    make_job: Callable[..., Path], tmp_path: Path, certs: Path, channels_opened: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A party started alone must not wait for its peer (60 s) before reporting its own data."""
+    spec = make_job()
+    _edit(tmp_path / "partner.csv", _text_column)
+    t0 = time.monotonic()
+    code = cli.main(["run", str(spec), "--as", "partner", "--workdir", str(tmp_path / "w"), "--tls-dir", str(certs)])
+    assert time.monotonic() - t0 < FAST_S
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "misuan: error: partner's dataset partner.csv: feature column(s) ['job'] are not numeric" in err
+    assert channels_opened == [] and not (tmp_path / "w").exists()
+
+
+def test_cli_simulate_checks_every_party_before_starting_any(
+    make_job: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = make_job()
+    _rename_header("balance,score", "AGE,AGE")(tmp_path / "partner.csv")
+    for mode in ([], ["--in-process"]):
+        t0 = time.monotonic()
+        assert cli.main(["simulate", str(spec), "--workdir", str(tmp_path / "w"), *mode]) == 3
+        assert time.monotonic() - t0 < FAST_S
+        assert "column 'AGE' appears more than once in the header" in capsys.readouterr().err
+        assert not (tmp_path / "w").exists()
+
+
+# --- protocol versions in the hello -----------------------------------------------------------------
+def _hellos(make_job: Callable[..., Path]) -> tuple[Any, JobHello]:
+    spec = load_spec(make_job())
+    return spec, JobHello(spec.shared_hash(), [], __version__, job_protocols(spec))
+
+
+def test_hello_carries_the_versions_of_the_jobs_protocols(make_job: Callable[..., Path]) -> None:
+    spec, ours = _hellos(make_job)
+    assert ours.protocols == {"secure_sum": 1}
+    assert check_hello(ours, dataclasses.replace(ours, version="9.9.9", completed=["totals"]), "partner", spec) == {
+        "totals"
+    }  # another misuan version on the same protocol versions is fine
+
+
+@pytest.mark.parametrize(
+    ("theirs", "message"),
+    [
+        ({"secure_sum": 2}, "partner speaks secure_sum v2, this node speaks secure_sum v1; "
+                            "misuan {here} here, 9.9.9 there: upgrade this node"),
+        ({}, "partner does not speak protocol 'secure_sum' \\(this node speaks secure_sum v1; misuan {here} here"),
+    ],
+)
+def test_hello_from_another_protocol_version_is_refused(
+    make_job: Callable[..., Path], theirs: dict[str, int], message: str
+) -> None:
+    spec, ours = _hellos(make_job)
+    peer = dataclasses.replace(ours, version="9.9.9", protocols=theirs)
+    with pytest.raises(ProtocolVersionError, match=message.format(here=__version__)) as caught:
+        check_hello(ours, peer, "partner", spec)
+    assert caught.value.exit_code == 6
+
+
+def test_hello_refuses_another_spec_or_unknown_steps(make_job: Callable[..., Path]) -> None:
+    spec, ours = _hellos(make_job)
+    with pytest.raises(JobSpecError, match="partner runs a different version of job 'job-1'"):
+        check_hello(ours, dataclasses.replace(ours, spec_hash="0" * 64), "partner", spec)
+    with pytest.raises(ProtocolError, match="reports completed steps that are not in the job"):
+        check_hello(ours, dataclasses.replace(ours, completed=["nope"]), "partner", spec)
+
+
+def test_a_peer_on_another_protocol_version_is_refused_before_any_step(
+    make_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec, ours = _hellos(make_job)
+    net = MemoryNetwork(spec.party_names, job_id=spec.job_id)
+    got: dict[str, BaseException] = {}
+
+    def bank() -> None:
+        try:
+            run_party(spec, "bank", party_dir=tmp_path / "bank", progress=None,
+                      open_channel=lambda rec: net.channel("bank", recorder=rec, timeout_s=10))
+        except MisuanError as exc:
+            got["bank"] = exc
+
+    t = threading.Thread(target=bank)
+    t.start()
+    newer = net.channel("partner", timeout_s=10)  # a partner whose misuan speaks secure_sum v2
+    newer.send("bank", HELLO_STEP, dataclasses.replace(ours, version="0.9.0", protocols={"secure_sum": 2}))
+    t.join(20)
+    err = got["bank"]
+    assert isinstance(err, ProtocolVersionError) and err.exit_code == 6
+    assert str(err) == (
+        f"partner speaks secure_sum v2, this node speaks secure_sum v1; misuan {__version__} here, 0.9.0 there: "
+        "upgrade this node so both run the same version"
+    )
+    assert not (tmp_path / "bank" / "jobs" / "job-1" / "steps" / "totals.json").exists()

@@ -1,0 +1,96 @@
+"""SecureBoost's roles are objects that take and give messages: fed fixed messages, no channel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from misuan.crypto.he import generate_keypair
+from misuan.errors import MalformedMessageError
+from misuan.net.local import run_local
+from misuan.protocols import secureboost as sb
+
+KEYS = generate_keypair("ou", bits=1024)  # 1024 bits only to keep the suite fast
+
+
+def _by_hand(Xa: np.ndarray, Xb: np.ndarray, y: np.ndarray, p: sb.SecureBoostParams) -> tuple[dict, dict]:
+    """Both roles wired directly: every message handed from one object to the other, no channel."""
+    label, feature = sb.LabelParty("bank", Xa, y, p), sb.FeatureParty(Xb, max_bin=p.max_bin)
+    try:
+        label.add_feature_party("partner", feature.schema())
+        feature.accept_key(label.setup(KEYS), n_jobs=1)
+        for t in range(p.n_estimators):
+            starts, grower = label.start_tree(t)
+            feature.start_tree(starts["partner"])
+            while grower.growing:
+                plan = grower.level_plan()
+                if plan is not None:
+                    feature.start_level(plan)
+                    grower.own_histograms()
+                    grower.take_histograms("partner", feature.histograms())
+                grower.find_splits()
+                if plan is not None:
+                    grower.take_partition("partner", feature.split(grower.split_request("partner")))
+                grower.next_level()
+            label.add_tree(grower)
+        end = label.end()
+        feature.end(end)
+        return label.result(end.n_trees).model, feature.result("partner", "bank").model
+    finally:
+        label.close()
+        feature.close()
+
+
+def test_roles_wired_by_hand_train_the_same_model_as_the_drivers() -> None:
+    X, y = make_classification(n_samples=400, n_features=6, n_informative=4, random_state=2)
+    X[np.random.default_rng(2).random(X.shape) < 0.05] = np.nan
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=8, base_score=0.5, n_jobs=1)
+    bank, partner = _by_hand(X[:, :3], X[:, 3:], y.astype(float), p)
+    out = run_local({
+        "bank": lambda c: sb.train_label_party(c, X[:, :3], y.astype(float), ["partner"], p, keys=KEYS),
+        "partner": lambda c: sb.train_feature_party(c, X[:, 3:], "bank", max_bin=8, n_jobs=1),
+    })
+    assert bank == out["bank"].result.model
+    assert partner == out["partner"].result.model
+    assert {nd.get("party") for t in bank["trees"] for nd in t["nodes"]} >= {"bank", "partner"}
+
+
+def test_feature_party_answers_fixed_messages() -> None:
+    pub, priv = KEYS
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(60, 3))
+    X[rng.random(60) < 0.1, 1] = np.nan
+    fp = sb.FeatureParty(X, max_bin=4)
+    try:
+        schema = fp.schema()
+        assert (schema.n_rows, schema.feature_names, schema.n_bins.tolist()) == (60, ["x0", "x1", "x2"], [5, 5, 5])
+        fp.accept_key(sb.SgbSetup(dict(pub.to_wire())), n_jobs=1)
+        # one value per row in place of a packed (gradient, hessian) pair: the sums per bin come back
+        values = rng.integers(0, 1000, 60)
+        rows = np.arange(60, dtype=np.int32)
+        fp.start_tree(sb.TreeStart(0, rows, pub.to_array(pub.encrypt_ints(values)), np.ones(3, bool), 30, 1, False))
+        fp.start_level(sb.LevelPlan(0, np.array([0], np.int32), np.zeros(60, np.int32), np.array([0], np.int32)))
+        sums = priv.decrypt_ints(pub.from_array(fp.histograms().ciphertexts))
+        assert sums == [int(values[fp.bins[:, f] == b].sum()) for f in range(3) for b in range(5)]
+        reply = fp.split(sb.SplitRequest(np.array([0]), np.array([1]), np.array([0]), np.array([True])))
+        cut = fp.binner.cuts[1][0]
+        assert reply.left.tolist() == [bool(np.isnan(x) or x < cut) for x in X[:, 1]]
+        with pytest.raises(MalformedMessageError, match="not a cut"):
+            fp.split(sb.SplitRequest(np.array([0]), np.array([1]), np.array([9]), np.array([True])))
+        with pytest.raises(MalformedMessageError, match="tree 2 announced after tree 0"):
+            fp.start_tree(sb.TreeStart(2, rows, np.zeros(0, "S1"), np.ones(3, bool), 30, 1, True))
+        fp.end(sb.TrainEnd(1))
+        model = fp.result("partner", "bank").model
+        assert model["splits"] == [{"tree": 0, "node": 0, "feature": "x1", "threshold": float(cut), "default_left": True}]
+    finally:
+        fp.close()
+
+
+def test_label_party_refuses_a_bad_schema() -> None:
+    lp = sb.LabelParty("bank", np.zeros((10, 0)), np.array([0.0, 1.0] * 5), sb.SecureBoostParams())
+    dup = sb.SgbSchema(10, ["a", "a"], np.array([3, 3], np.int32))
+    with pytest.raises(MalformedMessageError, match="unique"):
+        lp.add_feature_party("partner", dup)
+    fb = lp.add_feature_party("partner", sb.SgbSchema(10, ["a", "b"], np.array([3, 4], np.int32)))
+    assert (fb.names, fb.n_bins, fb.offsets.tolist(), fb.width) == (["a", "b"], [3, 4], [0, 3, 7], 7)
