@@ -168,14 +168,15 @@ def test_simulate_reports_the_failing_partys_code(tmp_path: Path) -> None:
 PARTNER_DIES = textwrap.dedent(
     """
     import os, sys, time
-    from misuan.node.runner import HELLO_STEP, JobHello, job_protocols
+    from misuan.node.runner import HELLO_STEP, VERSIONS_STEP, JobHello, job_versions
     from misuan.node.spec import load_spec
     from misuan.node.transport import grpc_opener
     from misuan.crypto.certs import party_tls_files
-    from misuan import __version__
     spec = load_spec(sys.argv[1])
     chan = grpc_opener(spec, "partner", party_tls_files(sys.argv[2], "partner"))(None)
-    chan.send("bank", HELLO_STEP, JobHello(spec.shared_hash(), [], __version__, job_protocols(spec)))
+    chan.send("bank", VERSIONS_STEP, job_versions(spec))
+    chan.send("bank", HELLO_STEP, JobHello(spec.shared_hash(), []))
+    chan.recv("bank", VERSIONS_STEP)
     chan.recv("bank", HELLO_STEP)
     time.sleep(0.5)  # let the bank's hello call return and its first step start
     os._exit(1)  # then die abruptly, without a goodbye, while the bank waits for our share

@@ -61,6 +61,7 @@ from misuan.node.steps import StepContext, StepResult, parse_step_params, step_k
 __all__ = [
     "CheckedParty",
     "JobHello",
+    "JobVersions",
     "PartyOutcome",
     "check_hello",
     "check_runnable",
@@ -73,8 +74,22 @@ __all__ = [
 ChannelOpener = Callable[[DisclosureRecorder], Channel]
 Progress = Callable[[str], None]
 
+VERSIONS_STEP = "job/versions"
 HELLO_STEP = "job/hello"
 GOODBYE_STEP = "job/goodbye"
+
+
+@wire.message("job.Versions")
+@dataclasses.dataclass
+class JobVersions:
+    """The first message of every job. Its shape never changes, so any two builds can read it.
+
+    A peer on other protocol versions is refused here, before any message whose shape may have
+    changed between versions (the hello included) is decoded.
+    """
+
+    misuan: str  # misuan's version: shown in a refusal, never compared
+    protocols: dict[str, int]  # name -> version of every protocol the job's steps speak
 
 
 @wire.message("job.Hello")
@@ -82,8 +97,6 @@ GOODBYE_STEP = "job/goodbye"
 class JobHello:
     spec_hash: str  # JobSpec.shared_hash(): what every party must agree on
     completed: list[str]  # steps this party offers to skip (resume)
-    version: str  # misuan's version: shown in a refusal, never compared
-    protocols: dict[str, int]  # name -> version of every protocol the job's steps speak
 
 
 @wire.message("job.Goodbye")
@@ -155,14 +168,20 @@ def job_protocols(spec: JobSpec) -> dict[str, int]:
     return {p.name: p.version for step in spec.steps for p in step_kind(step, spec).protocols}
 
 
-def check_hello(ours: JobHello, theirs: JobHello, peer: str, spec: JobSpec) -> set[str]:
-    """Refuse a peer that cannot run this job with us; returns the steps it offers as completed.
+def job_versions(spec: JobSpec) -> JobVersions:
+    return JobVersions(__version__, job_protocols(spec))
 
-    Protocol versions first (:class:`ProtocolVersionError` naming both versions; misuan's own
-    version, which may differ between compatible peers, only appears in that message), then the
-    spec hash, then the completed steps.
+
+def check_peer_versions(ours: JobVersions, theirs: JobVersions, peer: str) -> None:
+    """Refuse a peer on other versions of this job's protocols, naming both (:class:`ProtocolVersionError`).
+
+    misuan's own version may differ between compatible peers: it only appears in the message.
     """
-    check_versions(ours.protocols, theirs.protocols, peer, here=ours.version, there=theirs.version)
+    check_versions(ours.protocols, theirs.protocols, peer, here=ours.misuan, there=theirs.misuan)
+
+
+def check_hello(ours: JobHello, theirs: JobHello, peer: str, spec: JobSpec) -> set[str]:
+    """Refuse a peer that runs another job spec; returns the steps it offers as completed."""
     if theirs.spec_hash != ours.spec_hash:
         raise JobSpecError(
             f"{peer} runs a different version of job {spec.job_id!r} (spec hash {theirs.spec_hash[:12]}..., "
@@ -501,12 +520,19 @@ def _check_result(step: StepSpec, result: StepResult, staging: Path) -> None:
 
 
 def _hello(channel: Channel, spec: JobSpec, offered: list[str]) -> set[str]:
-    """Exchange hellos with every peer (:func:`check_hello`); returns the steps all completed."""
-    mine = JobHello(spec.shared_hash(), offered, __version__, job_protocols(spec))
+    """Versions, then hellos, with every peer; returns the steps every party completed.
+
+    Each peer's :class:`JobVersions` is checked before its hello is decoded, so a peer whose hello
+    has another shape is still told apart by version (:func:`check_peer_versions`).
+    """
+    versions = job_versions(spec)
+    mine = JobHello(spec.shared_hash(), offered)
     for peer in channel.peers:
+        channel.send(peer, VERSIONS_STEP, versions)
         channel.send(peer, HELLO_STEP, mine)
     agreed = set(offered)
     for peer in channel.peers:
+        check_peer_versions(versions, channel.recv(peer, VERSIONS_STEP, expect=JobVersions), peer)
         agreed &= check_hello(mine, channel.recv(peer, HELLO_STEP, expect=JobHello), peer, spec)
     return agreed
 

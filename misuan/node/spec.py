@@ -85,7 +85,7 @@ ROLES = ("label_party", "feature_party")
 # every kind the spec language knows; the runner refuses a kind no adapter is registered for
 STEP_KINDS = ("secure_sum", "psi", "woe", "secureboost", "evaluate")
 RESERVED_PARTY_NAMES = ("all",)  # used by protocols as the discloser of joint results
-RESERVED_STEP_NAMES = ("job",)  # the runner's hello and goodbye travel as steps "job/hello", "job/goodbye"
+RESERVED_STEP_NAMES = ("job",)  # the runner's versions, hello and goodbye travel as steps "job/versions", "job/hello", "job/goodbye"
 
 # names become directory and file names and certificate subjects: keep them plain
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -31,7 +31,17 @@ from misuan.net.channel import Channel
 from misuan.net.memory import MemoryNetwork
 from misuan.node import runner
 from misuan.node.data import DataWarning
-from misuan.node.runner import HELLO_STEP, JobHello, check_hello, check_runnable, job_protocols, run_party
+from misuan.node.runner import (
+    HELLO_STEP,
+    VERSIONS_STEP,
+    JobHello,
+    JobVersions,
+    check_hello,
+    check_peer_versions,
+    check_runnable,
+    job_versions,
+    run_party,
+)
 from misuan.node.spec import load_spec
 
 FAST_S = 2.0  # the bound for failing on a bad dataset
@@ -223,17 +233,16 @@ def test_cli_simulate_checks_every_party_before_starting_any(
 
 
 # --- protocol versions in the hello -----------------------------------------------------------------
-def _hellos(make_job: Callable[..., Path]) -> tuple[Any, JobHello]:
+def _hellos(make_job: Callable[..., Path]) -> tuple[Any, JobVersions, JobHello]:
     spec = load_spec(make_job())
-    return spec, JobHello(spec.shared_hash(), [], __version__, job_protocols(spec))
+    return spec, job_versions(spec), JobHello(spec.shared_hash(), [])
 
 
-def test_hello_carries_the_versions_of_the_jobs_protocols(make_job: Callable[..., Path]) -> None:
-    spec, ours = _hellos(make_job)
-    assert ours.protocols == {"secure_sum": 1}
-    assert check_hello(ours, dataclasses.replace(ours, version="9.9.9", completed=["totals"]), "partner", spec) == {
-        "totals"
-    }  # another misuan version on the same protocol versions is fine
+def test_the_job_versions_name_the_jobs_protocols(make_job: Callable[..., Path]) -> None:
+    spec, versions, ours = _hellos(make_job)
+    assert versions.protocols == {"secure_sum": 1} and versions.misuan == __version__
+    check_peer_versions(versions, dataclasses.replace(versions, misuan="9.9.9"), "partner")  # same protocols: fine
+    assert check_hello(ours, dataclasses.replace(ours, completed=["totals"]), "partner", spec) == {"totals"}
 
 
 @pytest.mark.parametrize(
@@ -244,18 +253,18 @@ def test_hello_carries_the_versions_of_the_jobs_protocols(make_job: Callable[...
         ({}, "partner does not speak protocol 'secure_sum' \\(this node speaks secure_sum v1; misuan {here} here"),
     ],
 )
-def test_hello_from_another_protocol_version_is_refused(
+def test_a_peer_on_another_protocol_version_is_refused(
     make_job: Callable[..., Path], theirs: dict[str, int], message: str
 ) -> None:
-    spec, ours = _hellos(make_job)
-    peer = dataclasses.replace(ours, version="9.9.9", protocols=theirs)
+    _, versions, _ = _hellos(make_job)
+    peer = JobVersions("9.9.9", theirs)
     with pytest.raises(ProtocolVersionError, match=message.format(here=__version__)) as caught:
-        check_hello(ours, peer, "partner", spec)
+        check_peer_versions(versions, peer, "partner")
     assert caught.value.exit_code == 6
 
 
 def test_hello_refuses_another_spec_or_unknown_steps(make_job: Callable[..., Path]) -> None:
-    spec, ours = _hellos(make_job)
+    spec, _, ours = _hellos(make_job)
     with pytest.raises(JobSpecError, match="partner runs a different version of job 'job-1'"):
         check_hello(ours, dataclasses.replace(ours, spec_hash="0" * 64), "partner", spec)
     with pytest.raises(ProtocolError, match="reports completed steps that are not in the job"):
@@ -265,7 +274,7 @@ def test_hello_refuses_another_spec_or_unknown_steps(make_job: Callable[..., Pat
 def test_a_peer_on_another_protocol_version_is_refused_before_any_step(
     make_job: Callable[..., Path], tmp_path: Path
 ) -> None:
-    spec, ours = _hellos(make_job)
+    spec, _, _ = _hellos(make_job)
     net = MemoryNetwork(spec.party_names, job_id=spec.job_id)
     got: dict[str, BaseException] = {}
 
@@ -279,7 +288,8 @@ def test_a_peer_on_another_protocol_version_is_refused_before_any_step(
     t = threading.Thread(target=bank)
     t.start()
     newer = net.channel("partner", timeout_s=10)  # a partner whose misuan speaks secure_sum v2
-    newer.send("bank", HELLO_STEP, dataclasses.replace(ours, version="0.9.0", protocols={"secure_sum": 2}))
+    newer.send("bank", VERSIONS_STEP, JobVersions("0.9.0", {"secure_sum": 2}))
+    newer.send("bank", HELLO_STEP, {"a hello": "of a shape this build does not know"})  # never decoded
     t.join(20)
     err = got["bank"]
     assert isinstance(err, ProtocolVersionError) and err.exit_code == 6
