@@ -81,7 +81,7 @@ def test_submit_refuses_a_bad_spec_and_node_files_bad_entries(tmp_path: Path) ->
     spec = write_job(tmp_path)
     nodes = _memory_nodes(tmp_path)
     spec.write_text(spec.read_text().replace('kind = "secure_sum"', 'kind = "summ"', 1))
-    with pytest.raises(JobSpecError, match=r"step\[1\].kind: unknown step kind 'summ'"):
+    with pytest.raises(JobSpecError, match=r"step\[1\] 'totals'.kind: unknown step kind 'summ'"):
         submit(spec, nodes["bank"].config)
     assert nodes["bank"].pending() == []
     junk = nodes["bank"].config.inbox / "x.job.json"

@@ -104,7 +104,7 @@ BAD_SPECS = [
     ("id as feature", _set("party.1.dataset.features", ["customer_id"]), r"'partner'.dataset.features: .*id or label"),
     ("tls incomplete", _set("party.0.tls", {"ca": "ca.pem"}), r"'bank'.tls: missing \['cert', 'key'\]"),
     ("no steps", _set("step", []), r"step: a job needs at least one \[\[step\]\]"),
-    ("unknown kind", _set("step.0.kind", "xgboost"), r"step\[1\].kind: unknown step kind 'xgboost'; use one of"),
+    ("no kind", _set("step.0.kind", 3), r"step\[1\].kind: write the step.s kind"),
     ("unknown step key", _set("step.0.param", {}), r"step\[1\]: unknown key\(s\) \['param'\]"),
     ("unknown party in step", _set("step.0.parties", ["bank", "telco"]), r"step\[1\] 'secure_sum'.parties: 'telco' is not a party"),
     ("duplicate step", lambda d: d["step"].append(copy.deepcopy(d["step"][0])), r"step\[2\].name: step name 'secure_sum' is used twice"),

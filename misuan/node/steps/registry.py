@@ -37,6 +37,5 @@ def step_kind(step: StepSpec, spec: JobSpec) -> StepKind:
         return STEPS[step.kind]
     except KeyError:
         raise JobSpecError(
-            f"{where(step, spec)}.kind: this build of misuan has no adapter for {step.kind!r} yet; "
-            f"available kinds are {sorted(STEPS)}"
+            f"{where(step, spec)}.kind: unknown step kind {step.kind!r}; use one of {sorted(STEPS)}"
         ) from None

@@ -7,10 +7,10 @@ Model: 10 trees, depth 5, learning rate 0.3, lambda 1, gamma 0, min_child_weight
 base_score 0.5. Baseline in the same run: plaintext XGBoost (``tree_method="hist"``, the same
 hyperparameters, all 50 features, ``n_jobs=2``).
 
-    python bench/sgb.py                     # 100k rows
-    python bench/sgb.py --rows 10000
-    python bench/sgb.py --transport memory  # both parties in one process (threads)
-    python bench/sgb.py --profile           # cProfile of each party's main process
+    python bench/secureboost.py                     # 100k rows
+    python bench/secureboost.py --rows 10000
+    python bench/secureboost.py --transport memory  # both parties in one process (threads)
+    python bench/secureboost.py --profile           # cProfile of each party's main process
 
 Prints training wall time (label party: channel open to model done), test AUC, per-phase times,
 bytes on the wire, and the XGBoost time and AUC.
