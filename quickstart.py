@@ -5,7 +5,8 @@
     python3 quickstart.py test     # install into ./.venv, then ruff, mypy and the test suite
 
 Any further arguments go to the command (e.g. ``python3 quickstart.py test -k psi``). The virtual
-environment is reinstalled only when pyproject.toml changes.
+environment is reinstalled only when pyproject.toml or constraints/test.txt changes;
+``MISUAN_VENV=.venv-3.13 python3.13 quickstart.py test`` keeps a separate one per Python.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+# MISUAN_VENV lets CI keep one environment per Python (.venv-3.10, .venv-3.13) side by side
+VENV = ROOT / os.environ.get("MISUAN_VENV", ".venv")
 STAMP = VENV / ".misuan-installed"
+# versions of the test tools (ruff, mypy, pytest, the XGBoost baseline): the same on every Python
+CONSTRAINTS = ROOT / "constraints" / "test.txt"
 
 
 def _python() -> Path:
@@ -33,7 +37,7 @@ def _run(*args: str | Path) -> int:
 def ensure_env() -> None:
     if sys.version_info < (3, 10):
         sys.exit(f"misuan needs Python 3.10 or newer; this is {sys.version.split()[0]}")
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + CONSTRAINTS.read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == want and _python().exists():
         return
     if not _python().exists():
@@ -41,7 +45,7 @@ def ensure_env() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("quickstart: installing misuan and its test tools into .venv ...", flush=True)
     pip = [_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    if _run(*pip, "--upgrade", "pip") != 0 or _run(*pip, "-e", ".[dev]") != 0:
+    if _run(*pip, "--upgrade", "pip") != 0 or _run(*pip, "-e", ".[dev]", "-c", CONSTRAINTS) != 0:
         sys.exit("quickstart: installation failed (see pip's message above)")
     STAMP.write_text(want)
 

@@ -54,6 +54,9 @@ def classification():
 
 
 def test_auc_matches_xgboost_with_missing_values(classification) -> None:
+    """Holds for XGBoost 3.2 (pinned in constraints/test.txt). With 3.4 the gap is 0.011: SecureBoost
+    sends missing values to their own bin, XGBoost learns a default direction per split; the
+    SecureBoost parity issue's missing-value splits close it."""
     X, y = classification
     tr, te = slice(0, 2000), slice(2000, None)
     p = sb.SecureBoostParams(n_estimators=6, max_depth=4, learning_rate=0.3, max_bin=32, base_score=0.5, n_jobs=1)

@@ -110,7 +110,7 @@ class PsiParty:
         self.pool: Executor = InlineExecutor()
         self.window = 2
         self.bar = tqdm(disable=True)
-        self.order = np.arange(self.n)
+        self.order: np.ndarray = np.arange(self.n)
         self._points = np.empty(0, dtype=POINT_DTYPE)
         self._blinds: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
         self._reblinds: collections.deque[tuple[int, int, concurrent.futures.Future[bytes]]] = collections.deque()
