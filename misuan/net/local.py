@@ -291,7 +291,10 @@ def _child(
 
 def _error_reply(exc: BaseException) -> dict[str, Any]:
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return {"error": type(exc).__name__, "message": str(exc), "traceback": trace}
+    # the nearest class of the error tree, so an error defined elsewhere (ParamError) keeps its kind
+    # and exit code in the parent
+    tree = next((c.__name__ for c in type(exc).__mro__ if getattr(errors, c.__name__, None) is c), type(exc).__name__)
+    return {"error": tree, "message": str(exc), "traceback": trace}
 
 
 def _reply(outcome: LocalOutcome) -> dict[str, Any]:

@@ -88,3 +88,17 @@ def test_a_party_opening_its_own_channel_records_to_its_recorder_and_its_outcome
 def test_unknown_transport_is_refused() -> None:
     with pytest.raises(ValueError, match="transport must be 'threads' or 'processes'"):
         run_local({"bank": _send_and_receive}, transport="sockets")  # type: ignore[arg-type]
+
+
+def _refuses_a_parameter(chan: Channel) -> None:
+    from misuan.params import ParamError
+
+    raise ParamError("n_bins", "must be an integer from 1 to 1000, not 10.5", "woe")
+
+
+def test_an_error_outside_the_error_tree_module_keeps_its_kind_across_processes() -> None:
+    from misuan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="n_bins: must be an integer") as caught:
+        run_local({"a": _refuses_a_parameter, "b": _refuses_a_parameter}, transport="processes")
+    assert caught.value.exit_code == 2
