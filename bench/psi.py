@@ -43,7 +43,7 @@ from misuan.crypto import x25519_multibuffer  # noqa: E402
 from misuan.crypto.ecdh import BlindingKey  # noqa: E402
 from misuan.errors import PeerDisconnectedError  # noqa: E402
 from misuan.net.channel import Channel, Mailbox  # noqa: E402
-from misuan.protocols.psi import psi  # noqa: E402
+from misuan.protocols.psi import PsiParams, psi  # noqa: E402
 
 PARTIES = ("bank", "partner")
 
@@ -192,7 +192,7 @@ def _party_work(chan: Channel, party: str, n: int, overlap: float, workers: int 
     cpu_before = time.process_time()
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        result = psi(chan, ids, peer, workers=workers, progress=False)
+        result = psi(chan, ids, peer, PsiParams(workers=workers), progress=False)
         seconds = time.perf_counter() - t0
     inter = result.intersection or []
     return dataclasses.asdict(

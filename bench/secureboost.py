@@ -60,7 +60,7 @@ def _party(party: str, chan: Any, args: argparse.Namespace) -> dict[str, Any]:
         train_s = time.perf_counter() - t0
         margin = sb.predict_label_party(chan, res.model, Xte[:, :25])
     else:
-        res = sb.train_feature_party(chan, Xtr[:, 25:], "bank", max_bin=args.max_bin, n_jobs=args.n_jobs)
+        res = sb.train_feature_party(chan, Xtr[:, 25:], "bank", params)
         train_s = time.perf_counter() - t0
         sb.predict_feature_party(chan, res.model, Xte[:, 25:])
         margin = None

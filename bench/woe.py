@@ -18,10 +18,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from misuan.crypto.he import generate_keypair
+from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
 from misuan.ml.woe import woe_iv_plaintext
 from misuan.net.local import run_local
-from misuan.protocols.woe import WoeParams, woe_iv
+from misuan.protocols.woe import WoeParams, WoeResult, woe_iv
 from misuan.protocols.woe.binning import unsupervised_bins
 from misuan.protocols.woe.he_batch import ZeroEncryptions, bin_sums_by_feature, encrypt_labels
 
@@ -37,7 +37,7 @@ def make_data(rows: int, features: int, seed: int = 0) -> tuple[pd.DataFrame, np
     return pd.DataFrame(cols), y
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--features", type=int, default=25)
@@ -46,32 +46,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="processes per party (default: all cores)")
     ap.add_argument("--key-bits", type=int, default=2048)
     ap.add_argument("--scheme", default="ou", choices=["ou", "paillier"])
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    feats, y = make_data(args.rows, args.features)
-    cfg = WoeParams(
-        method=args.method, n_bins=args.bins, workers=args.workers, min_key_bits=min(2048, args.key_bits)
-    )
-    print(
-        f"WOE/IV: {args.rows} rows x {args.features} features, {args.method}, {args.bins} bins, "
-        f"{args.scheme.upper()} {args.key_bits}-bit"
-    )
 
-    print(
-        f"  cores: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f} (other work on the machine)"
-    )
-    t = time.perf_counter()
-    twin = woe_iv_plaintext(feats, y, cfg)
-    t_plain = time.perf_counter() - t
-    print(f"  plaintext twin:              {t_plain:8.3f} s")
-
-    t = time.perf_counter()
-    keys = generate_keypair(args.scheme, args.key_bits)  # type: ignore[arg-type]
-    keys[0].warm_up()
-    print(
-        f"  key generation + tables:     {time.perf_counter() - t:8.3f} s  (once per job, not counted below)"
-    )
-
+def _secure_runs(
+    args: argparse.Namespace,
+    feats: pd.DataFrame,
+    y: np.ndarray,
+    cfg: WoeParams,
+    keys: tuple[PublicKey, PrivateKey],
+    twin: WoeResult,
+    t_plain: float,
+) -> bool:
+    """The protocol end to end, then again with the label encryptions' randomisers precomputed;
+    returns whether both results equal the plaintext twin."""
     t = time.perf_counter()
     out = run_local(
         {
@@ -108,10 +96,15 @@ def main() -> None:
     print(
         f"    online (end to end):        {t_online:7.3f} s  = {t_online / t_plain:.0f}x the plaintext twin"
     )
-    print(f"    result equals the plaintext twin: {out2['bank'].result.to_dict() == twin.to_dict()}")
+    same_online = out2["bank"].result.to_dict() == twin.to_dict()
+    print(f"    result equals the plaintext twin: {same_online}")
+    return same and same_online
 
-    # the two heavy phases on their own
-    pk = keys[0]
+
+def _heavy_phases(
+    args: argparse.Namespace, feats: pd.DataFrame, y: np.ndarray, cfg: WoeParams, pk: PublicKey
+) -> None:
+    """Label encryption and bin sums on their own, on all workers and in one process."""
     t = time.perf_counter()
     wire_cts = encrypt_labels(pk, y, args.workers)
     t_enc = time.perf_counter() - t
@@ -123,13 +116,13 @@ def main() -> None:
     cts = pk.from_array(wire_cts)
     binned = [
         unsupervised_bins(
-            feats[c].to_numpy(),
+            feats[col].to_numpy(),
             args.method if args.method in ("quantile", "equal_width") else "chimerge",
             cfg,
         )
-        for c in feats
+        for col in feats
     ]
-    codes = [b.assign(feats[c].to_numpy()) for b, c in zip(binned, feats, strict=True)]
+    codes = [b.assign(feats[col].to_numpy()) for b, col in zip(binned, feats, strict=True)]
     n_bins = [b.n_bins for b in binned]
     t = time.perf_counter()
     bin_sums_by_feature(pk, cts, wire_cts, codes, n_bins, args.workers)
@@ -138,8 +131,8 @@ def main() -> None:
     bin_sums_by_feature(pk, cts, wire_cts, codes, n_bins, 1)
     t_sums_1, c_sums_1 = time.perf_counter() - t, time.process_time() - c
     t = time.perf_counter()
-    for c, b in zip(codes[:5], n_bins[:5], strict=True):
-        pk.bin_sums(cts, c, b)
+    for feature_codes, b in zip(codes[:5], n_bins[:5], strict=True):
+        pk.bin_sums(cts, feature_codes, b)
     t_naive = (time.perf_counter() - t) / 5 * len(codes)
     print(
         f"  label encryption, all workers: {t_enc:6.3f} s  ({t_enc / args.rows * 1e6:.1f} us per row, wall)"
@@ -155,7 +148,36 @@ def main() -> None:
         f"  CPU of the two heavy phases: {c_enc_1 + c_sums_1:.2f} CPU s; on {cores} idle cores that bounds the "
         f"protocol at about {(c_enc_1 + c_sums_1) / cores:.1f} s plus overheads"
     )
-    if not same or out2["bank"].result.to_dict() != twin.to_dict():
+
+
+def main() -> None:
+    args = _arguments()
+    feats, y = make_data(args.rows, args.features)
+    cfg = WoeParams(
+        method=args.method, n_bins=args.bins, workers=args.workers, min_key_bits=min(2048, args.key_bits)
+    )
+    print(
+        f"WOE/IV: {args.rows} rows x {args.features} features, {args.method}, {args.bins} bins, "
+        f"{args.scheme.upper()} {args.key_bits}-bit"
+    )
+
+    print(
+        f"  cores: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f} (other work on the machine)"
+    )
+    t = time.perf_counter()
+    twin = woe_iv_plaintext(feats, y, cfg)
+    t_plain = time.perf_counter() - t
+    print(f"  plaintext twin:              {t_plain:8.3f} s")
+
+    t = time.perf_counter()
+    keys = generate_keypair(args.scheme, args.key_bits)
+    keys[0].warm_up()
+    print(
+        f"  key generation + tables:     {time.perf_counter() - t:8.3f} s  (once per job, not counted below)"
+    )
+    same = _secure_runs(args, feats, y, cfg, keys, twin, t_plain)
+    _heavy_phases(args, feats, y, cfg, keys[0])
+    if not same:
         raise SystemExit("the secure result differs from the plaintext twin")
 
 

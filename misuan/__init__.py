@@ -2,8 +2,9 @@
 
 Layers, lowest first (imports only go downward; ``tests/test_layers.py`` enforces it):
 
-``errors`` -> ``crypto/`` -> ``net/`` -> ``protocols/`` -> ``ml/``, ``audit/``, ``datasets/``
--> ``api``, ``cli``, ``node/``, ``report``, ``demo``.
+``errors``, ``atomic_files``, ``params`` -> ``crypto/`` -> ``net/`` -> ``protocols/`` -> ``ml/``,
+``audit/``, ``datasets/`` -> ``api``, ``node/``, ``report``, ``demo`` -> ``cli`` (the table and its
+reasons: ``docs/architecture.md``).
 
 Importing the package has no side effects; the public Python API lives in :mod:`misuan.api`.
 """

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from misuan import __version__
-from misuan.errors import EXIT_CODES, ConfigError, MisuanError
+from misuan.errors import EXIT_CODES, ConfigError, MisuanError, NetworkError
+from misuan.lending import commands as lending_commands
 
 __all__ = ["main"]
 
@@ -123,8 +124,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     failed = {p: o.error.exit_code for p, o in outcomes.items() if isinstance(o.error, PartyExitError)}
     if failed:
-        # a peer's network error (4) is usually a consequence: report the cause's code
-        causes = [c for c in failed.values() if c != 4] or list(failed.values())
+        # a peer's network error is usually a consequence: report the cause's code
+        causes = [c for c in failed.values() if c != NetworkError.exit_code] or list(failed.values())
         print(f"misuan: error: job {spec.job_id} failed: exit codes {failed} (see the messages above)", file=sys.stderr)
         return causes[0]
     print(f"job {spec.job_id} completed for {', '.join(spec.party_names)} in separate processes; "
@@ -208,6 +209,23 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lending_copy(args: argparse.Namespace) -> int:
+    from misuan.lending.copy_check import VIOLATIONS_EXIT_CODE, CopyCheckParams, check_copy, failing
+    from misuan.lending.copy_report import CopyResult, load_terms, read_copy, render_json, render_text
+    from misuan.lending.copy_rules import load_copy_rules
+
+    rules = load_copy_rules(args.rules)
+    terms = load_terms(args.terms) if args.terms else None
+    params = CopyCheckParams(ignore=args.ignore)
+    results = []
+    for path in args.files:
+        text = read_copy(path)
+        results.append(CopyResult(path, text, tuple(check_copy(text, terms, args.language, params=params, rules=rules))))
+    out = render_json(results, rules.path, args.fail_on) if args.format == "json" else render_text(results, args.fail_on)
+    print(out)
+    return VIOLATIONS_EXIT_CODE if any(failing(r.findings, args.fail_on) for r in results) else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from misuan import demo
 
@@ -235,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_commands(sub)
     _add_ledger_commands(sub)
     _add_demo_command(sub)
+    _add_lending_commands(sub)
     return parser
 
 
@@ -255,7 +274,7 @@ def _add_certs_commands(sub: Subparsers) -> None:
     p = csub.add_parser("init", help="create a CA and one certificate per party")
     p.add_argument("--dir", required=True, help="directory for ca.pem, ca.key, <party>.pem, <party>.key")
     p.add_argument("--parties", required=True, help="comma-separated party names, e.g. bank,partner")
-    p.add_argument("--hosts", default="localhost,127.0.0.1", help="extra DNS names/IPs in every certificate")
+    p.add_argument("--hosts", default="", help="extra DNS names/IPs in every certificate (none by default: peers connect by party name)")
     p.add_argument("--force", action="store_true", help="replace an existing CA in --dir")
     p.set_defaults(func=cmd_certs_init)
 
@@ -333,6 +352,35 @@ def _add_demo_command(sub: Subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the data split (default %(default)s)")
     p.add_argument("--key-bits", type=int, default=2048, choices=[2048, 3072], help="HE key size (default %(default)s)")
     p.set_defaults(func=cmd_demo)
+
+
+def _add_lending_commands(sub: Subparsers) -> None:
+    """The ``misuan lending`` group: one subparser group, each lending command adds itself to it."""
+    lending = sub.add_parser("lending", help="lending compliance: annualised rates, schedules, caps, marketing-copy checks")
+    lsub = lending.add_subparsers(dest="lending_cmd", metavar="SUBCOMMAND", required=True)
+    lending_commands.add_commands(lsub)  # rate, schedule, caps
+    _add_lending_copy_command(lsub)
+
+
+def _add_lending_copy_command(lsub: Subparsers) -> None:
+    p = lsub.add_parser(
+        "copy",
+        help="check marketing copy for annualised-rate, zero-interest, approval, student and over-borrowing problems",
+        description="Checks Chinese and English promotions and product pages against the rules in "
+        "misuan/lending/rules/copy_rules.toml (PBoC [2021] No. 3, CBIRC risk alerts, Reg Z 12 CFR 1026.24, ...) "
+        "and prints each finding with its rule, the exact text, why and the source.",
+        epilog="Exit status: 0 when no finding at or above --fail-on; 10 when there is one (a violation); "
+        "2 for bad arguments, terms or rule files; 3 for a file that is not UTF-8 text.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="text file(s) of copy; - reads stdin")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default %(default)s)")
+    p.add_argument("--terms", metavar="TERMS.toml", help="the product's terms: interest_rate, fees = { name = amount }")
+    p.add_argument("--language", choices=["auto", "zh", "en"], default="auto", help="phrases of which language (default %(default)s)")
+    p.add_argument("--rules", metavar="RULES.toml", help="a rule file in place of the packaged copy_rules.toml")
+    p.add_argument("--ignore", action="append", default=[], metavar="RULE", help="leave out this rule id (repeatable)")
+    p.add_argument("--fail-on", choices=["warning", "error"], default="warning",
+                   help="lowest severity that fails the check (default %(default)s: any finding)")
+    p.set_defaults(func=cmd_lending_copy)
 
 
 def _error(message: str, hint: str) -> None:

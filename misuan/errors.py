@@ -114,6 +114,15 @@ class JobError(MisuanError):
     help = "a job step failed: see the message; finished steps are kept and the job can be resumed"
 
 
+# --- lending checks ------------------------------------------------------------------------------
+class ComplianceViolation(MisuanError):
+    """Not a failure of misuan: a lending check ran and found a violation (``misuan lending caps``/``copy``
+    print their report and exit with this code, so a CI job for loan terms or marketing copy fails)."""
+
+    exit_code = 10
+    help = "a lending check found a violation (a cap exceeded, or a finding in marketing copy): see the report"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: MisuanError.help,
@@ -125,5 +134,6 @@ EXIT_CODES: dict[int, str] = {
     7: CryptoError.help,
     8: LedgerError.help,
     9: JobError.help,
+    10: ComplianceViolation.help,
     130: "interrupted by the user (Ctrl-C)",
 }

@@ -15,7 +15,9 @@ Types are checked strictly, as a TOML file or a Python call gives them: an ``int
 neither ``10.5`` nor ``10.0`` nor ``"10"`` nor ``true``; a ``float`` field takes an integer (and
 stores it as a float) but not a boolean or a string. ``X | None`` also takes ``None`` (TOML has no
 null, so from a spec it means "leave the key out"). ``Literal[...]`` fields take one of the listed
-strings; ``Mapping[str, T]`` fields take a table whose values are each checked as ``T``. A field
+strings; ``Mapping[str, T]`` fields take a table whose values are each checked as ``T`` (stored as a
+copy); ``tuple[T, ...]`` fields take a list whose items are each checked as ``T`` (stored as a tuple,
+so the dataclass stays hashable and a float field's integers become floats). A field
 typed as another parameters dataclass is a nested table of its fields (PSI's ``normalize = { case =
 "casefold" }``); its errors name the path (``normalize.case``).
 
@@ -26,7 +28,9 @@ dataclasses in place of a dict, so mypy sees the fields too.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +42,7 @@ __all__ = ["ParamDoc", "ParamError", "check_params", "param", "param_docs", "par
 
 _T = TypeVar("_T")
 _META = "misuan.param"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ParamError(ConfigError):
@@ -218,7 +223,7 @@ def check_params(obj: Any, owner: str = "") -> None:
             converted = _convert(hints[f.name], value, bounds)
         except _Refused:
             raise ParamError(f.name, f"{_expected(hints[f.name], bounds)}, not {_shown(value)}", owner) from None
-        if converted is not value and not isinstance(value, (dict, list)):
+        if converted is not value:  # a list becomes a tuple, a table a copy, an int a float where due
             object.__setattr__(obj, f.name, converted)
 
 
@@ -261,6 +266,8 @@ def parse_params(
         raise error(f"{where}: must be a table such as {{ key = value }}, not {_shown(table)}")
     known = {f.name for c in clss for f in _param_fields(c)}
     unknown = sorted(set(table) - known)
+    if unknown and not known:
+        raise error(f"{where}: unknown key(s) {unknown}; this takes no parameters")
     if unknown:
         raise error(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(known)}")
     out = []
@@ -284,15 +291,26 @@ class ParamDoc:
 
     @property
     def default_text(self) -> str:
-        if self.default is None:
-            return "(none)"
-        if isinstance(self.default, bool):
-            return "true" if self.default else "false"
-        if isinstance(self.default, str):
-            return f'"{self.default}"'
-        if isinstance(self.default, Mapping):
-            return "{}" if not self.default else repr(dict(self.default))
-        return str(self.default)
+        """The default as a job spec writes it (TOML), or ``(none)``."""
+        return "(none)" if self.default is None else _toml(self.default)
+
+
+def _toml(value: Any) -> str:
+    """``value`` as a TOML value: ``true``, ``"ou"``, ``[0.05, 0.5]``, ``{ income = "tree" }``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string has JSON's escapes
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml(v)}" for k, v in value.items())
+        return f"{{ {items} }}" if items else "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
 
 
 def param_docs(classes: Iterable[type]) -> list[ParamDoc]:

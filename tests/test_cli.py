@@ -154,15 +154,39 @@ def test_simulate_runs_parties_as_processes_over_grpc(tmp_path: Path, parties: t
     }
 
 
-def test_simulate_reports_the_failing_partys_code(tmp_path: Path) -> None:
+def test_simulate_refuses_a_column_a_step_lacks_before_starting_any_party(tmp_path: Path) -> None:
     spec = write_job(tmp_path)
-    # a bad dataset is refused before any process starts (tests/node/test_data_checks.py); a column
-    # only a step needs fails inside the partner's process, and the bank stops with it
     df = pd.read_csv(tmp_path / "partner.csv", dtype=str)
     df.drop(columns=["balance"]).to_csv(tmp_path / "partner.csv", index=False)
     res = run_cli("simulate", str(spec), "--workdir", str(tmp_path / "w"))
     assert res.returncode == 3, res.stderr
-    assert "no column 'balance' to add" in res.stderr and "bank" in res.stderr
+    assert "partner's dataset partner.csv has no column 'balance' to add (step[1] 'totals'.params.columns)" in res.stderr
+    assert not (tmp_path / "w").exists()
+
+
+WOE_AFTER_PSI = """
+[[step]]
+kind = "psi"
+
+[[step]]
+kind = "woe"
+params = { key_bits = 1024, min_key_bits = 1024 }
+"""
+
+
+def test_simulate_reports_the_failing_partys_code(tmp_path: Path) -> None:
+    """A party that fails inside a step gives the job its exit code, not the peer's disconnection (4)."""
+    spec = write_job(tmp_path, steps=WOE_AFTER_PSI)
+    bank = pd.read_csv(tmp_path / "bank.csv", dtype={"customer_id": str})
+    partner = pd.read_csv(tmp_path / "partner.csv", dtype={"customer_id": str})
+    # both files pass every check, but the customers they share are all goods: only PSI can tell
+    partner[bank["default_90d"] == 0].to_csv(tmp_path / "partner.csv", index=False)
+    res = run_cli("simulate", str(spec), "--workdir", str(tmp_path / "w"))
+    assert res.returncode == 3, res.stderr
+    assert "the labels contain only one class" in res.stderr
+    assert "exit codes {'bank': 3, 'partner': 4}" in res.stderr
+    state = json.loads((tmp_path / "w" / "bank" / "jobs" / "job-1" / "state.json").read_text())
+    assert state["status"] == "failed" and state["steps"]["psi"]["status"] == "done", state
 
 
 PARTNER_DIES = textwrap.dedent(

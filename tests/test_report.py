@@ -12,9 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from misuan.datasets.taiwan import PARTNER_FEATURES
 from misuan.errors import DataError
 from misuan.ml.metrics import ks_statistic, roc_auc
 from misuan.ml.outputs import FeatureIv, WoeBin, importance_from_secureboost, iv_from_woe_result
+from misuan.node.steps.registry import STEPS
+from misuan.protocols.psi import disclosures as psi_disclosures
+from misuan.protocols.secureboost import disclosures as sb_disclosures
+from misuan.protocols.woe import disclosures as woe_disclosures
 from misuan.report import Summary, iv_strength, render_report
 from misuan.report.render import _monotonic
 from misuan.report.sample import sample_summary
@@ -75,7 +80,7 @@ class _Page(HTMLParser):
             self.svg_titles.append(data)
 
     def ids(self) -> set[str]:
-        return {a["id"] for _, a in self.tags if a.get("id")}
+        return {value for _, a in self.tags if (value := a.get("id"))}
 
     def count(self, tag: str, css: str | None = None) -> int:
         return sum(1 for t, a in self.tags if t == tag and (css is None or css in (a.get("class") or "").split()))
@@ -219,10 +224,56 @@ def test_ledger_is_readable_grouped_and_cross_checked(summary: dict[str, Any], p
     assert "hash chain verified" in text and summary["ledgers"][0]["head"] in text
     assert "What bank learned" in text and "What partner revealed" in text
     rows = page.table_rows["ledger"]
-    # 30 trees x 15 nodes of encrypted split sums collapse into one row
-    assert any(r[2] == "encrypted gradient/hessian sums per candidate split" and r[5] == "×450" for r in rows)
+    # 30 trees x 4 levels of histograms collapse into one row
+    assert any(r[2] == sb_disclosures.HISTOGRAMS.what and r[5] == "×120" for r in rows)
     # the mirror check compares the two ledgers (the sample's first entry was renamed on one side only)
     assert "disagree on 2 disclosures" in text
+
+
+def _ledger_rows(s: dict[str, Any], tmp_path: Path) -> tuple[list[list[str]], str]:
+    page = _parse(render_report(s, tmp_path / "r.html"))
+    return page.table_rows["ledger"], page.all_text
+
+
+def test_a_grouped_row_names_every_feature(tmp_path: Path) -> None:
+    rows, _ = _ledger_rows(sample_summary(n_holdout=300), tmp_path)
+    edges = [r for r in rows if r[2] == woe_disclosures.BIN_EDGES.what]
+    assert edges and all(r[5] == f"×{len(PARTNER_FEATURES)}" for r in edges)  # learned by bank, revealed by partner
+    for r in edges:
+        assert r[6] == "feature = " + ", ".join(PARTNER_FEATURES)
+    counts = [r for r in rows if r[2] == woe_disclosures.BIN_COUNTS.what]
+    # the detail every member shares is kept; what differs per member (none here) is not
+    assert counts[0][6] == "feature = " + ", ".join(PARTNER_FEATURES) + "; min_bin_size = 50"
+    lone = [r for r in rows if r[2] == psi_disclosures.SET_SIZE.what]
+    assert lone[0][5] == "1" and lone[0][6].startswith("n = ")
+
+
+def test_ledgers_that_name_different_features_disagree(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=300)
+    _, text = _ledger_rows(s, tmp_path)
+    assert "agree: both record the same" in text
+    partner = s["ledgers"][1]["entries"]
+    edges = next(e for e in partner if e["what"] == woe_disclosures.BIN_EDGES.what and e["detail"]["feature"] == "AGE")
+    edges["detail"]["feature"] = "SALARY"  # the partner's ledger says another feature's edges were revealed
+    _, text = _ledger_rows(s, tmp_path)
+    assert "disagree on 2 disclosures" in text
+    assert "bin edges of a feature (plaintext, feature AGE) only in bank's ledger" in text
+    assert "bin edges of a feature (plaintext, feature SALARY) only in partner's ledger" in text
+
+
+def test_the_sample_ledger_records_only_catalogued_disclosures() -> None:
+    """Each sample entry is an entry of the catalogue of a protocol its step's kind speaks."""
+    s = sample_summary(n_holdout=300)
+    kind_of_step = {st["name"]: st["kind"] for st in s["job"]["steps"]}
+    catalogue = {
+        (k.protocol, k.what, k.form)
+        for kinds in (psi_disclosures.DISCLOSURES, woe_disclosures.DISCLOSURES, sb_disclosures.DISCLOSURES)
+        for k in kinds
+    }
+    for ledger in s["ledgers"]:
+        for e in ledger["entries"]:
+            protocols = {p.name for p in STEPS[kind_of_step[e["step"]]].protocols}
+            assert any((p, e["what"], e["form"]) in catalogue for p in protocols), e
 
 
 def test_unverified_and_agreeing_ledgers_are_reported(tmp_path: Path) -> None:

@@ -54,6 +54,8 @@ from gmpy2 import mpz
 from misuan.errors import CryptoError, MalformedMessageError
 
 __all__ = [
+    "MAX_BITS",
+    "MIN_BITS",
     "FixedBaseTable",
     "OkamotoUchiyamaPrivateKey",
     "OkamotoUchiyamaPublicKey",
@@ -67,6 +69,7 @@ __all__ = [
 
 Scheme = Literal["ou", "paillier"]
 MIN_BITS = 1024  # below this nothing is accepted, not even in tests
+MAX_BITS = 16384  # above this nothing is accepted: no spec asks for it, no peer may send it
 _PRIME_ROUNDS = 40  # Miller-Rabin rounds: error probability below 2**-80
 _TABLE_WINDOW = 8  # bits per window of the fixed-base tables: 256 entries per window
 
@@ -530,8 +533,8 @@ def public_key_from_wire(d: dict[str, Any]) -> PublicKey:
     scheme = d.get("scheme")
     n = _wire_int(d, "n")
     nbits = int(n.bit_length())
-    if nbits < MIN_BITS or nbits > 16384 or n % 2 == 0 or gmpy2.is_square(n):
-        raise MalformedMessageError(f"public key modulus of {nbits} bits is not acceptable (need {MIN_BITS}-16384, odd)")
+    if nbits < MIN_BITS or nbits > MAX_BITS or n % 2 == 0 or gmpy2.is_square(n):
+        raise MalformedMessageError(f"public key modulus of {nbits} bits is not acceptable (need {MIN_BITS}-{MAX_BITS}, odd)")
     pbits = int(_wire_int(d, "plaintext_bits"))
     rbits = int(_wire_int(d, "random_bits"))
     if scheme == "ou":

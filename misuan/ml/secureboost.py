@@ -130,9 +130,7 @@ class _SecureBoostBase:
         else:
             if y is not None:
                 raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")
-            res = train_feature_party(
-                channel, X, label_party, max_bin=params.max_bin, n_jobs=params.n_jobs, X_eval=eval_set, step=step
-            )
+            res = train_feature_party(channel, X, label_party, params, X_eval=eval_set, step=step)
             self.role_ = "feature_party"
         self._set_model(res.model)
         self.history_ = res.history

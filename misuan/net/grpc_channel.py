@@ -63,8 +63,7 @@ from misuan.net.grpc_framing import (
 )
 from misuan.net.grpc_server import PartyServer
 
-# PartyServer is re-exported: callers open a channel on a node's server without a second import
-__all__ = ["FRAME_BYTES", "GrpcChannel", "PartyServer", "open_grpc_channel"]
+__all__ = ["FRAME_BYTES", "GrpcChannel", "open_grpc_channel"]
 
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 

@@ -48,7 +48,8 @@ from misuan.errors import MisuanError, PeerDisconnectedError
 from misuan.net import wire
 from misuan.net.channel import DEFAULT_TIMEOUT_S, Channel
 from misuan.net.disclosure import Disclosure, DisclosureRecorder, MemoryRecorder
-from misuan.net.grpc_channel import PartyServer, open_grpc_channel
+from misuan.net.grpc_channel import open_grpc_channel
+from misuan.net.grpc_server import PartyServer
 from misuan.net.memory import MemoryNetwork
 
 __all__ = [

@@ -3,12 +3,17 @@
 :func:`check_dataset` reads ``ds.path`` (CSV) and refuses, with one :class:`DataError` that names the
 file, the column and example file lines (line 1 is the header): a missing or unreadable file, a file
 with no data rows, a column name used twice in the header (pandas would silently rename the copy
-``AGE`` to ``AGE.1``), a missing, empty or repeated ID, a label that is not 0/1, a listed feature
-that is absent, and a feature column that is not numeric. A feature column that is empty on every
-row is allowed but reported as a warning. The ID column is read as text, so ``007`` stays ``007``.
+``AGE`` to ``AGE.1``), a missing, empty or repeated ID, a label that is not 0/1 and a listed feature
+that is absent. A feature column that is empty on every row is allowed but reported as a warning.
+The ID column is read as text, so ``007`` stays ``007``.
 
-The runner calls it in :func:`misuan.node.runner.check_runnable`, before any state is written or
-channel opened, and hands the checked frame to every step.
+What only some steps need is checked by those steps' kinds (``StepKind.check_data``), on the
+checked dataset and still before anything connects: :func:`check_numeric_features` for the steps
+that compute on the features (``woe``, ``secureboost``, ``evaluate``), so a job that never uses
+them (PSI, a secure sum of other columns) runs on a file with a name or e-mail column.
+
+The runner calls both in :func:`misuan.node.runner.check_runnable`, before any state is written or
+channel opened, and hands the checked dataset to every step.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pandas as pd
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, MissingColumnError
 from misuan.node.spec import DatasetSpec
 
-__all__ = ["CheckedDataset", "DataWarning", "check_dataset", "feature_columns"]
+__all__ = ["CheckedDataset", "DataWarning", "check_dataset", "check_numeric_features", "feature_columns", "file_lines"]
 
 _SHOW = 5  # how many offending rows a message lists
 _VALUES_SHOWN = 3  # how many example values of a non-numeric column a message quotes
@@ -35,14 +40,25 @@ class DataWarning(UserWarning):
 class CheckedDataset:
     """A party's dataset that passed every check, with the warnings to show its user."""
 
-    frame: pd.DataFrame
+    party: str
+    spec: DatasetSpec  # where it was read from, its id and label columns
+    frame: pd.DataFrame  # the ID column as text, the label (if any) as int8 0/1
     features: tuple[str, ...]  # the feature columns: those listed, or all but the id and label
     warnings: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """How messages name it: ``"partner's dataset partner.csv"``."""
+        return _who(self.spec, self.party)
+
+
+def _who(ds: DatasetSpec, party: str) -> str:
+    return f"{party}'s dataset {ds.path.name}" if party else f"dataset {ds.path.name}"
 
 
 def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
     """Read ``ds.path`` and check it as the module docstring says; raises :class:`DataError`."""
-    who = f"{party}'s dataset {ds.path.name}" if party else f"dataset {ds.path.name}"
+    who = _who(ds, party)
     if not ds.path.is_file():
         raise DataError(f"{who}: file {ds.path} does not exist")
     _check_header(ds, who)
@@ -56,12 +72,11 @@ def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
     missing = [c for c in features if c not in df.columns]
     if missing:
         raise _missing(df, who, missing, "feature")
-    _check_numeric(df, features, who)
     empty = [c for c in features if df[c].isna().all()]
     warnings = (
         (f"{who}: feature column(s) {empty} are empty on every row; they carry no information",) if empty else ()
     )
-    return CheckedDataset(df, tuple(features), warnings)
+    return CheckedDataset(party, ds, df, tuple(features), warnings)
 
 
 def feature_columns(df: pd.DataFrame, ds: DatasetSpec) -> list[str]:
@@ -71,8 +86,8 @@ def feature_columns(df: pd.DataFrame, ds: DatasetSpec) -> list[str]:
     return [str(c) for c in df.columns if c not in (ds.id_column, ds.label_column)]
 
 
-def _lines(index: pd.Index) -> str:
-    """File line numbers of the given row positions (header is line 1)."""
+def file_lines(index: pd.Index | list[int]) -> str:
+    """File line numbers of the given row positions (header is line 1): ``"3, 7 and 2 more"``."""
     lines = [str(int(i) + 2) for i in index[:_SHOW]]
     more = f" and {len(index) - _SHOW} more" if len(index) > _SHOW else ""
     return ", ".join(lines) + more
@@ -102,7 +117,13 @@ def _check_header(ds: DatasetSpec, who: str) -> None:
 
 def _read(ds: DatasetSpec, who: str) -> pd.DataFrame:
     try:
-        return pd.read_csv(ds.path, dtype={ds.id_column: "string"}, low_memory=False)
+        df = pd.read_csv(ds.path, dtype={ds.id_column: "string"}, low_memory=False)
+        if ds.id_column in df.columns and bool(df[ds.id_column].isna().any()):
+            # pandas reads "NA", "null", "NaN", ... as missing; in the ID column they are customer IDs.
+            # Read that column again as plain text (only then: most files have no such ID)
+            ids = pd.read_csv(ds.path, usecols=[ds.id_column], dtype="string", na_filter=False, low_memory=False)
+            df[ds.id_column] = ids[ds.id_column]
+        return df
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{who} is empty: it needs a header line and rows") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
@@ -124,14 +145,14 @@ def _check_ids(df: pd.DataFrame, ds: DatasetSpec, who: str) -> None:
     if empty.any():
         raise EmptyIdError(
             f"{who}: id column {ds.id_column!r} is empty on {int(empty.sum())} row(s), file line(s) "
-            f"{_lines(df.index[empty.to_numpy(dtype=bool)])}; every row needs an id"
+            f"{file_lines(df.index[empty.to_numpy(dtype=bool)])}; every row needs an id"
         )
     dup = ids.duplicated(keep=False)
     if dup.any():
         values = sorted(set(ids[dup].head(_SHOW * 2)))[:_SHOW]
         raise DuplicateIdError(
             f"{who}: id column {ds.id_column!r} repeats {ids[dup].nunique()} id(s), e.g. {values}, "
-            f"on file lines {_lines(df.index[dup.to_numpy(dtype=bool)])}; ids must be unique"
+            f"on file lines {file_lines(df.index[dup.to_numpy(dtype=bool)])}; ids must be unique"
         )
 
 
@@ -145,14 +166,18 @@ def _checked_label(df: pd.DataFrame, column: str, who: str) -> pd.Series:
         examples = [str(v) for v in df[column][bad].head(_VALUES_SHOWN)]
         raise DataError(
             f"{who}: label column {column!r} must be 0 or 1 on every row; it is not on file line(s) "
-            f"{_lines(df.index[bad.to_numpy(dtype=bool)])} (values {examples})"
+            f"{file_lines(df.index[bad.to_numpy(dtype=bool)])} (values {examples})"
         )
     return label.astype("int8")
 
 
-def _check_numeric(df: pd.DataFrame, features: list[str], who: str) -> None:
-    """Refuse text feature columns, quoting each one's first non-numeric values and their lines."""
-    text = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
+def check_numeric_features(data: CheckedDataset) -> None:
+    """Refuse text feature columns, quoting each one's first non-numeric values and their lines.
+
+    For the step kinds that compute on the features; a :class:`DataError` names the file.
+    """
+    df, who = data.frame, data.name
+    text = [c for c in data.features if not pd.api.types.is_numeric_dtype(df[c])]
     if not text:
         return
     shown = []

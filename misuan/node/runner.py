@@ -13,8 +13,10 @@ partial output: a step is either complete (its JSON exists) or absent.
 
 Checks first. Before writing anything or opening a channel, a party checks all it can alone
 (:func:`check_runnable`): its identity, every step's kind and parameters (parsed once, handed to the
-step) and its own dataset, read and checked in full (:mod:`misuan.node.data`). So a broken CSV fails
-in a second, naming the file and column, instead of after a peer connects or a protocol has run.
+step) and its own dataset, read and checked in full (:mod:`misuan.node.data`) and against what each
+step it takes part in needs of it (columns to add, numeric features, both label classes, IDs that
+stay distinct under PSI's normalisation). So a broken CSV fails in a second, naming the file and
+column, instead of after a peer connects or a protocol has run.
 
 Start and resume. The parties first exchange a hello on the channel: the versions of the protocols
 the job's steps speak (a peer on another version is refused, :func:`check_hello`), the hash of the
@@ -82,10 +84,11 @@ GOODBYE_STEP = "job/goodbye"
 @wire.message("job.Versions")
 @dataclasses.dataclass
 class JobVersions:
-    """The first message of every job. Its shape never changes, so any two builds can read it.
+    """The first message of every job. Its shape is frozen, so every build from this one on can read it.
 
     A peer on other protocol versions is refused here, before any message whose shape may have
-    changed between versions (the hello included) is decoded.
+    changed between versions (the hello included) is decoded. Builds from before this message
+    existed send none: they are refused by the timeout on it or by the hello they send instead.
     """
 
     misuan: str  # misuan's version: shown in a refusal, never compared
@@ -149,6 +152,8 @@ class CheckedParty:
 def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
     """Everything that can be checked before talking to anyone: identity, adapters, params, data.
 
+    Every step's params are parsed and checked (its kind's ``check``); the party's dataset is read
+    and checked in full, then against each step it takes part in (its kind's ``check_data``).
     Raises a :class:`JobSpecError` or :class:`DataError` naming the field, file and column; it
     writes nothing, so a caller runs it before creating any directory or opening any port.
     """
@@ -158,9 +163,14 @@ def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
         kind = step_kind(step, spec)
         params[step.name] = parse_step_params(kind, step, spec)
         if kind.check is not None:
-            kind.check(step, spec)
+            kind.check(step, spec, params[step.name])
     spec.check_local(party)
-    return CheckedParty(party, check_dataset(spec.party(party).dataset, party), params)
+    dataset = check_dataset(spec.party(party).dataset, party)
+    for step in spec.steps:
+        kind = step_kind(step, spec)
+        if party in step.parties and kind.check_data is not None:
+            kind.check_data(step, spec, params[step.name], dataset)
+    return CheckedParty(party, dataset, params)
 
 
 def job_protocols(spec: JobSpec) -> dict[str, int]:
@@ -488,7 +498,6 @@ class _PartyRun:
 
     def _call_adapter(self, step: StepSpec, channel: Channel, staging: Path) -> StepResult:
         step_channel = channel if step.parties == channel.parties else _PartyGroupChannel(channel, step.parties)
-        frame = self.checked.dataset.frame
         ctx = StepContext(
             spec=self.spec,
             step=step,
@@ -497,10 +506,10 @@ class _PartyRun:
             channel=step_channel,
             outputs=dict(self.outputs),
             artefact_dir=staging,
-            load_data=lambda: frame,  # every step sees the one frame check_runnable read and checked
+            checked_data=self.checked.dataset,  # every step sees the one dataset check_runnable checked
+            parsed=self.checked.params,
             progress=self.say,
             earlier_artefacts={name: self.files.artefacts / name for name in self.outputs},
-            parsed=self.checked.params[step.name],
         )
         result = step_kind(step, self.spec).run(ctx)
         if not isinstance(result, StepResult):

@@ -14,7 +14,8 @@ from misuan.crypto.certs import TlsFiles, party_tls_files
 from misuan.errors import ConfigError
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
-from misuan.net.grpc_channel import PartyServer, open_grpc_channel
+from misuan.net.grpc_channel import open_grpc_channel
+from misuan.net.grpc_server import PartyServer
 from misuan.node.runner import ChannelOpener
 from misuan.node.spec import JobSpec, NodeConfig, check_tls_exist, parse_address
 

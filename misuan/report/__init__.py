@@ -6,7 +6,8 @@ scripts, nothing loaded from the network) atomically, and returns its path.
 The ``summary`` schema
 ----------------------
 A JSON-able dict, parsed and checked by :meth:`misuan.report.schema.Summary.from_dict` (the dataclasses
-in :mod:`misuan.report.schema` are the authoritative schema; keys marked ``?`` are optional). A missing
+in :mod:`misuan.report.schema` are the authoritative schema, with those the steps write declared
+below the node in :mod:`misuan.ml.outputs`; keys marked ``?`` are optional). A missing
 or unknown key, a wrong type, a non-finite number or a party name that is not one of the job's parties
 raises :class:`misuan.errors.DataError` naming the path, e.g. ``summary.iv[3].bins[0].woe``::
 

@@ -2,7 +2,8 @@
 
 Nothing here is a result: scores come from a made-up latent model, WOE bins from made-up bad rates (with
 WOE and IV computed from them consistently), and ledger entries follow the steps the demo runs (PSI,
-secure WOE/IV, SecureBoost, evaluation). ``sample_summary()`` returns a plain dict that passes
+secure WOE/IV, SecureBoost, evaluation), each one of its protocol's catalogue entries (the ``what``
+and ``form`` of ``misuan.protocols.<name>.disclosures``). ``sample_summary()`` returns a plain dict that passes
 :meth:`misuan.report.schema.Summary.from_dict`.
 """
 
@@ -11,11 +12,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from misuan.datasets.taiwan import BANK_FEATURES, PARTNER_FEATURES
+from misuan.net.disclosure import DisclosureKind
+from misuan.protocols.psi import disclosures as psi
+from misuan.protocols.secureboost import disclosures as sb
+from misuan.protocols.woe import disclosures as woe
 
 __all__ = ["sample_summary"]
 
@@ -74,36 +80,50 @@ def _iv(bins: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 def _ledger_entries(n_bank: int, n_partner: int, n_shared: int, n_trees: int, depth: int) -> list[dict[str, Any]]:
+    """The entries the demo's job records, each one of the protocols' catalogue entries (``what``
+    and ``form`` from ``misuan.protocols.<name>.disclosures``), the bank being the label party."""
     e: list[dict[str, Any]] = []
 
-    def add(step: str, frm: str, to: str, what: str, shape: list[int], form: str, **detail: Any) -> None:
-        e.append({"step": step, "discloser": frm, "recipient": to, "what": what, "shape": shape, "form": form,
-                  "detail": detail})
+    def add(step: str, kind: DisclosureKind, frm: str, to: str, shape: list[int], **detail: Any) -> None:
+        e.append({"step": step, "discloser": frm, "recipient": to, "what": kind.what, "shape": shape,
+                  "form": kind.form, "detail": detail})
 
-    add("psi", "bank", "partner", "bank's customer IDs, hashed to the curve and blinded", [n_bank], "blinded")
-    add("psi", "partner", "bank", "partner's customer IDs, blinded", [n_partner], "blinded")
-    add("psi", "partner", "bank", "bank's IDs blinded again by the partner", [n_bank], "blinded")
-    add("psi", "bank", "partner", "partner's IDs blinded again by the bank", [n_partner], "blinded")
-    add("psi", "bank", "partner", "intersection size", [], "plaintext", size=n_shared)
-    add("psi", "partner", "bank", "intersection size", [], "plaintext", size=n_shared)
-    add("psi", "bank", "partner", "row indices of the shared customers", [n_shared], "plaintext")
-    add("psi", "partner", "bank", "row indices of the shared customers", [n_shared], "plaintext")
-    add("woe", "bank", "partner", "encrypted default labels", [n_shared], "ciphertext", scheme="ou")
+    # PSI with reveal = "both": each side's set size and blinded IDs, the other's IDs blinded again
+    # (in the other's order), and the intersection
+    sizes = {"bank": n_bank, "partner": n_partner}
+    for frm, to in (("bank", "partner"), ("partner", "bank")):
+        add("psi", psi.SET_SIZE, frm, to, [], n=sizes[frm])
+        add("psi", psi.BLINDED_IDS, frm, to, [sizes[frm]])
+        add("psi", psi.DIGESTS_IN_ORDER, frm, to, [sizes[to]])
+        add("psi", psi.INTERSECTION, frm, to, [n_shared], size=n_shared)
+    # WOE/IV of the partner's features, quantile bins, edges shared (IV shared back, for the sample)
+    add("woe", woe.ENCRYPTED_LABELS, "bank", "partner", [n_shared], scheme="ou", key_bits=2048)
     for f in PARTNER_FEATURES:
-        add("woe", "partner", "bank", "encrypted per-bin defaulter sums of one feature", [8], "ciphertext", feature=f)
-        add("woe", "partner", "bank", "per-bin customer counts of one feature", [8], "aggregate", feature=f)
-    add("woe", "bank", "partner", "information value per partner feature", [len(PARTNER_FEATURES)], "aggregate")
-    for _ in range(n_trees):
-        add("secureboost", "bank", "partner", "encrypted gradients and hessians", [n_shared, 2], "ciphertext")
-        for _node in range(2**depth - 1):
-            add("secureboost", "partner", "bank", "encrypted gradient/hessian sums per candidate split",
-                [len(PARTNER_FEATURES), 32, 2], "ciphertext")
-        for _node in range(2**depth // 2):
-            add("secureboost", "bank", "partner", "which partner split won (feature index, bin)", [2], "plaintext")
-            add("secureboost", "partner", "bank", "customers going left at the partner's split", [n_shared], "plaintext")
-    add("evaluate", "partner", "bank", "split directions of hold-out customers at the partner's nodes",
-        [int(n_shared * 0.3)], "plaintext")
+        add("woe", woe.BIN_COUNTS, "partner", "bank", [8, 2], feature=f, min_bin_size=50)
+        add("woe", woe.BIN_EDGES, "partner", "bank", [7], feature=f)
+    add("woe", woe.IV_PER_FEATURE, "bank", "partner", [len(PARTNER_FEATURES)])
+    _secureboost_entries(add, n_shared, n_trees, depth)
     return e
+
+
+def _secureboost_entries(add: Callable[..., None], n_shared: int, n_trees: int, depth: int) -> None:
+    """SecureBoost trained on 70 % of the shared customers, scored on the other 30 % per tree, then
+    the evaluation step's prediction of the hold-out."""
+    n_holdout = int(n_shared * 0.3)
+    n_train = n_shared - n_holdout
+    add("secureboost", sb.SCHEMA, "partner", "bank", [len(PARTNER_FEATURES)])
+    add("secureboost", sb.PUBLIC_KEY, "bank", "partner", [], scheme="ou", bits=2048)
+    for t in range(n_trees):
+        add("secureboost", sb.GRADIENTS, "bank", "partner", [n_train], tree=t)
+        for d in range(depth):
+            nodes = 2**d
+            add("secureboost", sb.NODE_ROWS, "bank", "partner", [n_train], tree=t, depth=d, nodes=nodes)
+            add("secureboost", sb.HISTOGRAMS, "partner", "bank", [max(1, nodes // 2), len(PARTNER_FEATURES)],
+                tree=t, depth=d)
+            add("secureboost", sb.SPLIT_CHOICE, "bank", "partner", [max(1, nodes // 3), 3], tree=t, depth=d)
+            add("secureboost", sb.PARTITION, "partner", "bank", [n_train // 3], tree=t, depth=d)
+        add("secureboost", sb.DECISIONS, "partner", "bank", [n_holdout, 1], purpose="eval")
+    add("evaluate", sb.DECISIONS, "partner", "bank", [n_holdout, n_trees], purpose="predict")
 
 
 def _chain_head(party: str, entries: list[dict[str, Any]]) -> str:

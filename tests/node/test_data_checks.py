@@ -43,8 +43,18 @@ from misuan.node.runner import (
     run_party,
 )
 from misuan.node.spec import load_spec
+from tests.jobfiles import SUM_STEPS
 
 FAST_S = 2.0  # the issue's bound for failing on a bad dataset
+
+
+def _credit_steps(kind: str, params: str = "", normalize: str = "") -> str:
+    """PSI, then one step of ``kind`` (woe, secureboost) on the rows it aligned."""
+    psi = f'{{ reveal = "both"{", normalize = " + normalize if normalize else ""} }}'
+    return f'[[step]]\nkind = "psi"\nparams = {psi}\n\n[[step]]\nkind = "{kind}"\nparams = {{ {params} }}\n'
+
+
+WOE_STEPS = _credit_steps("woe")
 
 
 @pytest.fixture
@@ -91,36 +101,80 @@ def _rename_header(old: str, new: str) -> Callable[[Path], None]:
     return edit
 
 
-# (name, file, edit, error class, message): each message names the file and the column
-BAD_DATA: list[tuple[str, str, Callable[[Path], None], type[DataError], str]] = [
-    ("text feature in partner's file", "partner.csv", lambda p: _edit(p, _text_column), DataError,
+def _phone_ids(bad: str) -> Callable[[Path], None]:
+    """Phone numbers as both parties' IDs, with ``bad`` in the fourth row (file line 5) of the file edited."""
+
+    def phones(bad: str | None) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        def edit(df: pd.DataFrame) -> pd.DataFrame:
+            df["customer_id"] = [f"138 0013 {i:04d}" for i in range(len(df))]
+            if bad is not None:
+                df.loc[3, "customer_id"] = bad
+            return df
+
+        return edit
+
+    def edit_files(path: Path) -> None:
+        for name in ("bank.csv", "partner.csv"):
+            _edit(path.parent / name, phones(bad if name == path.name else None))
+
+    return edit_files
+
+
+PHONE = '{ kind = "phone" }'
+
+# (name, steps, file, edit, error class, message): each message names the file and the column
+BAD_DATA: list[tuple[str, str, str, Callable[[Path], None], type[DataError], str]] = [
+    ("text feature in partner's file (woe)", WOE_STEPS, "partner.csv", lambda p: _edit(p, _text_column), DataError,
      r"partner's dataset partner\.csv: feature column\(s\) \['job'\] are not numeric: "
      r"'job' holds 'teacher' on line 2, 'nurse' on line 3"),
-    ("text feature in bank's file", "bank.csv", lambda p: _edit(p, _set("score", 6, "n/a?")), DataError,
+    ("text feature in bank's file (secureboost)", _credit_steps("secureboost"), "bank.csv",
+     lambda p: _edit(p, _set("score", 6, "n/a?")), DataError,
      r"bank's dataset bank\.csv: feature column\(s\) \['score'\] are not numeric: 'score' holds 'n/a\?' on line 8"),
-    ("header only", "partner.csv", _header_only, DataError,
+    ("text in a column to add", SUM_STEPS, "bank.csv", lambda p: _edit(p, _set("score", 6, "n/a?")), DataError,
+     r"bank's dataset bank\.csv: column 'score' has missing or non-numeric values on file line\(s\) 8 "
+     r"\(step\[2\] 'scores'\.params\.columns\)"),
+    ("missing column to add", SUM_STEPS, "partner.csv", lambda p: _edit(p, lambda df: df.drop(columns=["balance"])),
+     DataError, r"partner's dataset partner\.csv has no column 'balance' to add \(step\[1\] 'totals'\.params\.columns\)"),
+    ("one label class (woe)", WOE_STEPS, "bank.csv", lambda p: _edit(p, lambda df: df.assign(default_90d=0)), DataError,
+     r"bank's dataset bank\.csv: label column 'default_90d' is 0 on all 40 rows; step\[2\] 'woe' \(woe\) needs both 0 and 1"),
+    ("one label class (secureboost)", _credit_steps("secureboost"), "bank.csv",
+     lambda p: _edit(p, lambda df: df.assign(default_90d=1)), DataError,
+     r"bank's dataset bank\.csv: label column 'default_90d' is 1 on all 40 rows; step\[2\] 'secureboost'"),
+    ("ids that casefold to one", _credit_steps("woe", normalize='{ case = "casefold" }'), "partner.csv",
+     lambda p: _edit(p, _set("customer_id", 6, "C0002")), DuplicateIdError,
+     r"partner's dataset partner\.csv: id column 'customer_id' has ids that become the same id under "
+     r"step\[1\] 'psi'\.params\.normalize, e\.g\. \['c0002', 'C0002'\] -> 'c0002', on file lines 4, 8"),
+    ("id empty under its normalisation", _credit_steps("woe", normalize=PHONE), "partner.csv",
+     _phone_ids("- -"), EmptyIdError,
+     r"partner's dataset partner\.csv: id column 'customer_id' is empty under step\[1\] 'psi'\.params\.normalize "
+     r"on file line\(s\) 5 \(e\.g\. '- -'\)"),
+    ("id invalid under its normalisation", _credit_steps("woe", normalize=PHONE), "bank.csv",
+     _phone_ids("ask bob"), DataError,
+     r"bank's dataset bank\.csv: id column 'customer_id' is not a valid phone value under step\[1\] 'psi'\.params"
+     r"\.normalize on file line\(s\) 5 \(e\.g\. 'ask bob'\)"),
+    ("header only", SUM_STEPS, "partner.csv", _header_only, DataError,
      r"partner's dataset partner\.csv has a header line but no data rows"),
-    ("AGE,AGE", "partner.csv", _rename_header("balance,score", "AGE,AGE"), DataError,
+    ("AGE,AGE", SUM_STEPS, "partner.csv", _rename_header("balance,score", "AGE,AGE"), DataError,
      r"partner's dataset partner\.csv: column 'AGE' appears more than once in the header \(line 1, columns 2, 3\)"),
-    ("id column twice", "partner.csv", _rename_header("score", "customer_id"), DataError,
+    ("id column twice", SUM_STEPS, "partner.csv", _rename_header("score", "customer_id"), DataError,
      r"partner's dataset partner\.csv: column 'customer_id' \(the id column\) appears more than once"),
-    ("empty id", "partner.csv", lambda p: _edit(p, _set("customer_id", 2, None)), EmptyIdError,
+    ("empty id", SUM_STEPS, "partner.csv", lambda p: _edit(p, _set("customer_id", 2, None)), EmptyIdError,
      r"partner's dataset partner\.csv: id column 'customer_id' is empty on 1 row\(s\), file line\(s\) 4"),
-    ("duplicate id", "bank.csv", lambda p: _edit(p, _set("customer_id", 5, "c0001")), DuplicateIdError,
+    ("duplicate id", SUM_STEPS, "bank.csv", lambda p: _edit(p, _set("customer_id", 5, "c0001")), DuplicateIdError,
      r"bank's dataset bank\.csv: id column 'customer_id' repeats 1 id\(s\), e\.g\. \['c0001'\], on file lines 3, 7"),
-    ("label not 0/1", "bank.csv", lambda p: _edit(p, _set("default_90d", 3, 2)), DataError,
+    ("label not 0/1", SUM_STEPS, "bank.csv", lambda p: _edit(p, _set("default_90d", 3, 2)), DataError,
      r"bank's dataset bank\.csv: label column 'default_90d' must be 0 or 1 .*line\(s\) 5 \(values \['2'\]\)"),
-    ("missing file", "partner.csv", lambda p: p.unlink(), DataError,
+    ("missing file", SUM_STEPS, "partner.csv", lambda p: p.unlink(), DataError,
      r"party\[2\] 'partner'\.dataset\.path: dataset file .*partner\.csv does not exist"),
 ]
 
 
-@pytest.mark.parametrize(("name", "file", "edit", "error", "message"), BAD_DATA, ids=[c[0] for c in BAD_DATA])
+@pytest.mark.parametrize(("name", "steps", "file", "edit", "error", "message"), BAD_DATA, ids=[c[0] for c in BAD_DATA])
 def test_bad_data_fails_before_any_party_connects(
     make_job: Callable[..., Path], tmp_path: Path, channels_opened: list[str],
-    name: str, file: str, edit: Callable[[Path], None], error: type[DataError], message: str,
+    name: str, steps: str, file: str, edit: Callable[[Path], None], error: type[DataError], message: str,
 ) -> None:
-    spec = make_job()
+    spec = make_job(steps=steps)
     edit(tmp_path / file)
     t0 = time.monotonic()
     with pytest.raises(error, match=message) as caught:
@@ -148,6 +202,17 @@ def test_all_empty_feature_column_is_a_warning_not_an_error(
         ms.simulate(spec, workdir=tmp_path / "w2", progress=None)
 
 
+def test_text_columns_are_fine_for_steps_that_do_not_compute_on_features(
+    make_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A secure sum (or PSI) over a file with a name or e-mail column runs: only woe, secureboost and
+    evaluate need every feature numeric."""
+    spec = make_job()
+    _edit(tmp_path / "partner.csv", _text_column)
+    res = ms.simulate(spec, workdir=tmp_path / "w", progress=None)
+    assert res.outputs("partner")["totals"]["row_count"] == 80
+
+
 def test_listed_feature_must_exist_and_unlisted_text_columns_are_ignored(
     make_job: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -165,7 +230,7 @@ def test_listed_feature_must_exist_and_unlisted_text_columns_are_ignored(
 
 
 def test_run_party_checks_before_writing_or_connecting(make_job: Callable[..., Path], tmp_path: Path) -> None:
-    spec = load_spec(make_job())
+    spec = load_spec(make_job(steps=WOE_STEPS))
     _edit(tmp_path / "partner.csv", _text_column)
     opened: list[object] = []
     with pytest.raises(DataError, match="'job' holds 'teacher'"):
@@ -208,7 +273,7 @@ def test_cli_run_alone_with_a_broken_csv_fails_at_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A party started alone must not wait for its peer (60 s) before reporting its own data."""
-    spec = make_job()
+    spec = make_job(steps=WOE_STEPS)
     _edit(tmp_path / "partner.csv", _text_column)
     t0 = time.monotonic()
     code = cli.main(["run", str(spec), "--as", "partner", "--workdir", str(tmp_path / "w"), "--tls-dir", str(certs)])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -86,9 +87,9 @@ def fail_scores_for_bank() -> Iterator[None]:
             raise RuntimeError("simulated crash")
         return real(ctx)
 
-    steps.register_step("secure_sum", flaky, secure_sum_step.check_secure_sum, replace=True)
+    steps.register_step(dataclasses.replace(secure_sum_step.KIND, run=flaky), replace=True)
     yield
-    steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
+    steps.register_step(secure_sum_step.KIND, replace=True)
 
 
 def _files(root: Path) -> list[str]:
@@ -111,7 +112,7 @@ def test_crash_keeps_completed_steps_and_resume_finishes(
     totals_before = (work / "bank/jobs/job-1/steps/totals.json").read_text()
 
     with pytest.raises(ConfigError, match="already has results"):
-        steps.register_step("secure_sum", secure_sum_step.run_secure_sum, secure_sum_step.check_secure_sum, replace=True)
+        steps.register_step(secure_sum_step.KIND, replace=True)
         ms.simulate(spec, workdir=work)
 
     res = ms.simulate(spec, workdir=work, resume=True)
@@ -242,8 +243,9 @@ def test_bad_label_and_step_column(make_job: Callable[..., Path], tmp_path: Path
     with pytest.raises(DataError, match=r"label column 'default_90d' must be 0 or 1.*line\(s\) 5"):
         ms.simulate(spec, workdir=tmp_path / "w1")
     _rewrite_csv(tmp_path / "bank.csv", lambda df: df.assign(default_90d=0).drop(columns=["balance"]))
-    with pytest.raises(MissingColumnError, match="no column 'balance' to add"):
+    with pytest.raises(MissingColumnError, match=r"no column 'balance' to add \(step\[1\] 'totals'\.params\.columns\)"):
         ms.simulate(spec, workdir=tmp_path / "w2")
+    assert not (tmp_path / "w2").exists()  # refused before any party started
 
 
 def test_secure_sum_params_are_checked_before_running(make_job: Callable[..., Path], tmp_path: Path) -> None:
@@ -278,9 +280,9 @@ def artefact_adapter() -> Iterator[None]:
             res.outputs["earlier"] = json.loads(ctx.artefact_of("totals", "sub/total.json").read_text())
         return res
 
-    steps.register_step("secure_sum", run, secure_sum_step.check_secure_sum, replace=True)
+    steps.register_step(dataclasses.replace(secure_sum_step.KIND, run=run), replace=True)
     yield
-    steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
+    steps.register_step(secure_sum_step.KIND, replace=True)
 
 
 def test_artefacts_are_committed_and_readable_by_later_steps(
@@ -311,7 +313,6 @@ def test_changed_dataset_invalidates_completed_steps(make_job: Callable[..., Pat
 
 
 def test_bad_adapter_results_are_refused(make_job: Callable[..., Path], tmp_path: Path) -> None:
-    real = secure_sum_step.run_secure_sum
     cases: list[tuple[Callable[[steps.StepContext], object], str]] = [
         (lambda ctx: steps.StepResult({"x": object()}), "outputs are not JSON-able"),
         (lambda ctx: steps.StepResult({}, ["missing.bin"]), "artefact 'missing.bin' is not a file"),
@@ -320,12 +321,12 @@ def test_bad_adapter_results_are_refused(make_job: Callable[..., Path], tmp_path
     ]
     try:
         for i, (fn, message) in enumerate(cases):
-            steps.register_step("secure_sum", fn, secure_sum_step.check_secure_sum, replace=True)  # type: ignore[arg-type]
+            steps.register_step(dataclasses.replace(secure_sum_step.KIND, run=fn), replace=True)  # type: ignore[arg-type]
             with pytest.raises((JobError, JobSpecError), match=message):
                 ms.simulate(make_job(), workdir=tmp_path / f"w{i}")
             assert not (tmp_path / f"w{i}" / "bank" / "jobs" / "job-1" / "steps" / "totals.json").exists()
     finally:
-        steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
+        steps.register_step(secure_sum_step.KIND, replace=True)
 
 
 def test_a_run_that_completed_no_step_can_start_again_without_resume(
@@ -337,12 +338,16 @@ def test_a_run_that_completed_no_step_can_start_again_without_resume(
         ms.simulate(spec, workdir=tmp_path / "w", progress=None)
     (tmp_path / "p.csv").rename(tmp_path / "partner.csv")
     # check_runnable failed before any state was written; now fail inside the job instead
-    df = pd.read_csv(tmp_path / "partner.csv", dtype=str)
-    df.drop(columns=["balance"]).to_csv(tmp_path / "partner.csv", index=False)
-    with pytest.raises(MissingColumnError):
-        ms.simulate(spec, workdir=tmp_path / "w")
+    def fails(ctx: steps.StepContext) -> steps.StepResult:
+        raise DataError(f"{ctx.party}: a failure inside the step")
+
+    steps.register_step(dataclasses.replace(secure_sum_step.KIND, run=fails), replace=True)
+    try:
+        with pytest.raises(DataError, match="a failure inside the step"):
+            ms.simulate(spec, workdir=tmp_path / "w")
+    finally:
+        steps.register_step(secure_sum_step.KIND, replace=True)
     assert json.loads((tmp_path / "w" / "bank" / "jobs" / "job-1" / "state.json").read_text())["status"] == "failed"
-    df.to_csv(tmp_path / "partner.csv", index=False)
     assert ms.simulate(spec, workdir=tmp_path / "w").parties["bank"].ran == ["totals", "scores"]
 
 
@@ -355,12 +360,12 @@ def test_abort_mid_step_leaves_no_output_and_marks_interrupted(make_job: Callabl
             raise KeyboardInterrupt  # what the node's second SIGTERM raises in its main thread
         return real(ctx)
 
-    steps.register_step("secure_sum", abort, secure_sum_step.check_secure_sum, replace=True)
+    steps.register_step(dataclasses.replace(secure_sum_step.KIND, run=abort), replace=True)
     try:
         with pytest.raises(KeyboardInterrupt):
             ms.simulate(make_job(), workdir=tmp_path / "w")
     finally:
-        steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
+        steps.register_step(secure_sum_step.KIND, replace=True)
     jd = tmp_path / "w" / "bank" / "jobs" / "job-1"
     assert _files(jd) == ["state.json", "steps/totals.json"]
     state = json.loads((jd / "state.json").read_text())
@@ -389,3 +394,22 @@ def test_the_example_job_runs(tmp_path: Path) -> None:
     assert out["customers"]["row_count"] == len(bank) + len(partner)
     want = round(bank["loan_balance"].sum() * 100) + round((partner["outstanding_debt"] * 100).round().sum())
     assert out["exposure"]["total"] == [want]
+
+
+def test_register_step_takes_a_whole_kind_and_a_kind_without_params_refuses_any(
+    make_job: Callable[..., Path], tmp_path: Path
+) -> None:
+    def never_run(ctx: steps.StepContext) -> steps.StepResult:
+        raise AssertionError("refused before running")
+
+    toy = steps.StepKind("toy", never_run)
+    assert steps.register_step(toy) is None
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            steps.register_step(toy)
+        assert steps.register_step(dataclasses.replace(toy, summary="again"), replace=True) is toy
+        spec = make_job(steps='[[step]]\nkind = "toy"\nparams = { speed = 3 }\n')
+        with pytest.raises(JobSpecError, match=r"^step\[1\] 'toy'\.params: unknown key\(s\) \['speed'\]; this takes no"):
+            ms.simulate(spec, workdir=tmp_path / "w")
+    finally:
+        steps.STEPS.pop("toy")

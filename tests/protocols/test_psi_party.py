@@ -15,8 +15,8 @@ from misuan.protocols.psi import (
     PROTOCOL,
     BlindedBatch,
     DigestBatch,
+    Hello,
     IdNormalization,
-    PsiHello,
     PsiParams,
     PsiParty,
     PsiResult,
@@ -31,8 +31,8 @@ def _party(me: str, ids: list[str], reveal: str = "both", batch_size: int = 8) -
     return PsiParty(me, peer, ids, PsiParams(reveal=reveal, batch_size=batch_size, workers=1))
 
 
-def _partner_hello(n_rows: int = 2, batch_size: int = 8, version: int = PROTOCOL.version) -> PsiHello:
-    return PsiHello(version, GROUP_NAME, IdNormalization().canonical(), "both", n_rows, batch_size, DIGEST_BYTES)
+def _partner_hello(n_rows: int = 2, batch_size: int = 8, version: int = PROTOCOL.version) -> Hello:
+    return Hello(version, GROUP_NAME, IdNormalization().canonical(), "both", n_rows, batch_size, DIGEST_BYTES)
 
 
 def _by_hand(a: PsiParty, b: PsiParty) -> tuple[PsiResult, PsiResult]:

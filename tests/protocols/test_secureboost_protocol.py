@@ -25,7 +25,7 @@ def _train(Xa, Xb, y, params, eval_data=None, transcript=False):
     ev_b = None if eval_data is None else eval_data[1]
     ch = run_local({
         "bank": lambda c: sb.train_label_party(c, Xa, y, ["partner"], params, keys=KEYS, eval_set=ev_a),
-        "partner": lambda c: sb.train_feature_party(c, Xb, "bank", max_bin=params.max_bin, n_jobs=params.n_jobs, X_eval=ev_b),
+        "partner": lambda c: sb.train_feature_party(c, Xb, "bank", params, X_eval=ev_b),
     }, job_id="sgb-test", transcripts=transcript)
     return {p: o.result for p, o in ch.items()}, ch
 
@@ -105,7 +105,7 @@ def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(class
     seen = ch["partner"].transcript
     assert seen and {frm for frm, _, _ in seen} == {"bank"}
     kinds = [type(m).__name__ for _, _, m in seen]
-    assert set(kinds) == {"SgbSetup", "TreeStart", "LevelPlan", "SplitRequest", "TrainEnd"}
+    assert set(kinds) == {"Setup", "TreeStart", "LevelPlan", "SplitRequest", "TrainEnd"}
     cb = KEYS[0].ciphertext_bytes
     for _, _, m in seen:
         for name, v in vars(m).items():
@@ -121,7 +121,7 @@ def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(class
             assert m.positions.shape == (n,) and m.positions.min() >= -1 and m.positions.max() < len(m.node_ids)
         if isinstance(m, sb.SplitRequest):
             assert np.all(m.features < 5)  # only the partner's own 5 features are ever named
-        if isinstance(m, sb.SgbSetup):
+        if isinstance(m, sb.Setup):
             assert set(m.public_key) == {"scheme", "n", "g", "h", "plaintext_bits", "random_bits"}
     # the split decisions it was told about are exactly the splits of its part
     told = sum(len(m.nodes) for _, _, m in seen if isinstance(m, sb.SplitRequest))
@@ -194,13 +194,13 @@ def test_feature_party_rejects_malformed_commands(classification) -> None:
 
     def bad_bank(c):
         c.recv("partner", f"{sb.STEP}/schema")
-        c.send("partner", f"{sb.STEP}/cmd", sb.SgbSetup(dict(KEYS[0].to_wire())))
+        c.send("partner", f"{sb.STEP}/cmd", sb.Setup(dict(KEYS[0].to_wire())))
         rows = np.arange(50, dtype=np.int32)
         wrong = np.zeros(50, dtype="S10")  # wrong ciphertext width
         c.send("partner", f"{sb.STEP}/cmd", sb.TreeStart(0, rows, wrong, np.ones(5, bool), 30, 1, False))
 
     with pytest.raises(MalformedMessageError):
-        run_local({"bank": bad_bank, "partner": lambda c: sb.train_feature_party(c, X[:50, 5:], "bank", n_jobs=1)})
+        run_local({"bank": bad_bank, "partner": lambda c: sb.train_feature_party(c, X[:50, 5:], "bank", sb.BoostingParams(n_jobs=1))})
 
 
 def test_paillier_scheme_trains_the_same_trees(classification) -> None:
@@ -210,7 +210,7 @@ def test_paillier_scheme_trains_the_same_trees(classification) -> None:
     keys = generate_keypair("paillier", bits=1024)
     pa = run_local({
         "bank": lambda c: sb.train_label_party(c, X[:500, :5], y[:500], ["partner"], p, keys=keys),
-        "partner": lambda c: sb.train_feature_party(c, X[:500, 5:], "bank", max_bin=16, n_jobs=1),
+        "partner": lambda c: sb.train_feature_party(c, X[:500, 5:], "bank", sb.BoostingParams(max_bin=16, n_jobs=1)),
     })
     shape = [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in ou["bank"].model["trees"]]
     assert shape == [[(nd.get("party"), nd.get("feature")) for nd in t["nodes"]] for t in pa["bank"].result.model["trees"]]

@@ -16,10 +16,10 @@ KEYS = generate_keypair("ou", bits=1024)  # 1024 bits only to keep the suite fas
 
 def _by_hand(Xa: np.ndarray, Xb: np.ndarray, y: np.ndarray, p: sb.SecureBoostParams) -> tuple[dict, dict]:
     """Both roles wired directly: every message handed from one object to the other, no channel."""
-    label, feature = sb.LabelParty("bank", Xa, y, p), sb.FeatureParty(Xb, max_bin=p.max_bin)
+    label, feature = sb.LabelParty("bank", Xa, y, p), sb.FeatureParty(Xb, p)
     try:
         label.add_feature_party("partner", feature.schema())
-        feature.accept_key(label.setup(KEYS), n_jobs=1)
+        feature.accept_key(label.setup(KEYS))
         for t in range(p.n_estimators):
             starts, grower = label.start_tree(t)
             feature.start_tree(starts["partner"])
@@ -49,7 +49,7 @@ def test_roles_wired_by_hand_train_the_same_model_as_the_drivers() -> None:
     bank, partner = _by_hand(X[:, :3], X[:, 3:], y.astype(float), p)
     out = run_local({
         "bank": lambda c: sb.train_label_party(c, X[:, :3], y.astype(float), ["partner"], p, keys=KEYS),
-        "partner": lambda c: sb.train_feature_party(c, X[:, 3:], "bank", max_bin=8, n_jobs=1),
+        "partner": lambda c: sb.train_feature_party(c, X[:, 3:], "bank", p),
     })
     assert bank == out["bank"].result.model
     assert partner == out["partner"].result.model
@@ -61,11 +61,11 @@ def test_feature_party_answers_fixed_messages() -> None:
     rng = np.random.default_rng(7)
     X = rng.normal(size=(60, 3))
     X[rng.random(60) < 0.1, 1] = np.nan
-    fp = sb.FeatureParty(X, max_bin=4)
+    fp = sb.FeatureParty(X, sb.BoostingParams(max_bin=4, n_jobs=1))
     try:
         schema = fp.schema()
         assert (schema.n_rows, schema.feature_names, schema.n_bins.tolist()) == (60, ["x0", "x1", "x2"], [5, 5, 5])
-        fp.accept_key(sb.SgbSetup(dict(pub.to_wire())), n_jobs=1)
+        fp.accept_key(sb.Setup(dict(pub.to_wire())))
         # one value per row in place of a packed (gradient, hessian) pair: the sums per bin come back
         values = rng.integers(0, 1000, 60)
         rows = np.arange(60, dtype=np.int32)
@@ -89,8 +89,8 @@ def test_feature_party_answers_fixed_messages() -> None:
 
 def test_label_party_refuses_a_bad_schema() -> None:
     lp = sb.LabelParty("bank", np.zeros((10, 0)), np.array([0.0, 1.0] * 5), sb.SecureBoostParams())
-    dup = sb.SgbSchema(10, ["a", "a"], np.array([3, 3], np.int32))
+    dup = sb.Schema(10, ["a", "a"], np.array([3, 3], np.int32))
     with pytest.raises(MalformedMessageError, match="unique"):
         lp.add_feature_party("partner", dup)
-    fb = lp.add_feature_party("partner", sb.SgbSchema(10, ["a", "b"], np.array([3, 4], np.int32)))
+    fb = lp.add_feature_party("partner", sb.Schema(10, ["a", "b"], np.array([3, 4], np.int32)))
     assert (fb.names, fb.n_bins, fb.offsets.tolist(), fb.width) == (["a", "b"], [3, 4], [0, 3, 7], 7)

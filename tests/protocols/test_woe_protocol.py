@@ -259,7 +259,7 @@ def _send_labels(
     header = EncryptedLabels(cfg.fingerprint(), dict(pk.to_wire()), n, 1)
     chunk = LabelChunk(0, pk.to_array(pk.encrypt_ints([0] * n)))
     header = dataclasses.replace(
-        header, **{k: v for k, v in change.items() if k in ("config", "public_key", "n_rows", "n_chunks")}
+        header, **{k: v for k, v in change.items() if k in ("params_fingerprint", "public_key", "n_rows", "n_chunks")}
     )
     chunk = dataclasses.replace(chunk, **{k: v for k, v in change.items() if k in ("index", "ciphertexts")})
 
@@ -287,7 +287,7 @@ def _too_big(keys: Keys, n: int) -> np.ndarray:
         ({"ciphertexts": "too_big"}, MalformedMessageError, "outside"),
         ({"ciphertexts": np.zeros(50, np.int64)}, MalformedMessageError, "must be 1-d"),
         ({"ciphertexts": np.zeros((50, 2), "S129")}, MalformedMessageError, "not a 1-d array"),
-        ({"config": "{}"}, ConfigError, "same job spec"),
+        ({"params_fingerprint": "{}"}, ConfigError, "same job spec"),
         ({"public_key": {"scheme": "ou", "n": 15}}, MalformedMessageError, "modulus"),
     ],
 )
@@ -503,7 +503,7 @@ def test_feature_party_role_refuses_another_job_and_missing_chunks(keys: Keys) -
     header = bank.encrypted_labels()
     partner = WoeFeatureParty(feats, TEST_CFG, peer="bank")
     with pytest.raises(ConfigError, match="same job spec"):
-        partner.accept_labels(dataclasses.replace(header, config=WoeParams(n_bins=3).fingerprint()))
+        partner.accept_labels(dataclasses.replace(header, params_fingerprint=WoeParams(n_bins=3).fingerprint()))
     with pytest.raises(RuntimeError, match="accept_labels"):
         partner.bin_sums([])
     partner.accept_labels(header)

@@ -4,6 +4,9 @@ Every such step (``woe``, ``secureboost``, ``evaluate``) runs between exactly on
 one feature party, on this party's rows of the shared customers in the order both agreed on in PSI
 (``rows.npy``, written with ``reveal = "both"``); :func:`holdout_split` derives the same train and
 hold-out rows on both sides from the normalised IDs, with nothing exchanged.
+
+What they need of a party's data is checked before anything connects (:func:`check_credit_data`,
+from each kind's ``check_data``), so the run reads labels and features without checking them again.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from misuan.errors import DataError, JobSpecError, MissingColumnError, NoOverlapError
+from misuan.errors import DataError, JobSpecError, NoOverlapError
+from misuan.node.data import CheckedDataset, check_numeric_features
 from misuan.node.spec import JobSpec, StepSpec
-from misuan.node.steps.context import StepContext
-from misuan.node.steps.psi import ROWS_FILE, normalization_of
+from misuan.node.steps.context import StepContext, where
+from misuan.node.steps.psi import ROWS_FILE
+from misuan.protocols.psi import PsiParams, coerce_ids, normalize_ids
 
 __all__ = [
-    "FEATURE_PARTY", "LABEL_PARTY", "aligned", "feature_columns", "holdout_split", "labels",
-    "normalised_ids", "numeric_matrix", "peer", "step_parties",
+    "FEATURE_PARTY", "LABEL_PARTY", "aligned", "check_credit_data", "feature_matrix", "holdout_split",
+    "labels", "normalised_ids", "peer", "step_parties",
 ]
 
 LABEL_PARTY: Final = "label_party"
@@ -30,14 +35,13 @@ FEATURE_PARTY: Final = "feature_party"
 
 def step_parties(step: StepSpec, spec: JobSpec) -> tuple[str, str]:
     """(label party, feature party) of a two-party step, or a JobSpecError naming the step."""
-    names = list(step.parties) if step.parties else list(spec.party_names)
-    roles = {n: spec.party(n).role for n in names}
+    roles = {n: spec.party(n).role for n in step.parties}
     labels = [n for n, r in roles.items() if r == LABEL_PARTY]
     features = [n for n, r in roles.items() if r == FEATURE_PARTY]
-    if len(names) != 2 or len(labels) != 1 or len(features) != 1:
+    if len(step.parties) != 2 or len(labels) != 1 or len(features) != 1:
         raise JobSpecError(
             f"step {step.name!r} ({step.kind}) runs between exactly one label_party and one feature_party; "
-            f"it has {names}: set its `parties`"
+            f"it has {list(step.parties)}: set its `parties`"
         )
     return labels[0], features[0]
 
@@ -47,15 +51,21 @@ def peer(ctx: StepContext) -> str:
     return feature if ctx.party == label else label
 
 
-def feature_columns(ctx: StepContext) -> list[str]:
-    ds = ctx.dataset
-    if ds.features == "all":
-        skip = {ds.id_column, ds.label_column}
-        return [c for c in ctx.data.columns if c not in skip]
-    missing = [c for c in ds.features if c not in ctx.data.columns]
-    if missing:
-        raise MissingColumnError(f"{ctx.party}'s dataset {ds.path} has no feature column(s) {missing}")
-    return list(ds.features)
+def check_credit_data(
+    step: StepSpec, spec: JobSpec, data: CheckedDataset, *, features: bool, both_classes: bool
+) -> None:
+    """What a credit step needs of this party's data: numeric ``features`` where it computes on
+    them, and, on the label party, labels of ``both_classes`` where it fits on them."""
+    if features:
+        check_numeric_features(data)
+    label = data.spec.label_column
+    if both_classes and label is not None:
+        present = sorted(int(v) for v in data.frame[label].unique())
+        if present != [0, 1]:
+            raise DataError(
+                f"{data.name}: label column {label!r} is {present[0]} on all {len(data.frame)} rows; "
+                f"{where(step, spec)} ({step.kind}) needs both 0 and 1 among the labels"
+            )
 
 
 def aligned(ctx: StepContext, psi_step: str = "psi") -> pd.DataFrame:
@@ -77,25 +87,18 @@ def aligned(ctx: StepContext, psi_step: str = "psi") -> pd.DataFrame:
 
 
 def labels(ctx: StepContext, df: pd.DataFrame) -> np.ndarray:
-    col = ctx.dataset.label_column
-    if col is None:
-        raise JobSpecError(f"party {ctx.party!r} is the label_party: give its dataset a label_column")
-    y = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-    if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
-        raise DataError(f"{ctx.party}'s label column {col!r} must hold only 0 and 1 (found other values or blanks)")
-    return y.astype(np.int64)
+    """The label party's labels of the rows ``df`` (0/1 on every row: :mod:`misuan.node.data`)."""
+    if ctx.label_column is None:
+        raise TypeError(f"{ctx.party} is not the label party: it holds no labels")
+    return df[ctx.label_column].to_numpy(dtype=np.int64)
 
 
-def numeric_matrix(ctx: StepContext, df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        raise DataError(f"{ctx.party}'s feature column(s) {bad} are not numeric: encode categories as numbers first")
-    return df[cols].astype(float)
+def feature_matrix(ctx: StepContext, df: pd.DataFrame) -> pd.DataFrame:
+    """This party's feature columns of the rows ``df`` as floats (numeric: :func:`check_credit_data`)."""
+    return df[ctx.features].astype(float)
 
 
-# --- woe -------------------------------------------------------------------------------------------
-
-
+# --- secureboost: the hold-out ---------------------------------------------------------------------
 def holdout_split(keys: list[str], test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) positions of the shared customers, a function of their normalised IDs and ``seed``.
 
@@ -113,15 +116,10 @@ def holdout_split(keys: list[str], test_fraction: float, seed: int) -> tuple[np.
 
 
 def normalised_ids(ctx: StepContext, df: pd.DataFrame, psi_step: str = "psi") -> list[str]:
-    """This party's IDs of ``df`` as the PSI step normalised them (equal on both sides)."""
-    spec = next((s for s in ctx.spec.steps if s.name == psi_step), None)
-    if spec is None:
-        raise JobSpecError(f"step {ctx.step.name!r} needs a PSI step named {psi_step!r} before it")
-    norm = normalization_of(spec, ctx.spec)
-    out = []
-    for raw in df[ctx.dataset.id_column]:
-        key = norm.apply(str(raw))
-        if key is None:  # PSI accepted this ID, so its normalisation cannot fail now
-            raise DataError(f"{ctx.party}: ID {raw!r} no longer normalises as it did in PSI")
-        out.append(key)
-    return out
+    """This party's IDs of ``df`` as the PSI step normalised them (equal on both sides).
+
+    The normalisation is the PSI step's parsed params; the PSI step's data check made sure every ID
+    normalises to a distinct, non-empty key.
+    """
+    norm = ctx.param(PsiParams, psi_step).normalize
+    return [k.decode("utf-8") for k in normalize_ids(coerce_ids(df[ctx.dataset.id_column]), norm)]

@@ -22,14 +22,15 @@ import numpy as np
 from misuan.errors import JobError, JobSpecError
 from misuan.ml.metrics import ks_statistic, roc_auc
 from misuan.ml.secureboost import SecureBoostClassifier
+from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
-from misuan.node.steps.context import StepContext, StepKind, StepResult
+from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult
 from misuan.node.steps.secureboost import MODEL_FILE, SPLIT_FILE
 from misuan.params import check_params, param
 from misuan.protocols.secureboost import PROTOCOL
 
-__all__ = ["KIND", "EvaluateParams", "check_evaluate", "run_evaluate"]
+__all__ = ["KIND", "EvaluateParams", "check_evaluate", "check_evaluate_data", "run_evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +41,14 @@ class EvaluateParams:
         check_params(self, "evaluate")
 
 
-def check_evaluate(step: StepSpec, spec: JobSpec) -> None:
+def check_evaluate(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
     """What the params cannot say: the step runs between one label party and one feature party."""
     al.step_parties(step, spec)
+
+
+def check_evaluate_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
+    """Numeric features on both parties (the model's splits compare them)."""
+    al.check_credit_data(step, spec, data, features=True, both_classes=False)
 
 
 def run_evaluate(ctx: StepContext) -> StepResult:
@@ -54,7 +60,7 @@ def run_evaluate(ctx: StepContext) -> StepResult:
     if len(test) == 0:
         raise JobSpecError(f"step {ctx.step.name!r}: step {model_step!r} held out no rows (test_fraction = 0)")
     df = al.aligned(ctx)
-    X = al.numeric_matrix(ctx, df, al.feature_columns(ctx)).iloc[test].reset_index(drop=True)
+    X = al.feature_matrix(ctx, df).iloc[test].reset_index(drop=True)
     scores = est.predict_proba(X, channel=ctx.channel, step=ctx.step.name)
     if ctx.role != al.LABEL_PARTY:
         return StepResult({"n_test": int(len(test)), "seconds": time.monotonic() - t0})
@@ -74,5 +80,5 @@ def run_evaluate(ctx: StepContext) -> StepResult:
 
 KIND = StepKind(
     "evaluate", run_evaluate, check_evaluate, params=(EvaluateParams,), protocols=(PROTOCOL,),
-    summary="joint scoring of the hold-out rows: AUC and KS",
+    summary="joint scoring of the hold-out rows: AUC and KS", check_data=check_evaluate_data,
 )

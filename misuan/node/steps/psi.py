@@ -10,7 +10,9 @@ Spec::
 Params: :class:`~misuan.protocols.psi.PsiParams`, all optional: ``reveal`` (``"both"``, ``"size"``
 or one of the step's parties), ``normalize`` (a table of
 :class:`~misuan.protocols.psi.IdNormalization` fields, the same in both parties' specs: PSI refuses
-to run on a mismatch), ``batch_size``, ``workers``.
+to run on a mismatch), ``batch_size``, ``workers``. Before anything connects, each party's IDs are
+checked under ``normalize`` (:func:`check_psi_data`: valid, non-empty, still distinct), and later
+steps read the parsed normalisation (``ctx.param(PsiParams, "psi")``) rather than parse it again.
 
 Outputs: ``size`` (``null`` where this party does not learn it), ``rows`` (this party's input rows),
 ``peer_size``, ``reveal``, ``timings``, ``seconds``, ``x25519`` (the library that did the curve
@@ -28,38 +30,64 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 
 from misuan.atomic_files import atomic_open
-from misuan.errors import JobSpecError
+from misuan.errors import DataError, DuplicateIdError, EmptyIdError, JobSpecError
+from misuan.node.data import CheckedDataset, file_lines
 from misuan.node.spec import JobSpec, StepSpec
-from misuan.node.steps.context import StepContext, StepKind, StepResult, param_error, where
-from misuan.params import parse_params
-from misuan.protocols.psi import PROTOCOL, IdNormalization, PsiParams, psi
+from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
+from misuan.protocols.psi import PROTOCOL, PsiParams, psi
 
-__all__ = ["KIND", "ROWS_FILE", "check_psi", "normalization_of", "psi_params", "run_psi"]
+__all__ = ["KIND", "ROWS_FILE", "check_psi", "check_psi_data", "run_psi"]
 
 ROWS_FILE = "rows.npy"
+_SHOWN = 3  # how many colliding IDs a message quotes
 
 
-def psi_params(step: StepSpec, spec: JobSpec) -> PsiParams:
-    """A PSI step's params, parsed (errors name ``step[i] 'name'.params.<field>``)."""
-    params: PsiParams = parse_params(PsiParams, step.params, f"{where(step, spec)}.params", JobSpecError)
-    return params
-
-
-def normalization_of(step: StepSpec, spec: JobSpec) -> IdNormalization:
-    """The ID normalisation a PSI step's params ask for (later steps use it to recompute normalised IDs)."""
-    return psi_params(step, spec).normalize
-
-
-def check_psi(step: StepSpec, spec: JobSpec) -> None:
+def check_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
     """What the params alone cannot say: two parties, and ``reveal`` names one of them (or both/size)."""
-    params = psi_params(step, spec)
+    params: PsiParams = parsed[PsiParams]
     if len(step.parties) != 2:
-        raise param_error(step, spec, "parties", f"PSI runs between exactly two parties, not {list(step.parties)}")
+        raise JobSpecError(f"{where(step, spec)}.parties: PSI runs between exactly two parties, not {list(step.parties)}")
     if params.reveal not in ("both", "size", *step.parties):
         raise param_error(
             step, spec, "reveal", f"must be 'both', 'size' or one of {list(step.parties)}, not {params.reveal!r}"
+        )
+
+
+def check_psi_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
+    """This party's IDs stay valid, non-empty and distinct under the step's ``normalize``.
+
+    The raw IDs are already unique and non-empty (:mod:`misuan.node.data`); a normalisation may
+    still empty them (a phone number of dashes), refuse them (letters in a phone number) or merge
+    two (``A1`` and ``a1`` under ``case = "casefold"``). PSI itself refuses all three too, since it
+    cannot trust the peer's checks, but only once both parties have connected.
+    """
+    norm = parsed[PsiParams].normalize
+    column = data.spec.id_column
+    ids = data.frame[column]
+    keys = pd.Series([norm.apply(v) for v in ids], dtype=object)
+    under = f"under {where(step, spec)}.params.normalize"
+    invalid = np.flatnonzero(keys.isna().to_numpy())
+    if len(invalid):
+        raise DataError(
+            f"{data.name}: id column {column!r} is not a valid {norm.kind} value {under} on file line(s) "
+            f"{file_lines(list(invalid))} (e.g. {ids.iloc[invalid[0]]!r}); fix them or use kind = \"text\""
+        )
+    empty = np.flatnonzero((keys == "").to_numpy())
+    if len(empty):
+        raise EmptyIdError(
+            f"{data.name}: id column {column!r} is empty {under} on file line(s) {file_lines(list(empty))} "
+            f"(e.g. {ids.iloc[empty[0]]!r}); every row needs an id"
+        )
+    repeated = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
+    if len(repeated):
+        first = keys.iloc[repeated[0]]
+        same = [str(ids.iloc[i]) for i in repeated if keys.iloc[i] == first][:_SHOWN]
+        raise DuplicateIdError(
+            f"{data.name}: id column {column!r} has ids that become the same id {under}, e.g. {same} -> "
+            f"{first!r}, on file lines {file_lines(list(repeated))}; ids must stay distinct"
         )
 
 
@@ -67,17 +95,7 @@ def run_psi(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     params = ctx.param(PsiParams)
     peer = next(p for p in ctx.step.parties if p != ctx.party)
-    result = psi(
-        ctx.channel,
-        ctx.data[ctx.dataset.id_column],
-        peer,
-        reveal=params.reveal,
-        normalize=params.normalize,
-        batch_size=params.batch_size,
-        workers=params.workers,
-        progress=False,
-        step=ctx.step.name,
-    )
+    result = psi(ctx.channel, ctx.data[ctx.dataset.id_column], peer, params, progress=False, step=ctx.step.name)
     outputs = {
         "size": result.size, "rows": len(ctx.data), "peer_size": result.peer_size,
         "reveal": params.reveal, "timings": result.timings, "seconds": time.monotonic() - t0,
@@ -92,5 +110,5 @@ def run_psi(ctx: StepContext) -> StepResult:
 
 KIND = StepKind(
     "psi", run_psi, check_psi, params=(PsiParams,), protocols=(PROTOCOL,),
-    summary="private set intersection of the parties' ID columns",
+    summary="private set intersection of the parties' ID columns", check_data=check_psi_data,
 )

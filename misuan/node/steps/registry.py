@@ -1,7 +1,8 @@
 """The step kinds this build knows: a plain dict from kind to :class:`StepKind`.
 
 Each adapter module declares its ``KIND``; adding a step kind is one import and one entry here.
-:func:`register_step` adds (or, with ``replace``, swaps) a kind at run time, for tests and plugins.
+:func:`register_step` adds (or, with ``replace``, swaps) a whole :class:`StepKind` at run time, for
+tests and plugins: to change one part of a built-in kind, pass ``dataclasses.replace(KIND, run=...)``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from misuan.errors import JobSpecError
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import evaluate, psi, secure_sum, secureboost, woe
-from misuan.node.steps.context import StepCheck, StepKind, StepRun, where
+from misuan.node.steps.context import StepKind, where
 
 __all__ = ["STEPS", "register_step", "registered_kinds", "step_kind"]
 
@@ -18,13 +19,16 @@ STEPS: dict[str, StepKind] = {
 }
 
 
-def register_step(kind: str, run: StepRun, check: StepCheck | None = None, *, replace: bool = False) -> None:
-    """Register an adapter for ``kind`` (tests and plugins; the built-in kinds are in :data:`STEPS`)."""
-    if kind in STEPS and not replace:
-        raise ValueError(f"a step adapter for {kind!r} is already registered (pass replace=True)")
-    old = STEPS.get(kind)
-    # swapping the adapter of a built-in kind keeps its declared params and protocols
-    STEPS[kind] = StepKind(kind, run, check, old.params, old.protocols, old.summary) if old else StepKind(kind, run, check)
+def register_step(kind: StepKind, *, replace: bool = False) -> StepKind | None:
+    """Register ``kind`` under ``kind.kind``; returns the kind it replaced (``None`` if new).
+
+    Tests and plugins; the built-in kinds are in :data:`STEPS`.
+    """
+    old = STEPS.get(kind.kind)
+    if old is not None and not replace:
+        raise ValueError(f"a step kind {kind.kind!r} is already registered (pass replace=True)")
+    STEPS[kind.kind] = kind
+    return old
 
 
 def registered_kinds() -> tuple[str, ...]:

@@ -29,13 +29,17 @@ import numpy as np
 
 from misuan.ml.outputs import importance_from_secureboost
 from misuan.ml.secureboost import SecureBoostClassifier
+from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
-from misuan.node.steps.context import StepContext, StepKind, StepResult, param_error
+from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error
 from misuan.params import ParamError, check_params, param
 from misuan.protocols.secureboost import PROTOCOL, BoostingParams, SecureBoostParams
 
-__all__ = ["KIND", "MODEL_FILE", "SPLIT_FILE", "SecureBoostStepParams", "check_secureboost", "run_secureboost"]
+__all__ = [
+    "KIND", "MODEL_FILE", "SPLIT_FILE", "SecureBoostStepParams", "check_secureboost", "check_secureboost_data",
+    "run_secureboost",
+]
 
 MODEL_FILE = "model.json"
 SPLIT_FILE = "split.npz"
@@ -52,14 +56,24 @@ class SecureBoostStepParams:
         check_params(self, "secureboost")
 
 
-def check_secureboost(step: StepSpec, spec: JobSpec) -> None:
-    """What the params cannot say alone: the two parties, and a ``base_score`` fit for a classifier."""
+def check_secureboost(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
+    """What the params cannot say alone: the two parties, and hyperparameters fit for a classifier
+    (checked as the training will check them: :class:`SecureBoostParams` with logistic loss)."""
     al.step_parties(step, spec)
-    if step.params.get("base_score") is not None:
-        try:
-            SecureBoostParams(objective="binary:logistic", base_score=step.params["base_score"])
-        except ParamError as exc:
-            raise param_error(step, spec, exc.field, exc.problem) from None
+    try:
+        _classifier_params(parsed[BoostingParams])
+    except ParamError as exc:
+        raise param_error(step, spec, exc.field, exc.problem) from None
+
+
+def check_secureboost_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
+    """Numeric features on both parties, both classes among the label party's labels."""
+    al.check_credit_data(step, spec, data, features=True, both_classes=True)
+
+
+def _classifier_params(boosting: BoostingParams) -> SecureBoostParams:
+    """The step's hyperparameters as the classifier trains on them (logistic loss, no early stopping)."""
+    return SecureBoostParams(objective="binary:logistic", **dataclasses.asdict(boosting))
 
 
 def run_secureboost(ctx: StepContext) -> StepResult:
@@ -70,7 +84,7 @@ def run_secureboost(ctx: StepContext) -> StepResult:
     train, test = al.holdout_split(al.normalised_ids(ctx, df), holdout.test_fraction, holdout.split_seed)
     np.savez(ctx.artefact_dir / SPLIT_FILE, train=train, test=test)
     label_party, _ = al.step_parties(ctx.step, ctx.spec)
-    X = al.numeric_matrix(ctx, df, al.feature_columns(ctx)).iloc[train].reset_index(drop=True)
+    X = al.feature_matrix(ctx, df).iloc[train].reset_index(drop=True)
     y = al.labels(ctx, df)[train] if ctx.role == al.LABEL_PARTY else None
     n_trees = boosting.n_estimators
     ctx.progress(f"[{ctx.party}] SecureBoost: {n_trees} trees on {len(train)} rows ({len(test)} held out)")
@@ -91,5 +105,5 @@ def run_secureboost(ctx: StepContext) -> StepResult:
 
 KIND = StepKind(
     "secureboost", run_secureboost, check_secureboost, params=(BoostingParams, SecureBoostStepParams),
-    protocols=(PROTOCOL,), summary="vertical gradient boosting (SecureBoost)",
+    protocols=(PROTOCOL,), summary="vertical gradient boosting (SecureBoost)", check_data=check_secureboost_data,
 )

@@ -21,16 +21,17 @@ from typing import Literal
 
 import pandas as pd
 
-from misuan.crypto.he import generate_keypair
+from misuan.crypto.he import MAX_BITS, MIN_BITS, generate_keypair
 from misuan.ml.outputs import iv_from_woe_result
 from misuan.ml.woe import woe_iv_plaintext
+from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
-from misuan.node.steps.context import StepContext, StepKind, StepResult
+from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error
 from misuan.params import check_params, param
 from misuan.protocols.woe import PROTOCOL, WoeParams, woe_iv_feature_party, woe_iv_label_party
 
-__all__ = ["KIND", "WoeStepParams", "check_woe", "run_woe"]
+__all__ = ["KIND", "WoeStepParams", "check_woe", "check_woe_data", "run_woe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,16 +39,31 @@ class WoeStepParams:
     """What the step adds to the protocol's parameters; the label party's alone."""
 
     scheme: Literal["ou", "paillier"] = param("ou", "homomorphic scheme of the label party's key pair")
-    key_bits: int = param(2048, "modulus size of the label party's key pair", ge=1024, le=16384)
+    key_bits: int = param(2048, "modulus size of the label party's key pair", ge=MIN_BITS, le=MAX_BITS)
     include_own: bool = param(True, "also WOE/IV of the label party's own features, in the clear on its side")
 
     def __post_init__(self) -> None:
         check_params(self, "woe")
 
 
-def check_woe(step: StepSpec, spec: JobSpec) -> None:
-    """What the params cannot say: the step runs between one label party and one feature party."""
+def check_woe(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
+    """What the params cannot say alone: one label party and one feature party, and a key the
+    feature party accepts (``key_bits`` of at least ``min_key_bits``)."""
     al.step_parties(step, spec)
+    own, protocol = parsed[WoeStepParams], parsed[WoeParams]
+    if own.key_bits < protocol.min_key_bits:
+        raise param_error(
+            step, spec, "key_bits", f"must be at least min_key_bits ({protocol.min_key_bits}), not {own.key_bits}"
+        )
+
+
+def check_woe_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
+    """Numeric features where the party bins them (the label party only with ``include_own``), and
+    both classes among the label party's labels."""
+    is_label = data.spec.label_column is not None
+    al.check_credit_data(
+        step, spec, data, features=not is_label or parsed[WoeStepParams].include_own, both_classes=True
+    )
 
 
 def run_woe(ctx: StepContext) -> StepResult:
@@ -55,10 +71,7 @@ def run_woe(ctx: StepContext) -> StepResult:
     params, own = ctx.param(WoeParams), ctx.param(WoeStepParams)
     df = al.aligned(ctx)
     if ctx.role != al.LABEL_PARTY:
-        cols = al.feature_columns(ctx)
-        fres = woe_iv_feature_party(
-            ctx.channel, al.peer(ctx), al.numeric_matrix(ctx, df, cols), params=params, step=ctx.step.name
-        )
+        fres = woe_iv_feature_party(ctx.channel, al.peer(ctx), al.feature_matrix(ctx, df), params=params, step=ctx.step.name)
         return StepResult({"bins": fres.to_dict(), "seconds": time.monotonic() - t0})
     y = al.labels(ctx, df)
     keys = generate_keypair(own.scheme, own.key_bits)
@@ -66,7 +79,7 @@ def run_woe(ctx: StepContext) -> StepResult:
     features = iv_from_woe_result(result.to_dict(), al.peer(ctx))
     if own.include_own:
         # the label party's own features, in the clear on its own side: nothing is revealed
-        mine = woe_iv_plaintext(al.numeric_matrix(ctx, df, al.feature_columns(ctx)), y, params)
+        mine = woe_iv_plaintext(al.feature_matrix(ctx, df), y, params)
         features += iv_from_woe_result(mine.to_dict(), ctx.party)
     pd.DataFrame(result.table()).to_csv(ctx.artefact_dir / "woe_table.csv", index=False)
     out = {"features": features, "n_rows": int(len(y)), "seconds": time.monotonic() - t0}
@@ -75,5 +88,5 @@ def run_woe(ctx: StepContext) -> StepResult:
 
 KIND = StepKind(
     "woe", run_woe, check_woe, params=(WoeParams, WoeStepParams), protocols=(PROTOCOL,),
-    summary="WOE/IV of the feature party's columns against the label party's labels",
+    summary="WOE/IV of the feature party's columns against the label party's labels", check_data=check_woe_data,
 )

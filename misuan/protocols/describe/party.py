@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,7 @@ from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.describe.disclosures import SUMMARY_STATISTICS
 from misuan.protocols.describe.messages import MAX_COLUMNS, STEP, SharedSummaries
-from misuan.protocols.describe.params import DEFAULT_QUANTILES, DescribeParams, check_levels
+from misuan.protocols.describe.params import DescribeParams, check_levels
 from misuan.protocols.describe.summaries import ColumnSummary, DescribeResult, describe_columns, level_name
 
 
@@ -30,7 +30,7 @@ class DescribeParty:
             )
         self.shared = names
         self.n_rows = next(iter(self.own.values())).n_rows if self.own else len(data)
-        self.levels = check_levels(params.quantiles)
+        self.levels = np.asarray(params.quantiles, np.float64)  # DescribeParams checked them
 
     def summaries(self) -> SharedSummaries:
         """The summaries of the shared columns, for the peer."""
@@ -56,19 +56,16 @@ def joint_describe(
     chan: Channel,
     peer: str,
     data: pd.DataFrame | Mapping[str, Any],
+    params: DescribeParams | None = None,
     *,
-    share: Sequence[str] | Literal["all"] = (),
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
-    min_count: int = 5,
     step: str = STEP,
 ) -> DescribeResult:
-    """Summarise own columns, send the peer those in ``share``, receive the peer's shared summaries.
+    """Summarise own columns, send the peer those in ``params.share``, receive the peer's shared summaries.
 
     Both parties call this (it is symmetric); rows must be the intersection in the common order.
-    The arguments are checked as :class:`DescribeParams`.
+    ``params`` defaults to :class:`DescribeParams` (nothing shared).
     """
-    shared: tuple[str, ...] | Literal["all"] = "all" if share == "all" else tuple(share)
-    me = DescribeParty(peer, data, DescribeParams(share=shared, quantiles=tuple(quantiles), min_count=min_count))
+    me = DescribeParty(peer, data, params if params is not None else DescribeParams())
     ours = me.summaries()
     chan.send(peer, step, ours)
     for c in ours.columns:

@@ -22,8 +22,8 @@ blinding in :mod:`misuan.crypto.ecdh`: the prime-order subgroup of Curve25519 th
 
 Use (each party, over its channel; both must pass the same ``reveal`` and ``normalize``)::
 
-    res = psi(chan, df["customer_id"], "partner", reveal="both",
-              normalize=IdNormalization(case="casefold"))
+    res = psi(chan, df["customer_id"], "partner",
+              PsiParams(reveal="both", normalize=IdNormalization(case="casefold")))
     shared = df.iloc[res.local_rows]   # same customers, same order as on the partner's side
 
 Reveal modes: ``"both"`` (each learns the intersection), ``"<party>"`` (only that party learns it;
@@ -74,7 +74,7 @@ from misuan.protocols.psi.messages import (
     STEP,
     BlindedBatch,
     DigestBatch,
-    PsiHello,
+    Hello,
 )
 from misuan.protocols.psi.params import DEFAULT_BATCH_SIZE, PARALLEL_MIN_ROWS, PsiParams
 from misuan.protocols.psi.party import PsiParty, PsiResult, psi
@@ -91,7 +91,7 @@ __all__ = [
     "BlindedBatch",
     "DigestBatch",
     "IdNormalization",
-    "PsiHello",
+    "Hello",
     "PsiParams",
     "PsiParty",
     "PsiResult",

@@ -24,9 +24,9 @@ POINT_DTYPE = np.dtype(f"S{POINT_BYTES}")
 DIGEST_DTYPE = np.dtype(f"S{DIGEST_BYTES}")
 
 
-@wire.message("psi.PsiHello")
+@wire.message("psi.Hello")
 @dataclasses.dataclass
-class PsiHello:
+class Hello:
     version: int  # PROTOCOL.version
     group: str
     normalization: str  # IdNormalization.canonical()

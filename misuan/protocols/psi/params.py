@@ -9,7 +9,7 @@ from misuan.protocols.psi.ids import IdNormalization
 from misuan.protocols.psi.messages import MAX_BATCH_SIZE
 
 DEFAULT_BATCH_SIZE = 8192
-MAX_WORKERS = 256
+MAX_WORKERS = 4096  # a bound on what a spec may ask for, far above any one machine's cores
 PARALLEL_MIN_ROWS = 20_000  # below this, starting worker processes costs more than it saves
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from misuan.crypto.ecdh import GROUP_NAME, BlindingKey
-from misuan.errors import ConfigError, MalformedMessageError, MisuanError, ProtocolError
+from misuan.errors import ConfigError, MalformedMessageError, MisuanError, ProtocolVersionError
 from misuan.net.channel import Channel
 from misuan.protocols.psi.blinding import (
     Executor,
@@ -35,7 +35,7 @@ from misuan.protocols.psi.disclosures import (
     INTERSECTION_SIZE,
     SET_SIZE,
 )
-from misuan.protocols.psi.ids import IdNormalization, coerce_ids
+from misuan.protocols.psi.ids import coerce_ids
 from misuan.protocols.psi.matching import check_duplicates, match_digests
 from misuan.protocols.psi.messages import (
     DIGEST_BYTES,
@@ -47,9 +47,9 @@ from misuan.protocols.psi.messages import (
     STEP,
     BlindedBatch,
     DigestBatch,
-    PsiHello,
+    Hello,
 )
-from misuan.protocols.psi.params import DEFAULT_BATCH_SIZE, PARALLEL_MIN_ROWS, PsiParams
+from misuan.protocols.psi.params import PARALLEL_MIN_ROWS, PsiParams
 
 __all__ = ["PsiParty", "PsiResult", "psi"]
 
@@ -120,11 +120,11 @@ class PsiParty:
         self._own_digests = np.empty(0, dtype=DIGEST_DTYPE)
 
     # --- step hello ------------------------------------------------------------------------------
-    def hello(self) -> PsiHello:
+    def hello(self) -> Hello:
         p = self.params
-        return PsiHello(PROTOCOL.version, GROUP_NAME, p.normalize.canonical(), p.reveal, self.n, p.batch_size, DIGEST_BYTES)
+        return Hello(PROTOCOL.version, GROUP_NAME, p.normalize.canonical(), p.reveal, self.n, p.batch_size, DIGEST_BYTES)
 
-    def accept_hello(self, theirs: PsiHello) -> None:
+    def accept_hello(self, theirs: Hello) -> None:
         """Refuse a peer on another version, group, normalisation or mode; note its set and batch sizes."""
         _check_hello(self.hello(), theirs, self.peer)
         self.n_peer, self.peer_batch_size = theirs.n_rows, theirs.batch_size
@@ -253,9 +253,9 @@ class PsiParty:
             self._submitted += 1
 
 
-def _check_hello(ours: PsiHello, theirs: PsiHello, peer: str) -> None:
+def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
     if (theirs.version, theirs.group, theirs.digest_bytes) != (ours.version, ours.group, ours.digest_bytes):
-        raise ProtocolError(
+        raise ProtocolVersionError(
             f"{peer} runs PSI version {theirs.version} on {theirs.group!r} with {theirs.digest_bytes}-byte "
             f"digests, we run {ours.version} on {ours.group!r} with {ours.digest_bytes}: use the same misuan version"
         )
@@ -289,30 +289,25 @@ def psi(
     chan: Channel,
     ids: Sequence[Any] | np.ndarray,
     peer: str,
+    params: PsiParams | None = None,
     *,
-    reveal: str = "both",
-    normalize: IdNormalization | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    workers: int | None = None,
     progress: bool | None = None,
     step: str = STEP,
 ) -> PsiResult:
     """Run ECDH-PSI with ``peer`` as ``chan.party`` on ``ids``; see :mod:`misuan.protocols.psi`.
 
-    ``reveal``: ``"both"``, ``"size"`` or the name of the one party that learns the intersection.
-    ``normalize``: must equal the peer's (default: ``IdNormalization()``). ``workers``: processes for
-    the hashing and blinding (default: all cores when the two sets hold at least
-    ``PARALLEL_MIN_ROWS`` IDs, else in this thread). ``progress``: a tqdm bar on stderr (default:
-    when stderr is a terminal). The arguments are checked as :class:`PsiParams`.
+    ``params`` (default :class:`PsiParams`): ``reveal`` (``"both"``, ``"size"`` or the name of the
+    one party that learns the intersection), ``normalize`` (must equal the peer's), ``batch_size``,
+    ``workers`` (processes for the hashing and blinding). ``progress``: a tqdm bar on stderr
+    (default: when stderr is a terminal).
     """
     if peer not in chan.peers:
         raise ConfigError(f"PSI peer {peer!r} is not a peer of {chan.party!r} in this job ({list(chan.peers)})")
-    norm = normalize if normalize is not None else IdNormalization()
-    params = PsiParams(reveal=reveal, normalize=norm, batch_size=batch_size, workers=workers)
+    params = params if params is not None else PsiParams()
     party = PsiParty(chan.party, peer, ids, params, progress=sys.stderr.isatty() if progress is None else progress)
     chan.send(peer, f"{step}/hello", party.hello())
     chan.disclose(step, SET_SIZE, chan.party, peer, (), n=party.n)
-    party.accept_hello(chan.recv(peer, f"{step}/hello", expect=PsiHello))
+    party.accept_hello(chan.recv(peer, f"{step}/hello", expect=Hello))
     chan.disclose(step, SET_SIZE, peer, chan.party, (), n=party.n_peer)
     try:
         party.start()
@@ -370,6 +365,8 @@ def _disclose_result(chan: Channel, party: PsiParty, result: PsiResult, step: st
         chan.disclose(step, INTERSECTION_SIZE, peer, me, (), size=result.size)
         chan.disclose(step, INTERSECTION_SIZE, me, peer, (), size=result.size)
     else:
-        chan.disclose(step, INTERSECTION, peer, me, (result.size,), size=result.size)
+        # shape (): the discloser of a one-sided intersection cannot know its size, so both copies
+        # of the entry record the same shape and the size goes in the detail
+        chan.disclose(step, INTERSECTION, peer, me, (), size=result.size)
         if party.params.reveal == "both":
-            chan.disclose(step, INTERSECTION, me, peer, (result.size,), size=result.size)
+            chan.disclose(step, INTERSECTION, me, peer, (), size=result.size)

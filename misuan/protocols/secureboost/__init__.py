@@ -67,8 +67,8 @@ from misuan.protocols.secureboost.messages import (
     Decisions,
     HistogramReply,
     LevelPlan,
-    SgbSchema,
-    SgbSetup,
+    Schema,
+    Setup,
     SplitReply,
     SplitRequest,
     TrainEnd,
@@ -80,6 +80,6 @@ from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, BoostingParams, O
 __all__ = [
     "DISCLOSURES", "MAX_BIN_LIMIT", "MODEL_VERSION", "PROTOCOL", "STEP", "BoostingParams", "DecisionRequest",
     "Decisions", "FeatureParty", "HistogramReply", "LabelParty", "LevelPlan", "Objective", "QuantileBinner", "SecureBoostParams",
-    "SgbSchema", "SgbSetup", "SplitReply", "SplitRequest", "TrainEnd", "TrainResult", "TreeStart", "base_margin",
+    "Schema", "Setup", "SplitReply", "SplitRequest", "TrainEnd", "TrainResult", "TreeStart", "base_margin",
     "predict_feature_party", "predict_label_party", "route", "train_feature_party", "train_label_party",
 ]

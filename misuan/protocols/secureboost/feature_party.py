@@ -16,7 +16,7 @@ import numpy as np
 
 from misuan.crypto.he import PublicKey, public_key_from_wire
 from misuan.crypto.pool import WorkerPool
-from misuan.errors import ConfigError, DataError, MalformedMessageError
+from misuan.errors import DataError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
 from misuan.protocols.secureboost.binning import QuantileBinner, as_matrix
@@ -27,8 +27,8 @@ from misuan.protocols.secureboost.messages import (
     Decisions,
     HistogramReply,
     LevelPlan,
-    SgbSchema,
-    SgbSetup,
+    Schema,
+    Setup,
     SplitReply,
     SplitRequest,
     TrainEnd,
@@ -37,7 +37,7 @@ from misuan.protocols.secureboost.messages import (
     check_range,
 )
 from misuan.protocols.secureboost.model import MODEL_VERSION, TrainResult, decisions_for
-from misuan.protocols.secureboost.params import MAX_BIN_LIMIT
+from misuan.protocols.secureboost.params import BoostingParams
 
 __all__ = ["FeatureParty", "predict_feature_party", "train_feature_party"]
 
@@ -55,15 +55,16 @@ class FeatureParty:
 
     Each method takes one message of the label party and gives the reply (if any); nothing here
     talks to a channel. Call :meth:`close` to stop the worker processes :meth:`accept_key` starts.
+    Of ``params`` a feature party uses its own binning (``max_bin``) and cores (``n_jobs``); the
+    trees, their sampling and the key are the label party's choice.
     """
 
-    def __init__(self, X: Any, *, max_bin: int = 32, X_eval: Any = None) -> None:
+    def __init__(self, X: Any, params: BoostingParams | None = None, *, X_eval: Any = None) -> None:
+        self.params = params if params is not None else BoostingParams()
         self.X, self.names = as_matrix(X)
-        if not 2 <= max_bin <= MAX_BIN_LIMIT:
-            raise ConfigError(f"max_bin must be in [2, {MAX_BIN_LIMIT}]")
         self.X_eval = None if X_eval is None else as_matrix(X_eval)[0]
         self.n, self.n_features = self.X.shape
-        self.binner = QuantileBinner(max_bin).fit(self.X)
+        self.binner = QuantileBinner(self.params.max_bin).fit(self.X)
         self.bins = self.binner.transform(self.X)
         self.n_bins = self.binner.n_bins
         self.splits: list[dict[str, Any]] = []  # the model part: one entry per split node on these features
@@ -90,14 +91,14 @@ class FeatureParty:
             raise MalformedMessageError("a SecureBoost command came before the label party's public key")
         return self._pool
 
-    def schema(self) -> SgbSchema:
-        return SgbSchema(self.n, self.names, np.array(self.n_bins, dtype=np.int32))
+    def schema(self) -> Schema:
+        return Schema(self.n, self.names, np.array(self.n_bins, dtype=np.int32))
 
-    def accept_key(self, setup: SgbSetup, n_jobs: int | None = None) -> PublicKey:
+    def accept_key(self, setup: Setup) -> PublicKey:
         """Check the label party's public key and start the histogram workers with it."""
         self._public = pub = public_key_from_wire(setup.public_key)
         init = (dict(pub.to_wire()), self.bins.tobytes(), self.bins.shape, self.n_bins)
-        self._pool = WorkerPool(HistogramWorker, init, n_jobs if self.n >= 2000 else 1)
+        self._pool = WorkerPool(HistogramWorker, init, self.params.n_jobs if self.n >= 2000 else 1)
         return pub
 
     def start_tree(self, cmd: TreeStart) -> None:
@@ -198,18 +199,19 @@ class FeatureParty:
 
 # --- drivers ---------------------------------------------------------------------------------------
 def train_feature_party(
-    chan: Channel, X: Any, label_party: str, *, max_bin: int = 32, n_jobs: int | None = None, X_eval: Any = None,
+    chan: Channel, X: Any, label_party: str, params: BoostingParams | None = None, *, X_eval: Any = None,
     step: str = STEP,
 ) -> TrainResult:
     """Train as a feature party: serve the label party's commands until it ends training.
 
-    Returns this party's model part: for each split node on its features, the feature name,
-    threshold and default direction (the label party never sees them)."""
-    me = FeatureParty(X, max_bin=max_bin, X_eval=X_eval)
+    ``params``: this party's ``max_bin`` and ``n_jobs`` (see :class:`FeatureParty`; default
+    :class:`BoostingParams`). Returns this party's model part: for each split node on its features,
+    the feature name, threshold and default direction (the label party never sees them)."""
+    me = FeatureParty(X, params, X_eval=X_eval)
     try:
         chan.send(label_party, f"{step}/schema", me.schema())
         chan.disclose(step, disclosures.SCHEMA, chan.party, label_party, (me.n_features,))
-        pub = me.accept_key(chan.recv(label_party, f"{step}/cmd", expect=SgbSetup), n_jobs)
+        pub = me.accept_key(chan.recv(label_party, f"{step}/cmd", expect=Setup))
         chan.disclose(step, disclosures.PUBLIC_KEY, label_party, chan.party, (), scheme=pub.scheme, bits=pub.bits)
         while True:
             cmd = chan.recv(label_party, f"{step}/cmd")

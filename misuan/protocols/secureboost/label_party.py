@@ -31,8 +31,8 @@ from misuan.protocols.secureboost.messages import (
     DecisionRequest,
     Decisions,
     HistogramReply,
-    SgbSchema,
-    SgbSetup,
+    Schema,
+    Setup,
     SplitReply,
     TrainEnd,
     TreeStart,
@@ -83,6 +83,7 @@ class LabelParty:
         if p.objective == "binary:logistic" and not np.isin(self.y, (0.0, 1.0)).all():
             raise DataError("labels must be 0 or 1 for binary:logistic")
         self.rng = np.random.default_rng(p.random_state)
+        self.codec = FixedPointCodec(frac_bits=p.frac_bits, max_abs=1.0, max_terms=max(n, 2))
         self.binner = QuantileBinner(p.max_bin).fit(self.X)
         self.bins = self.binner.transform(self.X)
         self.X_val, self.y_val = self._eval_set(eval_set)
@@ -122,7 +123,7 @@ class LabelParty:
     def evaluates(self) -> bool:
         return self.y_val is not None
 
-    def add_feature_party(self, peer: str, schema: SgbSchema) -> FeatureBins:
+    def add_feature_party(self, peer: str, schema: Schema) -> FeatureBins:
         """Check ``peer``'s schema against the aligned rows and keep its feature names and bin counts."""
         nbins = check_array(schema.n_bins, "schema n_bins", "iu")
         if schema.n_rows != self.n or nbins.shape != (len(schema.feature_names),):
@@ -136,16 +137,15 @@ class LabelParty:
         self.peers.append(fb)
         return fb
 
-    def setup(self, keys: tuple[PublicKey, PrivateKey] | None = None) -> SgbSetup:
+    def setup(self, keys: tuple[PublicKey, PrivateKey] | None = None) -> Setup:
         """The HE key pair (``keys``, or a fresh one) and the worker processes that hold its private key."""
         p = self.p
         pub, priv = keys if keys is not None else generate_keypair(p.he_scheme, p.key_bits)
         self._public = pub
-        self.codec = FixedPointCodec(frac_bits=p.frac_bits, max_abs=1.0, max_terms=max(self.n, 2))
         # wider tables (more memory, longer to build) pay off once there are many rows to encrypt per tree
         window = 14 if self.n >= 50000 else 12 if self.n >= 5000 else 8
         self._pool = WorkerPool(HEWorker, (dict(priv.to_wire()), True, window), p.n_jobs if self.n >= 2000 else 1)
-        return SgbSetup(dict(pub.to_wire()))
+        return Setup(dict(pub.to_wire()))
 
     def start_tree(self, t: int) -> tuple[dict[str, TreeStart], TreeGrower]:
         """Gradients of tree ``t``, encrypted for the feature parties, and the grower of the tree."""
@@ -251,7 +251,7 @@ def train_label_party(
     me = LabelParty(chan.party, X, y, params, eval_set)
     try:
         for fp in feature_parties:
-            fb = me.add_feature_party(fp, chan.recv(fp, f"{step}/schema", expect=SgbSchema))
+            fb = me.add_feature_party(fp, chan.recv(fp, f"{step}/schema", expect=Schema))
             chan.disclose(step, disclosures.SCHEMA, fp, me.name, (len(fb.n_bins),))
         setup = me.setup(keys)
         for fp in feature_parties:

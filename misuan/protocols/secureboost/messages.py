@@ -18,7 +18,7 @@ from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
 __all__ = [
-    "PROTOCOL", "STEP", "DecisionRequest", "Decisions", "HistogramReply", "LevelPlan", "SgbSchema", "SgbSetup",
+    "PROTOCOL", "STEP", "DecisionRequest", "Decisions", "HistogramReply", "LevelPlan", "Schema", "Setup",
     "SplitReply", "SplitRequest", "TrainEnd", "TreeStart", "check_array", "check_range",
 ]
 
@@ -26,9 +26,9 @@ PROTOCOL = ProtocolInfo("secureboost", 1, "vertical gradient boosting: encrypted
 STEP = "secureboost"
 
 
-@wire.message("secureboost.SgbSchema")
+@wire.message("secureboost.Schema")
 @dataclasses.dataclass
-class SgbSchema:
+class Schema:
     """A feature party's schema: rows, feature names and bins per feature."""
 
     n_rows: int
@@ -36,9 +36,9 @@ class SgbSchema:
     n_bins: np.ndarray  # int32 (F,), missing bin included
 
 
-@wire.message("secureboost.SgbSetup")
+@wire.message("secureboost.Setup")
 @dataclasses.dataclass
-class SgbSetup:
+class Setup:
     """The label party's HE public key."""
 
     public_key: dict[str, Any]

@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from misuan.crypto.he import MIN_BITS
+from misuan.crypto.he import MAX_BITS, MIN_BITS
 from misuan.params import ParamError, check_params, param
 
 __all__ = ["MAX_BIN_LIMIT", "BoostingParams", "Objective", "SecureBoostParams"]
 
 MAX_BIN_LIMIT = 254  # bins are uint8 and one more bin holds the missing values
-MAX_KEY_BITS = 16384  # the largest public key a feature party accepts
 
 Objective = Literal["binary:logistic", "reg:squarederror"]
 _OWNER = "SecureBoost"
@@ -39,9 +38,9 @@ class BoostingParams:
     base_score: float | None = param(None, "initial prediction: a probability for logistic loss; none: the mean label")
     first_tree_label_only: bool = param(False, "grow the first tree on the label party's features only")
     he_scheme: Literal["ou", "paillier"] = param("ou", "additively homomorphic scheme of the gradients")
-    key_bits: int = param(2048, "HE modulus size in bits (1024 only for tests)", ge=MIN_BITS, le=MAX_KEY_BITS)
+    key_bits: int = param(2048, "HE modulus size in bits (1024 only for tests)", ge=MIN_BITS, le=MAX_BITS)
     frac_bits: int = param(20, "fractional bits of the fixed-point gradients", ge=8, le=40)
-    n_jobs: int | None = param(None, "worker processes per party; none: every core")
+    n_jobs: int | None = param(None, "worker processes per party; none: every core", ge=1)
     random_state: int = param(0, "seed of the row and feature sampling", ge=0)
 
     def __post_init__(self) -> None:

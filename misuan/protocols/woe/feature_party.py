@@ -64,9 +64,9 @@ class WoeFeatureParty:
 
     def accept_labels(self, msg: EncryptedLabels) -> PublicKey:
         """Check the label party's first message (same job, a strong enough key, one label per row); its key."""
-        if msg.config != self.params.fingerprint():
+        if msg.params_fingerprint != self.params.fingerprint():
             raise ConfigError(
-                f"{self.peer} runs WOE with config {msg.config}, this party with {self.params.fingerprint()}: "
+                f"{self.peer} runs WOE with parameters {msg.params_fingerprint}, this party with {self.params.fingerprint()}: "
                 "give both the same job spec"
             )
         pk = public_key_from_wire(msg.public_key)

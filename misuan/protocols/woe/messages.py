@@ -41,7 +41,7 @@ MAX_CHUNK_ROWS = 1 << 20
 @wire.message("woe.EncryptedLabels")
 @dataclasses.dataclass
 class EncryptedLabels:
-    config: str  # WoeParams.fingerprint(): both parties must run the same job
+    params_fingerprint: str  # WoeParams.fingerprint(): both parties must run the same job
     public_key: dict[str, Any]
     n_rows: int
     n_chunks: int  # LabelChunk messages that follow

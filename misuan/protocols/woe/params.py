@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, get_args
 
+from misuan.crypto.he import MAX_BITS, MIN_BITS
 from misuan.params import ParamError, check_params, param
 
 __all__ = ["MAX_BINS", "METHODS", "SUPERVISED", "Method", "WoeParams"]
@@ -48,7 +49,7 @@ class WoeParams:
     share_edges: bool = param(True, "the feature party sends its bin edges (shown in the report)")
     share_iv: bool = param(False, "the label party sends the IV of each feature back")
     min_key_bits: int = param(
-        2048, "weakest homomorphic key the feature party accepts (2048 recommended)", ge=1024
+        2048, "weakest homomorphic key the feature party accepts (2048 recommended)", ge=MIN_BITS, le=MAX_BITS
     )
     workers: int | None = param(None, "processes per party for encryption and bin sums (default: all cores)", ge=1)
 
