@@ -174,17 +174,35 @@ def _ledger_path(args: argparse.Namespace) -> Path:
     return path
 
 
+def _ledger_verify(led: Any, args: argparse.Namespace) -> None:
+    from misuan.audit.peer_anchors import check_peer_anchors, load_export, parse_expected_head
+
+    length, head = parse_expected_head(args.expected_head) if args.expected_head else (None, None)
+    n = led.verify(expected_head=head, expected_length=length)
+    print(f"ledger {led.path}: {n} row(s), hash chain intact, head {n}:{led.head()}")
+    if args.peer_anchors:
+        report = check_peer_anchors(led, load_export(Path(args.peer_anchors)), args.signer)
+        print(f"consistent with the {report.checked} anchor(s) {report.peer} holds of it "
+              f"(newest: row {report.newest.length}, job {report.newest.job_id!r}, {report.newest.key_kind})")
+
+
 def cmd_ledger(args: argparse.Namespace) -> int:
     from misuan.audit.ledger import Ledger
+    from misuan.errors import LedgerTamperedError
 
     with Ledger(_ledger_path(args)) as led:
         if args.ledger_cmd == "verify":
-            n = led.verify()
-            print(f"ledger {led.path}: {n} row(s), hash chain intact, head {led.head()}")
+            _ledger_verify(led, args)
         elif args.ledger_cmd == "export":
             out = led.export_json(args.out, job_id=args.job)
             print(f"exported to {out}")
         else:
+            try:  # shown even when tampered (an auditor wants to see it), but the exit code says so
+                led.verify()
+                tampered = None
+            except LedgerTamperedError as exc:
+                tampered = exc
+                print(f"misuan: warning: this ledger fails verification: {exc}", file=sys.stderr)
             entries = led.entries(args.job)
             if args.json:
                 print(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
@@ -195,6 +213,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
                           f"{e.what} [{shape}, {e.form}]" + (f" {json.dumps(e.detail)}" if e.detail else ""))
                 if not entries:
                     print("(no entries)")
+            if tampered is not None:
+                raise tampered
     return 0
 
 
@@ -321,7 +341,7 @@ def _add_ledger_commands(sub: Subparsers) -> None:
     lsub = ledger.add_subparsers(dest="ledger_cmd", metavar="SUBCOMMAND", required=True)
     for name, text in (
         ("show", "list what this party disclosed and learned"),
-        ("verify", "check the hash chain; exit 8 naming the first tampered row"),
+        ("verify", "check the hash chain (and against a kept head or a peer's anchors); exit 8 naming what was tampered with"),
         ("export", "write the ledger as JSON (verified first)"),
     ):
         p = lsub.add_parser(name, help=text)
@@ -335,6 +355,12 @@ def _add_ledger_commands(sub: Subparsers) -> None:
             p.add_argument("--json", action="store_true", help="print rows as JSON")
         if name == "export":
             p.add_argument("--out", required=True, help="JSON file to write")
+        if name == "verify":
+            p.add_argument("--expected-head", help="HASH or LENGTH:HASH kept elsewhere (as verify prints it): "
+                           "catches truncation and a rewritten tail")
+            p.add_argument("--peer-anchors", metavar="FILE",
+                           help="a peer's `misuan ledger export`: check this ledger against the anchors it holds")
+            p.add_argument("--signer", help="this ledger's party, if the ledger does not name it")
         p.set_defaults(func=cmd_ledger)
 
 

@@ -88,6 +88,23 @@ class ProtocolVersionError(ProtocolError):
     help = "the peers run different versions of a protocol: upgrade the older node so both match"
 
 
+class InconsistentPeerError(ProtocolError):
+    """A peer's message is well formed but contradicts what this party knows (a consistency check failed).
+
+    ``peer`` and ``check`` name who sent it and which check failed (e.g. ``"positives total"``),
+    ``subject`` what it was about (a feature); the message says all three. Such checks catch a
+    peer's bugs and crude forgeries; they are not security against a malicious peer.
+    """
+
+    help = "a peer's values contradict this party's own data (a consistency check failed): the job stopped"
+
+    def __init__(self, message: str, *, peer: str = "", check: str = "", subject: str = "") -> None:
+        super().__init__(message)
+        self.peer = peer
+        self.check = check
+        self.subject = subject
+
+
 # --- cryptography --------------------------------------------------------------------------------
 class CryptoError(MisuanError):
     exit_code = 7

@@ -202,6 +202,9 @@ PARTNER_DIES = textwrap.dedent(
     chan.send("bank", HELLO_STEP, JobHello(spec.shared_hash(), []))
     chan.recv("bank", VERSIONS_STEP)
     chan.recv("bank", HELLO_STEP)
+    from misuan.node.anchoring import HELD_ANCHOR_STEP, HeldAnchor
+    chan.send("bank", HELD_ANCHOR_STEP, HeldAnchor(0, "0" * 64, ""))  # no anchor of the bank's ledger yet
+    chan.recv("bank", HELD_ANCHOR_STEP)
     time.sleep(0.5)  # let the bank's hello call return and its first step start
     os._exit(1)  # then die abruptly, without a goodbye, while the bank waits for our share
     """

@@ -43,12 +43,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     bank_only = next(v for k, v in aucs.items() if "bank features only" in k)
     pooled = next(v for k, v in aucs.items() if "pooled" in k)
     assert joint > bank_only and abs(joint - pooled) < 0.005
+    # the credit decision: the policy on the joint PDs, the product within the Chinese caps
+    assert "Credit decisions on the joint PDs:" in out and "CN caps pass (cn.financing_cost.24" in out
     parser = _Sections()
     parser.feed((tmp_path / "report.html").read_text(encoding="utf-8"))
     text = " ".join(parser.h2).lower()
-    for section in ("job", "shared customers", "woe", "model", "roc", "score", "importance", "ledger"):
+    for section in ("job", "shared customers", "woe", "model", "roc", "score", "importance", "ledger", "lending"):
         assert section in text, f"report lacks a {section!r} section: {parser.h2}"
-    assert parser.svgs >= 4
+    assert parser.svgs >= 5
     # the job spec the demo ran is the one two real nodes would run
     assert (tmp_path / "demo-job.toml").read_text().count("[[step]]") == 4
 
@@ -61,3 +63,10 @@ def test_demo_reports_a_bad_workdir_clearly(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "misuan: error:" in res.stderr
+
+
+def test_a_decline_notice_never_gives_a_protected_characteristic_as_a_reason() -> None:
+    from misuan.demo import _permitted
+
+    codes = ["partner:SEX", "bank:PAY_0", "partner:MARRIAGE", "partner:AGE", "partner:PAY_AMT1", "bank:LIMIT_BAL"]
+    assert _permitted(codes) == ["bank:PAY_0", "partner:PAY_AMT1", "bank:LIMIT_BAL"]

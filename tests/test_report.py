@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import importlib.util
 import os
+import re
 import shutil
 from collections.abc import Callable
 from html.parser import HTMLParser
@@ -14,20 +16,25 @@ import pytest
 
 from misuan.datasets.taiwan import PARTNER_FEATURES
 from misuan.errors import DataError
+from misuan.lending.policy import REASONS, PolicyParams
 from misuan.ml.metrics import ks_statistic, roc_auc
 from misuan.ml.outputs import FeatureIv, WoeBin, importance_from_secureboost, iv_from_woe_result
 from misuan.node.steps.registry import STEPS
+from misuan.params import ParamError
 from misuan.protocols.psi import disclosures as psi_disclosures
 from misuan.protocols.secureboost import disclosures as sb_disclosures
 from misuan.protocols.woe import disclosures as woe_disclosures
 from misuan.report import Summary, iv_strength, render_report
-from misuan.report.render import _monotonic
+from misuan.report.lending_section import LENDING_CSS, highlight
+from misuan.report.lending_summary import LendingSetup, lending_summary
+from misuan.report.render import _monotonic, render_html
 from misuan.report.sample import sample_summary
+from misuan.report.schema import CopyFinding
 
 EVIL = '<script>alert("x")</script>'
 EVIL_ATTR = '" onmouseover="alert(1)'
 EVIL_IMG = "<img src=x onerror=alert(1)>"
-SECTIONS = {"job", "psi", "iv", "models", "curves", "scores", "importance", "ledger", "params"}
+SECTIONS = {"job", "psi", "iv", "models", "curves", "scores", "importance", "ledger", "params", "lending"}
 
 
 class _Page(HTMLParser):
@@ -118,8 +125,8 @@ def page(summary: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> _
 def test_every_section_and_plot_is_present(summary: dict[str, Any], page: _Page) -> None:
     assert SECTIONS <= page.ids()
     assert {"roc", "ks", "score-histogram"} <= page.ids()
-    # ROC, KS, score histogram, feature importance; one WOE sparkline per feature
-    assert page.count("svg", "chart") == 4
+    # ROC, KS, score histogram, feature importance, limits by PD band; one WOE sparkline per feature
+    assert page.count("svg", "chart") == 5
     assert page.count("svg", "spark") == len(summary["iv"])
     titles = set(page.svg_titles)
     assert {"ROC curves", "KS plot of the joint model", "Predicted PD by actual outcome"} <= titles
@@ -130,7 +137,8 @@ def test_every_section_and_plot_is_present(summary: dict[str, Any], page: _Page)
     text = page.all_text
     for heading in ("Job summary", "Shared customers", "Feature strength (WOE / IV)", "Model comparison",
                     "ROC and KS curves", "Score distribution", "Feature importance", "Disclosure ledger",
-                    "SecureBoost parameters", "For the risk officer", "For the auditor"):
+                    "SecureBoost parameters", "Credit decisions and lending compliance", "For the risk officer",
+                    "For the auditor"):
         assert heading in text
     assert summary["job"]["job_id"] in text and "21,000" in text
 
@@ -439,3 +447,156 @@ def test_ledger_export_rows_are_accepted(tmp_path: Path) -> None:
     s["ledgers"][0]["entries"][0]["detail"] = {"edges": [1.5, 2.5], "size": 21000}
     text = _parse(render_report(s, tmp_path / "r.html")).all_text
     assert "edges = [1.5, 2.5]; size = 21,000" in text
+
+
+# --- the lending section ---------------------------------------------------------------------------
+def test_lending_section_shows_decisions_caps_disclosure_notice_and_copy(summary: dict[str, Any], page: _Page) -> None:
+    lending = summary["lending"]
+    d = lending["decisions"]
+    text = page.all_text
+    assert "lending" in page.ids() and ("a", {"href": "#lending"}) in page.tags
+    # the bands add up to the decisions, and the observed default rate comes from the hold-out labels
+    bands = page.table_rows["bands"][1:]
+    assert sum(int(r[1].replace(",", "")) for r in bands) == len(d["approved"])
+    assert sum(int(r[2].replace(",", "")) for r in bands) == sum(d["approved"])
+    assert all(r[3] == "0.0 %" for r in bands if float(r[0].split("–")[0]) >= 15)  # above max_pd: declined
+    # the caps check: every rule with its id, result and source
+    caps = page.table_rows["caps"][1:]
+    assert [r[0] for r in caps] == [c["rule_id"] for c in lending["product"]["caps"]]
+    assert {"cn.financing_cost.24", "cn.internet_loan.line_200k"} <= {r[0] for r in caps}
+    assert all(r[5].endswith("pass") for r in caps) and all("CBIRC" in r[6] or "NFRA" in r[6] for r in caps)
+    assert "cn.joint_lending.partner_share_30" in text  # listed as not checked
+    # the disclosure in both languages, annualised rate first and largest; the notice in both languages
+    assert page.count("section", "misuan-loan-disclosure") == 2 and page.count("section", "misuan-adverse-action") == 2
+    assert "Annualised rate (compound, IRR)" in text and "年化利率（复利，IRR）" in text
+    assert "Notice of action taken" in text and "授信结果通知" in text
+    for r in lending["notice"]["reasons"]:
+        assert r["en"] in text and r["zh"] in text
+    # the copy findings: one highlighted span per finding not about the whole text
+    violating = lending["copy_checks"][1]
+    marked = [f for f in violating["findings"] if f["rule_id"] != "missing-risk-warning"]
+    assert {f["rule_id"] for f in violating["findings"]} >= {
+        "rate-without-annualised", "zero-interest-with-fees", "student-targeting", "guaranteed-approval",
+        "over-borrowing", "missing-risk-warning"}
+    assert page.count("mark", "finding") == len(marked) and not lending["copy_checks"][0]["findings"]
+
+
+def test_the_disclosure_puts_the_annualised_rate_first_and_largest(summary: dict[str, Any]) -> None:
+    html = render_html_of(summary)
+    block = html[html.index('<section class="misuan-loan-disclosure" lang="en">'):]
+    block = block[: block.index("</section>")]
+    sizes = [float(x) for x in re.findall(r"font-size:([0-9.]+)em", block)]
+    assert sizes and sizes[0] == max(sizes)  # the headline is the annualised rate
+    first = block[block.index("<p"): block.index("</p>")]
+    assert "Annualised rate" in first and "Monthly rate" not in first
+
+
+def render_html_of(s: dict[str, Any]) -> str:
+    return render_html(Summary.from_dict(s), generated_at="fixed")
+
+
+def test_a_summary_without_lending_renders_as_before(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=300)
+    del s["lending"]
+    html = render_html_of(s)
+    assert 'id="lending"' not in html and "#lending" not in html and LENDING_CSS not in html
+    assert "mark.finding" not in html and "Credit decisions" not in html
+    assert html.count("<section") == len(SECTIONS) - 1
+
+
+def test_copy_spans_are_highlighted_with_overlaps_split() -> None:
+    text = "<b>秒批必下款</b> ok"
+    spans = [CopyFinding("a", "error", "t", 3, 5, "秒批"), CopyFinding("b", "warning", "t", 4, 8, "批必下款"),
+             CopyFinding("c", "warning", "t", 0, len(text), text)]  # the whole text: listed, not marked
+    out = highlight(text, spans)
+    assert "<b>" not in out and "&lt;b&gt;" in out
+    assert out.count("<mark") == 3  # 秒 | 批 | 必下款
+    assert '<mark class="finding error" title="[1] a; [2] b">批</mark><sup>1</sup>' in out
+    assert '<mark class="finding warning" title="[2] b">必下款</mark><sup>2</sup>' in out
+
+
+def test_lending_summary_picks_its_examples_and_checks_the_worst_case() -> None:
+    rng = np.random.default_rng(3)
+    pds = rng.beta(1.2, 6, 400).tolist()
+    reason = REASONS["PD_HIGH"]
+    out = lending_summary(pds, LendingSetup(), dt.date(2026, 11, 23),
+                          notice_reasons=lambda rows: [((reason,), "test") if i % 2 == 0 else ((), "none") for i in rows])
+    d = out["decisions"]
+    approved = [i for i, ok in enumerate(d["approved"]) if ok]
+    declined = [i for i, ok in enumerate(d["approved"]) if not ok]
+    assert approved and declined and all(pds[i] > 0.1 for i in declined)
+    p = out["product"]
+    assert p["principal"] == max(d["limit"]) and p["annual_rate"] == max(d["rate"][i] for i in approved)
+    assert p["annualised_simple"] > p["annual_rate"]  # the upfront fee counts
+    assert out["example_loan"]["applicant"] in approved
+    assert out["example_loan"]["principal"] == d["limit"][out["example_loan"]["applicant"]]
+    notice = out["notice"]
+    assert notice["applicant"] in declined and notice["applicant"] % 2 == 0
+    assert notice["explained"] == sum(1 for i in declined if i % 2 == 0) and notice["reasons"][0]["code"] == "PD_HIGH"
+    assert "PD_HIGH" in notice["policy_reasons"] and "DTI_HIGH" not in notice["policy_reasons"]
+    assert set(d["decline_reasons"]) <= {"PD_HIGH", "PRICE_ABOVE_CAP"}
+
+
+def test_a_notice_without_reasons_says_so(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=300)
+    s["lending"]["notice"]["reasons"] = []
+    s["lending"]["notice"]["reasons_from"] = "no per-customer contributions."
+    page = _parse(render_report(s, tmp_path / "r.html"))
+    assert "Reasons unavailable: no per-customer contributions." in page.all_text
+    assert page.count("section", "misuan-adverse-action") == 0
+
+
+def _first(flags: list[bool], value: bool) -> int:
+    return flags.index(value)
+
+
+def _lending(mutate: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    return lambda s: mutate(s["lending"])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_lending(_set(1, "colour")), r"summary\.lending has unknown keys \['colour'\]"),
+        (_lending(_drop("decisions", "rate_cap")), r"summary\.lending\.decisions\.rate_cap is missing"),
+        (_lending(_set("xgb", "decisions", "model")), r"summary\.lending\.decisions\.model is 'xgb', not one of"),
+        (_lending(lambda x: x["decisions"]["limit"].pop()), r"summary\.lending\.decisions\.limit has 299 values for 300"),
+        (_lending(lambda x: x["decisions"]["rate"].__setitem__(_first(x["decisions"]["approved"], True), 0.5)),
+         r"summary\.lending\.decisions\.rate\[\d+\] is 0\.5, above the rate cap 0\.24"),
+        (_lending(lambda x: x["decisions"]["limit"].__setitem__(_first(x["decisions"]["approved"], False), 500.0)),
+         r"summary\.lending\.decisions\.limit\[\d+\] is 500\.00 for a declined applicant"),
+        (_lending(_set(["yes"], "decisions", "approved")), r"summary\.lending\.decisions\.approved\[0\] must be true or false"),
+        (_lending(_set({"TOO_YOUNG": 3}, "decisions", "decline_reasons")), r"decline_reasons has unknown reason codes \['TOO_YOUNG'\]"),
+        (_lending(_set(-5.0, "product", "principal")), r"summary\.lending\.product\.principal must be positive"),
+        (_lending(_set("maybe", "product", "caps", 0, "status")), r"summary\.lending\.product\.caps\[0\]\.status is 'maybe'"),
+        (_lending(_set("next week", "product", "contract_date")), r"summary\.lending\.product\.contract_date is 'next week', not an ISO date"),
+        (_lending(_set(1.0, "product", "upfront_fee_rate")), r"summary\.lending\.product\.upfront_fee(_rate)? must"),
+        (_lending(lambda x: x["example_loan"].__setitem__("applicant", _first(x["decisions"]["approved"], False))),
+         r"summary\.lending\.example_loan\.applicant is \d+, a customer the policy declined"),
+        (_lending(_set(10**6, "example_loan", "principal")), r"summary\.lending\.example_loan\.principal is 1,000,000\.00, above"),
+        (_lending(lambda x: x["notice"].__setitem__("applicant", _first(x["decisions"]["approved"], True))),
+         r"summary\.lending\.notice\.applicant is \d+, a customer the policy approved"),
+        (_lending(_set(300, "notice", "applicant")), r"summary\.lending\.notice\.applicant is 300, not an index"),
+        (_lending(lambda x: x["notice"]["reasons"].extend([{"code": f"R{k}", "en": "e", "zh": "z"} for k in range(3)])),
+         r"summary\.lending\.notice\.reasons must be at most 4 distinct reasons"),
+        (_lending(_set("sorry", "copy_checks", 1, "findings", 1, "text")),
+         r"summary\.lending\.copy_checks\[1\]\.findings\[1\]\.text is 'sorry', not the text it spans"),
+        (_lending(_set(999, "copy_checks", 1, "findings", 1, "end")), r"summary\.lending\.copy_checks\[1\]\.findings\[1\] spans"),
+        (_lending(_set("fatal", "copy_checks", 1, "findings", 0, "severity")), r"findings\[0\]\.severity is 'fatal'"),
+    ],
+)
+def test_invalid_lending_data_is_refused_with_the_path(
+    mutate: Callable[[dict[str, Any]], None], message: str, tmp_path: Path
+) -> None:
+    s = sample_summary(n_holdout=300)
+    mutate(s)
+    with pytest.raises(DataError, match=message):
+        render_report(s, tmp_path / "r.html")
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_lending_setup_refuses_a_policy_sized_for_another_term() -> None:
+    with pytest.raises(ParamError, match=r"lending setup parameter policy\.term_months: must be the product's term_months \(12\)"):
+        LendingSetup(policy=PolicyParams(term_months=24))
+    with pytest.raises(ParamError, match=r"lending setup parameter product\.upfront_fee_rate"):
+        LendingSetup(product={"upfront_fee_rate": 1.5})  # type: ignore[arg-type]

@@ -4,7 +4,9 @@ A thin wrapper over OpenSSL through ``cryptography``. Keys are ECDSA P-256 (supp
 build). A party certificate names the party twice: subject CN = party name (the server reads it to
 identify the sender) and a DNS SAN = party name (the client checks it, through gRPC's
 ``ssl_target_name_override``, to know it reached the party it meant). ``hosts`` add further SANs
-(``localhost`` and ``127.0.0.1`` by default) for tools that verify by address.
+(none by default) for tools that verify by address. No certificate carries ``localhost`` unless a
+caller lists it, and ``localhost`` is never a party name: every certificate of a CA that added it
+would otherwise stand for a party of that name.
 
 Files are written atomically (a temporary file in the same directory, then ``os.replace``) so a
 crash never leaves half a key; private keys are created with mode 0600.
@@ -49,7 +51,8 @@ __all__ = [
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
-DEFAULT_HOSTS = ("localhost", "127.0.0.1")
+DEFAULT_HOSTS: tuple[str, ...] = ()  # misuan connects by party name (ssl_target_name_override)
+RESERVED_PARTY_NAMES = ("localhost",)  # a name many tools put in certificates
 # a party name is also a DNS name in its certificate: one lowercase label, so hostname matching
 # (case-insensitive, no wildcards) cannot confuse two parties
 _PARTY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -90,6 +93,8 @@ def check_party_name(party: str) -> str:
             f"party name {party!r} cannot name a certificate: use 1-63 lowercase letters, digits or '-', "
             "not starting or ending with '-'"
         )
+    if party in RESERVED_PARTY_NAMES:
+        raise ConfigError(f"party name {party!r} is reserved: certificates often carry it as a host name")
     return party
 
 

@@ -131,6 +131,23 @@ class Decision:
                 "required_rate": self.required_rate, "rate_cap": self.rate_cap, "amount_cap": self.amount_cap,
                 "reasons": [r.code for r in self.reasons]}
 
+    @property
+    def decline_causes(self) -> tuple[Reason, ...]:
+        """The reasons that made the policy decline (empty when approved): a PD above ``max_pd``, a risk
+        price above the cap, or a limit under ``min_limit`` with the capacity bound that made it small.
+
+        ``reasons`` also names the capacity bound that sized the limit (``DTI_HIGH``, ``INCOME_LOW``, ...)
+        on every application; on a decline for risk that bound did not cause the decline, so a notice
+        must not cite it.
+        """
+        if self.approved:
+            return ()
+        codes = {r.code for r in self.reasons}
+        causes = {"PD_HIGH", "PRICE_ABOVE_CAP"}
+        if "LIMIT_BELOW_MINIMUM" in codes:
+            causes |= {"LIMIT_BELOW_MINIMUM", "DTI_HIGH", "DEBT_HIGH", "INCOME_LOW"}
+        return tuple(r for r in self.reasons if r.code in causes)
+
 
 def _caps(params: PolicyParams, caps: PolicyCaps | None) -> tuple[float, float]:
     rate_cap = min(params.rate_cap, caps.rate_cap if caps and caps.rate_cap is not None else math.inf)

@@ -3,8 +3,11 @@
 Every party creates the same estimator and calls ``fit`` on its own end of the job's channel with
 its own columns of the aligned rows; the label party also passes ``y``. Each party ends up with its
 own *model part*: the label party keeps the tree structure, leaf values and its own thresholds; a
-feature party keeps only the thresholds of the splits on its features. Prediction is joint
-(``predict_proba`` on every party with the same rows); only the label party gets the scores.
+feature party keeps only the thresholds of the splits on its features (and the trees' shapes).
+Prediction is joint (``predict_proba`` on every party with the same rows); only the label party gets
+the scores. ``predict_contributions`` and ``reason_codes`` explain each row's score by feature,
+the feature parties' features by name (exact TreeSHAP needs the feature parties' consent to the
+per-node mode: ``prediction_mode="nodes"`` on their side; ``method="saabas"`` works with leaf sets).
 
 ``fit_local`` runs every party in one process (threads over in-memory channels) for notebooks
 and tests; the same code runs in separate processes over gRPC.
@@ -44,12 +47,15 @@ from misuan.protocols.secureboost import (
     MODEL_VERSION,
     STEP,
     Objective,
+    PredictionMode,
     SecureBoostParams,
+    explain_label_party,
     predict_feature_party,
     predict_label_party,
     train_feature_party,
     train_label_party,
 )
+from misuan.protocols.secureboost.explain import ContributionMethod, contribution_names, reason_codes
 
 __all__ = ["SecureBoostClassifier", "SecureBoostRegressor", "fit_local", "predict_local"]
 
@@ -61,10 +67,15 @@ def _hyperparameters() -> tuple[inspect.Parameter, ...]:
     """
     hints = typing.get_type_hints(SecureBoostParams)
     return tuple(
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_default(f), annotation=hints[f.name])
         for f in dataclasses.fields(SecureBoostParams)
         if f.name != "objective"
     )
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A field's default; a table's (``monotone_constraints``) is a fresh copy per estimator."""
+    return f.default_factory() if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING else f.default
 
 
 _HYPERPARAMETERS = _hyperparameters()
@@ -82,7 +93,8 @@ class _SecureBoostBase:
         if unknown:
             raise TypeError(f"{type(self).__name__} has no parameter(s) {unknown}; its parameters are {list(_NAMES)}")
         for hp in _HYPERPARAMETERS:
-            setattr(self, hp.name, params.get(hp.name, hp.default))
+            default = dict(hp.default) if isinstance(hp.default, dict) else hp.default
+            setattr(self, hp.name, params.get(hp.name, default))
 
     # --- sklearn plumbing --------------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -144,6 +156,7 @@ class _SecureBoostBase:
         self.n_features_in_ = len(model["feature_names"])
         if self.role_ == "label_party":
             self.n_trees_ = len(model["trees"])
+            self.contribution_names_ = contribution_names(model)
             imp = model["importance"]
             keys = [f"{self.party_}:{nm}" for nm in model["feature_names"]]
             for party, names in model["feature_parties"].items():
@@ -171,12 +184,53 @@ class _SecureBoostBase:
             raise ConfigError("this SecureBoost model is not fitted: call fit or load_model first")
 
     def decision_function(self, X: Any, *, channel: Channel, step: str = STEP) -> np.ndarray | None:
-        """Joint prediction; the label party gets the margins, a feature party ``None``."""
+        """Joint prediction; the label party gets the margins, a feature party ``None``.
+
+        The label party asks in its ``prediction_mode``; a feature party answers in the per-node
+        mode only if its own ``prediction_mode`` is ``"nodes"``.
+        """
         self._check_fitted()
+        mode = self._prediction_mode()
         if self.role_ == "label_party":
-            return predict_label_party(channel, self.model_, X, step)
-        predict_feature_party(channel, self.model_, X, step)
+            return predict_label_party(channel, self.model_, X, step, mode)
+        predict_feature_party(channel, self.model_, X, step, mode)
         return None
+
+    def _prediction_mode(self) -> PredictionMode:
+        mode = getattr(self, "prediction_mode", "leaves")
+        if mode not in ("leaves", "nodes"):
+            raise ConfigError(f"prediction_mode must be 'leaves' or 'nodes', not {mode!r}")
+        return typing.cast(PredictionMode, mode)
+
+    def predict_contributions(
+        self, X: Any, *, channel: Channel, method: ContributionMethod = "treeshap", step: str = STEP
+    ) -> np.ndarray | None:
+        """Joint prediction with each feature's contribution to each row's margin (label party; others ``None``).
+
+        Columns: :attr:`contribution_names_` (``party:feature``, then ``bias``); each row sums to
+        its margin. ``"treeshap"`` is XGBoost's ``pred_contribs=True`` (exact; asks the feature
+        parties for every split decision), ``"saabas"`` its ``approx_contribs=True`` (leaf sets do).
+        """
+        self._check_fitted()
+        mode = self._prediction_mode()
+        if self.role_ == "label_party":
+            return explain_label_party(channel, self.model_, X, step, method, mode)
+        predict_feature_party(channel, self.model_, X, step, mode)
+        return None
+
+    def reason_codes(
+        self, X: Any, *, channel: Channel, k: int = 4, method: ContributionMethod = "treeshap",
+        adverse: typing.Literal["positive", "negative"] = "positive", step: str = STEP,
+    ) -> list[list[str]] | None:
+        """Per row, the ``k`` features that pushed its score most the adverse way (label party; others ``None``).
+
+        ``adverse="positive"``: raising the margin is adverse (the model scores the bad outcome,
+        label 1 = default, as misuan's credit steps train it).
+        """
+        contribs = self.predict_contributions(X, channel=channel, method=method, step=step)
+        if contribs is None:
+            return None
+        return reason_codes(contribs, self.contribution_names_, k, adverse)
 
     # --- persistence -------------------------------------------------------------------------
     def save_model(self, path: str | os.PathLike[str]) -> Path:
@@ -193,8 +247,13 @@ class _SecureBoostBase:
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"cannot read SecureBoost model {path}: {exc}") from exc
         model = doc.get("model") if isinstance(doc, dict) else None
-        if not isinstance(model, dict) or model.get("version") != MODEL_VERSION or model.get("role") not in ("label_party", "feature_party"):
-            raise DataError(f"{path} is not a SecureBoost model part of version {MODEL_VERSION}")
+        if not isinstance(model, dict) or model.get("role") not in ("label_party", "feature_party"):
+            raise DataError(f"{path} is not a SecureBoost model part")
+        if model.get("version") != MODEL_VERSION:
+            raise DataError(
+                f"{path} is a SecureBoost model part of version {model.get('version')}; this misuan reads version "
+                f"{MODEL_VERSION} (missing-value splits and leaf-set prediction changed the format): train the model again"
+            )
         est = cls(**{k: v for k, v in doc.get("params", {}).items() if k in _NAMES})
         est._set_model(model)
         return est

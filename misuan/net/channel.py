@@ -17,7 +17,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from misuan.errors import (
     PeerDisconnectedError,
@@ -27,7 +27,10 @@ from misuan.errors import (
 from misuan.net import wire
 from misuan.net.disclosure import Disclosure, DisclosureKind, DisclosureRecorder, MemoryRecorder
 
-__all__ = ["Channel", "ChannelStats", "Disclosure", "DisclosureKind", "Mailbox", "PeerStats"]
+if TYPE_CHECKING:
+    from misuan.crypto.certs import TlsMaterial
+
+__all__ = ["DEFAULT_MAILBOX_MESSAGES", "Channel", "ChannelStats", "Disclosure", "DisclosureKind", "Mailbox", "PeerStats"]
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MAX_MESSAGE_BYTES = 8 << 30  # 8 GiB: far above any job's need, still refuses absurd claims
@@ -67,27 +70,42 @@ class ChannelStats:
         }
 
 
-class Mailbox:
-    """Received, not yet consumed payloads keyed by (sender, step, seq); bounded in bytes.
+DEFAULT_MAILBOX_MESSAGES = 4096  # unconsumed messages; honest protocols keep a few dozen in flight
 
-    ``put`` blocks while more than ``capacity_bytes`` wait unconsumed (back-pressure to the
-    transport), except that one message always fits so a single large message cannot deadlock.
+
+class Mailbox:
+    """Received, not yet consumed payloads keyed by (sender, step, seq); bounded in bytes and count.
+
+    ``put`` blocks while more than ``capacity_bytes`` or ``capacity_messages`` wait unconsumed
+    (back-pressure to the transport), except that one message always fits so a single large message
+    cannot deadlock. The count bound matters for tiny messages: 20,000 empty payloads on steps the
+    receiver never reads would otherwise grow the box (keys, objects) without limit.
     """
 
-    def __init__(self, capacity_bytes: int = 1 << 30) -> None:
+    def __init__(self, capacity_bytes: int = 1 << 30, capacity_messages: int = DEFAULT_MAILBOX_MESSAGES) -> None:
         self._cond = threading.Condition()
         self._items: dict[tuple[str, str, int], bytearray | bytes] = {}
         self._buffered = 0
         self._capacity = capacity_bytes
+        self._capacity_messages = capacity_messages
         self._closed: dict[str, str] = {}  # sender -> reason
         self._receiver_closed = False
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def _full(self, size: int) -> bool:
+        if len(self._items) >= self._capacity_messages:
+            return True
+        return bool(self._buffered) and self._buffered + size > self._capacity
 
     def put(self, sender: str, step: str, seq: int, payload: bytearray | bytes) -> None:
         with self._cond:
             key = (sender, step, seq)
             if key in self._items:
                 raise UnexpectedMessageError(f"{sender} sent step {step!r} message #{seq} twice")
-            while self._buffered and self._buffered + len(payload) > self._capacity:
+            while self._full(len(payload)):
                 if self._receiver_closed:  # nobody will drain the box: do not block the transport forever
                     raise PeerDisconnectedError(f"the receiver closed its channel; {sender}'s step {step!r} message dropped")
                 self._cond.wait(timeout=1.0)
@@ -190,6 +208,8 @@ class Channel(ABC):
         peer.bytes_received += len(payload)
         peer.messages_received += 1
         self._received_since_send = True
+        # the type and size bound are checked on the payload's first bytes, before any object exists
+        wire.check_expected(payload, expect, frm, step)
         msg = wire.decode(payload)
         if self.transcript is not None:
             self.transcript.append((frm, step, msg))
@@ -231,6 +251,14 @@ class Channel(ABC):
                 detail=detail,
             )
         )
+
+    def identity(self) -> TlsMaterial | None:
+        """This party's TLS material (CA, certificate, key) if the transport authenticates with it.
+
+        The job runner signs its ledger anchors with that key (:mod:`misuan.node.anchoring`);
+        in-memory channels have none.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release transport resources; peers then see :class:`PeerDisconnectedError`."""

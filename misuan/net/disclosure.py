@@ -62,6 +62,12 @@ class DisclosureKind:
             raise ValueError(f"disclosure form must be one of {Disclosure.FORMS}, not {self.form!r}")
 
 
+# The ``when`` of a catalogue entry that records a failed consistency check rather than a new
+# disclosure: the values the peer sent, which this party's own data contradicts. Only the party that
+# ran the check records it, and only when the check fails, so no honest run shows one.
+CHECK_FAILED = "a consistency check fails"
+
+
 def catalogue_table(kinds: Sequence[DisclosureKind]) -> str:
     """The Markdown table of a protocol's catalogue, as ``docs/privacy.md`` shows it."""
     lines = ["| what | form | from | to | when |", "|---|---|---|---|---|"]

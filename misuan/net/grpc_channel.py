@@ -248,6 +248,9 @@ class GrpcChannel(Channel):
         link.gone = reason
         self._box.close_sender(link.name, reason)
 
+    def identity(self) -> TlsMaterial:
+        return self.tls
+
     # --- transport hooks -----------------------------------------------------------------------------
     def _mailbox(self) -> Mailbox:
         return self._box

@@ -11,8 +11,10 @@ It answers the four calls of ``misuan.transport.v1.Transport`` (see :mod:`misuan
 
 Authentication: clients must present a certificate of the job's CA (``require_client_auth``). The
 sender's identity is taken from that certificate (CN, see
-:func:`misuan.crypto.certs.party_from_certificate`); a sender that is not a party of the job, or
-whose messages claim another party's name, is refused.
+:func:`misuan.crypto.certs.party_from_certificate`); a sender whose messages claim another party's
+name is refused (``PERMISSION_DENIED``). A message for a job this server does not run and one from a
+sender that is not a party of the job are answered alike (``NOT_FOUND``, the same text), so a
+certificate of the CA does not tell its holder which job ids are running.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import grpc
 
 from misuan.crypto.certs import TlsFiles, check_tls_files, party_from_certificate
 from misuan.errors import AuthenticationError, ConfigError, MalformedMessageError, UnexpectedMessageError
+from misuan.net import wire
 from misuan.net.channel import Mailbox
 from misuan.net.grpc_framing import MAX_FRAME_BYTES, SERVICE, FrameHeader, parse_first_frame, parse_hello
 
@@ -161,14 +164,13 @@ class PartyServer:
             )
         with self._lock:
             job = self._jobs.get(job_id)
-        if job is None:
-            self._refuse(context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r}", expected=starting)
-        if sender not in job.parties or sender == self.party:
+        # A job this server does not run and a job the sender is no party of get the same answer:
+        # otherwise any holder of a certificate of the CA could probe which job ids are running here.
+        # (A party that starts before us pings until we run the job: that is normal, not an attack.)
+        if job is None or sender not in job.parties or sender == self.party:
             self._refuse(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                # the job's party list is not told: who collaborates with whom is itself sensitive
-                f"certificate CN={sender!r} is not a peer of {self.party!r} in job {job_id!r}",
+                context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r} with {sender!r}",
+                expected=starting and job is None,
             )
         return job, sender
 
@@ -213,7 +215,30 @@ class PartyServer:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"malformed message dropped: {rest.nbytes} payload bytes in the first frame, {header.size} declared",
             )
+        self._check_declared_type(context, header, rest)
         return job, sender, header, rest
+
+    def _check_declared_type(self, context: grpc.ServicerContext, header: FrameHeader, prefix: memoryview) -> None:
+        """Refuse, from the first frame, a message whose type is unknown or smaller than its declared size.
+
+        The payload's first bytes name its type; its size bound (:func:`wire.max_bytes`) is known
+        before the rest of the stream is buffered (a 32 MiB "hello" is refused after its first frame).
+        """
+        try:
+            name = wire.message_name(prefix)
+        except MalformedMessageError as exc:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed message dropped: {exc}")
+        if name is None:
+            return
+        if name not in wire.registered_messages():
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed message dropped: unknown type {name!r}")
+        bound = wire.max_bytes(name)
+        if bound is not None and header.size > bound:
+            self._refuse(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed message dropped: a {name} of {header.size} bytes; that type is at most {bound} bytes",
+            )
 
     def _put(self, context: grpc.ServicerContext, job: _Job, sender: str, header: FrameHeader, buf: bytearray) -> None:
         try:

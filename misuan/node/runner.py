@@ -51,11 +51,19 @@ from typing import Any
 
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
+from misuan.crypto.anchor import AnchorSigner
 from misuan.errors import ConfigError, JobError, JobSpecError, MisuanError, ProtocolError
 from misuan.net import wire
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
-from misuan.net.protocol import check_versions
+from misuan.net.protocol import ProtocolInfo, check_versions
+from misuan.node.anchoring import (
+    ANCHOR_STEP,
+    anchor_signer,
+    check_against_job_states,
+    check_held_anchors,
+    exchange_anchors,
+)
 from misuan.node.data import CheckedDataset, DataWarning, check_dataset
 from misuan.node.spec import JobSpec, StepSpec, canonical_json
 from misuan.node.steps import StepContext, StepResult, parse_step_params, step_kind
@@ -79,9 +87,10 @@ Progress = Callable[[str], None]
 VERSIONS_STEP = "job/versions"
 HELLO_STEP = "job/hello"
 GOODBYE_STEP = "job/goodbye"
+CONTROL_MESSAGE_BYTES = 64 << 10  # the job's own messages: versions, hello, goodbye, anchors
 
 
-@wire.message("job.Versions")
+@wire.message("job.Versions", max_bytes=CONTROL_MESSAGE_BYTES)
 @dataclasses.dataclass
 class JobVersions:
     """The first message of every job. Its shape is frozen, so every build from this one on can read it.
@@ -95,14 +104,14 @@ class JobVersions:
     protocols: dict[str, int]  # name -> version of every protocol the job's steps speak
 
 
-@wire.message("job.Hello")
+@wire.message("job.Hello", max_bytes=CONTROL_MESSAGE_BYTES)
 @dataclasses.dataclass
 class JobHello:
     spec_hash: str  # JobSpec.shared_hash(): what every party must agree on
     completed: list[str]  # steps this party offers to skip (resume)
 
 
-@wire.message("job.Goodbye")
+@wire.message("job.Goodbye", max_bytes=CONTROL_MESSAGE_BYTES)
 @dataclasses.dataclass
 class JobGoodbye:
     completed: list[str]
@@ -173,9 +182,15 @@ def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
     return CheckedParty(party, dataset, params)
 
 
+# the runner's own exchange around the steps: hello, held anchors, ledger anchors, goodbye; bump it
+# when that exchange changes (v2: the ledger anchors), so an older node is refused by version
+JOB_PROTOCOL = ProtocolInfo("job", 2, "the runner's messages around the steps: hello, ledger anchors, goodbye")
+
+
 def job_protocols(spec: JobSpec) -> dict[str, int]:
-    """Name -> version of every protocol the job's steps speak (their kinds' ``protocols``)."""
-    return {p.name: p.version for step in spec.steps for p in step_kind(step, spec).protocols}
+    """Name -> version of the runner's exchange and of every protocol the job's steps speak."""
+    steps = {p.name: p.version for step in spec.steps for p in step_kind(step, spec).protocols}
+    return {JOB_PROTOCOL.name: JOB_PROTOCOL.version, **steps}
 
 
 def job_versions(spec: JobSpec) -> JobVersions:
@@ -326,16 +341,16 @@ def run_party(
     hashes = _step_hashes(spec, party)
     offered = files.completed(hashes) if resume else []
     run = _PartyRun(spec, checked, files, hashes, offered, progress or _quiet)
+    ledger = _open_checked_ledger(pdir, party)  # before this job's state.json is rewritten: it holds a head
     run.save()
 
-    ledger = Ledger(pdir / "ledger.sqlite")
     channel: Channel | None = None
     try:
-        ledger.verify()  # refuse to append to a tampered ledger
         channel = open_channel(ledger)
         run.agree(channel, offered)
+        check_held_anchors(channel, ledger)  # the peers' anchors of this ledger, before anything is appended
         run.run_steps(channel, stop)
-        return run.finish(channel, ledger)
+        return run.finish(channel, ledger, anchor_signer(channel, pdir))
     except BaseException as exc:
         run.record_failure(exc, ledger, stop)
         if isinstance(exc, MisuanError) or not isinstance(exc, Exception):
@@ -349,6 +364,19 @@ def run_party(
 
 def _quiet(msg: str) -> None:
     pass
+
+
+def _open_checked_ledger(party_dir: Path, party: str) -> Ledger:
+    """The party's ledger, refused (:class:`LedgerTamperedError`) if its chain is broken or it lacks a
+    head that one of the party's jobs recorded in its state file (truncated or rewritten)."""
+    ledger = Ledger(party_dir / "ledger.sqlite", party)
+    try:
+        ledger.verify()
+        check_against_job_states(ledger, party_dir)
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
 
 
 def _report_warnings(party: str, warnings_: Sequence[str], progress: Progress | None) -> None:
@@ -389,7 +417,8 @@ class _PartyRun:
                 for s in spec.steps
             },
             "error": None,
-            "ledger_head": None,
+            "ledger_head": None,  # with ledger_length: the ledger's head when the job last stopped
+            "ledger_length": None,
             "misuan_version": __version__,
         }
 
@@ -438,11 +467,16 @@ class _PartyRun:
             self.save()
             self.say(f"[{self.party}] step {i}/{total} {step.name} done in {time.monotonic() - t0:.2f} s")
 
-    def finish(self, channel: Channel, ledger: Ledger) -> PartyOutcome:
+    def finish(self, channel: Channel, ledger: Ledger, signer: AnchorSigner) -> PartyOutcome:
+        self.current = ANCHOR_STEP
+        anchor = exchange_anchors(channel, ledger, signer)  # the signed head covers every row of the job
         self.current = GOODBYE_STEP
         _goodbye(channel, list(self.outputs))
         traffic = channel.stats.as_dict()
-        self.state.update(status="completed", finished_at=_now(), ledger_head=ledger.head(), traffic=traffic)
+        self.state.update(
+            status="completed", finished_at=_now(), ledger_head=anchor.head, ledger_length=anchor.length,
+            traffic=traffic,
+        )
         self.save()
         self.say(f"[{self.party}] job {self.spec.job_id} completed; results in {self.files.root}")
         return PartyOutcome(
@@ -456,7 +490,7 @@ class _PartyRun:
         if self.current in self.state["steps"]:
             self.state["steps"][self.current]["status"] = "failed"
         try:
-            self.state["ledger_head"] = ledger.head()
+            self.state["ledger_length"], self.state["ledger_head"] = ledger.length(), ledger.head()
         except MisuanError:
             pass
         self.save()

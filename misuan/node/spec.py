@@ -81,8 +81,8 @@ __all__ = [
 
 SPEC_VERSION = 1
 ROLES = ("label_party", "feature_party")
-# every kind the spec language knows; the runner refuses a kind no adapter is registered for
-RESERVED_PARTY_NAMES = ("all",)  # used by protocols as the discloser of joint results
+# "all": the discloser of joint results; "localhost": a host name many certificates carry
+RESERVED_PARTY_NAMES = ("all", "localhost")
 RESERVED_STEP_NAMES = ("job",)  # the runner's versions, hello and goodbye travel as steps "job/versions", "job/hello", "job/goodbye"
 
 # names become directory and file names and certificate subjects: keep them plain
@@ -440,6 +440,8 @@ def _party_name(value: Any, where: str, err: type[ConfigError]) -> str:
         raise err(f"{where}: missing; give a party name")
     if not isinstance(value, str) or not _PARTY_NAME.match(value):
         raise err(f"{where}: a party name is 1-63 lowercase letters, digits or '-', not starting or ending with '-' (got {value!r})")
+    if value == "localhost":
+        raise err(f"{where}: 'localhost' is reserved (a host name many certificates carry); choose another party name")
     return value
 
 

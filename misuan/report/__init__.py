@@ -46,14 +46,32 @@ raises :class:`misuan.errors.DataError` naming the path, e.g. ``summary.iv[3].bi
                       "seq"?: 3, "job_id"?: "", "recorded_at"?: "", "prev_hash"?: "", "hash"?: ""}]}
       ],                                      # entries = the "rows" of Ledger.export_json
       "secureboost": {"n_trees": 30, "max_depth": 4, "learning_rate": 0.3, "he_scheme": "ou", ...},
-      "woe_definition"?: "WOE = ln(share of goods in the bin / share of bads in the bin)"
+      "woe_definition"?: "WOE = ln(share of goods in the bin / share of bads in the bin)",
+      "lending"?: {                           # credit decisions from evaluation.scores[model]; see
+        "decisions": {"model": "joint",       # misuan.report.lending_schema, built by lending_summary
+                      "approved": [...], "limit": [...], "rate": [...],   # parallel to evaluation.y_true
+                      "rate_cap": 0.24, "amount_cap": 200000.0, "policy"?: {...}, "cap_rules"?: [...],
+                      "decline_reasons"?: {"PD_HIGH": 3041}},
+        "product": {"name": ..., "term_months": 12, "upfront_fee_rate": 0.01, "currency": "CNY",
+                    "jurisdiction": "CN", "lender": "bank_internet", "contract_date": "2026-11-23",
+                    "principal": ..., "annual_rate": ..., "annualised_simple": ..., "annualised_compound": ...,
+                    "caps": [CapCheck.as_dict() rows], "not_checked"?: [...], "basis"?: "..."},
+        "example_loan"?: {"applicant": 17, "principal": ..., "annual_rate": ..., "term_months": 12,
+                          "upfront_fee": ..., "start": "2026-11-23", "currency"?: "CNY"},
+        "notice"?: {"applicant": 5, "reasons": [{"code", "en", "zh"}], "reasons_from": "...",
+                    "policy_reasons"?: ["PD_HIGH"], "explained"?: 4430, "lender"?: "", "decided_on"?: ""},
+        "copy_checks"?: [{"label": "violating", "text": "...", "terms"?: "...",
+                          "findings": [{"rule_id", "severity", "title", "start", "end", "text", ...}]}],
+        "assumptions"?: ["..."]
+      }
     }
 
 Derived in the report: AUC, Gini, KS and ROC/KS curves of each model (:mod:`misuan.ml.metrics`), the
 value of partner data (joint AUC - bank-only AUC), the cost of privacy (plaintext AUC - joint AUC; "not
 measured" without a plaintext baseline, which needs both tables on one machine), IV
 strength labels (below 0.02 not predictive, to 0.1 weak, to 0.3 medium, to 0.5 strong, above: check
-for leakage), WOE monotonicity where not given, and whether two parties' ledgers agree.
+for leakage), WOE monotonicity where not given, whether two parties' ledgers agree, and with ``lending``
+the decisions by PD band and the borrower disclosure and adverse-action notice (by misuan.lending).
 """
 
 from __future__ import annotations

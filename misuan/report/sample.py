@@ -3,13 +3,16 @@
 Nothing here is a result: scores come from a made-up latent model, WOE bins from made-up bad rates (with
 WOE and IV computed from them consistently), and ledger entries follow the steps the demo runs (PSI,
 secure WOE/IV, SecureBoost, evaluation), each one of its protocol's catalogue entries (the ``what``
-and ``form`` of ``misuan.protocols.<name>.disclosures``). ``sample_summary()`` returns a plain dict that passes
+and ``form`` of ``misuan.protocols.<name>.disclosures``). The lending part applies the real lending
+policy and checks (:func:`misuan.report.lending_summary.lending_summary`) to the made-up joint scores;
+the declined customer's reasons are made up. ``sample_summary()`` returns a plain dict that passes
 :meth:`misuan.report.schema.Summary.from_dict`.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,10 +21,13 @@ from typing import Any
 import numpy as np
 
 from misuan.datasets.taiwan import BANK_FEATURES, PARTNER_FEATURES
+from misuan.lending.policy import Reason
+from misuan.lending.product import LoanProduct
 from misuan.net.disclosure import DisclosureKind
 from misuan.protocols.psi import disclosures as psi
 from misuan.protocols.secureboost import disclosures as sb
 from misuan.protocols.woe import disclosures as woe
+from misuan.report.lending_summary import LendingSetup, lending_summary
 
 __all__ = ["sample_summary"]
 
@@ -211,6 +217,25 @@ def _job(seed: int, n_bank: int, n_partner: int) -> dict[str, Any]:
     }
 
 
+# made up, in the form of the demo's reasons (the joint model's per-customer contributions)
+_SAMPLE_REASONS = (
+    Reason("bank:PAY_0", "Repayment status in September 2005: payment 2 months late", "2005年9月的还款状态：逾期2个月"),
+    Reason("partner:PAY_AMT1", "Amount paid in September 2005 (information from our partner)",
+           "2005年9月的还款金额（合作机构数据）"),
+    Reason("bank:LIMIT_BAL", "Amount of credit the bank has granted: 30,000", "本行已授予的信用额度：30,000"),
+)
+
+
+def _lending(joint_scores: np.ndarray) -> dict[str, Any]:
+    setup = LendingSetup(product=LoanProduct(name="Example Bank 分期贷"))
+    return lending_summary(
+        joint_scores.tolist(), setup, dt.date(2026, 11, 23), lender_name="Example Bank",
+        notice_reasons=lambda rows: [(_SAMPLE_REASONS, "made up for this synthetic sample")] * len(rows),
+        assumptions=["synthetic sample: the PDs are the made-up joint scores above, not a model's",
+                     f"every customer is given a monthly income of {setup.monthly_income:,.0f} CNY and no existing debt"],
+    )
+
+
 def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
     """A complete, valid, made-up summary (see the module docstring)."""
     rng = np.random.default_rng(seed)
@@ -243,4 +268,5 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
             "min_child_weight": 1.0, "max_bins": 32, "objective": "binary:logistic", "he_scheme": "ou",
             "key_bits": 2048, "fixed_point_bits": 53, "seed": seed,
         },
+        "lending": _lending(scores["joint"]),
     }

@@ -7,6 +7,9 @@ path of the offending value (``summary.iv[3].bins[0].woe``). Optional fields hav
 
 The rows the credit steps write (:class:`FeatureIv`, :class:`WoeBin`, :class:`FeatureImportance`) are
 declared below the node in :mod:`misuan.ml.outputs` and re-exported here as part of the summary.
+The optional ``lending`` part (credit decisions from the joint model's PDs, the product's caps
+check, disclosure, notice and copy checks) is declared in :mod:`misuan.report.lending_schema` and
+re-exported here.
 """
 
 from __future__ import annotations
@@ -22,16 +25,39 @@ from typing import Any, Literal, TypeVar, Union
 
 from misuan.errors import DataError
 from misuan.ml.outputs import FeatureImportance, FeatureIv, WoeBin
+from misuan.report.lending_schema import (
+    CapResult,
+    CopyCheck,
+    CopyFinding,
+    DeclineNotice,
+    ExampleLoan,
+    Lending,
+    LendingDecisions,
+    LendingProduct,
+    NotChecked,
+    NoticeReason,
+    check_lending,
+)
 
 __all__ = [
     "MODEL_KEYS",
     "PLAINTEXT",
+    "CapResult",
+    "CopyCheck",
+    "CopyFinding",
+    "DeclineNotice",
     "Evaluation",
+    "ExampleLoan",
     "FeatureImportance",
     "FeatureIv",
     "Job",
     "Ledger",
     "LedgerEntry",
+    "Lending",
+    "LendingDecisions",
+    "LendingProduct",
+    "NotChecked",
+    "NoticeReason",
     "Party",
     "Psi",
     "StepRun",
@@ -148,6 +174,7 @@ class Summary:
     ledgers: list[Ledger]
     secureboost: dict[str, Scalar]  # the SecureBoost parameters, name -> value
     woe_definition: str = "WOE = ln(share of goods in the bin / share of bads in the bin)"
+    lending: Lending | None = None  # credit decisions from the joint model's PDs; optional
 
     @classmethod
     def from_dict(cls, data: Any) -> Summary:
@@ -204,6 +231,8 @@ class Summary:
         for i, f in enumerate(self.iv):
             if not f.bins:
                 raise DataError(f"report summary: summary.iv[{i}].bins is empty")
+        if self.lending is not None:
+            check_lending(self.lending, len(ev.y_true), list(ev.scores))
 
 
 _T = TypeVar("_T")

@@ -113,3 +113,15 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path, monk
         issue_party_cert(tmp_path, "bank")
     assert first.key.read_bytes() == old_key
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_party_certificates_carry_only_the_party_name_and_localhost_is_no_party(tmp_path: Path) -> None:
+    """Issue #11, 5: every certificate used to carry the DNS name localhost, a legal party name."""
+    create_ca(tmp_path)
+    cert = x509.load_pem_x509_certificate(issue_party_cert(tmp_path, "bank").cert.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["bank"] and not san.get_values_for_type(x509.IPAddress)
+    with pytest.raises(ConfigError, match="'localhost' is reserved"):
+        issue_party_cert(tmp_path, "localhost")
+    with pytest.raises(ConfigError, match="reserved"):
+        certs.check_party_name("localhost")

@@ -25,6 +25,9 @@ def test_init_stores_hyperparameters_only() -> None:
     est = SecureBoostClassifier(n_estimators=3, max_bin=16)
     assert est.get_params()["n_estimators"] == 3 and est.key_bits == 2048  # the library default stays 2048
     assert not hasattr(est, "model_")
+    assert est.monotone_constraints == {} and est.prediction_mode == "leaves"
+    est.monotone_constraints["age"] = 1
+    assert SecureBoostClassifier().monotone_constraints == {}  # each estimator has its own table
     with pytest.raises(ConfigError):
         est.set_params(bogus=1)
     with pytest.raises(ConfigError):
@@ -34,8 +37,8 @@ def test_init_stores_hyperparameters_only() -> None:
 def test_fit_local_with_worker_processes_predict_save_load(data, tmp_path) -> None:
     bank, partner, y = data
     tr, te = slice(0, 2200), slice(2200, None)
-    # 1024-bit keys only for test speed; n_jobs=2 runs the histogram/encryption worker processes
-    est = SecureBoostClassifier(n_estimators=3, max_depth=3, max_bin=16, key_bits=1024, n_jobs=2, base_score=0.5)
+    # n_jobs=2 runs the histogram/encryption worker processes
+    est = SecureBoostClassifier(n_estimators=3, max_depth=3, max_bin=16, n_jobs=2, base_score=0.5)
     models, _ = fit_local(est, {"bank": bank.iloc[tr], "partner": partner.iloc[tr]}, y[tr], label_party="bank")
     lp, fp = models["bank"], models["partner"]
     assert lp.role_ == "label_party" and fp.role_ == "feature_party" and lp.n_trees_ == 3
@@ -66,6 +69,11 @@ def test_fit_local_with_worker_processes_predict_save_load(data, tmp_path) -> No
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(DataError):
         SecureBoostClassifier.load_model(tmp_path / "bad.json")
+    old = json.loads(paths["partner"].read_text())
+    old["model"]["version"] = 1  # a part saved before missing-value splits and leaf sets
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(DataError, match="model part of version 1; this misuan reads version 2.*train the model again"):
+        SecureBoostClassifier.load_model(tmp_path / "old.json")
 
 
 def test_feature_party_must_not_pass_labels(data) -> None:
@@ -74,13 +82,13 @@ def test_feature_party_must_not_pass_labels(data) -> None:
 
     ch = MemoryNetwork(["bank", "partner"]).channels()
     with pytest.raises(DataError):
-        SecureBoostClassifier(key_bits=1024).fit(partner, y, channel=ch["partner"], label_party="bank")
+        SecureBoostClassifier().fit(partner, y, channel=ch["partner"], label_party="bank")
 
 
 def test_three_parties_two_feature_parties() -> None:
     X, y = make_classification(n_samples=900, n_features=9, n_informative=6, random_state=4)
     parts = {"bank": X[:700, :3], "telco": X[:700, 3:6], "insurer": X[:700, 6:]}
-    est = SecureBoostClassifier(n_estimators=3, max_depth=3, max_bin=16, key_bits=1024, n_jobs=1, base_score=0.5)
+    est = SecureBoostClassifier(n_estimators=3, max_depth=3, max_bin=16, n_jobs=1, base_score=0.5)
     models, outcomes = fit_local(est, parts, y[:700], label_party="bank")
     used = {nd["party"] for t in models["bank"].model_["trees"] for nd in t["nodes"] if "leaf" not in nd}
     assert used == {"bank", "telco", "insurer"}

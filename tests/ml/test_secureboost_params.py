@@ -15,7 +15,11 @@ from misuan.protocols.secureboost import SecureBoostParams
 
 @pytest.mark.parametrize("cls", [SecureBoostClassifier, SecureBoostRegressor])
 def test_signature_is_the_params_declaration_without_the_objective(cls: type) -> None:
-    declared = [(f.name, f.default) for f in dataclasses.fields(SecureBoostParams) if f.name != "objective"]
+    declared = [
+        (f.name, f.default_factory() if f.default is dataclasses.MISSING else f.default)  # type: ignore[misc]
+        for f in dataclasses.fields(SecureBoostParams)
+        if f.name != "objective"
+    ]
     shown = [(p.name, p.default) for p in inspect.signature(cls).parameters.values()]
     assert shown == declared
     assert cls().get_params() == dict(declared)

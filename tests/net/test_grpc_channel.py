@@ -217,12 +217,20 @@ def test_party_not_in_the_job_is_refused(pki: dict[str, TlsFiles]) -> None:
     partner = GrpcChannel("partner", {"partner": partner_server.address, "bank": "127.0.0.1:1"}, "job", pki["partner"],
                           server=partner_server)
     try:
-        # mallory has a certificate of the same CA but is not a party of the job
-        with pytest.raises(AuthenticationError, match="certificate CN='mallory' is not a peer of 'partner'"):
+        # mallory has a certificate of the same CA but is not a party of the job: it is told what a
+        # job id the server does not run is told, so it cannot tell running job ids from others
+        with pytest.raises(PeerUnreachableError, match="is up but not running job 'job'"):
             open_grpc_channel(
                 "mallory", {"mallory": f"127.0.0.1:{free_port()}", "partner": partner_server.address}, "job",
-                pki["mallory"], connect_timeout_s=3,
+                pki["mallory"], connect_timeout_s=1,
             )
+        answers = []
+        for job_id in ("job", "no-such-job"):
+            ch, ping = _raw_stub(pki["mallory"], partner_server.address, "partner", "Ping")
+            with ch, pytest.raises(grpc.RpcError) as info:
+                ping(wire.encode(Hello(job_id, "mallory")), timeout=5)
+            answers.append((info.value.code(), info.value.details().replace(f"'{job_id}'", "<id>")))
+        assert answers[0] == answers[1] and answers[0][0] == grpc.StatusCode.NOT_FOUND
     finally:
         partner.close()
         partner_server.stop(0)
@@ -294,6 +302,11 @@ def test_garbage_frames_are_refused_and_nothing_delivered(pair: dict[str, GrpcCh
         ([head(FrameHeader("pair-job", "bank", "s", 0, 10)), b"x" * 6, b"x" * 6], False, "more than the 10 bytes"),
         ([head(FrameHeader("pair-job", "bank", "s", 0, 1 << 50))], False, "exceeds this node's limit"),
         ([b"MSN1" + len(wire.encode(7)).to_bytes(4, "little") + wire.encode(7)], True, "not a FrameHeader"),
+        # a 32 MiB "hello": refused from its first frame, by its type's size bound, before buffering the rest
+        ([head(FrameHeader("pair-job", "bank", "s", 0, 32 << 20)) + wire.encode(Hello("x" * 64, "bank"))], False,
+         "a transport.Hello of 33554432 bytes; that type is at most 65536 bytes"),
+        ([head(FrameHeader("pair-job", "bank", "s", 0, 20)) + b"m" + (9).to_bytes(4, "little") + b"nosuch.Ty" + b"x" * 6],
+         True, "unknown type 'nosuch.Ty'"),
     ]
     for frames, single, why in bad:
         with pytest.raises(MalformedMessageError, match=why):

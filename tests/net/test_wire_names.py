@@ -16,6 +16,7 @@ from types import ModuleType
 import misuan.net.grpc_channel
 import misuan.net.grpc_framing
 import misuan.net.grpc_server
+import misuan.node.anchoring
 import misuan.node.runner
 import misuan.protocols
 from misuan.net import wire
@@ -38,17 +39,18 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "secure_sum.Share": ["values"],
         "secure_sum.PartialSum": ["values"],
     }),
-    "secureboost": (1, {
-        "secureboost.Schema": ["n_rows", "feature_names", "n_bins"],
+    "secureboost": (2, {
+        "secureboost.Schema": ["n_rows", "feature_names", "n_bins", "monotone"],
         "secureboost.Setup": ["public_key"],
         "secureboost.TreeStart": ["tree", "rows", "ciphertexts", "features", "slot_bits", "per_ct", "label_only"],
         "secureboost.LevelPlan": ["depth", "node_ids", "positions", "compute"],
         "secureboost.HistogramReply": ["ciphertexts"],
         "secureboost.SplitRequest": ["nodes", "features", "bins", "default_left"],
         "secureboost.SplitReply": ["left"],
-        "secureboost.DecisionRequest": ["purpose", "tree", "n_rows"],
+        "secureboost.DecisionRequest": ["purpose", "tree", "n_rows", "mode", "shape"],
         "secureboost.Decisions": ["trees", "nodes", "left"],
-        "secureboost.TrainEnd": ["n_trees"],
+        "secureboost.LeafSets": ["trees", "n_leaves", "masks"],
+        "secureboost.TrainEnd": ["n_trees", "shape"],
     }),
     "woe": (1, {
         "woe.EncryptedLabels": ["params_fingerprint", "public_key", "n_rows", "n_chunks"],
@@ -61,6 +63,8 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "job.Versions": ["misuan", "protocols"],
         "job.Hello": ["spec_hash", "completed"],
         "job.Goodbye": ["completed"],
+        "job.HeldAnchor": ["length", "head", "job_id"],
+        "job.LedgerAnchor": ["job_id", "signer", "length", "head", "signed_at", "key_kind", "public_key", "signature"],
     }),
     "transport": (None, {
         "transport.FrameHeader": ["job_id", "sender", "step", "seq", "size"],
@@ -68,7 +72,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
     }),
 }
 # modules outside the protocol packages that declare messages, by the prefix their names carry
-_OTHER_DECLARERS = {"job.": (misuan.node.runner,), "transport.": (misuan.net.grpc_framing,)}
+_OTHER_DECLARERS = {"job.": (misuan.node.runner, misuan.node.anchoring), "transport.": (misuan.net.grpc_framing,)}
 assert misuan.net.grpc_channel and misuan.net.grpc_server  # imported so that any message they declare registers
 
 

@@ -93,6 +93,8 @@ def test_pipeline_matches_plaintext_twins(tmp_path: Path, tables: tuple[Path, Pa
     keys = sorted(k.casefold() for k in shared)  # the PSI normalisation: strip, case-fold
     train, test = holdout_split(keys, 0.25, 3)
     assert b["secureboost"]["n_train"] == p["secureboost"]["n_train"] == len(train)
+    gains = [f["gain"] for f in b["secureboost"]["feature_importance"]]
+    assert gains and gains == sorted(gains, reverse=True)  # by total gain, largest first
     ev = b["evaluate"]
     assert len(ev["scores"]) == len(ev["y_true"]) == len(test) and "scores" not in p["evaluate"]
     assert ev["auc"] == pytest.approx(roc_auc(np.array(ev["y_true"]), np.array(ev["scores"])))
@@ -104,7 +106,7 @@ def test_pipeline_matches_plaintext_twins(tmp_path: Path, tables: tuple[Path, Pa
     for party in ("bank", "partner"):
         entries = res.ledger(party)
         assert {"psi", "woe", "secureboost", "evaluate"} <= {e.step for e in entries}
-        # joint prediction: the partner's split decisions for the hold-out rows go to the bank
+        # joint prediction: the partner's leaf sets for the hold-out rows go to the bank
         predict = [e for e in entries if e.detail.get("purpose") == "predict"]
         assert {e.step for e in predict} == {"evaluate"}
         assert predict and predict[0].discloser == "partner" and predict[0].recipient == "bank"

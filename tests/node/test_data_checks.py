@@ -305,7 +305,7 @@ def _hellos(make_job: Callable[..., Path]) -> tuple[Any, JobVersions, JobHello]:
 
 def test_the_job_versions_name_the_jobs_protocols(make_job: Callable[..., Path]) -> None:
     spec, versions, ours = _hellos(make_job)
-    assert versions.protocols == {"secure_sum": 1} and versions.misuan == __version__
+    assert versions.protocols == {"job": 2, "secure_sum": 1} and versions.misuan == __version__
     check_peer_versions(versions, dataclasses.replace(versions, misuan="9.9.9"), "partner")  # same protocols: fine
     assert check_hello(ours, dataclasses.replace(ours, completed=["totals"]), "partner", spec) == {"totals"}
 
@@ -313,9 +313,11 @@ def test_the_job_versions_name_the_jobs_protocols(make_job: Callable[..., Path])
 @pytest.mark.parametrize(
     ("theirs", "message"),
     [
-        ({"secure_sum": 2}, "partner speaks secure_sum v2, this node speaks secure_sum v1; "
+        ({"job": 2, "secure_sum": 2}, "partner speaks secure_sum v2, this node speaks secure_sum v1; "
                             "misuan {here} here, 9.9.9 there: upgrade this node"),
-        ({}, "partner does not speak protocol 'secure_sum' \\(this node speaks secure_sum v1; misuan {here} here"),
+        ({"job": 2}, "partner does not speak protocol 'secure_sum' \\(this node speaks secure_sum v1; misuan {here} here"),
+        ({"job": 1, "secure_sum": 1}, "partner speaks job v1, this node speaks job v2; misuan {here} here, 9.9.9 there: "
+                                      "upgrade partner"),
     ],
 )
 def test_a_peer_on_another_protocol_version_is_refused(
@@ -353,7 +355,7 @@ def test_a_peer_on_another_protocol_version_is_refused_before_any_step(
     t = threading.Thread(target=bank)
     t.start()
     newer = net.channel("partner", timeout_s=10)  # a partner whose misuan speaks secure_sum v2
-    newer.send("bank", VERSIONS_STEP, JobVersions("0.9.0", {"secure_sum": 2}))
+    newer.send("bank", VERSIONS_STEP, JobVersions("0.9.0", {"job": 2, "secure_sum": 2}))
     newer.send("bank", HELLO_STEP, {"a hello": "of a shape this build does not know"})  # never decoded
     t.join(20)
     err = got["bank"]
@@ -363,3 +365,21 @@ def test_a_peer_on_another_protocol_version_is_refused_before_any_step(
         "upgrade this node so both run the same version"
     )
     assert not (tmp_path / "bank" / "jobs" / "job-1" / "steps" / "totals.json").exists()
+
+
+def test_a_literal_na_customer_id_is_an_id(make_job: Callable[..., Path], tmp_path: Path) -> None:
+    """Issue #11, 5: pandas read the ID "NA" (or "null", "NaN") as missing and the file was refused."""
+    spec_path = make_job()
+
+    def na_ids(df: pd.DataFrame) -> pd.DataFrame:
+        df["customer_id"] = df["customer_id"].astype(object)
+        df.loc[0, "customer_id"], df.loc[1, "customer_id"], df.loc[2, "customer_id"] = "NA", "null", "NaN"
+        return df
+
+    _edit(tmp_path / "partner.csv", na_ids)
+    ids = check_runnable(load_spec(spec_path), "partner").dataset.frame["customer_id"]
+    assert list(ids[:3]) == ["NA", "null", "NaN"]
+    empty = (tmp_path / "partner.csv").read_text().replace("\nNA,", "\n,", 1)
+    (tmp_path / "partner.csv").write_text(empty)
+    with pytest.raises(EmptyIdError, match="is empty on 1 row"):  # an empty cell is still no ID
+        check_runnable(load_spec(spec_path), "partner")

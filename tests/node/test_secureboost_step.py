@@ -31,6 +31,10 @@ def _steps(params: str) -> str:
         ("split_seed = 1.0", "split_seed", "must be an integer, not 1.0"),
         ('he_scheme = "rsa"', "he_scheme", "must be one of 'ou', 'paillier', not 'rsa'"),
         ("base_score = 1.5", "base_score", "must be a probability in (0, 1) for logistic loss, not 1.5"),
+        ("key_bits = 1024", "key_bits", "must be an integer from 2048 to 16384, not 1024"),
+        ('prediction_mode = "paths"', "prediction_mode", "must be one of 'leaves', 'nodes', not 'paths'"),
+        ("monotone_constraints = { PAY_0 = 2 }", "monotone_constraints", "values must be -1, 0 or 1, not {'PAY_0': 2}"),
+        ('monotone_constraints = { PAY_0 = "up" }', "monotone_constraints", "must be a table of integer, not {'PAY_0': 'up'}"),
     ],
 )
 def test_wrong_params_are_refused_with_their_path_once(tmp_path: Path, params: str, field: str, problem: str) -> None:
@@ -55,7 +59,7 @@ def test_accepted_keys_are_the_boosting_params_and_the_holdout() -> None:
     assert keys == {
         "n_estimators", "max_depth", "learning_rate", "reg_lambda", "gamma", "min_child_weight", "subsample",
         "colsample_bytree", "max_bin", "base_score", "first_tree_label_only", "he_scheme", "key_bits",
-        "frac_bits", "n_jobs", "random_state", "test_fraction", "split_seed",
+        "frac_bits", "n_jobs", "random_state", "monotone_constraints", "prediction_mode", "test_fraction", "split_seed",
     }
     assert STEPS["evaluate"].params == (EvaluateParams,)
     assert [kind.protocols[0].name, STEPS["evaluate"].protocols[0].name] == ["secureboost", "secureboost"]

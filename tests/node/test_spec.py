@@ -154,3 +154,12 @@ def test_node_config(tmp_path: Path) -> None:
     cfg.write_text('version = 1\nparty = "bank"\nlisten = "0.0.0.0:1"\ndata_dir = "d"\n')
     with pytest.raises(ConfigError, match=r"tls: give tls ="):
         load_node_config(cfg)
+
+
+def test_localhost_is_not_a_party_name(tmp_path: Path) -> None:
+    """Issue #11, 5: a host name many certificates carry must not name a party."""
+    from misuan.node.spec import loads_spec
+    from tests.jobfiles import SUM_STEPS, spec_text
+
+    with pytest.raises(JobSpecError, match=r"party\[1\]\.name: 'localhost' is reserved"):
+        loads_spec(spec_text(("localhost", "partner"), SUM_STEPS), tmp_path)

@@ -7,11 +7,12 @@ import pytest
 from sklearn.datasets import make_classification
 
 from misuan.crypto.he import generate_keypair
-from misuan.errors import MalformedMessageError
+from misuan.errors import ConfigError, InconsistentPeerError, MalformedMessageError, ProtocolError
 from misuan.net.local import run_local
+from misuan.params import ParamError
 from misuan.protocols import secureboost as sb
 
-KEYS = generate_keypair("ou", bits=1024)  # 1024 bits only to keep the suite fast
+KEYS = generate_keypair("ou", bits=2048)  # SecureBoost refuses keys below 2048 bits
 
 
 def _by_hand(Xa: np.ndarray, Xb: np.ndarray, y: np.ndarray, p: sb.SecureBoostParams) -> tuple[dict, dict]:
@@ -65,6 +66,7 @@ def test_feature_party_answers_fixed_messages() -> None:
     try:
         schema = fp.schema()
         assert (schema.n_rows, schema.feature_names, schema.n_bins.tolist()) == (60, ["x0", "x1", "x2"], [5, 5, 5])
+        assert schema.monotone.tolist() == [0, 0, 0]
         fp.accept_key(sb.Setup(dict(pub.to_wire())))
         # one value per row in place of a packed (gradient, hessian) pair: the sums per bin come back
         values = rng.integers(0, 1000, 60)
@@ -76,11 +78,12 @@ def test_feature_party_answers_fixed_messages() -> None:
         reply = fp.split(sb.SplitRequest(np.array([0]), np.array([1]), np.array([0]), np.array([True])))
         cut = fp.binner.cuts[1][0]
         assert reply.left.tolist() == [bool(np.isnan(x) or x < cut) for x in X[:, 1]]
-        with pytest.raises(MalformedMessageError, match="not a cut"):
-            fp.split(sb.SplitRequest(np.array([0]), np.array([1]), np.array([9]), np.array([True])))
+        for bad_bin, missing_left in ((9, True), (3, True), (-1, False), (-2, True)):  # out of range, or all rows one way
+            with pytest.raises(MalformedMessageError, match="is not a split of feature 1"):
+                fp.split(sb.SplitRequest(np.array([0]), np.array([1]), np.array([bad_bin]), np.array([missing_left])))
         with pytest.raises(MalformedMessageError, match="tree 2 announced after tree 0"):
             fp.start_tree(sb.TreeStart(2, rows, np.zeros(0, "S1"), np.ones(3, bool), 30, 1, True))
-        fp.end(sb.TrainEnd(1))
+        fp.end(sb.TrainEnd(1, np.array([[0, 0, 1, 2]], np.int32)))
         model = fp.result("partner", "bank").model
         assert model["splits"] == [{"tree": 0, "node": 0, "feature": "x1", "threshold": float(cut), "default_left": True}]
     finally:
@@ -89,8 +92,69 @@ def test_feature_party_answers_fixed_messages() -> None:
 
 def test_label_party_refuses_a_bad_schema() -> None:
     lp = sb.LabelParty("bank", np.zeros((10, 0)), np.array([0.0, 1.0] * 5), sb.SecureBoostParams())
-    dup = sb.Schema(10, ["a", "a"], np.array([3, 3], np.int32))
+    dup = sb.Schema(10, ["a", "a"], np.array([3, 3], np.int32), np.zeros(2, np.int8))
     with pytest.raises(MalformedMessageError, match="unique"):
         lp.add_feature_party("partner", dup)
-    fb = lp.add_feature_party("partner", sb.Schema(10, ["a", "b"], np.array([3, 4], np.int32)))
+    fb = lp.add_feature_party("partner", sb.Schema(10, ["a", "b"], np.array([3, 4], np.int32), np.array([0, -1], np.int8)))
     assert (fb.names, fb.n_bins, fb.offsets.tolist(), fb.width) == (["a", "b"], [3, 4], [0, 3, 7], 7)
+    assert fb.monotone.tolist() == [0, -1]
+
+
+def _level_zero(seed: int = 8):
+    """A label party and a feature party wired by hand up to the root's histograms."""
+    X, y = make_classification(n_samples=300, n_features=4, n_informative=3, n_redundant=0, shuffle=False, random_state=seed)
+    p = sb.SecureBoostParams(n_estimators=1, max_depth=2, max_bin=8, base_score=0.5, n_jobs=1)
+    label, feature = sb.LabelParty("bank", X[:, 3:], y.astype(float), p), sb.FeatureParty(X[:, :3], p)  # bank: noise
+    label.add_feature_party("partner", feature.schema())
+    feature.accept_key(label.setup(KEYS))
+    starts, grower = label.start_tree(0)
+    feature.start_tree(starts["partner"])
+    plan = grower.level_plan()
+    feature.start_level(plan)
+    grower.own_histograms()
+    return label, feature, grower
+
+
+def test_label_party_refuses_histograms_that_do_not_add_up_to_the_node() -> None:
+    label, feature, grower = _level_zero()
+    try:
+        honest = feature.histograms()
+        pub = KEYS[0]
+        zeros = pub.to_array(pub.encrypt_ints([0] * len(honest.ciphertexts)))  # every bin Enc(0)
+        with pytest.raises(InconsistentPeerError, match="partner failed the histogram totals check: node 0") as err:
+            grower.take_histograms("partner", sb.HistogramReply(zeros))
+        assert (err.value.peer, err.value.check) == ("partner", "histogram totals")
+        assert isinstance(err.value, ProtocolError)
+        grower.take_histograms("partner", honest)  # the honest reply passes
+    finally:
+        label.close()
+        feature.close()
+
+
+def test_label_party_refuses_a_partition_that_contradicts_the_chosen_bins() -> None:
+    label, feature, grower = _level_zero()
+    try:
+        grower.take_histograms("partner", feature.histograms())
+        grower.find_splits()
+        request = grower.split_request("partner")
+        assert len(request.nodes) == 1  # the root is split on a partner feature
+        n = len(feature.split(request).left)
+        for forged in (np.ones(n, bool), np.zeros(n, bool)):  # every row one way
+            grower._requested["partner"] = [0]
+            with pytest.raises(InconsistentPeerError, match="partner failed the split partition check: node 0"):
+                grower.take_partition("partner", sb.SplitReply(forged))
+    finally:
+        label.close()
+        feature.close()
+
+
+def test_keys_below_2048_bits_are_refused_on_both_sides() -> None:
+    weak = generate_keypair("ou", bits=1024)
+    lp = sb.LabelParty("bank", np.zeros((10, 0)), np.array([0.0, 1.0] * 5), sb.SecureBoostParams())
+    with pytest.raises(ConfigError, match="at least 2048 bits, not 10"):
+        lp.setup(weak)
+    fp = sb.FeatureParty(np.zeros((10, 1)), sb.BoostingParams(n_jobs=1))
+    with pytest.raises(MalformedMessageError, match="-bit key; SecureBoost requires at least 2048"):
+        fp.accept_key(sb.Setup(dict(weak[0].to_wire())))
+    with pytest.raises(ParamError, match="key_bits: must be an integer from 2048"):
+        sb.BoostingParams(key_bits=1024)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
-from misuan.errors import ConfigError, MalformedMessageError
+from misuan.errors import ConfigError, InconsistentPeerError, MalformedMessageError
 from misuan.ml.woe import woe_iv_feature, woe_iv_plaintext
 from misuan.net.channel import Channel
 from misuan.net.local import LocalOutcome, make_test_pki, run_local
@@ -393,12 +393,54 @@ def _too_many_bins(m: BinSums, pk: PublicKey) -> BinSums:
     return dataclasses.replace(m, n_value_bins=[999] * len(m.n_value_bins))
 
 
+def _all_positive(m: BinSums, pk: PublicKey) -> BinSums:
+    """Every row of the first feature positive: each bin's positives equal its rows."""
+    return dataclasses.replace(m, sums=[pk.to_array(pk.encrypt_ints([int(c) for c in m.counts[0]])), *m.sums[1:]])
+
+
+def _inflated_positives(m: BinSums, pk: PublicKey) -> BinSums:
+    """0 <= positives <= count in every bin, but more positives in total than the bank has."""
+    fake = [int(c) // 2 + 1 for c in m.counts[0]]
+    return dataclasses.replace(m, sums=[pk.to_array(pk.encrypt_ints(fake)), *m.sums[1:]])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "check"),
+    [
+        (_fewer_rows, "row count"),
+        (_too_many_positives, "positives per bin"),
+        (_all_positive, "positives total"),
+        (_inflated_positives, "positives total"),
+    ],
+)
+def test_label_party_reports_inconsistent_bin_sums_and_records_the_check(
+    keys: Keys, mutate: Callable[[BinSums, PublicKey], BinSums], check: str
+) -> None:
+    """A forgery the bank can see through with its own labels is blamed on the partner, by check,
+    and the check's failure is a row of the bank's ledger (not 'labels contain only one class')."""
+    feats, y = _data(n=120, seed=17)
+    feats = feats[["score", "integer"]]
+    out = run_local(
+        {
+            "bank": lambda c: woe_iv_label_party(c, "partner", y, params=TEST_CFG, keypair=keys),
+            "partner": _fake_partner(mutate, feats),
+        },
+        job_id="woe-forged", timeout_s=20, raise_errors=False,
+    )
+    err = out["bank"].error
+    assert isinstance(err, InconsistentPeerError), err
+    assert (err.peer, err.check, err.subject) == ("partner", check, "score")
+    assert f"partner's bin sums of 'score' fail the check '{check}'" in str(err)
+    failed = [d for d in out["bank"].disclosures if d.what == "bin sums of a feature that failed a consistency check"]
+    assert [(d.discloser, d.recipient, d.detail) for d in failed] == [
+        ("partner", "bank", {"check": check, "feature": "score"})
+    ]
+
+
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (_fewer_rows, "add up"),
         (_small_cell, "min_bin_size"),
-        (_too_many_positives, "more positives than rows"),
         (_float_counts, "int64"),
         (_unsorted_edges, "strictly increasing"),
         (_wrong_method, "the job says"),
@@ -484,16 +526,20 @@ def test_label_party_role_refuses_forged_bin_sums(keys: Keys) -> None:
         ["x"], ["quantile"], [2], [-1], [np.array([1, 119], np.int64)], [pk.to_array(pk.encrypt_ints([0, 0]))],
         [np.array([0.5])],
     )
-    with pytest.raises(MalformedMessageError, match="partner: counts of 'x' .* break min_bin_size=5"):
+    with pytest.raises(MalformedMessageError, match="partner: counts of 'x' break min_bin_size=5"):
         bank.receive_bin_sums(one_row_bin)
     too_many = dataclasses.replace(
         one_row_bin, counts=[np.array([60, 60], np.int64)], sums=[pk.to_array(pk.encrypt_ints([61, 0]))]
     )
-    with pytest.raises(MalformedMessageError, match="decrypts to more positives than rows"):
+    with pytest.raises(InconsistentPeerError, match="decrypts to more positives than it has rows"):
         bank.receive_bin_sums(too_many)
-    plausible = dataclasses.replace(too_many, sums=[pk.to_array(pk.encrypt_ints([10, 20]))])
+    positives = int(y.sum())
+    with pytest.raises(InconsistentPeerError, match="'positives total'"):
+        bank.receive_bin_sums(dataclasses.replace(too_many, sums=[pk.to_array(pk.encrypt_ints([60, 60]))]))
+    split = [positives // 3, positives - positives // 3]
+    plausible = dataclasses.replace(too_many, sums=[pk.to_array(pk.encrypt_ints(split))])
     assert bank.receive_bin_sums(plausible) is None  # quantile bins: no merge decisions
-    assert [(b.count, b.positives) for b in bank.result()["x"].bins] == [(60, 10), (60, 20)]
+    assert [(b.count, b.positives) for b in bank.result()["x"].bins] == [(60, split[0]), (60, split[1])]
     assert bank.iv_summary() is None
 
 

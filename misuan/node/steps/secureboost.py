@@ -16,7 +16,8 @@ and ``early_stopping_rounds``, are not keys of the step.
 Both parties split the aligned rows into train and hold-out by a seeded hash of each customer's
 normalised ID (nothing is exchanged for it), train on the train rows, and write ``model.json``
 (this party's model part) and ``split.npz``. Outputs: ``params``, ``n_train``, ``n_test``; the
-label party also ``feature_importance`` and ``history`` (per tree: seconds, phase timings).
+label party also ``feature_importance`` (by total gain, largest first) and ``history`` (per tree:
+seconds, phase timings).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def run_secureboost(ctx: StepContext) -> StepResult:
     out: dict[str, Any] = {"params": est.get_params(), "n_train": int(len(train)), "n_test": int(len(test)),
                            "seconds": time.monotonic() - t0}
     if ctx.role == al.LABEL_PARTY:
-        out["feature_importance"] = importance_from_secureboost(est.model_["importance"])
+        rows = importance_from_secureboost(est.model_["importance"])
+        out["feature_importance"] = sorted(rows, key=lambda r: (-r["gain"], r["party"], r["feature"]))
         out["history"] = est.history_
     return StepResult(out, [MODEL_FILE, SPLIT_FILE])
 

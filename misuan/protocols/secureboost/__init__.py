@@ -6,8 +6,9 @@ customer everywhere.
 
 Protocol (per tree; messages under the step's name, ``secureboost/...``):
 
-1. Setup (once): every feature party sends its schema (feature names, bins per feature); the label
-   party sends its HE public key (Okamoto-Uchiyama by default, 2048 bits).
+1. Setup (once): every feature party sends its schema (feature names, bins per feature, the
+   monotone constraints it declares on its own features); the label party sends its HE public key
+   (Okamoto-Uchiyama by default; 2048 bits at least, which both sides enforce).
 2. The label party computes gradients ``g`` and hessians ``h`` (logistic or squared loss), encodes
    each row's pair as one plaintext ``enc(g) * 2**W + enc(h)`` (:class:`FixedPointCodec`), encrypts
    it with fresh randomness and sends the ciphertexts once per tree.
@@ -17,10 +18,18 @@ Protocol (per tree; messages under the step's name, ``secureboost/...``):
    party in plaintext after decryption: *histogram subtraction*). The feature party sums the
    ciphertexts into its own quantile bins per node and feature, packs several bins into one
    ciphertext (``c_0^(2^(2W k)) * ...``), re-randomises every ciphertext it sends, and replies.
-4. The label party decrypts, finds the best split of every node over all parties' features
-   (XGBoost's gain, learned default direction for missing values), and tells each feature party
-   only which of *its own* candidates (feature, bin, default direction) won; that party replies
-   with the resulting instance partition (rows going left). Leaves get ``-eta * G / (H + lambda)``.
+4. The label party decrypts, checks that every feature's bins add up to the node's sums, finds the
+   best split of every node over all parties' features (XGBoost's gain and candidates, "missing vs
+   present" included, learned default direction for missing values, monotone constraints as
+   XGBoost's weight bounds), and tells each feature party only which of *its own* candidates
+   (feature, bin, default direction) won; that party replies with the resulting instance partition
+   (rows going left), which must add up to the chosen bins' sums. Leaves get
+   ``-eta * G / (H + lambda)``, clipped to the node's bounds under monotone constraints.
+5. At the end the label party sends the kept trees' shapes (child links, no values). At prediction
+   each feature party answers, per row and tree, the set of leaves its own splits allow (leaf-set
+   mode, the default); the label party intersects them with its own and finds each row's leaf. In
+   the per-node mode (a feature party must allow it: ``prediction_mode = "nodes"``) it answers its
+   decision at every split node instead, which exact TreeSHAP explanations need.
 
 Security model: semi-honest parties, no collusion between the label party and a feature party.
 Leakage (what each party learns beyond its output, as in SecureBoost):
@@ -34,8 +43,13 @@ Leakage (what each party learns beyond its output, as in SecureBoost):
 - The label party learns: per node, the aggregate gradient and hessian sums of every bin of every
   feature of every feature party (*SecureBoost's known leakage*: with the row sets it can infer bin
   membership of small nodes, and bin counts wherever hessians are constant, e.g. squared loss);
-  the instance partition of splits on the feature parties' features; feature names and bin counts;
-  at prediction time each row's decision at every split node of the feature party.
+  the instance partition of splits on the feature parties' features; feature names, bin counts and
+  monotone constraints; at prediction time, in the leaf-set mode, per row and tree the leaves the
+  feature party's splits allow: hence its decision at every split node some such leaf lies under
+  (the nodes on the row's path through its splits), not at the nodes its splits rule out; in the
+  per-node mode its decision at every one of its split nodes.
+- A feature party also learns each kept tree's shape (which nodes split, into which child ids;
+  it sees most of it already in the instance spaces), never its values.
 - Ciphertexts are re-randomised before they leave the feature party, so the label party cannot link
   a bin sum to the randomness it used for each row.
 
@@ -47,7 +61,8 @@ Layout: :mod:`.params` (hyperparameters), :mod:`.messages` (wire messages and ``
 an object that turns received messages into the next ones, and the drivers that move them over a
 channel), :mod:`.tree` (the label party's tree growing), :mod:`.split` (split finding),
 :mod:`.histogram` (encrypted histograms), :mod:`.binning` (quantile bins), :mod:`.loss`,
-:mod:`.model` (model parts and routing). Estimators: :mod:`misuan.ml.secureboost`. Step adapters:
+:mod:`.model` (model parts, tree shapes, routing), :mod:`.explain` (per-row contributions),
+:mod:`.checks` (what the label party verifies in the replies). Estimators: :mod:`misuan.ml.secureboost`. Step adapters:
 :mod:`misuan.node.steps.secureboost` and :mod:`misuan.node.steps.evaluate`.
 """
 
@@ -58,7 +73,12 @@ from misuan.protocols.secureboost.feature_party import (
     predict_feature_party,
     train_feature_party,
 )
-from misuan.protocols.secureboost.label_party import LabelParty, predict_label_party, train_label_party
+from misuan.protocols.secureboost.label_party import (
+    LabelParty,
+    explain_label_party,
+    predict_label_party,
+    train_label_party,
+)
 from misuan.protocols.secureboost.loss import base_margin
 from misuan.protocols.secureboost.messages import (
     PROTOCOL,
@@ -66,6 +86,7 @@ from misuan.protocols.secureboost.messages import (
     DecisionRequest,
     Decisions,
     HistogramReply,
+    LeafSets,
     LevelPlan,
     Schema,
     Setup,
@@ -75,11 +96,19 @@ from misuan.protocols.secureboost.messages import (
     TreeStart,
 )
 from misuan.protocols.secureboost.model import MODEL_VERSION, TrainResult, route
-from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, BoostingParams, Objective, SecureBoostParams
+from misuan.protocols.secureboost.params import (
+    MAX_BIN_LIMIT,
+    MIN_KEY_BITS,
+    BoostingParams,
+    Objective,
+    PredictionMode,
+    SecureBoostParams,
+)
 
 __all__ = [
-    "DISCLOSURES", "MAX_BIN_LIMIT", "MODEL_VERSION", "PROTOCOL", "STEP", "BoostingParams", "DecisionRequest",
-    "Decisions", "FeatureParty", "HistogramReply", "LabelParty", "LevelPlan", "Objective", "QuantileBinner", "SecureBoostParams",
-    "Schema", "Setup", "SplitReply", "SplitRequest", "TrainEnd", "TrainResult", "TreeStart", "base_margin",
+    "DISCLOSURES", "MAX_BIN_LIMIT", "MIN_KEY_BITS", "MODEL_VERSION", "PROTOCOL", "STEP", "BoostingParams",
+    "DecisionRequest", "Decisions", "FeatureParty", "HistogramReply", "LabelParty", "LeafSets",
+    "LevelPlan", "Objective", "PredictionMode", "QuantileBinner", "SecureBoostParams", "Schema", "Setup", "SplitReply",
+    "SplitRequest", "TrainEnd", "TrainResult", "TreeStart", "base_margin", "explain_label_party",
     "predict_feature_party", "predict_label_party", "route", "train_feature_party", "train_label_party",
 ]

@@ -66,10 +66,14 @@ class FeatureBins:
     names: list[str]
     n_bins: list[int]  # per feature, the missing-value bin included
     mask: np.ndarray  # bool: the features sampled for the current tree
+    # int8 per feature: 1 increasing, -1 decreasing, 0 none (XGBoost's monotone constraints); empty: none
+    monotone: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     offsets: np.ndarray = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.offsets = np.concatenate([[0], np.cumsum(self.n_bins)]).astype(np.int64)
+        if len(self.monotone) == 0:
+            self.monotone = np.zeros(len(self.n_bins), dtype=np.int8)
 
     @property
     def width(self) -> int:

@@ -1,7 +1,7 @@
 """What SecureBoost reveals, declared once; both sides record these entries (docs/privacy.md lists them).
 
-Each entry is recorded per feature party; ``detail`` carries the tree, the depth and, for split
-decisions, the purpose (``eval`` or ``predict``).
+Each entry is recorded per feature party; ``detail`` carries the tree, the depth and, for tree
+shapes, leaf sets and split decisions, the purpose (``model``, ``eval`` or ``predict``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,19 @@ SPLIT_CHOICE = DisclosureKind(
 PARTITION = DisclosureKind(
     _P, "instance partition of nodes split on the feature party's features", "plaintext", FEATURE, LABEL
 )
+TREE_SHAPES = DisclosureKind(
+    _P, "tree shapes (child links of every split node, no values)", "plaintext", LABEL, FEATURE,
+)
+LEAF_SETS = DisclosureKind(
+    _P, "per row and tree, the leaves consistent with the feature party's splits", "plaintext", FEATURE, LABEL,
+    when="leaf-set mode (the default): evaluation on an eval set, and prediction",
+)
 DECISIONS = DisclosureKind(
     _P, "split decisions of the feature party's split nodes for each row", "plaintext", FEATURE, LABEL,
-    when="evaluation on an eval set, and prediction",
+    when="per-node mode: evaluation on an eval set, and prediction",
 )
 
-DISCLOSURES = (SCHEMA, PUBLIC_KEY, GRADIENTS, SAMPLED_ROWS, NODE_ROWS, HISTOGRAMS, SPLIT_CHOICE, PARTITION, DECISIONS)
+DISCLOSURES = (
+    SCHEMA, PUBLIC_KEY, GRADIENTS, SAMPLED_ROWS, NODE_ROWS, HISTOGRAMS, SPLIT_CHOICE, PARTITION, TREE_SHAPES, LEAF_SETS,
+    DECISIONS,
+)

@@ -4,7 +4,8 @@
 its commands until :class:`TrainEnd`: a new tree's ciphertexts, a level's histograms, the partition
 of the nodes split on its features, split decisions on the eval set. Every command is checked
 (array kinds, shapes, ranges, sorted unique rows, ciphertext sizes) before use.
-:func:`predict_feature_party` sends its split decisions on new rows.
+:func:`predict_feature_party` answers a prediction: per tree the leaves its splits allow for each
+row (leaf-set mode), or, only when its own ``prediction_mode`` is ``"nodes"``, every split decision.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from misuan.protocols.secureboost.messages import (
     DecisionRequest,
     Decisions,
     HistogramReply,
+    LeafSets,
     LevelPlan,
     Schema,
     Setup,
@@ -36,8 +38,14 @@ from misuan.protocols.secureboost.messages import (
     check_array,
     check_range,
 )
-from misuan.protocols.secureboost.model import MODEL_VERSION, TrainResult, decisions_for
-from misuan.protocols.secureboost.params import BoostingParams
+from misuan.protocols.secureboost.model import (
+    MODEL_VERSION,
+    TrainResult,
+    decisions_for,
+    leaf_sets_for,
+    trees_of_shape,
+)
+from misuan.protocols.secureboost.params import MIN_KEY_BITS, BoostingParams, PredictionMode
 
 __all__ = ["FeatureParty", "predict_feature_party", "train_feature_party"]
 
@@ -55,7 +63,9 @@ class FeatureParty:
 
     Each method takes one message of the label party and gives the reply (if any); nothing here
     talks to a channel. Call :meth:`close` to stop the worker processes :meth:`accept_key` starts.
-    Of ``params`` a feature party uses its own binning (``max_bin``) and cores (``n_jobs``); the
+    Of ``params`` a feature party uses its own binning (``max_bin``), cores (``n_jobs``), the
+    monotone constraints of its own features (``monotone_constraints``: names of other parties'
+    features are ignored) and what it agrees to tell at evaluation (``prediction_mode``); the
     trees, their sampling and the key are the label party's choice.
     """
 
@@ -68,6 +78,8 @@ class FeatureParty:
         self.bins = self.binner.transform(self.X)
         self.n_bins = self.binner.n_bins
         self.splits: list[dict[str, Any]] = []  # the model part: one entry per split node on these features
+        self.shape = np.zeros((0, 4), dtype=np.int32)  # the kept trees' shapes, from TrainEnd
+        self.n_trees = 0
         self.history: list[dict[str, float]] = []
         self.tree = -1
         self.sampled = np.ones(self.n_features, dtype=bool)
@@ -92,11 +104,15 @@ class FeatureParty:
         return self._pool
 
     def schema(self) -> Schema:
-        return Schema(self.n, self.names, np.array(self.n_bins, dtype=np.int32))
+        mono = [self.params.monotone_constraints.get(nm, 0) for nm in self.names]
+        return Schema(self.n, self.names, np.array(self.n_bins, dtype=np.int32), np.array(mono, dtype=np.int8))
 
     def accept_key(self, setup: Setup) -> PublicKey:
-        """Check the label party's public key and start the histogram workers with it."""
-        self._public = pub = public_key_from_wire(setup.public_key)
+        """Check the label party's public key (at least 2048 bits) and start the histogram workers with it."""
+        pub = public_key_from_wire(setup.public_key)
+        if pub.bits < MIN_KEY_BITS:
+            raise MalformedMessageError(f"the label party sent a {pub.bits}-bit key; SecureBoost requires at least {MIN_KEY_BITS} bits")
+        self._public = pub
         init = (dict(pub.to_wire()), self.bins.tobytes(), self.bins.shape, self.n_bins)
         self._pool = WorkerPool(HistogramWorker, init, self.params.n_jobs if self.n >= 2000 else 1)
         return pub
@@ -156,27 +172,36 @@ class FeatureParty:
         check_range(feats, 0, self.n_features, "split features")
         lefts = []
         for i, f, b, d in zip(nodes.tolist(), feats.tolist(), bins.tolist(), default_left.tolist(), strict=True):
-            if not 0 <= b < self.n_bins[f] - 2:
-                raise MalformedMessageError(f"split bin {b} is not a cut of feature {f}")
+            last = self.n_bins[f] - 2  # the last value bin; the next holds the missing values
+            # -1: present values all right (missing left); last: all left (missing right); else a cut
+            if not -1 <= b <= last or (b == last and d) or (b == -1 and not d):
+                raise MalformedMessageError(f"split bin {b} (missing {'left' if d else 'right'}) is not a split of feature {f}")
             fb = self.bins[self.level_rows[i], f]
             lefts.append(np.where(fb == self.n_bins[f] - 1, d, fb <= b))
-            threshold = float(self.binner.cuts[f][b])
+            threshold = float(self.binner.cuts[f][b]) if 0 <= b < last else None
             self.splits.append({"tree": self.tree, "node": int(self.level_ids[i]), "feature": self.names[f], "threshold": threshold, "default_left": bool(d)})
         left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=bool)
         return SplitReply(left.astype(bool))
 
-    def eval_decisions(self, req: DecisionRequest) -> Decisions:
-        """Decisions of the current tree's split nodes on the eval rows (early stopping)."""
+    def eval_decisions(self, req: DecisionRequest) -> LeafSets | Decisions:
+        """The current tree's answer on the eval rows (early stopping): leaf sets, or decisions if allowed."""
         Xe = self.X_eval
         if req.purpose != "eval" or Xe is None or req.n_rows != Xe.shape[0] or req.tree != self.tree:
             raise MalformedMessageError("unexpected evaluation request: pass the same eval_set rows to every party")
-        return decisions_for([sp for sp in self.splits if sp["tree"] == self.tree], Xe, self.names)
+        splits = [sp for sp in self.splits if sp["tree"] == self.tree]
+        return answer(req, splits, trees_of_shape(req.shape, [self.tree]), Xe, self.names, self.params.prediction_mode)
 
     def end(self, msg: TrainEnd) -> None:
-        """Keep the splits of the first ``msg.n_trees`` trees (fewer with early stopping)."""
+        """Keep the splits and shapes of the first ``msg.n_trees`` trees (fewer with early stopping)."""
         if not 0 <= msg.n_trees <= self.tree + 1:
             raise MalformedMessageError(f"TrainEnd keeps {msg.n_trees} trees of {self.tree + 1}")
         self.splits = [sp for sp in self.splits if sp["tree"] < msg.n_trees]
+        shapes = trees_of_shape(msg.shape, range(msg.n_trees))
+        mine = {(sp["tree"], sp["node"]) for sp in self.splits}
+        if not mine <= {(t, nid) for t, children in shapes.items() for nid in children}:
+            raise MalformedMessageError("TrainEnd's tree shapes lack split nodes on this party's features")
+        self.shape = check_array(msg.shape, "tree shape", "iu").astype(np.int32)
+        self.n_trees = msg.n_trees
         if self.tree >= 0:
             self.history.append({"tree": float(self.tree), "histogram_seconds": self.hist_seconds})
 
@@ -188,6 +213,8 @@ class FeatureParty:
             "label_party": label_party,
             "feature_names": self.names,
             "splits": self.splits,
+            "n_trees": self.n_trees,
+            "shape": self.shape.tolist(),
             "split_count": {nm: sum(1 for sp in self.splits if sp["feature"] == nm) for nm in self.names},
         }
         return TrainResult(model, self.history)
@@ -217,6 +244,7 @@ def train_feature_party(
             cmd = chan.recv(label_party, f"{step}/cmd")
             if isinstance(cmd, TrainEnd):
                 me.end(cmd)
+                chan.disclose(step, disclosures.TREE_SHAPES, label_party, chan.party, (len(cmd.shape),), purpose="model")
                 return me.result(chan.party, label_party)
             _serve(chan, me, cmd, label_party, step)
     finally:
@@ -244,15 +272,44 @@ def _serve(chan: Channel, me: FeatureParty, cmd: object, label_party: str, step:
         chan.send(label_party, f"{step}/split", reply)
         chan.disclose(step, disclosures.PARTITION, party, label_party, (len(reply.left),), tree=tree)
     elif isinstance(cmd, DecisionRequest):
-        decisions = me.eval_decisions(cmd)
-        chan.send(label_party, f"{step}/decisions", decisions)
-        chan.disclose(step, disclosures.DECISIONS, party, label_party, decisions.left.shape, purpose="eval")
+        chan.disclose(step, disclosures.TREE_SHAPES, label_party, party, (len(cmd.shape),), purpose="eval", tree=tree)
+        answer_ = me.eval_decisions(cmd)
+        chan.send(label_party, f"{step}/decisions", answer_)
+        _disclose_answer(chan, step, label_party, answer_, "eval")
     else:
         raise MalformedMessageError(f"unexpected SecureBoost command {type(cmd).__name__}")
 
 
-def predict_feature_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP) -> None:
-    """Joint batch prediction, feature party side: send this party's split decisions for ``X``."""
+def answer(
+    req: DecisionRequest, splits: list[dict[str, Any]], shapes: dict[int, dict[int, tuple[int, int]]], X: np.ndarray,
+    names: list[str], allowed: PredictionMode,
+) -> LeafSets | Decisions:
+    """This party's answer to ``req`` on ``X``: leaf sets, or its split decisions if it allows the per-node mode."""
+    if req.mode == "leaves":
+        return leaf_sets_for(splits, shapes, X, names)
+    if req.mode == "nodes" and allowed == "nodes":
+        return decisions_for(splits, X, names)
+    raise MalformedMessageError(
+        f"the label party asks for {req.mode!r} answers; this party's prediction_mode is {allowed!r}"
+        + (" (set prediction_mode = 'nodes' on this party to allow split decisions)" if req.mode == "nodes" else "")
+    )
+
+
+def _disclose_answer(chan: Channel, step: str, label_party: str, reply: LeafSets | Decisions, purpose: str) -> None:
+    if isinstance(reply, LeafSets):
+        chan.disclose(step, disclosures.LEAF_SETS, chan.party, label_party, (reply.masks.shape[0], len(reply.trees)), purpose=purpose)
+    else:
+        chan.disclose(step, disclosures.DECISIONS, chan.party, label_party, reply.left.shape, purpose=purpose)
+
+
+def predict_feature_party(
+    chan: Channel, model: dict[str, Any], X: Any, step: str = STEP, prediction_mode: PredictionMode = "leaves"
+) -> None:
+    """Joint batch prediction, feature party side: answer the label party's request on ``X``.
+
+    ``prediction_mode`` is this party's consent: ``"leaves"`` answers only with leaf sets,
+    ``"nodes"`` also with every split decision (which exact TreeSHAP explanations need).
+    """
     Xf, _ = as_matrix(X)
     names = list(model["feature_names"])
     if Xf.shape[1] != len(names):
@@ -261,5 +318,7 @@ def predict_feature_party(chan: Channel, model: dict[str, Any], X: Any, step: st
     req = chan.recv(label_party, f"{step}/cmd", expect=DecisionRequest)
     if req.purpose != "predict" or req.n_rows != Xf.shape[0]:
         raise MalformedMessageError(f"label party asks decisions for {req.n_rows} rows, this party has {Xf.shape[0]}")
-    chan.send(label_party, f"{step}/decisions", decisions_for(model["splits"], Xf, names))
-    chan.disclose(step, disclosures.DECISIONS, chan.party, label_party, (Xf.shape[0], len(model["splits"])), purpose="predict")
+    shapes = trees_of_shape(np.array(model["shape"], dtype=np.int32).reshape(-1, 4), range(int(model["n_trees"])))
+    reply = answer(req, list(model["splits"]), shapes, Xf, names, prediction_mode)
+    chan.send(label_party, f"{step}/decisions", reply)
+    _disclose_answer(chan, step, label_party, reply, "predict")

@@ -3,8 +3,10 @@
 :func:`train_label_party` receives every feature party's schema, sends the HE public key, then per
 tree sends the encrypted gradients (:class:`TreeStart`), grows the tree level by level with a
 :class:`~misuan.protocols.secureboost.tree.TreeGrower`, optionally scores the eval set, and ends
-with :class:`TrainEnd`. :func:`predict_label_party` collects the feature parties' split decisions
-and routes the rows. Every disclosure is recorded from :mod:`.disclosures`.
+with :class:`TrainEnd` (which carries the kept trees' shapes). :func:`predict_label_party` collects
+the feature parties' answers (leaf sets by default, split decisions in the per-node mode) and finds
+each row's leaf; :func:`explain_label_party` turns the same answers into per-row feature
+contributions (:mod:`.explain`). Every disclosure is recorded from :mod:`.disclosures`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,10 +22,11 @@ import numpy as np
 from misuan.crypto.encoding import FixedPointCodec
 from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
 from misuan.crypto.pool import HEWorker, WorkerPool, encrypt_batch
-from misuan.errors import DataError, MalformedMessageError, ProtocolError
+from misuan.errors import ConfigError, DataError, MalformedMessageError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
 from misuan.protocols.secureboost.binning import FeatureBins, QuantileBinner, as_matrix
+from misuan.protocols.secureboost.explain import ContributionMethod, contributions
 from misuan.protocols.secureboost.histogram import HistogramDecoder
 from misuan.protocols.secureboost.loss import base_margin, grad_hess, metric
 from misuan.protocols.secureboost.messages import (
@@ -31,6 +34,7 @@ from misuan.protocols.secureboost.messages import (
     DecisionRequest,
     Decisions,
     HistogramReply,
+    LeafSets,
     Schema,
     Setup,
     SplitReply,
@@ -41,15 +45,17 @@ from misuan.protocols.secureboost.messages import (
 )
 from misuan.protocols.secureboost.model import (
     MODEL_VERSION,
+    Answers,
     TrainResult,
+    answers_of,
     importance_of,
-    read_decisions,
-    route,
+    leaf_values,
+    shape_of,
 )
-from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, SecureBoostParams
+from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, MIN_KEY_BITS, PredictionMode, SecureBoostParams
 from misuan.protocols.secureboost.tree import TreeGrower
 
-__all__ = ["LabelParty", "predict_label_party", "train_label_party"]
+__all__ = ["LabelParty", "explain_label_party", "predict_label_party", "train_label_party"]
 
 _PHASES = ("encrypt", "decrypt", "wait_histograms", "split_finding")
 
@@ -95,6 +101,7 @@ class LabelParty:
         self.history: list[dict[str, float]] = []
         self.best_metric = math.inf
         self.best_iter: int | None = None
+        self.monotone = np.zeros(self.X.shape[1], dtype=np.int8)
         self._public: PublicKey | None = None
         self._pool: WorkerPool | None = None
 
@@ -132,15 +139,33 @@ class LabelParty:
         names = schema.feature_names
         if len(set(names)) != len(names) or any(not 0 < len(nm) <= 256 for nm in names):
             raise MalformedMessageError(f"{peer}'s feature names must be unique, non-empty and at most 256 characters")
+        mono = check_array(schema.monotone, "schema monotone constraints", "iu", nbins.shape)
+        check_range(mono, -1, 2, "schema monotone constraints")
         n_bins = [int(v) for v in nbins.tolist()]
-        fb = FeatureBins(peer, list(names), n_bins, np.ones(len(n_bins), bool))
+        fb = FeatureBins(peer, list(names), n_bins, np.ones(len(n_bins), bool), mono.astype(np.int8))
         self.peers.append(fb)
         return fb
+
+    def own_constraints(self) -> np.ndarray:
+        """The label party's constraints on its own features, after checking ``monotone_constraints``
+        names only known features and agrees with what each feature party declared for its own."""
+        declared = dict(self.p.monotone_constraints)
+        for fb in self.peers:
+            for nm, c in zip(fb.names, fb.monotone.tolist(), strict=True):
+                if nm in declared and nm not in self.names and declared.pop(nm) != c:
+                    raise ConfigError(f"monotone_constraints: {fb.party} declares {c} for its feature {nm!r}, this party {self.p.monotone_constraints[nm]}")
+        unknown = sorted(set(declared) - set(self.names))
+        if unknown:
+            raise ConfigError(f"monotone_constraints names features no party has: {unknown}")
+        return np.array([declared.get(nm, 0) for nm in self.names], dtype=np.int8)
 
     def setup(self, keys: tuple[PublicKey, PrivateKey] | None = None) -> Setup:
         """The HE key pair (``keys``, or a fresh one) and the worker processes that hold its private key."""
         p = self.p
         pub, priv = keys if keys is not None else generate_keypair(p.he_scheme, p.key_bits)
+        if pub.bits < MIN_KEY_BITS:
+            raise ConfigError(f"SecureBoost needs an HE key of at least {MIN_KEY_BITS} bits, not {pub.bits}")
+        self.monotone = self.own_constraints()
         self._public = pub
         # wider tables (more memory, longer to build) pay off once there are many rows to encrypt per tree
         window = 14 if self.n >= 50000 else 12 if self.n >= 5000 else 8
@@ -172,7 +197,7 @@ class LabelParty:
             pi.party: TreeStart(t, rows.astype(np.int32), cts, pi.mask, codec.slot_bits, per_ct, label_only)
             for pi in self.peers
         }
-        own = FeatureBins(self.name, self.names, self.binner.n_bins, masks[0])
+        own = FeatureBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
         decoder = HistogramDecoder(pub, pool, codec, per_ct)
         grower = TreeGrower(p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
         return starts, grower
@@ -190,11 +215,11 @@ class LabelParty:
         self.trees.append(tree)
         return tree
 
-    def score_eval_set(self, t: int, decisions: Mapping[tuple[str, int], np.ndarray], record: dict[str, float]) -> bool:
+    def score_eval_set(self, t: int, answers: Answers, record: dict[str, float]) -> bool:
         """Add tree ``t`` to the eval margins and the metric to ``record``; True when early stopping ends training."""
         if self.margin_val is None or self.y_val is None:
             raise RuntimeError("this LabelParty has no eval set")
-        self.margin_val += route(self.trees[t], self.X_val, decisions, self.name)
+        self.margin_val += leaf_values(self.trees[t], answers.leaves[t])
         value = metric(self.p.objective, self.margin_val, self.y_val)
         record["valid_metric"] = value
         if value < self.best_metric - 1e-12:
@@ -204,10 +229,11 @@ class LabelParty:
         return rounds is not None and self.best_iter is not None and t - self.best_iter >= rounds
 
     def end(self) -> TrainEnd:
-        """How many trees the parties keep: all, or up to the best one with early stopping."""
+        """How many trees the parties keep (all, or up to the best one with early stopping), and their shapes."""
+        n = len(self.trees)
         if self.p.early_stopping_rounds is not None and self.best_iter is not None:
-            return TrainEnd(self.best_iter + 1)
-        return TrainEnd(len(self.trees))
+            n = self.best_iter + 1
+        return TrainEnd(n, shape_of(dict(enumerate(self.trees[:n]))))
 
     def result(self, n_trees: int) -> TrainResult:
         trees = self.trees[:n_trees]
@@ -267,6 +293,7 @@ def train_label_party(
         end = me.end()
         for pi in me.peers:
             chan.send(pi.party, f"{step}/cmd", end)
+            chan.disclose(step, disclosures.TREE_SHAPES, me.name, pi.party, (len(end.shape),), purpose="model")
         return me.result(end.n_trees)
     finally:
         me.close()
@@ -288,8 +315,8 @@ def _train_tree(chan: Channel, me: LabelParty, t: int, step: str) -> tuple[dict[
     if not me.evaluates:
         return record, False
     peers = [pi.party for pi in me.peers]
-    decisions = _collect_decisions(chan, peers, {t: tree}, len(me.X_val), "eval", t, step)[0]
-    return record, me.score_eval_set(t, decisions, record)
+    answers = _collect_answers(chan, peers, {t: tree}, me.X_val, "eval", t, me.p.prediction_mode, step)
+    return record, me.score_eval_set(t, answers, record)
 
 
 def _grow_tree(chan: Channel, grower: TreeGrower, t: int, step: str) -> None:
@@ -323,27 +350,59 @@ def _grow_tree(chan: Channel, grower: TreeGrower, t: int, step: str) -> None:
         grower.next_level()
 
 
-def _collect_decisions(
-    chan: Channel, peers: Sequence[str], trees: dict[int, dict[str, Any]], n_rows: int, purpose: str, tree_arg: int, step: str
-) -> list[dict[tuple[str, int], np.ndarray]]:
-    """Ask every feature party for its split decisions on ``n_rows`` rows; one dict per tree."""
-    per_tree: dict[int, dict[tuple[str, int], np.ndarray]] = {t: {} for t in trees}
+def _collect_answers(
+    chan: Channel, peers: Sequence[str], trees: dict[int, dict[str, Any]], X_label: np.ndarray, purpose: str, tree_arg: int,
+    mode: PredictionMode, step: str,
+) -> Answers:
+    """Ask every feature party for its answer on the rows of ``X_label`` (``mode``); each row's leaf per tree."""
+    n_rows = X_label.shape[0]
+    # an evaluated tree is new to the feature parties: its shape comes with the request
+    shape = shape_of(trees) if purpose == "eval" else np.zeros((0, 4), dtype=np.int32)
+    replies: list[tuple[str, LeafSets | Decisions]] = []
     for fp in peers:
-        chan.send(fp, f"{step}/cmd", DecisionRequest(purpose, tree_arg, n_rows))
-        reply = chan.recv(fp, f"{step}/decisions", expect=Decisions)
-        read_decisions(fp, reply, trees, n_rows, per_tree)
-        chan.disclose(step, disclosures.DECISIONS, fp, chan.party, (n_rows, len(reply.trees)), purpose=purpose)
-    return [per_tree[t] for t in sorted(per_tree)]
+        chan.send(fp, f"{step}/cmd", DecisionRequest(purpose, tree_arg, n_rows, mode, shape))
+        if purpose == "eval":
+            chan.disclose(step, disclosures.TREE_SHAPES, chan.party, fp, (len(shape),), purpose="eval", tree=tree_arg)
+        reply = chan.recv(fp, f"{step}/decisions", expect=LeafSets if mode == "leaves" else Decisions)
+        if isinstance(reply, LeafSets):
+            chan.disclose(step, disclosures.LEAF_SETS, fp, chan.party, (n_rows, len(reply.trees)), purpose=purpose)
+        else:
+            chan.disclose(step, disclosures.DECISIONS, fp, chan.party, (n_rows, len(reply.trees)), purpose=purpose)
+        replies.append((fp, reply))
+    return answers_of(replies, trees, X_label, chan.party)
 
 
-def predict_label_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP) -> np.ndarray:
-    """Joint batch prediction, label party side: returns the margin (log-odds for logistic loss)."""
+def _prediction_answers(chan: Channel, model: dict[str, Any], X: Any, step: str, mode: PredictionMode) -> tuple[np.ndarray, Answers]:
     Xl, _ = as_matrix(X)
     if Xl.shape[1] != len(model["feature_names"]):
         raise DataError(f"prediction needs the label party's {len(model['feature_names'])} features, got {Xl.shape[1]}")
     trees = dict(enumerate(model["trees"]))
-    decisions = _collect_decisions(chan, list(model["feature_parties"]), trees, Xl.shape[0], "predict", -1, step)
+    return Xl, _collect_answers(chan, list(model["feature_parties"]), trees, Xl, "predict", -1, mode, step)
+
+
+def predict_label_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP, mode: PredictionMode = "leaves") -> np.ndarray:
+    """Joint batch prediction, label party side: returns the margin (log-odds for logistic loss).
+
+    ``mode``: ``"leaves"`` asks each feature party for the leaves its splits allow (per row and
+    tree), ``"nodes"`` for its decision at every split node (the feature party must allow it).
+    """
+    Xl, answers = _prediction_answers(chan, model, X, step, mode)
     margin = np.full(Xl.shape[0], float(model["base_margin"]))
-    for t, tree in trees.items():
-        margin += route(tree, Xl, decisions[t], chan.party)
+    for t, tree in enumerate(model["trees"]):
+        margin += leaf_values(tree, answers.leaves[t])
     return margin
+
+
+def explain_label_party(
+    chan: Channel, model: dict[str, Any], X: Any, step: str = STEP, method: ContributionMethod = "treeshap",
+    mode: PredictionMode = "leaves",
+) -> np.ndarray:
+    """Joint prediction with per-row feature contributions (XGBoost's ``pred_contribs``), label party side.
+
+    Returns ``(rows, features + 1)``: the label party's features, then each feature party's (in the
+    order of ``model["feature_parties"]``), then the bias; each row sums to its margin. ``"treeshap"``
+    (exact, as ``pred_contribs=True``) needs every split decision, so it asks in the per-node mode;
+    ``"saabas"`` (as ``approx_contribs=True``) needs only each row's leaf and uses ``mode``.
+    """
+    Xl, answers = _prediction_answers(chan, model, X, step, "nodes" if method == "treeshap" else mode)
+    return contributions(model, Xl, answers, chan.party, method)

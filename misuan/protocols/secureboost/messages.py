@@ -3,7 +3,14 @@
 The names (``secureboost.TreeStart``, ...) are part of the protocol (``PROTOCOL``'s version), not of
 the file layout. Every message goes under the step's name: ``{step}/schema`` (feature party ->
 label party), ``{step}/cmd`` (label party -> feature party: setup, trees, levels, splits, decision
-requests, end), ``{step}/hist``, ``{step}/split`` and ``{step}/decisions`` (the feature party's replies).
+requests, end), ``{step}/hist``, ``{step}/split`` and ``{step}/decisions`` (the feature party's replies:
+:class:`LeafSets` in the leaf-set mode, :class:`Decisions` in the per-node mode).
+
+Version 2: missing-value splits as XGBoost's (a split bin may be ``-1`` or the last value bin),
+monotone constraints in the schema, tree shapes at the end of training, the leaf-set prediction mode.
+
+A *tree shape* is an int32 ``(K, 4)`` array, one row ``(tree, node, left child, right child)`` per
+split node; the other node ids it names (and node 0 of a tree with no row) are the tree's leaves.
 """
 
 from __future__ import annotations
@@ -18,22 +25,23 @@ from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
 __all__ = [
-    "PROTOCOL", "STEP", "DecisionRequest", "Decisions", "HistogramReply", "LevelPlan", "Schema", "Setup",
+    "PROTOCOL", "STEP", "DecisionRequest", "Decisions", "HistogramReply", "LeafSets", "LevelPlan", "Schema", "Setup",
     "SplitReply", "SplitRequest", "TrainEnd", "TreeStart", "check_array", "check_range",
 ]
 
-PROTOCOL = ProtocolInfo("secureboost", 1, "vertical gradient boosting: encrypted gradients, per-bin histograms")
+PROTOCOL = ProtocolInfo("secureboost", 2, "vertical gradient boosting: encrypted gradients, per-bin histograms")
 STEP = "secureboost"
 
 
 @wire.message("secureboost.Schema")
 @dataclasses.dataclass
 class Schema:
-    """A feature party's schema: rows, feature names and bins per feature."""
+    """A feature party's schema: rows, feature names, bins per feature and its monotone constraints."""
 
     n_rows: int
     feature_names: list[str]
     n_bins: np.ndarray  # int32 (F,), missing bin included
+    monotone: np.ndarray  # int8 (F,): 1 increasing, -1 decreasing, 0 none
 
 
 @wire.message("secureboost.Setup")
@@ -76,7 +84,7 @@ class HistogramReply:
 class SplitRequest:
     nodes: np.ndarray  # int32: indices into the level's node_ids
     features: np.ndarray  # int32: this party's feature
-    bins: np.ndarray  # int32: split after this bin
+    bins: np.ndarray  # int32: split after this bin; -1: no present value left, last value bin: all left
     default_left: np.ndarray  # bool
 
 
@@ -92,6 +100,8 @@ class DecisionRequest:
     purpose: str  # "eval" or "predict"
     tree: int  # for "eval": the tree to evaluate; -1: all kept trees
     n_rows: int
+    mode: str  # "leaves": reply LeafSets; "nodes": reply Decisions
+    shape: np.ndarray  # int32 (K, 4): for "eval", the evaluated tree's shape; empty for "predict"
 
 
 @wire.message("secureboost.Decisions")
@@ -102,10 +112,25 @@ class Decisions:
     left: np.ndarray  # bool (n_rows, S)
 
 
+@wire.message("secureboost.LeafSets")
+@dataclasses.dataclass
+class LeafSets:
+    """Per row and tree, the leaves consistent with the sender's splits (its other nodes: either way).
+
+    Tree ``trees[j]`` owns ``ceil(n_leaves[j] / 8)`` bytes of each row, in order; bit ``i`` (least
+    significant first) of them is leaf ``i`` of the tree, leaves in ascending node id.
+    """
+
+    trees: np.ndarray  # int32 (T,)
+    n_leaves: np.ndarray  # int32 (T,)
+    masks: np.ndarray  # uint8 (n_rows, sum of the trees' bytes)
+
+
 @wire.message("secureboost.TrainEnd")
 @dataclasses.dataclass
 class TrainEnd:
     n_trees: int
+    shape: np.ndarray  # int32 (K, 4): the shapes of the kept trees
 
 
 def check_array(arr: Any, what: str, kind: str, shape: tuple[int, ...] | None = None) -> np.ndarray:

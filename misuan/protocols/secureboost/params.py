@@ -4,21 +4,29 @@
 the binning, the encryption and the workers; it is what the job step ``secureboost`` takes.
 :class:`SecureBoostParams` adds what the caller of the protocol chooses besides: the loss
 (``objective``) and early stopping on an evaluation set, which the estimators fix or expose.
+
+Each party reads its own copy: a feature party uses its ``max_bin``, ``n_jobs``, the
+``monotone_constraints`` of its own features (it declares them in its schema) and its
+``prediction_mode`` (``"nodes"`` consents to per-node answers); the label party checks that its
+``monotone_constraints`` name only known features and agree with each feature party's declaration.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Literal
 
-from misuan.crypto.he import MAX_BITS, MIN_BITS
+from misuan.crypto.he import MAX_BITS
 from misuan.params import ParamError, check_params, param
 
-__all__ = ["MAX_BIN_LIMIT", "BoostingParams", "Objective", "SecureBoostParams"]
+__all__ = ["MAX_BIN_LIMIT", "MIN_KEY_BITS", "BoostingParams", "Objective", "PredictionMode", "SecureBoostParams"]
 
 MAX_BIN_LIMIT = 254  # bins are uint8 and one more bin holds the missing values
+MIN_KEY_BITS = 2048  # the weakest HE key either party accepts (as WOE's default floor)
 
 Objective = Literal["binary:logistic", "reg:squarederror"]
+PredictionMode = Literal["leaves", "nodes"]
 _OWNER = "SecureBoost"
 
 
@@ -38,13 +46,22 @@ class BoostingParams:
     base_score: float | None = param(None, "initial prediction: a probability for logistic loss; none: the mean label")
     first_tree_label_only: bool = param(False, "grow the first tree on the label party's features only")
     he_scheme: Literal["ou", "paillier"] = param("ou", "additively homomorphic scheme of the gradients")
-    key_bits: int = param(2048, "HE modulus size in bits (1024 only for tests)", ge=MIN_BITS, le=MAX_BITS)
+    key_bits: int = param(2048, "HE modulus size in bits", ge=MIN_KEY_BITS, le=MAX_BITS)
     frac_bits: int = param(20, "fractional bits of the fixed-point gradients", ge=8, le=40)
     n_jobs: int | None = param(None, "worker processes per party; none: every core", ge=1)
     random_state: int = param(0, "seed of the row and feature sampling", ge=0)
+    monotone_constraints: Mapping[str, int] = param(
+        {}, "per feature name: 1 increasing, -1 decreasing, 0 none (XGBoost's); each party declares its own features'"
+    )
+    prediction_mode: PredictionMode = param(
+        "leaves", "what a feature party tells at prediction: per tree the leaves its splits allow, or every split decision"
+    )
 
     def __post_init__(self) -> None:
         check_params(self, _OWNER)
+        bad = {k: v for k, v in self.monotone_constraints.items() if v not in (-1, 0, 1)}
+        if bad:
+            raise ParamError("monotone_constraints", f"values must be -1, 0 or 1, not {bad}", _OWNER)
 
 
 @dataclasses.dataclass(frozen=True)

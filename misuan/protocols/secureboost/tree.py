@@ -6,6 +6,10 @@ histogram by subtraction (parent minus the computed child), finds the best split
 over all parties' features, asks each feature party for the partition of the nodes split on its
 features (:class:`SplitRequest`) and takes the reply. The driver
 (:func:`misuan.protocols.secureboost.label_party.train_label_party`) moves the messages.
+
+Every node carries its weight bounds (monotone constraints, :mod:`.split`); every histogram and
+partition a feature party returns is checked against the sums the label party knows
+(:mod:`.checks`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from misuan.protocols.secureboost.binning import FeatureBins
+from misuan.protocols.secureboost.checks import check_histogram_totals, check_partition_sums, codec_rounded
 from misuan.protocols.secureboost.histogram import HistogramDecoder
 from misuan.protocols.secureboost.messages import (
     HistogramReply,
@@ -27,7 +32,16 @@ from misuan.protocols.secureboost.messages import (
     check_array,
 )
 from misuan.protocols.secureboost.params import BoostingParams
-from misuan.protocols.secureboost.split import Split, best_split, leaf_weight, plain_histogram
+from misuan.protocols.secureboost.split import (
+    Bounds,
+    NodeStats,
+    Split,
+    best_split,
+    child_bounds,
+    gain_given_weight,
+    node_weight,
+    plain_histogram,
+)
 
 __all__ = ["TreeGrower"]
 
@@ -41,6 +55,8 @@ class _Node:
     rows: np.ndarray
     g: float
     h: float
+    weight: float  # unscaled leaf weight, clipped to the parent's bounds (XGBoost's)
+    bounds: Bounds  # this node's own bounds, for its children's weights
     hists: dict[str, Histogram] = dataclasses.field(default_factory=dict)
     sibling: int = -1  # index (in the level) of the sibling whose histogram is computed
     parent_hists: dict[str, Histogram] | None = None
@@ -61,7 +77,10 @@ class TreeGrower:
         self.peers = {pi.party: pi for pi in peers}  # the parties asked for histograms (none: label only)
         self.decoder = decoder
         self.timing = timing  # phase seconds of this tree: the grower adds decrypt and split_finding
-        self.level = [_Node(0, 0, rows, float(g[rows].sum()), float(h[rows].sum()))]
+        # any constrained feature switches every gain to XGBoost's clipped-weight form
+        self.constrained = any(bool(np.any(fb.monotone != 0)) for fb in (own, *peers))
+        self.gq, self.hq = codec_rounded(g, params.frac_bits), codec_rounded(h, params.frac_bits)
+        self.level = [self._child(0, 0, rows, Bounds(), Bounds())]
         self.nodes_out: list[dict[str, Any]] = []
         self.leaf_add = np.zeros(self.n)
         self._next_id = 1
@@ -111,9 +130,14 @@ class TreeGrower:
     def take_histograms(self, peer: str, reply: HistogramReply) -> None:
         """Decrypt ``peer``'s histograms of the wanted nodes."""
         d0 = time.perf_counter()
-        decoded = self.decoder.decode(reply, self.peers[peer], len(self._compute))
+        fb = self.peers[peer]
+        decoded = self.decoder.decode(reply, fb, len(self._compute))
+        sampled = [f for f in range(len(fb.n_bins)) if fb.mask[f]]
         for i, hist in zip(self._compute, decoded, strict=True):
-            self.level[i].hists[peer] = hist
+            nd = self.level[i]
+            g_tot, h_tot = float(self.gq[nd.rows].sum()), float(self.hq[nd.rows].sum())
+            check_histogram_totals(peer, nd.id, *hist, fb.offsets, sampled, g_tot, h_tot, self.p.frac_bits)
+            nd.hists[peer] = hist
         self.timing["decrypt"] += time.perf_counter() - d0
 
     def find_splits(self) -> None:
@@ -143,10 +167,13 @@ class TreeGrower:
 
     def _best_of(self, nd: _Node) -> Split | None:
         best: Split | None = None
-        cands = [best_split(*nd.hists[self.own.party], self.own, nd.g, nd.h, self.p)]
+        lam = self.p.reg_lambda
+        root_gain = float(gain_given_weight(nd.g, nd.h, nd.weight, lam)) if self.constrained else nd.g * nd.g / (nd.h + lam)
+        stats = NodeStats(nd.g, nd.h, root_gain, nd.bounds)
+        cands = [best_split(*nd.hists[self.own.party], self.own, stats, self.p, self.constrained)]
         for name, pi in self.peers.items():
             G, H = nd.hists[name]
-            cands.append(best_split(G, H, pi, nd.g, nd.h, self.p))
+            cands.append(best_split(G, H, pi, stats, self.p, self.constrained))
         for c in cands:
             if c is not None and (best is None or c.gain > best.gain):
                 best = c
@@ -166,14 +193,25 @@ class TreeGrower:
         )
 
     def take_partition(self, peer: str, reply: SplitReply) -> int:
-        """Which rows of each node split on ``peer``'s features go left; returns the rows told."""
+        """Which rows of each node split on ``peer``'s features go left; returns the rows told.
+
+        The rows sent left must add up to the chosen bins' sums (:func:`.checks.check_partition_sums`).
+        """
         idx = self._requested.pop(peer)
         total = sum(len(self.level[i].rows) for i in idx)
         left = check_array(reply.left, "split partition", "b", (total,))
         start = 0
         for i in idx:
-            m = len(self.level[i].rows)
-            self._lefts[i] = left[start : start + m]
+            nd, sp = self.level[i], self._splits[i]
+            m = len(nd.rows)
+            part = left[start : start + m]
+            if sp is not None:
+                lrows = nd.rows[part]
+                check_partition_sums(
+                    peer, nd.id, float(self.gq[lrows].sum()), float(self.hq[lrows].sum()), sp.left_g, sp.left_h,
+                    len(lrows), m, self.p.frac_bits,
+                )
+            self._lefts[i] = part
             start += m
         return total
 
@@ -182,7 +220,7 @@ class TreeGrower:
         nxt: list[_Node] = []
         for i, (nd, sp) in enumerate(zip(self.level, self._splits, strict=True)):
             if sp is None:
-                w = leaf_weight(nd.g, nd.h, self.p)
+                w = float(nd.weight * self.p.learning_rate)
                 self.nodes_out.append({"id": nd.id, "leaf": w, "cover": nd.h})
                 self.leaf_add[nd.rows] = w
                 continue
@@ -190,16 +228,31 @@ class TreeGrower:
             lid, rid = self._next_id, self._next_id + 1
             self._next_id += 2
             self.nodes_out.append(self._split_node(nd, sp, lid, rid))
-            hists = dict(nd.hists)
-            children = [self._child(cid, nd.depth + 1, rows, hists) for cid, rows in ((lid, nd.rows[lm]), (rid, nd.rows[~lm]))]
+            children = self._children(nd, sp, (lid, nd.rows[lm]), (rid, nd.rows[~lm]))
             children[0].sibling, children[1].sibling = len(nxt) + 1, len(nxt)
             nxt += children
         for nd in self.level:  # free the parent's histograms as soon as the children have theirs
             nd.parent_hists = None
         self.level = nxt
 
-    def _child(self, nid: int, depth: int, rows: np.ndarray, parent_hists: dict[str, Histogram]) -> _Node:
-        return _Node(nid, depth, rows, float(self.g[rows].sum()), float(self.h[rows].sum()), parent_hists=parent_hists)
+    def _child(
+        self, nid: int, depth: int, rows: np.ndarray, parent_bounds: Bounds, bounds: Bounds,
+        parent_hists: dict[str, Histogram] | None = None,
+    ) -> _Node:
+        g, h = float(self.g[rows].sum()), float(self.h[rows].sum())
+        weight = node_weight(g, h, self.p, parent_bounds)
+        return _Node(nid, depth, rows, g, h, weight, bounds, parent_hists=parent_hists)
+
+    def _children(self, nd: _Node, sp: Split, left: tuple[int, np.ndarray], right: tuple[int, np.ndarray]) -> list[_Node]:
+        """The two children of ``nd``: weights clipped to its bounds, bounds narrowed by a constrained feature."""
+        fb = self.own if sp.party == self.own.party else self.peers[sp.party]
+        hists = dict(nd.hists)
+        lw = node_weight(float(self.g[left[1]].sum()), float(self.h[left[1]].sum()), self.p, nd.bounds)
+        rw = node_weight(float(self.g[right[1]].sum()), float(self.h[right[1]].sum()), self.p, nd.bounds)
+        lb, rb = child_bounds(nd.bounds, int(fb.monotone[sp.feature]), lw, rw)
+        return [
+            self._child(cid, nd.depth + 1, rows, nd.bounds, b, hists) for (cid, rows), b in ((left, lb), (right, rb))
+        ]
 
     def _split_node(self, nd: _Node, sp: Split, lid: int, rid: int) -> dict[str, Any]:
         node: dict[str, Any] = {
@@ -208,7 +261,9 @@ class TreeGrower:
         }
         if sp.party == self.own.party:
             node["feature_name"] = self.own.names[sp.feature]
-            node["threshold"] = float(self.own_cuts[sp.feature][sp.bin])
+            cuts = self.own_cuts[sp.feature]
+            # no cut: "missing vs present" (every present value on the side opposite the missing ones)
+            node["threshold"] = float(cuts[sp.bin]) if 0 <= sp.bin < len(cuts) else None
         else:
             node["feature_name"] = self.peers[sp.party].names[sp.feature]
         return node

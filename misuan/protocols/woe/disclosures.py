@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from misuan.net.channel import Channel
-from misuan.net.disclosure import DisclosureKind
+from misuan.net.disclosure import CHECK_FAILED, DisclosureKind
 from misuan.protocols.woe.messages import BinSums, MergeDecisions
 from misuan.protocols.woe.params import SUPERVISED, WoeParams
 
@@ -19,6 +19,7 @@ __all__ = [
     "BIN_EDGES",
     "DISCLOSURES",
     "ENCRYPTED_LABELS",
+    "INCONSISTENT_BIN_SUMS",
     "IV_PER_FEATURE",
     "MERGE_BOUNDARIES",
     "PREBIN_COUNTS",
@@ -41,8 +42,16 @@ MERGE_BOUNDARIES = DisclosureKind(
     "woe", "merge boundaries of a feature", "plaintext", "label_party", "feature_party", _SUPERVISED
 )
 IV_PER_FEATURE = DisclosureKind("woe", "IV per feature", "aggregate", "label_party", "feature_party", "share_iv")
+# not a new disclosure but the record of one that failed a check: the label party's ledger keeps which
+# check the feature party's bin sums failed (detail: check, feature), before the job stops
+INCONSISTENT_BIN_SUMS = DisclosureKind(
+    "woe", "bin sums of a feature that failed a consistency check", "aggregate", "feature_party", "label_party",
+    CHECK_FAILED,
+)
 
-DISCLOSURES = (ENCRYPTED_LABELS, BIN_COUNTS, PREBIN_COUNTS, BIN_EDGES, MERGE_BOUNDARIES, IV_PER_FEATURE)
+DISCLOSURES = (
+    ENCRYPTED_LABELS, BIN_COUNTS, PREBIN_COUNTS, BIN_EDGES, MERGE_BOUNDARIES, IV_PER_FEATURE, INCONSISTENT_BIN_SUMS,
+)
 
 
 def record_bin_sums(

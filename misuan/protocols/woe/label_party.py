@@ -14,10 +14,22 @@ from typing import Any
 import numpy as np
 
 from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
-from misuan.errors import ConfigError, DataError, EncodingOverflowError, MalformedMessageError
+from misuan.errors import (
+    ConfigError,
+    DataError,
+    EncodingOverflowError,
+    InconsistentPeerError,
+    MalformedMessageError,
+)
 from misuan.net.channel import Channel
 from misuan.protocols.woe.binning import FeatureBins, merge_counts, merge_prebins
-from misuan.protocols.woe.disclosures import ENCRYPTED_LABELS, IV_PER_FEATURE, record_bin_sums, record_merges
+from misuan.protocols.woe.disclosures import (
+    ENCRYPTED_LABELS,
+    INCONSISTENT_BIN_SUMS,
+    IV_PER_FEATURE,
+    record_bin_sums,
+    record_merges,
+)
 from misuan.protocols.woe.he_batch import ZeroEncryptions, available_workers, chunk_bounds, encrypt_chunks
 from misuan.protocols.woe.messages import (
     LABEL_CHUNK_ROWS,
@@ -90,17 +102,23 @@ class WoeLabelParty:
             yield LabelChunk(i, arr)
 
     def receive_bin_sums(self, msg: BinSums) -> MergeDecisions | None:
-        """Check and decrypt the bin sums, merge supervised pre-bins; the merge decisions to send, if any."""
+        """Check and decrypt the bin sums, merge supervised pre-bins; the merge decisions to send, if any.
+
+        Besides the message's form, it checks what this party knows itself: every feature's bins
+        hold all ``n`` rows and, decrypted, exactly its own number of positives, and no bin more
+        positives than rows (:class:`InconsistentPeerError` naming the peer, the check and the
+        feature). Cheap checks against a peer's bugs and crude forgeries, not malicious security.
+        """
         received = _check_bin_sums(msg, self.pk, self.n, self.params, self.peer)
         flat = [c for f in received for c in f.sums]
         positives_flat = np.asarray(self._sk.decrypt_ints(flat), dtype=object)
         merges: list[tuple[str, np.ndarray]] = []
         offset = 0
+        own_positives = int(self.labels.sum())
         for f in received:
             pos_obj = positives_flat[offset : offset + len(f.counts)]
             offset += len(f.counts)
-            if any(int(p) > int(c) for p, c in zip(pos_obj, f.counts, strict=True)):
-                raise MalformedMessageError(f"{self.peer}: a bin of {f.name!r} decrypts to more positives than rows")
+            _check_positives(f, pos_obj, own_positives, self.peer)
             positives = pos_obj.astype(np.int64)
             bins, counts = f.bins, f.counts
             if f.method in SUPERVISED:
@@ -143,7 +161,12 @@ def woe_iv_label_party(
     chan.disclose(step, ENCRYPTED_LABELS, chan.party, peer, (me.n,), scheme=me.pk.scheme, key_bits=me.pk.bits)
 
     msg = chan.recv(peer, f"{step}/bin_sums", expect=BinSums)
-    merges = me.receive_bin_sums(msg)
+    try:
+        merges = me.receive_bin_sums(msg)
+    except InconsistentPeerError as exc:
+        # the ledger keeps which check the peer's values failed before the job stops
+        chan.disclose(step, INCONSISTENT_BIN_SUMS, peer, chan.party, (), check=exc.check, feature=exc.subject)
+        raise
     record_bin_sums(chan, step, msg, peer, chan.party, me.params)
     if merges is not None:
         chan.send(peer, f"{step}/merges", merges)
@@ -156,6 +179,24 @@ def woe_iv_label_party(
 
 
 # --- checks --------------------------------------------------------------------------------------
+def _check_positives(f: _ReceivedFeature, positives: np.ndarray, own_positives: int, peer: str) -> None:
+    """The decrypted positives of feature ``f`` against the bins' row counts and this party's labels."""
+    if any(int(p) > int(c) for p, c in zip(positives, f.counts, strict=True)):
+        raise InconsistentPeerError(
+            f"{peer}'s bin sums of {f.name!r} fail the check 'positives per bin': a bin decrypts to more "
+            "positives than it has rows", peer=peer, check="positives per bin", subject=f.name,
+        )
+    total = int(sum(int(p) for p in positives))
+    if total != own_positives:
+        # every aligned row is in exactly one bin, so the total is this party's own positive count;
+        # an all-positive forgery lands here, not in "the labels contain only one class"
+        raise InconsistentPeerError(
+            f"{peer}'s bin sums of {f.name!r} fail the check 'positives total': they add up to {total} "
+            "positives, not the number of positives among this party's labels for the same rows",
+            peer=peer, check="positives total", subject=f.name,
+        )
+
+
 @dataclasses.dataclass
 class _ReceivedFeature:
     name: str
@@ -197,10 +238,13 @@ def _check_feature(msg: BinSums, j: int, pk: PublicKey, n: int, params: WoeParam
     counts = msg.counts[j]
     if not isinstance(counts, np.ndarray) or counts.dtype != np.int64 or counts.shape != (n_bins,) or n_bins == 0:
         raise MalformedMessageError(f"{peer}: counts of {name!r} must be int64 of shape ({n_bins},)")
-    if int(counts.sum()) != n or int(counts.min()) < (params.min_bin_size if n_bins > 1 else 1):
-        raise MalformedMessageError(
-            f"{peer}: counts of {name!r} do not add up to {n} rows or break min_bin_size={params.min_bin_size}"
+    if int(counts.sum()) != n:
+        raise InconsistentPeerError(
+            f"{peer}'s bin sums of {name!r} fail the check 'row count': their counts add up to "
+            f"{int(counts.sum())} rows, not the {n} aligned rows", peer=peer, check="row count", subject=name,
         )
+    if int(counts.min()) < (params.min_bin_size if n_bins > 1 else 1):
+        raise MalformedMessageError(f"{peer}: counts of {name!r} break min_bin_size={params.min_bin_size}")
     sums = msg.sums[j]
     if not isinstance(sums, np.ndarray) or sums.shape != (n_bins,):
         raise MalformedMessageError(f"{peer}: bin sums of {name!r} must have shape ({n_bins},)")
