@@ -27,6 +27,7 @@ Thread- and process-safe: one lock per :class:`Ledger` object, and each append r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -34,7 +35,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,22 @@ class Ledger:
             raise LedgerError(f"the ledger {self.path} belongs to {stored[0]!r}, not {party!r}")
         self.party: str | None = party if party is not None else (str(stored[0]) if stored else None)
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction: SQLite's write lock is taken before the chain head is read, so
+        threads and processes sharing the ledger still form one chain; all of it or nothing lands."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write to the ledger {self.path}: {exc}") from exc
+
     # --- DisclosureRecorder --------------------------------------------------------------------
     def record(self, disclosure: Disclosure) -> None:
         recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
@@ -281,37 +298,28 @@ class Ledger:
             detail_json = _canonical(dict(disclosure.detail))
         except (TypeError, ValueError) as exc:
             raise LedgerError(f"step {disclosure.step!r}: disclosure detail is not recordable: {exc}") from exc
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")  # take the write lock before reading the head
-                try:
-                    last = self._db.execute("SELECT seq, hash FROM disclosures ORDER BY seq DESC LIMIT 1").fetchone()
-                    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-                    row: dict[str, Any] = {
-                        "seq": seq,
-                        "job_id": disclosure.job_id,
-                        "step": disclosure.step,
-                        "discloser": disclosure.discloser,
-                        "recipient": disclosure.recipient,
-                        "what": disclosure.what,
-                        "shape": [int(s) for s in disclosure.shape],
-                        "form": disclosure.form,
-                        "detail": json.loads(detail_json),
-                        "recorded_at": recorded_at,
-                        "prev_hash": prev,
-                    }
-                    row["hash"] = row_hash(row)
-                    stored = dict(row, shape=_canonical(row["shape"]), detail=detail_json)
-                    self._db.execute(
-                        f"INSERT INTO disclosures ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                        [stored[c] for c in _COLUMNS],
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(f"cannot write to the ledger {self.path}: {exc}") from exc
+        with self._write():
+            last = self._db.execute("SELECT seq, hash FROM disclosures ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            row: dict[str, Any] = {
+                "seq": seq,
+                "job_id": disclosure.job_id,
+                "step": disclosure.step,
+                "discloser": disclosure.discloser,
+                "recipient": disclosure.recipient,
+                "what": disclosure.what,
+                "shape": [int(s) for s in disclosure.shape],
+                "form": disclosure.form,
+                "detail": json.loads(detail_json),
+                "recorded_at": recorded_at,
+                "prev_hash": prev,
+            }
+            row["hash"] = row_hash(row)
+            stored = dict(row, shape=_canonical(row["shape"]), detail=detail_json)
+            self._db.execute(
+                f"INSERT INTO disclosures ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                [stored[c] for c in _COLUMNS],
+            )
 
     # --- reading -------------------------------------------------------------------------------
     def _rows(self, job_id: str | None = None) -> list[dict[str, Any]]:
@@ -385,25 +393,16 @@ class Ledger:
     def record_anchor(self, anchor: LedgerAnchor, holder: str) -> None:
         """Keep an anchor ``holder`` holds: one this party signed and sent (holder = the peer) or one a
         peer signed and sent it (holder = this party). Chained in the ``anchors`` table."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    last = self._db.execute("SELECT seq, hash FROM anchors ORDER BY seq DESC LIMIT 1").fetchone()
-                    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-                    row: dict[str, Any] = dict(anchor.as_dict(), seq=seq, holder=holder, prev_hash=prev)
-                    row["hash"] = anchor_hash(row)
-                    self._db.execute(
-                        f"INSERT INTO anchors ({', '.join(_ANCHOR_COLUMNS)}) "
-                        f"VALUES ({', '.join('?' * len(_ANCHOR_COLUMNS))})",
-                        [row[c] for c in _ANCHOR_COLUMNS],
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(f"cannot write to the ledger {self.path}: {exc}") from exc
+        with self._write():
+            last = self._db.execute("SELECT seq, hash FROM anchors ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            row: dict[str, Any] = dict(anchor.as_dict(), seq=seq, holder=holder, prev_hash=prev)
+            row["hash"] = anchor_hash(row)
+            self._db.execute(
+                f"INSERT INTO anchors ({', '.join(_ANCHOR_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_ANCHOR_COLUMNS))})",
+                [row[c] for c in _ANCHOR_COLUMNS],
+            )
 
     def _anchor_rows(self) -> list[dict[str, Any]]:
         with self._lock:
