@@ -158,3 +158,19 @@ def test_keys_below_2048_bits_are_refused_on_both_sides() -> None:
         fp.accept_key(sb.Setup(dict(weak[0].to_wire())))
     with pytest.raises(ParamError, match="key_bits: must be an integer from 2048"):
         sb.BoostingParams(key_bits=1024)
+
+
+def test_a_failed_check_is_recorded_in_the_label_partys_ledger_before_the_job_stops() -> None:
+    from misuan.net.memory import MemoryNetwork
+    from misuan.protocols.secureboost.disclosures import INCONSISTENT_REPLY
+    from misuan.protocols.secureboost.label_party import recording_failed_checks
+
+    chan = MemoryNetwork(["bank", "partner"], job_id="j").channel("bank")
+    with pytest.raises(InconsistentPeerError, match="histogram totals"):
+        with recording_failed_checks(chan, "secureboost"):
+            raise InconsistentPeerError("partner failed the histogram totals check: node 0", peer="partner",
+                                        check="histogram totals")
+    (entry,) = chan.recorder.entries  # type: ignore[attr-defined]
+    assert (entry.discloser, entry.recipient, entry.what, entry.form) == (
+        "partner", "bank", INCONSISTENT_REPLY.what, INCONSISTENT_REPLY.form)
+    assert entry.detail == {"check": "histogram totals"}

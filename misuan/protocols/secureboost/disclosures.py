@@ -6,7 +6,7 @@ shapes, leaf sets and split decisions, the purpose (``model``, ``eval`` or ``pre
 
 from __future__ import annotations
 
-from misuan.net.disclosure import DisclosureKind
+from misuan.net.disclosure import CHECK_FAILED, DisclosureKind
 
 _P = "secureboost"
 LABEL = "label_party"
@@ -41,7 +41,13 @@ DECISIONS = DisclosureKind(
     when="per-node mode: evaluation on an eval set, and prediction",
 )
 
+# not a new disclosure but the record of one that failed a check: the label party's ledger keeps which
+# check a feature party's histogram, partition or leaf sets failed (detail: check), before the job stops
+INCONSISTENT_REPLY = DisclosureKind(
+    "secureboost", "a reply that failed a consistency check", "aggregate", "feature_party", "label_party", CHECK_FAILED
+)
+
 DISCLOSURES = (
     SCHEMA, PUBLIC_KEY, GRADIENTS, SAMPLED_ROWS, NODE_ROWS, HISTOGRAMS, SPLIT_CHOICE, PARTITION, TREE_SHAPES, LEAF_SETS,
-    DECISIONS,
+    DECISIONS, INCONSISTENT_REPLY,
 )

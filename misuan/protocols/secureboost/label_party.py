@@ -11,10 +11,11 @@ contributions (:mod:`.explain`). Every disclosure is recorded from :mod:`.disclo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import numpy as np
 from misuan.crypto.encoding import FixedPointCodec
 from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
 from misuan.crypto.pool import HEWorker, WorkerPool, encrypt_batch
-from misuan.errors import ConfigError, DataError, MalformedMessageError, ProtocolError
+from misuan.errors import ConfigError, DataError, InconsistentPeerError, MalformedMessageError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
 from misuan.protocols.secureboost.binning import FeatureBins, QuantileBinner, as_matrix
@@ -276,25 +277,26 @@ def train_label_party(
     """
     me = LabelParty(chan.party, X, y, params, eval_set)
     try:
-        for fp in feature_parties:
-            fb = me.add_feature_party(fp, chan.recv(fp, f"{step}/schema", expect=Schema))
-            chan.disclose(step, disclosures.SCHEMA, fp, me.name, (len(fb.n_bins),))
-        setup = me.setup(keys)
-        for fp in feature_parties:
-            chan.send(fp, f"{step}/cmd", setup)
-            chan.disclose(step, disclosures.PUBLIC_KEY, me.name, fp, (), scheme=me.public.scheme, bits=me.public.bits)
-        for t in range(params.n_estimators):
-            record, stop = _train_tree(chan, me, t, step)
-            me.history.append(record)
-            if on_tree is not None:  # progress for the caller: tree number, seconds, phase timings
-                on_tree(record)
-            if stop:
-                break
-        end = me.end()
-        for pi in me.peers:
-            chan.send(pi.party, f"{step}/cmd", end)
-            chan.disclose(step, disclosures.TREE_SHAPES, me.name, pi.party, (len(end.shape),), purpose="model")
-        return me.result(end.n_trees)
+        with recording_failed_checks(chan, step):
+            for fp in feature_parties:
+                fb = me.add_feature_party(fp, chan.recv(fp, f"{step}/schema", expect=Schema))
+                chan.disclose(step, disclosures.SCHEMA, fp, me.name, (len(fb.n_bins),))
+            setup = me.setup(keys)
+            for fp in feature_parties:
+                chan.send(fp, f"{step}/cmd", setup)
+                chan.disclose(step, disclosures.PUBLIC_KEY, me.name, fp, (), scheme=me.public.scheme, bits=me.public.bits)
+            for t in range(params.n_estimators):
+                record, stop = _train_tree(chan, me, t, step)
+                me.history.append(record)
+                if on_tree is not None:  # progress for the caller: tree number, seconds, phase timings
+                    on_tree(record)
+                if stop:
+                    break
+            end = me.end()
+            for pi in me.peers:
+                chan.send(pi.party, f"{step}/cmd", end)
+                chan.disclose(step, disclosures.TREE_SHAPES, me.name, pi.party, (len(end.shape),), purpose="model")
+            return me.result(end.n_trees)
     finally:
         me.close()
 
@@ -377,7 +379,19 @@ def _prediction_answers(chan: Channel, model: dict[str, Any], X: Any, step: str,
     if Xl.shape[1] != len(model["feature_names"]):
         raise DataError(f"prediction needs the label party's {len(model['feature_names'])} features, got {Xl.shape[1]}")
     trees = dict(enumerate(model["trees"]))
-    return Xl, _collect_answers(chan, list(model["feature_parties"]), trees, Xl, "predict", -1, mode, step)
+    with recording_failed_checks(chan, step):
+        return Xl, _collect_answers(chan, list(model["feature_parties"]), trees, Xl, "predict", -1, mode, step)
+
+
+@contextlib.contextmanager
+def recording_failed_checks(chan: Channel, step: str) -> Iterator[None]:
+    """Record in the ledger which check a feature party's reply failed, then let the error stop the job."""
+    try:
+        yield
+    except InconsistentPeerError as exc:
+        for peer in exc.peer.split(", "):  # the leaf-set check names every feature party it intersected
+            chan.disclose(step, disclosures.INCONSISTENT_REPLY, peer, chan.party, (), check=exc.check)
+        raise
 
 
 def predict_label_party(chan: Channel, model: dict[str, Any], X: Any, step: str = STEP, mode: PredictionMode = "leaves") -> np.ndarray:
