@@ -17,7 +17,7 @@ import pandas as pd
 from misuan.errors import DataError
 from misuan.protocols.woe.binning import (
     FeatureBins,
-    feature_columns,
+    float_columns,
     merge_counts,
     merge_prebins,
     unsupervised_bins,
@@ -50,7 +50,7 @@ def woe_iv_plaintext(
     """WOE/IV/KS of every feature against ``labels`` (rows aligned), computed in the clear."""
     params = params or WoeParams()
     y = check_labels(labels)
-    cols = feature_columns(features)
+    cols = float_columns(features)
     for name, x in cols.items():
         if len(x) != len(y):
             raise DataError(f"feature {name!r} has {len(x)} rows, the labels {len(y)}")

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 
 from misuan.errors import ProtocolVersionError
 
-__all__ = ["ProtocolInfo", "check_versions"]
+__all__ = ["FEATURE_PARTY", "LABEL_PARTY", "ROLES", "ProtocolInfo", "check_versions"]
+
+# the two roles of vertical learning, one spelling for the job spec, the protocols and their catalogues
+LABEL_PARTY = "label_party"  # holds the labels (and the decryption key)
+FEATURE_PARTY = "feature_party"  # contributes features only
+ROLES = (LABEL_PARTY, FEATURE_PARTY)
 
 
 @dataclasses.dataclass(frozen=True)

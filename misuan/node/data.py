@@ -26,7 +26,7 @@ import pandas as pd
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, MissingColumnError
 from misuan.node.spec import DatasetSpec
 
-__all__ = ["CheckedDataset", "DataWarning", "check_dataset", "check_numeric_features", "feature_columns", "file_lines"]
+__all__ = ["CheckedDataset", "DataWarning", "check_dataset", "check_numeric_features", "feature_names", "file_lines"]
 
 _SHOW = 5  # how many offending rows a message lists
 _VALUES_SHOWN = 3  # how many example values of a non-numeric column a message quotes
@@ -68,7 +68,7 @@ def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
     _check_ids(df, ds, who)
     if ds.label_column is not None:
         df[ds.label_column] = _checked_label(df, ds.label_column, who)
-    features = feature_columns(df, ds)
+    features = feature_names(df, ds)
     missing = [c for c in features if c not in df.columns]
     if missing:
         raise _missing(df, who, missing, "feature")
@@ -79,7 +79,7 @@ def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
     return CheckedDataset(party, ds, df, tuple(features), warnings)
 
 
-def feature_columns(df: pd.DataFrame, ds: DatasetSpec) -> list[str]:
+def feature_names(df: pd.DataFrame, ds: DatasetSpec) -> list[str]:
     """The dataset's feature columns: those listed, or every column but the id and label ones."""
     if ds.features != "all":
         return list(ds.features)

@@ -58,6 +58,7 @@ from typing import Any, Literal
 
 from misuan.crypto.certs import TlsFiles
 from misuan.errors import ConfigError, DataError, JobSpecError
+from misuan.net.protocol import ROLES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,7 +81,6 @@ __all__ = [
 ]
 
 SPEC_VERSION = 1
-ROLES = ("label_party", "feature_party")
 # "all": the discloser of joint results; "localhost": a host name many certificates carry
 RESERVED_PARTY_NAMES = ("all", "localhost")
 RESERVED_STEP_NAMES = ("job",)  # the runner's versions, hello and goodbye travel as steps "job/versions", "job/hello", "job/goodbye"

@@ -115,12 +115,12 @@ def test_bad_merge_starts_refused(starts: list[float]) -> None:
 def test_pandas_nullable_columns_read_as_float_with_missing() -> None:
     import pandas as pd
 
-    from misuan.protocols.woe.binning import feature_columns
+    from misuan.protocols.woe.binning import float_columns
 
     df = pd.DataFrame(
         {"i": pd.array([1, None, 3], dtype="Int64"), "b": pd.array([True, None, False], dtype="boolean")}
     )
-    cols = feature_columns(df)
+    cols = float_columns(df)
     assert np.isnan(cols["i"][1]) and cols["i"][2] == 3.0 and cols["b"].tolist()[::2] == [1.0, 0.0]
 
 

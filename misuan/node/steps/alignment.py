@@ -12,12 +12,12 @@ from each kind's ``check_data``), so the run reads labels and features without c
 from __future__ import annotations
 
 import hashlib
-from typing import Final
 
 import numpy as np
 import pandas as pd
 
 from misuan.errors import DataError, JobSpecError, NoOverlapError
+from misuan.net.protocol import FEATURE_PARTY, LABEL_PARTY
 from misuan.node.data import CheckedDataset, check_numeric_features
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import StepContext, where
@@ -29,8 +29,6 @@ __all__ = [
     "labels", "normalised_ids", "peer", "step_parties",
 ]
 
-LABEL_PARTY: Final = "label_party"
-FEATURE_PARTY: Final = "feature_party"
 
 
 def step_parties(step: StepSpec, spec: JobSpec) -> tuple[str, str]:

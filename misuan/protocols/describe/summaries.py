@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from misuan.protocols.describe.params import DEFAULT_QUANTILES, DescribeParams, check_levels
-from misuan.protocols.woe.binning import feature_columns
+from misuan.protocols.woe.binning import float_columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ def describe_columns(
     params = DescribeParams(quantiles=tuple(quantiles), min_count=min_count)
     levels = check_levels(params.quantiles)
     out = {}
-    for name, x in feature_columns(data).items():
+    for name, x in float_columns(data).items():
         present = x[~np.isnan(x)]
         n = len(x)
         enough = present.size >= max(min_count, 2)

@@ -9,7 +9,7 @@ import numpy as np
 
 from misuan.errors import DataError
 
-__all__ = ["FeatureBins", "QuantileBinner", "as_matrix"]
+__all__ = ["PartyBins", "QuantileBinner", "as_matrix"]
 
 
 @dataclasses.dataclass
@@ -56,7 +56,7 @@ class QuantileBinner:
 
 
 @dataclasses.dataclass
-class FeatureBins:
+class PartyBins:
     """One party's binned features as the label party knows them: names and bins, never thresholds.
 
     A party's per-bin sums lie in one flat vector: feature ``f`` holds ``[offsets[f], offsets[f+1])``.

@@ -7,10 +7,10 @@ shapes, leaf sets and split decisions, the purpose (``model``, ``eval`` or ``pre
 from __future__ import annotations
 
 from misuan.net.disclosure import CHECK_FAILED, DisclosureKind
+from misuan.net.protocol import FEATURE_PARTY, LABEL_PARTY
 
 _P = "secureboost"
-LABEL = "label_party"
-FEATURE = "feature_party"
+LABEL, FEATURE = LABEL_PARTY, FEATURE_PARTY
 
 SCHEMA = DisclosureKind(_P, "feature names and bin counts", "plaintext", FEATURE, LABEL)
 PUBLIC_KEY = DisclosureKind(_P, "HE public key", "plaintext", LABEL, FEATURE)
@@ -44,7 +44,7 @@ DECISIONS = DisclosureKind(
 # not a new disclosure but the record of one that failed a check: the label party's ledger keeps which
 # check a feature party's histogram, partition or leaf sets failed (detail: check), before the job stops
 INCONSISTENT_REPLY = DisclosureKind(
-    "secureboost", "a reply that failed a consistency check", "aggregate", "feature_party", "label_party", CHECK_FAILED
+    "secureboost", "a reply that failed a consistency check", "aggregate", FEATURE, LABEL, CHECK_FAILED
 )
 
 DISCLOSURES = (

@@ -28,7 +28,7 @@ from misuan.crypto.encoding import FixedPointCodec
 from misuan.crypto.he import PublicKey, public_key_from_wire
 from misuan.crypto.pool import WorkerPool, decrypt_batch
 from misuan.errors import MalformedMessageError
-from misuan.protocols.secureboost.binning import FeatureBins
+from misuan.protocols.secureboost.binning import PartyBins
 from misuan.protocols.secureboost.messages import HistogramReply, check_array
 
 __all__ = ["HistogramDecoder", "HistogramWorker", "node_histograms", "packed_count", "plan_groups"]
@@ -171,7 +171,7 @@ class HistogramDecoder:
     codec: FixedPointCodec
     per_ct: int  # (gradient, hessian) pairs per ciphertext
 
-    def decode(self, reply: HistogramReply, fb: FeatureBins, n_nodes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def decode(self, reply: HistogramReply, fb: PartyBins, n_nodes: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per node: the flat per-bin gradient and hessian sums of ``fb``'s sampled features (zeros elsewhere)."""
         pub, per_ct = self.public, self.per_ct
         feats = [f for f in range(len(fb.n_bins)) if fb.mask[f]]

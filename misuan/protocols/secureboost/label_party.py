@@ -26,7 +26,7 @@ from misuan.crypto.pool import HEWorker, WorkerPool, encrypt_batch
 from misuan.errors import ConfigError, DataError, InconsistentPeerError, MalformedMessageError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
-from misuan.protocols.secureboost.binning import FeatureBins, QuantileBinner, as_matrix
+from misuan.protocols.secureboost.binning import PartyBins, QuantileBinner, as_matrix
 from misuan.protocols.secureboost.explain import ContributionMethod, contributions
 from misuan.protocols.secureboost.histogram import HistogramDecoder
 from misuan.protocols.secureboost.loss import base_margin, grad_hess, metric
@@ -97,7 +97,7 @@ class LabelParty:
         self.base = base_margin(p.objective, p.base_score, self.y)
         self.margin = np.full(n, self.base)
         self.margin_val = None if self.y_val is None else np.full(len(self.y_val), self.base)
-        self.peers: list[FeatureBins] = []
+        self.peers: list[PartyBins] = []
         self.trees: list[dict[str, Any]] = []
         self.history: list[dict[str, float]] = []
         self.best_metric = math.inf
@@ -131,7 +131,7 @@ class LabelParty:
     def evaluates(self) -> bool:
         return self.y_val is not None
 
-    def add_feature_party(self, peer: str, schema: Schema) -> FeatureBins:
+    def add_feature_party(self, peer: str, schema: Schema) -> PartyBins:
         """Check ``peer``'s schema against the aligned rows and keep its feature names and bin counts."""
         nbins = check_array(schema.n_bins, "schema n_bins", "iu")
         if schema.n_rows != self.n or nbins.shape != (len(schema.feature_names),):
@@ -143,7 +143,7 @@ class LabelParty:
         mono = check_array(schema.monotone, "schema monotone constraints", "iu", nbins.shape)
         check_range(mono, -1, 2, "schema monotone constraints")
         n_bins = [int(v) for v in nbins.tolist()]
-        fb = FeatureBins(peer, list(names), n_bins, np.ones(len(n_bins), bool), mono.astype(np.int8))
+        fb = PartyBins(peer, list(names), n_bins, np.ones(len(n_bins), bool), mono.astype(np.int8))
         self.peers.append(fb)
         return fb
 
@@ -198,7 +198,7 @@ class LabelParty:
             pi.party: TreeStart(t, rows.astype(np.int32), cts, pi.mask, codec.slot_bits, per_ct, label_only)
             for pi in self.peers
         }
-        own = FeatureBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
+        own = PartyBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
         decoder = HistogramDecoder(pub, pool, codec, per_ct)
         grower = TreeGrower(p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
         return starts, grower

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from misuan.protocols.secureboost.binning import FeatureBins
+from misuan.protocols.secureboost.binning import PartyBins
 from misuan.protocols.secureboost.params import BoostingParams
 
 __all__ = ["Bounds", "NodeStats", "Split", "best_split", "child_bounds", "gain_given_weight", "node_weight", "plain_histogram"]
@@ -121,7 +121,7 @@ def _candidates(
 
 
 def best_split(
-    G: np.ndarray, H: np.ndarray, fb: FeatureBins, node: NodeStats, p: BoostingParams, constrained: bool = False
+    G: np.ndarray, H: np.ndarray, fb: PartyBins, node: NodeStats, p: BoostingParams, constrained: bool = False
 ) -> Split | None:
     """Best split over one party's sampled features from its flat per-bin sums (XGBoost's exact gain).
 
@@ -143,7 +143,7 @@ def best_split(
     return best
 
 
-def plain_histogram(bins: np.ndarray, fb: FeatureBins, rows: np.ndarray, g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def plain_histogram(bins: np.ndarray, fb: PartyBins, rows: np.ndarray, g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The label party's own per-bin sums over ``rows``, in the clear (it holds the gradients)."""
     if bins.shape[1] == 0:
         return np.zeros(0), np.zeros(0)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from misuan.protocols.secureboost.binning import FeatureBins
+from misuan.protocols.secureboost.binning import PartyBins
 from misuan.protocols.secureboost.checks import check_histogram_totals, check_partition_sums, codec_rounded
 from misuan.protocols.secureboost.histogram import HistogramDecoder
 from misuan.protocols.secureboost.messages import (
@@ -67,8 +67,8 @@ class TreeGrower:
 
     def __init__(
         self, params: BoostingParams, g: np.ndarray, h: np.ndarray, rows: np.ndarray,
-        own: FeatureBins, own_bins: np.ndarray, own_cuts: Sequence[np.ndarray],
-        peers: Sequence[FeatureBins], decoder: HistogramDecoder, timing: dict[str, float],
+        own: PartyBins, own_bins: np.ndarray, own_cuts: Sequence[np.ndarray],
+        peers: Sequence[PartyBins], decoder: HistogramDecoder, timing: dict[str, float],
     ) -> None:
         self.p = params
         self.g, self.h = g, h

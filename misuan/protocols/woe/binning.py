@@ -129,7 +129,7 @@ def as_numeric(x: Any, name: str) -> np.ndarray:
     )
 
 
-def feature_columns(features: pd.DataFrame | Mapping[str, object]) -> dict[str, np.ndarray]:
+def float_columns(features: pd.DataFrame | Mapping[str, object]) -> dict[str, np.ndarray]:
     """Each feature column as float64 (NaN = missing), all of one length, names as strings."""
     items = list(features.items())
     cols = {str(k): as_numeric(_plain_array(v), str(k)) for k, v in items}

@@ -17,7 +17,7 @@ import pandas as pd
 from misuan.crypto.he import PublicKey, public_key_from_wire
 from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
-from misuan.protocols.woe.binning import check_starts, feature_columns, unsupervised_bins
+from misuan.protocols.woe.binning import check_starts, float_columns, unsupervised_bins
 from misuan.protocols.woe.disclosures import ENCRYPTED_LABELS, IV_PER_FEATURE, record_bin_sums, record_merges
 from misuan.protocols.woe.he_batch import BinSumAccumulator
 from misuan.protocols.woe.messages import (
@@ -48,7 +48,7 @@ class WoeFeatureParty:
     ) -> None:
         self.params = params = params or WoeParams()
         self.peer = peer
-        cols = feature_columns(features)
+        cols = float_columns(features)
         if not cols:
             raise DataError("the feature party has no feature columns to bin")
         self.n = len(next(iter(cols.values())))

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from misuan.net import wire
-from misuan.net.protocol import ProtocolInfo
+from misuan.net.protocol import FEATURE_PARTY, LABEL_PARTY, ProtocolInfo
 
 __all__ = [
     "FEATURE_PARTY",
@@ -29,8 +29,6 @@ __all__ = [
 
 PROTOCOL = ProtocolInfo("woe", 1, "WOE/IV of one party's features against the other's labels, under HE")
 STEP = "woe"
-LABEL_PARTY = "label_party"
-FEATURE_PARTY = "feature_party"
 Role = Literal["label_party", "feature_party"]
 MAX_FEATURES = 100_000
 MAX_NAME = 256
