@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "misuan"
 RANKS = {
     "errors": 0,
     "atomic_files": 0,
+    "toml_files": 0,
     "params": 0,
     "crypto": 1,
     "net": 2,
@@ -72,6 +73,7 @@ def test_imports_only_go_downward() -> None:
 THIRD_PARTY = {
     "errors": set(),
     "atomic_files": set(),
+    "toml_files": {"tomli"},
     "params": set(),
     "__init__": set(),
     "crypto": {"numpy", "gmpy2", "cryptography", "nacl"},

@@ -19,13 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from misuan.errors import ConfigError
 from misuan.lending.errors import LoanError, RuleFileError
+from misuan.toml_files import read_toml
 
 __all__ = [
     "FIGURES",
@@ -124,14 +120,7 @@ def load_rules(jurisdiction: str | None = None, *, path: str | Path | None = Non
             raise ConfigError(f"unknown jurisdiction {jurisdiction!r}; the rule sets cover {', '.join(known) or 'none'}")
         path = known[code]
     p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RuleFileError(f"rules file {p}: cannot be read ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleFileError(f"rules file {p}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise RuleFileError(f"rules file {p}: not UTF-8 text") from None
+    doc = read_toml(p, "rules file", RuleFileError)
     ruleset = _parse_ruleset(doc, p)
     if jurisdiction is not None and ruleset.jurisdiction != jurisdiction.strip().upper():
         raise RuleFileError(f"rules file {p}: is for jurisdiction {ruleset.jurisdiction}, not {jurisdiction}")

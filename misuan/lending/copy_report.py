@@ -19,11 +19,7 @@ from typing import Any, BinaryIO
 from misuan.errors import ConfigError, DataError
 from misuan.lending.copy_check import Finding, ProductTerms, detect_language, failing
 from misuan.params import parse_params
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from misuan.toml_files import read_toml
 
 __all__ = ["CopyResult", "load_terms", "read_copy", "render_json", "render_text"]
 
@@ -66,15 +62,7 @@ def read_copy(path: str, stdin: BinaryIO | None = None) -> str:
 def load_terms(path: str | Path) -> ProductTerms:
     """A product's terms from TOML: ``name``, ``interest_rate`` (fraction), ``fees = { name = amount }``."""
     p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"terms file {p} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"terms file {p} is not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read terms file {p}: {exc}") from None
+    doc = read_toml(p, "terms file")
     terms: ProductTerms = parse_params(ProductTerms, doc, f"terms file {p}")
     return terms
 

@@ -15,18 +15,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import sys
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from misuan.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from misuan.toml_files import parse_toml, read_toml
 
 __all__ = [
     "CHECKS",
@@ -140,24 +135,13 @@ def load_copy_rules(path: str | Path | None = None) -> CopyRuleSet:
     if path is None:
         return _default_rules()
     p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"copy rule file {p} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"copy rule file {p} is a directory, not a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"copy rule file {p} is not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read copy rule file {p}: {exc}") from None
-    return parse_copy_rules(doc, str(p))
+    return parse_copy_rules(read_toml(p, "copy rule file"), str(p))
 
 
 @functools.lru_cache(maxsize=1)
 def _default_rules() -> CopyRuleSet:
     ref = resources.files("misuan.lending").joinpath("rules").joinpath(DEFAULT_RULES)
-    doc = tomllib.loads(ref.read_text(encoding="utf-8"))
+    doc = parse_toml(ref.read_text(encoding="utf-8"), f"misuan/lending/rules/{DEFAULT_RULES}")
     return parse_copy_rules(doc, f"misuan/lending/rules/{DEFAULT_RULES}")
 
 

@@ -51,7 +51,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -59,11 +58,7 @@ from typing import Any, Literal
 from misuan.crypto.certs import TlsFiles
 from misuan.errors import ConfigError, DataError, JobSpecError
 from misuan.net.protocol import ROLES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from misuan.toml_files import parse_toml, read_toml
 
 __all__ = [
     "ROLES",
@@ -205,24 +200,10 @@ def canonical_json(value: Any) -> str:
 
 
 # --- loading -------------------------------------------------------------------------------------
-def _read_toml(path: Path, err: type[ConfigError]) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError as exc:
-        raise err(f"{path} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise err(f"{path} is a directory, not a TOML file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise err(f"{path} is not valid TOML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise err(f"cannot read {path}: {exc}") from exc
-
-
 def load_spec(path: str | os.PathLike[str]) -> JobSpec:
     """Read and validate a job spec file; relative paths resolve against its directory."""
     p = Path(path)
-    doc = _read_toml(p, JobSpecError)
+    doc = read_toml(p, error=JobSpecError)
     try:
         return parse_spec(doc, p.resolve().parent)
     except JobSpecError as exc:
@@ -231,10 +212,7 @@ def load_spec(path: str | os.PathLike[str]) -> JobSpec:
 
 def loads_spec(text: str, base_dir: str | os.PathLike[str], source: str = "spec") -> JobSpec:
     """Validate a spec given as TOML text (relative paths against ``base_dir``)."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise JobSpecError(f"{source} is not valid TOML: {exc}") from exc
+    doc = parse_toml(text, source, JobSpecError)
     try:
         return parse_spec(doc, base_dir)
     except JobSpecError as exc:
@@ -380,7 +358,7 @@ def _check_plain(value: Any, where: str) -> None:
 def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     """Read and validate a node config (``node.toml``); relative paths resolve against its directory."""
     p = Path(path)
-    doc = _read_toml(p, ConfigError)
+    doc = read_toml(p)
     base = p.resolve().parent
     try:
         _only_keys(doc, "the node config's top level", {"version", "party", "listen", "data_dir", "tls"}, ConfigError)
