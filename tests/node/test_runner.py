@@ -373,9 +373,9 @@ def test_abort_mid_step_leaves_no_output_and_marks_interrupted(make_job: Callabl
 
 
 def test_simulate_accepts_a_dict_spec_as_in_a_notebook(make_job: Callable[..., Path], tmp_path: Path) -> None:
-    from misuan.node.spec import tomllib  # tomllib on 3.11+, tomli on 3.10
+    from misuan.toml_files import read_toml
 
-    doc = tomllib.loads(make_job().read_text())
+    doc = read_toml(make_job())
     res = ms.simulate(doc, base_dir=tmp_path)
     assert res.workdir.is_dir() and res.outputs("partner")["totals"]["row_count"] == 80
     assert res.ledger_path("bank") == res.workdir / "bank" / "ledger.sqlite"
