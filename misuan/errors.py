@@ -131,6 +131,13 @@ class JobError(MisuanError):
     help = "a job step failed: see the message; finished steps are kept and the job can be resumed"
 
 
+class JobRefusedError(JobError):
+    """A party's operator refused the job (or this party's did): nothing ran; the reason is in the message."""
+
+    exit_code = 11
+    help = "an operator refused the job (misuan node refuse): nothing ran; see the reason"
+
+
 # --- lending checks ------------------------------------------------------------------------------
 class ComplianceViolation(MisuanError):
     """Not a failure of misuan: a lending check ran and found a violation (``misuan lending caps``/``copy``
@@ -152,5 +159,6 @@ EXIT_CODES: dict[int, str] = {
     8: LedgerError.help,
     9: JobError.help,
     10: ComplianceViolation.help,
+    11: JobRefusedError.help,
     130: "interrupted by the user (Ctrl-C)",
 }

@@ -45,6 +45,7 @@ __all__ = [
     "check_tls_files",
     "create_ca",
     "issue_party_cert",
+    "load_pem_bundle",
     "party_from_certificate",
     "party_tls_files",
 ]
@@ -56,6 +57,7 @@ RESERVED_PARTY_NAMES = ("localhost",)  # a name many tools put in certificates
 # a party name is also a DNS name in its certificate: one lowercase label, so hostname matching
 # (case-insensitive, no wildcards) cannot confuse two parties
 _PARTY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +218,17 @@ def _read(path: Path, what: str) -> bytes:
         raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from exc
 
 
+def load_pem_bundle(data: bytes, source: object) -> tuple[x509.Certificate, ...]:
+    """Every certificate of a PEM file (a bundle may hold a root, intermediates, an old and a new CA)."""
+    blocks = _PEM_BLOCK.findall(data)
+    if not blocks:
+        raise ConfigError(f"{source} holds no PEM certificate")
+    try:
+        return tuple(x509.load_pem_x509_certificate(b) for b in blocks)
+    except ValueError as exc:
+        raise ConfigError(f"{source} holds a certificate that cannot be read: {exc}") from exc
+
+
 def _load_cert(pem: bytes, source: object = "certificate") -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(pem)
@@ -242,6 +255,18 @@ def party_from_certificate(pem: bytes) -> str:
     return party
 
 
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def check_tls_files(tls: TlsFiles, party: str) -> TlsMaterial:
     """Read ``tls`` and check, before any connection, that it can stand for ``party``.
 
@@ -249,18 +274,20 @@ def check_tls_files(tls: TlsFiles, party: str) -> TlsMaterial:
     the private key. Each failure names the file to fix.
     """
     mat = tls.load()
-    ca = _load_cert(mat.ca, f"CA certificate {tls.ca}")
-    cert = _load_cert(mat.cert, f"certificate {tls.cert}")
+    cas = load_pem_bundle(mat.ca, f"CA file {tls.ca}")
+    chain = load_pem_bundle(mat.cert, f"certificate {tls.cert}")
+    cert = chain[0]
     named = party_from_certificate(mat.cert)
     if named != party:
         raise AuthenticationError(f"certificate {tls.cert} is for party {named!r}, but this node is {party!r}")
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature) as exc:
+    if not any(_issued_by(c, ca) for c in chain[-1:] for ca in cas) and not any(
+        _der(c) == _der(ca) for c in chain for ca in cas
+    ):
+        names = "; ".join(ca.subject.rfc4514_string() for ca in cas)
         raise AuthenticationError(
-            f"certificate {tls.cert} is not signed by the CA in {tls.ca} ({ca.subject.rfc4514_string()}): "
-            "issue it from that CA or point the config at the CA that signed it"
-        ) from exc
+            f"certificate {tls.cert} is not signed by a CA in {tls.ca} ({names}): issue it from one of them, "
+            "add its CA (and any intermediate) to that file, or point the config at the CA that signed it"
+        )
     now = _now()
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise AuthenticationError(

@@ -16,12 +16,18 @@ Service ``misuan.transport.v1.Transport`` (bytes in, bytes out; registered with
 
 The first frame of a message is ``b"MSN1" | u32 header length | FrameHeader | payload prefix``.
 
-Authentication: both sides present certificates of the job's CA (``require_client_auth``). The
-server takes the sender's identity from its TLS certificate (CN, see
-:func:`misuan.crypto.certs.party_from_certificate`) and refuses a sender that is not a party of the
-job or whose messages claim another party's name; the client checks that the server's certificate
-names the party it meant to reach (``ssl_target_name_override`` = peer name, verified against the
-certificate's DNS names).
+Authentication: both sides present certificates (``require_client_auth``). Given per-party trust
+anchors (:class:`misuan.crypto.trust.TrustAnchors`), the link to peer ``P`` trusts only P's own
+anchors as roots, so a certificate from another institution's CA cannot pass for ``P``; the server
+side checks the same for the sender (:mod:`misuan.net.grpc_server`). Without anchors both use this
+node's ``tls.ca``. The client checks that the server's certificate names the party it meant to reach
+(``ssl_target_name_override`` = peer name, verified against the certificate's DNS names); where P's
+anchors carry pins or this node revokes certificates, a stdlib TLS probe reads P's certificate
+before the first message and checks it against them.
+
+A peer whose operator has not approved the job yet answers "awaiting approval": the connect loop
+keeps waiting (up to ``approval_timeout_s``) and says so through ``on_wait``; a refused job ends with
+:class:`JobRefusedError` carrying the operator's reason.
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ from typing import Any
 import grpc
 
 from misuan.crypto.certs import TlsFiles, TlsMaterial, check_tls_files
+from misuan.crypto.trust import TrustAnchors, verify_party_chain
 from misuan.errors import (
     AuthenticationError,
     ConfigError,
+    JobRefusedError,
     MalformedMessageError,
     MisuanError,
     NetworkError,
@@ -61,7 +69,7 @@ from misuan.net.grpc_framing import (
     cut_into_frames,
     encode_first_frame_head,
 )
-from misuan.net.grpc_server import PartyServer
+from misuan.net.grpc_server import AWAITING_APPROVAL, PartyServer
 
 __all__ = ["FRAME_BYTES", "GrpcChannel", "open_grpc_channel"]
 
@@ -136,8 +144,12 @@ class GrpcChannel(Channel):
         listen: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         frame_bytes: int = FRAME_BYTES,
+        anchors: Mapping[str, TrustAnchors] | None = None,
     ) -> None:
         super().__init__(party, list(parties), job_id, recorder, timeout_s)
+        self.anchors = dict(anchors) if anchors is not None else None
+        self.approval_timeout_s = 86400.0
+        self.on_wait: Callable[[str], None] = lambda msg: None
         if not 1024 <= frame_bytes <= MAX_FRAME_BYTES - MAX_HEADER_BYTES - 8:
             raise ConfigError(f"frame_bytes must be between 1 KiB and {MAX_FRAME_BYTES - MAX_HEADER_BYTES - 8}")
         self.tls: TlsMaterial = check_tls_files(tls, party)
@@ -152,14 +164,17 @@ class GrpcChannel(Channel):
             raise ConfigError(f"the server given belongs to {server.party!r}, not {party!r}")
         self.server = server
         try:
-            self.server.register(job_id, self.parties, self._box, max_message_bytes)
+            self.server.register(job_id, self.parties, self._box, max_message_bytes, anchors=self.anchors)
         except BaseException:
             if self._own_server:
                 server.stop(0)
             raise
-        creds = grpc.ssl_channel_credentials(self.tls.ca, self.tls.key, self.tls.cert)
-        self._links = {p: _open_link(p, parties[p], creds) for p in self.peers}
+        self._links = {p: _open_link(p, parties[p], self._credentials(p)) for p in self.peers}
         self._hello = wire.encode(Hello(job_id=job_id, sender=party))
+
+    def _credentials(self, peer: str) -> grpc.ChannelCredentials:
+        roots = self.anchors[peer].pem if self.anchors is not None else self.tls.ca
+        return grpc.ssl_channel_credentials(roots, self.tls.key, self.tls.cert)
 
     # --- connection --------------------------------------------------------------------------------
     def connect(self, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
@@ -185,13 +200,33 @@ class GrpcChannel(Channel):
     def _connect_peer(self, link: _PeerLink, deadline: float, connect_timeout_s: float) -> None:
         delay = 0.05
         probed = False
+        waiting_since: float | None = None
         while True:
             left = deadline - time.monotonic()
             try:
                 link.ping(self._hello, timeout=max(0.2, min(left, 5.0)))
+                self._check_peer_certificate(link)
                 return
             except grpc.RpcError as exc:
                 code, details = exc.code(), exc.details() or ""
+            if code == grpc.StatusCode.ABORTED:
+                raise JobRefusedError(f"{link.name} did not run job {self.job_id!r}: {details}")
+            if code == grpc.StatusCode.FAILED_PRECONDITION and AWAITING_APPROVAL in details:
+                # a person decides: wait for as long as the approval may take, not the connect timeout
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    self.on_wait(f"waiting for {link.name}'s approval of job {self.job_id!r} ({details})")
+                    deadline = waiting_since + self.approval_timeout_s
+                if time.monotonic() > deadline:
+                    raise PeerTimeoutError(
+                        f"{link.name} has not approved job {self.job_id!r} within {self.approval_timeout_s:.0f} s"
+                    )
+                time.sleep(min(delay, 1.0))
+                delay = min(delay * 2, 1.0)
+                continue
+            if waiting_since is not None:  # approved: the peer is now starting the job
+                waiting_since = None
+                deadline = time.monotonic() + connect_timeout_s
             tls_error = self._tls_error(link, details)
             if tls_error is not None:
                 raise tls_error
@@ -218,6 +253,14 @@ class GrpcChannel(Channel):
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    def _check_peer_certificate(self, link: _PeerLink) -> None:
+        """Pins and the deny list: gRPC's client does not show the server's certificate, so read it here."""
+        anchors = self.anchors[link.name] if self.anchors is not None else None
+        if anchors is None or not (anchors.pins or anchors.revoked):
+            return
+        leaf = _server_certificate(link, self.tls, anchors)
+        verify_party_chain(leaf, anchors)
+
     def _tls_error(self, link: _PeerLink, details: str) -> AuthenticationError | None:
         where = f"{link.name} at {link.address}"
         if "Hostname Verification" in details or "Peer name" in details or "server name" in details:
@@ -227,9 +270,13 @@ class GrpcChannel(Channel):
             )
         if "CERTIFICATE_VERIFY_FAILED" in details or "certificate verify failed" in details:
             reason = details.split("CERTIFICATE_VERIFY_FAILED")[-1].strip(": ").removesuffix(": OK")
+            trusted = (
+                f"{link.name}'s trust anchors ({self.anchors[link.name].source or 'the spec'})"
+                if self.anchors is not None else f"the CA in {self.tls.files.ca}"
+            )
             return AuthenticationError(
-                f"the certificate of {where} is not accepted by the CA in {self.tls.files.ca} ({reason}): "
-                "both nodes need certificates from the same CA"
+                f"the certificate of {where} does not chain to {trusted} ({reason}): check which CA issued "
+                f"{link.name}'s certificate and name that CA as {link.name}'s anchor"
             )
         if "andshake failed" in details:
             return AuthenticationError(f"TLS handshake with {where} failed: {details}")
@@ -340,6 +387,24 @@ def _probe_client_cert(link: _PeerLink, tls: TlsMaterial) -> AuthenticationError
     )
 
 
+def _server_certificate(link: _PeerLink, tls: TlsMaterial, anchors: TrustAnchors) -> bytes:
+    """The PEM certificate ``link``'s server presents, read over a stdlib TLS connection checked against ``anchors``."""
+    host, _, port = link.address.rpartition(":")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cadata=anchors.pem.decode("ascii"))
+    ctx.load_cert_chain(str(tls.files.cert), str(tls.files.key))
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5.0) as raw:
+            with ctx.wrap_socket(raw, server_hostname=link.name) as conn:
+                der = conn.getpeercert(binary_form=True)
+    except (OSError, ValueError) as exc:
+        raise AuthenticationError(f"cannot read the certificate of {link.name} at {link.address}: {exc}") from exc
+    if not der:
+        raise AuthenticationError(f"{link.name} at {link.address} presented no certificate")
+    return ssl.DER_cert_to_PEM_cert(der).encode("ascii")
+
+
 def open_grpc_channel(
     party: str,
     parties: Mapping[str, str],
@@ -352,6 +417,8 @@ def open_grpc_channel(
     server: PartyServer | None = None,
     listen: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    anchors: Mapping[str, TrustAnchors] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> GrpcChannel:
     """Open ``party``'s channel for ``job_id`` and wait until every peer is connected.
 
@@ -363,8 +430,10 @@ def open_grpc_channel(
     """
     chan = GrpcChannel(
         party, parties, job_id, tls, recorder=recorder, timeout_s=timeout_s, server=server, listen=listen,
-        max_message_bytes=max_message_bytes,
+        max_message_bytes=max_message_bytes, anchors=anchors,
     )
+    if on_wait is not None:
+        chan.on_wait = on_wait
     try:
         chan.connect(connect_timeout_s)
     except BaseException:

@@ -9,10 +9,18 @@ It answers the four calls of ``misuan.transport.v1.Transport`` (see :mod:`misuan
 - ``Watch(Hello)``: held open until the job closes here; its end tells the peer promptly that this
   party has closed (OK, the "bye") or died (the call fails with the connection).
 
-Authentication: clients must present a certificate of the job's CA (``require_client_auth``). The
-sender's identity is taken from that certificate (CN, see
-:func:`misuan.crypto.certs.party_from_certificate`); a sender whose messages claim another party's
-name is refused (``PERMISSION_DENIED``). A message for a job this server does not run and one from a
+Authentication: clients must present a certificate (``require_client_auth``) that chains to a CA
+this server knows: its own ``tls.ca`` and the anchors of every job registered on it (the TLS layer's
+roots change as jobs come and go: ``grpc.dynamic_ssl_server_credentials``). The sender's identity is
+taken from that certificate (CN, see :func:`misuan.crypto.certs.party_from_certificate`); a job
+registered with trust anchors then accepts the sender only when its chain ends at **that party's
+own** anchors, is not revoked and matches its pins (:func:`misuan.crypto.trust.verify_party_chain`),
+so one party's CA cannot vouch for another party. A sender whose messages claim another party's
+name is refused (``PERMISSION_DENIED``).
+
+A job this node holds back until its operator approves it answers a peer's ``Ping`` with
+``FAILED_PRECONDITION`` and "awaiting approval" (the peer keeps waiting and says why); a job the
+operator refused answers ``ABORTED`` with the reason. A message for a job this server does not run and one from a
 sender that is not a party of the job are answered alike (``NOT_FOUND``, the same text), so a
 certificate of the CA does not tell its holder which job ids are running.
 """
@@ -23,19 +31,24 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent import futures
 from typing import Any, NoReturn
 
 import grpc
 
 from misuan.crypto.certs import TlsFiles, check_tls_files, party_from_certificate
+from misuan.crypto.trust import TrustAnchors, verify_party_chain
 from misuan.errors import AuthenticationError, ConfigError, MalformedMessageError, UnexpectedMessageError
 from misuan.net import wire
 from misuan.net.channel import Mailbox
 from misuan.net.grpc_framing import MAX_FRAME_BYTES, SERVICE, FrameHeader, parse_first_frame, parse_hello
 
-__all__ = ["PartyServer"]
+__all__ = ["AWAITING_APPROVAL", "REFUSED_BY_OPERATOR", "PartyServer"]
+
+AWAITING_APPROVAL = "awaiting approval"  # in a Ping's refusal: the peer's operator has not approved the job yet
+REFUSED_BY_OPERATOR = "refused by its operator"
+_VERIFIED_TTL_S = 60.0  # how long one verified chain is trusted without verifying it again
 
 log = logging.getLogger("misuan.net.grpc")
 
@@ -62,6 +75,8 @@ class _Job:
     closed: threading.Event = dataclasses.field(default_factory=threading.Event)
     greeted: set[str] = dataclasses.field(default_factory=set)  # peers whose Ping reached us
     greeting: threading.Condition = dataclasses.field(default_factory=threading.Condition)
+    anchors: Mapping[str, TrustAnchors] | None = None  # per party; None: the TLS layer's CA check only
+    held: str | None = None  # not running: AWAITING_APPROVAL or the operator's refusal
 
 
 class PartyServer:
@@ -93,8 +108,12 @@ class PartyServer:
             handlers=[handler],
             options=_SERVER_OPTIONS,
         )
-        creds = grpc.ssl_server_credentials(
-            [(mat.key, mat.cert)], root_certificates=mat.ca, require_client_auth=True
+        self._identity = [(mat.key, mat.cert)]
+        self._base_roots = mat.ca
+        self._roots_served: bytes | None = None
+        self._verified: dict[tuple[bytes, int], float] = {}
+        creds = grpc.dynamic_ssl_server_credentials(
+            self._tls_config(), self._fetch_tls_config, require_client_authentication=True
         )
         try:
             self.port = self._server.add_secure_port(listen, creds)
@@ -106,12 +125,35 @@ class PartyServer:
         self.address = f"{host}:{self.port}"
         self._server.start()
 
-    # --- jobs ----------------------------------------------------------------------------------
-    def register(self, job_id: str, parties: Sequence[str], mailbox: Mailbox, max_message_bytes: int) -> None:
+    # --- TLS roots: this node's CA and every registered job's anchors ---------------------------
+    def _roots(self) -> bytes:
         with self._lock:
-            if job_id in self._jobs:
+            extra = [a.pem for job in self._jobs.values() for a in (job.anchors or {}).values()]
+        seen: list[bytes] = []
+        for pem in [self._base_roots, *extra]:
+            if pem not in seen:
+                seen.append(pem)
+        return b"".join(p if p.endswith(b"\n") else p + b"\n" for p in seen)
+
+    def _tls_config(self) -> Any:
+        self._roots_served = self._roots()
+        return grpc.ssl_server_certificate_configuration(self._identity, root_certificates=self._roots_served)
+
+    def _fetch_tls_config(self) -> Any:
+        # called by gRPC before each new handshake: a new config only when the roots changed
+        return self._tls_config() if self._roots() != self._roots_served else None
+
+    # --- jobs ----------------------------------------------------------------------------------
+    def register(
+        self, job_id: str, parties: Sequence[str], mailbox: Mailbox | None, max_message_bytes: int,
+        anchors: Mapping[str, TrustAnchors] | None = None, held: str | None = None,
+    ) -> None:
+        """Run ``job_id`` here (``held`` None), or tell its peers why it does not run yet (``held``)."""
+        with self._lock:
+            old = self._jobs.get(job_id)
+            if old is not None and old.held is None:
                 raise ConfigError(f"job {job_id!r} is already running on {self.party}'s server")
-            self._jobs[job_id] = _Job(job_id, tuple(parties), mailbox, max_message_bytes)
+            self._jobs[job_id] = _Job(job_id, tuple(parties), mailbox if mailbox is not None else Mailbox(), max_message_bytes, anchors=anchors, held=held)
 
     def wait_for_greetings(self, job_id: str, peers: Sequence[str], deadline: float) -> list[str]:
         """Wait until each of ``peers`` has pinged this server for ``job_id``; return those that did not."""
@@ -172,7 +214,30 @@ class PartyServer:
                 context, grpc.StatusCode.NOT_FOUND, f"{self.party} runs no job {job_id!r} with {sender!r}",
                 expected=starting and job is None,
             )
+        if job.anchors is not None:
+            self._check_chain(context, job.anchors[sender])
+        if job.held is not None:
+            code = grpc.StatusCode.FAILED_PRECONDITION if job.held == AWAITING_APPROVAL else grpc.StatusCode.ABORTED
+            self._refuse(context, code, f"{self.party}: job {job_id!r} is {job.held}", expected=True)
         return job, sender
+
+    def _check_chain(self, context: grpc.ServicerContext, anchors: TrustAnchors) -> None:
+        ctx = context.auth_context()
+        # the leaf first, then whatever else of the verified chain gRPC reports (its order is not the leaf's)
+        leaf = b"".join(bytes(c) for c in ctx.get("x509_pem_cert") or [])
+        rest = b"".join(bytes(c) for c in ctx.get("x509_pem_cert_chain") or [])
+        chain = leaf + rest.replace(leaf.strip(), b"")
+        key = (chain, id(anchors))
+        now = time.monotonic()
+        if self._verified.get(key, -1.0) > now:
+            return
+        try:
+            verify_party_chain(chain, anchors)
+        except AuthenticationError as exc:
+            self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        if len(self._verified) > 1024:
+            self._verified.clear()
+        self._verified[key] = now + _VERIFIED_TTL_S
 
     def _ping(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:

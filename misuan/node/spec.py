@@ -16,6 +16,8 @@ opens its own dataset and TLS files. Example::
     role = "label_party"                   # exactly one label_party; the others are feature_party
     address = "bank.example.com:50051"     # where its node listens
     tls = { ca = "certs/ca.pem", cert = "certs/bank.pem", key = "certs/bank.key" }  # optional
+    trust = { ca = "certs/bank-ca.pem" }   # optional: the CA(s) that may vouch for "bank" (two in a rollover),
+                                           # pin = ["sha256:..."] to accept only those certificates
     dataset = { path = "data/bank.csv", id_column = "customer_id", label_column = "default_90d" }
 
     [[party]]
@@ -37,6 +39,15 @@ A node config (``node.toml``) names one institution's node::
     listen = "0.0.0.0:50051"
     data_dir = "/var/lib/misuan"           # ledger.sqlite, inbox/ and jobs/<job_id>/ live here
     tls = { ca = "certs/ca.pem", cert = "certs/bank.pem", key = "certs/bank.key" }
+    revoked = "certs/revoked.txt"          # optional deny list: one certificate fingerprint per line
+    approval = "required"                  # optional: "required" (default) or "auto" (no operator consent)
+
+    [peer.partner]                         # optional: a peer's trust anchors when a spec names none
+    trust = { ca = "certs/partner-ca.pem" }
+
+Trust: a party's certificate is accepted only when it chains to that party's own anchors: its
+``trust`` in the spec, else the node's ``[peer.NAME]``, else the node's ``tls.ca`` (allowed only
+while that file holds a single CA, so one institution's CA cannot vouch for another's party).
 
 Every mistake raises :class:`JobSpecError` (or :class:`ConfigError` for node configs) naming the
 field, e.g. ``party[2] 'partner'.dataset.id_column``, and saying what to write instead. A missing
@@ -56,6 +67,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from misuan.crypto.certs import TlsFiles
+from misuan.crypto.trust import parse_fingerprint
 from misuan.errors import ConfigError, DataError, JobSpecError
 from misuan.net.protocol import ROLES
 from misuan.toml_files import parse_toml, read_toml
@@ -68,6 +80,7 @@ __all__ = [
     "NodeConfig",
     "PartySpec",
     "StepSpec",
+    "TrustSpec",
     "load_node_config",
     "load_spec",
     "loads_spec",
@@ -96,12 +109,22 @@ class DatasetSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrustSpec:
+    """Where a party's trust anchors are named: CA files (each may hold several) and pinned fingerprints."""
+
+    ca: tuple[Path, ...]
+    pins: tuple[str, ...]
+    where: str  # e.g. "party[2] 'partner'.trust", for messages
+
+
+@dataclasses.dataclass(frozen=True)
 class PartySpec:
     name: str
     role: str
     address: str
     dataset: DatasetSpec
     tls: TlsFiles | None
+    trust: TrustSpec | None = None
 
     @property
     def host(self) -> str:
@@ -174,6 +197,9 @@ class NodeConfig:
     data_dir: Path
     tls: TlsFiles
     path: Path
+    peers: Mapping[str, TrustSpec] = dataclasses.field(default_factory=dict)
+    revoked: Path | None = None
+    approval: Literal["required", "auto"] = "required"
 
     @property
     def ledger_path(self) -> Path:
@@ -271,12 +297,13 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
     if name in RESERVED_PARTY_NAMES:
         raise JobSpecError(f"{where}.name: {name!r} is reserved; choose another party name")
     where = f"{where} {name!r}"
-    _only_keys(raw, where, {"name", "role", "address", "tls", "dataset"})
+    _only_keys(raw, where, {"name", "role", "address", "tls", "trust", "dataset"})
     role = raw.get("role")
     if role not in ROLES:
         raise JobSpecError(f"{where}.role: must be one of {list(ROLES)}, not {role!r}")
     address = _address(raw.get("address"), f"{where}.address", JobSpecError)
     tls = _tls(raw["tls"], f"{where}.tls", base, JobSpecError) if "tls" in raw else None
+    trust = _trust(raw["trust"], f"{where}.trust", base, JobSpecError) if "trust" in raw else None
     ds = _table(raw, "dataset", where, required=True)
     dwhere = f"{where}.dataset"
     _only_keys(ds, dwhere, {"path", "id_column", "label_column", "features"})
@@ -307,7 +334,7 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
             raise JobSpecError(f"{dwhere}.features: {sorted(c for c in clash if c)} is the id or label column, not a feature")
     else:
         raise JobSpecError(f"{dwhere}.features: write \"all\" or a non-empty list of column names, not {raw_features!r}")
-    return PartySpec(name, role, address, DatasetSpec(path, id_column, label_column, features), tls)
+    return PartySpec(name, role, address, DatasetSpec(path, id_column, label_column, features), tls, trust)
 
 
 def _step(raw: Any, i: int, party_names: tuple[str, ...]) -> StepSpec:
@@ -361,7 +388,10 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     doc = read_toml(p)
     base = p.resolve().parent
     try:
-        _only_keys(doc, "the node config's top level", {"version", "party", "listen", "data_dir", "tls"}, ConfigError)
+        _only_keys(
+            doc, "the node config's top level",
+            {"version", "party", "listen", "data_dir", "tls", "peer", "revoked", "approval"}, ConfigError,
+        )
         if doc.get("version") != SPEC_VERSION:
             raise ConfigError(f"version: write `version = {SPEC_VERSION}` (got {doc.get('version')!r})")
         party = _party_name(doc.get("party"), "party", ConfigError)
@@ -370,9 +400,28 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         if "tls" not in doc:
             raise ConfigError("tls: give tls = { ca = ..., cert = ..., key = ... } (files from `misuan certs init`)")
         tls = _tls(doc["tls"], "tls", base, ConfigError)
+        peers = _node_peers(doc.get("peer", {}), base)
+        revoked = _path(doc["revoked"], "revoked", base, ConfigError) if "revoked" in doc else None
+        approval = doc.get("approval", "required")
+        if approval not in ("required", "auto"):
+            raise ConfigError(f"approval: write \"required\" (an operator approves each job) or \"auto\", not {approval!r}")
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
-    return NodeConfig(party, listen, data_dir, tls, p.resolve())
+    return NodeConfig(party, listen, data_dir, tls, p.resolve(), peers, revoked, approval)
+
+
+def _node_peers(raw: Any, base: Path) -> dict[str, TrustSpec]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("peer: write [peer.NAME] tables, each with trust = { ca = ... }")
+    out = {}
+    for name, table in raw.items():
+        where = f"peer.{name}"
+        _party_name(name, where, ConfigError)
+        if not isinstance(table, Mapping) or "trust" not in table:
+            raise ConfigError(f"{where}: write trust = {{ ca = \"certs/{name}-ca.pem\" }}")
+        _only_keys(table, where, {"trust"}, ConfigError)
+        out[name] = _trust(table["trust"], f"{where}.trust", base, ConfigError)
+    return out
 
 
 # --- field helpers -------------------------------------------------------------------------------
@@ -433,6 +482,25 @@ def _path(value: Any, where: str, base: Path, err: type[ConfigError]) -> Path:
     if not isinstance(value, str) or not value:
         raise err(f"{where}: give a file path as a string (got {value!r})")
     return (base / os.path.expanduser(value)).resolve()
+
+
+def _trust(value: Any, where: str, base: Path, err: type[ConfigError]) -> TrustSpec:
+    if not isinstance(value, Mapping):
+        raise err(f"{where}: write {{ ca = \"ca.pem\" }} or {{ ca = [\"old-ca.pem\", \"new-ca.pem\"], pin = [\"sha256:...\"] }}")
+    _only_keys(value, where, {"ca", "pin"}, err)
+    raw_ca = value.get("ca")
+    files = [raw_ca] if isinstance(raw_ca, str) else raw_ca
+    if not isinstance(files, list) or not files:
+        raise err(f"{where}.ca: name the party's CA certificate file(s): a path or a list of paths")
+    ca = tuple(_path(f, f"{where}.ca", base, err) for f in files)
+    raw_pins = value.get("pin", [])
+    if not isinstance(raw_pins, list):
+        raise err(f"{where}.pin: write a list of fingerprints, e.g. [\"sha256:...\"]")
+    try:
+        pins = tuple(parse_fingerprint(v, f"{where}.pin") for v in raw_pins)
+    except ConfigError as exc:
+        raise err(str(exc)) from None
+    return TrustSpec(ca, pins, where)
 
 
 def _tls(value: Any, where: str, base: Path, err: type[ConfigError]) -> TlsFiles:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from misuan.crypto.certs import TlsFiles, party_tls_files
+from misuan.crypto.certs import TlsFiles, load_pem_bundle, party_tls_files
+from misuan.crypto.trust import TrustAnchors, load_anchors, read_deny_list
 from misuan.errors import ConfigError
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
@@ -19,7 +20,7 @@ from misuan.net.grpc_server import PartyServer
 from misuan.node.runner import ChannelOpener
 from misuan.node.spec import JobSpec, NodeConfig, check_tls_exist, parse_address
 
-__all__ = ["grpc_opener", "resolve_tls"]
+__all__ = ["grpc_opener", "resolve_tls", "resolve_trust"]
 
 
 def resolve_tls(spec: JobSpec, party: str, node: NodeConfig | None = None, tls_dir: Path | None = None) -> TlsFiles:
@@ -39,6 +40,40 @@ def resolve_tls(spec: JobSpec, party: str, node: NodeConfig | None = None, tls_d
     return own
 
 
+def resolve_trust(spec: JobSpec, party: str, tls: TlsFiles, node: NodeConfig | None = None) -> dict[str, TrustAnchors]:
+    """Every party's trust anchors as ``party`` sees them (itself included: the hello compares them).
+
+    First found wins: the party's ``trust`` in the spec, the node's ``[peer.NAME]``, the own
+    ``tls.ca``. The last is refused when that file holds CAs of more than one name: it would let
+    any of them vouch for any party. The node's deny list applies to every party.
+    """
+    revoked = read_deny_list(node.revoked) if node is not None and node.revoked is not None else frozenset()
+    out: dict[str, TrustAnchors] = {}
+    for p in spec.parties:
+        named = p.trust or (node.peers.get(p.name) if node is not None else None)
+        if named is not None:
+            anchors = load_anchors(p.name, named.ca, named.pins, named.where)
+        else:
+            anchors = _default_anchors(p.name, tls)
+        out[p.name] = anchors.with_revoked(revoked)
+    return out
+
+
+def _default_anchors(party: str, tls: TlsFiles) -> TrustAnchors:
+    try:
+        cas = load_pem_bundle(tls.ca.read_bytes(), tls.ca)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the CA file {tls.ca}: {exc.strerror}") from exc
+    subjects = sorted({c.subject.rfc4514_string() for c in cas})
+    if len(subjects) > 1:
+        raise ConfigError(
+            f"{tls.ca} holds {len(subjects)} CAs ({'; '.join(subjects)}) and the spec names no trust anchor for "
+            f"{party!r}: name each party's own CA with trust = {{ ca = ... }} in its [[party]] (or [peer.{party}] "
+            "in node.toml), so one institution's CA cannot vouch for another's party"
+        )
+    return load_anchors(party, [tls.ca], source=f"{tls.ca} (this node's tls.ca)")
+
+
 def grpc_opener(
     spec: JobSpec,
     party: str,
@@ -48,6 +83,7 @@ def grpc_opener(
     listen: str | None = None,
     server: PartyServer | None = None,
     connect_timeout_s: float = 60.0,
+    anchors: Mapping[str, TrustAnchors] | None = None,
 ) -> ChannelOpener:
     """A :data:`ChannelOpener` for ``party`` over gRPC+mTLS.
 
@@ -71,6 +107,7 @@ def grpc_opener(
             connect_timeout_s=connect_timeout_s,
             server=server,
             listen=listen,
+            anchors=anchors,
         )
 
     return open_channel

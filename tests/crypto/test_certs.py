@@ -61,12 +61,22 @@ def test_certificate_of_another_ca_is_refused_naming_the_files(tmp_path: Path) -
     good = issue_party_cert(tmp_path / "a", "bank")
     foreign = issue_party_cert(tmp_path / "b", "bank", out_dir=tmp_path / "b-out")
     mixed = TlsFiles(ca=good.ca, cert=foreign.cert, key=foreign.key)
-    with pytest.raises(AuthenticationError, match=rf"{foreign.cert}.* is not signed by the CA in {good.ca}"):
+    with pytest.raises(AuthenticationError, match=rf"{foreign.cert}.* is not signed by a CA in {good.ca}"):
         check_tls_files(mixed, "bank")
     with pytest.raises(AuthenticationError, match="is for party 'bank', but this node is 'partner'"):
         check_tls_files(good, "partner")
     with pytest.raises(AuthenticationError, match=rf"private key {good.key} does not belong to certificate {foreign.cert}"):
         check_tls_files(TlsFiles(ca=tmp_path / "b" / "ca.pem", cert=foreign.cert, key=good.key), "bank")
+
+
+def test_every_certificate_of_a_ca_bundle_is_read(tmp_path: Path) -> None:
+    # the bug of the two-PKI report: only the first certificate of a bundle was read
+    create_ca(tmp_path / "bank", name="Bank CA")
+    create_ca(tmp_path / "partner", name="Partner CA")
+    own = issue_party_cert(tmp_path / "partner", "partner", out_dir=tmp_path / "p-out")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes((tmp_path / "bank" / "ca.pem").read_bytes() + (tmp_path / "partner" / "ca.pem").read_bytes())
+    check_tls_files(TlsFiles(ca=bundle, cert=own.cert, key=own.key), "partner")
 
 
 def test_bad_names_and_existing_ca_are_config_errors(tmp_path: Path) -> None:
