@@ -112,6 +112,7 @@ class Recorded:
     protocols: frozenset[str]  # those the step speaks (its kind's, in a job)
     learners: frozenset[str]  # the parties that learn the PSI intersection in this run
     entry: Any  # a LedgerEntry or a Disclosure: step, discloser, recipient, what, form, shape
+    spec: Path | None = None  # the job spec of a job run
 
 
 _CREDIT_JOB = """\
@@ -174,7 +175,8 @@ def _job_run(tmp: Path, name: str, steps: str, learners: Iterable[str], **fields
     protocols = {s.name: frozenset(p.name for p in STEPS[s.kind].protocols) for s in job.steps}
     res = simulate(spec, workdir=tmp / name)
     return [
-        Recorded(name, party, protocols[e.step], frozenset(learners), e) for party in PARTIES for e in res.ledger(party)
+        Recorded(name, party, protocols[e.step], frozenset(learners), e, spec)
+        for party in PARTIES for e in res.ledger(party)
     ]
 
 
@@ -276,3 +278,24 @@ def test_both_parties_record_each_disclosure_between_them(recorded: list[Recorde
 
     for run in dict.fromkeys(r.run for r in recorded):
         assert between(run, "bank") == between(run, "partner"), f"run {run}: the two ledgers differ"
+
+
+@pytest.mark.slow
+def test_the_consent_preview_lists_exactly_what_each_run_recorded(recorded: list[Recorded]) -> None:
+    """What a node shows its operator before a job (misuan.node.consent) is what the run then records."""
+    from misuan.node.consent import preview_job
+    from misuan.node.spec import load_spec
+
+    runs = {(r.run, r.ledger): r.spec for r in recorded if r.spec is not None}
+    assert {run for run, _ in runs} == {"credit", "psi_size", "psi_bank"}
+    for (run, party), spec_path in runs.items():
+        assert spec_path is not None
+        preview = preview_job(load_spec(spec_path), party)
+        planned = {d.key for d in preview.disclosures}
+        maybe = {d.key for d in preview.disclosures if d.data_dependent}
+        seen = {(e.step, e.what, e.form, e.discloser, e.recipient) for r in recorded if (r.run, r.ledger) == (run, party) for e in [r.entry]}
+        assert seen <= planned, f"{run}/{party}: recorded but not previewed: {sorted(seen - planned)}"
+        assert planned - maybe <= seen, f"{run}/{party}: previewed but not recorded: {sorted(planned - maybe - seen)}"
+    credit = {d.key for d in preview_job(load_spec(runs[("credit", "bank")]), "bank").disclosures}  # type: ignore[arg-type]
+    credit_seen = {(r.entry.step, r.entry.what, r.entry.form, r.entry.discloser, r.entry.recipient) for r in recorded if (r.run, r.ledger) == ("credit", "bank")}
+    assert credit == credit_seen  # in this run the data led to every data-dependent entry as well

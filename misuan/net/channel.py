@@ -174,6 +174,9 @@ class Channel(ABC):
         # set to a list to keep every message this party receives: (sender, step, message);
         # transcript tests read it to show what a party actually saw
         self.transcript: list[tuple[str, str, Any]] | None = None
+        # party -> fingerprints of the trust anchors this end holds for it (gRPC with anchors); the
+        # job hello compares them with every peer's; empty where the transport authenticates no one
+        self.trust_view: dict[str, list[str]] = {}
 
     @property
     def peers(self) -> tuple[str, ...]:

@@ -148,6 +148,8 @@ class GrpcChannel(Channel):
     ) -> None:
         super().__init__(party, list(parties), job_id, recorder, timeout_s)
         self.anchors = dict(anchors) if anchors is not None else None
+        # what the job hello compares with every peer: the anchors this party holds for each party
+        self.trust_view = {p: a.fingerprints for p, a in sorted(self.anchors.items())} if self.anchors else {}
         self.approval_timeout_s = 86400.0
         self.on_wait: Callable[[str], None] = lambda msg: None
         if not 1024 <= frame_bytes <= MAX_FRAME_BYTES - MAX_HEADER_BYTES - 8:

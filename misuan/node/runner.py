@@ -109,6 +109,9 @@ class JobVersions:
 class JobHello:
     spec_hash: str  # JobSpec.shared_hash(): what every party must agree on
     completed: list[str]  # steps this party offers to skip (resume)
+    # party -> fingerprints of the trust anchors this party holds for it (misuan.crypto.trust):
+    # both sides must trust the same CAs for the same parties; empty where the channel has no anchors
+    trust: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 @wire.message("job.Goodbye", max_bytes=CONTROL_MESSAGE_BYTES)
@@ -184,7 +187,7 @@ def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
 
 # the runner's own exchange around the steps: hello, held anchors, ledger anchors, goodbye; bump it
 # when that exchange changes (v2: the ledger anchors), so an older node is refused by version
-JOB_PROTOCOL = ProtocolInfo("job", 2, "the runner's messages around the steps: hello, ledger anchors, goodbye")
+JOB_PROTOCOL = ProtocolInfo("job", 3, "the runner's messages around the steps: hello, ledger anchors, goodbye")
 
 
 def job_protocols(spec: JobSpec) -> dict[str, int]:
@@ -211,6 +214,12 @@ def check_hello(ours: JobHello, theirs: JobHello, peer: str, spec: JobSpec) -> s
         raise JobSpecError(
             f"{peer} runs a different version of job {spec.job_id!r} (spec hash {theirs.spec_hash[:12]}..., "
             f"ours {ours.spec_hash[:12]}...): parties, roles and steps must be identical on every party"
+        )
+    if theirs.trust and ours.trust and theirs.trust != ours.trust:
+        differ = sorted(p for p in set(ours.trust) | set(theirs.trust) if ours.trust.get(p) != theirs.trust.get(p))
+        raise JobSpecError(
+            f"{peer} trusts other anchors than this party for {differ} in job {spec.job_id!r}: both must name the "
+            "same CA certificates (and pins) for every party; compare `misuan certs fingerprint` of the files"
         )
     names = {s.name for s in spec.steps}
     if len(theirs.completed) > len(names) or not set(theirs.completed) <= names:
@@ -569,7 +578,7 @@ def _hello(channel: Channel, spec: JobSpec, offered: list[str]) -> set[str]:
     has another shape is still told apart by version (:func:`check_peer_versions`).
     """
     versions = job_versions(spec)
-    mine = JobHello(spec.shared_hash(), offered)
+    mine = JobHello(spec.shared_hash(), offered, dict(channel.trust_view))
     for peer in channel.peers:
         channel.send(peer, VERSIONS_STEP, versions)
         channel.send(peer, HELLO_STEP, mine)

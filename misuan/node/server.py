@@ -10,6 +10,18 @@ under ``<data_dir>/jobs/<job_id>/`` (see :mod:`misuan.node.runner`). Each submis
 The node serves its gRPC endpoint (one :class:`PartyServer` on ``listen``, started with the node)
 and registers each job on it while the job runs.
 
+Consent (:mod:`misuan.node.consent`): a submission runs only once this node's operator has approved
+it (or a standing approval covers it, or ``approval = "auto"``). Until then it waits in the inbox,
+its preview in ``pending/<job_id>.json``, and the server answers the job's peers "awaiting
+approval"; a refused job is filed in ``inbox/failed/`` with the operator's reason, and its peers are
+told the reason. Decisions are recorded in the ledger. A job that fails never stops the node: it is
+filed with its reason and the node goes on with the next.
+
+Operating: ``node.status.json`` in the data directory says what the node is doing (pid, address,
+the job running, those pending, a heartbeat each poll; ``misuan node status`` and ``misuan node
+health`` read it), and ``node.log.jsonl`` holds one JSON object per event (time, party, event,
+job, message) for log shippers.
+
 Shutdown: the first SIGINT/SIGTERM asks the running job to stop after its current step (its
 outputs are complete; resume later with ``misuan submit --resume``); a second one aborts the step
 at once (no outputs are written for it: every file is committed atomically). The node then exits.
@@ -28,9 +40,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from misuan.audit.ledger import write_json_atomic
-from misuan.errors import JobSpecError, MisuanError
-from misuan.net.grpc_server import PartyServer
+from misuan import __version__
+from misuan.audit.ledger import Ledger, write_json_atomic
+from misuan.crypto.trust import TrustAnchors, expiry_warnings
+from misuan.errors import JobRefusedError, JobSpecError, MisuanError
+from misuan.net.grpc_server import AWAITING_APPROVAL, REFUSED_BY_OPERATOR, PartyServer
+from misuan.node.consent import Decision, decision_for, preview_job, record_decision
 from misuan.node.runner import (
     ChannelOpener,
     PartyOutcome,
@@ -40,9 +55,12 @@ from misuan.node.runner import (
     stderr_progress,
 )
 from misuan.node.spec import JobSpec, NodeConfig, load_node_config, load_spec, loads_spec
-from misuan.node.transport import grpc_opener
+from misuan.node.transport import grpc_opener, resolve_trust
 
-__all__ = ["Node", "Submission", "read_submission", "submit"]
+__all__ = ["STATUS_FILE", "Node", "Submission", "read_submission", "submit"]
+
+STATUS_FILE = "node.status.json"
+LOG_FILE = "node.log.jsonl"
 
 SUFFIX = ".job.json"
 
@@ -97,61 +115,151 @@ class Node:
         self.stop_requested = threading.Event()
         self._server: PartyServer | None = None
         self._opener = opener
-        for d in (config.inbox, config.inbox / "done", config.inbox / "failed", config.jobs_dir):
+        self._started_at = _now()
+        self._running: str | None = None
+        self._held: dict[str, str] = {}  # job id -> what its peers are told (awaiting approval, refused)
+        for d in (config.inbox, config.inbox / "done", config.inbox / "failed", config.jobs_dir, self.pending_dir):
             d.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def pending_dir(self) -> Path:
+        return self.config.data_dir / "pending"
 
     # --- the loop ------------------------------------------------------------------------------
     def pending(self) -> list[Path]:
         return sorted(p for p in self.config.inbox.glob(f"*{SUFFIX}") if p.is_file())
 
     def run_once(self) -> PartyOutcome | None:
-        """Run the oldest pending submission, if any; returns its outcome (None on failure or if idle)."""
-        queue = self.pending()
-        if not queue:
+        """Run the oldest submission its operator approved, if any (None on failure, refusal or if idle).
+
+        Submissions without a decision stay in the inbox; their previews are written for the operator.
+        """
+        for entry in self.pending():
+            try:
+                sub = read_submission(entry)
+                spec = sub.spec()
+                anchors = self._anchors(spec)
+                decision = decision_for(self.config, spec)
+            except MisuanError as exc:
+                self._fail(entry, None, exc)
+                continue
+            if decision is None:
+                self._await(entry, spec, anchors)
+                continue
+            return self._run(entry, sub, spec, anchors, decision)
+        self._status()
+        return None
+
+    def _run(
+        self, entry: Path, sub: Submission, spec: JobSpec, anchors: dict[str, TrustAnchors] | None, decision: Decision
+    ) -> PartyOutcome | None:
+        self._record(spec, decision)
+        (self.pending_dir / f"{spec.job_id}.json").unlink(missing_ok=True)
+        if decision.decision == "refused":
+            self._hold(spec, anchors, f"{REFUSED_BY_OPERATOR}: {decision.reason}")
+            self._fail(entry, spec.job_id, JobRefusedError(f"refused by {self.config.party}'s operator: {decision.reason}"))
             return None
-        entry = queue[0]
+        self._held.pop(spec.job_id, None)
+        self._running = spec.job_id
+        self._log("job_started", f"running job {spec.job_id} from {entry.name} ({decision.decision} by {decision.operator})", spec.job_id)
+        self._status()
         try:
-            sub = read_submission(entry)
-            spec = sub.spec()
-            self.progress(f"[node {self.config.party}] running job {spec.job_id} from {entry.name}")
             outcome = run_party(
                 spec,
                 self.config.party,
                 party_dir=self.config.data_dir,
-                open_channel=self._channel_opener(spec),
+                open_channel=self._channel_opener(spec, anchors),
                 resume=sub.resume,
                 stop=self.stop_requested,
                 progress=self.progress,
             )
         except MisuanError as exc:
-            self._file(entry, "failed", f"{type(exc).__name__}: {exc}")
-            self.progress(f"[node {self.config.party}] {entry.name} failed: {exc}")
+            self._fail(entry, spec.job_id, exc)
             return None
         except KeyboardInterrupt:
             self._file(entry, "failed", "aborted by a second shutdown signal; resubmit with --resume")
             raise
+        finally:
+            self._running = None
         self._file(entry, "done", None)
+        self._log("job_done", f"job {spec.job_id} done", spec.job_id)
+        self._status()
         return outcome
 
     def serve(self, poll_s: float = 1.0) -> int:
         """Run submissions until a shutdown signal; returns the process exit status."""
         self._install_signals()
-        self.progress(
-            f"[node {self.config.party}] listening on {self._ensure_server().address}; "
-            f"watching {self.config.inbox}"
-        )
+        self._log("node_started", f"listening on {self._ensure_server().address}; watching {self.config.inbox}")
+        for warning in self._expiry_warnings():
+            self._log("certificate_expiry", warning, level="warning")
         try:
             while not self.stop_requested.is_set():
-                if self.run_once() is None and not self.pending():
+                if self.run_once() is None:
                     self.stop_requested.wait(poll_s)
         except KeyboardInterrupt:
-            self.progress(f"[node {self.config.party}] aborted")
+            self._log("node_aborted", "aborted")
             return 130
         finally:
             if self._server is not None:
                 self._server.stop()
-        self.progress(f"[node {self.config.party}] stopped")
+        self._log("node_stopped", "stopped")
+        self._status(stopped=True)
         return 0
+
+    # --- consent -------------------------------------------------------------------------------
+    def _anchors(self, spec: JobSpec) -> dict[str, TrustAnchors] | None:
+        return None if self._opener is not None else resolve_trust(spec, self.config.party, self.config.tls, self.config)
+
+    def _await(self, entry: Path, spec: JobSpec, anchors: dict[str, TrustAnchors] | None) -> None:
+        path = self.pending_dir / f"{spec.job_id}.json"
+        if not path.is_file():
+            doc = {"entry": entry.name, "submitted_at": _now(), "preview": preview_job(spec, self.config.party, anchors).as_dict()}
+            write_json_atomic(path, doc)
+            self._log("job_pending", f"job {spec.job_id} awaits this node's approval: misuan node show {spec.job_id}", spec.job_id)
+        self._hold(spec, anchors, AWAITING_APPROVAL)
+
+    def _hold(self, spec: JobSpec, anchors: dict[str, TrustAnchors] | None, why: str) -> None:
+        """Tell the job's peers why it does not run here (only on a real server)."""
+        if self._opener is not None or self._held.get(spec.job_id) == why:
+            return
+        self._held[spec.job_id] = why
+        self._ensure_server().register(spec.job_id, spec.party_names, None, 0, anchors=anchors, held=why)
+
+    def _record(self, spec: JobSpec, decision: Decision) -> None:
+        with Ledger(self.config.ledger_path, self.config.party) as ledger:
+            record_decision(ledger, self.config.party, decision)
+
+    # --- operating -----------------------------------------------------------------------------
+    def _status(self, stopped: bool = False) -> None:
+        doc = {
+            "party": self.config.party,
+            "pid": os.getpid(),
+            "listen": self._server.address if self._server is not None else self.config.listen,
+            "started_at": self._started_at,
+            "heartbeat_at": _now(),
+            "state": "stopped" if stopped else ("running" if self._running else "idle"),
+            "running_job": self._running,
+            "awaiting_approval": sorted(j for j, why in self._held.items() if why == AWAITING_APPROVAL),
+            "misuan_version": __version__,
+        }
+        write_json_atomic(self.config.data_dir / STATUS_FILE, doc)
+
+    def _log(self, event: str, message: str, job_id: str | None = None, level: str = "info") -> None:
+        self.progress(f"[node {self.config.party}] {message}")
+        line = {"time": _now(), "level": level, "party": self.config.party, "event": event, "job_id": job_id, "message": message}
+        with open(self.config.data_dir / LOG_FILE, "a", encoding="utf-8") as log:
+            log.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    def _expiry_warnings(self) -> list[str]:
+        from cryptography import x509
+
+        from misuan.crypto.certs import load_pem_bundle
+
+        certs = [(str(self.config.tls.cert), load_pem_bundle(self.config.tls.cert.read_bytes(), self.config.tls.cert)[0])]
+        certs += [(str(self.config.tls.ca), c) for c in load_pem_bundle(self.config.tls.ca.read_bytes(), self.config.tls.ca)]
+        for name, trust in self.config.peers.items():
+            certs += [(f"peer {name}: {f}", x509.load_pem_x509_certificate(f.read_bytes())) for f in trust.ca]
+        return expiry_warnings(certs)
 
     # --- helpers -------------------------------------------------------------------------------
     def _ensure_server(self) -> PartyServer:
@@ -159,10 +267,17 @@ class Node:
             self._server = PartyServer(self.config.party, self.config.tls, self.config.listen)
         return self._server
 
-    def _channel_opener(self, spec: JobSpec) -> ChannelOpener:
+    def _channel_opener(self, spec: JobSpec, anchors: dict[str, TrustAnchors] | None) -> ChannelOpener:
         if self._opener is not None:
             return self._opener(spec)
-        return grpc_opener(spec, self.config.party, self.config.tls, server=self._ensure_server())
+        return grpc_opener(
+            spec, self.config.party, self.config.tls, server=self._ensure_server(), anchors=anchors,
+            on_wait=lambda msg: self._log("waiting", msg, spec.job_id),
+        )
+
+    def _fail(self, entry: Path, job_id: str | None, exc: MisuanError) -> None:
+        self._file(entry, "failed", f"{type(exc).__name__}: {exc}")
+        self._log("job_failed", f"{entry.name} failed: {exc}", job_id, level="error")
 
     def _file(self, entry: Path, outcome: str, error: str | None) -> None:
         target = self.config.inbox / outcome / entry.name
@@ -185,6 +300,10 @@ class Node:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def start(config_path: str | os.PathLike[str], poll_s: float = 1.0) -> int:

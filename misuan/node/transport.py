@@ -7,7 +7,7 @@ the spec's ``[[party]] tls``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from misuan.crypto.certs import TlsFiles, load_pem_bundle, party_tls_files
@@ -84,6 +84,7 @@ def grpc_opener(
     server: PartyServer | None = None,
     connect_timeout_s: float = 60.0,
     anchors: Mapping[str, TrustAnchors] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> ChannelOpener:
     """A :data:`ChannelOpener` for ``party`` over gRPC+mTLS.
 
@@ -108,6 +109,7 @@ def grpc_opener(
             server=server,
             listen=listen,
             anchors=anchors,
+            on_wait=on_wait,
         )
 
     return open_channel

@@ -61,7 +61,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
     }),
     "job": (None, {
         "job.Versions": ["misuan", "protocols"],
-        "job.Hello": ["spec_hash", "completed"],
+        "job.Hello": ["spec_hash", "completed", "trust"],
         "job.Goodbye": ["completed"],
         "job.HeldAnchor": ["length", "head", "job_id"],
         "job.LedgerAnchor": ["job_id", "signer", "length", "head", "signed_at", "key_kind", "public_key", "signature"],

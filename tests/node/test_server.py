@@ -9,25 +9,31 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
-from misuan.errors import JobSpecError
+from misuan.audit.ledger import Ledger
+from misuan.errors import AuthenticationError, ConfigError, JobSpecError
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
+from misuan.net.local import make_test_pki
 from misuan.net.memory import MemoryNetwork
 from misuan.node import steps
 from misuan.node.runner import ChannelOpener, PartyOutcome
 from misuan.node.server import Node, submit
-from misuan.node.spec import JobSpec, NodeConfig
+from misuan.node.consent import CONSENT_STEP, decide, decision_for
+from misuan.node.spec import JobSpec, NodeConfig, load_spec
 from misuan.node.steps import secure_sum as secure_sum_step
 from tests.jobfiles import free_ports, write_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _memory_nodes(tmp_path: Path, parties: tuple[str, ...] = ("bank", "partner")) -> dict[str, Node]:
+def _memory_nodes(
+    tmp_path: Path, parties: tuple[str, ...] = ("bank", "partner"), approval: Literal["required", "auto"] = "auto"
+) -> dict[str, Node]:
     networks: dict[str, MemoryNetwork] = {}
     lock = threading.Lock()
 
@@ -46,9 +52,9 @@ def _memory_nodes(tmp_path: Path, parties: tuple[str, ...] = ("bank", "partner")
         return opener
 
     nodes = {}
+    pki = make_test_pki(tmp_path / "pki", list(parties))  # the nodes sign their operators' decisions with these keys
     for p in parties:
-        tls = TlsFiles(tmp_path / "ca.pem", tmp_path / f"{p}.pem", tmp_path / f"{p}.key")
-        cfg = NodeConfig(p, "127.0.0.1:1", tmp_path / f"node-{p}", tls, tmp_path / f"{p}.toml")
+        cfg = NodeConfig(p, "127.0.0.1:1", tmp_path / f"node-{p}", pki[p], tmp_path / f"{p}.toml", approval=approval)
         nodes[p] = Node(cfg, opener=opener_for(p), progress=None)
     return nodes
 
@@ -141,7 +147,7 @@ def test_node_processes_over_grpc_run_a_job_and_stop_on_sigterm(tmp_path: Path) 
         issue_party_cert(tmp_path / "certs", p)
         (tmp_path / f"{p}.toml").write_text(
             f'version = 1\nparty = "{p}"\nlisten = "127.0.0.1:{port}"\ndata_dir = "node-{p}"\n'
-            f'tls = {{ ca = "certs/ca.pem", cert = "certs/{p}.pem", key = "certs/{p}.key" }}\n'
+            f'tls = {{ ca = "certs/ca.pem", cert = "certs/{p}.pem", key = "certs/{p}.key" }}\napproval = "auto"\n'
         )
         procs[p] = subprocess.Popen(
             [sys.executable, "-m", "misuan.cli", "node", "start", "--config", str(tmp_path / f"{p}.toml"), "--poll", "0.1"],
@@ -187,3 +193,65 @@ def test_first_signal_requests_a_stop_second_aborts(tmp_path: Path, capsys: pyte
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+
+
+# --- consent ----------------------------------------------------------------------------------------
+def test_a_job_waits_for_its_operators_approval_then_runs(tmp_path: Path) -> None:
+    spec_path = write_job(tmp_path)
+    nodes = _memory_nodes(tmp_path, approval="required")
+    for n in nodes.values():
+        submit(spec_path, n.config)
+    assert _run_once_all(nodes) == {"bank": None, "partner": None}  # nobody approved: nothing ran
+    for n in nodes.values():
+        pending = json.loads((n.pending_dir / "job-1.json").read_text())
+        learns = [d for d in pending["preview"]["disclosures"] if d["recipient"] == n.config.party]
+        assert learns and all(d["step"] in ("totals", "scores") for d in learns)
+        assert len(n.pending()) == 1 and not any((n.config.data_dir / "jobs").iterdir())
+    spec = load_spec(spec_path)
+    for n in nodes.values():
+        decide(n.config, spec, "approved", operator="compliance officer")
+    out = _run_once_all(nodes)
+    assert out["bank"] is not None and out["bank"].ran == ["totals", "scores"]
+    for n in nodes.values():
+        assert not (n.pending_dir / "job-1.json").exists()
+        with Ledger(n.config.ledger_path) as led:
+            consent = [e for e in led.entries("job-1") if e.step == CONSENT_STEP]
+        assert len(consent) == 1 and consent[0].detail["operator"] == "compliance officer"
+        assert consent[0].detail["spec_hash"] == spec.shared_hash() and len(consent[0].detail["signature"]) > 100
+
+
+def test_a_refused_job_is_filed_with_the_reason_and_a_standing_approval_covers_reruns(tmp_path: Path) -> None:
+    spec_path = write_job(tmp_path)
+    nodes = _memory_nodes(tmp_path, approval="required")
+    partner = nodes["partner"]
+    submit(spec_path, partner.config)
+    spec = load_spec(spec_path)
+    with pytest.raises(ConfigError, match="needs a reason"):
+        decide(partner.config, spec, "refused")
+    decide(partner.config, spec, "refused", reason="scores step not covered by our data-sharing agreement")
+    assert partner.run_once() is None
+    reason = next((partner.config.inbox / "failed").glob("*.error.txt")).read_text()
+    assert "JobRefusedError" in reason and "not covered by our data-sharing agreement" in reason
+
+    # a standing approval of the template covers the same job under a new id
+    decide(partner.config, spec, "approved", standing=True)
+    rerun = tmp_path / "rerun.toml"
+    rerun.write_text(spec_path.read_text().replace('id = "job-1"', 'id = "job-2"'))
+    assert decision_for(partner.config, load_spec(rerun)) is not None
+    changed = tmp_path / "changed.toml"
+    changed.write_text(rerun.read_text().replace('"totals"', '"totals_v2"'))
+    assert decision_for(partner.config, load_spec(changed)) is None  # another template: asks again
+
+
+def test_an_approval_file_not_signed_by_the_node_is_refused(tmp_path: Path) -> None:
+    spec_path = write_job(tmp_path)
+    nodes = _memory_nodes(tmp_path, approval="required")
+    bank = nodes["bank"].config
+    spec = load_spec(spec_path)
+    decide(bank, spec, "approved")
+    path = bank.data_dir / "approvals" / "job-1.json"
+    doc = json.loads(path.read_text())
+    doc["operator"] = "someone else"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(AuthenticationError, match="is not signed by this node's key"):
+        decision_for(bank, spec)

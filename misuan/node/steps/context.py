@@ -32,6 +32,7 @@ from misuan.net.channel import Channel
 from misuan.net.protocol import ProtocolInfo
 from misuan.node.data import CheckedDataset
 from misuan.node.spec import DatasetSpec, JobSpec, StepSpec
+from misuan.node.steps.preview import PlannedDisclosure
 from misuan.params import parse_params
 
 __all__ = [
@@ -124,6 +125,8 @@ StepRun = Callable[[StepContext], StepResult]
 StepCheck = Callable[[StepSpec, JobSpec, ParsedParams], None]
 # (step, job spec, its parsed params, this party's checked dataset): raises a DataError naming the file
 StepDataCheck = Callable[[StepSpec, JobSpec, ParsedParams, CheckedDataset], None]
+# the step's disclosures before it runs (misuan.node.steps.preview): catalogue entries with party names
+StepPreview = Callable[[StepSpec, JobSpec, ParsedParams], list[PlannedDisclosure]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +140,7 @@ class StepKind:
     protocols: tuple[ProtocolInfo, ...] = ()
     summary: str = ""
     check_data: StepDataCheck | None = None  # what the step needs of a taking-part party's own dataset
+    preview: StepPreview | None = None  # what the step will disclose, for the operator's consent
 
 
 def parse_step_params(kind: StepKind, step: StepSpec, spec: JobSpec) -> dict[type, Any]:

@@ -26,9 +26,11 @@ from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult
+from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.node.steps.secureboost import MODEL_FILE, SPLIT_FILE
-from misuan.params import check_params, param
-from misuan.protocols.secureboost import PROTOCOL
+from misuan.params import check_params, param, parse_params
+from misuan.protocols.secureboost import PROTOCOL, BoostingParams
+from misuan.protocols.secureboost import disclosures as sb_disclosures
 
 __all__ = ["KIND", "EvaluateParams", "check_evaluate", "check_evaluate_data", "run_evaluate"]
 
@@ -78,7 +80,17 @@ def run_evaluate(ctx: StepContext) -> StepResult:
     return StepResult(out)
 
 
+def preview_evaluate(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
+    """The feature party answers for the hold-out rows in the model step's prediction mode."""
+    model = next(s for s in spec.steps if s.name == parsed[EvaluateParams].model_step)
+    boosting = parse_params((BoostingParams,), {k: v for k, v in model.params.items() if k in _BOOSTING_KEYS}, model.name, JobSpecError)[0]
+    kind = sb_disclosures.LEAF_SETS if boosting.prediction_mode == "leaves" else sb_disclosures.DECISIONS
+    return plan([kind], step, spec)
+
+
+_BOOSTING_KEYS = {f.name for f in dataclasses.fields(BoostingParams)}
+
 KIND = StepKind(
     "evaluate", run_evaluate, check_evaluate, params=(EvaluateParams,), protocols=(PROTOCOL,),
-    summary="joint scoring of the hold-out rows: AUC and KS", check_data=check_evaluate_data,
+    summary="joint scoring of the hold-out rows: AUC and KS", check_data=check_evaluate_data, preview=preview_evaluate,
 )

@@ -37,7 +37,9 @@ from misuan.errors import DataError, DuplicateIdError, EmptyIdError, JobSpecErro
 from misuan.node.data import CheckedDataset, file_lines
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
+from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.protocols.psi import PROTOCOL, PsiParams, psi
+from misuan.protocols.psi import disclosures as psi_disclosures
 
 __all__ = ["KIND", "ROWS_FILE", "check_psi", "check_psi_data", "run_psi"]
 
@@ -108,7 +110,16 @@ def run_psi(ctx: StepContext) -> StepResult:
     return StepResult(outputs, [ROWS_FILE])
 
 
+def preview_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
+    d = psi_disclosures
+    reveal = parsed[PsiParams].reveal
+    if reveal == "size":
+        return plan([d.SET_SIZE, d.BLINDED_IDS, d.DIGESTS_SORTED, d.INTERSECTION_SIZE], step, spec)
+    learners = step.parties if reveal == "both" else (reveal,)
+    return plan([d.SET_SIZE, d.BLINDED_IDS, d.DIGESTS_IN_ORDER, d.INTERSECTION], step, spec, learners=learners)
+
+
 KIND = StepKind(
     "psi", run_psi, check_psi, params=(PsiParams,), protocols=(PROTOCOL,),
-    summary="private set intersection of the parties' ID columns", check_data=check_psi_data,
+    summary="private set intersection of the parties' ID columns", check_data=check_psi_data, preview=preview_psi,
 )

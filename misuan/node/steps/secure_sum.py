@@ -25,8 +25,10 @@ from misuan.errors import DataError, MissingColumnError
 from misuan.node.data import CheckedDataset, file_lines
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
+from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.params import check_params, param
 from misuan.protocols.secure_sum import PROTOCOL, secure_sum
+from misuan.protocols.secure_sum.disclosures import DISCLOSURES
 
 __all__ = ["KIND", "SecureSumStepParams", "check_secure_sum", "check_secure_sum_data", "run_secure_sum"]
 
@@ -112,7 +114,12 @@ def run_secure_sum(ctx: StepContext) -> StepResult:
     return StepResult(out)
 
 
+def preview_secure_sum(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
+    return plan(DISCLOSURES, step, spec)
+
+
 KIND = StepKind(
     "secure_sum", run_secure_sum, check_secure_sum, params=(SecureSumStepParams,), protocols=(PROTOCOL,),
     summary="joint totals of numeric columns by additive secret sharing", check_data=check_secure_sum_data,
+    preview=preview_secure_sum,
 )

@@ -34,8 +34,10 @@ from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error
+from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.params import ParamError, check_params, param
 from misuan.protocols.secureboost import PROTOCOL, BoostingParams, SecureBoostParams
+from misuan.protocols.secureboost import disclosures as sb_disclosures
 
 __all__ = [
     "KIND", "MODEL_FILE", "SPLIT_FILE", "SecureBoostStepParams", "check_secureboost", "check_secureboost_data",
@@ -105,7 +107,19 @@ def run_secureboost(ctx: StepContext) -> StepResult:
     return StepResult(out, [MODEL_FILE, SPLIT_FILE])
 
 
+def preview_secureboost(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
+    d, p = sb_disclosures, parsed[BoostingParams]
+    kinds = [d.SCHEMA, d.PUBLIC_KEY, d.TREE_SHAPES]
+    if p.n_estimators > 1 or not p.first_tree_label_only:  # some tree uses the feature party's histograms
+        kinds += [d.GRADIENTS, d.NODE_ROWS, d.HISTOGRAMS, d.SPLIT_CHOICE, d.PARTITION]
+        if p.subsample < 1:
+            kinds.append(d.SAMPLED_ROWS)
+    # whether a split lands on the feature party's features is for the data to decide
+    return plan(kinds, step, spec, data_dependent=(d.SPLIT_CHOICE, d.PARTITION))
+
+
 KIND = StepKind(
     "secureboost", run_secureboost, check_secureboost, params=(BoostingParams, SecureBoostStepParams),
     protocols=(PROTOCOL,), summary="vertical gradient boosting (SecureBoost)", check_data=check_secureboost_data,
+    preview=preview_secureboost,
 )

@@ -28,8 +28,11 @@ from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error
+from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.params import check_params, param
 from misuan.protocols.woe import PROTOCOL, WoeParams, woe_iv_feature_party, woe_iv_label_party
+from misuan.protocols.woe import disclosures as woe_disclosures
+from misuan.protocols.woe.params import SUPERVISED
 
 __all__ = ["KIND", "WoeStepParams", "check_woe", "check_woe_data", "run_woe"]
 
@@ -86,7 +89,28 @@ def run_woe(ctx: StepContext) -> StepResult:
     return StepResult(out, ["woe_table.csv"])
 
 
+def preview_woe(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
+    d, p = woe_disclosures, parsed[WoeParams]
+    feature_party = next(spec.party(n) for n in step.parties if spec.party(n).role == "feature_party")
+    columns = feature_party.dataset.features
+    if columns == "all":  # the columns are the partner's to know: every method the params name may be in use
+        methods = {p.method, *p.methods.values()}
+    else:
+        methods = {p.methods.get(c, p.method) for c in columns}
+    kinds = [d.ENCRYPTED_LABELS]
+    if methods - set(SUPERVISED):
+        kinds.append(d.BIN_COUNTS)
+    if methods & set(SUPERVISED):
+        kinds += [d.PREBIN_COUNTS, d.MERGE_BOUNDARIES]
+    if p.share_edges:
+        kinds.append(d.BIN_EDGES)
+    if p.share_iv:
+        kinds.append(d.IV_PER_FEATURE)
+    return plan(kinds, step, spec)
+
+
 KIND = StepKind(
     "woe", run_woe, check_woe, params=(WoeParams, WoeStepParams), protocols=(PROTOCOL,),
     summary="WOE/IV of the feature party's columns against the label party's labels", check_data=check_woe_data,
+    preview=preview_woe,
 )

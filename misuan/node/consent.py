@@ -1,0 +1,233 @@
+"""Consent: a node runs a job only after its operator has seen what the job discloses and approved it.
+
+When a job spec reaches a node (``misuan submit``), the node computes its **preview**
+(:func:`preview_job`): from the disclosure catalogues of the protocols its steps speak
+(:mod:`misuan.node.steps.preview`), exactly what this party will send and learn, per step: what, to
+or from whom, in which form, under which condition; and which trust anchors it accepts for each
+party. The job then waits in ``<data_dir>/pending/`` until the operator decides:
+
+    misuan node pending --config node.toml            # jobs awaiting a decision
+    misuan node show JOB --config node.toml [--html preview.html]
+    misuan node approve JOB --config node.toml [--standing] [--operator NAME]
+    misuan node refuse JOB --config node.toml --reason "..."
+
+A decision (:class:`Decision`) is signed with the node's TLS key (ECDSA P-256, SHA-256, over the
+canonical JSON of its fields: job id, spec hash, the template hash, the decision, reason, operator,
+time) and written to ``<data_dir>/approvals/``; the node records it in its ledger (step
+``job/consent``) before the job runs or is filed as refused. While a job waits, its peers' pings are
+answered "awaiting approval", so they wait and say so; a refused job answers with the reason and
+both sides end with :class:`~misuan.errors.JobRefusedError`.
+
+A **standing** approval covers a spec template: the same parties, roles, steps and parameters under
+any job id (re-runs on new data: dataset paths are local and not part of it). ``approval = "auto"``
+in node.toml turns consent off for a node (tests, a party that only ever runs its own jobs); its
+decisions are recorded as ``auto``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import getpass
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from misuan.audit.ledger import Ledger, write_json_atomic
+from misuan.crypto.trust import TrustAnchors, fingerprint
+from misuan.errors import AuthenticationError, ConfigError, JobSpecError
+from misuan.net.disclosure import Disclosure
+from misuan.node.spec import JobSpec, NodeConfig, canonical_json
+from misuan.node.steps.context import parse_step_params
+from misuan.node.steps.preview import PlannedDisclosure
+from misuan.node.steps.registry import STEPS
+
+__all__ = [
+    "CONSENT_STEP",
+    "Decision",
+    "JobPreview",
+    "decide",
+    "decision_for",
+    "preview_job",
+    "record_decision",
+    "template_hash",
+]
+
+CONSENT_STEP = "job/consent"
+DecisionKind = Literal["approved", "refused", "auto"]
+
+
+def template_hash(spec: JobSpec) -> str:
+    """SHA-256 of the spec without its job id: what a standing approval covers."""
+    doc = {
+        "version": spec.version,
+        "parties": [[p.name, p.role] for p in spec.parties],
+        "steps": [[s.name, s.kind, list(s.parties), dict(s.params)] for s in spec.steps],
+    }
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPreview:
+    """What one party will disclose and learn in a job, before it runs."""
+
+    job_id: str
+    party: str
+    spec_hash: str
+    template_hash: str
+    parties: list[dict[str, Any]]  # name, role, address, trust: anchors' subjects and fingerprints
+    steps: list[dict[str, Any]]  # name, kind, parties
+    disclosures: list[PlannedDisclosure]
+
+    @property
+    def sends(self) -> list[PlannedDisclosure]:
+        return [d for d in self.disclosures if d.discloser == self.party]
+
+    @property
+    def learns(self) -> list[PlannedDisclosure]:
+        return [d for d in self.disclosures if d.recipient == self.party and d.discloser != self.party]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(dataclasses.asdict(self), disclosures=[dataclasses.asdict(d) for d in self.disclosures])
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> JobPreview:
+        fields = {k: doc[k] for k in ("job_id", "party", "spec_hash", "template_hash", "parties", "steps")}
+        return cls(**fields, disclosures=[PlannedDisclosure(**d) for d in doc["disclosures"]])
+
+
+def preview_job(spec: JobSpec, party: str, anchors: Mapping[str, TrustAnchors] | None = None) -> JobPreview:
+    """Every catalogue entry of every step ``party`` takes part in, in which it sends or learns."""
+    spec.party(party)
+    planned: list[PlannedDisclosure] = []
+    for step in spec.steps:
+        if party not in step.parties:
+            continue
+        kind = STEPS[step.kind]
+        if kind.preview is None:
+            raise JobSpecError(f"step kind {step.kind!r} cannot say what it discloses; it cannot run under consent")
+        for d in kind.preview(step, spec, parse_step_params(kind, step, spec)):
+            if party in (d.discloser, d.recipient):  # a joint result ("all") only as its own receipt
+                planned.append(d)
+    parties = []
+    for p in spec.parties:
+        a = (anchors or {}).get(p.name)
+        trust = [{"subject": c.subject.rfc4514_string(), "fingerprint": fingerprint(c)} for c in a.cas] if a else []
+        parties.append({"name": p.name, "role": p.role, "address": p.address, "trust": trust,
+                        "pins": sorted(a.pins) if a else []})
+    steps = [{"name": s.name, "kind": s.kind, "parties": list(s.parties)} for s in spec.steps]
+    return JobPreview(spec.job_id, party, spec.shared_hash(), template_hash(spec), parties, steps, planned)
+
+
+# --- decisions -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """An operator's signed decision on one job (or, standing, on a spec template)."""
+
+    job_id: str
+    spec_hash: str
+    template_hash: str
+    decision: DecisionKind
+    reason: str
+    operator: str
+    decided_at: str
+    standing: bool
+    signer: str = ""  # fingerprint of the node certificate whose key signed
+    signature: str = ""  # hex DER ECDSA signature over payload()
+
+    def payload(self) -> bytes:
+        doc = dataclasses.asdict(self)
+        doc.pop("signature")
+        return canonical_json(doc).encode("utf-8")
+
+    def covers(self, spec: JobSpec) -> bool:
+        if self.standing:
+            return self.template_hash == template_hash(spec)
+        return self.job_id == spec.job_id and self.spec_hash == spec.shared_hash()
+
+
+def _paths(node: NodeConfig) -> tuple[Path, Path]:
+    root = node.data_dir / "approvals"
+    return root, root / "standing"
+
+
+def decide(
+    node: NodeConfig, spec: JobSpec, decision: Literal["approved", "refused"], *, reason: str = "",
+    operator: str | None = None, standing: bool = False,
+) -> Decision:
+    """Sign and store the operator's decision; the node picks it up on its next poll."""
+    if decision == "refused" and not reason.strip():
+        raise ConfigError("a refusal needs a reason (--reason): the peers' operators read it")
+    if decision == "refused" and standing:
+        raise ConfigError("a standing decision can only approve; refuse each job on its own")
+    cert_pem = node.tls.cert.read_bytes()
+    key = serialization.load_pem_private_key(node.tls.key.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{node.tls.key}: decisions are signed with an ECDSA node key; this is another kind")
+    unsigned = Decision(
+        spec.job_id, spec.shared_hash(), template_hash(spec), decision, reason.strip(), operator or _operator(),
+        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), standing,
+        fingerprint(x509.load_pem_x509_certificate(cert_pem)),
+    )
+    signed = dataclasses.replace(unsigned, signature=key.sign(unsigned.payload(), ec.ECDSA(hashes.SHA256())).hex())
+    root, standing_dir = _paths(node)
+    path = standing_dir / f"{signed.template_hash}.json" if standing else root / f"{spec.job_id}.json"
+    write_json_atomic(path, dataclasses.asdict(signed))
+    return signed
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in containers without a passwd entry
+        return "unknown operator"
+
+
+def _read_decision(path: Path, node: NodeConfig) -> Decision:
+    try:
+        d = Decision(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"approval file {path} is unreadable: {exc}") from exc
+    cert = x509.load_pem_x509_certificate(node.tls.cert.read_bytes())
+    public = cert.public_key()
+    try:
+        if d.signer != fingerprint(cert) or not isinstance(public, ec.EllipticCurvePublicKey):
+            raise InvalidSignature
+        public.verify(bytes.fromhex(d.signature), d.payload(), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError) as exc:
+        raise AuthenticationError(
+            f"approval file {path} is not signed by this node's key ({node.tls.cert}): decide again with misuan node"
+        ) from exc
+    return d
+
+
+def decision_for(node: NodeConfig, spec: JobSpec) -> Decision | None:
+    """The decision that covers ``spec``: its own, else a standing approval, else ``auto``, else None."""
+    root, standing_dir = _paths(node)
+    own = root / f"{spec.job_id}.json"
+    if own.is_file():
+        d = _read_decision(own, node)
+        if d.covers(spec):
+            return d
+    standing = standing_dir / f"{template_hash(spec)}.json"
+    if standing.is_file():
+        return _read_decision(standing, node)
+    if node.approval == "auto":
+        return Decision(spec.job_id, spec.shared_hash(), template_hash(spec), "auto", "approval = \"auto\" in node.toml",
+                        "node policy", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), False)
+    return None
+
+
+def record_decision(ledger: Ledger, party: str, d: Decision) -> None:
+    """The decision as one ledger row of the job (step ``job/consent``), signature included."""
+    ledger.record(Disclosure(
+        d.job_id, CONSENT_STEP, party, party, f"operator's decision on the job ({d.decision})", (), "plaintext",
+        {k: v for k, v in dataclasses.asdict(d).items() if k != "job_id"},
+    ))
