@@ -13,17 +13,17 @@ from typing import Literal
 
 import pytest
 
-from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
 from misuan.audit.ledger import Ledger
+from misuan.crypto.certs import create_ca, issue_party_cert
 from misuan.errors import AuthenticationError, ConfigError, JobSpecError
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
 from misuan.net.local import make_test_pki
 from misuan.net.memory import MemoryNetwork
 from misuan.node import steps
+from misuan.node.consent import CONSENT_STEP, decide, decision_for
 from misuan.node.runner import ChannelOpener, PartyOutcome
 from misuan.node.server import Node, submit
-from misuan.node.consent import CONSENT_STEP, decide, decision_for
 from misuan.node.spec import JobSpec, NodeConfig, load_spec
 from misuan.node.steps import secure_sum as secure_sum_step
 from tests.jobfiles import free_ports, write_job
