@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from misuan.atomic_files import write_atomic
-from misuan.crypto.certs import party_from_certificate
+from misuan.crypto.certs import load_pem_bundle, party_from_certificate
+from misuan.crypto.trust import TrustAnchors, verify_party_chain
 from misuan.errors import AuthenticationError, LedgerError, LedgerTamperedError
 
 __all__ = ["CERTIFICATE", "NODE_KEY", "NODE_KEY_FILE", "AnchorSigner", "LedgerAnchor", "verify_anchor"]
@@ -115,9 +116,20 @@ class AnchorSigner:
         return dataclasses.replace(unsigned, signature=signature.hex())
 
 
-def verify_anchor(anchor: LedgerAnchor, signer: str | None = None, ca_pem: bytes | None = None) -> None:
-    """Check an anchor's signature (and, for a certificate, that it names the signer and that the
-    CA ``ca_pem`` issued it, when given); raises :class:`LedgerTamperedError` naming what is wrong."""
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def verify_anchor(
+    anchor: LedgerAnchor, signer: str | None = None, ca_pem: bytes | None = None, anchors: TrustAnchors | None = None
+) -> None:
+    """Check an anchor's signature (and, for a certificate, that it names the signer and chains to the
+    signer's own trust ``anchors``, or else was issued by a CA of the bundle ``ca_pem``, as it stood
+    when the anchor was signed); raises :class:`LedgerTamperedError` naming what is wrong."""
     who = f"the anchor of {anchor.signer!r}'s ledger at row {anchor.length} (job {anchor.job_id!r})"
     if signer is not None and anchor.signer != signer:
         raise LedgerTamperedError(f"{who} claims signer {anchor.signer!r}, but it came from {signer!r}")
@@ -130,8 +142,11 @@ def verify_anchor(anchor: LedgerAnchor, signer: str | None = None, ca_pem: bytes
             named = party_from_certificate(pem)
             if named != anchor.signer:
                 raise LedgerTamperedError(f"{who} is signed with the certificate of {named!r}")
-            if ca_pem is not None:
-                cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+            if anchors is not None:  # the certificate file may carry its intermediates after it
+                signed_at = dt.datetime.fromisoformat(anchor.signed_at)
+                verify_party_chain(pem, dataclasses.replace(anchors, revoked=frozenset()), now=signed_at)
+            elif ca_pem is not None and not any(_issued_by(cert, ca) for ca in load_pem_bundle(ca_pem, "the CA file")):
+                raise ValueError("no CA of this node's CA file issued the certificate")
             public: object = cert.public_key()
         elif anchor.key_kind == NODE_KEY:
             public = serialization.load_pem_public_key(pem)

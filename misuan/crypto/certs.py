@@ -44,6 +44,9 @@ __all__ = [
     "TlsMaterial",
     "check_tls_files",
     "create_ca",
+    "create_csr",
+    "import_signed_cert",
+    "sign_csr",
     "issue_party_cert",
     "load_pem_bundle",
     "party_from_certificate",
@@ -174,13 +177,7 @@ def issue_party_cert(
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ConfigError(f"{ca_d / CA_KEY} is not an ECDSA key made by misuan")
 
-    sans: list[x509.GeneralName] = [x509.DNSName(party)]
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            if h != party:
-                sans.append(x509.DNSName(h))
+    sans = _sans(party, hosts)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     cert = (
@@ -207,6 +204,113 @@ def issue_party_cert(
     _write_atomic(files.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
     if files.ca.resolve() != (ca_d / CA_CERT).resolve():
         _write_atomic(files.ca, ca_pem, private=False)
+    return files
+
+
+def _sans(party: str, hosts: Sequence[str]) -> list[x509.GeneralName]:
+    sans: list[x509.GeneralName] = [x509.DNSName(party)]
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            if h != party:
+                sans.append(x509.DNSName(h))
+    return sans
+
+
+def create_csr(party: str, out_dir: str | os.PathLike[str], hosts: Sequence[str] = DEFAULT_HOSTS, organization: str = "") -> Path:
+    """A new key (``<party>.key``, 0600) and a certificate signing request (``<party>.csr``) for a corporate CA.
+
+    The request names the party as subject CN and DNS SAN (what misuan checks) and asks for both TLS
+    usages (a node is a server to its peers and a client of theirs). Returns the CSR's path.
+    """
+    check_party_name(party)
+    out = Path(out_dir)
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, party)]
+    if organization:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(names))
+        .add_extension(x509.SubjectAlternativeName(_sans(party, hosts)), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    _write_atomic(out / f"{party}.key", _key_pem(key), private=True)
+    path = out / f"{party}.csr"
+    _write_atomic(path, csr.public_bytes(serialization.Encoding.PEM), private=False)
+    return path
+
+
+def sign_csr(
+    ca_dir: str | os.PathLike[str], csr_path: str | os.PathLike[str], out: str | os.PathLike[str], days: int = 825
+) -> Path:
+    """Sign a node's CSR with the CA in ``ca_dir`` (the CA operator's side of ``certs request``).
+
+    The certificate takes the request's subject and DNS/IP names; the request must name a valid
+    party (subject CN, also among its DNS names) and be signed by its own key.
+    """
+    ca_d = Path(ca_dir)
+    try:
+        csr = x509.load_pem_x509_csr(_read(Path(csr_path), "certificate signing request"))
+    except ValueError as exc:
+        raise ConfigError(f"{csr_path} is not a PEM certificate signing request: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise AuthenticationError(f"{csr_path}: the request is not signed by the key it carries")
+    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    party = check_party_name(str(cns[0].value)) if len(cns) == 1 else ""
+    try:
+        sans = list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        sans = []
+    if not party or x509.DNSName(party) not in sans:
+        raise ConfigError(f"{csr_path}: a node's request names its party as CN and as a DNS name (make it with `misuan certs request`)")
+    ca_cert = _load_cert(_read(ca_d / CA_CERT, "CA certificate"), ca_d / CA_CERT)
+    ca_key = serialization.load_pem_private_key(_read(ca_d / CA_KEY, "CA private key"), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{ca_d / CA_KEY} is not an ECDSA key made by misuan")
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    path = Path(out)
+    _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    return path
+
+
+def import_signed_cert(
+    party: str, signed: str | os.PathLike[str], key: str | os.PathLike[str], ca: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+) -> TlsFiles:
+    """Take the certificate the corporate CA signed for ``party``'s CSR: check it, then install it.
+
+    ``signed`` may hold the chain (certificate first, then intermediates); ``ca`` is the CA bundle
+    it must chain to. Checks that it names the party, matches the key made with the CSR, and is
+    valid; writes ``<party>.pem`` (with the chain) and ``ca.pem`` in ``out_dir`` atomically.
+    """
+    out = Path(out_dir)
+    staged = TlsFiles(ca=Path(ca), cert=Path(signed), key=Path(key))
+    mat = check_tls_files(staged, party)
+    files = party_tls_files(out, party)
+    _write_atomic(files.cert, mat.cert, private=False)
+    if files.ca.resolve() != Path(ca).resolve():
+        _write_atomic(files.ca, mat.ca, private=False)
+    if files.key.resolve() != Path(key).resolve():
+        _write_atomic(files.key, mat.key, private=True)
     return files
 
 

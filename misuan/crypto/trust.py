@@ -39,7 +39,9 @@ from misuan.errors import AuthenticationError, ConfigError
 __all__ = [
     "EXPIRY_WARNING_DAYS",
     "TrustAnchors",
+    "describe_certificates",
     "expiry_warnings",
+    "file_expiry_warnings",
     "fingerprint",
     "load_anchors",
     "parse_fingerprint",
@@ -202,3 +204,27 @@ def expiry_warnings(
                 f"(in {left.days} days): issue its successor and roll it out"
             )
     return out
+
+
+def file_expiry_warnings(files: Iterable[tuple[str, Path]], days: int = EXPIRY_WARNING_DAYS) -> list[str]:
+    """:func:`expiry_warnings` of every certificate in the PEM files, each named ``label (path)``."""
+    certs = []
+    for label, path in files:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {label} {path}: {exc.strerror}") from exc
+        certs += [(f"{label} ({path})", c) for c in load_pem_bundle(data, path)]
+    return expiry_warnings(certs, days=days)
+
+
+def describe_certificates(path: Path) -> list[str]:
+    """One line per certificate of a PEM file: fingerprint, subject, end of validity."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    return [
+        f"{fingerprint(c)}  {c.subject.rfc4514_string()}  valid to {c.not_valid_after_utc:%Y-%m-%d}  ({path})"
+        for c in load_pem_bundle(data, path)
+    ]

@@ -29,6 +29,7 @@ from misuan.net.disclosure import Disclosure, DisclosureKind, DisclosureRecorder
 
 if TYPE_CHECKING:
     from misuan.crypto.certs import TlsMaterial
+    from misuan.crypto.trust import TrustAnchors
 
 __all__ = ["DEFAULT_MAILBOX_MESSAGES", "Channel", "ChannelStats", "Disclosure", "DisclosureKind", "Mailbox", "PeerStats"]
 
@@ -261,6 +262,10 @@ class Channel(ABC):
         The job runner signs its ledger anchors with that key (:mod:`misuan.node.anchoring`);
         in-memory channels have none.
         """
+        return None
+
+    def peer_anchors(self, peer: str) -> TrustAnchors | None:
+        """The trust anchors this party holds for ``peer`` (gRPC with per-party anchors), else None."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

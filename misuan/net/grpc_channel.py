@@ -301,6 +301,9 @@ class GrpcChannel(Channel):
         return self.tls
 
     # --- transport hooks -----------------------------------------------------------------------------
+    def peer_anchors(self, peer: str) -> TrustAnchors | None:
+        return self.anchors[peer] if self.anchors is not None else None
+
     def _mailbox(self) -> Mailbox:
         return self._box
 

@@ -129,7 +129,9 @@ def exchange_anchors(channel: Channel, ledger: Ledger, signer: AnchorSigner) -> 
     identity = channel.identity()
     for peer in channel.peers:
         theirs = channel.recv(peer, ANCHOR_STEP, expect=LedgerAnchorMessage).anchor()
-        verify_anchor(theirs, signer=peer, ca_pem=identity.ca if identity is not None else None)
+        verify_anchor(
+            theirs, signer=peer, ca_pem=identity.ca if identity is not None else None, anchors=channel.peer_anchors(peer)
+        )
         if theirs.job_id != channel.job_id:
             raise LedgerTamperedError(f"{peer}'s ledger anchor is for job {theirs.job_id!r}, not {channel.job_id!r}")
         ledger.record_anchor(theirs, holder=channel.party)

@@ -35,12 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from misuan.audit.ledger import Ledger, write_json_atomic
+from misuan.crypto.signing import certificate_fingerprint, sign_with_key, verify_with_certificate
 from misuan.crypto.trust import TrustAnchors, fingerprint
 from misuan.errors import AuthenticationError, ConfigError, JobSpecError
 from misuan.net.disclosure import Disclosure
@@ -167,16 +163,11 @@ def decide(
         raise ConfigError("a refusal needs a reason (--reason): the peers' operators read it")
     if decision == "refused" and standing:
         raise ConfigError("a standing decision can only approve; refuse each job on its own")
-    cert_pem = node.tls.cert.read_bytes()
-    key = serialization.load_pem_private_key(node.tls.key.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{node.tls.key}: decisions are signed with an ECDSA node key; this is another kind")
     unsigned = Decision(
         spec.job_id, spec.shared_hash(), template_hash(spec), decision, reason.strip(), operator or _operator(),
-        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), standing,
-        fingerprint(x509.load_pem_x509_certificate(cert_pem)),
+        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), standing, certificate_fingerprint(node.tls.cert),
     )
-    signed = dataclasses.replace(unsigned, signature=key.sign(unsigned.payload(), ec.ECDSA(hashes.SHA256())).hex())
+    signed = dataclasses.replace(unsigned, signature=sign_with_key(node.tls.key, unsigned.payload()))
     root, standing_dir = _paths(node)
     path = standing_dir / f"{signed.template_hash}.json" if standing else root / f"{spec.job_id}.json"
     write_json_atomic(path, dataclasses.asdict(signed))
@@ -195,16 +186,10 @@ def _read_decision(path: Path, node: NodeConfig) -> Decision:
         d = Decision(**json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"approval file {path} is unreadable: {exc}") from exc
-    cert = x509.load_pem_x509_certificate(node.tls.cert.read_bytes())
-    public = cert.public_key()
     try:
-        if d.signer != fingerprint(cert) or not isinstance(public, ec.EllipticCurvePublicKey):
-            raise InvalidSignature
-        public.verify(bytes.fromhex(d.signature), d.payload(), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError) as exc:
-        raise AuthenticationError(
-            f"approval file {path} is not signed by this node's key ({node.tls.cert}): decide again with misuan node"
-        ) from exc
+        verify_with_certificate(node.tls.cert, d.payload(), d.signature, d.signer, f"approval file {path}")
+    except AuthenticationError as exc:
+        raise AuthenticationError(f"{exc} (this node's key): decide again with `misuan node approve/refuse`") from None
     return d
 
 

@@ -42,7 +42,7 @@ from types import FrameType
 
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
-from misuan.crypto.trust import TrustAnchors, expiry_warnings
+from misuan.crypto.trust import TrustAnchors, file_expiry_warnings
 from misuan.errors import JobRefusedError, JobSpecError, MisuanError
 from misuan.net.grpc_server import AWAITING_APPROVAL, REFUSED_BY_OPERATOR, PartyServer
 from misuan.node.consent import Decision, decision_for, preview_job, record_decision
@@ -251,15 +251,9 @@ class Node:
             log.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def _expiry_warnings(self) -> list[str]:
-        from cryptography import x509
-
-        from misuan.crypto.certs import load_pem_bundle
-
-        certs = [(str(self.config.tls.cert), load_pem_bundle(self.config.tls.cert.read_bytes(), self.config.tls.cert)[0])]
-        certs += [(str(self.config.tls.ca), c) for c in load_pem_bundle(self.config.tls.ca.read_bytes(), self.config.tls.ca)]
-        for name, trust in self.config.peers.items():
-            certs += [(f"peer {name}: {f}", x509.load_pem_x509_certificate(f.read_bytes())) for f in trust.ca]
-        return expiry_warnings(certs)
+        files = [("this node's certificate", self.config.tls.cert), ("this node's CA file", self.config.tls.ca)]
+        files += [(f"the anchor of peer {name}", f) for name, trust in self.config.peers.items() for f in trust.ca]
+        return file_expiry_warnings(files)
 
     # --- helpers -------------------------------------------------------------------------------
     def _ensure_server(self) -> PartyServer:

@@ -47,7 +47,8 @@ def resolve_trust(spec: JobSpec, party: str, tls: TlsFiles, node: NodeConfig | N
     ``tls.ca``. The last is refused when that file holds CAs of more than one name: it would let
     any of them vouch for any party. The node's deny list applies to every party.
     """
-    revoked = read_deny_list(node.revoked) if node is not None and node.revoked is not None else frozenset()
+    # a deny list the config names but nobody has written yet revokes nothing
+    revoked = read_deny_list(node.revoked) if node is not None and node.revoked is not None and node.revoked.is_file() else frozenset()
     out: dict[str, TrustAnchors] = {}
     for p in spec.parties:
         named = p.trust or (node.peers.get(p.name) if node is not None else None)

@@ -1,4 +1,5 @@
-"""The ``misuan`` command line (stdlib argparse).
+"""The ``misuan`` command line (stdlib argparse); certificates and the node's commands live in
+:mod:`misuan.cli.certs_commands` and :mod:`misuan.cli.node_commands`.
 
 Every failure prints one line ``misuan: error: <message>`` and a hint, and exits with the stable
 code of its error class (``misuan.errors.EXIT_CODES``; ``misuan help-exit-codes`` lists them).
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from misuan import __version__
+from misuan.cli import certs_commands, node_commands
 from misuan.errors import EXIT_CODES, ConfigError, MisuanError, NetworkError
 from misuan.lending import commands as lending_commands
 
@@ -47,24 +49,6 @@ def cmd_exit_codes(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_certs_init(args: argparse.Namespace) -> int:
-    from misuan.crypto.certs import CA_CERT, create_ca, issue_party_cert
-
-    parties = [p.strip() for p in args.parties.split(",") if p.strip()]
-    if len(parties) < 2 or len(set(parties)) != len(parties):
-        raise ConfigError(f"--parties: give at least two distinct party names, comma-separated (got {args.parties!r})")
-    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
-    d = Path(args.dir)
-    if not (d / CA_CERT).exists() or args.force:
-        create_ca(d, overwrite=args.force)
-        print(f"created CA {d / CA_CERT}")
-    for p in parties:
-        files = issue_party_cert(d, p, hosts=hosts)
-        print(f"issued {p}: cert {files.cert}, key {files.key}")
-    print("give each institution ca.pem and its own <party>.pem/<party>.key; keep ca.key offline")
-    return 0
-
-
 def _parse_addresses(items: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -78,7 +62,7 @@ def _parse_addresses(items: Sequence[str]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from misuan.node.runner import run_party
     from misuan.node.spec import load_node_config, load_spec
-    from misuan.node.transport import grpc_opener, resolve_tls
+    from misuan.node.transport import grpc_opener, resolve_tls, resolve_trust
 
     spec = load_spec(args.spec)
     node = load_node_config(args.config) if args.config else None
@@ -91,7 +75,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     party_dir = node.data_dir if node else Path(args.workdir) / party
     tls = resolve_tls(spec, party, node, Path(args.tls_dir) if args.tls_dir else None)
     listen = args.listen or (node.listen if node else None)
-    opener = grpc_opener(spec, party, tls, addresses=_parse_addresses(args.address), listen=listen)
+    # running it here is this operator's consent; the peers' nodes may still ask theirs (we wait and say so)
+    opener = grpc_opener(
+        spec, party, tls, addresses=_parse_addresses(args.address), listen=listen,
+        anchors=resolve_trust(spec, party, tls, node), on_wait=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
     outcome = run_party(spec, party, party_dir=party_dir, open_channel=opener, resume=args.resume)
     if args.json:
         print(json.dumps({"job_id": outcome.job_id, "party": party, "outputs": outcome.outputs}, indent=2))
@@ -139,22 +127,6 @@ def _simulate_in_process(args: argparse.Namespace) -> int:
 
     res = simulate(args.spec, workdir=Path(args.workdir), resume=args.resume, progress=stderr_progress)
     print(f"job {res.job_id} completed for {', '.join(res.parties)} in one process; results in {res.workdir}")
-    return 0
-
-
-def cmd_node_start(args: argparse.Namespace) -> int:
-    from misuan.node.server import start
-
-    return start(args.config, poll_s=args.poll)
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    from misuan.node.server import submit
-    from misuan.node.spec import load_node_config
-
-    node = load_node_config(args.config)
-    entry = submit(args.spec, node, resume=args.resume)
-    print(f"submitted to {node.party}'s node: {entry}")
     return 0
 
 
@@ -268,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_info_commands(sub)
-    _add_certs_commands(sub)
-    _add_node_commands(sub)
+    certs_commands.add_commands(sub)
+    node_commands.add_commands(sub)
     _add_job_commands(sub)
     _add_ledger_commands(sub)
     _add_demo_command(sub)
@@ -286,32 +258,6 @@ def _add_info_commands(sub: Subparsers) -> None:
     p.add_argument("kind", nargs="?", help="only this step kind, e.g. woe")
     p.add_argument("--markdown", action="store_true", help="print Markdown, as in docs/params.md")
     p.set_defaults(func=cmd_params)
-
-
-def _add_certs_commands(sub: Subparsers) -> None:
-    certs = sub.add_parser("certs", help="TLS certificates for the nodes")
-    csub = certs.add_subparsers(dest="certs_cmd", metavar="SUBCOMMAND", required=True)
-    p = csub.add_parser("init", help="create a CA and one certificate per party")
-    p.add_argument("--dir", required=True, help="directory for ca.pem, ca.key, <party>.pem, <party>.key")
-    p.add_argument("--parties", required=True, help="comma-separated party names, e.g. bank,partner")
-    p.add_argument("--hosts", default="", help="extra DNS names/IPs in every certificate (none by default: peers connect by party name)")
-    p.add_argument("--force", action="store_true", help="replace an existing CA in --dir")
-    p.set_defaults(func=cmd_certs_init)
-
-
-def _add_node_commands(sub: Subparsers) -> None:
-    node = sub.add_parser("node", help="run this institution's node")
-    nsub = node.add_subparsers(dest="node_cmd", metavar="SUBCOMMAND", required=True)
-    p = nsub.add_parser("start", help="serve gRPC and run the jobs submitted to <data_dir>/inbox (Ctrl-C stops)")
-    p.add_argument("--config", required=True, help="node.toml (party, listen, data_dir, tls)")
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between inbox checks")
-    p.set_defaults(func=cmd_node_start)
-
-    p = sub.add_parser("submit", help="hand a job spec to a running node")
-    p.add_argument("spec", help="job spec (TOML)")
-    p.add_argument("--config", required=True, help="the node's node.toml")
-    p.add_argument("--resume", action="store_true", help="continue the job after its completed steps")
-    p.set_defaults(func=cmd_submit)
 
 
 def _add_job_commands(sub: Subparsers) -> None:
@@ -437,8 +383,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         _error(f"internal error: {type(exc).__name__}: {exc}", EXIT_CODES[1])
         return 1
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
