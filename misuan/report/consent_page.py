@@ -35,7 +35,8 @@ def _rows(disclosures: list[Mapping[str, Any]], me: str, sends: bool) -> list[li
         rows.append([
             f"<code>{esc(d['step'])}</code>", esc(d["what"]),
             f'{esc(d["form"])} <span class=muted>({esc(_FORMS.get(d["form"], ""))})</span>',
-            esc(d["recipient"] if sends else d["discloser"]), when or "always",
+            esc(d["recipient"] if sends else ("all parties (a joint result)" if d["discloser"] == "all" else d["discloser"])),
+            when or "always",
         ])
     return rows
 

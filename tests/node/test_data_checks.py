@@ -305,7 +305,7 @@ def _hellos(make_job: Callable[..., Path]) -> tuple[Any, JobVersions, JobHello]:
 
 def test_the_job_versions_name_the_jobs_protocols(make_job: Callable[..., Path]) -> None:
     spec, versions, ours = _hellos(make_job)
-    assert versions.protocols == {"job": 2, "secure_sum": 1} and versions.misuan == __version__
+    assert versions.protocols == {"job": 3, "secure_sum": 1} and versions.misuan == __version__
     check_peer_versions(versions, dataclasses.replace(versions, misuan="9.9.9"), "partner")  # same protocols: fine
     assert check_hello(ours, dataclasses.replace(ours, completed=["totals"]), "partner", spec) == {"totals"}
 
@@ -313,10 +313,10 @@ def test_the_job_versions_name_the_jobs_protocols(make_job: Callable[..., Path])
 @pytest.mark.parametrize(
     ("theirs", "message"),
     [
-        ({"job": 2, "secure_sum": 2}, "partner speaks secure_sum v2, this node speaks secure_sum v1; "
+        ({"job": 3, "secure_sum": 2}, "partner speaks secure_sum v2, this node speaks secure_sum v1; "
                             "misuan {here} here, 9.9.9 there: upgrade this node"),
-        ({"job": 2}, "partner does not speak protocol 'secure_sum' \\(this node speaks secure_sum v1; misuan {here} here"),
-        ({"job": 1, "secure_sum": 1}, "partner speaks job v1, this node speaks job v2; misuan {here} here, 9.9.9 there: "
+        ({"job": 3}, "partner does not speak protocol 'secure_sum' \\(this node speaks secure_sum v1; misuan {here} here"),
+        ({"job": 1, "secure_sum": 1}, "partner speaks job v1, this node speaks job v3; misuan {here} here, 9.9.9 there: "
                                       "upgrade partner"),
     ],
 )
@@ -355,7 +355,7 @@ def test_a_peer_on_another_protocol_version_is_refused_before_any_step(
     t = threading.Thread(target=bank)
     t.start()
     newer = net.channel("partner", timeout_s=10)  # a partner whose misuan speaks secure_sum v2
-    newer.send("bank", VERSIONS_STEP, JobVersions("0.9.0", {"job": 2, "secure_sum": 2}))
+    newer.send("bank", VERSIONS_STEP, JobVersions("0.9.0", {"job": 3, "secure_sum": 2}))
     newer.send("bank", HELLO_STEP, {"a hello": "of a shape this build does not know"})  # never decoded
     t.join(20)
     err = got["bank"]

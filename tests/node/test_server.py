@@ -253,5 +253,5 @@ def test_an_approval_file_not_signed_by_the_node_is_refused(tmp_path: Path) -> N
     doc = json.loads(path.read_text())
     doc["operator"] = "someone else"
     path.write_text(json.dumps(doc))
-    with pytest.raises(AuthenticationError, match="is not signed by this node's key"):
+    with pytest.raises(AuthenticationError, match=r"is not signed by the key of .*bank.pem \(this node.s key\)"):
         decision_for(bank, spec)
