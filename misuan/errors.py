@@ -131,6 +131,13 @@ class JobError(MisuanError):
     help = "a job step failed: see the message; finished steps are kept and the job can be resumed"
 
 
+class PeerAwaitingApprovalError(NetworkError):
+    """A peer's node holds the job until its operator approves it (a node yields its run slot on this)."""
+
+    exit_code = 4
+    help = "a peer's operator has not approved the job yet: ask them to (misuan node approve), then rerun"
+
+
 class JobRefusedError(JobError):
     """A party's operator refused the job (or this party's did): nothing ran; the reason is in the message."""
 

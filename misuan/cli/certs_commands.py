@@ -110,13 +110,15 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from misuan.crypto.certs import check_tls_files
-    from misuan.crypto.trust import file_expiry_warnings, read_deny_list
+    from misuan.crypto.trust import file_expiry_warnings, load_anchors, read_deny_list
     from misuan.node.spec import load_node_config
 
     node = load_node_config(args.config)
     check_tls_files(node.tls, node.party)
     files = [("this node's certificate", node.tls.cert), ("this node's CA file", node.tls.ca)]
     files += [(f"the anchor of peer {name}", f) for name, trust in node.peers.items() for f in trust.ca]
+    for name, trust in node.peers.items():  # each file readable and holding CA certificates only
+        load_anchors(name, trust.ca, trust.pins, trust.where)
     revoked = read_deny_list(node.revoked) if node.revoked and node.revoked.is_file() else frozenset()
     print(f"{node.party}: certificate {node.tls.cert} names {node.party!r}, chains to {node.tls.ca}, matches its key")
     print(f"peers with their own anchors: {sorted(node.peers) or 'none'}; revoked fingerprints: {len(revoked)}")
@@ -134,7 +136,11 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     node = load_node_config(args.config)
     if node.revoked is None:
         raise ConfigError(f"{node.path} names no deny list: add revoked = \"revoked.txt\" to it")
-    fps = _fingerprints(Path(args.what)) if Path(args.what).is_file() else [parse_fingerprint(args.what, "FINGERPRINT")]
+    if Path(args.what).is_file():  # a certificate file may carry its issuers after it: revoke the first unless --all
+        fps = _fingerprints(Path(args.what))
+        fps = fps if args.all else fps[:1]
+    else:
+        fps = [parse_fingerprint(args.what, "FINGERPRINT")]
     have = read_deny_list(node.revoked) if node.revoked.is_file() else frozenset()
     text = node.revoked.read_text(encoding="utf-8") if node.revoked.is_file() else "# revoked certificates, one fingerprint a line\n"
     new = [f for f in fps if f not in have]
@@ -197,4 +203,5 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("what", help="a certificate file or a fingerprint sha256:...")
     p.add_argument("--config", required=True, help="the node's node.toml (its revoked = ... file)")
     p.add_argument("--reason", default="", help="kept as a comment in the deny list")
+    p.add_argument("--all", action="store_true", help="revoke every certificate of the file (its issuing CAs too)")
     p.set_defaults(func=cmd_revoke)

@@ -61,7 +61,11 @@ def _one(config: Any, job_id: str) -> dict[str, Any]:
     pending = _pending(config)
     if job_id not in pending:
         known = ", ".join(pending) or "none"
-        raise ConfigError(f"no job {job_id!r} awaits {config.party}'s decision (awaiting: {known}); is the node running?")
+        raise ConfigError(
+            f"no job {job_id!r} awaits {config.party}'s decision (awaiting: {known}): the node writes a job's preview "
+            "at its next poll after the submission (is it running?); a job already decided is in inbox/done or "
+            "inbox/failed, and a refused job is asked about again when it is submitted again"
+        )
     return pending[job_id]
 
 
@@ -111,16 +115,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, decision: str) -> int:
-    from misuan.node.consent import decide
+    from misuan.node.consent import decide, preview_job
     from misuan.node.server import read_submission
     from misuan.node.spec import load_node_config
+    from misuan.node.transport import resolve_trust
 
     node = load_node_config(args.config)
     doc = _one(node, args.job)
     spec = read_submission(node.inbox / doc["entry"]).spec()
-    if spec.shared_hash() != doc["preview"]["spec_hash"]:
-        raise ConfigError(f"job {args.job} changed since its preview was made: wait for the node to show it again")
-    d = decide(node, spec, decision, reason=getattr(args, "reason", ""), operator=args.operator,  # type: ignore[arg-type]
+    preview = preview_job(spec, node.party, resolve_trust(spec, node.party, node.tls, node))
+    if preview.consent_hash != doc["preview"].get("consent_hash"):
+        raise ConfigError(
+            f"job {args.job} changed since its preview was made (its spec, the trust anchors or what it discloses): "
+            f"look again with `misuan node show {args.job}` after the node's next poll"
+        )
+    d = decide(node, spec, preview, decision, reason=getattr(args, "reason", ""), operator=args.operator,  # type: ignore[arg-type]
                standing=getattr(args, "standing", False))
     scope = "every job of this template" if d.standing else f"job {d.job_id}"
     print(f"{decision} {scope} as {d.operator}; signed with {node.tls.key}; the node acts on it at its next poll")

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from misuan.atomic_files import write_atomic
@@ -359,16 +359,14 @@ def party_from_certificate(pem: bytes) -> str:
     return party
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+def _chains_to(chain: Sequence[x509.Certificate], cas: Sequence[x509.Certificate]) -> bool:
+    """Whether the leaf ``chain[0]`` has a valid path (with ``chain[1:]`` as intermediates) to a certificate of ``cas``."""
+    verifier = verification.PolicyBuilder().store(verification.Store(list(cas))).build_client_verifier()
     try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
+        verifier.verify(chain[0], list(chain[1:]))
+    except verification.VerificationError:
         return False
     return True
-
-
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def check_tls_files(tls: TlsFiles, party: str) -> TlsMaterial:
@@ -384,9 +382,7 @@ def check_tls_files(tls: TlsFiles, party: str) -> TlsMaterial:
     named = party_from_certificate(mat.cert)
     if named != party:
         raise AuthenticationError(f"certificate {tls.cert} is for party {named!r}, but this node is {party!r}")
-    if not any(_issued_by(c, ca) for c in chain[-1:] for ca in cas) and not any(
-        _der(c) == _der(ca) for c in chain for ca in cas
-    ):
+    if not _chains_to(chain, cas):
         names = "; ".join(ca.subject.rfc4514_string() for ca in cas)
         raise AuthenticationError(
             f"certificate {tls.cert} is not signed by a CA in {tls.ca} ({names}): issue it from one of them, "

@@ -46,6 +46,7 @@ __all__ = [
     "load_anchors",
     "parse_fingerprint",
     "read_deny_list",
+    "check_leaf_policy",
     "verify_party_chain",
 ]
 
@@ -79,6 +80,7 @@ class TrustAnchors:
     pins: frozenset[str] = frozenset()
     revoked: frozenset[str] = frozenset()
     source: str = ""  # where the anchors were named, for error messages
+    from_spec: bool = False  # named in the job spec (both parties' copies must agree), not local policy
 
     @property
     def fingerprints(self) -> list[str]:
@@ -94,7 +96,9 @@ class TrustAnchors:
         return dataclasses.replace(self, revoked=revoked)
 
 
-def load_anchors(party: str, ca_files: Sequence[Path], pins: Iterable[str] = (), source: str = "") -> TrustAnchors:
+def load_anchors(
+    party: str, ca_files: Sequence[Path], pins: Iterable[str] = (), source: str = "", from_spec: bool = False
+) -> TrustAnchors:
     """Read ``party``'s anchors from its CA files (each may hold several certificates)."""
     cas: list[x509.Certificate] = []
     for path in ca_files:
@@ -109,7 +113,7 @@ def load_anchors(party: str, ca_files: Sequence[Path], pins: Iterable[str] = (),
                     "(to trust one certificate only, name its CA and pin the certificate's fingerprint)"
                 )
             cas.append(cert)
-    return TrustAnchors(party, tuple(cas), frozenset(pins), frozenset(), source)
+    return TrustAnchors(party, tuple(cas), frozenset(pins), frozenset(), source, from_spec)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
@@ -162,18 +166,41 @@ def verify_party_chain(chain_pem: bytes, anchors: TrustAnchors, now: datetime.da
         )
     if anchors.pins and fp not in anchors.pins:
         raise AuthenticationError(f"{who} is not one of the certificates pinned for {anchors.party!r}")
-    _verify_path(leaf, intermediates, anchors, at, who)
+    chain = _verify_path(leaf, intermediates, anchors, at, who)
+    for c in chain[1:]:  # the chain the verifier built: an intermediate or root from the anchors included
+        if fingerprint(c) in anchors.revoked:
+            raise AuthenticationError(
+                f"{who} is refused: its issuer {c.subject.rfc4514_string()} is on this node's deny list of revoked certificates"
+            )
+    return fp
+
+
+def check_leaf_policy(leaf_pem: bytes, anchors: TrustAnchors) -> str:
+    """Name, pins and the deny list for a certificate whose path TLS has already validated; returns its fingerprint."""
+    leaf = load_pem_bundle(leaf_pem, f"the certificate presented as {anchors.party!r}")[0]
+    fp = fingerprint(leaf)
+    who = f"the certificate presented as {anchors.party!r} ({leaf.subject.rfc4514_string()}, {fp[:19]}...)"
+    if fp in anchors.revoked:
+        raise AuthenticationError(f"{who} is refused: it is on this node's deny list of revoked certificates")
+    named = party_from_certificate(leaf.public_bytes(Encoding.PEM))
+    if named != anchors.party:
+        raise AuthenticationError(f"{who} names {named!r}, not {anchors.party!r}")
+    if anchors.pins and fp not in anchors.pins:
+        raise AuthenticationError(f"{who} is not one of the certificates pinned for {anchors.party!r}")
     return fp
 
 
 def _verify_path(
     leaf: x509.Certificate, intermediates: list[x509.Certificate], anchors: TrustAnchors, at: datetime.datetime, who: str
-) -> None:
+) -> list[x509.Certificate]:
     # Intermediate CAs named among the party's anchors may also complete a chain the peer sent short.
-    pool = intermediates + [c for c in anchors.cas if c.subject != c.issuer]
-    verifier = _client_verifier(anchors.cas, at.replace(microsecond=0))
+    store = tuple(c for c in anchors.cas if fingerprint(c) not in anchors.revoked)  # a revoked CA vouches for no one
+    pool = intermediates + [c for c in store if c.subject != c.issuer]
+    if not store:
+        raise AuthenticationError(f"{who} cannot be accepted: every trust anchor of {anchors.party} is revoked on this node")
+    verifier = _client_verifier(store, at.replace(microsecond=0))
     try:
-        verifier.verify(leaf, pool)
+        return list(verifier.verify(leaf, pool).chain)
     except verification.VerificationError as exc:
         names = ", ".join(sorted({c.subject.rfc4514_string() for c in anchors.cas})) or "none"
         raise AuthenticationError(

@@ -43,7 +43,7 @@ from typing import Any
 import grpc
 
 from misuan.crypto.certs import TlsFiles, TlsMaterial, check_tls_files
-from misuan.crypto.trust import TrustAnchors, verify_party_chain
+from misuan.crypto.trust import TrustAnchors, check_leaf_policy
 from misuan.errors import (
     AuthenticationError,
     ConfigError,
@@ -51,6 +51,7 @@ from misuan.errors import (
     MalformedMessageError,
     MisuanError,
     NetworkError,
+    PeerAwaitingApprovalError,
     PeerDisconnectedError,
     PeerTimeoutError,
     PeerUnreachableError,
@@ -71,7 +72,7 @@ from misuan.net.grpc_framing import (
 )
 from misuan.net.grpc_server import AWAITING_APPROVAL, PartyServer
 
-__all__ = ["FRAME_BYTES", "GrpcChannel", "open_grpc_channel"]
+__all__ = ["FRAME_BYTES", "GrpcChannel", "open_grpc_channel", "peer_job_states"]
 
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 
@@ -148,9 +149,11 @@ class GrpcChannel(Channel):
     ) -> None:
         super().__init__(party, list(parties), job_id, recorder, timeout_s)
         self.anchors = dict(anchors) if anchors is not None else None
-        # what the job hello compares with every peer: the anchors this party holds for each party
-        self.trust_view = {p: a.fingerprints for p, a in sorted(self.anchors.items())} if self.anchors else {}
+        # what the job hello compares with every peer: the anchors the job spec names (each party's copy
+        # must name the same); a node's own [peer.NAME] anchors are its local policy (e.g. a CA rollover)
+        self.trust_view = {p: a.fingerprints for p, a in sorted((self.anchors or {}).items()) if a.from_spec}
         self.approval_timeout_s = 86400.0
+        self.wait_for_approval = True  # False: a peer awaiting its operator's approval ends connect() at once
         self.on_wait: Callable[[str], None] = lambda msg: None
         if not 1024 <= frame_bytes <= MAX_FRAME_BYTES - MAX_HEADER_BYTES - 8:
             raise ConfigError(f"frame_bytes must be between 1 KiB and {MAX_FRAME_BYTES - MAX_HEADER_BYTES - 8}")
@@ -214,6 +217,8 @@ class GrpcChannel(Channel):
             if code == grpc.StatusCode.ABORTED:
                 raise JobRefusedError(f"{link.name} did not run job {self.job_id!r}: {details}")
             if code == grpc.StatusCode.FAILED_PRECONDITION and AWAITING_APPROVAL in details:
+                if not self.wait_for_approval:
+                    raise PeerAwaitingApprovalError(f"{link.name} has not approved job {self.job_id!r} yet")
                 # a person decides: wait for as long as the approval may take, not the connect timeout
                 if waiting_since is None:
                     waiting_since = time.monotonic()
@@ -261,7 +266,7 @@ class GrpcChannel(Channel):
         if anchors is None or not (anchors.pins or anchors.revoked):
             return
         leaf = _server_certificate(link, self.tls, anchors)
-        verify_party_chain(leaf, anchors)
+        check_leaf_policy(leaf, anchors)  # the TLS handshake validated its path to these anchors already
 
     def _tls_error(self, link: _PeerLink, details: str) -> AuthenticationError | None:
         where = f"{link.name} at {link.address}"
@@ -410,6 +415,37 @@ def _server_certificate(link: _PeerLink, tls: TlsMaterial, anchors: TrustAnchors
     return ssl.DER_cert_to_PEM_cert(der).encode("ascii")
 
 
+def peer_job_states(
+    party: str, parties: Mapping[str, str], job_id: str, tls: TlsFiles, anchors: Mapping[str, TrustAnchors] | None,
+    timeout_s: float = 3.0,
+) -> dict[str, str]:
+    """Each peer's state of ``job_id`` without joining it: "running", "held:<why>" (awaiting approval,
+    refused), "not running", or "unreachable: <why>". Authentication as for a channel."""
+    mat = check_tls_files(tls, party)
+    hello = wire.encode(Hello(job_id=job_id, sender=party))
+    out = {}
+    for peer, address in parties.items():
+        if peer == party:
+            continue
+        roots = anchors[peer].pem if anchors is not None else mat.ca
+        ch = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots, mat.key, mat.cert), options=[
+            *_CLIENT_OPTIONS, ("grpc.ssl_target_name_override", peer), ("grpc.default_authority", peer)])
+        status = ch.unary_unary(f"/{SERVICE}/Status", request_serializer=_identity, response_deserializer=_identity)
+        try:
+            out[peer] = bytes(status(hello, timeout=timeout_s)).decode("utf-8", "replace")
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            if code == grpc.StatusCode.NOT_FOUND:
+                out[peer] = "not running"
+            elif code == grpc.StatusCode.PERMISSION_DENIED:
+                raise AuthenticationError(f"{peer} at {address} refused this node: {details}") from None
+            else:
+                out[peer] = f"unreachable: {details or code.name}"
+        finally:
+            ch.close()
+    return out
+
+
 def open_grpc_channel(
     party: str,
     parties: Mapping[str, str],
@@ -424,6 +460,7 @@ def open_grpc_channel(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     anchors: Mapping[str, TrustAnchors] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    wait_for_approval: bool = True,
 ) -> GrpcChannel:
     """Open ``party``'s channel for ``job_id`` and wait until every peer is connected.
 
@@ -439,6 +476,7 @@ def open_grpc_channel(
     )
     if on_wait is not None:
         chan.on_wait = on_wait
+    chan.wait_for_approval = wait_for_approval
     try:
         chan.connect(connect_timeout_s)
     except BaseException:

@@ -98,6 +98,7 @@ class PartyServer:
             SERVICE,
             {
                 "Ping": grpc.unary_unary_rpc_method_handler(self._ping),
+                "Status": grpc.unary_unary_rpc_method_handler(self._status),
                 "Watch": grpc.unary_unary_rpc_method_handler(self._watch),
                 "Deliver": grpc.unary_unary_rpc_method_handler(self._deliver),
                 "DeliverStream": grpc.stream_unary_rpc_method_handler(self._deliver_stream),
@@ -111,7 +112,7 @@ class PartyServer:
         self._identity = [(mat.key, mat.cert)]
         self._base_roots = mat.ca
         self._roots_served: bytes | None = None
-        self._verified: dict[tuple[bytes, int], float] = {}
+        self._verified: dict[tuple[bytes, tuple[str, ...], tuple[str, ...]], float] = {}
         creds = grpc.dynamic_ssl_server_credentials(
             self._tls_config(), self._fetch_tls_config, require_client_authentication=True
         )
@@ -188,7 +189,7 @@ class PartyServer:
         context.abort(code, why)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
-    def _authorize(
+    def _identify(
         self, context: grpc.ServicerContext, job_id: str, claimed: str, starting: bool = False
     ) -> tuple[_Job, str]:
         pems = context.auth_context().get("x509_pem_cert")
@@ -216,6 +217,13 @@ class PartyServer:
             )
         if job.anchors is not None:
             self._check_chain(context, job.anchors[sender])
+        return job, sender
+
+    def _authorize(
+        self, context: grpc.ServicerContext, job_id: str, claimed: str, starting: bool = False
+    ) -> tuple[_Job, str]:
+        """:meth:`_identify`, and refuse while the job is held here (awaiting approval, refused)."""
+        job, sender = self._identify(context, job_id, claimed, starting)
         if job.held is not None:
             code = grpc.StatusCode.FAILED_PRECONDITION if job.held == AWAITING_APPROVAL else grpc.StatusCode.ABORTED
             self._refuse(context, code, f"{self.party}: job {job_id!r} is {job.held}", expected=True)
@@ -227,17 +235,32 @@ class PartyServer:
         leaf = b"".join(bytes(c) for c in ctx.get("x509_pem_cert") or [])
         rest = b"".join(bytes(c) for c in ctx.get("x509_pem_cert_chain") or [])
         chain = leaf + rest.replace(leaf.strip(), b"")
-        key = (chain, id(anchors))
+        # keyed by the anchors' value (CAs, pins, deny list), never by object identity
+        key = (chain, tuple(anchors.fingerprints), tuple(sorted(anchors.revoked)))
         now = time.monotonic()
         if self._verified.get(key, -1.0) > now:
             return
         try:
             verify_party_chain(chain, anchors)
         except AuthenticationError as exc:
-            self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            # the details (local file names, anchor subjects) go to this node's log, not to the peer
+            log.warning("%s refused a certificate for %s: %s", self.party, anchors.party, exc)
+            self._refuse(
+                context, grpc.StatusCode.PERMISSION_DENIED,
+                f"{self.party} does not accept this certificate for {anchors.party!r} (see {self.party}'s log)",
+            )
         if len(self._verified) > 1024:
             self._verified.clear()
         self._verified[key] = now + _VERIFIED_TTL_S
+
+    def _status(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """What a party of the job may know of it here, without greeting: running, held (and why), or not here."""
+        try:
+            hello = parse_hello(request)
+        except MalformedMessageError as exc:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        job, _ = self._identify(context, hello.job_id, hello.sender, starting=True)
+        return b"running" if job.held is None else f"held:{job.held}".encode()
 
     def _ping(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:

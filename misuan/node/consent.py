@@ -31,6 +31,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,7 @@ __all__ = [
     "decision_for",
     "preview_job",
     "record_decision",
+    "retire_decision",
     "template_hash",
 ]
 
@@ -91,11 +93,21 @@ class JobPreview:
         return [d for d in self.disclosures if d.recipient == self.party and d.discloser != self.party]
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(dataclasses.asdict(self), disclosures=[dataclasses.asdict(d) for d in self.disclosures])
+        return dict(
+            dataclasses.asdict(self), disclosures=[dataclasses.asdict(d) for d in self.disclosures],
+            consent_hash=self.consent_hash,
+        )
+
+    @property
+    def consent_hash(self) -> str:
+        """SHA-256 of what the operator consents to: parties (addresses, anchors, pins), steps and every
+        disclosure; not the job id, so that a standing approval binds the same content under new ids."""
+        doc = {"parties": self.parties, "steps": self.steps, "disclosures": [dataclasses.asdict(d) for d in self.disclosures]}
+        return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> JobPreview:
-        fields = {k: doc[k] for k in ("job_id", "party", "spec_hash", "template_hash", "parties", "steps")}
+        fields = {k: doc[k] for k in ("job_id", "party", "spec_hash", "template_hash", "parties", "steps")}  # consent_hash is derived
         return cls(**fields, disclosures=[PlannedDisclosure(**d) for d in doc["disclosures"]])
 
 
@@ -130,6 +142,7 @@ class Decision:
     job_id: str
     spec_hash: str
     template_hash: str
+    consent_hash: str  # JobPreview.consent_hash of the preview the operator saw
     decision: DecisionKind
     reason: str
     operator: str
@@ -143,7 +156,10 @@ class Decision:
         doc.pop("signature")
         return canonical_json(doc).encode("utf-8")
 
-    def covers(self, spec: JobSpec) -> bool:
+    def covers(self, spec: JobSpec, preview: JobPreview) -> bool:
+        """Whether this decision is about ``spec`` as ``preview`` shows it now (same anchors, same disclosures)."""
+        if self.consent_hash != preview.consent_hash:
+            return False
         if self.standing:
             return self.template_hash == template_hash(spec)
         return self.job_id == spec.job_id and self.spec_hash == spec.shared_hash()
@@ -155,16 +171,17 @@ def _paths(node: NodeConfig) -> tuple[Path, Path]:
 
 
 def decide(
-    node: NodeConfig, spec: JobSpec, decision: Literal["approved", "refused"], *, reason: str = "",
-    operator: str | None = None, standing: bool = False,
+    node: NodeConfig, spec: JobSpec, preview: JobPreview, decision: Literal["approved", "refused"], *,
+    reason: str = "", operator: str | None = None, standing: bool = False,
 ) -> Decision:
-    """Sign and store the operator's decision; the node picks it up on its next poll."""
+    """Sign and store the operator's decision on ``spec`` as ``preview`` showed it; the node acts on it at its next poll."""
     if decision == "refused" and not reason.strip():
         raise ConfigError("a refusal needs a reason (--reason): the peers' operators read it")
     if decision == "refused" and standing:
         raise ConfigError("a standing decision can only approve; refuse each job on its own")
     unsigned = Decision(
-        spec.job_id, spec.shared_hash(), template_hash(spec), decision, reason.strip(), operator or _operator(),
+        spec.job_id, spec.shared_hash(), template_hash(spec), preview.consent_hash, decision, reason.strip(),
+        operator or _operator(),
         dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), standing, certificate_fingerprint(node.tls.cert),
     )
     signed = dataclasses.replace(unsigned, signature=sign_with_key(node.tls.key, unsigned.payload()))
@@ -193,21 +210,37 @@ def _read_decision(path: Path, node: NodeConfig) -> Decision:
     return d
 
 
-def decision_for(node: NodeConfig, spec: JobSpec) -> Decision | None:
-    """The decision that covers ``spec``: its own, else a standing approval, else ``auto``, else None."""
+def decision_for(node: NodeConfig, spec: JobSpec, preview: JobPreview) -> Decision | None:
+    """The decision that covers ``spec`` as ``preview`` shows it: its own, else a standing approval,
+    else ``auto``, else None. Raises :class:`AuthenticationError` for a decision file this node's key
+    did not sign (the caller treats the job as undecided)."""
     root, standing_dir = _paths(node)
     own = root / f"{spec.job_id}.json"
     if own.is_file():
         d = _read_decision(own, node)
-        if d.covers(spec):
+        if not d.standing and d.covers(spec, preview):
             return d
     standing = standing_dir / f"{template_hash(spec)}.json"
     if standing.is_file():
-        return _read_decision(standing, node)
+        d = _read_decision(standing, node)
+        if d.standing and d.decision == "approved" and d.covers(spec, preview):
+            return d
     if node.approval == "auto":
-        return Decision(spec.job_id, spec.shared_hash(), template_hash(spec), "auto", "approval = \"auto\" in node.toml",
-                        "node policy", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), False)
+        return Decision(spec.job_id, spec.shared_hash(), template_hash(spec), preview.consent_hash, "auto",
+                        "approval = \"auto\" in node.toml", "node policy",
+                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), False)
     return None
+
+
+def retire_decision(node: NodeConfig, job_id: str) -> None:
+    """Move a job's decision aside once acted on, so a resubmission of a refused job is asked about again."""
+    root, _ = _paths(node)
+    own = root / f"{job_id}.json"
+    if own.is_file():
+        done = root / "decided"
+        done.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        os.replace(own, done / f"{job_id}-{stamp}.json")
 
 
 def record_decision(ledger: Ledger, party: str, d: Decision) -> None:

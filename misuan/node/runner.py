@@ -109,8 +109,8 @@ class JobVersions:
 class JobHello:
     spec_hash: str  # JobSpec.shared_hash(): what every party must agree on
     completed: list[str]  # steps this party offers to skip (resume)
-    # party -> fingerprints of the trust anchors this party holds for it (misuan.crypto.trust):
-    # both sides must trust the same CAs for the same parties; empty where the channel has no anchors
+    # party -> fingerprints of the trust anchors the job spec names for it (misuan.crypto.trust): every
+    # party's copy of the spec must name the same; a node's own [peer.NAME] anchors are not compared
     trust: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
@@ -215,7 +215,7 @@ def check_hello(ours: JobHello, theirs: JobHello, peer: str, spec: JobSpec) -> s
             f"{peer} runs a different version of job {spec.job_id!r} (spec hash {theirs.spec_hash[:12]}..., "
             f"ours {ours.spec_hash[:12]}...): parties, roles and steps must be identical on every party"
         )
-    if theirs.trust and ours.trust and theirs.trust != ours.trust:
+    if theirs.trust != ours.trust:
         differ = sorted(p for p in set(ours.trust) | set(theirs.trust) if ours.trust.get(p) != theirs.trust.get(p))
         raise JobSpecError(
             f"{peer} trusts other anchors than this party for {differ} in job {spec.job_id!r}: both must name the "

@@ -43,9 +43,23 @@ from types import FrameType
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
 from misuan.crypto.trust import TrustAnchors, file_expiry_warnings
-from misuan.errors import JobRefusedError, JobSpecError, MisuanError
+from misuan.errors import (
+    AuthenticationError,
+    JobRefusedError,
+    JobSpecError,
+    MisuanError,
+    PeerAwaitingApprovalError,
+)
+from misuan.net.grpc_channel import peer_job_states
 from misuan.net.grpc_server import AWAITING_APPROVAL, REFUSED_BY_OPERATOR, PartyServer
-from misuan.node.consent import Decision, decision_for, preview_job, record_decision
+from misuan.node.consent import (
+    Decision,
+    JobPreview,
+    decision_for,
+    preview_job,
+    record_decision,
+    retire_decision,
+)
 from misuan.node.runner import (
     ChannelOpener,
     PartyOutcome,
@@ -117,7 +131,10 @@ class Node:
         self._opener = opener
         self._started_at = _now()
         self._running: str | None = None
-        self._held: dict[str, str] = {}  # job id -> what its peers are told (awaiting approval, refused)
+        self._held: dict[str, str] = {}  # job id -> what its peers are told (awaiting approval, refused, failed)
+        self._waiting: dict[str, list[str]] = {}  # job id -> the peers whose approval it waits for (logged once)
+        self._recorded: set[str] = set()  # jobs whose decision is in the ledger for this submission
+        self._warned: set[str] = set()
         for d in (config.inbox, config.inbox / "done", config.inbox / "failed", config.jobs_dir, self.pending_dir):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -130,21 +147,30 @@ class Node:
         return sorted(p for p in self.config.inbox.glob(f"*{SUFFIX}") if p.is_file())
 
     def run_once(self) -> PartyOutcome | None:
-        """Run the oldest submission its operator approved, if any (None on failure, refusal or if idle).
+        """Run the oldest submission its operator approved and its peers can run, if any (None on
+        failure, refusal, waiting or if idle).
 
-        Submissions without a decision stay in the inbox; their previews are written for the operator.
+        Submissions without a decision stay in the inbox with their previews written for the
+        operator; an approved job whose peer still awaits its own operator waits its turn without
+        holding this node (the node goes on with other submissions and asks again at each poll).
         """
         for entry in self.pending():
             try:
                 sub = read_submission(entry)
                 spec = sub.spec()
                 anchors = self._anchors(spec)
-                decision = decision_for(self.config, spec)
+                preview = preview_job(spec, self.config.party, anchors)
             except MisuanError as exc:
-                self._fail(entry, None, exc)
+                self._fail(entry, None, None, exc)
                 continue
+            decision = self._decision(spec, preview)
             if decision is None:
-                self._await(entry, spec, anchors)
+                self._await(entry, spec, anchors, preview)
+                continue
+            if decision.decision == "refused":
+                self._refused(entry, spec, anchors, decision)
+                continue
+            if not self._peers_ready(entry, spec, anchors):
                 continue
             return self._run(entry, sub, spec, anchors, decision)
         self._status()
@@ -153,13 +179,11 @@ class Node:
     def _run(
         self, entry: Path, sub: Submission, spec: JobSpec, anchors: dict[str, TrustAnchors] | None, decision: Decision
     ) -> PartyOutcome | None:
-        self._record(spec, decision)
+        if spec.job_id not in self._recorded:
+            self._record(spec, decision)
+            self._recorded.add(spec.job_id)
+        self._unhold(spec.job_id)
         (self.pending_dir / f"{spec.job_id}.json").unlink(missing_ok=True)
-        if decision.decision == "refused":
-            self._hold(spec, anchors, f"{REFUSED_BY_OPERATOR}: {decision.reason}")
-            self._fail(entry, spec.job_id, JobRefusedError(f"refused by {self.config.party}'s operator: {decision.reason}"))
-            return None
-        self._held.pop(spec.job_id, None)
         self._running = spec.job_id
         self._log("job_started", f"running job {spec.job_id} from {entry.name} ({decision.decision} by {decision.operator})", spec.job_id)
         self._status()
@@ -173,8 +197,11 @@ class Node:
                 stop=self.stop_requested,
                 progress=self.progress,
             )
+        except PeerAwaitingApprovalError as exc:  # a peer's operator withdrew to "pending" meanwhile
+            self._log("waiting", f"{exc}; asking again at the next poll", spec.job_id)
+            return None
         except MisuanError as exc:
-            self._fail(entry, spec.job_id, exc)
+            self._fail(entry, spec, anchors, exc)
             return None
         except KeyboardInterrupt:
             self._file(entry, "failed", "aborted by a second shutdown signal; resubmit with --resume")
@@ -182,6 +209,8 @@ class Node:
         finally:
             self._running = None
         self._file(entry, "done", None)
+        retire_decision(self.config, spec.job_id)
+        self._recorded.discard(spec.job_id)
         self._log("job_done", f"job {spec.job_id} done", spec.job_id)
         self._status()
         return outcome
@@ -210,13 +239,55 @@ class Node:
     def _anchors(self, spec: JobSpec) -> dict[str, TrustAnchors] | None:
         return None if self._opener is not None else resolve_trust(spec, self.config.party, self.config.tls, self.config)
 
-    def _await(self, entry: Path, spec: JobSpec, anchors: dict[str, TrustAnchors] | None) -> None:
+    def _decision(self, spec: JobSpec, preview: JobPreview) -> Decision | None:
+        try:
+            return decision_for(self.config, spec, preview)
+        except AuthenticationError as exc:  # e.g. the node's certificate was rotated since: ask again
+            if spec.job_id not in self._warned:
+                self._warned.add(spec.job_id)
+                self._log("decision_unverified", f"{exc}; job {spec.job_id} waits for a new decision", spec.job_id, "warning")
+            return None
+
+    def _await(self, entry: Path, spec: JobSpec, anchors: dict[str, TrustAnchors] | None, preview: JobPreview) -> None:
+        """Write (or rewrite, when what it would disclose changed) the job's preview; tell its peers it waits."""
         path = self.pending_dir / f"{spec.job_id}.json"
-        if not path.is_file():
-            doc = {"entry": entry.name, "submitted_at": _now(), "preview": preview_job(spec, self.config.party, anchors).as_dict()}
-            write_json_atomic(path, doc)
+        try:
+            shown = json.loads(path.read_text(encoding="utf-8"))["preview"]["consent_hash"] if path.is_file() else None
+        except (OSError, ValueError, KeyError, TypeError):
+            shown = None
+        if shown != preview.consent_hash:
+            write_json_atomic(path, {"entry": entry.name, "submitted_at": _now(), "preview": preview.as_dict()})
             self._log("job_pending", f"job {spec.job_id} awaits this node's approval: misuan node show {spec.job_id}", spec.job_id)
         self._hold(spec, anchors, AWAITING_APPROVAL)
+
+    def _refused(self, entry: Path, spec: JobSpec, anchors: dict[str, TrustAnchors] | None, decision: Decision) -> None:
+        self._record(spec, decision)
+        self._hold(spec, anchors, f"{REFUSED_BY_OPERATOR}: {decision.reason}")
+        (self.pending_dir / f"{spec.job_id}.json").unlink(missing_ok=True)
+        retire_decision(self.config, spec.job_id)  # a resubmission is asked about again
+        exc = JobRefusedError(f"refused by {self.config.party}'s operator: {decision.reason}")
+        self._file(entry, "failed", f"{type(exc).__name__}: {exc}")
+        self._log("job_refused", f"{entry.name}: {exc}", spec.job_id, "error")
+
+    def _peers_ready(self, entry: Path, spec: JobSpec, anchors: dict[str, TrustAnchors] | None) -> bool:
+        """False while a peer holds the job for its operator (logged once); a peer's refusal files the job."""
+        if self._opener is not None:
+            return True
+        book = {p.name: p.address for p in spec.parties}
+        states = peer_job_states(self.config.party, book, spec.job_id, self.config.tls, anchors)
+        refused = {p: s for p, s in states.items() if s.startswith(f"held:{REFUSED_BY_OPERATOR}")}
+        if refused:
+            self._fail(entry, spec, anchors, JobRefusedError("; ".join(f"{p}: {s[5:]}" for p, s in refused.items())))
+            return False
+        waiting = sorted(p for p, s in states.items() if s == f"held:{AWAITING_APPROVAL}")
+        if waiting:
+            self._unhold(spec.job_id)
+            if self._waiting.get(spec.job_id) != waiting:
+                self._waiting[spec.job_id] = waiting
+                self._log("waiting", f"waiting for {', '.join(waiting)}'s approval of job {spec.job_id!r}", spec.job_id)
+            return False
+        self._waiting.pop(spec.job_id, None)
+        return True
 
     def _hold(self, spec: JobSpec, anchors: dict[str, TrustAnchors] | None, why: str) -> None:
         """Tell the job's peers why it does not run here (only on a real server)."""
@@ -224,6 +295,10 @@ class Node:
             return
         self._held[spec.job_id] = why
         self._ensure_server().register(spec.job_id, spec.party_names, None, 0, anchors=anchors, held=why)
+
+    def _unhold(self, job_id: str) -> None:
+        if self._held.pop(job_id, None) is not None and self._server is not None:
+            self._server.unregister(job_id)
 
     def _record(self, spec: JobSpec, decision: Decision) -> None:
         with Ledger(self.config.ledger_path, self.config.party) as ledger:
@@ -266,12 +341,18 @@ class Node:
             return self._opener(spec)
         return grpc_opener(
             spec, self.config.party, self.config.tls, server=self._ensure_server(), anchors=anchors,
-            on_wait=lambda msg: self._log("waiting", msg, spec.job_id),
+            on_wait=lambda msg: self._log("waiting", msg, spec.job_id), wait_for_approval=False,
         )
 
-    def _fail(self, entry: Path, job_id: str | None, exc: MisuanError) -> None:
+    def _fail(self, entry: Path, spec: JobSpec | None, anchors: dict[str, TrustAnchors] | None, exc: MisuanError) -> None:
+        """File the submission with its reason; its peers are told it will not run here (not why: that is local)."""
         self._file(entry, "failed", f"{type(exc).__name__}: {exc}")
+        job_id = spec.job_id if spec is not None else None
         self._log("job_failed", f"{entry.name} failed: {exc}", job_id, level="error")
+        if spec is not None:
+            (self.pending_dir / f"{spec.job_id}.json").unlink(missing_ok=True)
+            self._held.pop(spec.job_id, None)
+            self._hold(spec, anchors, f"not run here ({type(exc).__name__}; see that node's log)")
 
     def _file(self, entry: Path, outcome: str, error: str | None) -> None:
         target = self.config.inbox / outcome / entry.name

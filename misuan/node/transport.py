@@ -53,7 +53,7 @@ def resolve_trust(spec: JobSpec, party: str, tls: TlsFiles, node: NodeConfig | N
     for p in spec.parties:
         named = p.trust or (node.peers.get(p.name) if node is not None else None)
         if named is not None:
-            anchors = load_anchors(p.name, named.ca, named.pins, named.where)
+            anchors = load_anchors(p.name, named.ca, named.pins, named.where, from_spec=p.trust is not None)
         else:
             anchors = _default_anchors(p.name, tls)
         out[p.name] = anchors.with_revoked(revoked)
@@ -65,10 +65,12 @@ def _default_anchors(party: str, tls: TlsFiles) -> TrustAnchors:
         cas = load_pem_bundle(tls.ca.read_bytes(), tls.ca)
     except OSError as exc:
         raise ConfigError(f"cannot read the CA file {tls.ca}: {exc.strerror}") from exc
-    subjects = sorted({c.subject.rfc4514_string() for c in cas})
-    if len(subjects) > 1:
+    # one institution's PKI: one root (or the same root twice in a rollover) and intermediates under it
+    subjects = {c.subject for c in cas}
+    roots = sorted({c.subject.rfc4514_string() for c in cas if c.issuer == c.subject or c.issuer not in subjects})
+    if len(roots) > 1:
         raise ConfigError(
-            f"{tls.ca} holds {len(subjects)} CAs ({'; '.join(subjects)}) and the spec names no trust anchor for "
+            f"{tls.ca} holds {len(roots)} CAs ({'; '.join(roots)}) and the spec names no trust anchor for "
             f"{party!r}: name each party's own CA with trust = {{ ca = ... }} in its [[party]] (or [peer.{party}] "
             "in node.toml), so one institution's CA cannot vouch for another's party"
         )
@@ -86,6 +88,7 @@ def grpc_opener(
     connect_timeout_s: float = 60.0,
     anchors: Mapping[str, TrustAnchors] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    wait_for_approval: bool = True,
 ) -> ChannelOpener:
     """A :data:`ChannelOpener` for ``party`` over gRPC+mTLS.
 
@@ -111,6 +114,7 @@ def grpc_opener(
             listen=listen,
             anchors=anchors,
             on_wait=on_wait,
+            wait_for_approval=wait_for_approval,
         )
 
     return open_channel

@@ -79,6 +79,17 @@ def test_every_certificate_of_a_ca_bundle_is_read(tmp_path: Path) -> None:
     check_tls_files(TlsFiles(ca=bundle, cert=own.cert, key=own.key), "partner")
 
 
+def test_a_foreign_leaf_with_the_right_ca_appended_is_refused(tmp_path: Path) -> None:
+    # only a valid path counts: appending the expected CA to a certificate from another CA proves nothing
+    create_ca(tmp_path / "x", name="X CA")
+    create_ca(tmp_path / "y", name="Y CA")
+    foreign = issue_party_cert(tmp_path / "x", "bank", out_dir=tmp_path / "x-out")
+    stitched = tmp_path / "stitched.pem"
+    stitched.write_bytes(foreign.cert.read_bytes() + (tmp_path / "y" / "ca.pem").read_bytes())
+    with pytest.raises(AuthenticationError, match="is not signed by a CA in"):
+        check_tls_files(TlsFiles(ca=tmp_path / "y" / "ca.pem", cert=stitched, key=foreign.key), "bank")
+
+
 def test_bad_names_and_existing_ca_are_config_errors(tmp_path: Path) -> None:
     create_ca(tmp_path)
     with pytest.raises(ConfigError, match="already exists"):

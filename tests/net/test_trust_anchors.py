@@ -112,7 +112,31 @@ def test_a_revoked_certificate_is_refused_both_ways(two_pkis: dict[str, Institut
     for p in ("bank", "partner"):
         assert isinstance(out[p], AuthenticationError), out[p]
     assert "deny list" in str(out["bank"])  # the bank's probe of the partner's server certificate
-    assert "deny list" in str(out["partner"])  # the bank's server refused the partner's client certificate
+    # the bank's server refused the partner's client certificate; the details stay in the bank's log
+    assert "bank does not accept this certificate for 'partner'" in str(out["partner"])
+
+
+def test_a_revoked_ca_vouches_for_no_one(two_pkis: dict[str, Institution]) -> None:
+    cas = {"bank": [two_pkis["bank"].ca], "partner": [two_pkis["partner"].ca]}
+    ca_fp = fingerprint(x509.load_pem_x509_certificate(two_pkis["partner"].ca.read_bytes()))
+    anchors = _anchors(cas, frozenset({ca_fp}))["partner"]
+    with pytest.raises(AuthenticationError, match="every trust anchor of partner is revoked"):
+        verify_party_chain(two_pkis["partner"].tls.cert.read_bytes(), anchors)
+
+
+def test_pins_and_deny_list_with_an_intermediate_ca(tmp_path: Path, two_pkis: dict[str, Institution]) -> None:
+    # the client's probe checks only the leaf (TLS validated the path): an unrelated revocation must not
+    # break a peer whose certificate comes from an issuing CA
+    root, partner_tls = _intermediate_pki(tmp_path / "corp", "partner")
+    cas = {"bank": [two_pkis["bank"].ca], "partner": [root]}
+    unrelated = frozenset({"sha256:" + "0" * 64})
+    _exchange(_open_pair(
+        {"bank": two_pkis["bank"].tls, "partner": partner_tls},
+        {"bank": _anchors(cas, unrelated), "partner": _anchors(cas)}, "corp-revocations",
+    ))
+    issuing = x509.load_pem_x509_certificates(partner_tls.cert.read_bytes())[1]
+    with pytest.raises(AuthenticationError, match="its issuer CN=Partner Issuing CA 1 is on this node's deny list"):
+        verify_party_chain(partner_tls.cert.read_bytes(), _anchors(cas, frozenset({fingerprint(issuing)}))["partner"])
 
 
 def test_rotation_keeps_a_running_node_connected_to_a_peer_that_rotated(tmp_path: Path, two_pkis: dict[str, Institution]) -> None:

@@ -21,7 +21,7 @@ from misuan.net.disclosure import DisclosureRecorder
 from misuan.net.local import make_test_pki
 from misuan.net.memory import MemoryNetwork
 from misuan.node import steps
-from misuan.node.consent import CONSENT_STEP, decide, decision_for
+from misuan.node.consent import CONSENT_STEP, decide, decision_for, preview_job
 from misuan.node.runner import ChannelOpener, PartyOutcome
 from misuan.node.server import Node, submit
 from misuan.node.spec import JobSpec, NodeConfig, load_spec
@@ -209,7 +209,7 @@ def test_a_job_waits_for_its_operators_approval_then_runs(tmp_path: Path) -> Non
         assert len(n.pending()) == 1 and not any((n.config.data_dir / "jobs").iterdir())
     spec = load_spec(spec_path)
     for n in nodes.values():
-        decide(n.config, spec, "approved", operator="compliance officer")
+        decide(n.config, spec, preview_job(spec, n.config.party), "approved", operator="compliance officer")
     out = _run_once_all(nodes)
     assert out["bank"] is not None and out["bank"].ran == ["totals", "scores"]
     for n in nodes.values():
@@ -226,21 +226,22 @@ def test_a_refused_job_is_filed_with_the_reason_and_a_standing_approval_covers_r
     partner = nodes["partner"]
     submit(spec_path, partner.config)
     spec = load_spec(spec_path)
+    preview = preview_job(spec, "partner")
     with pytest.raises(ConfigError, match="needs a reason"):
-        decide(partner.config, spec, "refused")
-    decide(partner.config, spec, "refused", reason="scores step not covered by our data-sharing agreement")
+        decide(partner.config, spec, preview, "refused")
+    decide(partner.config, spec, preview, "refused", reason="scores step not covered by our data-sharing agreement")
     assert partner.run_once() is None
     reason = next((partner.config.inbox / "failed").glob("*.error.txt")).read_text()
     assert "JobRefusedError" in reason and "not covered by our data-sharing agreement" in reason
 
     # a standing approval of the template covers the same job under a new id
-    decide(partner.config, spec, "approved", standing=True)
-    rerun = tmp_path / "rerun.toml"
-    rerun.write_text(spec_path.read_text().replace('id = "job-1"', 'id = "job-2"'))
-    assert decision_for(partner.config, load_spec(rerun)) is not None
-    changed = tmp_path / "changed.toml"
-    changed.write_text(rerun.read_text().replace('"totals"', '"totals_v2"'))
-    assert decision_for(partner.config, load_spec(changed)) is None  # another template: asks again
+    # the refusal was for that submission: submitted again, the job is asked about again
+    assert decision_for(partner.config, spec, preview) is None
+    decide(partner.config, spec, preview, "approved", standing=True)
+    rerun = load_spec_text(tmp_path, "rerun.toml", spec_path.read_text().replace('id = "job-1"', 'id = "job-2"'))
+    assert decision_for(partner.config, rerun, preview_job(rerun, "partner")) is not None
+    changed = load_spec_text(tmp_path, "changed.toml", spec_path.read_text().replace('"totals"', '"totals_v2"'))
+    assert decision_for(partner.config, changed, preview_job(changed, "partner")) is None  # another template: asks again
 
 
 def test_an_approval_file_not_signed_by_the_node_is_refused(tmp_path: Path) -> None:
@@ -248,10 +249,15 @@ def test_an_approval_file_not_signed_by_the_node_is_refused(tmp_path: Path) -> N
     nodes = _memory_nodes(tmp_path, approval="required")
     bank = nodes["bank"].config
     spec = load_spec(spec_path)
-    decide(bank, spec, "approved")
+    decide(bank, spec, preview_job(spec, "bank"), "approved")
     path = bank.data_dir / "approvals" / "job-1.json"
     doc = json.loads(path.read_text())
     doc["operator"] = "someone else"
     path.write_text(json.dumps(doc))
     with pytest.raises(AuthenticationError, match=r"is not signed by the key of .*bank.pem \(this node.s key\)"):
-        decision_for(bank, spec)
+        decision_for(bank, spec, preview_job(spec, "bank"))
+
+
+def load_spec_text(root: Path, name: str, text: str) -> JobSpec:
+    (root / name).write_text(text)
+    return load_spec(root / name)
