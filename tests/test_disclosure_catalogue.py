@@ -147,7 +147,7 @@ _CREDIT_JOB = """\
 _PSI_JOB = """\
     [[step]]
     kind = "psi"
-    params = {{ reveal = "{reveal}", normalize = {{ case = "casefold" }}, workers = 1 }}
+    params = {{ reveal = "{reveal}", protocol = "{protocol}", normalize = {{ case = "casefold" }}, workers = 1 }}
     """
 
 _PARTIES = """\
@@ -205,8 +205,10 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
     partner.to_csv(tmp / "partner.csv", index=False)
     return (
         _job_run(tmp, "credit", _CREDIT_JOB, PARTIES)
-        + _job_run(tmp, "psi_size", _PSI_JOB, (), reveal="size")
-        + _job_run(tmp, "psi_bank", _PSI_JOB, ("bank",), reveal="bank")
+        + _job_run(tmp, "psi_size", _PSI_JOB, (), reveal="size", protocol="auto")
+        + _job_run(tmp, "psi_bank", _PSI_JOB, ("bank",), reveal="bank", protocol="kkrt")
+        + _job_run(tmp, "psi_ecdh_both", _PSI_JOB, PARTIES, reveal="both", protocol="ecdh")
+        + _job_run(tmp, "psi_ecdh_partner", _PSI_JOB, ("partner",), reveal="partner", protocol="ecdh")
         + _describe_run()
     )
 
@@ -224,6 +226,9 @@ def _role_problem(declared: str, actual: str, other: str, r: Recorded) -> str | 
         ok = actual in PARTIES and actual != other
     elif declared == LEARNER:
         ok = actual in PARTIES and actual != other and actual in r.learners
+    elif declared in ("the receiver", "the sender"):  # KKRT-PSI: the learner, or in mode "both" the first by name
+        receiver = sorted(r.learners)[0] if r.learners else ""
+        ok = (actual == receiver) == (declared == "the receiver") and actual in PARTIES
     else:
         return f"the test does not know the role {declared!r}: teach _role_problem"
     return None if ok else f"catalogue says {declared}, the run had {actual}"
@@ -262,7 +267,7 @@ def test_every_catalogue_entry_is_recorded_by_some_run(recorded: list[Recorded])
     assert seen == set(catalogue) - checks, f"catalogued but recorded by no run: {sorted(set(catalogue) - checks - seen)}"
     # in the credit job, whatever a protocol it ran always discloses was recorded there
     credit = {(k.protocol, k.what, k.form) for k in (_kind_of(r, catalogue) for r in recorded if r.run == "credit")}
-    ran = {p for r in recorded if r.run == "credit" for p in r.protocols}
+    ran = {p for p, _, _ in credit}  # the protocols that ran (a psi step speaks KKRT or ECDH, not both)
     always = {key for key, k in catalogue.items() if k.protocol in ran and k.when == "always"}
     assert always <= credit, f"declared as always disclosed but not recorded: {sorted(always - credit)}"
 
@@ -287,7 +292,7 @@ def test_the_consent_preview_lists_exactly_what_each_run_recorded(recorded: list
     from misuan.node.spec import load_spec
 
     runs = {(r.run, r.ledger): r.spec for r in recorded if r.spec is not None}
-    assert {run for run, _ in runs} == {"credit", "psi_size", "psi_bank"}
+    assert {run for run, _ in runs} == {"credit", "psi_size", "psi_bank", "psi_ecdh_both", "psi_ecdh_partner"}
     for (run, party), spec_path in runs.items():
         assert spec_path is not None
         preview = preview_job(load_spec(spec_path), party)

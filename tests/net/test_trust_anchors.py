@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
 from misuan.crypto.trust import TrustAnchors, fingerprint, load_anchors, verify_party_chain
 from misuan.errors import AuthenticationError
+from misuan.net.channel import Mailbox
 from misuan.net.grpc_channel import GrpcChannel, open_grpc_channel
 from misuan.net.grpc_server import PartyServer
 
@@ -108,12 +109,22 @@ def test_a_revoked_certificate_is_refused_both_ways(two_pkis: dict[str, Institut
     cas = {"bank": [two_pkis["bank"].ca], "partner": [two_pkis["partner"].ca]}
     partner_fp = fingerprint(x509.load_pem_x509_certificate(two_pkis["partner"].tls.cert.read_bytes()))
     tls = {p: i.tls for p, i in two_pkis.items()}
-    out = _open_pair(tls, {"bank": _anchors(cas, frozenset({partner_fp})), "partner": _anchors(cas)}, "revoked")
-    for p in ("bank", "partner"):
-        assert isinstance(out[p], AuthenticationError), out[p]
-    assert "deny list" in str(out["bank"])  # the bank's probe of the partner's server certificate
-    # the bank's server refused the partner's client certificate; the details stay in the bank's log
+    bank_anchors = _anchors(cas, frozenset({partner_fp}))
+    # as a server: the bank refuses the partner's client certificate (details only in the bank's log)
+    out = _open_pair(tls, {"bank": bank_anchors, "partner": _anchors(cas)}, "revoked")
+    assert isinstance(out["partner"], AuthenticationError), out["partner"]
     assert "bank does not accept this certificate for 'partner'" in str(out["partner"])
+    # as a client: the bank reads the partner's server certificate before its first message
+    partner_server = PartyServer("partner", tls["partner"])
+    partner_server.register("revoked-2", ["bank", "partner"], Mailbox(), 1 << 20, anchors=_anchors(cas))
+    try:
+        with pytest.raises(AuthenticationError, match="deny list"):
+            open_grpc_channel(
+                "bank", {"bank": "127.0.0.1:0", "partner": partner_server.address}, "revoked-2", tls["bank"],
+                anchors=bank_anchors, connect_timeout_s=3,
+            )
+    finally:
+        partner_server.stop(0)
 
 
 def test_a_revoked_ca_vouches_for_no_one(two_pkis: dict[str, Institution]) -> None:

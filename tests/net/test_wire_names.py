@@ -30,6 +30,14 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
     "describe": (1, {
         "describe.SharedSummaries": ["n_rows", "columns", "levels", "missing_rate", "mean", "std", "quantiles"],
     }),
+    "kkrt": (1, {
+        "kkrt.Hello": ["version", "normalization", "reveal", "n_rows", "code_bits", "hashes", "stat_bits"],
+        "kkrt.ReceiverSetup": ["n_bins", "bin_keys", "base_ot", "session"],
+        "kkrt.SenderSetup": ["code_keys", "base_ot"],
+        "kkrt.Columns": ["start", "columns"],
+        "kkrt.Outputs": ["start", "values"],
+        "kkrt.Matches": ["positions"],
+    }),
     "psi": (1, {
         "psi.Hello": ["version", "group", "normalization", "reveal", "n_rows", "batch_size", "digest_bytes"],
         "psi.BlindedBatch": ["start", "points"],

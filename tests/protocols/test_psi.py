@@ -47,7 +47,7 @@ PARTIES = ["bank", "partner"]
 def run_psi(
     bank_ids: Any, partner_ids: Any, reveal: str = "both", progress: bool | None = None, **fields: Any
 ) -> tuple[dict[str, PsiResult], dict[str, LocalOutcome]]:
-    params = PsiParams(reveal=reveal, **fields)
+    params = PsiParams(**{"protocol": "ecdh", "reveal": reveal, **fields})
     fns: dict[str, Callable[[Channel], Any]] = {
         "bank": lambda c: psi(c, bank_ids, "partner", params, progress=progress),
         "partner": lambda c: psi(c, partner_ids, "bank", params, progress=progress),
@@ -93,8 +93,8 @@ def test_different_batch_sizes_on_each_side() -> None:
     bank, partner = random_sets(np.random.default_rng(3), 90, 70, 33)
     outcomes = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", PsiParams(batch_size=5)),
-            "partner": lambda c: psi(c, partner, "bank", PsiParams(batch_size=32)),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(protocol="ecdh", batch_size=5)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(protocol="ecdh", batch_size=32)),
         },
     )
     out = {p: o.result for p, o in outcomes.items()}
@@ -168,8 +168,8 @@ def test_reveal_size_returns_digests_sorted_so_rows_cannot_be_linked() -> None:
     bank, partner = random_sets(np.random.default_rng(7), 64, 64, 30)
     channels = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", PsiParams(reveal="size", batch_size=16)),
-            "partner": lambda c: psi(c, partner, "bank", PsiParams(reveal="size", batch_size=16)),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(protocol="ecdh", reveal="size", batch_size=16)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(protocol="ecdh", reveal="size", batch_size=16)),
         },
         transcripts=True,
     )
@@ -185,8 +185,8 @@ def test_reveal_to_one_party_only(receiver: str) -> None:
     other = "partner" if receiver == "bank" else "bank"
     channels = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", PsiParams(reveal=receiver)),
-            "partner": lambda c: psi(c, partner, "bank", PsiParams(reveal=receiver)),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(protocol="ecdh", reveal=receiver)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(protocol="ecdh", reveal=receiver)),
         },
         transcripts=True,
     )
@@ -215,8 +215,8 @@ def test_transcript_partner_receives_only_blinded_points() -> None:
     bank, partner = random_sets(np.random.default_rng(9), 150, 120, 60)
     channels = run_local(
         {
-            "bank": lambda c: psi(c, bank, "partner", PsiParams(batch_size=50)),
-            "partner": lambda c: psi(c, partner, "bank", PsiParams(batch_size=50)),
+            "bank": lambda c: psi(c, bank, "partner", PsiParams(protocol="ecdh", batch_size=50)),
+            "partner": lambda c: psi(c, partner, "bank", PsiParams(protocol="ecdh", batch_size=50)),
         },
         transcripts=True,
     )
@@ -263,7 +263,8 @@ def test_random_row_order_hides_the_peers_row_positions(monkeypatch: pytest.Monk
     bank = [f"id{i}" for i in range(200)]
     partner = bank[:100]
     channels = run_local(
-        {"bank": lambda c: psi(c, bank, "partner"), "partner": lambda c: psi(c, partner, "bank")}, transcripts=True
+        {"bank": lambda c: psi(c, bank, "partner", PsiParams(protocol="ecdh")),
+         "partner": lambda c: psi(c, partner, "bank", PsiParams(protocol="ecdh"))}, transcripts=True
     )
     transcript = channels["partner"].transcript or []
     stream = b"".join(m.points.tobytes() for _, s, m in transcript if s == "psi/blinded")
@@ -279,7 +280,7 @@ def test_normalisation_mismatch_is_refused_by_both() -> None:
 
     def party(c: Channel, ids: list[str], peer: str, norm: IdNormalization) -> None:
         try:
-            psi(c, ids, peer, PsiParams(normalize=norm))
+            psi(c, ids, peer, PsiParams(protocol="ecdh", normalize=norm))
         except ConfigError as exc:
             errors[c.party] = exc
 
@@ -297,8 +298,8 @@ def test_reveal_mismatch_is_refused() -> None:
     with pytest.raises(ConfigError, match="reveal differs"):
         run_local(
             {
-                "bank": lambda c: psi(c, ["a"], "partner", PsiParams(reveal="both")),
-                "partner": lambda c: psi(c, ["a"], "bank", PsiParams(reveal="size")),
+                "bank": lambda c: psi(c, ["a"], "partner", PsiParams(protocol="ecdh", reveal="both")),
+                "partner": lambda c: psi(c, ["a"], "bank", PsiParams(protocol="ecdh", reveal="size")),
             },
         )
 
@@ -308,9 +309,9 @@ def test_bad_arguments_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="not a peer"):
         psi(chan, ["a"], "telecom")
     with pytest.raises(ConfigError, match="reveal must be"):
-        psi(chan, ["a"], "partner", PsiParams(reveal="everyone"))
+        psi(chan, ["a"], "partner", PsiParams(protocol="ecdh", reveal="everyone"))
     with pytest.raises(ConfigError, match="batch_size"):
-        psi(chan, ["a"], "partner", PsiParams(batch_size=0))
+        psi(chan, ["a"], "partner", PsiParams(protocol="ecdh", batch_size=0))
 
 
 def _fake_partner(send: Callable[[Channel], object], n_rows: int = 2, batch_size: int = 8) -> Callable[[Channel], None]:
@@ -326,7 +327,7 @@ def _fake_partner(send: Callable[[Channel], object], n_rows: int = 2, batch_size
 
 
 def _bank_against(fake: Callable[[Channel], object]) -> None:
-    run_local({"bank": lambda c: psi(c, ["a", "b", "c"], "partner"), "partner": _fake_partner(fake)}, timeout_s=20)
+    run_local({"bank": lambda c: psi(c, ["a", "b", "c"], "partner", PsiParams(protocol="ecdh")), "partner": _fake_partner(fake)}, timeout_s=20)
 
 
 def _valid_points(n: int) -> np.ndarray:
@@ -377,7 +378,7 @@ def test_a_batch_of_twist_points_is_refused_by_the_sampled_curve_check() -> None
     points = np.frombuffer(b"".join(_u(u) for u in twist), dtype="S32")
     fake = _fake_partner(lambda c: c.send("bank", "psi/blinded", BlindedBatch(0, points)), n_rows=n, batch_size=n)
     with pytest.raises(MalformedMessageError, match="not a canonical curve point"):
-        run_local({"bank": lambda c: psi(c, ["a", "b", "c"], "partner"), "partner": fake}, timeout_s=20)
+        run_local({"bank": lambda c: psi(c, ["a", "b", "c"], "partner", PsiParams(protocol="ecdh")), "partner": fake}, timeout_s=20)
 
 
 def test_malformed_digest_batch_is_refused() -> None:
@@ -538,11 +539,11 @@ def test_peer_announced_sizes_allocate_nothing(n_rows: int, batch_size: int) -> 
 
     expected: type[Exception] = PeerDisconnectedError if n_rows == 1 << 33 else MalformedMessageError
     with pytest.raises(expected):
-        run_local({"bank": lambda c: psi(c, ["a", "b"], "partner"), "partner": liar}, timeout_s=20)
+        run_local({"bank": lambda c: psi(c, ["a", "b"], "partner", PsiParams(protocol="ecdh")), "partner": liar}, timeout_s=20)
 
 
 def _psi_party(chan: Channel, ids: list[str], peer: str, reveal: str) -> dict[str, Any]:
-    res = psi(chan, ids, peer, PsiParams(reveal=reveal, batch_size=64))
+    res = psi(chan, ids, peer, PsiParams(protocol="ecdh", reveal=reveal, batch_size=64))
     return {"size": res.size, "intersection": res.intersection, "rows": res.local_rows}
 
 

@@ -144,7 +144,7 @@ def test_a_reveal_naming_no_party_is_refused() -> None:
 def test_psi_params_document_the_normalisation_as_a_nested_table() -> None:
     names = [row.name for row in param_docs([PsiParams])]
     assert names == [
-        "reveal", "normalize.strip", "normalize.case", "normalize.unicode", "normalize.kind",
+        "reveal", "protocol", "normalize.strip", "normalize.case", "normalize.unicode", "normalize.kind",
         "normalize.country_code", "batch_size", "workers",
     ]
     assert PsiParams(normalize={"case": "casefold"}).normalize == IdNormalization(case="casefold")  # type: ignore[arg-type]

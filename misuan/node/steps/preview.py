@@ -11,7 +11,7 @@ the run records them only when the data lead there.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from misuan.net.disclosure import DisclosureKind
 from misuan.node.spec import JobSpec, StepSpec
@@ -42,8 +42,12 @@ class PlannedDisclosure:
         return (self.step, self.what, self.form, self.discloser, self.recipient)
 
 
-def _parties_of(role: str, step: StepSpec, spec: JobSpec, other: str | None, learners: Collection[str]) -> list[str]:
+def _parties_of(
+    role: str, step: StepSpec, spec: JobSpec, other: str | None, learners: Collection[str], named: Mapping[str, str]
+) -> list[str]:
     names = list(step.parties)
+    if role in named:  # a protocol's own roles ("the receiver"), with the party that plays each
+        return [named[role]] if named[role] != other else []
     if role in ("label_party", "feature_party"):
         return [p for p in names if spec.party(p).role == role and p != other]
     if role == ALL:
@@ -59,13 +63,14 @@ def _parties_of(role: str, step: StepSpec, spec: JobSpec, other: str | None, lea
 
 def plan(
     kinds: Iterable[DisclosureKind], step: StepSpec, spec: JobSpec, *, learners: Collection[str] = (),
-    data_dependent: Collection[DisclosureKind] = (),
+    data_dependent: Collection[DisclosureKind] = (), named: Mapping[str, str] | None = None,
 ) -> list[PlannedDisclosure]:
     """The entries of ``kinds`` between the step's parties; ``learners``: who learns a PSI intersection."""
     out = []
+    roles = dict(named or {})
     for k in kinds:
-        for d in _parties_of(k.discloser, step, spec, None, learners):
-            for r in _parties_of(k.recipient, step, spec, d, learners):
+        for d in _parties_of(k.discloser, step, spec, None, learners, roles):
+            for r in _parties_of(k.recipient, step, spec, d, learners, roles):
                 if r != d:
                     out.append(PlannedDisclosure(step.name, k.protocol, k.what, k.form, d, r, k.when, k in data_dependent))
     return out

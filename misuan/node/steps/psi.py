@@ -8,15 +8,16 @@ Spec::
     params = { reveal = "both", normalize = { case = "casefold" } }
 
 Params: :class:`~misuan.protocols.psi.PsiParams`, all optional: ``reveal`` (``"both"``, ``"size"``
-or one of the step's parties), ``normalize`` (a table of
+or one of the step's parties), ``protocol`` (``"auto"``: KKRT-PSI from OT extension, or ECDH-PSI
+for ``reveal = "size"``; ``"kkrt"``; ``"ecdh"``), ``normalize`` (a table of
 :class:`~misuan.protocols.psi.IdNormalization` fields, the same in both parties' specs: PSI refuses
 to run on a mismatch), ``batch_size``, ``workers``. Before anything connects, each party's IDs are
 checked under ``normalize`` (:func:`check_psi_data`: valid, non-empty, still distinct), and later
 steps read the parsed normalisation (``ctx.param(PsiParams, "psi")``) rather than parse it again.
 
 Outputs: ``size`` (``null`` where this party does not learn it), ``rows`` (this party's input rows),
-``peer_size``, ``reveal``, ``timings``, ``seconds``, ``x25519`` (the library that did the curve
-work: ``crypto_mb`` or ``openssl``). Where this party learns the shared rows, the artefact
+``peer_size``, ``reveal``, ``protocol``, ``timings``, ``seconds``, ``x25519`` (the library that did
+the curve work: ``crypto_mb`` or ``openssl``; none for KKRT). Where this party learns the shared rows, the artefact
 ``rows.npy`` holds ``local_rows`` (int64, load with ``allow_pickle=False``): in mode ``both`` both
 parties' files list the same customers in the same order, so a later step aligns with
 ``ctx.data.iloc[np.load(ctx.artefact_of("psi", "rows.npy"))]``. The file is written to a temporary
@@ -38,6 +39,9 @@ from misuan.node.data import CheckedDataset, file_lines
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
 from misuan.node.steps.preview import PlannedDisclosure, plan
+from misuan.protocols.kkrt import PROTOCOL as KKRT_PROTOCOL
+from misuan.protocols.kkrt import disclosures as kkrt_disclosures
+from misuan.protocols.kkrt import receiver_of
 from misuan.protocols.psi import PROTOCOL, PsiParams, psi
 from misuan.protocols.psi import disclosures as psi_disclosures
 
@@ -56,6 +60,8 @@ def check_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
         raise param_error(
             step, spec, "reveal", f"must be 'both', 'size' or one of {list(step.parties)}, not {params.reveal!r}"
         )
+    if params.reveal == "size" and params.protocol == "kkrt":
+        raise param_error(step, spec, "protocol", 'KKRT-PSI cannot reveal only the size: use "ecdh" or "auto" with reveal = "size"')
 
 
 def check_psi_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
@@ -100,7 +106,8 @@ def run_psi(ctx: StepContext) -> StepResult:
     result = psi(ctx.channel, ctx.data[ctx.dataset.id_column], peer, params, progress=False, step=ctx.step.name)
     outputs = {
         "size": result.size, "rows": len(ctx.data), "peer_size": result.peer_size,
-        "reveal": params.reveal, "timings": result.timings, "seconds": time.monotonic() - t0,
+        "reveal": params.reveal, "protocol": params.resolved_protocol, "timings": result.timings,
+        "seconds": time.monotonic() - t0,
         "x25519": result.x25519,
     }
     if result.local_rows is None:
@@ -113,6 +120,14 @@ def run_psi(ctx: StepContext) -> StepResult:
 def preview_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
     d = psi_disclosures
     reveal = parsed[PsiParams].reveal
+    if parsed[PsiParams].resolved_protocol == "kkrt":
+        k = kkrt_disclosures
+        receiver = receiver_of(reveal, step.parties)
+        sender = next(p for p in step.parties if p != receiver)
+        kinds = [k.SET_SIZE, k.TABLE, k.BASE_OT, k.COLUMNS, k.OUTPUTS, k.INTERSECTION]
+        if reveal == "both":
+            kinds.append(k.INTERSECTION_BACK)
+        return plan(kinds, step, spec, named={"the receiver": receiver, "the sender": sender})
     if reveal == "size":
         return plan([d.SET_SIZE, d.BLINDED_IDS, d.DIGESTS_SORTED, d.INTERSECTION_SIZE], step, spec)
     learners = step.parties if reveal == "both" else (reveal,)
@@ -120,6 +135,6 @@ def preview_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[Pla
 
 
 KIND = StepKind(
-    "psi", run_psi, check_psi, params=(PsiParams,), protocols=(PROTOCOL,),
+    "psi", run_psi, check_psi, params=(PsiParams,), protocols=(PROTOCOL, KKRT_PROTOCOL),
     summary="private set intersection of the parties' ID columns", check_data=check_psi_data, preview=preview_psi,
 )

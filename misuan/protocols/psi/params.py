@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from misuan.params import check_params, param
 from misuan.protocols.psi.ids import IdNormalization
@@ -24,6 +25,10 @@ class PsiParams:
     reveal: str = param(
         "both", 'who learns the intersection: "both", "size" (each learns only its size) or the one party that learns it'
     )
+    protocol: Literal["auto", "kkrt", "ecdh"] = param(
+        "auto", 'the PSI protocol: "kkrt" (OT extension, AES: fast on any CPU), "ecdh" (X25519; the only one for '
+        'reveal = "size"), or "auto": kkrt unless reveal = "size"'
+    )
     normalize: IdNormalization = param(
         IdNormalization(), "how IDs are brought to one form before hashing; the same in both parties' specs"
     )
@@ -35,3 +40,10 @@ class PsiParams:
 
     def __post_init__(self) -> None:
         check_params(self, "psi")
+
+    @property
+    def resolved_protocol(self) -> Literal["kkrt", "ecdh"]:
+        """The protocol that runs: ``protocol``, with "auto" resolved the same way on both sides."""
+        if self.protocol == "auto":
+            return "ecdh" if self.reveal == "size" else "kkrt"
+        return self.protocol

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from misuan.crypto.ecdh import GROUP_NAME, BlindingKey
 from misuan.errors import ConfigError, MalformedMessageError, MisuanError, ProtocolVersionError
 from misuan.net.channel import Channel
+from misuan.protocols.kkrt import kkrt_psi
 from misuan.protocols.psi.blinding import (
     Executor,
     InlineExecutor,
@@ -35,7 +36,7 @@ from misuan.protocols.psi.disclosures import (
     INTERSECTION_SIZE,
     SET_SIZE,
 )
-from misuan.protocols.psi.ids import coerce_ids
+from misuan.protocols.psi.ids import coerce_ids, normalize_ids
 from misuan.protocols.psi.matching import check_duplicates, match_digests
 from misuan.protocols.psi.messages import (
     DIGEST_BYTES,
@@ -304,6 +305,8 @@ def psi(
     if peer not in chan.peers:
         raise ConfigError(f"PSI peer {peer!r} is not a peer of {chan.party!r} in this job ({list(chan.peers)})")
     params = params if params is not None else PsiParams()
+    if params.resolved_protocol == "kkrt":
+        return _kkrt(chan, ids, peer, params, step)
     party = PsiParty(chan.party, peer, ids, params, progress=sys.stderr.isatty() if progress is None else progress)
     chan.send(peer, f"{step}/hello", party.hello())
     chan.disclose(step, SET_SIZE, chan.party, peer, (), n=party.n)
@@ -323,6 +326,16 @@ def psi(
         party.close()
     _disclose_result(chan, party, result, step)
     return result
+
+
+def _kkrt(chan: Channel, ids: Sequence[Any] | np.ndarray, peer: str, params: PsiParams, step: str) -> PsiResult:
+    if params.reveal == "size":
+        raise ConfigError('PSI protocol "kkrt" cannot reveal only the size: use protocol = "ecdh" (or "auto") for that')
+    values = coerce_ids(ids)
+    normalized = normalize_ids(values, params.normalize)
+    res = kkrt_psi(chan, normalized, peer, reveal=params.reveal, normalization=params.normalize.canonical(), step=step)
+    inter = None if res.local_rows is None else [values[i] for i in res.local_rows.tolist()]
+    return PsiResult(res.size, inter, res.local_rows, res.peer_size, res.timings, x25519="none (kkrt)")
 
 
 def _exchange(chan: Channel, party: PsiParty, step: str) -> None:
