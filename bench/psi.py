@@ -1,7 +1,12 @@
-"""ECDH-PSI benchmark: two parties as separate processes, against openmined-psi on the same sets.
+"""PSI benchmark: misuan's KKRT-PSI and ECDH-PSI, two parties as separate processes, against baselines.
 
-    python bench/psi.py --sizes 100000 1000000           # misuan PSI and the openmined-psi baseline
+    python bench/psi.py --sizes 100000 1000000           # both protocols and the openmined-psi baseline
     python bench/psi.py --sizes 1000000 --no-baseline    # misuan only
+    python bench/psi.py --sizes 1000000 --protocol kkrt --spu   # KKRT-PSI, and SecretFlow's engine (pip spu)
+
+Each protocol and size prints one line ``<protocol> <n> x <n>: wall N s`` (process start to results).
+With ``--spu`` (needs pip ``spu``, Python 3.10-3.11), SecretFlow's PSI engine runs RR22 and KKRT on
+the same sets in the same run: two processes over its brpc link on loopback.
 
 Each size ``n`` runs ``n x n`` random 16-digit IDs with 50% overlap (``--overlap``). The two parties
 are separate OS processes; each uses a process pool for the curve work (``--workers``, default all
@@ -186,13 +191,16 @@ class PartyRun:
     order_digest: str  # SHA-256 of the intersection in the party's order: equal on both sides
 
 
-def _party_work(chan: Channel, party: str, n: int, overlap: float, workers: int | None) -> dict[str, Any]:
+def _party_work(
+    chan: Channel, party: str, n: int, overlap: float, workers: int | None, protocol: str = "ecdh"
+) -> dict[str, Any]:
     ids = make_ids(party, n, overlap)
     peer = next(p for p in PARTIES if p != party)
     cpu_before = time.process_time()
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        result = psi(chan, ids, peer, PsiParams(workers=workers), progress=False)
+        params = PsiParams(workers=workers, protocol=protocol)  # type: ignore[arg-type]
+        result = psi(chan, ids, peer, params, progress=False)
         seconds = time.perf_counter() - t0
     inter = result.intersection or []
     return dataclasses.asdict(
@@ -250,7 +258,7 @@ def run_over_socketpair(n: int, overlap: float, workers: int | None) -> tuple[li
     return _collect(conns, procs, t0)
 
 
-def run_over_grpc(n: int, overlap: float, workers: int | None) -> tuple[list[PartyRun], float]:
+def run_over_grpc(n: int, overlap: float, workers: int | None, protocol: str = "ecdh") -> tuple[list[PartyRun], float]:
     """Each party in its own process (it may start its worker pool), gRPC + mTLS: the local-run harness."""
     import functools
     import tempfile
@@ -260,7 +268,10 @@ def run_over_grpc(n: int, overlap: float, workers: int | None) -> tuple[list[Par
     with tempfile.TemporaryDirectory() as tmp:
         pki = make_test_pki(tmp, PARTIES)
         t0 = time.perf_counter()
-        fns = {p: functools.partial(_party_work, party=p, n=n, overlap=overlap, workers=workers) for p in PARTIES}
+        fns = {
+            p: functools.partial(_party_work, party=p, n=n, overlap=overlap, workers=workers, protocol=protocol)
+            for p in PARTIES
+        }
         out = run_local(fns, transport="processes", tls=pki, job_id="bench-psi", timeout_s=3600.0)
         wall = time.perf_counter() - t0
     return [PartyRun(**out[p].result) for p in PARTIES], wall
@@ -316,6 +327,35 @@ def _mib(b: float) -> str:
     return f"{b / 2**20:,.0f} MiB"
 
 
+def _run_misuan(n: int, protocol: str, transport: str, backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    if transport == "grpc":
+        runs, wall = run_over_grpc(n, args.overlap, args.workers, protocol)
+    else:
+        runs, wall = run_over_socketpair(n, args.overlap, args.workers)
+    expected = int(n * args.overlap)
+    ok = all(r.size == expected for r in runs) and len({r.order_digest for r in runs}) == 1
+    protocol_s = max(r.seconds for r in runs)
+    what = "KKRT-PSI (OT extension, AES)" if protocol == "kkrt" else f"ECDH-PSI (X25519 by {backend})"
+    print(f"\n== {n:,} x {n:,} IDs, {expected:,} shared: misuan {what}, reveal=both ==")
+    print(f"{protocol} {n} x {n}: wall {wall:.1f} s")
+    print(f"  correct: {ok} (both sizes {expected:,}, same customers in the same order)")
+    cpu = sum(r.cpu_s for r in runs)
+    cores = os.cpu_count() or 1
+    print(f"  wall {wall:.1f} s (process start to results), protocol {protocol_s:.1f} s; load average {os.getloadavg()[0]:.1f}")
+    print(f"  CPU {cpu:.1f} s over both parties -> {cpu / cores:.1f} s on {cores} idle cores")
+    for r in runs:
+        prof = ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items())
+        print(
+            f"  {r.party:8s} sent {_mib(r.bytes_sent)}, peak memory {_mib(r.peak_tree_bytes)} "
+            f"(party process alone {_mib(r.peak_main_bytes)}), CPU {r.cpu_s:.1f} s; {prof}"
+        )
+    return {
+        "n": n, "protocol": protocol, "overlap": args.overlap, "transport": transport, "x25519": backend, "correct": ok,
+        "wall_s": wall, "protocol_s": protocol_s, "cpu_s": cpu, "load_average": os.getloadavg()[0],
+        "parties": [dataclasses.asdict(r) for r in runs],
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -323,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=None, help="processes per party (default: all cores)")
     ap.add_argument("--transport", choices=["auto", "grpc", "socket"], default="auto")
     ap.add_argument("--no-baseline", action="store_true", help="skip openmined-psi")
+    ap.add_argument("--protocol", choices=["all", "kkrt", "ecdh"], default="all", help="misuan's PSI protocol(s) to run")
+    ap.add_argument("--spu", action="store_true", help="also run SecretFlow's PSI engine (pip spu): RR22 and KKRT")
     ap.add_argument(
         "--x25519",
         choices=["auto", "openssl", "multibuffer"],
@@ -345,52 +387,26 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {os.cpu_count()} cores; transport: {transport}; workers per party: {args.workers or 'all cores'}")
     print(f"X25519 by {backend}" + (f" ({why})" if why else ""))
     records = []
+    protocols = ["kkrt", "ecdh"] if args.protocol == "all" else [args.protocol]
     for n in args.sizes:
-        runner = run_over_grpc if transport == "grpc" else run_over_socketpair
-        runs, wall = runner(n, args.overlap, args.workers)
-        expected = int(n * args.overlap)
-        ok = all(r.size == expected for r in runs) and len({r.order_digest for r in runs}) == 1
-        protocol_s = max(r.seconds for r in runs)
-        print(f"\n== {n:,} x {n:,} IDs, {expected:,} shared: misuan ECDH-PSI (X25519 by {backend}), reveal=both ==")
-        print(f"  correct: {ok} (both sizes {expected:,}, same customers in the same order)")
-        cpu = sum(r.cpu_s for r in runs)
-        cores = os.cpu_count() or 1
-        print(f"  wall {wall:.1f} s (process start to results), protocol {protocol_s:.1f} s")
-        print(
-            f"  CPU {cpu:.1f} s over both parties -> {cpu / cores:.1f} s on {cores} idle cores "
-            f"(the machine is shared: load average now {os.getloadavg()[0]:.1f})"
-        )
-        for r in runs:
-            prof = ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items())
-            print(
-                f"  {r.party:8s} sent {_mib(r.bytes_sent)}, peak memory {_mib(r.peak_tree_bytes)} "
-                f"(party process alone {_mib(r.peak_main_bytes)}), CPU {r.cpu_s:.1f} s; {prof}"
-            )
-        record: dict[str, Any] = {
-            "n": n,
-            "overlap": args.overlap,
-            "transport": transport,
-            "x25519": backend,
-            "correct": ok,
-            "wall_s": wall,
-            "protocol_s": protocol_s,
-            "cpu_s": cpu,
-            "load_average": os.getloadavg()[0],
-            "parties": [dataclasses.asdict(r) for r in runs],
-        }
+        for protocol in protocols:
+            records.append(_run_misuan(n, protocol, transport, backend, args))
+        if args.spu:
+            from bench.spu_psi import run_spu
+
+            for spu_protocol in ("RR22", "KKRT"):
+                res = run_spu(n, args.overlap, spu_protocol)
+                print(f"spu-{spu_protocol.lower()} {n} x {n}: wall {res['seconds']:.1f} s (size {res['size']:,}, "
+                      f"peak {_mib(res['peak_bytes'])} per party)")
+                records.append({"n": n, "spu": spu_protocol, **res})
         if not args.no_baseline:
             base = run_openmined(n, args.overlap)
-            record["openmined"] = base
             steps = ", ".join(f"{k} {v:.1f} s" for k, v in base["timings"].items())
             print(
-                f"  openmined-psi (P-256, RAW, 1 thread): {base['seconds']:.1f} s, size {base['size']:,}, "
-                f"{_mib(base['bytes'])} of messages, peak {_mib(base['peak_bytes'])}; {steps}"
+                f"openmined {n} x {n}: wall {base['seconds']:.1f} s (P-256, RAW, 1 thread, compute only), size "
+                f"{base['size']:,}, {_mib(base['bytes'])} of messages, peak {_mib(base['peak_bytes'])}; {steps}"
             )
-            print(
-                f"  ratio: misuan wall is {base['seconds'] / wall:.2f}x faster than openmined-psi's compute time; "
-                f"CPU: openmined {base['cpu_s']:.1f} s vs misuan {cpu:.1f} s (both parties) = {base['cpu_s'] / cpu:.2f}x"
-            )
-        records.append(record)
+            records.append({"n": n, "openmined": base})
     if args.json:
         args.json.write_text(json.dumps(records, indent=2))
 

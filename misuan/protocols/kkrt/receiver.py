@@ -42,8 +42,9 @@ class OprfReceiver:
         self.bin_of = np.empty(0, dtype=np.int64)
         self._own_items = np.empty(0, dtype=np.int64)
         self._own_values = np.empty((0, out_bytes), dtype=np.uint8)
-        self._outputs: list[np.ndarray] = []
+        self._hits: list[np.ndarray] = []  # (sender position, own row) of matched outputs, chunk by chunk
         self._received = 0
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     def setup(self) -> ReceiverSetup:
         """Place every item in the cuckoo table (new keys on a failure, locally), start the base OTs."""
@@ -102,34 +103,41 @@ class OprfReceiver:
             raise MalformedMessageError(f"OPRF outputs must be uint8 (items, {HASHES}, {self.out_bytes}) in order")
         if self._received + k > self.n_peer:
             raise MalformedMessageError(f"more OPRF outputs than the {self.n_peer} IDs the peer announced")
-        self._outputs.append(values)
+        self._hits.append(self._match_chunk(values, self._received))  # while the sender computes the next chunk
         self._received += k
 
     @property
     def complete(self) -> bool:
         return self._received == self.n_peer
 
-    def matches(self) -> tuple[np.ndarray, np.ndarray]:
-        """(own items, the sender's positions) of the shared IDs, own items sorted by ID digest."""
-        theirs = np.concatenate(self._outputs) if self._outputs else np.empty((0, HASHES, self.out_bytes), np.uint8)
-        flat = theirs.reshape(-1, self.out_bytes)
-        own_key = self._own_values[:, :8].copy().view("<u8").reshape(-1)
+    def _own_sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._sorted is None:
+            own_key = self._own_values[:, :8].copy().view("<u8").reshape(-1)
+            order = np.argsort(own_key)
+            self._sorted = (order, own_key[order])
+        return self._sorted
+
+    def _match_chunk(self, values: np.ndarray, start: int) -> np.ndarray:
+        """``(k, 2)`` pairs (sender position, own row) of the chunk's values equal to one of ours."""
+        order, sorted_keys = self._own_sorted()
+        flat = values.reshape(-1, self.out_bytes)
+        if sorted_keys.size == 0 or flat.shape[0] == 0:
+            return np.empty((0, 2), dtype=np.int64)
         their_key = flat[:, :8].copy().view("<u8").reshape(-1)
-        if own_key.size == 0 or their_key.size == 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        order = np.argsort(own_key)
-        sorted_keys = own_key[order]
         their_order = np.argsort(their_key)  # sorted queries: searchsorted walks memory in order
         their_sorted = their_key[their_order]
         at = np.minimum(np.searchsorted(sorted_keys, their_sorted), sorted_keys.size - 1)
         found = np.flatnonzero(sorted_keys[at] == their_sorted)
         hit, own_rows = their_order[found], order[at[found]]
         same = np.all(self._own_values[own_rows] == flat[hit], axis=1)  # all bytes, not just the first 8
-        hit, own_rows = hit[same], own_rows[same]
+        return np.stack([start + hit[same] // HASHES, own_rows[same]], axis=1).astype(np.int64)
+
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        """(own items, the sender's positions) of the shared IDs, own items sorted by ID digest."""
+        pairs = np.concatenate(self._hits) if self._hits else np.empty((0, 2), dtype=np.int64)
         # an ID whose candidate bins coincide sends equal values for them: keep one match per ID
-        pos = hit // HASHES
-        by_pos = np.argsort(pos, kind="stable")
-        pos, own_rows = pos[by_pos], own_rows[by_pos]
+        by_pos = np.argsort(pairs[:, 0], kind="stable")
+        pos, own_rows = pairs[by_pos, 0], pairs[by_pos, 1]
         first = np.ones(pos.size, dtype=bool)
         first[1:] = pos[1:] != pos[:-1]
         positions, own_items = pos[first], self._own_items[own_rows[first]]

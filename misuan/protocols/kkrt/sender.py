@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class OprfSender:
         self.code_keys = [os.urandom(16) for _ in range(CODE_BYTES // 16)]
         self.ot = OtReceiver(bits.tolist())
         self._filled = 0
+        # C(y) & s needs nothing from the receiver: computed while it builds its cuckoo table
+        self._masked = codewords(self.code_keys, self.digests) & self.s_bytes
 
     def accept_receiver_setup(self, msg: ReceiverSetup) -> SenderSetup:
         keys, a_pt, session = np.asarray(msg.bin_keys), np.asarray(msg.base_ot), np.asarray(msg.session)
@@ -43,7 +46,7 @@ class OprfSender:
         if keys.dtype != np.uint8 or keys.shape != (HASHES, 16) or a_pt.shape != (POINT_BYTES,) or session.shape != (16,):
             raise MalformedMessageError("malformed receiver setup (hash keys, base-OT point or session)")
         self.n_bins, self.session = msg.n_bins, bytes(session)
-        self.bins = candidate_bins(self.digests, [bytes(k) for k in keys], self.n_bins)
+        self._bin_keys = [bytes(k) for k in keys]  # its IDs' bins are computed once the answer is out
         points = self.ot.points(bytes(a_pt))
         self.seeds = self.ot.keys()
         self.q_rows = np.empty((self.n_bins, CODE_BYTES), dtype=np.uint8)
@@ -71,18 +74,18 @@ class OprfSender:
     def complete(self) -> bool:
         return self._filled == self.n_bins
 
-    def outputs(self) -> list[Outputs]:
-        """``F(k_b, y) = H(b, q_b ^ (C(y) & s))`` at each of the IDs' candidate bins, truncated."""
-        out = []
+    def outputs(self) -> Iterator[Outputs]:
+        """``F(k_b, y) = H(b, q_b ^ (C(y) & s))`` at each of the IDs' candidate bins, truncated; a chunk
+        at a time, so the receiver matches one while the next is computed."""
+        bins_all = candidate_bins(self.digests, self._bin_keys, self.n_bins)
         for a in range(0, self.m, OUTPUT_CHUNK):
             b = min(a + OUTPUT_CHUNK, self.m)
-            masked = codewords(self.code_keys, self.digests[a:b]) & self.s_bytes
+            masked = self._masked[a:b]
             values = np.empty((b - a, HASHES, self.out_bytes), dtype=np.uint8)
             for h in range(HASHES):
-                bins = self.bins[a:b, h]
+                bins = bins_all[a:b, h]
                 values[:, h, :] = fixed_key_hash(self.q_rows[bins] ^ masked, tweaks(self.session, bins))[:, : self.out_bytes]
-            out.append(Outputs(a, values))
-        return out
+            yield Outputs(a, values)
 
     def shared(self, positions: np.ndarray) -> np.ndarray:
         """This party's rows of the positions the receiver matched, sorted by ID digest (the receiver's order)."""
