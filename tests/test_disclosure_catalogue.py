@@ -193,6 +193,20 @@ def _describe_run() -> list[Recorded]:
     return [Recorded("describe", p, frozenset({"describe"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
 
 
+def _kkrt_bucket_run() -> list[Recorded]:
+    """KKRT-PSI over several buckets (the bucket size made small): its bucket sizes are recorded."""
+    import misuan.protocols.kkrt as kkrt
+    from misuan.protocols.psi import PsiParams, psi
+
+    ids = {"bank": [f"c{i}" for i in range(150)], "partner": [f"c{i}" for i in range(100, 250)]}
+    params = PsiParams(protocol="kkrt")
+    fns = {p: (lambda c, p=p: psi(c, ids[p], "partner" if p == "bank" else "bank", params)) for p in PARTIES}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kkrt, "BUCKET_ITEMS", 64)
+        out = run_local(fns, job_id="kkrt-buckets")
+    return [Recorded("kkrt_buckets", p, frozenset({"kkrt"}), frozenset(PARTIES), e) for p in PARTIES for e in out[p].disclosures]
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
     tmp = tmp_path_factory.mktemp("catalogue")
@@ -210,6 +224,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _job_run(tmp, "psi_ecdh_both", _PSI_JOB, PARTIES, reveal="both", protocol="ecdh")
         + _job_run(tmp, "psi_ecdh_partner", _PSI_JOB, ("partner",), reveal="partner", protocol="ecdh")
         + _describe_run()
+        + _kkrt_bucket_run()
     )
 
 

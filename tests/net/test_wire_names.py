@@ -31,7 +31,8 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "describe.SharedSummaries": ["n_rows", "columns", "levels", "missing_rate", "mean", "std", "quantiles"],
     }),
     "kkrt": (1, {
-        "kkrt.Hello": ["version", "normalization", "reveal", "n_rows", "code_bits", "hashes", "stat_bits"],
+        "kkrt.Hello": ["version", "normalization", "reveal", "n_rows", "code_bits", "hashes", "stat_bits", "nonce"],
+        "kkrt.BucketSizes": ["counts"],
         "kkrt.ReceiverSetup": ["n_bins", "bin_keys", "base_ot", "session"],
         "kkrt.SenderSetup": ["code_keys", "base_ot"],
         "kkrt.Columns": ["start", "columns"],

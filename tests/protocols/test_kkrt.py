@@ -119,6 +119,19 @@ def test_a_failed_cuckoo_table_is_rebuilt_with_new_keys(monkeypatch: pytest.Monk
         _run(*_sets(50, 50, 25, seed=7))
 
 
+def test_large_sets_run_bucket_by_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    import misuan.protocols.kkrt as kkrt
+
+    monkeypatch.setattr(kkrt, "BUCKET_ITEMS", 64)
+    bank, partner = _sets(300, 200, 130, seed=11)
+    out = _run(bank, partner)
+    b, p = out["bank"].result, out["partner"].result
+    assert set(b.intersection) == set(bank) & set(partner) and b.intersection == p.intersection
+    sizes = [d for d in out["bank"].disclosures if d.what.startswith("its number of IDs in each bucket")]
+    assert [(d.discloser, d.shape) for d in sizes] == [("bank", (5,)), ("partner", (5,))]
+    assert sum(1 for d in out["bank"].disclosures if d.what == "cuckoo table size and hash keys") == 5
+
+
 def test_size_only_and_duplicates_are_refused() -> None:
     with pytest.raises(ConfigError, match="cannot reveal only the size"):
         _run(["a"], ["a"], reveal="size")

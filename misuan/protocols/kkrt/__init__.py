@@ -47,16 +47,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from misuan.crypto.aes_prg import fixed_key_hash
+from misuan.crypto.aes_prg import fixed_key_hash, prf
 from misuan.errors import ConfigError, DuplicateIdError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.kkrt.disclosures import (
     BASE_OT,
+    BUCKET_SIZES,
     COLUMNS,
     DISCLOSURES,
     INTERSECTION,
@@ -67,6 +69,7 @@ from misuan.protocols.kkrt.disclosures import (
 )
 from misuan.protocols.kkrt.messages import (
     PROTOCOL,
+    BucketSizes,
     Columns,
     Hello,
     Matches,
@@ -74,11 +77,11 @@ from misuan.protocols.kkrt.messages import (
     ReceiverSetup,
     SenderSetup,
 )
-from misuan.protocols.kkrt.params import CODE_BITS, HASHES, MAX_ROWS, STAT_BITS, output_bytes
+from misuan.protocols.kkrt.params import BUCKET_ITEMS, CODE_BITS, HASHES, MAX_ROWS, STAT_BITS, output_bytes
 from misuan.protocols.kkrt.receiver import OprfReceiver
 from misuan.protocols.kkrt.sender import OprfSender
 
-__all__ = ["DISCLOSURES", "PROTOCOL", "KkrtResult", "kkrt_psi", "receiver_of"]
+__all__ = ["DISCLOSURES", "PROTOCOL", "KkrtResult", "buckets_for", "digests_of", "id_digests", "kkrt_psi", "receiver_of"]
 
 _ID_PERSON = b"misuan-kkrt-id1"
 _MAX_FAST_ID_BYTES = 256
@@ -121,19 +124,6 @@ def id_digests(values: list[bytes]) -> np.ndarray:
     return fixed_key_hash(padded, tweak)
 
 
-def _digests(values: list[bytes]) -> np.ndarray:
-    digests = id_digests(values)
-    keys = digests[:, :8].copy().view("<u8").reshape(-1)
-    order = np.argsort(keys, kind="stable")
-    dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
-    if dup.size:
-        rows = sorted({int(order[i]) for i in dup} | {int(order[i + 1]) for i in dup})
-        if any(bytes(digests[order[i]]) == bytes(digests[order[i + 1]]) for i in dup.tolist()):
-            shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
-            raise DuplicateIdError(f"rows {shown} repeat an ID after normalisation: deduplicate the ID column before PSI")
-    return digests
-
-
 def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
     for field in ("version", "normalization", "reveal", "code_bits", "hashes", "stat_bits"):
         if getattr(ours, field) != getattr(theirs, field):
@@ -143,29 +133,96 @@ def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
             )
     if not (isinstance(theirs.n_rows, int) and 0 <= theirs.n_rows <= MAX_ROWS):
         raise MalformedMessageError(f"{peer} announced {theirs.n_rows!r} IDs")
+    nonce = np.asarray(theirs.nonce)
+    if nonce.dtype != np.uint8 or nonce.shape != (16,):
+        raise MalformedMessageError(f"{peer}'s hello must carry a 16-byte nonce")
+
+
+def digests_of(values: Sequence[bytes], chunk: int = 1 << 20) -> np.ndarray:
+    """:func:`id_digests` a chunk at a time (a caller may normalise chunk by chunk too)."""
+    return np.concatenate([id_digests(list(values[a : a + chunk])) for a in range(0, len(values), chunk)] or
+                          [np.empty((0, 16), dtype=np.uint8)])
 
 
 def kkrt_psi(
-    chan: Channel, values: list[bytes], peer: str, *, reveal: str, normalization: str, step: str = "psi",
+    chan: Channel, digests: np.ndarray, peer: str, *, reveal: str, normalization: str, step: str = "psi",
 ) -> KkrtResult:
-    """Run KKRT-PSI with ``peer`` on normalised IDs (UTF-8 bytes; ``normalization`` names how they were
-    normalised, and must equal the peer's); see the module docstring. ``reveal``: "both" or the learning
-    party. :func:`misuan.protocols.psi.psi` with ``protocol = "kkrt"`` normalises and calls this."""
+    """Run KKRT-PSI with ``peer`` on the 16-byte digests of normalised IDs (:func:`id_digests`;
+    ``normalization`` names how the IDs were normalised and must equal the peer's); see the module
+    docstring. ``reveal``: "both" or the learning party. Rows in the result index ``digests``.
+    :func:`misuan.protocols.psi.psi` with ``protocol = "kkrt"`` normalises, hashes and calls this."""
     if reveal not in ("both", chan.party, peer):
         raise ConfigError(f"KKRT-PSI reveals to 'both', {chan.party!r} or {peer!r}, not {reveal!r} (use ECDH-PSI for 'size')")
     t0 = time.perf_counter()
-    digests = _digests(values)
-    mine = Hello(PROTOCOL.version, normalization, reveal, digests.shape[0], CODE_BITS, HASHES, STAT_BITS)
+    _check_duplicates(digests)
+    nonce = os.urandom(16)
+    mine = Hello(PROTOCOL.version, normalization, reveal, digests.shape[0], CODE_BITS, HASHES, STAT_BITS,
+                 np.frombuffer(nonce, dtype=np.uint8))
     chan.send(peer, f"{step}/hello", mine)
     chan.disclose(step, SET_SIZE, chan.party, peer, (), n=mine.n_rows)
     theirs = chan.recv(peer, f"{step}/hello", expect=Hello)
     _check_hello(mine, theirs, peer)
     chan.disclose(step, SET_SIZE, peer, chan.party, (), n=theirs.n_rows)
-    timings = {"hash_ids": time.perf_counter() - t0}
     receiver = receiver_of(reveal, (chan.party, peer))
-    if receiver == chan.party:
-        return _as_receiver(chan, peer, digests, theirs.n_rows, reveal, step, timings)
-    return _as_sender(chan, peer, digests, theirs.n_rows, reveal, step, timings)
+    nonces = (nonce, bytes(theirs.nonce)) if receiver == chan.party else (bytes(theirs.nonce), nonce)
+    buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + b"".join(nonces)).digest()[:16],
+                       buckets_for(max(mine.n_rows, theirs.n_rows)))
+    peer_counts = _exchange_counts(chan, peer, buckets, theirs.n_rows, step)
+    timings: dict[str, float] = {"hash_ids": time.perf_counter() - t0}
+    role = _as_receiver if receiver == chan.party else _as_sender
+    found: list[np.ndarray] = []
+    learns = True
+    for b, rows in enumerate(buckets.rows):
+        res = role(chan, peer, digests[rows], int(peer_counts[b]), reveal, step, timings)
+        if res.local_rows is None:
+            learns = False
+        else:
+            found.append(rows[res.local_rows])
+    if not learns:
+        return KkrtResult(None, None, int(theirs.n_rows), timings)
+    shared = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+    shared = shared[np.lexsort(digests[shared].T[::-1])]  # both sides: the shared IDs in digest order
+    return KkrtResult(shared.astype(np.int64), int(shared.size), int(theirs.n_rows), timings)
+
+
+def buckets_for(n: int) -> int:
+    """Buckets of at most about BUCKET_ITEMS IDs each: memory per party follows the bucket, not the set."""
+    return max(1, -(-n // BUCKET_ITEMS))
+
+
+class _Buckets:
+    """This party's IDs split by a keyed hash both parties derive from both hellos' nonces."""
+
+    def __init__(self, digests: np.ndarray, key: bytes, n: int) -> None:
+        which = (prf(key, digests)[:, :8].copy().view("<u8").reshape(-1) % np.uint64(n)).astype(np.int64) if n > 1 \
+            else np.zeros(digests.shape[0], dtype=np.int64)
+        self.counts = np.bincount(which, minlength=n).astype(np.int64)
+        order = np.argsort(which, kind="stable")
+        edges = np.concatenate([[0], np.cumsum(self.counts)])
+        self.rows = [order[edges[b] : edges[b + 1]] for b in range(n)]
+
+
+def _exchange_counts(chan: Channel, peer: str, buckets: _Buckets, n_peer: int, step: str) -> np.ndarray:
+    n = len(buckets.rows)
+    if n == 1:
+        return np.array([n_peer], dtype=np.int64)
+    chan.send(peer, f"{step}/buckets", BucketSizes(buckets.counts))
+    chan.disclose(step, BUCKET_SIZES, chan.party, peer, (n,))
+    counts = np.asarray(chan.recv(peer, f"{step}/buckets", expect=BucketSizes).counts)
+    if counts.dtype != np.int64 or counts.shape != (n,) or (counts < 0).any() or int(counts.sum()) != n_peer:
+        raise MalformedMessageError(f"{peer}'s bucket sizes must be {n} int64 counts adding up to its {n_peer} IDs")
+    chan.disclose(step, BUCKET_SIZES, peer, chan.party, (n,))
+    return counts
+
+
+def _check_duplicates(digests: np.ndarray) -> None:
+    keys = digests[:, :8].copy().view("<u8").reshape(-1)
+    order = np.argsort(keys, kind="stable")
+    dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if dup.size and any(bytes(digests[order[i]]) == bytes(digests[order[i + 1]]) for i in dup.tolist()):
+        rows = sorted({int(order[i]) for i in dup} | {int(order[i + 1]) for i in dup})
+        shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+        raise DuplicateIdError(f"rows {shown} repeat an ID after normalisation: deduplicate the ID column before PSI")
 
 
 def _as_receiver(

@@ -23,6 +23,13 @@ class Hello:
     code_bits: int
     hashes: int
     stat_bits: int
+    nonce: np.ndarray  # (16,) uint8, random: both nonces key the hash that splits the IDs into buckets
+
+
+@wire.message("kkrt.BucketSizes")
+@dataclasses.dataclass
+class BucketSizes:
+    counts: np.ndarray  # int64: this party's IDs in each bucket (only when there is more than one)
 
 
 @wire.message("kkrt.ReceiverSetup")

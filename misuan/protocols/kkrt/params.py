@@ -12,6 +12,10 @@ must use exactly these, and the hello checks that they do).
   never gives a wrong result and the sender never learns of it.
 - ``STAT_BITS = 40``: the sender's OPRF outputs are truncated to ``ceil((40 + log2(3 n m)) / 8)``
   bytes (at least 8), so a false match among all ``3 n m`` comparisons has probability below 2^-40.
+- ``BUCKET_ITEMS``: sets larger than this are split into ``ceil(max(n, m) / BUCKET_ITEMS)`` buckets
+  by a hash keyed with both parties' hello nonces, and the protocol runs bucket after bucket; each
+  party learns the other's number of IDs per bucket, whose distribution depends only on its set
+  size (the key is fresh and random each run).
 - ``CHUNK_BINS``: the columns of the OT extension travel in chunks of this many bins (8 MiB each)
   and are consumed as they arrive.
 """
@@ -30,6 +34,7 @@ CUCKOO_TRIES = 8
 CHUNK_BINS = 1 << 17  # a multiple of 128, so a chunk's column bytes start on an AES block
 OUTPUT_CHUNK = 1 << 17  # sender items per message of OPRF outputs
 MAX_ROWS = 1 << 30
+BUCKET_ITEMS = 1 << 20  # IDs per bucket (about): a party's memory follows the bucket, not the whole set
 
 
 def n_bins_for(n: int) -> int:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from misuan.crypto.ecdh import GROUP_NAME, BlindingKey
 from misuan.errors import ConfigError, MalformedMessageError, MisuanError, ProtocolVersionError
 from misuan.net.channel import Channel
-from misuan.protocols.kkrt import kkrt_psi
+from misuan.protocols.kkrt import id_digests, kkrt_psi
 from misuan.protocols.psi.blinding import (
     Executor,
     InlineExecutor,
@@ -332,8 +332,11 @@ def _kkrt(chan: Channel, ids: Sequence[Any] | np.ndarray, peer: str, params: Psi
     if params.reveal == "size":
         raise ConfigError('PSI protocol "kkrt" cannot reveal only the size: use protocol = "ecdh" (or "auto") for that')
     values = coerce_ids(ids)
-    normalized = normalize_ids(values, params.normalize)
-    res = kkrt_psi(chan, normalized, peer, reveal=params.reveal, normalization=params.normalize.canonical(), step=step)
+    chunk = 1 << 20  # normalised bytes of one chunk at a time: memory for the digests, not for a copy of every ID
+    parts = [id_digests(normalize_ids(values[a : a + chunk], params.normalize, range(a, min(a + chunk, len(values)))))
+             for a in range(0, len(values), chunk)]
+    digests = np.concatenate(parts) if parts else np.empty((0, 16), dtype=np.uint8)
+    res = kkrt_psi(chan, digests, peer, reveal=params.reveal, normalization=params.normalize.canonical(), step=step)
     inter = None if res.local_rows is None else [values[i] for i in res.local_rows.tolist()]
     return PsiResult(res.size, inter, res.local_rows, res.peer_size, res.timings, x25519="none (kkrt)")
 
