@@ -32,5 +32,7 @@ def transpose(cols: np.ndarray) -> np.ndarray:
         s = np.uint64(shift)
         t = (x ^ (x >> s)) & mask
         x ^= t ^ (t << s)
-    out = x.astype(">u8").view(np.uint8).reshape(w // 8, nb, 8)
-    return np.ascontiguousarray(out.transpose(1, 2, 0)).reshape(nb * 8, w // 8)
+    # word (row block r, column byte c) holds output rows 8c..8c+7, byte r each: gather the words of
+    # one column byte together first (8-byte moves), then transpose bytes within that 512-byte block
+    words = np.ascontiguousarray(x.astype(">u8").reshape(w // 8, nb).T)
+    return np.ascontiguousarray(words.view(np.uint8).reshape(nb, w // 8, 8).transpose(0, 2, 1)).reshape(nb * 8, w // 8)

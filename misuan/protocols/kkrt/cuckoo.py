@@ -45,7 +45,9 @@ def insert(bins: np.ndarray, n_bins: int, rng: np.random.Generator, max_rounds: 
         winners = homeless[first]
         evicted = table[slots]
         table[slots] = winners
-        losers = np.setdiff1d(homeless, winners, assume_unique=True)
+        lost = np.ones(homeless.size, dtype=bool)
+        lost[first] = False
+        losers = homeless[lost]
         moved = np.concatenate([losers, evicted[evicted >= 0]])
         # another candidate, at random: a fixed order can cycle
         choice[moved] = (choice[moved] + rng.integers(1, k, size=moved.size)) % k
