@@ -189,6 +189,7 @@ class PartyRun:
     cpu_s: float  # CPU seconds of the party process and its workers (sampled every 0.2 s)
     timings: dict[str, float]
     order_digest: str  # SHA-256 of the intersection in the party's order: equal on both sides
+    set_digest: str = ""  # SHA-256 of the sorted intersection: equal to the plaintext twin's
 
 
 def _party_work(
@@ -214,6 +215,7 @@ def _party_work(
             cpu_s=mem.cpu_seconds - cpu_before,
             timings=result.timings,
             order_digest=hashlib.sha256("\n".join(inter).encode()).hexdigest(),
+            set_digest=hashlib.sha256("\n".join(sorted(inter)).encode()).hexdigest(),
         )
     )
 
@@ -333,12 +335,15 @@ def _run_misuan(n: int, protocol: str, transport: str, backend: str, args: argpa
     else:
         runs, wall = run_over_socketpair(n, args.overlap, args.workers)
     expected = int(n * args.overlap)
-    ok = all(r.size == expected for r in runs) and len({r.order_digest for r in runs}) == 1
+    twin = sorted(set(make_ids(PARTIES[0], n, args.overlap)) & set(make_ids(PARTIES[1], n, args.overlap)))
+    twin_digest = hashlib.sha256("\n".join(twin).encode()).hexdigest()
+    ok = (all(r.size == expected for r in runs) and len({r.order_digest for r in runs}) == 1
+          and all(r.set_digest == twin_digest for r in runs))
     protocol_s = max(r.seconds for r in runs)
     what = "KKRT-PSI (OT extension, AES)" if protocol == "kkrt" else f"ECDH-PSI (X25519 by {backend})"
     print(f"\n== {n:,} x {n:,} IDs, {expected:,} shared: misuan {what}, reveal=both ==")
     print(f"{protocol} {n} x {n}: wall {wall:.1f} s")
-    print(f"  correct: {ok} (both sizes {expected:,}, same customers in the same order)")
+    print(f"  correct: {ok} (both sizes {expected:,}, the plaintext intersection, same customers in the same order)")
     cpu = sum(r.cpu_s for r in runs)
     cores = os.cpu_count() or 1
     print(f"  wall {wall:.1f} s (process start to results), protocol {protocol_s:.1f} s; load average {os.getloadavg()[0]:.1f}")

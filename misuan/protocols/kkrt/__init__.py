@@ -236,7 +236,7 @@ def _as_receiver(
     chan.disclose(step, BASE_OT, me, peer, (1,))
     r.accept_sender_setup(chan.recv(peer, f"{step}/setup", expect=SenderSetup))
     chan.disclose(step, BASE_OT, peer, me, (CODE_BITS,))
-    timings["setup"] = time.perf_counter() - t
+    timings["setup"] = timings.get("setup", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     for start, stop in r.chunks():
         chan.send(peer, f"{step}/columns", r.columns(start, stop))
@@ -249,7 +249,7 @@ def _as_receiver(
     if reveal == "both":
         chan.send(peer, f"{step}/matches", Matches(positions.astype(np.int64)))
         chan.disclose(step, INTERSECTION_BACK, me, peer, (), size=int(own.size))
-    timings["extension_and_match"] = time.perf_counter() - t
+    timings["extension_and_match"] = timings.get("extension_and_match", 0.0) + time.perf_counter() - t
     return KkrtResult(own.astype(np.int64), int(own.size), n_peer, timings)
 
 
@@ -264,7 +264,7 @@ def _as_sender(
     chan.disclose(step, BASE_OT, peer, me, (1,))
     chan.send(peer, f"{step}/setup", s.accept_receiver_setup(setup))
     chan.disclose(step, BASE_OT, me, peer, (CODE_BITS,))
-    timings["setup"] = time.perf_counter() - t
+    timings["setup"] = timings.get("setup", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     while not s.complete:
         s.accept_columns(chan.recv(peer, f"{step}/columns", expect=Columns))
@@ -274,10 +274,10 @@ def _as_sender(
     chan.disclose(step, OUTPUTS, me, peer, (s.m, HASHES))
     if reveal != "both":
         chan.disclose(step, INTERSECTION, me, peer, (), size_known=False)
-        timings["extension"] = time.perf_counter() - t
+        timings["extension"] = timings.get("extension", 0.0) + time.perf_counter() - t
         return KkrtResult(None, None, n_peer, timings)
     chan.disclose(step, INTERSECTION, me, peer, ())
     rows = s.shared(chan.recv(peer, f"{step}/matches", expect=Matches).positions)
     chan.disclose(step, INTERSECTION_BACK, peer, me, (), size=int(rows.size))
-    timings["extension"] = time.perf_counter() - t
+    timings["extension"] = timings.get("extension", 0.0) + time.perf_counter() - t
     return KkrtResult(rows.astype(np.int64), int(rows.size), n_peer, timings)
