@@ -27,6 +27,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -155,6 +156,39 @@ def create_ca(
     return cert_path
 
 
+def _load_ca(ca_d: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    ca_cert = _load_cert(_read(ca_d / CA_CERT, "CA certificate"), ca_d / CA_CERT)
+    ca_key = serialization.load_pem_private_key(_read(ca_d / CA_KEY, "CA private key"), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{ca_d / CA_KEY} is not an ECDSA key made by misuan")
+    return ca_cert, ca_key
+
+
+def _node_certificate(
+    subject: x509.Name, sans: Sequence[x509.GeneralName], public_key: Any, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    days: int,
+) -> x509.Certificate:
+    """A node certificate signed by ``ca``: both TLS usages, the party's names, at most the CA's lifetime."""
+    ca_cert, ca_key = ca
+    now = _now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
 def issue_party_cert(
     ca_dir: str | os.PathLike[str],
     party: str,
@@ -172,33 +206,10 @@ def issue_party_cert(
     ca_d = Path(ca_dir)
     out = Path(out_dir) if out_dir is not None else ca_d
     ca_pem = _read(ca_d / CA_CERT, "CA certificate")
-    ca_cert = _load_cert(ca_pem, ca_d / CA_CERT)
-    ca_key = serialization.load_pem_private_key(_read(ca_d / CA_KEY, "CA private key"), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{ca_d / CA_KEY} is not an ECDSA key made by misuan")
-
-    sans = _sans(party, hosts)
+    ca = _load_ca(ca_d)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party)])
+    cert = _node_certificate(subject, _sans(party, hosts), key.public_key(), ca, days)
     files = party_tls_files(out, party)
     _write_atomic(files.key, _key_pem(key), private=True)
     _write_atomic(files.cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
@@ -268,25 +279,7 @@ def sign_csr(
         sans = []
     if not party or x509.DNSName(party) not in sans:
         raise ConfigError(f"{csr_path}: a node's request names its party as CN and as a DNS name (make it with `misuan certs request`)")
-    ca_cert = _load_cert(_read(ca_d / CA_CERT, "CA certificate"), ca_d / CA_CERT)
-    ca_key = serialization.load_pem_private_key(_read(ca_d / CA_KEY, "CA private key"), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{ca_d / CA_KEY} is not an ECDSA key made by misuan")
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert = _node_certificate(csr.subject, sans, csr.public_key(), _load_ca(ca_d), days)
     path = Path(out)
     _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return path
