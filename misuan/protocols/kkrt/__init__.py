@@ -110,7 +110,7 @@ def id_digests(values: list[bytes]) -> np.ndarray:
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
     if n == 0:
         return np.empty((0, 16), dtype=np.uint8)
-    width = int(lengths.max())
+    width = int(np.max(lengths))
     if width > _MAX_FAST_ID_BYTES:
         blob = b"".join(hashlib.blake2b(v, digest_size=16, person=_ID_PERSON).digest() for v in values)
         return np.frombuffer(blob, dtype=np.uint8).reshape(-1, 16)

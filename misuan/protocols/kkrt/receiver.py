@@ -40,7 +40,7 @@ class OprfReceiver:
         self.session = os.urandom(16)
         self.ot = OtSender()
         self.bin_of = np.empty(0, dtype=np.int64)
-        self._own_items = np.empty(0, dtype=np.int64)
+        self._own_items: np.ndarray = np.empty(0, dtype=np.int64)
         self._own_values = np.empty((0, out_bytes), dtype=np.uint8)
         self._hits: list[np.ndarray] = []  # (sender position, own row) of matched outputs, chunk by chunk
         self._received = 0
@@ -141,7 +141,7 @@ class OprfReceiver:
         first = np.ones(pos.size, dtype=bool)
         first[1:] = pos[1:] != pos[:-1]
         positions, own_items = pos[first], self._own_items[own_rows[first]]
-        if own_items.size and np.bincount(own_items, minlength=self.n).max() > 1:
+        if own_items.size and int(np.max(np.bincount(own_items, minlength=self.n))) > 1:
             raise CryptoError("an ID matched twice: the OPRF outputs collided (probability below 2^-40)")
         by_digest = np.lexsort(self.digests[own_items].T[::-1])
         return own_items[by_digest], positions[by_digest]
