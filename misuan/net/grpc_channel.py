@@ -205,6 +205,7 @@ class GrpcChannel(Channel):
     def _connect_peer(self, link: _PeerLink, deadline: float, connect_timeout_s: float) -> None:
         delay = 0.05
         probed = False
+        refusal: AuthenticationError | None = None
         waiting_since: float | None = None
         while True:
             left = deadline - time.monotonic()
@@ -244,10 +245,15 @@ class GrpcChannel(Channel):
             if "Socket closed" in details and not probed:
                 # TLS 1.3: a server that rejects our certificate just closes the connection
                 probed = True
-                refusal = _probe_client_cert(link, self.tls)
+                roots = self.anchors[link.name].pem if self.anchors is not None else self.tls.ca
+                refusal = _probe_client_cert(link, self.tls, roots)
+                if refusal is not None and self.anchors is None:
+                    raise refusal
+                # with per-party anchors the peer's node trusts our CA only once it holds the job
+                # (its TLS roots follow its jobs): keep trying, and report the refusal at the deadline
+            if time.monotonic() + delay > deadline:
                 if refusal is not None:
                     raise refusal
-            if time.monotonic() + delay > deadline:
                 if code == grpc.StatusCode.NOT_FOUND:
                     raise PeerUnreachableError(
                         f"{link.name} at {link.address} is up but not running job {self.job_id!r} after "
@@ -372,7 +378,7 @@ class GrpcChannel(Channel):
             self.server.stop(grace_s=1.0)
 
 
-def _probe_client_cert(link: _PeerLink, tls: TlsMaterial) -> AuthenticationError | None:
+def _probe_client_cert(link: _PeerLink, tls: TlsMaterial, roots: bytes) -> AuthenticationError | None:
     """Tell "the peer rejects our certificate" from "the peer is not up", with the stdlib TLS client.
 
     Under TLS 1.3 a server that refuses the client certificate closes the connection after the
@@ -380,7 +386,7 @@ def _probe_client_cert(link: _PeerLink, tls: TlsMaterial) -> AuthenticationError
     """
     host, _, port = link.address.rpartition(":")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cadata=tls.ca.decode("ascii", "replace"))
+    ctx.load_verify_locations(cadata=roots.decode("ascii", "replace"))
     ctx.load_cert_chain(str(tls.files.cert), str(tls.files.key))
     ctx.set_alpn_protocols(["h2"])
     try:

@@ -87,7 +87,9 @@ class PartyServer:
     one when none is given.
     """
 
-    def __init__(self, party: str, tls: TlsFiles, listen: str = "127.0.0.1:0", max_workers: int = 32) -> None:
+    def __init__(
+        self, party: str, tls: TlsFiles, listen: str = "127.0.0.1:0", max_workers: int = 32, extra_roots: bytes = b""
+    ) -> None:
         mat = check_tls_files(tls, party)
         self.party = party
         self.tls = tls
@@ -110,7 +112,10 @@ class PartyServer:
             options=_SERVER_OPTIONS,
         )
         self._identity = [(mat.key, mat.cert)]
-        self._base_roots = mat.ca
+        # its own CA and the CAs of the peers its node knows ([peer.NAME]): their nodes can reach this
+        # one before a job is registered here (they then hear "no such job" and retry, not a TLS failure)
+        self._base_roots = mat.ca if mat.ca.endswith(b"\n") else mat.ca + b"\n"
+        self._base_roots += extra_roots
         self._roots_served: bytes | None = None
         self._verified: dict[tuple[bytes, tuple[str, ...], tuple[str, ...]], float] = {}
         creds = grpc.dynamic_ssl_server_credentials(

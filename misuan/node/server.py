@@ -42,7 +42,7 @@ from types import FrameType
 
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
-from misuan.crypto.trust import TrustAnchors, file_expiry_warnings
+from misuan.crypto.trust import TrustAnchors, file_expiry_warnings, load_anchors
 from misuan.errors import (
     AuthenticationError,
     JobRefusedError,
@@ -333,8 +333,11 @@ class Node:
     # --- helpers -------------------------------------------------------------------------------
     def _ensure_server(self) -> PartyServer:
         if self._server is None:
-            self._server = PartyServer(self.config.party, self.config.tls, self.config.listen)
+            self._server = PartyServer(self.config.party, self.config.tls, self.config.listen, extra_roots=self._peer_roots())
         return self._server
+
+    def _peer_roots(self) -> bytes:
+        return b"".join(load_anchors(name, t.ca, t.pins, t.where).pem for name, t in sorted(self.config.peers.items()))
 
     def _channel_opener(self, spec: JobSpec, anchors: dict[str, TrustAnchors] | None) -> ChannelOpener:
         if self._opener is not None:

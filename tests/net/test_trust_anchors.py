@@ -16,7 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from misuan.crypto.certs import TlsFiles, create_ca, issue_party_cert
 from misuan.crypto.trust import TrustAnchors, fingerprint, load_anchors, verify_party_chain
-from misuan.errors import AuthenticationError
+from misuan.errors import AuthenticationError, PeerUnreachableError
 from misuan.net.channel import Mailbox
 from misuan.net.grpc_channel import GrpcChannel, open_grpc_channel
 from misuan.net.grpc_server import PartyServer
@@ -111,9 +111,16 @@ def test_a_revoked_certificate_is_refused_both_ways(two_pkis: dict[str, Institut
     tls = {p: i.tls for p, i in two_pkis.items()}
     bank_anchors = _anchors(cas, frozenset({partner_fp}))
     # as a server: the bank refuses the partner's client certificate (details only in the bank's log)
-    out = _open_pair(tls, {"bank": bank_anchors, "partner": _anchors(cas)}, "revoked")
-    assert isinstance(out["partner"], AuthenticationError), out["partner"]
-    assert "bank does not accept this certificate for 'partner'" in str(out["partner"])
+    bank_server = PartyServer("bank", tls["bank"])
+    bank_server.register("revoked", ["bank", "partner"], Mailbox(), 1 << 20, anchors=bank_anchors)
+    try:
+        with pytest.raises(AuthenticationError, match="bank does not accept this certificate for 'partner'"):
+            open_grpc_channel(
+                "partner", {"bank": bank_server.address, "partner": "127.0.0.1:0"}, "revoked", tls["partner"],
+                anchors=_anchors(cas), connect_timeout_s=3,
+            )
+    finally:
+        bank_server.stop(0)
     # as a client: the bank reads the partner's server certificate before its first message
     partner_server = PartyServer("partner", tls["partner"])
     partner_server.register("revoked-2", ["bank", "partner"], Mailbox(), 1 << 20, anchors=_anchors(cas))
@@ -211,3 +218,18 @@ def test_corporate_pki_with_an_intermediate_ca(tmp_path: Path, two_pkis: dict[st
     root, partner_tls = _intermediate_pki(tmp_path / "corp", "partner")
     cas = {"bank": [two_pkis["bank"].ca], "partner": [root]}  # only the root is the partner's anchor
     _exchange(_open_pair({"bank": two_pkis["bank"].tls, "partner": partner_tls}, {"bank": _anchors(cas), "partner": _anchors(cas)}, "corp"))
+
+
+def test_a_node_that_knows_its_peers_ca_answers_no_such_job_rather_than_failing_tls(two_pkis: dict[str, Institution]) -> None:
+    """Before a job is registered, a server trusts its own CA and its configured peers' CAs (extra roots):
+    a peer that connects early hears "not running job" and retries, instead of a TLS refusal."""
+    cas = {"bank": [two_pkis["bank"].ca], "partner": [two_pkis["partner"].ca]}
+    bank_server = PartyServer("bank", two_pkis["bank"].tls, extra_roots=two_pkis["partner"].ca.read_bytes())
+    try:
+        with pytest.raises(PeerUnreachableError, match="is up but not running job 'early'"):
+            open_grpc_channel(
+                "partner", {"bank": bank_server.address, "partner": "127.0.0.1:0"}, "early", two_pkis["partner"].tls,
+                anchors=_anchors(cas), connect_timeout_s=2,
+            )
+    finally:
+        bank_server.stop(0)
