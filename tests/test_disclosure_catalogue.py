@@ -194,7 +194,7 @@ def _describe_run() -> list[Recorded]:
 
 
 def _kkrt_bucket_run() -> list[Recorded]:
-    """KKRT-PSI over several buckets (the bucket size made small): its bucket sizes are recorded."""
+    """KKRT-PSI over several buckets (the bucket size made small): each bucket's entries are catalogued."""
     import misuan.protocols.kkrt as kkrt
     from misuan.protocols.psi import PsiParams, psi
 

@@ -32,7 +32,6 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
     }),
     "kkrt": (1, {
         "kkrt.Hello": ["version", "normalization", "reveal", "n_rows", "code_bits", "hashes", "stat_bits", "nonce"],
-        "kkrt.BucketSizes": ["counts"],
         "kkrt.ReceiverSetup": ["n_bins", "bin_keys", "base_ot", "session"],
         "kkrt.SenderSetup": ["code_keys", "base_ot"],
         "kkrt.Columns": ["start", "columns"],

@@ -127,9 +127,25 @@ def test_large_sets_run_bucket_by_bucket(monkeypatch: pytest.MonkeyPatch) -> Non
     out = _run(bank, partner)
     b, p = out["bank"].result, out["partner"].result
     assert set(b.intersection) == set(bank) & set(partner) and b.intersection == p.intersection
-    sizes = [d for d in out["bank"].disclosures if d.what.startswith("its number of IDs in each bucket")]
-    assert [(d.discloser, d.shape) for d in sizes] == [("bank", (5,)), ("partner", (5,))]
-    assert sum(1 for d in out["bank"].disclosures if d.what == "cuckoo table size and hash keys") == 5
+    tables = [d for d in out["bank"].disclosures if d.what == "cuckoo table size and hash keys"]
+    # every bucket padded to the same public size: the table sizes tell nothing but the set size
+    assert len(tables) == 5 and len({d.detail["n_bins"] for d in tables}) == 1
+    assert kkrt.bucket_cap(300, 5) > 60 and kkrt.bucket_cap(300, 1) == 300
+
+
+def test_digests_are_a_collision_resistant_hash_of_each_id_alone() -> None:
+    one = id_digests([b"alice"])
+    assert np.array_equal(one[0], id_digests([b"alice", b"x" * 300])[0])  # the same whatever else is hashed
+    assert not np.array_equal(id_digests([b"abcdefghijklmno"])[0], id_digests([b"abcdefghijklmno\x1f"])[0])
+
+
+def test_coinciding_candidate_bins_give_distinct_values() -> None:
+    # a sender ID whose hash functions pick the same bin must not repeat a value the receiver could spot
+    from misuan.protocols.kkrt.receiver import tweaks
+
+    same_bin = np.array([7, 7], dtype=np.int64)
+    t = tweaks(b"s" * 16, same_bin, np.array([0, 1]))
+    assert not np.array_equal(t[0], t[1])
 
 
 def test_size_only_and_duplicates_are_refused() -> None:

@@ -19,11 +19,13 @@ whose name sorts first, which then tells the other); the **sender** S holds the 
    points (choice bits ``s``) and the code keys. R gets seed pairs ``(k_i^0, k_i^1)``, S gets ``k_i^{s_i}``.
 3. R streams the OT-extension columns in chunks of bins: ``u_i = G(k_i^0) ^ G(k_i^1) ^ c_i``, where
    ``c_i`` is column ``i`` of the matrix whose row ``j`` is the codeword ``C(x)`` of the digest in bin
-   ``j`` (random for an empty bin) and ``G`` is AES-CTR. S computes ``q_i = G(k_i^{s_i}) ^ s_i u_i``,
+   ``j`` (zeros for an empty bin) and ``G`` is AES-CTR. S computes ``q_i = G(k_i^{s_i}) ^ s_i u_i``,
    so that row ``j`` is ``q_j = t_j ^ (C(x_j) & s)`` with ``t_j`` the rows of ``G(k_i^0)``.
 4. S sends, for each of its digests ``y`` in a secret random order and each of its 3 candidate bins
-   ``b``, ``F(b, y) = H(b, q_b ^ (C(y) & s))`` truncated to :func:`.params.output_bytes` bytes.
-   R's own value for the digest in bin ``b`` is ``H(b, t_b)``: equal exactly when ``y = x_b``
+   ``b = h_i(y)``, ``F(b, i, y) = H(b, i, q_b ^ (C(y) & s))`` truncated to
+   :func:`.params.output_bytes` bytes.
+   R's own value for the digest in bin ``b``, placed there by hash function ``i``, is
+   ``H(b, i, t_b)``: equal exactly when ``y = x_b``
    (up to a false match, below 2^-40 in all). R matches them.
 5. In mode ``"both"``, R sends back the positions (in S's random order) of S's matched digests;
    both then list the shared rows sorted by digest, the same customers in the same order.
@@ -47,18 +49,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from misuan.crypto.aes_prg import fixed_key_hash, prf
-from misuan.errors import ConfigError, DuplicateIdError, MalformedMessageError
+from misuan.crypto.aes_prg import prf
+from misuan.errors import ConfigError, CryptoError, DuplicateIdError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.kkrt.disclosures import (
     BASE_OT,
-    BUCKET_SIZES,
     COLUMNS,
     DISCLOSURES,
     INTERSECTION,
@@ -69,7 +71,6 @@ from misuan.protocols.kkrt.disclosures import (
 )
 from misuan.protocols.kkrt.messages import (
     PROTOCOL,
-    BucketSizes,
     Columns,
     Hello,
     Matches,
@@ -81,10 +82,11 @@ from misuan.protocols.kkrt.params import BUCKET_ITEMS, CODE_BITS, HASHES, MAX_RO
 from misuan.protocols.kkrt.receiver import OprfReceiver
 from misuan.protocols.kkrt.sender import OprfSender
 
-__all__ = ["DISCLOSURES", "PROTOCOL", "KkrtResult", "buckets_for", "digests_of", "id_digests", "kkrt_psi", "receiver_of"]
+__all__ = [
+    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_cap", "buckets_for", "digests_of", "id_digests", "kkrt_psi", "receiver_of",
+]
 
 _ID_PERSON = b"misuan-kkrt-id1"
-_MAX_FAST_ID_BYTES = 256
 
 
 @dataclasses.dataclass
@@ -103,25 +105,12 @@ def receiver_of(reveal: str, parties: Sequence[str]) -> str:
 
 
 def id_digests(values: list[bytes]) -> np.ndarray:
-    """16-byte digests of normalised IDs: fixed-key AES (MMO) over the zero-padded bytes, with the
-    length and a domain tag as the tweak, so that IDs of other lengths never share an input; one
-    OpenSSL call for all IDs. IDs longer than 256 bytes go through BLAKE2b instead."""
-    n = len(values)
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
-    if n == 0:
-        return np.empty((0, 16), dtype=np.uint8)
-    width = int(np.max(lengths))
-    if width > _MAX_FAST_ID_BYTES:
-        blob = b"".join(hashlib.blake2b(v, digest_size=16, person=_ID_PERSON).digest() for v in values)
-        return np.frombuffer(blob, dtype=np.uint8).reshape(-1, 16)
-    width = max(16, -(-width // 16) * 16)
-    padded = np.zeros((n, width), dtype=np.uint8)
-    raw = np.array(values, dtype=f"S{width}")  # zero-padded (the length in the tweak keeps it injective)
-    padded[:] = raw.view(np.uint8).reshape(n, width)
-    tweak = np.zeros((n, 16), dtype=np.uint8)
-    tweak[:, :8] = np.frombuffer(_ID_PERSON[:8], dtype=np.uint8)
-    tweak[:, 8:] = lengths.astype(">u8").view(np.uint8).reshape(n, 8)
-    return fixed_key_hash(padded, tweak)
+    """16-byte digests of normalised IDs: BLAKE2b-128, personalised for this protocol, of each ID as
+    it is (a collision-resistant hash: two IDs share a digest only with probability about 2^-64 over
+    all pairs, and nobody can make a chosen ID collide with another's). One hashlib call per ID."""
+    blake = hashlib.blake2b
+    blob = b"".join([blake(v, digest_size=16, person=_ID_PERSON).digest() for v in values])
+    return np.frombuffer(blob, dtype=np.uint8).reshape(-1, 16)
 
 
 def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
@@ -165,19 +154,22 @@ def kkrt_psi(
     chan.disclose(step, SET_SIZE, peer, chan.party, (), n=theirs.n_rows)
     receiver = receiver_of(reveal, (chan.party, peer))
     nonces = (nonce, bytes(theirs.nonce)) if receiver == chan.party else (bytes(theirs.nonce), nonce)
-    buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + b"".join(nonces)).digest()[:16],
-                       buckets_for(max(mine.n_rows, theirs.n_rows)))
-    peer_counts = _exchange_counts(chan, peer, buckets, theirs.n_rows, step)
+    n_buckets = buckets_for(max(mine.n_rows, theirs.n_rows))
+    buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + b"".join(nonces)).digest()[:16], n_buckets)
+    cap_me, cap_peer = bucket_cap(mine.n_rows, n_buckets), bucket_cap(theirs.n_rows, n_buckets)
+    cap_r, cap_s = (cap_me, cap_peer) if receiver == chan.party else (cap_peer, cap_me)
+    out_bytes = output_bytes(n_buckets * cap_r, n_buckets * cap_s)  # 2^-40 over all buckets together
     timings: dict[str, float] = {"hash_ids": time.perf_counter() - t0}
     role = _as_receiver if receiver == chan.party else _as_sender
     found: list[np.ndarray] = []
     learns = True
-    for b, rows in enumerate(buckets.rows):
-        res = role(chan, peer, digests[rows], int(peer_counts[b]), reveal, step, timings)
+    for rows in buckets.rows:
+        mine_b = digests if n_buckets == 1 else _padded(digests[rows], cap_me, n_buckets)
+        res = role(chan, peer, mine_b, cap_peer, reveal, step, timings, out_bytes)
         if res.local_rows is None:
             learns = False
         else:
-            found.append(rows[res.local_rows])
+            found.append(rows[res.local_rows[res.local_rows < rows.size]])  # never a dummy
     if not learns:
         return KkrtResult(None, None, int(theirs.n_rows), timings)
     shared = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
@@ -194,25 +186,37 @@ class _Buckets:
     """This party's IDs split by a keyed hash both parties derive from both hellos' nonces."""
 
     def __init__(self, digests: np.ndarray, key: bytes, n: int) -> None:
-        which = (prf(key, digests)[:, :8].copy().view("<u8").reshape(-1) % np.uint64(n)).astype(np.int64) if n > 1 \
-            else np.zeros(digests.shape[0], dtype=np.int64)
+        if n == 1:
+            self.rows = [np.arange(digests.shape[0], dtype=np.int64)]
+            return
+        which = (prf(key, digests)[:, :8].copy().view("<u8").reshape(-1) % np.uint64(n)).astype(np.int64)
         self.counts = np.bincount(which, minlength=n).astype(np.int64)
         order = np.argsort(which, kind="stable")
         edges = np.concatenate([[0], np.cumsum(self.counts)])
         self.rows = [order[edges[b] : edges[b + 1]] for b in range(n)]
 
 
-def _exchange_counts(chan: Channel, peer: str, buckets: _Buckets, n_peer: int, step: str) -> np.ndarray:
-    n = len(buckets.rows)
-    if n == 1:
-        return np.array([n_peer], dtype=np.int64)
-    chan.send(peer, f"{step}/buckets", BucketSizes(buckets.counts))
-    chan.disclose(step, BUCKET_SIZES, chan.party, peer, (n,))
-    counts = np.asarray(chan.recv(peer, f"{step}/buckets", expect=BucketSizes).counts)
-    if counts.dtype != np.int64 or counts.shape != (n,) or (counts < 0).any() or int(counts.sum()) != n_peer:
-        raise MalformedMessageError(f"{peer}'s bucket sizes must be {n} int64 counts adding up to its {n_peer} IDs")
-    chan.disclose(step, BUCKET_SIZES, peer, chan.party, (n,))
-    return counts
+def bucket_cap(n: int, n_buckets: int) -> int:
+    """IDs per bucket, dummies included, when ``n`` IDs go to ``n_buckets`` buckets (one bucket: ``n``).
+
+    A bucket's count is binomial with mean ``mu = n / n_buckets``; by a Chernoff bound it exceeds
+    ``mu + sqrt(3 mu (STAT_BITS ln 2 + ln n_buckets))`` with probability below 2^-STAT_BITS in all. Every
+    bucket is padded to this public size, so the peer learns nothing from the buckets beyond ``n``.
+    """
+    if n_buckets == 1:
+        return n
+    mu = n / n_buckets
+    return math.ceil(mu + math.sqrt(3 * mu * (STAT_BITS * math.log(2) + math.log(n_buckets)))) + 1
+
+
+def _padded(bucket: np.ndarray, cap: int, n_buckets: int) -> np.ndarray:
+    """A bucket's digests and random dummy digests up to ``cap`` (dummies match nothing: 2^-128 a pair)."""
+    if n_buckets == 1:
+        return bucket
+    if bucket.shape[0] > cap:
+        raise CryptoError(f"a bucket holds {bucket.shape[0]} IDs, above its bound {cap} (probability below 2^-40)")
+    dummies = np.frombuffer(os.urandom(16 * (cap - bucket.shape[0])), dtype=np.uint8).reshape(-1, 16)
+    return np.concatenate([bucket, dummies])
 
 
 def _check_duplicates(digests: np.ndarray) -> None:
@@ -226,11 +230,12 @@ def _check_duplicates(digests: np.ndarray) -> None:
 
 
 def _as_receiver(
-    chan: Channel, peer: str, digests: np.ndarray, n_peer: int, reveal: str, step: str, timings: dict[str, float]
+    chan: Channel, peer: str, digests: np.ndarray, n_peer: int, reveal: str, step: str, timings: dict[str, float],
+    out_bytes: int,
 ) -> KkrtResult:
     me = chan.party
     t = time.perf_counter()
-    r = OprfReceiver(digests, n_peer, output_bytes(digests.shape[0], n_peer))
+    r = OprfReceiver(digests, n_peer, out_bytes)
     chan.send(peer, f"{step}/setup", r.setup())
     chan.disclose(step, TABLE, me, peer, (HASHES, 16), n_bins=r.n_bins)
     chan.disclose(step, BASE_OT, me, peer, (1,))
@@ -254,11 +259,12 @@ def _as_receiver(
 
 
 def _as_sender(
-    chan: Channel, peer: str, digests: np.ndarray, n_peer: int, reveal: str, step: str, timings: dict[str, float]
+    chan: Channel, peer: str, digests: np.ndarray, n_peer: int, reveal: str, step: str, timings: dict[str, float],
+    out_bytes: int,
 ) -> KkrtResult:
     me = chan.party
     t = time.perf_counter()
-    s = OprfSender(digests, n_peer, output_bytes(n_peer, digests.shape[0]))
+    s = OprfSender(digests, n_peer, out_bytes)
     setup = chan.recv(peer, f"{step}/setup", expect=ReceiverSetup)
     chan.disclose(step, TABLE, peer, me, (HASHES, 16), n_bins=int(setup.n_bins))
     chan.disclose(step, BASE_OT, peer, me, (1,))

@@ -13,10 +13,6 @@ _RECEIVER, _SENDER = "the receiver", "the sender"
 _BOTH = 'reveal = "both"'
 
 SET_SIZE = DisclosureKind("kkrt", "number of IDs in its set", "plaintext", _EACH, _OTHER)
-BUCKET_SIZES = DisclosureKind(
-    "kkrt", "its number of IDs in each bucket (a keyed hash fresh each run)", "plaintext", _EACH, _OTHER,
-    "more than one bucket (over 2^20 IDs)",
-)
 TABLE = DisclosureKind("kkrt", "cuckoo table size and hash keys", "plaintext", _RECEIVER, _SENDER)
 BASE_OT = DisclosureKind("kkrt", "base-OT points", "blinded", _EACH, _OTHER)
 COLUMNS = DisclosureKind("kkrt", "OT-extension columns (its IDs' codewords, masked)", "ciphertext", _RECEIVER, _SENDER)
@@ -31,4 +27,4 @@ INTERSECTION_BACK = DisclosureKind(
     _BOTH,
 )
 
-DISCLOSURES = (SET_SIZE, BUCKET_SIZES, TABLE, BASE_OT, COLUMNS, OUTPUTS, INTERSECTION, INTERSECTION_BACK)
+DISCLOSURES = (SET_SIZE, TABLE, BASE_OT, COLUMNS, OUTPUTS, INTERSECTION, INTERSECTION_BACK)

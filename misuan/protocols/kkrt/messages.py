@@ -26,12 +26,6 @@ class Hello:
     nonce: np.ndarray  # (16,) uint8, random: both nonces key the hash that splits the IDs into buckets
 
 
-@wire.message("kkrt.BucketSizes")
-@dataclasses.dataclass
-class BucketSizes:
-    counts: np.ndarray  # int64: this party's IDs in each bucket (only when there is more than one)
-
-
 @wire.message("kkrt.ReceiverSetup")
 @dataclasses.dataclass
 class ReceiverSetup:

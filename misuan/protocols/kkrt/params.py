@@ -13,9 +13,10 @@ must use exactly these, and the hello checks that they do).
 - ``STAT_BITS = 40``: the sender's OPRF outputs are truncated to ``ceil((40 + log2(3 n m)) / 8)``
   bytes (at least 8), so a false match among all ``3 n m`` comparisons has probability below 2^-40.
 - ``BUCKET_ITEMS``: sets larger than this are split into ``ceil(max(n, m) / BUCKET_ITEMS)`` buckets
-  by a hash keyed with both parties' hello nonces, and the protocol runs bucket after bucket; each
-  party learns the other's number of IDs per bucket, whose distribution depends only on its set
-  size (the key is fresh and random each run).
+  by AES keyed with both parties' hello nonces, and the protocol runs bucket after bucket. Every
+  bucket is padded with random dummy digests to a public size (``kkrt.bucket_cap``: a Chernoff
+  bound, exceeded with probability below 2^-40), so bucket sizes reveal nothing beyond the set size;
+  the output length and the false-match bound cover all buckets together.
 - ``CHUNK_BINS``: the columns of the OT extension travel in chunks of this many bins (8 MiB each)
   and are consumed as they arrive.
 """

@@ -22,10 +22,13 @@ def codewords(code_keys: list[bytes], digests: np.ndarray) -> np.ndarray:
     return np.concatenate([prf(k, digests) for k in code_keys], axis=1)
 
 
-def tweaks(session: bytes, bins: np.ndarray) -> np.ndarray:
-    """The hash tweak of each bin: the session's first 8 bytes, then the bin index (big-endian)."""
+def tweaks(session: bytes, bins: np.ndarray, hash_index: np.ndarray) -> np.ndarray:
+    """The hash tweak of each value: the session's first 7 bytes, the cuckoo hash function that
+    chose the bin, and the bin index (big-endian). With the hash function in it, an ID whose candidate
+    bins coincide still gives distinct values (KKRT evaluate the OPRF on ``y || i``)."""
     out = np.empty((bins.size, 16), dtype=np.uint8)
-    out[:, :8] = np.frombuffer(session[:8], dtype=np.uint8)
+    out[:, :7] = np.frombuffer(session[:7], dtype=np.uint8)
+    out[:, 7] = hash_index.astype(np.uint8)
     out[:, 8:] = bins.astype(">u8").view(np.uint8).reshape(-1, 8)
     return out
 
@@ -51,9 +54,12 @@ class OprfReceiver:
         rng = np.random.default_rng(int.from_bytes(os.urandom(8), "big"))
         for _ in range(CUCKOO_TRIES):
             keys = [os.urandom(16) for _ in range(HASHES)]
-            where = insert(candidate_bins(self.digests, keys, self.n_bins), self.n_bins, rng)
+            candidates = candidate_bins(self.digests, keys, self.n_bins)
+            where = insert(candidates, self.n_bins, rng)
             if where is not None:
                 self.bin_of, self.bin_keys = where, keys
+                # which hash function placed each ID (the first, where two give the same bin)
+                self.hash_of = np.argmax(candidates == where[:, None], axis=1) if self.n else np.empty(0, np.int64)
                 break
         else:
             raise CryptoError(f"cuckoo hashing of {self.n} IDs failed {CUCKOO_TRIES} times (expected < 2^-40 each)")
@@ -71,7 +77,8 @@ class OprfReceiver:
             raise MalformedMessageError(f"code keys must be uint8 ({CODE_BYTES // 16}, 16)")
         self.seeds = self.ot.keys([bytes(p) for p in pts])
         code = codewords([bytes(k) for k in keys], self.digests)
-        # an empty bin's codeword is never compared (the receiver may choose any input for it): zeros
+        # an empty bin's codeword is never compared (the receiver may choose any input for it): zeros,
+        # not random; the sender's values at an empty bin stay pseudorandom to the receiver either way
         rows = np.zeros((self.n_bins, CODE_BYTES), dtype=np.uint8)
         rows[self.bin_of] = code
         self._code_cols = transpose_rows(rows)
@@ -91,7 +98,7 @@ class OprfReceiver:
         t_rows = transpose(t_cols)
         items = np.flatnonzero((self.bin_of >= start) & (self.bin_of < stop))
         bins = self.bin_of[items]
-        values = fixed_key_hash(t_rows[bins - start], tweaks(self.session, bins))[:, : self.out_bytes]
+        values = fixed_key_hash(t_rows[bins - start], tweaks(self.session, bins, self.hash_of[items]))[:, : self.out_bytes]
         self._own_items = np.concatenate([self._own_items, items])
         self._own_values = np.concatenate([self._own_values, values])
         return Columns(start, u_cols)

@@ -28,7 +28,9 @@ class OprfSender:
 
     def __init__(self, digests: np.ndarray, n_peer: int, out_bytes: int) -> None:
         self.m, self.n_peer, self.out_bytes = digests.shape[0], n_peer, out_bytes
-        self.order = np.random.default_rng(int.from_bytes(os.urandom(8), "big")).permutation(self.m)
+        # a random order from the OS's CSPRNG: sort by random 64-bit keys (a tie, about m^2 / 2^65,
+        # only leaves two rows in input order)
+        self.order = np.argsort(np.frombuffer(os.urandom(8 * self.m), dtype="<u8")).astype(np.int64)
         self.digests = digests[self.order]
         bits = np.unpackbits(np.frombuffer(os.urandom(CODE_BYTES), dtype=np.uint8))
         self.s_bits = bits  # the OT-extension secret: one choice bit per base OT
@@ -43,7 +45,8 @@ class OprfSender:
         keys, a_pt, session = np.asarray(msg.bin_keys), np.asarray(msg.base_ot), np.asarray(msg.session)
         if not (isinstance(msg.n_bins, int) and msg.n_bins == n_bins_for(self.n_peer) and msg.n_bins <= 2 * MAX_ROWS):
             raise MalformedMessageError(f"the cuckoo table must have {n_bins_for(self.n_peer)} bins for {self.n_peer} IDs")
-        if keys.dtype != np.uint8 or keys.shape != (HASHES, 16) or a_pt.shape != (POINT_BYTES,) or session.shape != (16,):
+        if any(x.dtype != np.uint8 for x in (keys, a_pt, session)) or keys.shape != (HASHES, 16) \
+                or a_pt.shape != (POINT_BYTES,) or session.shape != (16,):
             raise MalformedMessageError("malformed receiver setup (hash keys, base-OT point or session)")
         self.n_bins, self.session = msg.n_bins, bytes(session)
         self._bin_keys = [bytes(k) for k in keys]  # its IDs' bins are computed once the answer is out
@@ -61,7 +64,7 @@ class OprfSender:
         if msg.start != self._filled or u.dtype != np.uint8 or u.ndim != 2 or u.shape[0] != CODE_BITS:
             raise MalformedMessageError(f"OT-extension columns must be uint8 ({CODE_BITS}, bins/8), chunks in order")
         nbytes = u.shape[1]
-        if nbytes == 0 or self._filled + 8 * nbytes > self.n_bins:
+        if nbytes == 0 or nbytes % 16 or self._filled + 8 * nbytes > self.n_bins:
             raise MalformedMessageError("OT-extension columns beyond the cuckoo table")
         q = np.empty_like(u)
         for i, k in enumerate(self.seeds):
@@ -84,7 +87,8 @@ class OprfSender:
             values = np.empty((b - a, HASHES, self.out_bytes), dtype=np.uint8)
             for h in range(HASHES):
                 bins = bins_all[a:b, h]
-                values[:, h, :] = fixed_key_hash(self.q_rows[bins] ^ masked, tweaks(self.session, bins))[:, : self.out_bytes]
+                index = np.full(bins.size, h, dtype=np.int64)
+                values[:, h, :] = fixed_key_hash(self.q_rows[bins] ^ masked, tweaks(self.session, bins, index))[:, : self.out_bytes]
             yield Outputs(a, values)
 
     def shared(self, positions: np.ndarray) -> np.ndarray:

@@ -156,6 +156,19 @@ def _is_missing(value: Any) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")
 
 
+def _ascii_text(ids: Sequence[str], normalization: IdNormalization) -> list[str] | None:
+    """The normalised IDs by str methods alone where that is exact: text IDs that are all ASCII, which
+    NFC and NFKC leave as they are (casefold is lower() there). None otherwise: the general path."""
+    if normalization.kind != "text" or not "".join(ids).isascii():
+        return None
+    values = [v.strip() for v in ids] if normalization.strip else list(ids)
+    if normalization.case == "casefold":
+        return [v.lower() for v in values]
+    if normalization.case == "upper":
+        return [v.upper() for v in values]
+    return values
+
+
 def normalize_ids(
     ids: Sequence[str], normalization: IdNormalization, rows: Sequence[int] | None = None
 ) -> list[bytes]:
@@ -164,6 +177,11 @@ def normalize_ids(
     ``rows`` are the row numbers of ``ids`` in the user's data, for error messages (default 0, 1, ...).
     """
     row_of = rows if rows is not None else range(len(ids))
+    fast = _ascii_text(ids, normalization)
+    if fast is not None:
+        empty_rows = [i for i, v in enumerate(fast) if not v]
+        if not empty_rows:
+            return [v.encode("ascii") for v in fast]
     apply = normalization.apply
     out: list[bytes] = []
     empty: list[int] = []
