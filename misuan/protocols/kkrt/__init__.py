@@ -186,6 +186,7 @@ class _Buckets:
     """This party's IDs split by a keyed hash both parties derive from both hellos' nonces."""
 
     def __init__(self, digests: np.ndarray, key: bytes, n: int) -> None:
+        self.rows: list[np.ndarray]
         if n == 1:
             self.rows = [np.arange(digests.shape[0], dtype=np.int64)]
             return
