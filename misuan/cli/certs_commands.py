@@ -115,14 +115,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     node = load_node_config(args.config)
     check_tls_files(node.tls, node.party)
-    files = [("this node's certificate", node.tls.cert), ("this node's CA file", node.tls.ca)]
-    files += [(f"the anchor of peer {name}", f) for name, trust in node.peers.items() for f in trust.ca]
     for name, trust in node.peers.items():  # each file readable and holding CA certificates only
         load_anchors(name, trust.ca, trust.pins, trust.where)
     revoked = read_deny_list(node.revoked) if node.revoked and node.revoked.is_file() else frozenset()
     print(f"{node.party}: certificate {node.tls.cert} names {node.party!r}, chains to {node.tls.ca}, matches its key")
     print(f"peers with their own anchors: {sorted(node.peers) or 'none'}; revoked fingerprints: {len(revoked)}")
-    warnings = file_expiry_warnings(files, days=args.days)
+    warnings = file_expiry_warnings(node.certificate_files(), days=args.days)
     for w in warnings:
         print(f"warning: {w}")
     return 2 if warnings and args.strict else 0

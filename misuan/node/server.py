@@ -326,9 +326,7 @@ class Node:
             log.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def _expiry_warnings(self) -> list[str]:
-        files = [("this node's certificate", self.config.tls.cert), ("this node's CA file", self.config.tls.ca)]
-        files += [(f"the anchor of peer {name}", f) for name, trust in self.config.peers.items() for f in trust.ca]
-        return file_expiry_warnings(files)
+        return file_expiry_warnings(self.config.certificate_files())
 
     # --- helpers -------------------------------------------------------------------------------
     def _ensure_server(self) -> PartyServer:

@@ -201,6 +201,11 @@ class NodeConfig:
     revoked: Path | None = None
     approval: Literal["required", "auto"] = "required"
 
+    def certificate_files(self) -> list[tuple[str, Path]]:
+        """Every certificate file this node relies on, named for messages: its own, its CA file, its peers' anchors."""
+        files = [("this node's certificate", self.tls.cert), ("this node's CA file", self.tls.ca)]
+        return files + [(f"the anchor of peer {name}", f) for name, trust in self.peers.items() for f in trust.ca]
+
     @property
     def ledger_path(self) -> Path:
         return self.data_dir / "ledger.sqlite"

@@ -83,7 +83,7 @@ from misuan.protocols.kkrt.receiver import OprfReceiver
 from misuan.protocols.kkrt.sender import OprfSender
 
 __all__ = [
-    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_cap", "buckets_for", "digests_of", "id_digests", "kkrt_psi", "receiver_of",
+    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_cap", "buckets_for", "id_digests", "kkrt_psi", "receiver_of",
 ]
 
 _ID_PERSON = b"misuan-kkrt-id1"
@@ -125,12 +125,6 @@ def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
     nonce = np.asarray(theirs.nonce)
     if nonce.dtype != np.uint8 or nonce.shape != (16,):
         raise MalformedMessageError(f"{peer}'s hello must carry a 16-byte nonce")
-
-
-def digests_of(values: Sequence[bytes], chunk: int = 1 << 20) -> np.ndarray:
-    """:func:`id_digests` a chunk at a time (a caller may normalise chunk by chunk too)."""
-    return np.concatenate([id_digests(list(values[a : a + chunk])) for a in range(0, len(values), chunk)] or
-                          [np.empty((0, 16), dtype=np.uint8)])
 
 
 def kkrt_psi(
