@@ -4,7 +4,9 @@
     python bench/psi.py --sizes 1000000 --no-baseline    # misuan only
     python bench/psi.py --sizes 1000000 --protocol kkrt --spu   # KKRT-PSI, and SecretFlow's engine (pip spu)
 
-Each protocol and size prints one line ``<protocol> <n> x <n>: wall N s`` (process start to results).
+Each protocol and size prints one line ``<protocol> <n> x <n>: wall N s``: from starting the two party
+processes to both having written the intersection file, each having read its IDs from a text file
+written before the clock starts (the SecretFlow baseline is timed the same way, CSV to CSV).
 With ``--spu`` (needs pip ``spu``, Python 3.10-3.11), SecretFlow's PSI engine runs RR22 and KKRT on
 the same sets in the same run: two processes over its brpc link on loopback.
 
@@ -190,20 +192,38 @@ class PartyRun:
     timings: dict[str, float]
     order_digest: str  # SHA-256 of the intersection in the party's order: equal on both sides
     set_digest: str = ""  # SHA-256 of the sorted intersection: equal to the plaintext twin's
+    done_at: float = 0.0  # time.monotonic() when the intersection file was written
+
+
+def write_id_files(folder: str | Path, n: int, overlap: float) -> dict[str, Path]:
+    """Each party's IDs as a text file, one per line, written before the clock starts (as the
+    SecretFlow baseline gets its CSV): reading it is part of the party's work."""
+    paths = {}
+    for party in PARTIES:
+        paths[party] = Path(folder) / f"{party}-ids.txt"
+        paths[party].write_text("\n".join(make_ids(party, n, overlap)) + "\n")
+    return paths
 
 
 def _party_work(
-    chan: Channel, party: str, n: int, overlap: float, workers: int | None, protocol: str = "ecdh"
+    chan: Channel, party: str, id_file: str, workers: int | None, protocol: str = "ecdh"
 ) -> dict[str, Any]:
-    ids = make_ids(party, n, overlap)
+    """Read the IDs, run PSI, write the intersection file (atomically): the timed part, ending at
+    ``done_at`` (``time.monotonic``, comparable across the processes). Then the check's digests."""
     peer = next(p for p in PARTIES if p != party)
     cpu_before = time.process_time()
     with PeakMemory() as mem:
+        ids = Path(id_file).read_text().splitlines()
         t0 = time.perf_counter()
         params = PsiParams(workers=workers, protocol=protocol)  # type: ignore[arg-type]
         result = psi(chan, ids, peer, params, progress=False)
         seconds = time.perf_counter() - t0
-    inter = result.intersection or []
+        inter = result.intersection or []
+        out = Path(id_file).with_name(f"{party}-intersection.txt")
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text("\n".join(inter) + "\n")
+        os.replace(tmp, out)
+        done_at = time.monotonic()
     return dataclasses.asdict(
         PartyRun(
             party=party,
@@ -216,16 +236,17 @@ def _party_work(
             timings=result.timings,
             order_digest=hashlib.sha256("\n".join(inter).encode()).hexdigest(),
             set_digest=hashlib.sha256("\n".join(sorted(inter)).encode()).hexdigest(),
+            done_at=done_at,
         )
     )
 
 
 def _socket_child(
-    party: str, sock: socket.socket, n: int, overlap: float, workers: int | None, conn: multiprocessing.connection.Connection
+    party: str, sock: socket.socket, id_file: str, workers: int | None, conn: multiprocessing.connection.Connection
 ) -> None:
     chan = SocketPairChannel(party, sock)
     try:
-        conn.send_bytes(json.dumps(_party_work(chan, party, n, overlap, workers)).encode())
+        conn.send_bytes(json.dumps(_party_work(chan, party, id_file, workers)).encode())
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as text
         conn.send_bytes(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
     finally:
@@ -233,31 +254,39 @@ def _socket_child(
 
 
 def _collect(conns: list[Any], procs: list[Any], t0: float) -> tuple[list[PartyRun], float]:
-    """Each party's JSON reply, once every party process has finished; the first errors raised."""
+    """Each party's JSON reply, once every party process has finished; the first errors raised.
+    Wall time: from ``t0`` (``time.monotonic``) to the last intersection file written."""
     replies = [json.loads(c.recv_bytes()) for c in conns]
     for proc in procs:
         proc.join()
-    wall = time.perf_counter() - t0
     errors = [r["error"] for r in replies if "error" in r]
     if errors:
         raise RuntimeError("; ".join(errors))
-    return [PartyRun(**r) for r in replies], wall
+    runs = [PartyRun(**r) for r in replies]
+    return runs, max(r.done_at for r in runs) - t0
 
 
 def run_over_socketpair(n: int, overlap: float, workers: int | None) -> tuple[list[PartyRun], float]:
+    import tempfile
+
     ctx = multiprocessing.get_context("fork")  # the parent is single-threaded here
     a, b = socket.socketpair()
     procs, conns = [], []
-    t0 = time.perf_counter()
+    tmp = tempfile.TemporaryDirectory()
+    files = write_id_files(tmp.name, n, overlap)
+    t0 = time.monotonic()
     for party, sock in zip(PARTIES, (a, b), strict=True):
         recv_end, send_end = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_socket_child, args=(party, sock, n, overlap, workers, send_end))
+        proc = ctx.Process(target=_socket_child, args=(party, sock, str(files[party]), workers, send_end))
         proc.start()
         procs.append(proc)
         conns.append(recv_end)
     a.close()
     b.close()
-    return _collect(conns, procs, t0)
+    try:
+        return _collect(conns, procs, t0)
+    finally:
+        tmp.cleanup()
 
 
 def run_over_grpc(n: int, overlap: float, workers: int | None, protocol: str = "ecdh") -> tuple[list[PartyRun], float]:
@@ -269,14 +298,15 @@ def run_over_grpc(n: int, overlap: float, workers: int | None, protocol: str = "
 
     with tempfile.TemporaryDirectory() as tmp:
         pki = make_test_pki(tmp, PARTIES)
-        t0 = time.perf_counter()
+        files = write_id_files(tmp, n, overlap)
+        t0 = time.monotonic()
         fns = {
-            p: functools.partial(_party_work, party=p, n=n, overlap=overlap, workers=workers, protocol=protocol)
+            p: functools.partial(_party_work, party=p, id_file=str(files[p]), workers=workers, protocol=protocol)
             for p in PARTIES
         }
         out = run_local(fns, transport="processes", tls=pki, job_id="bench-psi", timeout_s=3600.0)
-        wall = time.perf_counter() - t0
-    return [PartyRun(**out[p].result) for p in PARTIES], wall
+    runs = [PartyRun(**out[p].result) for p in PARTIES]
+    return runs, max(r.done_at for r in runs) - t0
 
 
 def _openmined_child(n: int, overlap: float, conn: multiprocessing.connection.Connection) -> None:

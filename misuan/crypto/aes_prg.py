@@ -3,14 +3,18 @@
 These are the symmetric primitives of OT extension and OT-based PSI; each runs as one OpenSSL call
 over a whole array (AES-NI where the CPU has it, as every x86-64 CPU of the last decade does).
 
-- :func:`expand`: AES-128-CTR keystream of a 16-byte seed, from any 16-byte-aligned offset, so a
-  long column can be produced (and consumed) in chunks. A PRG under the PRF assumption on AES.
+- :class:`Keystreams`: one AES-128-CTR keystream per 16-byte seed, read chunk after chunk (each
+  key is set up once, not once per chunk). A PRG under the PRF assumption on AES.
 - :func:`prf`: AES-128-ECB of 16-byte blocks under a key: a PRF (and a permutation).
 - :func:`fixed_key_hash`: rows of 16-byte blocks compressed to 16 bytes by Matyas-Meyer-Oseas
   chaining with one fixed public key, ``h <- AES_K(h ^ m_j) ^ h ^ m_j``, from a per-row tweak. In the ideal-cipher model
   for fixed-key AES this is a (tweakable) correlation-robust hash, the assumption libOTe and EMP
   make for OT extension (Guo, Katz, Wang, Yu, S&P 2020); the tweak here is a per-use domain
   separation block mixed in first.
+
+Every call writes into a NumPy buffer through ``update_into``: ``update`` returns a fresh ``bytes``,
+and on the measured 2-core VM touching fresh memory cost ten times the AES itself (64 MiB: 143 ms
+against 13 ms).
 """
 
 from __future__ import annotations
@@ -18,19 +22,42 @@ from __future__ import annotations
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["expand", "fixed_key_hash", "prf"]
+__all__ = ["Keystreams", "fixed_key_hash", "prf"]
 
 BLOCK = 16
 _FIXED_KEY = bytes.fromhex("6d697375616e2d6b6b72742d68617368")  # "misuan-kkrt-hash": public, fixed
 
 
-def expand(seed: bytes, offset: int, nbytes: int) -> np.ndarray:
-    """``nbytes`` of the AES-CTR keystream of ``seed`` starting at byte ``offset`` (a multiple of 16)."""
-    if len(seed) != BLOCK or offset % BLOCK:
-        raise ValueError("expand needs a 16-byte seed and a 16-byte-aligned offset")
-    counter = (offset // BLOCK).to_bytes(BLOCK, "big")
-    enc = Cipher(algorithms.AES(seed), modes.CTR(counter)).encryptor()
-    return np.frombuffer(enc.update(bytes(nbytes)), dtype=np.uint8)
+class Keystreams:
+    """The AES-CTR keystreams (counter from 0) of ``seeds``, consumed in order by :meth:`next`."""
+
+    def __init__(self, seeds: list[bytes]) -> None:
+        if any(len(s) != BLOCK for s in seeds):
+            raise ValueError("keystream seeds are 16 bytes")
+        self._enc = [Cipher(algorithms.AES(s), modes.CTR(bytes(BLOCK))).encryptor() for s in seeds]
+        self._zeros = np.zeros(0, dtype=np.uint8)
+        self.offset = 0  # bytes of each stream consumed so far
+
+    def next(self, nbytes: int) -> np.ndarray:
+        """The next ``nbytes`` of every stream: ``(len(seeds), nbytes)`` uint8 (a view; rows contiguous)."""
+        if self._zeros.size < nbytes:
+            self._zeros = np.zeros(nbytes, dtype=np.uint8)
+        zeros = self._zeros[:nbytes].data
+        # update_into wants room for a block more than the input: one spare block per row
+        out = np.empty((len(self._enc), nbytes + BLOCK), dtype=np.uint8)
+        for enc, row in zip(self._enc, out, strict=True):
+            enc.update_into(zeros, row.data)
+        self.offset += nbytes
+        return out[:, :nbytes]
+
+
+def _ecb(key: bytes, data: np.ndarray) -> np.ndarray:
+    """AES-128-ECB of contiguous uint8 ``data`` (a multiple of 16 bytes), flat."""
+    out = np.empty(data.size + BLOCK, dtype=np.uint8)
+    if data.size == 0:
+        return out[:0]
+    Cipher(algorithms.AES(key), modes.ECB()).encryptor().update_into(data.reshape(-1).data, out.data)
+    return out[: data.size]
 
 
 def prf(key: bytes, blocks: np.ndarray) -> np.ndarray:
@@ -38,8 +65,7 @@ def prf(key: bytes, blocks: np.ndarray) -> np.ndarray:
     data = np.ascontiguousarray(blocks, dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != BLOCK:
         raise ValueError("prf takes an (n, 16) uint8 array")
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return np.frombuffer(enc.update(data.tobytes()), dtype=np.uint8).reshape(-1, BLOCK)
+    return _ecb(key, data).reshape(-1, BLOCK)
 
 
 def fixed_key_hash(rows: np.ndarray, tweaks: np.ndarray) -> np.ndarray:
@@ -49,10 +75,17 @@ def fixed_key_hash(rows: np.ndarray, tweaks: np.ndarray) -> np.ndarray:
     n = data.shape[0]
     if data.ndim != 2 or data.shape[1] % BLOCK or tweaks.shape != (n, BLOCK):
         raise ValueError("fixed_key_hash takes an (n, 16*k) uint8 array and (n, 16) tweaks")
-    k = data.shape[1] // BLOCK
-    h = np.ascontiguousarray(tweaks, dtype=np.uint8).copy()
-    blocks = data.reshape(n, k, BLOCK)
-    for j in range(k):
-        x = np.bitwise_xor(h, blocks[:, j, :])
-        h = np.bitwise_xor(prf(_FIXED_KEY, x), x)
-    return h
+    # as 64-bit words, in place: XOR over a 16-byte block is two words, not sixteen bytes
+    words = data.view(np.uint64)
+    h = np.ascontiguousarray(tweaks, dtype=np.uint8).copy().view(np.uint64)
+    x = np.empty_like(h)
+    out = np.empty(n * BLOCK + BLOCK, dtype=np.uint8)
+    into = out.data
+    permuted = out[: n * BLOCK].view(np.uint64).reshape(n, 2)
+    enc = Cipher(algorithms.AES(_FIXED_KEY), modes.ECB()).encryptor()
+    for j in range(data.shape[1] // BLOCK):
+        np.bitwise_xor(h, words[:, 2 * j : 2 * j + 2], out=x)
+        if n:
+            enc.update_into(x.view(np.uint8).reshape(-1).data, into)
+        np.bitwise_xor(permuted, x, out=h)
+    return h.view(np.uint8)

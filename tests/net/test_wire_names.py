@@ -30,7 +30,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
     "describe": (1, {
         "describe.SharedSummaries": ["n_rows", "columns", "levels", "missing_rate", "mean", "std", "quantiles"],
     }),
-    "kkrt": (1, {
+    "kkrt": (2, {  # v2: digests keyed per session (CBC-MAC of an injective encoding)
         "kkrt.Hello": ["version", "normalization", "reveal", "n_rows", "code_bits", "hashes", "stat_bits", "nonce"],
         "kkrt.ReceiverSetup": ["n_bins", "bin_keys", "base_ot", "session"],
         "kkrt.SenderSetup": ["code_keys", "base_ot"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -9,19 +10,25 @@ import numpy as np
 import pytest
 
 import misuan.protocols.kkrt.receiver as kkrt_receiver
-from misuan.crypto.aes_prg import expand, fixed_key_hash, prf
+from misuan.crypto.aes_prg import Keystreams, fixed_key_hash, prf
 from misuan.crypto.ot import OtReceiver, OtSender
 from misuan.errors import ConfigError, CryptoError, DuplicateIdError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.net.local import run_local
-from misuan.protocols.kkrt import id_digests, receiver_of
+from misuan.protocols.kkrt import receiver_of
 from misuan.protocols.kkrt.bitmatrix import transpose
 from misuan.protocols.kkrt.cuckoo import candidate_bins, insert
+from misuan.protocols.kkrt.digests import check_unique, digest_order, digests_of, encode_ids
 from misuan.protocols.kkrt.messages import Columns, Hello, Matches, Outputs, ReceiverSetup, SenderSetup
 from misuan.protocols.kkrt.params import n_bins_for, output_bytes
 from misuan.protocols.kkrt.receiver import OprfReceiver
+from misuan.protocols.kkrt.rows import put_rows, take_rows
 from misuan.protocols.kkrt.sender import OprfSender
 from misuan.protocols.psi import IdNormalization, PsiParams, PsiResult, psi
+
+
+def id_digests(values: list[bytes], key: bytes = bytes(16)) -> np.ndarray:
+    return digests_of(encode_ids(values), key)
 
 
 def _run(bank: list[str], partner: list[str], reveal: str = "both", protocol: str = "kkrt", **kw: Any) -> dict[str, Any]:
@@ -93,8 +100,9 @@ def test_transcript_each_side_receives_only_masked_values_and_the_declared_sizes
     assert isinstance(outputs, Outputs) and outputs.values.shape == (150, 3, output_bytes(200, 150))
     matches = to_sender[3][1]
     assert isinstance(matches, Matches) and sorted(matches.positions.tolist()) == sorted(set(matches.positions.tolist()))
-    # no ID nor its digest appears anywhere in what either side received
-    digests = id_digests([x.encode() for x in bank + partner])
+    # no ID nor its digest (keyed by both hellos' nonces) appears anywhere in what either side received
+    key = hashlib.sha256(b"misuan-kkrt-digests" + bytes(hello.nonce) + bytes(to_receiver[0][1].nonce)).digest()[:16]
+    digests = id_digests([x.encode() for x in bank + partner], key)
     blob = b"".join(np.ascontiguousarray(a).tobytes() for _, m in to_sender + to_receiver for a in vars(m).values() if isinstance(a, np.ndarray))
     assert not any(x.encode() in blob for x in bank + partner)
     assert not any(bytes(d[:12]) in blob for d in digests)
@@ -133,10 +141,31 @@ def test_large_sets_run_bucket_by_bucket(monkeypatch: pytest.MonkeyPatch) -> Non
     assert kkrt.bucket_cap(300, 5) > 60 and kkrt.bucket_cap(300, 1) == 300
 
 
-def test_digests_are_a_collision_resistant_hash_of_each_id_alone() -> None:
+def test_id_encoding_is_injective_and_digests_depend_on_each_id_alone() -> None:
+    ids = [b"a", b"a\x00", b"x" * 47, b"x" * 48, b"x" * 300, "é".encode()]
+    enc = encode_ids(ids)
+    assert len({bytes(row) for row in enc}) == len(ids)  # trailing NULs, 47/48 bytes, long IDs: all distinct
+    assert enc[3, -1] == 255 and enc[2, -1] == 47  # a 48-byte ID is hashed, a 47-byte one written as it is
+    assert np.array_equal(encode_ids(["ab", "é"]), encode_ids([b"ab", "é".encode()]))  # str: its UTF-8 bytes
     one = id_digests([b"alice"])
-    assert np.array_equal(one[0], id_digests([b"alice", b"x" * 300])[0])  # the same whatever else is hashed
-    assert not np.array_equal(id_digests([b"abcdefghijklmno"])[0], id_digests([b"abcdefghijklmno\x1f"])[0])
+    assert np.array_equal(one[0], id_digests([b"alice", b"x" * 300])[0])  # the same whatever else is there
+    assert not np.array_equal(one, id_digests([b"alice"], key=b"k" * 16))  # keyed per session
+    with pytest.raises(DuplicateIdError, match="rows 0, 2 repeat"):
+        check_unique(encode_ids([b"a", b"b", b"a"]))
+    check_unique(encode_ids([b"a", b"a\x00"]))
+    d = id_digests([f"{i}".encode() for i in range(1000)])
+    w = d.view(">u8").reshape(-1, 2)
+    assert np.array_equal(digest_order(d), np.lexsort((w[:, 1], w[:, 0])))
+
+
+def test_row_gather_and_scatter_match_fancy_indexing() -> None:
+    a = np.arange(60, dtype=np.uint8).reshape(6, 10)
+    idx = np.array([5, 0, 3])
+    assert np.array_equal(take_rows(a, idx), a[idx]) and np.array_equal(take_rows(a[:, :4], idx), a[idx, :4])
+    b, c = a.copy(), a.copy()
+    put_rows(b, idx, np.ones((3, 10), dtype=np.uint8))
+    c[idx] = 1
+    assert np.array_equal(b, c)
 
 
 def test_coinciding_candidate_bins_give_distinct_values() -> None:
@@ -173,6 +202,11 @@ def test_malformed_peer_messages_are_refused() -> None:
     cols = r.columns(0, r.n_bins)
     with pytest.raises(MalformedMessageError, match="in order"):
         s.accept_columns(Columns(128, cols.columns))
+    big = OprfReceiver(id_digests([f"{i}".encode() for i in range(300)]), 2, 8)
+    lone = OprfSender(id_digests([b"a", b"z"]), 300, 8)
+    lone.accept_receiver_setup(big.setup())
+    with pytest.raises(MalformedMessageError, match="not in chunks of"):  # 128 of 384 bins: not a whole chunk
+        lone.accept_columns(Columns(0, np.zeros((512, 16), dtype=np.uint8)))
     s.accept_columns(cols)
     with pytest.raises(MalformedMessageError, match="in order"):
         r.accept_outputs(Outputs(0, np.zeros((2, 3, 7), dtype=np.uint8)))
@@ -198,7 +232,9 @@ def test_bit_matrix_transpose_and_aes_helpers() -> None:
     assert np.array_equal(transpose(m), np.packbits(np.unpackbits(m, axis=1).T, axis=1))
     assert np.array_equal(transpose(transpose(m)), m)
     key = bytes(range(16))
-    assert np.array_equal(expand(key, 32, 32), expand(key, 0, 64)[32:])  # chunks of one keystream
+    whole, chunked = Keystreams([key, key[::-1]]), Keystreams([key, key[::-1]])
+    long = whole.next(64)
+    assert np.array_equal(np.concatenate([chunked.next(16), chunked.next(48)], axis=1), long)  # one keystream
     blocks = rng.integers(0, 256, size=(4, 16), dtype=np.uint8)
     assert prf(key, blocks).shape == (4, 16) and not np.array_equal(prf(key, blocks), blocks)
     t = np.zeros((4, 16), dtype=np.uint8)

@@ -10,8 +10,8 @@ whose name sorts first, which then tells the other); the **sender** S holds the 
 
 0. ``hello``: both send the protocol version, the canonical ID normalisation, the reveal mode,
    their set size and the fixed parameters (:mod:`.params`); anything but the size must agree.
-   Both normalise their IDs and hash them to 16-byte digests (BLAKE2b, domain-separated); repeats
-   are refused.
+   Both normalise their IDs (repeats are refused) and turn them into 16-byte digests: CBC-MAC
+   under a key from both nonces of an injective 48-byte encoding (:mod:`.digests`).
 1. R places its digests in a cuckoo table of ``n_bins`` bins with 3 AES-based hash functions (new
    keys on a failure, locally) and sends the table size, the hash keys, a session id and the
    base-OT point ``A`` (Chou-Orlandi, :mod:`misuan.crypto.ot`).
@@ -57,8 +57,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from misuan.crypto.aes_prg import prf
-from misuan.errors import ConfigError, CryptoError, DuplicateIdError, MalformedMessageError
+from misuan.errors import ConfigError, CryptoError, MalformedMessageError
 from misuan.net.channel import Channel
+from misuan.protocols.kkrt.digests import check_unique, digest_order, digests_of, dummies, encode_ids
 from misuan.protocols.kkrt.disclosures import (
     BASE_OT,
     COLUMNS,
@@ -80,14 +81,12 @@ from misuan.protocols.kkrt.messages import (
 )
 from misuan.protocols.kkrt.params import BUCKET_ITEMS, CODE_BITS, HASHES, MAX_ROWS, STAT_BITS, output_bytes
 from misuan.protocols.kkrt.receiver import OprfReceiver
+from misuan.protocols.kkrt.rows import take_rows
 from misuan.protocols.kkrt.sender import OprfSender
 
 __all__ = [
-    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_cap", "buckets_for", "id_digests", "kkrt_psi", "receiver_of",
+    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_cap", "buckets_for", "encode_ids", "kkrt_psi", "receiver_of",
 ]
-
-_ID_PERSON = b"misuan-kkrt-id1"
-
 
 @dataclasses.dataclass
 class KkrtResult:
@@ -102,15 +101,6 @@ class KkrtResult:
 def receiver_of(reveal: str, parties: Sequence[str]) -> str:
     """The party that runs the cuckoo table: the one that learns, or in mode "both" the first by name."""
     return reveal if reveal != "both" else sorted(parties)[0]
-
-
-def id_digests(values: list[bytes]) -> np.ndarray:
-    """16-byte digests of normalised IDs: BLAKE2b-128, personalised for this protocol, of each ID as
-    it is (a collision-resistant hash: two IDs share a digest only with probability about 2^-64 over
-    all pairs, and nobody can make a chosen ID collide with another's). One hashlib call per ID."""
-    blake = hashlib.blake2b
-    blob = b"".join([blake(v, digest_size=16, person=_ID_PERSON).digest() for v in values])
-    return np.frombuffer(blob, dtype=np.uint8).reshape(-1, 16)
 
 
 def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
@@ -128,18 +118,18 @@ def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
 
 
 def kkrt_psi(
-    chan: Channel, digests: np.ndarray, peer: str, *, reveal: str, normalization: str, step: str = "psi",
+    chan: Channel, encoded: np.ndarray, peer: str, *, reveal: str, normalization: str, step: str = "psi",
 ) -> KkrtResult:
-    """Run KKRT-PSI with ``peer`` on the 16-byte digests of normalised IDs (:func:`id_digests`;
-    ``normalization`` names how the IDs were normalised and must equal the peer's); see the module
-    docstring. ``reveal``: "both" or the learning party. Rows in the result index ``digests``.
-    :func:`misuan.protocols.psi.psi` with ``protocol = "kkrt"`` normalises, hashes and calls this."""
+    """Run KKRT-PSI with ``peer`` on this party's normalised IDs, encoded by :func:`encode_ids`
+    (``normalization`` names how they were normalised and must equal the peer's); see the module
+    docstring. ``reveal``: "both" or the learning party. Rows in the result index ``encoded``.
+    :func:`misuan.protocols.psi.psi` with ``protocol = "kkrt"`` normalises, encodes and calls this."""
     if reveal not in ("both", chan.party, peer):
         raise ConfigError(f"KKRT-PSI reveals to 'both', {chan.party!r} or {peer!r}, not {reveal!r} (use ECDH-PSI for 'size')")
     t0 = time.perf_counter()
-    _check_duplicates(digests)
+    check_unique(encoded)
     nonce = os.urandom(16)
-    mine = Hello(PROTOCOL.version, normalization, reveal, digests.shape[0], CODE_BITS, HASHES, STAT_BITS,
+    mine = Hello(PROTOCOL.version, normalization, reveal, encoded.shape[0], CODE_BITS, HASHES, STAT_BITS,
                  np.frombuffer(nonce, dtype=np.uint8))
     chan.send(peer, f"{step}/hello", mine)
     chan.disclose(step, SET_SIZE, chan.party, peer, (), n=mine.n_rows)
@@ -148,17 +138,19 @@ def kkrt_psi(
     chan.disclose(step, SET_SIZE, peer, chan.party, (), n=theirs.n_rows)
     receiver = receiver_of(reveal, (chan.party, peer))
     nonces = (nonce, bytes(theirs.nonce)) if receiver == chan.party else (bytes(theirs.nonce), nonce)
+    both = b"".join(nonces)
+    digests = digests_of(encoded, hashlib.sha256(b"misuan-kkrt-digests" + both).digest()[:16])
     n_buckets = buckets_for(max(mine.n_rows, theirs.n_rows))
-    buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + b"".join(nonces)).digest()[:16], n_buckets)
+    buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + both).digest()[:16], n_buckets)
     cap_me, cap_peer = bucket_cap(mine.n_rows, n_buckets), bucket_cap(theirs.n_rows, n_buckets)
     cap_r, cap_s = (cap_me, cap_peer) if receiver == chan.party else (cap_peer, cap_me)
     out_bytes = output_bytes(n_buckets * cap_r, n_buckets * cap_s)  # 2^-40 over all buckets together
-    timings: dict[str, float] = {"hash_ids": time.perf_counter() - t0}
+    timings: dict[str, float] = {"digests_and_hello": time.perf_counter() - t0}
     role = _as_receiver if receiver == chan.party else _as_sender
     found: list[np.ndarray] = []
     learns = True
     for rows in buckets.rows:
-        mine_b = digests if n_buckets == 1 else _padded(digests[rows], cap_me, n_buckets)
+        mine_b = digests if n_buckets == 1 else _padded(take_rows(digests, rows), cap_me, n_buckets)
         res = role(chan, peer, mine_b, cap_peer, reveal, step, timings, out_bytes)
         if res.local_rows is None:
             learns = False
@@ -167,7 +159,7 @@ def kkrt_psi(
     if not learns:
         return KkrtResult(None, None, int(theirs.n_rows), timings)
     shared = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
-    shared = shared[np.lexsort(digests[shared].T[::-1])]  # both sides: the shared IDs in digest order
+    shared = shared[digest_order(take_rows(digests, shared))]  # both sides: the shared IDs in digest order
     return KkrtResult(shared.astype(np.int64), int(shared.size), int(theirs.n_rows), timings)
 
 
@@ -210,18 +202,7 @@ def _padded(bucket: np.ndarray, cap: int, n_buckets: int) -> np.ndarray:
         return bucket
     if bucket.shape[0] > cap:
         raise CryptoError(f"a bucket holds {bucket.shape[0]} IDs, above its bound {cap} (probability below 2^-40)")
-    dummies = np.frombuffer(os.urandom(16 * (cap - bucket.shape[0])), dtype=np.uint8).reshape(-1, 16)
-    return np.concatenate([bucket, dummies])
-
-
-def _check_duplicates(digests: np.ndarray) -> None:
-    keys = digests[:, :8].copy().view("<u8").reshape(-1)
-    order = np.argsort(keys, kind="stable")
-    dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
-    if dup.size and any(bytes(digests[order[i]]) == bytes(digests[order[i + 1]]) for i in dup.tolist()):
-        rows = sorted({int(order[i]) for i in dup} | {int(order[i + 1]) for i in dup})
-        shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
-        raise DuplicateIdError(f"rows {shown} repeat an ID after normalisation: deduplicate the ID column before PSI")
+    return np.concatenate([bucket, dummies(cap - bucket.shape[0])])
 
 
 def _as_receiver(
@@ -264,6 +245,7 @@ def _as_sender(
     chan.disclose(step, TABLE, peer, me, (HASHES, 16), n_bins=int(setup.n_bins))
     chan.disclose(step, BASE_OT, peer, me, (1,))
     chan.send(peer, f"{step}/setup", s.accept_receiver_setup(setup))
+    s.prepare()
     chan.disclose(step, BASE_OT, me, peer, (CODE_BITS,))
     timings["setup"] = timings.get("setup", 0.0) + time.perf_counter() - t
     t = time.perf_counter()

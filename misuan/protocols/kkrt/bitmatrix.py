@@ -25,14 +25,21 @@ def transpose(cols: np.ndarray) -> np.ndarray:
     w, nb = cols.shape
     if w % 8:
         raise ValueError("the number of rows must be a multiple of 8")
-    # blocks of 8 rows x 8 columns: (row block, column byte, the block's 8 row bytes)
-    blocks = np.ascontiguousarray(cols.reshape(w // 8, 8, nb).transpose(0, 2, 1))
-    x = blocks.view(">u8").astype(np.uint64).reshape(-1)
-    for shift, mask in _ROUNDS:
+    r = w // 8
+    # blocks of 8 rows x 8 columns, the block's first row in the most significant byte of a native
+    # 64-bit word (rows reversed on the way in: no byte swap afterwards): (row block, column byte)
+    x = np.ascontiguousarray(cols.reshape(r, 8, nb)[:, ::-1, :].transpose(0, 2, 1)).view(np.uint64).reshape(-1)
+    t, u = np.empty_like(x), np.empty_like(x)
+    for shift, mask in _ROUNDS:  # in place: each temporary would be a fresh pass over memory
         s = np.uint64(shift)
-        t = (x ^ (x >> s)) & mask
-        x ^= t ^ (t << s)
-    # word (row block r, column byte c) holds output rows 8c..8c+7, byte r each: gather the words of
-    # one column byte together first (8-byte moves), then transpose bytes within that 512-byte block
-    words = np.ascontiguousarray(x.astype(">u8").reshape(w // 8, nb).T)
-    return np.ascontiguousarray(words.view(np.uint8).reshape(nb, w // 8, 8).transpose(0, 2, 1)).reshape(nb * 8, w // 8)
+        np.right_shift(x, s, out=t)
+        np.bitwise_xor(t, x, out=t)
+        np.bitwise_and(t, mask, out=t)
+        np.left_shift(t, s, out=u)
+        np.bitwise_xor(x, t, out=x)
+        np.bitwise_xor(x, u, out=x)
+    # word (row block b, column byte c) holds output rows 8c..8c+7, byte b each, the first row in the
+    # most significant byte: gather the words of one column byte together first (8-byte moves), then
+    # transpose bytes within that block
+    words = np.ascontiguousarray(x.reshape(r, nb).T).view(np.uint8).reshape(nb, r, 8)
+    return np.ascontiguousarray(words[:, :, ::-1].transpose(0, 2, 1)).reshape(nb * 8, r)

@@ -40,15 +40,13 @@ def insert(bins: np.ndarray, n_bins: int, rng: np.random.Generator, max_rounds: 
             placed = np.flatnonzero(table >= 0)
             where[table[placed]] = placed
             return where
-        target = bins[homeless, choice[homeless]]
-        slots, first = np.unique(target, return_index=True)
-        winners = homeless[first]
-        evicted = table[slots]
-        table[slots] = winners
-        lost = np.ones(homeless.size, dtype=bool)
-        lost[first] = False
-        losers = homeless[lost]
-        moved = np.concatenate([losers, evicted[evicted >= 0]])
+        target = bins.reshape(-1)[homeless * k + choice[homeless]]
+        before = table[target]
+        # one claimant per bin wins: whichever the assignment writes last (no sort, unlike np.unique)
+        table[target] = homeless
+        won = table[target] == homeless
+        evicted = before[won]  # the winners' bins are distinct: each evicts at most its bin's occupant
+        moved = np.concatenate([homeless[~won], evicted[evicted >= 0]])
         # another candidate, at random: a fixed order can cycle
         choice[moved] = (choice[moved] + rng.integers(1, k, size=moved.size)) % k
         homeless = moved

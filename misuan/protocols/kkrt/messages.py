@@ -9,7 +9,7 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("kkrt", 1, "private set intersection from OT extension (KKRT16 batched OPRF, cuckoo hashing)")
+PROTOCOL = ProtocolInfo("kkrt", 2, "private set intersection from OT extension (KKRT16 batched OPRF, cuckoo hashing)")
 STEP = "psi"
 
 

@@ -17,7 +17,7 @@ must use exactly these, and the hello checks that they do).
   bucket is padded with random dummy digests to a public size (``kkrt.bucket_cap``: a Chernoff
   bound, exceeded with probability below 2^-40), so bucket sizes reveal nothing beyond the set size;
   the output length and the false-match bound cover all buckets together.
-- ``CHUNK_BINS``: the columns of the OT extension travel in chunks of this many bins (8 MiB each)
+- ``CHUNK_BINS``: the columns of the OT extension travel in chunks of this many bins (2 MiB each)
   and are consumed as they arrive.
 """
 
@@ -32,7 +32,7 @@ CODE_BYTES = CODE_BITS // 8
 HASHES = 3
 STAT_BITS = 40
 CUCKOO_TRIES = 8
-CHUNK_BINS = 1 << 17  # a multiple of 128, so a chunk's column bytes start on an AES block
+CHUNK_BINS = 1 << 15  # a multiple of 128, so a chunk's column bytes start on an AES block; 2 MiB of columns
 OUTPUT_CHUNK = 1 << 17  # sender items per message of OPRF outputs
 MAX_ROWS = 1 << 30
 BUCKET_ITEMS = 1 << 20  # IDs per bucket (about): a party's memory follows the bucket, not the whole set

@@ -6,13 +6,15 @@ import os
 
 import numpy as np
 
-from misuan.crypto.aes_prg import expand, fixed_key_hash, prf
+from misuan.crypto.aes_prg import Keystreams, fixed_key_hash, prf
 from misuan.crypto.ot import POINT_BYTES, OtSender
 from misuan.errors import CryptoError, MalformedMessageError
 from misuan.protocols.kkrt.bitmatrix import transpose
 from misuan.protocols.kkrt.cuckoo import candidate_bins, insert
+from misuan.protocols.kkrt.digests import digest_order
 from misuan.protocols.kkrt.messages import Columns, Outputs, ReceiverSetup, SenderSetup
 from misuan.protocols.kkrt.params import CHUNK_BINS, CODE_BITS, CODE_BYTES, CUCKOO_TRIES, HASHES, n_bins_for
+from misuan.protocols.kkrt.rows import put_rows, take_rows
 
 __all__ = ["OprfReceiver", "codewords", "tweaks"]
 
@@ -34,7 +36,11 @@ def tweaks(session: bytes, bins: np.ndarray, hash_index: np.ndarray) -> np.ndarr
 
 
 class OprfReceiver:
-    """:meth:`setup`, :meth:`accept_sender_setup`, :meth:`columns` for each chunk, :meth:`accept_outputs`, :meth:`matches`."""
+    """:meth:`setup`, :meth:`accept_sender_setup`, :meth:`columns` for each chunk, :meth:`accept_outputs`, :meth:`matches`.
+
+    Everything after the cuckoo table runs a chunk of bins at a time (codewords, columns, transposes,
+    own values): small arrays that stay in cache and are reused, not one pass per step over the table.
+    """
 
     def __init__(self, digests: np.ndarray, n_peer: int, out_bytes: int) -> None:
         self.digests = digests
@@ -42,10 +48,10 @@ class OprfReceiver:
         self.n_bins = n_bins_for(self.n)
         self.session = os.urandom(16)
         self.ot = OtSender()
-        self.bin_of = np.empty(0, dtype=np.int64)
-        self._own_items: np.ndarray = np.empty(0, dtype=np.int64)
-        self._own_values = np.empty((0, out_bytes), dtype=np.uint8)
-        self._hits: list[np.ndarray] = []  # (sender position, own row) of matched outputs, chunk by chunk
+        self.table = np.full(self.n_bins, -1, dtype=np.int64)  # the item in each bin, -1 when empty
+        self._own_values = np.empty((self.n, out_bytes), dtype=np.uint8)  # H(b, i, t_b) of each own item
+        self._hits: list[np.ndarray] = []  # (sender position, own item) of matched outputs, chunk by chunk
+        self._sent = 0
         self._received = 0
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -57,7 +63,8 @@ class OprfReceiver:
             candidates = candidate_bins(self.digests, keys, self.n_bins)
             where = insert(candidates, self.n_bins, rng)
             if where is not None:
-                self.bin_of, self.bin_keys = where, keys
+                self.table[where] = np.arange(self.n, dtype=np.int64)
+                self.bin_keys = keys
                 # which hash function placed each ID (the first, where two give the same bin)
                 self.hash_of = np.argmax(candidates == where[:, None], axis=1) if self.n else np.empty(0, np.int64)
                 break
@@ -75,32 +82,36 @@ class OprfReceiver:
             raise MalformedMessageError(f"base-OT points must be uint8 ({CODE_BITS}, {POINT_BYTES})")
         if keys.dtype != np.uint8 or keys.shape != (CODE_BYTES // 16, 16):
             raise MalformedMessageError(f"code keys must be uint8 ({CODE_BYTES // 16}, 16)")
-        self.seeds = self.ot.keys([bytes(p) for p in pts])
-        code = codewords([bytes(k) for k in keys], self.digests)
-        # an empty bin's codeword is never compared (the receiver may choose any input for it): zeros,
-        # not random; the sender's values at an empty bin stay pseudorandom to the receiver either way
-        rows = np.zeros((self.n_bins, CODE_BYTES), dtype=np.uint8)
-        rows[self.bin_of] = code
-        self._code_cols = transpose_rows(rows)
+        seeds = self.ot.keys([bytes(p) for p in pts])
+        self._code_keys = [bytes(k) for k in keys]
+        self._t = Keystreams([k0 for k0, _ in seeds])
+        self._t_other = Keystreams([k1 for _, k1 in seeds])
 
     def chunks(self) -> list[tuple[int, int]]:
         return [(a, min(a + CHUNK_BINS, self.n_bins)) for a in range(0, self.n_bins, CHUNK_BINS)]
 
     def columns(self, start: int, stop: int) -> Columns:
-        """The chunk's columns ``u_i``; keeps ``H(t_j)`` of its occupied bins."""
-        a, nbytes = start // 8, (stop - start) // 8
-        t_cols = np.empty((CODE_BITS, nbytes), dtype=np.uint8)
-        u_cols = np.empty((CODE_BITS, nbytes), dtype=np.uint8)
-        for i, (k0, k1) in enumerate(self.seeds):
-            t = expand(k0, a, nbytes)
-            t_cols[i] = t
-            u_cols[i] = t ^ expand(k1, a, nbytes) ^ self._code_cols[i, a : a + nbytes]
+        """The chunk's columns ``u_i = G(k_i^0) ^ G(k_i^1) ^ c_i`` (chunks in order); keeps
+        ``H(b, i, t_b)`` of the items in its bins."""
+        if start != self._sent or stop <= start or (stop - start) % 128 or stop > self.n_bins:
+            raise ValueError("columns are computed chunk after chunk, in order, 128 bins at a time")
+        nbytes = (stop - start) // 8
+        t_cols = self._t.next(nbytes)
+        in_chunk = self.table[start:stop]
+        occupied = np.flatnonzero(in_chunk >= 0)
+        items = in_chunk[occupied]
+        # an empty bin's codeword is never compared (the receiver may choose any input for it): zeros,
+        # not random; the sender's values at an empty bin stay pseudorandom to the receiver either way
+        code_rows = np.zeros((stop - start, CODE_BYTES), dtype=np.uint8)
+        put_rows(code_rows, occupied, codewords(self._code_keys, take_rows(self.digests, items)))
+        u_cols = transpose(code_rows)
+        u_cols ^= t_cols
+        u_cols ^= self._t_other.next(nbytes)
         t_rows = transpose(t_cols)
-        items = np.flatnonzero((self.bin_of >= start) & (self.bin_of < stop))
-        bins = self.bin_of[items]
-        values = fixed_key_hash(t_rows[bins - start], tweaks(self.session, bins, self.hash_of[items]))[:, : self.out_bytes]
-        self._own_items = np.concatenate([self._own_items, items])
-        self._own_values = np.concatenate([self._own_values, values])
+        bins = start + occupied
+        hashed = fixed_key_hash(take_rows(t_rows, occupied), tweaks(self.session, bins, self.hash_of[items]))
+        put_rows(self._own_values, items, hashed[:, : self.out_bytes])
+        self._sent = stop
         return Columns(start, u_cols)
 
     def accept_outputs(self, msg: Outputs) -> None:
@@ -125,7 +136,7 @@ class OprfReceiver:
         return self._sorted
 
     def _match_chunk(self, values: np.ndarray, start: int) -> np.ndarray:
-        """``(k, 2)`` pairs (sender position, own row) of the chunk's values equal to one of ours."""
+        """``(k, 2)`` pairs (sender position, own item) of the chunk's values equal to one of ours."""
         order, sorted_keys = self._own_sorted()
         flat = values.reshape(-1, self.out_bytes)
         if sorted_keys.size == 0 or flat.shape[0] == 0:
@@ -136,33 +147,20 @@ class OprfReceiver:
         at = np.minimum(np.searchsorted(sorted_keys, their_sorted), sorted_keys.size - 1)
         found = np.flatnonzero(sorted_keys[at] == their_sorted)
         hit, own_rows = their_order[found], order[at[found]]
-        same = np.all(self._own_values[own_rows] == flat[hit], axis=1)  # all bytes, not just the first 8
+        same = np.all(take_rows(self._own_values, own_rows) == take_rows(flat, hit), axis=1)  # all bytes, not just the first 8
         return np.stack([start + hit[same] // HASHES, own_rows[same]], axis=1).astype(np.int64)
 
     def matches(self) -> tuple[np.ndarray, np.ndarray]:
-        """(own items, the sender's positions) of the shared IDs, own items sorted by ID digest."""
+        """(own items, the sender's positions) of the shared IDs, own items sorted by ID digest.
+
+        With the hash function in the tweak, an ID's values at its candidate bins all differ, so a
+        sender position matches at most one own item, and an own item at most one position, except
+        when OPRF outputs collide (probability below 2^-40): reported, never guessed around."""
         pairs = np.concatenate(self._hits) if self._hits else np.empty((0, 2), dtype=np.int64)
-        # an ID whose candidate bins coincide sends equal values for them: keep one match per ID
-        by_pos = np.argsort(pairs[:, 0], kind="stable")
-        pos, own_rows = pairs[by_pos, 0], pairs[by_pos, 1]
-        first = np.ones(pos.size, dtype=bool)
-        first[1:] = pos[1:] != pos[:-1]
-        positions, own_items = pos[first], self._own_items[own_rows[first]]
-        if own_items.size and int(np.max(np.bincount(own_items, minlength=self.n))) > 1:
-            raise CryptoError("an ID matched twice: the OPRF outputs collided (probability below 2^-40)")
-        by_digest = np.lexsort(self.digests[own_items].T[::-1])
+        positions, own_items = pairs[:, 0], pairs[:, 1]
+        for column in (positions, own_items):
+            ordered = np.sort(column)
+            if np.any(ordered[1:] == ordered[:-1]):
+                raise CryptoError("an ID matched twice: the OPRF outputs collided (probability below 2^-40)")
+        by_digest = digest_order(take_rows(self.digests, own_items))
         return own_items[by_digest], positions[by_digest]
-
-
-def transpose_rows(rows: np.ndarray) -> np.ndarray:
-    """``(n_bins, CODE_BYTES)`` rows to ``(CODE_BITS, n_bins/8)`` columns, a chunk of bins at a time.
-
-    A ``(k, 64)`` byte matrix is a bit matrix of ``k`` rows and 512 columns, so :func:`transpose`
-    turns it into the ``(512, k/8)`` columns.
-    """
-    n = rows.shape[0]
-    out = np.empty((CODE_BITS, n // 8), dtype=np.uint8)
-    for a in range(0, n, CHUNK_BINS):
-        b = min(a + CHUNK_BINS, n)
-        out[:, a // 8 : b // 8] = transpose(np.ascontiguousarray(rows[a:b]))
-    return out

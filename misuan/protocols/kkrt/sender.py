@@ -7,14 +7,24 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from misuan.crypto.aes_prg import expand, fixed_key_hash
+from misuan.crypto.aes_prg import Keystreams, fixed_key_hash
 from misuan.crypto.ot import POINT_BYTES, OtReceiver
 from misuan.errors import MalformedMessageError
 from misuan.protocols.kkrt.bitmatrix import transpose
 from misuan.protocols.kkrt.cuckoo import candidate_bins
+from misuan.protocols.kkrt.digests import digest_order
 from misuan.protocols.kkrt.messages import Columns, Outputs, ReceiverSetup, SenderSetup
-from misuan.protocols.kkrt.params import CODE_BITS, CODE_BYTES, HASHES, MAX_ROWS, OUTPUT_CHUNK, n_bins_for
+from misuan.protocols.kkrt.params import (
+    CHUNK_BINS,
+    CODE_BITS,
+    CODE_BYTES,
+    HASHES,
+    MAX_ROWS,
+    OUTPUT_CHUNK,
+    n_bins_for,
+)
 from misuan.protocols.kkrt.receiver import codewords, tweaks
+from misuan.protocols.kkrt.rows import put_rows, take_rows
 
 __all__ = ["OprfSender"]
 
@@ -23,7 +33,8 @@ class OprfSender:
     """:meth:`accept_receiver_setup`, :meth:`accept_columns` for each chunk, :meth:`outputs`, :meth:`shared`.
 
     Its IDs go out in a secret random order (``order``), so the positions the receiver sees tell it
-    nothing about the sender's rows.
+    nothing about the sender's rows. The OPRF values are computed as the columns arrive: each chunk
+    of rows ``q_j`` serves every (ID, hash function) whose candidate bin lies in it, and is dropped.
     """
 
     def __init__(self, digests: np.ndarray, n_peer: int, out_bytes: int) -> None:
@@ -31,15 +42,18 @@ class OprfSender:
         # a random order from the OS's CSPRNG: sort by random 64-bit keys (a tie, about m^2 / 2^65,
         # only leaves two rows in input order)
         self.order = np.argsort(np.frombuffer(os.urandom(8 * self.m), dtype="<u8")).astype(np.int64)
-        self.digests = digests[self.order]
+        self.digests = take_rows(digests, self.order)
         bits = np.unpackbits(np.frombuffer(os.urandom(CODE_BYTES), dtype=np.uint8))
         self.s_bits = bits  # the OT-extension secret: one choice bit per base OT
         self.s_bytes = np.packbits(bits)
+        self._s_mask = (bits * np.uint8(0xFF))[:, None]  # column i of u is taken where s_i = 1
         self.code_keys = [os.urandom(16) for _ in range(CODE_BYTES // 16)]
         self.ot = OtReceiver(bits.tolist())
+        self._masked = np.empty((0, CODE_BYTES), dtype=np.uint8)
         self._filled = 0
-        # C(y) & s needs nothing from the receiver: computed while it builds its cuckoo table
-        self._masked = codewords(self.code_keys, self.digests) & self.s_bytes
+        self._by_bin: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # F(k_b, y) of (ID in the random order, hash function): the outputs, filled chunk by chunk
+        self.values = np.empty((self.m, HASHES, out_bytes), dtype=np.uint8)
 
     def accept_receiver_setup(self, msg: ReceiverSetup) -> SenderSetup:
         keys, a_pt, session = np.asarray(msg.bin_keys), np.asarray(msg.base_ot), np.asarray(msg.session)
@@ -51,52 +65,66 @@ class OprfSender:
         self.n_bins, self.session = msg.n_bins, bytes(session)
         self._bin_keys = [bytes(k) for k in keys]  # its IDs' bins are computed once the answer is out
         points = self.ot.points(bytes(a_pt))
-        self.seeds = self.ot.keys()
-        self.q_rows = np.empty((self.n_bins, CODE_BYTES), dtype=np.uint8)
+        self._g = Keystreams(self.ot.keys())
         return SenderSetup(
             np.frombuffer(b"".join(self.code_keys), dtype=np.uint8).reshape(-1, 16),
             np.frombuffer(b"".join(points), dtype=np.uint8).reshape(CODE_BITS, POINT_BYTES),
         )
 
+    def prepare(self) -> None:
+        """What needs the receiver's setup but nothing more: run once the answer to it is sent, while
+        the receiver derives its base-OT keys. ``C(y) & s`` of every ID, and the (ID, hash function)
+        pairs as flat indices ``HASHES * id + h`` grouped by the chunk of their candidate bin."""
+        if self._by_bin is not None:
+            return
+        self._masked = codewords(self.code_keys, self.digests)
+        np.bitwise_and(self._masked, self.s_bytes, out=self._masked)
+        bins = candidate_bins(self.digests, self._bin_keys, self.n_bins).reshape(-1)
+        n_chunks = -(-self.n_bins // CHUNK_BINS)
+        chunk = (bins // CHUNK_BINS).astype(np.uint16 if n_chunks < 1 << 16 else np.uint32)
+        pairs = np.argsort(chunk, kind="stable")  # a radix sort of small keys
+        edges = np.concatenate([[0], np.cumsum(np.bincount(chunk, minlength=n_chunks))]).astype(np.int64)
+        self._by_bin = (pairs, bins[pairs], edges)
+
     def accept_columns(self, msg: Columns) -> None:
-        """``q_i = G(k_i^{s_i}) ^ s_i * u_i`` over the chunk, stored as rows ``q_j = t_j ^ (C(x_j) & s)``."""
+        """``q_i = G(k_i^{s_i}) ^ s_i * u_i`` over the chunk; as rows ``q_j = t_j ^ (C(x_j) & s)``, and
+        ``F(b, i, y) = H(b, i, q_b ^ (C(y) & s))`` of every (ID, hash function) whose bin ``b`` is in the chunk."""
         u = np.asarray(msg.columns)
         if msg.start != self._filled or u.dtype != np.uint8 or u.ndim != 2 or u.shape[0] != CODE_BITS:
             raise MalformedMessageError(f"OT-extension columns must be uint8 ({CODE_BITS}, bins/8), chunks in order")
         nbytes = u.shape[1]
-        if nbytes == 0 or nbytes % 16 or self._filled + 8 * nbytes > self.n_bins:
-            raise MalformedMessageError("OT-extension columns beyond the cuckoo table")
-        q = np.empty_like(u)
-        for i, k in enumerate(self.seeds):
-            col = expand(k, self._filled // 8, nbytes)
-            q[i] = col ^ u[i] if self.s_bits[i] else col
-        self.q_rows[self._filled : self._filled + 8 * nbytes] = transpose(q)
-        self._filled += 8 * nbytes
+        stop = self._filled + 8 * nbytes
+        if nbytes == 0 or nbytes % 16 or stop > self.n_bins or (stop % CHUNK_BINS and stop != self.n_bins):
+            raise MalformedMessageError(f"OT-extension columns beyond the cuckoo table or not in chunks of {CHUNK_BINS} bins")
+        q = self._g.next(nbytes) ^ (u & self._s_mask)
+        q_rows = transpose(q)
+        self.prepare()
+        assert self._by_bin is not None
+        pairs, bins, edges = self._by_bin
+        lo, hi = edges[self._filled // CHUNK_BINS], edges[-(-stop // CHUNK_BINS)]
+        here, at = pairs[lo:hi], bins[lo:hi]
+        masked = take_rows(self._masked, here // HASHES)
+        masked ^= take_rows(q_rows, at - self._filled)
+        hashed = fixed_key_hash(masked, tweaks(self.session, at, here % HASHES))
+        put_rows(self.values.reshape(-1, self.out_bytes), here, hashed[:, : self.out_bytes])
+        self._filled = stop
 
     @property
     def complete(self) -> bool:
         return self._filled == self.n_bins
 
     def outputs(self) -> Iterator[Outputs]:
-        """``F(k_b, y) = H(b, q_b ^ (C(y) & s))`` at each of the IDs' candidate bins, truncated; a chunk
-        at a time, so the receiver matches one while the next is computed."""
-        bins_all = candidate_bins(self.digests, self._bin_keys, self.n_bins)
+        """The OPRF values at each of the IDs' candidate bins, truncated, in the random order: a
+        chunk of IDs per message, so the receiver matches one while the next is on the wire."""
         for a in range(0, self.m, OUTPUT_CHUNK):
-            b = min(a + OUTPUT_CHUNK, self.m)
-            masked = self._masked[a:b]
-            values = np.empty((b - a, HASHES, self.out_bytes), dtype=np.uint8)
-            for h in range(HASHES):
-                bins = bins_all[a:b, h]
-                index = np.full(bins.size, h, dtype=np.int64)
-                values[:, h, :] = fixed_key_hash(self.q_rows[bins] ^ masked, tweaks(self.session, bins, index))[:, : self.out_bytes]
-            yield Outputs(a, values)
+            yield Outputs(a, self.values[a : min(a + OUTPUT_CHUNK, self.m)])
 
     def shared(self, positions: np.ndarray) -> np.ndarray:
         """This party's rows of the positions the receiver matched, sorted by ID digest (the receiver's order)."""
         pos = np.asarray(positions)
         if pos.dtype != np.int64 or pos.ndim != 1 or (pos.size and (pos.min() < 0 or pos.max() >= self.m)):
             raise MalformedMessageError("matched positions must be int64 within the sender's IDs")
-        if np.unique(pos).size != pos.size:
+        ordered = np.sort(pos)
+        if np.any(ordered[1:] == ordered[:-1]):
             raise MalformedMessageError("matched positions repeat")
-        by_digest = np.lexsort(self.digests[pos].T[::-1])
-        return self.order[pos[by_digest]]
+        return self.order[pos[digest_order(self.digests[pos])]]

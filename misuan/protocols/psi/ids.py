@@ -133,7 +133,7 @@ def coerce_ids(ids: Sequence[Any] | np.ndarray) -> list[str]:
     if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
         return [str(v) for v in ids.tolist()]
     values = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # numpy arrays, pandas Series
-    kinds = {type(v) for v in values}
+    kinds = set(map(type, values))
     if kinds <= {str}:
         return values
     missing = [i for i, v in enumerate(values) if _is_missing(v)]
@@ -156,17 +156,19 @@ def _is_missing(value: Any) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")
 
 
-def _ascii_text(ids: Sequence[str], normalization: IdNormalization) -> list[str] | None:
-    """The normalised IDs by str methods alone where that is exact: text IDs that are all ASCII, which
-    NFC and NFKC leave as they are (casefold is lower() there). None otherwise: the general path."""
+def normalized_ascii(ids: Sequence[str], normalization: IdNormalization) -> list[str] | None:
+    """The normalised IDs as ASCII ``str``, by str methods alone, where that is exact: text IDs that
+    are all ASCII, which NFC and NFKC leave as they are (casefold is lower() there), none empty once
+    normalised. None otherwise: then :func:`normalize_ids` takes the general path (and names the
+    rows of empty or invalid IDs). Their UTF-8 bytes are their ASCII bytes."""
     if normalization.kind != "text" or not "".join(ids).isascii():
         return None
-    values = [v.strip() for v in ids] if normalization.strip else list(ids)
+    values = list(map(str.strip, ids)) if normalization.strip else list(ids)
     if normalization.case == "casefold":
-        return [v.lower() for v in values]
-    if normalization.case == "upper":
-        return [v.upper() for v in values]
-    return values
+        values = list(map(str.lower, values))
+    elif normalization.case == "upper":
+        values = list(map(str.upper, values))
+    return values if all(values) else None
 
 
 def normalize_ids(
@@ -177,11 +179,9 @@ def normalize_ids(
     ``rows`` are the row numbers of ``ids`` in the user's data, for error messages (default 0, 1, ...).
     """
     row_of = rows if rows is not None else range(len(ids))
-    fast = _ascii_text(ids, normalization)
+    fast = normalized_ascii(ids, normalization)
     if fast is not None:
-        empty_rows = [i for i, v in enumerate(fast) if not v]
-        if not empty_rows:
-            return [v.encode("ascii") for v in fast]
+        return list(map(str.encode, fast))
     apply = normalization.apply
     out: list[bytes] = []
     empty: list[int] = []
