@@ -21,9 +21,10 @@ whose name sorts first, which then tells the other); the **sender** S holds the 
    ``c_i`` is column ``i`` of the matrix whose row ``j`` is the codeword ``C(x)`` of the digest in bin
    ``j`` (zeros for an empty bin) and ``G`` is AES-CTR. S computes ``q_i = G(k_i^{s_i}) ^ s_i u_i``,
    so that row ``j`` is ``q_j = t_j ^ (C(x_j) & s)`` with ``t_j`` the rows of ``G(k_i^0)``.
-4. S sends, for each of its digests ``y`` in a secret random order and each of its 3 candidate bins
-   ``b = h_i(y)``, ``F(b, i, y) = H(b, i, q_b ^ (C(y) & s))`` truncated to
-   :func:`.params.output_bytes` bytes.
+4. S computes, for each of its digests ``y`` in a secret random order and each of its 3 candidate
+   bins ``b = h_i(y)``, ``F(b, i, y) = H(b, i, q_b ^ (C(y) & s))`` truncated to
+   :func:`.params.output_bytes` bytes, as the chunk holding ``b`` arrives (the two parties work at
+   the same time, one chunk apart), and sends them all once the last chunk is in.
    R's own value for the digest in bin ``b``, placed there by hash function ``i``, is
    ``H(b, i, t_b)``: equal exactly when ``y = x_b``
    (up to a false match, below 2^-40 in all). R matches them.
@@ -40,9 +41,11 @@ mode ``"both"``. S's OPRF values of IDs that R does not hold are pseudorandom to
 masked by seeds S lacks half of. Mode ``"size"`` (only the count) is not offered: the receiver of
 KKRT learns which of its own IDs matched; ECDH-PSI provides that mode.
 
-Memory: the receiver holds its table's codeword columns and the sender the rows ``q_j``: 64 bytes
-per bin each (about 1.32 bins per receiver ID), plus the digests. A killed run is restarted from
-the start on both sides (fresh keys); nothing is written.
+Memory: the receiver holds its cuckoo table (8 bytes a bin, about 1.32 bins per ID) and its own
+OPRF values; the sender ``C(y) & s`` (64 bytes an ID) and its outputs (3 values an ID); each side a
+chunk of columns and rows at a time (2 MiB each), so small, reused arrays and not one pass per step
+over the whole table: on the measured VM, first touches of fresh memory cost more than the AES. A
+killed run is restarted from the start on both sides (fresh keys); nothing is written.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ def kkrt_psi(
     nonces = (nonce, bytes(theirs.nonce)) if receiver == chan.party else (bytes(theirs.nonce), nonce)
     both = b"".join(nonces)
     digests = digests_of(encoded, hashlib.sha256(b"misuan-kkrt-digests" + both).digest()[:16])
+    del encoded  # 48 bytes an ID: freed here when the caller kept no reference (psi does not)
     n_buckets = buckets_for(max(mine.n_rows, theirs.n_rows))
     buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + both).digest()[:16], n_buckets)
     cap_me, cap_peer = bucket_cap(mine.n_rows, n_buckets), bucket_cap(theirs.n_rows, n_buckets)
