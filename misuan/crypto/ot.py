@@ -65,6 +65,8 @@ class OtSender:
         for i, b_pt in enumerate(points):
             _check_point(b_pt, f"base-OT point #{i}")
             a_b = bytes(sodium.crypto_scalarmult_ed25519_noclamp(self._a, b_pt))
+            if a_b == a_a:  # B_i = A: a*(B_i - A) would be the identity
+                raise MalformedMessageError(f"base-OT point #{i} equals the sender's point")
             # a*(B_i - A) = a*B_i - a*A: one scalar multiplication per OT, not two
             k0 = _key(i, self.message, b_pt, a_b)
             k1 = _key(i, self.message, b_pt, bytes(sodium.crypto_core_ed25519_sub(a_b, a_a)))

@@ -252,3 +252,27 @@ def test_cuckoo_places_every_item_in_one_of_its_bins() -> None:
     assert all(where[i] in bins[i] for i in range(5000))
     assert n_bins_for(1) == 128 and 1.3 < n_bins_for(1 << 20) / (1 << 20) < 1.33
     assert output_bytes(10**6, 10**6) == 11 and output_bytes(1, 1) == 8
+
+
+def test_many_chunks_of_columns_give_the_plaintext_intersection(monkeypatch: pytest.MonkeyPatch) -> None:
+    import misuan.protocols.kkrt.sender as kkrt_sender
+
+    for module in (kkrt_receiver, kkrt_sender):
+        monkeypatch.setattr(module, "CHUNK_BINS", 128)  # 300 IDs: 384 bins, three chunks (the last one short)
+    bank, partner = _sets(300, 200, 90, seed=21)
+    out = _run(bank, partner)
+    assert set(out["bank"].result.intersection) == set(bank) & set(partner)
+    assert out["bank"].result.intersection == out["partner"].result.intersection
+
+
+def test_own_values_sharing_their_first_bytes_are_all_tried() -> None:
+    r = OprfReceiver(id_digests([b"a", b"b", b"c"]), 1, 10)
+    r._sent = r.n_bins  # as once every chunk of columns is computed
+    r._own_values[:] = 0
+    r._own_values[1, 9], r._own_values[2, 9] = 1, 2  # three own values, the same first 8 bytes
+    values = np.full((1, 3, 10), 0xFF, dtype=np.uint8)
+    values[0, 1] = 0
+    values[0, 1, 9] = 2  # the sender's value at its second bin equals own item 2, the last of the run
+    assert r._match_chunk(values, 0).tolist() == [[0, 2]]
+    with pytest.raises(RuntimeError, match="once every chunk"):
+        OprfReceiver(id_digests([b"a"]), 1, 8)._match_chunk(values[:, :, :8], 0)

@@ -121,12 +121,17 @@ def _check_hello(ours: Hello, theirs: Hello, peer: str) -> None:
 
 
 def kkrt_psi(
-    chan: Channel, encoded: np.ndarray, peer: str, *, reveal: str, normalization: str, step: str = "psi",
+    chan: Channel, encoded: np.ndarray | list[np.ndarray], peer: str, *, reveal: str, normalization: str,
+    step: str = "psi",
 ) -> KkrtResult:
     """Run KKRT-PSI with ``peer`` on this party's normalised IDs, encoded by :func:`encode_ids`
     (``normalization`` names how they were normalised and must equal the peer's); see the module
     docstring. ``reveal``: "both" or the learning party. Rows in the result index ``encoded``.
+    Given as a one-element list, the encodings are taken out of it and freed once digested (48 bytes
+    an ID), whatever the Python version keeps on the caller's stack.
     :func:`misuan.protocols.psi.psi` with ``protocol = "kkrt"`` normalises, encodes and calls this."""
+    if isinstance(encoded, list):
+        encoded = encoded.pop()
     if reveal not in ("both", chan.party, peer):
         raise ConfigError(f"KKRT-PSI reveals to 'both', {chan.party!r} or {peer!r}, not {reveal!r} (use ECDH-PSI for 'size')")
     t0 = time.perf_counter()
@@ -143,7 +148,7 @@ def kkrt_psi(
     nonces = (nonce, bytes(theirs.nonce)) if receiver == chan.party else (bytes(theirs.nonce), nonce)
     both = b"".join(nonces)
     digests = digests_of(encoded, hashlib.sha256(b"misuan-kkrt-digests" + both).digest()[:16])
-    del encoded  # 48 bytes an ID: freed here when the caller kept no reference (psi does not)
+    del encoded  # 48 bytes an ID: freed here when the caller kept no reference (psi passes a list)
     n_buckets = buckets_for(max(mine.n_rows, theirs.n_rows))
     buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + both).digest()[:16], n_buckets)
     cap_me, cap_peer = bucket_cap(mine.n_rows, n_buckets), bucket_cap(theirs.n_rows, n_buckets)

@@ -10,8 +10,11 @@ Hashing each ID with hashlib costs about 0.8 s per million IDs in Python calls, 
    hash, zero padding and 255 in the last byte. Vectorised, about 0.15 s per million IDs.
 2. :func:`digests_of` is CBC-MAC with AES-128 over those three blocks, keyed per session by both
    parties' hello nonces: a PRF on fixed-length inputs (Bellare, Kilian, Rogaway 1994), so two of
-   ``n`` distinct IDs share a digest with probability about ``n^2 / 2^128``, and since the key is
-   fresh in every run nobody can choose IDs that collide. Three AES calls over the whole array.
+   ``n`` distinct IDs fixed before the run share a digest with probability about ``n^2 / 2^128``.
+   Both parties know the key once the hellos are exchanged, so it is not collision resistance
+   against them (a party could build an ID colliding with one it knows, which gains it nothing it
+   could not get by holding that ID), but nobody outside a run, a customer registering an ID
+   included, can aim at a collision. Three AES calls over the whole array.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ must use exactly these, and the hello checks that they do).
   bound, exceeded with probability below 2^-40), so bucket sizes reveal nothing beyond the set size;
   the output length and the false-match bound cover all buckets together.
 - ``CHUNK_BINS``: the columns of the OT extension travel in chunks of this many bins (2 MiB each)
-  and are consumed as they arrive.
+  and are consumed as they arrive. Part of the wire protocol: the sender refuses chunks that do not
+  end on a multiple of it (or at the table's end), so changing it needs a new ``PROTOCOL`` version.
 """
 
 from __future__ import annotations

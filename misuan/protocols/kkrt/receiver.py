@@ -54,6 +54,7 @@ class OprfReceiver:
         self._sent = 0
         self._received = 0
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._runs = False
 
     def setup(self) -> ReceiverSetup:
         """Place every item in the cuckoo table (new keys on a failure, locally), start the base OTs."""
@@ -130,9 +131,13 @@ class OprfReceiver:
 
     def _own_sorted(self) -> tuple[np.ndarray, np.ndarray]:
         if self._sorted is None:
+            if self._sent != self.n_bins:
+                raise RuntimeError("outputs are matched once every chunk of columns (and own value) is computed")
             own_key = self._own_values[:, :8].copy().view("<u8").reshape(-1)
             order = np.argsort(own_key)
             self._sorted = (order, own_key[order])
+            # own values sharing their first 8 bytes (about n^2 / 2^65): each must be tried
+            self._runs = bool(own_key.size > 1 and np.any(self._sorted[1][1:] == self._sorted[1][:-1]))
         return self._sorted
 
     def _match_chunk(self, values: np.ndarray, start: int) -> np.ndarray:
@@ -147,6 +152,11 @@ class OprfReceiver:
         at = np.minimum(np.searchsorted(sorted_keys, their_sorted), sorted_keys.size - 1)
         found = np.flatnonzero(sorted_keys[at] == their_sorted)
         hit, own_rows = their_order[found], order[at[found]]
+        if self._runs:  # a run of equal first words: every own value of the run is a candidate
+            end = np.searchsorted(sorted_keys, their_sorted[found], side="right")
+            extra = [(found[end - at[found] > k], k) for k in range(1, int(np.max(end - at[found], initial=1)))]
+            hit = np.concatenate([hit] + [their_order[f] for f, _ in extra])
+            own_rows = np.concatenate([own_rows] + [order[at[f] + k] for f, k in extra])
         same = np.all(take_rows(self._own_values, own_rows) == take_rows(flat, hit), axis=1)  # all bytes, not just the first 8
         return np.stack([start + hit[same] // HASHES, own_rows[same]], axis=1).astype(np.int64)
 
@@ -161,6 +171,7 @@ class OprfReceiver:
         for column in (positions, own_items):
             ordered = np.sort(column)
             if np.any(ordered[1:] == ordered[:-1]):
-                raise CryptoError("an ID matched twice: the OPRF outputs collided (probability below 2^-40)")
+                raise CryptoError("an ID matched twice: the OPRF outputs collided (probability below 2^-40) or the "
+                                  "peer sent repeated values")
         by_digest = digest_order(take_rows(self.digests, own_items))
         return own_items[by_digest], positions[by_digest]

@@ -116,6 +116,8 @@ class OprfSender:
     def outputs(self) -> Iterator[Outputs]:
         """The OPRF values at each of the IDs' candidate bins, truncated, in the random order: a
         chunk of IDs per message, so the receiver matches one while the next is on the wire."""
+        if not self.complete:
+            raise RuntimeError("the OPRF values are complete once every chunk of columns has arrived")
         for a in range(0, self.m, OUTPUT_CHUNK):
             yield Outputs(a, self.values[a : min(a + OUTPUT_CHUNK, self.m)])
 

@@ -334,8 +334,8 @@ def _kkrt(chan: Channel, ids: Sequence[Any] | np.ndarray, peer: str, params: Psi
     if params.reveal == "size":
         raise ConfigError('PSI protocol "kkrt" cannot reveal only the size: use protocol = "ecdh" (or "auto") for that')
     values = coerce_ids(ids)
-    # the encodings are the only reference kkrt_psi gets: it frees them once it has the digests
-    res = kkrt_psi(chan, _encoded(values, params), peer, reveal=params.reveal, normalization=params.normalize.canonical(), step=step)
+    # in a list, so that kkrt_psi holds the only reference and frees the encodings once digested
+    res = kkrt_psi(chan, [_encoded(values, params)], peer, reveal=params.reveal, normalization=params.normalize.canonical(), step=step)
     inter = None if res.local_rows is None else _pick(values, res.local_rows)
     return PsiResult(res.size, inter, res.local_rows, res.peer_size, res.timings, x25519="none (kkrt)")
 
