@@ -65,6 +65,13 @@ class PeerTimeoutError(NetworkError):
     help = "a peer did not answer in time: check it is running the same job, or raise the timeout"
 
 
+class TooFewPartiesError(NetworkError):
+    help = (
+        "secure aggregation lost so many data parties that fewer than its threshold remain: the sum "
+        "cannot be recovered (nor would it hide the inputs left); rerun with the parties up, or a lower threshold"
+    )
+
+
 class AuthenticationError(NetworkError):
     exit_code = 5
     help = "mutual TLS failed: the peer's certificate is not signed by the CA in your config, or names another party"

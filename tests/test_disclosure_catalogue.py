@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -207,6 +208,25 @@ def _kkrt_bucket_run() -> list[Recorded]:
     return [Recorded("kkrt_buckets", p, frozenset({"kkrt"}), frozenset(PARTIES), e) for p in PARTIES for e in out[p].disclosures]
 
 
+SECAGG_DATA = ("lender_a", "lender_b", "lender_c", "lender_d")
+SECAGG_AGGREGATOR = "hub"
+
+
+def _secagg_run() -> list[Recorded]:
+    """Secure aggregation: four data parties and a separate aggregator, everyone up."""
+    from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
+
+    params = SecAggParams(max_abs=100.0)
+    names = list(SECAGG_DATA)
+    fns: dict[str, Callable[[Any], Any]] = {
+        p: (lambda c, p=p: aggregate_as_data_party(c, np.full(5, float(len(p))), SECAGG_AGGREGATOR, names, params))
+        for p in names
+    }
+    fns[SECAGG_AGGREGATOR] = lambda c: aggregate_as_aggregator(c, names, params)
+    out = run_local(fns, job_id="secagg")
+    return [Recorded("secagg", p, frozenset({"secagg"}), frozenset(), e) for p in fns for e in out[p].disclosures]
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
     tmp = tmp_path_factory.mktemp("catalogue")
@@ -225,6 +245,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _job_run(tmp, "psi_ecdh_partner", _PSI_JOB, ("partner",), reveal="partner", protocol="ecdh")
         + _describe_run()
         + _kkrt_bucket_run()
+        + _secagg_run()
     )
 
 
@@ -244,6 +265,10 @@ def _role_problem(declared: str, actual: str, other: str, r: Recorded) -> str | 
     elif declared in ("the receiver", "the sender"):  # KKRT-PSI: the learner, or in mode "both" the first by name
         receiver = sorted(r.learners)[0] if r.learners else ""
         ok = (actual == receiver) == (declared == "the receiver") and actual in PARTIES
+    elif declared == "each data party":  # secure aggregation
+        ok = actual in SECAGG_DATA
+    elif declared == "the aggregator":
+        ok = actual == SECAGG_AGGREGATOR
     else:
         return f"the test does not know the role {declared!r}: teach _role_problem"
     return None if ok else f"catalogue says {declared}, the run had {actual}"

@@ -201,13 +201,17 @@ class Channel(ABC):
         peer.messages_sent += 1
         return size
 
-    def recv(self, frm: str, step: str, expect: type[_M] | None = None) -> Any:
-        """Receive the next ``step`` message from ``frm``; if ``expect`` is given, check its type."""
+    def recv(self, frm: str, step: str, expect: type[_M] | None = None, *, timeout_s: float | None = None) -> Any:
+        """Receive the next ``step`` message from ``frm``; if ``expect`` is given, check its type.
+
+        ``timeout_s`` (default: the channel's) bounds the wait; a protocol with a round deadline
+        passes what is left of it (a peer that missed it counts as gone: its message is not waited for
+        again)."""
         self._check_peer(frm)
         with self._lock:
             seq = self._recv_seq.get((frm, step), 0)
             self._recv_seq[(frm, step)] = seq + 1
-        payload = self._mailbox().get(frm, step, seq, self.timeout_s)
+        payload = self._mailbox().get(frm, step, seq, self.timeout_s if timeout_s is None else timeout_s)
         peer = self.stats.per_peer[frm]
         peer.bytes_received += len(payload)
         peer.messages_received += 1

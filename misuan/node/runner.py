@@ -267,9 +267,9 @@ class _PartyGroupChannel(Channel):
         self._check_peer(to)
         return self.base.send(to, step, msg)
 
-    def recv(self, frm: str, step: str, expect: Any = None) -> Any:
+    def recv(self, frm: str, step: str, expect: Any = None, *, timeout_s: float | None = None) -> Any:
         self._check_peer(frm)
-        return self.base.recv(frm, step, expect)
+        return self.base.recv(frm, step, expect, timeout_s=timeout_s)
 
     def _transmit(self, to: str, step: str, seq: int, parts: list[bytes | memoryview], size: int) -> None:
         raise RuntimeError("a party-group channel sends through its base channel")  # send() is overridden

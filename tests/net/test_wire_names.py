@@ -43,6 +43,16 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "psi.BlindedBatch": ["start", "points"],
         "psi.DigestBatch": ["start", "digests"],
     }),
+    "secagg": (1, {
+        "secagg.Advertise": ["version", "length", "frac_bits", "share_key", "mask_key"],
+        "secagg.KeyList": ["session", "threshold", "parties", "share_keys", "mask_keys"],
+        "secagg.Shares": ["to", "ciphertexts"],
+        "secagg.Inbox": ["senders", "ciphertexts"],
+        "secagg.Masked": ["values"],
+        "secagg.Survivors": ["survivors", "dropped"],
+        "secagg.Reveal": ["seed_of", "seed_shares", "key_of", "key_shares"],
+        "secagg.Total": ["values", "contributors"],
+    }),
     "secure_sum": (1, {
         "secure_sum.Share": ["values"],
         "secure_sum.PartialSum": ["values"],
