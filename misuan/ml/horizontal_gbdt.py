@@ -1,0 +1,319 @@
+"""Horizontal gradient boosting: lenders with the same features on different customers grow one
+XGBoost-style model over secure aggregation (:mod:`misuan.protocols.secagg`); no party's rows,
+counts, gradients or histograms leave it, only sums over all of them.
+
+The same code runs at every data party and at the aggregator (which holds no rows): each step that
+needs the pooled data is one aggregation round of a vector every data party computes on its rows,
+and every party then makes the same deterministic decision from the same sums, so all grow the same
+trees without sending them.
+
+1. **Bins** (two rounds): the sums of each feature and of its square and the count of present values
+   give the pooled mean and standard deviation; a fine histogram (``fine_bins`` cells over the mean
+   plus or minus 8 standard deviations, and two open-ended cells) gives the pooled quantiles, hence
+   ``max_bin`` bins per feature, the same at every party. Missing values get a bin of their own.
+2. **Trees** (one round a level): the gradient and hessian sums of the logistic loss per node,
+   feature and bin (``np.bincount`` over the party's rows); split finding on the sums as XGBoost's
+   ``hist`` method does it (gain ``G_L^2/(H_L+lambda) + G_R^2/(H_R+lambda) - G^2/(H+lambda)``, halved,
+   less ``gamma``; ``min_child_weight``; missing values sent to whichever side gains more), leaf
+   weights ``-eta * G / (H + lambda)``.
+
+**What is revealed**, to the aggregator and every data party: the pooled per-feature sums, squares
+and counts, the pooled fine histograms (so the pooled quantiles), and per level the pooled gradient
+and hessian sums per node, feature and bin, which with the trees are the pooled model's training
+statistics. Which rows of a party fall in which node stays with the party.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from misuan.errors import ConfigError, DataError
+from misuan.net.channel import Channel
+from misuan.params import check_params, param
+from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
+
+__all__ = ["HorizontalGBDT", "HorizontalGBDTParams", "fit_as_aggregator", "fit_as_data_party"]
+
+FRAC_BITS = 20
+_SPAN = 8.0  # the fine grid covers the pooled mean plus or minus this many standard deviations
+
+
+@dataclasses.dataclass(frozen=True)
+class HorizontalGBDTParams:
+    """XGBoost's parameters of the same names; every party of a fit must use the same."""
+
+    n_estimators: int = param(10, "trees", ge=1, le=1000)
+    max_depth: int = param(4, "levels of each tree", ge=1, le=12)
+    learning_rate: float = param(0.3, "shrinkage of each tree's leaf weights (eta)", gt=0.0, le=1.0)
+    reg_lambda: float = param(1.0, "L2 penalty on leaf weights", ge=0.0)
+    gamma: float = param(0.0, "least loss reduction of a split", ge=0.0)
+    min_child_weight: float = param(1.0, "least hessian sum in a child", ge=0.0)
+    max_bin: int = param(32, "bins per feature (missing values get one more)", ge=2, le=256)
+    fine_bins: int = param(1024, "cells of the fine histogram the bins are cut from", ge=16, le=65536)
+
+    def __post_init__(self) -> None:
+        check_params(self, "horizontal_gbdt")
+
+
+@dataclasses.dataclass
+class _Node:
+    g: float
+    h: float
+    feature: int = -1
+    cut: int = -1  # rows with bin <= cut go left
+    missing_left: bool = True
+    left: int = -1
+    right: int = -1
+    value: float = 0.0
+
+
+@dataclasses.dataclass
+class HorizontalGBDT:
+    """The model every party ends with: the agreed bin edges and the trees."""
+
+    edges: list[np.ndarray]  # per feature: the max_bin - 1 cut points
+    trees: list[list[_Node]]
+    base_margin: float
+    rounds: int  # aggregation rounds the fit took
+    contributors: list[str]
+
+    @property
+    def missing_bin(self) -> int:
+        return len(self.edges[0]) + 1 if self.edges else 0
+
+    def bins(self, x: np.ndarray) -> np.ndarray:
+        return _bin(np.asarray(x, dtype=np.float64), self.edges)
+
+    def predict_margin(self, x: np.ndarray) -> np.ndarray:
+        b = self.bins(x)
+        out = np.full(b.shape[0], self.base_margin)
+        for tree in self.trees:
+            out += _values(tree, _leaves(tree, b, self.missing_bin))
+        return out
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.predict_margin(x)))
+
+
+def _bin(x: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    """Bin of each value (0 .. max_bin - 1), ``max_bin`` for a missing one."""
+    out = np.empty(x.shape, dtype=np.int64)
+    for f, e in enumerate(edges):
+        col = x[:, f]
+        out[:, f] = np.searchsorted(e, col, side="left")
+        out[np.isnan(col), f] = len(e) + 1
+    return out
+
+
+def _split_rows(tree: list[_Node], b: np.ndarray, node_of: np.ndarray, level: list[int], missing_bin: int) -> None:
+    """Move the rows of ``level``'s split nodes to their children (in place)."""
+    for i in level:
+        nd = tree[i]
+        if nd.feature < 0:
+            continue
+        here = np.flatnonzero(node_of == i)
+        col = b[here, nd.feature]
+        go_left = np.where(col == missing_bin, nd.missing_left, col <= nd.cut)
+        node_of[here] = np.where(go_left, nd.left, nd.right)
+
+
+def _leaves(tree: list[_Node], b: np.ndarray, missing_bin: int) -> np.ndarray:
+    node_of = np.zeros(b.shape[0], dtype=np.int64)
+    level = [0]
+    while level:
+        _split_rows(tree, b, node_of, level, missing_bin)
+        level = [c for i in level if tree[i].feature >= 0 for c in (tree[i].left, tree[i].right)]
+    return node_of
+
+
+def _values(tree: list[_Node], node_of: np.ndarray) -> np.ndarray:
+    return np.array([nd.value for nd in tree])[node_of]
+
+
+Round = Callable[[np.ndarray], np.ndarray]  # a party's vector -> the sum
+
+
+def _best_split(hist: np.ndarray, g: float, h: float, p: HorizontalGBDTParams) -> tuple[float, int, int, bool]:
+    """(gain, feature, cut, missing_left) of the best split of a node from its ``(d, max_bin + 1, 2)``
+    pooled histogram; gain <= 0 when none is worth making."""
+    lam = p.reg_lambda
+    present = hist[:, :-1, :]
+    miss = hist[:, -1, :]  # (d, 2)
+    left = np.cumsum(present, axis=1)[:, :-1, :]  # cut after bin k: bins 0..k go left
+    parent = g * g / (h + lam)
+    best = (0.0, -1, -1, True)
+    for missing_left in (True, False):
+        gl = left[:, :, 0] + (miss[:, None, 0] if missing_left else 0.0)
+        hl = left[:, :, 1] + (miss[:, None, 1] if missing_left else 0.0)
+        gr, hr = g - gl, h - hl
+        ok = (hl >= p.min_child_weight) & (hr >= p.min_child_weight)
+        gain = 0.5 * (gl * gl / (hl + lam) + gr * gr / (hr + lam) - parent) - p.gamma
+        gain = np.where(ok, gain, -np.inf)
+        f, k = np.unravel_index(int(np.argmax(gain)), gain.shape)
+        if gain[f, k] > best[0] + 1e-12:
+            best = (float(gain[f, k]), int(f), int(k), missing_left)
+    return best
+
+
+def _moments(x: np.ndarray) -> np.ndarray:
+    """Per feature: the sum and the sum of squares of the present values, and their count."""
+    present = ~np.isnan(x)
+    xz = np.where(present, x, 0.0)
+    return np.concatenate([xz.sum(axis=0), (xz * xz).sum(axis=0), present.sum(axis=0).astype(np.float64)])
+
+
+def _fine(x: np.ndarray, lo: np.ndarray, width: np.ndarray, fine_bins: int) -> np.ndarray:
+    """Per feature, the count of present values in each fine cell (0: below the grid, last: above)."""
+    d = x.shape[1]
+    cells = np.clip(np.nan_to_num(np.floor((x - lo) / width) + 1, nan=-1.0), -1, fine_bins + 1).astype(np.int64)
+    out = np.zeros((d, fine_bins + 2))
+    for f in range(d):
+        keep = cells[:, f] >= 0
+        out[f] = np.bincount(cells[keep, f], minlength=fine_bins + 2)
+    return out.reshape(-1)
+
+
+def _totals(g: np.ndarray, h: np.ndarray) -> np.ndarray:
+    return np.array([g.sum(), h.sum()])
+
+
+def _level_hist(b: np.ndarray, g: np.ndarray, h: np.ndarray, slot: np.ndarray, k: int, nb: int) -> np.ndarray:
+    """Gradient and hessian sums per (node of the level, feature, bin) over this party's rows;
+    ``slot``: each row's node's place in the level (-1: a row at a leaf)."""
+    d = b.shape[1]
+    rows = np.flatnonzero(slot >= 0)
+    cell = ((slot[rows, None] * d + np.arange(d)[None, :]) * (nb + 1) + b[rows]).reshape(-1)
+    size = k * d * (nb + 1)
+    out = np.zeros((k, d, nb + 1, 2))
+    out[..., 0] = np.bincount(cell, np.repeat(g[rows], d), minlength=size).reshape(k, d, nb + 1)
+    out[..., 1] = np.bincount(cell, np.repeat(h[rows], d), minlength=size).reshape(k, d, nb + 1)
+    return out.reshape(-1)
+
+
+def _fit(rnd: Round, x: np.ndarray, y: np.ndarray, n_features: int, p: HorizontalGBDTParams,
+         contributors: Callable[[], list[str]]) -> HorizontalGBDT:
+    """The fit, the same at every party; at the aggregator ``x`` and ``y`` have no rows (its local
+    vectors are zeros it does not send)."""
+    d, nb = n_features, p.max_bin
+    rounds = 0
+
+    def agg(local: Callable[[], np.ndarray]) -> np.ndarray:
+        nonlocal rounds
+        rounds += 1
+        return rnd(local())
+
+    # 1. moments, 2. fine histograms -> the same bin edges everywhere
+    mom = agg(functools.partial(_moments, x))
+    count = np.maximum(mom[2 * d :], 1.0)
+    mean = mom[:d] / count
+    std = np.sqrt(np.maximum(mom[d : 2 * d] / count - mean * mean, 0.0)) + 1e-12
+    lo, width = mean - _SPAN * std, 2 * _SPAN * std / p.fine_bins
+
+    hist = agg(functools.partial(_fine, x, lo, width, p.fine_bins)).reshape(d, p.fine_bins + 2)
+    edges = []
+    for f in range(d):
+        cum = np.cumsum(hist[f])
+        targets = cum[-1] * np.arange(1, nb) / nb
+        cell = np.searchsorted(cum, targets, side="left")  # the cell holding each quantile
+        cut = lo[f] + width[f] * cell  # its upper edge
+        edges.append(np.unique(np.round(cut, 12)))
+        if edges[-1].size < nb - 1:  # fewer distinct cuts than bins: pad past the top (empty bins)
+            edges[-1] = np.concatenate([edges[-1], np.full(nb - 1 - edges[-1].size, np.inf)])
+    model = HorizontalGBDT(edges, [], 0.0, 0, [])
+    missing = model.missing_bin
+    b = model.bins(x)
+    margin = np.zeros(b.shape[0])
+    for _ in range(p.n_estimators):
+        prob = 1.0 / (1.0 + np.exp(-margin))
+        g = prob - y
+        h = prob * (1.0 - prob)
+        node_of = np.zeros(b.shape[0], dtype=np.int64)
+
+        gh = agg(functools.partial(_totals, g, h))
+        tree = [_Node(float(gh[0]), float(gh[1]))]
+        level = [0]
+        for _depth in range(p.max_depth):
+            k = len(level)
+
+            slot = np.full(len(tree), -1, dtype=np.int64)
+            slot[level] = np.arange(k)
+            hists = agg(functools.partial(_level_hist, b, g, h, slot[node_of], k, nb)).reshape(k, d, nb + 1, 2)
+            nxt = []
+            for j, node in enumerate(level):
+                nd = tree[node]
+                gain, f, cut, missing_left = _best_split(hists[j], nd.g, nd.h, p)
+                if gain <= 0.0:
+                    continue
+                left = hists[j, f, : cut + 1].sum(axis=0) + (hists[j, f, -1] if missing_left else 0.0)
+                nd.feature, nd.cut, nd.missing_left = f, cut, missing_left
+                nd.left, nd.right = len(tree), len(tree) + 1
+                tree.append(_Node(float(left[0]), float(left[1])))
+                tree.append(_Node(nd.g - float(left[0]), nd.h - float(left[1])))
+                nxt += [nd.left, nd.right]
+            _split_rows(tree, b, node_of, level, missing)
+            level = nxt
+            if not level:
+                break
+        for nd in tree:
+            if nd.feature < 0:
+                nd.value = -p.learning_rate * nd.g / (nd.h + p.reg_lambda)
+        model.trees.append(tree)
+        margin += _values(tree, node_of)
+    model.rounds = rounds
+    model.contributors = contributors()
+    return model
+
+
+def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xa.ndim != 2 or ya.shape != (xa.shape[0],):
+        raise DataError(f"features must be (rows, columns) and labels (rows,): got {xa.shape} and {ya.shape}")
+    if np.isinf(xa).any() or not np.isin(ya, (0.0, 1.0)).all():
+        raise DataError("features must be finite or missing (NaN), labels 0 (good) or 1 (bad)")
+    return xa, ya
+
+
+def _secagg(n_parties: int, round_timeout_s: float) -> SecAggParams:
+    bound = 2.0 ** (62 - FRAC_BITS - int(np.ceil(np.log2(n_parties))))
+    return SecAggParams(frac_bits=FRAC_BITS, max_abs=bound, round_timeout_s=round_timeout_s)
+
+
+def fit_as_data_party(
+    chan: Channel, x: np.ndarray, y: np.ndarray, *, aggregator: str, data_parties: list[str],
+    params: HorizontalGBDTParams | None = None, round_timeout_s: float = 60.0, step: str = "hgb",
+) -> HorizontalGBDT:
+    """Grow the model as one of ``data_parties`` on its own rows ``x`` (NaN: missing) and 0/1 labels ``y``."""
+    xa, ya = _check(x, y)
+    sa = _secagg(len(data_parties), round_timeout_s)
+    counter = iter(range(1 << 30))
+
+    def rnd(vec: np.ndarray) -> np.ndarray:
+        total = aggregate_as_data_party(chan, vec, aggregator, data_parties, sa, f"{step}/{next(counter)}")
+        assert total is not None
+        return total
+
+    return _fit(rnd, xa, ya, xa.shape[1], params or HorizontalGBDTParams(), lambda: [])
+
+
+def fit_as_aggregator(
+    chan: Channel, n_features: int, *, data_parties: list[str], params: HorizontalGBDTParams | None = None,
+    round_timeout_s: float = 60.0, step: str = "hgb",
+) -> HorizontalGBDT:
+    """Aggregate every round of the fit and follow the same decisions (the aggregator holds no rows)."""
+    if n_features < 1:
+        raise ConfigError("the model needs at least one feature")
+    sa = _secagg(len(data_parties), round_timeout_s)
+    counter = iter(range(1 << 30))
+    last: list[str] = []
+
+    def rnd(vec: np.ndarray) -> np.ndarray:
+        res = aggregate_as_aggregator(chan, data_parties, sa, step=f"{step}/{next(counter)}")
+        last[:] = res.contributors
+        return res.total
+
+    none = np.empty((0, n_features))
+    return _fit(rnd, none, np.empty(0), n_features, params or HorizontalGBDTParams(), lambda: list(last))
