@@ -7,10 +7,9 @@ needs the pooled data is one aggregation round of a vector every data party comp
 and every party then makes the same deterministic decision from the same sums, so all grow the same
 trees without sending them.
 
-1. **Bins** (two rounds): the sums of each feature and of its square and the count of present values
-   give the pooled mean and standard deviation; a fine histogram (``fine_bins`` cells over the mean
-   plus or minus 8 standard deviations, and two open-ended cells) gives the pooled quantiles, hence
-   ``max_bin`` bins per feature, the same at every party. Missing values get a bin of their own.
+1. **Bins** (two rounds, :func:`misuan.ml.horizontal_binning.agree_edges`): pooled quantile bins
+   from aggregated moments and fine histograms, ``max_bin`` per feature, the same at every party.
+   Missing values get a bin of their own.
 2. **Trees** (one round a level): the gradient and hessian sums of the logistic loss per node,
    feature and bin (``np.bincount`` over the party's rows); split finding on the sums as XGBoost's
    ``hist`` method does it (gain ``G_L^2/(H_L+lambda) + G_R^2/(H_R+lambda) - G^2/(H+lambda)``, halved,
@@ -32,6 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from misuan.errors import ConfigError, DataError
+from misuan.ml.horizontal_binning import agree_edges, bin_values
 from misuan.net.channel import Channel
 from misuan.params import check_params, param
 from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
@@ -39,7 +39,6 @@ from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggre
 __all__ = ["HorizontalGBDT", "HorizontalGBDTParams", "fit_as_aggregator", "fit_as_data_party"]
 
 FRAC_BITS = 20
-_SPAN = 8.0  # the fine grid covers the pooled mean plus or minus this many standard deviations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +85,7 @@ class HorizontalGBDT:
         return len(self.edges[0]) + 1 if self.edges else 0
 
     def bins(self, x: np.ndarray) -> np.ndarray:
-        return _bin(np.asarray(x, dtype=np.float64), self.edges)
+        return bin_values(np.asarray(x, dtype=np.float64), self.edges)
 
     def predict_margin(self, x: np.ndarray) -> np.ndarray:
         b = self.bins(x)
@@ -97,16 +96,6 @@ class HorizontalGBDT:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.predict_margin(x)))
-
-
-def _bin(x: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
-    """Bin of each value (0 .. max_bin - 1), ``max_bin`` for a missing one."""
-    out = np.empty(x.shape, dtype=np.int64)
-    for f, e in enumerate(edges):
-        col = x[:, f]
-        out[:, f] = np.searchsorted(e, col, side="left")
-        out[np.isnan(col), f] = len(e) + 1
-    return out
 
 
 def _split_rows(tree: list[_Node], b: np.ndarray, node_of: np.ndarray, level: list[int], missing_bin: int) -> None:
@@ -159,24 +148,6 @@ def _best_split(hist: np.ndarray, g: float, h: float, p: HorizontalGBDTParams) -
     return best
 
 
-def _moments(x: np.ndarray) -> np.ndarray:
-    """Per feature: the sum and the sum of squares of the present values, and their count."""
-    present = ~np.isnan(x)
-    xz = np.where(present, x, 0.0)
-    return np.concatenate([xz.sum(axis=0), (xz * xz).sum(axis=0), present.sum(axis=0).astype(np.float64)])
-
-
-def _fine(x: np.ndarray, lo: np.ndarray, width: np.ndarray, fine_bins: int) -> np.ndarray:
-    """Per feature, the count of present values in each fine cell (0: below the grid, last: above)."""
-    d = x.shape[1]
-    cells = np.clip(np.nan_to_num(np.floor((x - lo) / width) + 1, nan=-1.0), -1, fine_bins + 1).astype(np.int64)
-    out = np.zeros((d, fine_bins + 2))
-    for f in range(d):
-        keep = cells[:, f] >= 0
-        out[f] = np.bincount(cells[keep, f], minlength=fine_bins + 2)
-    return out.reshape(-1)
-
-
 def _totals(g: np.ndarray, h: np.ndarray) -> np.ndarray:
     return np.array([g.sum(), h.sum()])
 
@@ -207,22 +178,7 @@ def _fit(rnd: Round, x: np.ndarray, y: np.ndarray, n_features: int, p: Horizonta
         return rnd(local())
 
     # 1. moments, 2. fine histograms -> the same bin edges everywhere
-    mom = agg(functools.partial(_moments, x))
-    count = np.maximum(mom[2 * d :], 1.0)
-    mean = mom[:d] / count
-    std = np.sqrt(np.maximum(mom[d : 2 * d] / count - mean * mean, 0.0)) + 1e-12
-    lo, width = mean - _SPAN * std, 2 * _SPAN * std / p.fine_bins
-
-    hist = agg(functools.partial(_fine, x, lo, width, p.fine_bins)).reshape(d, p.fine_bins + 2)
-    edges = []
-    for f in range(d):
-        cum = np.cumsum(hist[f])
-        targets = cum[-1] * np.arange(1, nb) / nb
-        cell = np.searchsorted(cum, targets, side="left")  # the cell holding each quantile
-        cut = lo[f] + width[f] * cell  # its upper edge
-        edges.append(np.unique(np.round(cut, 12)))
-        if edges[-1].size < nb - 1:  # fewer distinct cuts than bins: pad past the top (empty bins)
-            edges[-1] = np.concatenate([edges[-1], np.full(nb - 1 - edges[-1].size, np.inf)])
+    edges = agree_edges(agg, x, p.max_bin, p.fine_bins)
     model = HorizontalGBDT(edges, [], 0.0, 0, [])
     missing = model.missing_bin
     b = model.bins(x)

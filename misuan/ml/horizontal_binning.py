@@ -1,0 +1,160 @@
+"""Horizontal binning and WOE/IV: lenders with the same features on different customers agree on
+one set of bins, and get each bin's weight of evidence and each feature's information value over
+all their customers, over secure aggregation (:mod:`misuan.protocols.secagg`); no lender's counts
+leave it, only the sums over all of them.
+
+Bins (:func:`agree_edges`, two aggregation rounds): the sum of each feature, of its square and the
+count of its present values give the pooled mean and standard deviation; a fine histogram
+(``fine_bins`` cells over the mean plus or minus 8 standard deviations, and two open-ended cells)
+gives the pooled quantiles, hence ``max_bin`` bins per feature, cut at fine-cell edges (so within
+one fine cell of the pooled quantile). Missing values get a bin of their own.
+
+WOE/IV (:func:`woe_as_data_party`, one more round): the count of bads and of goods per feature and
+bin, summed; ``WOE = ln(share of goods / share of bads)`` with 0.5 added to each count (so an empty
+bin has a finite WOE), ``IV = sum (share of goods - share of bads) * WOE``.
+
+**What is revealed**, to the aggregator and every data party: the pooled per-feature sums, squares
+and counts, the pooled fine histograms (the pooled distribution of each feature at the fine
+resolution), and the pooled good and bad counts per bin: the scorecard's binning table, computed as
+if the rows were pooled, and nothing about any one lender's rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from misuan.errors import DataError
+from misuan.net.channel import Channel
+from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
+
+__all__ = ["HorizontalWoe", "agree_edges", "bin_values", "woe_as_aggregator", "woe_as_data_party"]
+
+_SPAN = 8.0  # the fine grid covers the pooled mean plus or minus this many standard deviations
+FRAC_BITS = 20
+
+Aggregate = Callable[[Callable[[], np.ndarray]], np.ndarray]  # one round: this party's vector (computed) -> the sum
+
+
+def _moments(x: np.ndarray) -> np.ndarray:
+    """Per feature: the sum and the sum of squares of the present values, and their count."""
+    present = ~np.isnan(x)
+    xz = np.where(present, x, 0.0)
+    return np.concatenate([xz.sum(axis=0), (xz * xz).sum(axis=0), present.sum(axis=0).astype(np.float64)])
+
+
+def _fine(x: np.ndarray, lo: np.ndarray, width: np.ndarray, fine_bins: int) -> np.ndarray:
+    """Per feature, the count of present values in each fine cell (0: below the grid, last: above)."""
+    d = x.shape[1]
+    cells = np.clip(np.nan_to_num(np.floor((x - lo) / width) + 1, nan=-1.0), -1, fine_bins + 1).astype(np.int64)
+    out = np.zeros((d, fine_bins + 2))
+    for f in range(d):
+        keep = cells[:, f] >= 0
+        out[f] = np.bincount(cells[keep, f], minlength=fine_bins + 2)
+    return out.reshape(-1)
+
+
+def agree_edges(agg: Aggregate, x: np.ndarray, max_bin: int, fine_bins: int) -> list[np.ndarray]:
+    """The ``max_bin - 1`` cut points of each feature from the pooled data, the same at every party
+    (``x``: this party's rows, none at the aggregator)."""
+    d = x.shape[1]
+    mom = agg(functools.partial(_moments, x))
+    count = np.maximum(mom[2 * d :], 1.0)
+    mean = mom[:d] / count
+    std = np.sqrt(np.maximum(mom[d : 2 * d] / count - mean * mean, 0.0)) + 1e-12
+    lo, width = mean - _SPAN * std, 2 * _SPAN * std / fine_bins
+    hist = agg(functools.partial(_fine, x, lo, width, fine_bins)).reshape(d, fine_bins + 2)
+    edges = []
+    for f in range(d):
+        cum = np.cumsum(hist[f])
+        cell = np.searchsorted(cum, cum[-1] * np.arange(1, max_bin) / max_bin, side="left")  # holding each quantile
+        cuts = np.unique(np.round(lo[f] + width[f] * cell, 12))  # the upper edge of that cell
+        if cuts.size < max_bin - 1:  # fewer distinct cuts than bins: pad past the top (empty bins)
+            cuts = np.concatenate([cuts, np.full(max_bin - 1 - cuts.size, np.inf)])
+        edges.append(cuts)
+    return edges
+
+
+def bin_values(x: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    """Bin of each value (0 .. max_bin - 1), ``max_bin`` for a missing one."""
+    out = np.empty(x.shape, dtype=np.int64)
+    for f, e in enumerate(edges):
+        col = x[:, f]
+        out[:, f] = np.searchsorted(e, col, side="left")
+        out[np.isnan(col), f] = len(e) + 1
+    return out
+
+
+@dataclasses.dataclass
+class HorizontalWoe:
+    """The pooled binning table every party ends with."""
+
+    edges: list[np.ndarray]
+    bads: np.ndarray  # (features, max_bin + 1): pooled bad counts per bin, the last bin missing values
+    goods: np.ndarray
+    woe: np.ndarray
+    iv: np.ndarray  # (features,)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Each value replaced by its bin's WOE (the scorecard's input)."""
+        b = bin_values(np.asarray(x, dtype=np.float64), self.edges)
+        return np.take_along_axis(self.woe.T, b, axis=0) if b.size else np.zeros(b.shape)
+
+
+def _counts(x: np.ndarray, y: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    b = bin_values(x, edges)
+    k = len(edges[0]) + 2
+    out = np.zeros((2, x.shape[1], k))
+    for f in range(x.shape[1]):
+        out[0, f] = np.bincount(b[:, f], weights=y, minlength=k)
+        out[1, f] = np.bincount(b[:, f], minlength=k) - out[0, f]
+    return out.reshape(-1)
+
+
+def _woe(agg: Aggregate, x: np.ndarray, y: np.ndarray, max_bin: int, fine_bins: int) -> HorizontalWoe:
+    edges = agree_edges(agg, x, max_bin, fine_bins)
+    counts = agg(functools.partial(_counts, x, y, edges)).reshape(2, x.shape[1], max_bin + 1)
+    bads, goods = np.round(counts[0]), np.round(counts[1])
+    share_b = (bads + 0.5) / (bads.sum(axis=1, keepdims=True) + 0.5)
+    share_g = (goods + 0.5) / (goods.sum(axis=1, keepdims=True) + 0.5)
+    woe = np.log(share_g / share_b)
+    return HorizontalWoe(edges, bads, goods, woe, np.sum((share_g - share_b) * woe, axis=1))
+
+
+def _secagg(n_parties: int, round_timeout_s: float) -> SecAggParams:
+    bound = 2.0 ** (62 - FRAC_BITS - int(np.ceil(np.log2(n_parties))))
+    return SecAggParams(frac_bits=FRAC_BITS, max_abs=bound, round_timeout_s=round_timeout_s)
+
+
+def woe_as_data_party(
+    chan: Channel, x: np.ndarray, y: np.ndarray, *, aggregator: str, data_parties: list[str], max_bin: int = 10,
+    fine_bins: int = 1024, round_timeout_s: float = 60.0, step: str = "hwoe",
+) -> HorizontalWoe:
+    """The pooled bins, WOE and IV, as one of ``data_parties`` with its rows ``x`` (NaN: missing) and 0/1 ``y``."""
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xa.ndim != 2 or ya.shape != (xa.shape[0],) or not np.isin(ya, (0.0, 1.0)).all():
+        raise DataError("features must be (rows, columns) and labels 0 (good) or 1 (bad), one per row")
+    sa, counter = _secagg(len(data_parties), round_timeout_s), iter(range(1 << 20))
+
+    def agg(local: Callable[[], np.ndarray]) -> np.ndarray:
+        total = aggregate_as_data_party(chan, local(), aggregator, data_parties, sa, f"{step}/{next(counter)}")
+        assert total is not None
+        return total
+
+    return _woe(agg, xa, ya, max_bin, fine_bins)
+
+
+def woe_as_aggregator(
+    chan: Channel, n_features: int, *, data_parties: list[str], max_bin: int = 10, fine_bins: int = 1024,
+    round_timeout_s: float = 60.0, step: str = "hwoe",
+) -> HorizontalWoe:
+    """Aggregate the rounds of :func:`woe_as_data_party` and compute the same table."""
+    sa, counter = _secagg(len(data_parties), round_timeout_s), iter(range(1 << 20))
+
+    def agg(local: Callable[[], np.ndarray]) -> np.ndarray:
+        return aggregate_as_aggregator(chan, data_parties, sa, step=f"{step}/{next(counter)}").total
+
+    return _woe(agg, np.empty((0, n_features)), np.empty(0), max_bin, fine_bins)
