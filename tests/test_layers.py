@@ -25,6 +25,7 @@ RANKS = {
     "node": 5,
     "report": 5,
     "demo": 5,
+    "demo_horizontal": 5,
     "__init__": 0,
 }
 # parts of equal rank that must still not import each other
@@ -87,6 +88,7 @@ THIRD_PARTY = {
     "node": {"numpy", "pandas", "tomli"},
     "report": {"numpy"},
     "demo": {"numpy", "pandas", "xgboost"},
+    "demo_horizontal": {"numpy", "pandas", "xgboost"},
     "cli": {"numpy", "pandas", "grpc", "tomli"},
 }
 

@@ -219,9 +219,13 @@ def cmd_lending_copy(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.horizontal:
+        from misuan import demo_horizontal
+
+        return demo_horizontal.run(args.workdir, trees=args.trees or 10, depth=args.depth, seed=args.seed)
     from misuan import demo
 
-    return demo.run(args.workdir, trees=args.trees, depth=args.depth, seed=args.seed, key_bits=args.key_bits)
+    return demo.run(args.workdir, trees=args.trees or 20, depth=args.depth, seed=args.seed, key_bits=args.key_bits)
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -319,7 +323,10 @@ def _add_demo_command(sub: Subparsers) -> None:
         "and prints a summary.",
     )
     p.add_argument("--workdir", default="misuan-demo", help="where data, certificates, results and the report go (default %(default)s)")
-    p.add_argument("--trees", type=int, default=20, help="SecureBoost trees (default %(default)s)")
+    p.add_argument("--horizontal", action="store_true",
+                   help="the horizontal demo instead: five lenders with the same features on different customers, "
+                   "an aggregator, secure aggregation; pooled WOE/IV, a federated scorecard and boosted trees")
+    p.add_argument("--trees", type=int, default=None, help="boosted trees (default 20; 10 with --horizontal)")
     p.add_argument("--depth", type=int, default=4, help="tree depth (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data split (default %(default)s)")
     p.add_argument("--key-bits", type=int, default=2048, choices=[2048, 3072], help="HE key size (default %(default)s)")

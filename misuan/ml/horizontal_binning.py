@@ -3,8 +3,10 @@ one set of bins, and get each bin's weight of evidence and each feature's inform
 all their customers, over secure aggregation (:mod:`misuan.protocols.secagg`); no lender's counts
 leave it, only the sums over all of them.
 
-Bins (:func:`agree_edges`, two aggregation rounds): the sum of each feature, of its square and the
-count of its present values give the pooled mean and standard deviation; a fine histogram
+Bins (:func:`agree_edges`, three aggregation rounds): the count of present values per binary
+exponent gives each feature's pooled largest magnitude (a power of two); the sum of each feature
+over it, of its square and the count of its present values give the pooled mean and standard
+deviation (in any unit: a card limit's squares would not fit the ring unscaled); a fine histogram
 (``fine_bins`` cells over the mean plus or minus 8 standard deviations, and two open-ended cells)
 gives the pooled quantiles, hence ``max_bin`` bins per feature, cut at fine-cell edges (so within
 one fine cell of the pooled quantile). Missing values get a bin of their own.
@@ -13,8 +15,8 @@ WOE/IV (:func:`woe_as_data_party`, one more round): the count of bads and of goo
 bin, summed; ``WOE = ln(share of goods / share of bads)`` with 0.5 added to each count (so an empty
 bin has a finite WOE), ``IV = sum (share of goods - share of bads) * WOE``.
 
-**What is revealed**, to the aggregator and every data party: the pooled per-feature sums, squares
-and counts, the pooled fine histograms (the pooled distribution of each feature at the fine
+**What is revealed**, to the aggregator and every data party: the pooled count of values per
+binary exponent of each feature, the pooled per-feature sums, squares and counts, the pooled fine histograms (the pooled distribution of each feature at the fine
 resolution), and the pooled good and bad counts per bin: the scorecard's binning table, computed as
 if the rows were pooled, and nothing about any one lender's rows.
 """
@@ -39,10 +41,26 @@ FRAC_BITS = 20
 Aggregate = Callable[[Callable[[], np.ndarray]], np.ndarray]  # one round: this party's vector (computed) -> the sum
 
 
-def _moments(x: np.ndarray) -> np.ndarray:
-    """Per feature: the sum and the sum of squares of the present values, and their count."""
+_EXPONENTS = 160  # binary exponents of |x| from 2^-80 to 2^79 (clipped at both ends)
+
+
+def _magnitudes(x: np.ndarray) -> np.ndarray:
+    """Per feature, how many present values have each binary exponent (``|x| < 2^e``)."""
+    d = x.shape[1]
     present = ~np.isnan(x)
-    xz = np.where(present, x, 0.0)
+    _, e = np.frexp(np.where(present, x, 0.0))
+    cells = np.clip(e + _EXPONENTS // 2, 0, _EXPONENTS - 1)
+    out = np.zeros((d, _EXPONENTS))
+    for f in range(d):
+        out[f] = np.bincount(cells[present[:, f], f], minlength=_EXPONENTS)
+    return out.reshape(-1)
+
+
+def _moments(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Per feature: the sum and the sum of squares of the present values over ``scale`` (so at most
+    1 each, whatever the feature's unit), and their count."""
+    present = ~np.isnan(x)
+    xz = np.where(present, x / scale, 0.0)
     return np.concatenate([xz.sum(axis=0), (xz * xz).sum(axis=0), present.sum(axis=0).astype(np.float64)])
 
 
@@ -61,10 +79,15 @@ def agree_edges(agg: Aggregate, x: np.ndarray, max_bin: int, fine_bins: int) -> 
     """The ``max_bin - 1`` cut points of each feature from the pooled data, the same at every party
     (``x``: this party's rows, none at the aggregator)."""
     d = x.shape[1]
-    mom = agg(functools.partial(_moments, x))
+    # the pooled largest magnitude of each feature (a power of two), so the sums of squares fit
+    mags = agg(functools.partial(_magnitudes, x)).reshape(d, _EXPONENTS)
+    top = np.array([np.flatnonzero(m > 0.5).max(initial=_EXPONENTS // 2) for m in mags]) - _EXPONENTS // 2
+    scale = np.ldexp(1.0, top)
+    mom = agg(functools.partial(_moments, x, scale))
     count = np.maximum(mom[2 * d :], 1.0)
     mean = mom[:d] / count
-    std = np.sqrt(np.maximum(mom[d : 2 * d] / count - mean * mean, 0.0)) + 1e-12
+    std = (np.sqrt(np.maximum(mom[d : 2 * d] / count - mean * mean, 0.0)) + 1e-9) * scale
+    mean = mean * scale
     lo, width = mean - _SPAN * std, 2 * _SPAN * std / fine_bins
     hist = agg(functools.partial(_fine, x, lo, width, fine_bins)).reshape(d, fine_bins + 2)
     edges = []

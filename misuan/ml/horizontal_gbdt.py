@@ -7,7 +7,7 @@ needs the pooled data is one aggregation round of a vector every data party comp
 and every party then makes the same deterministic decision from the same sums, so all grow the same
 trees without sending them.
 
-1. **Bins** (two rounds, :func:`misuan.ml.horizontal_binning.agree_edges`): pooled quantile bins
+1. **Bins** (three rounds, :func:`misuan.ml.horizontal_binning.agree_edges`): pooled quantile bins
    from aggregated moments and fine histograms, ``max_bin`` per feature, the same at every party.
    Missing values get a bin of their own.
 2. **Trees** (one round a level): the gradient and hessian sums of the logistic loss per node,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from misuan.crypto.key_agreement import shared_key
 from misuan.errors import ConfigError, MalformedMessageError, NetworkError, TooFewPartiesError
 from misuan.net.channel import Channel
 from misuan.protocols.secagg.data_party import SEED_BYTES, DataParty, pair_sign
@@ -24,7 +25,7 @@ from misuan.protocols.secagg.disclosures import (
     SUM_BACK,
     SURVIVORS,
 )
-from misuan.protocols.secagg.masking import decode, mask, shared_key
+from misuan.protocols.secagg.masking import decode, mask
 from misuan.protocols.secagg.messages import (
     PROTOCOL,
     STEP,
@@ -139,7 +140,7 @@ class Aggregator:
         for d in dropped:
             key = combine(keys[d], self.threshold, 32)
             for p in self.u3:
-                m = mask(shared_key(key, self.mask_pk[p], self.session, b"mask"), self.length)
+                m = mask(shared_key(key, self.mask_pk[p], self.session, b"secagg/mask"), self.length)
                 # survivor p added pair_sign(p, d) * m: take it away
                 total = total - m if pair_sign(p, d) > 0 else total + m
         return total

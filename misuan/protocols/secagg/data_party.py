@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from misuan.crypto.key_agreement import KEY_BYTES, KeyPair, seal, shared_key, unseal
 from misuan.errors import ConfigError, MalformedMessageError, TooFewPartiesError
 from misuan.net.channel import Channel
 from misuan.protocols.secagg.disclosures import (
@@ -22,7 +20,7 @@ from misuan.protocols.secagg.disclosures import (
     SUM_BACK,
     SURVIVORS,
 )
-from misuan.protocols.secagg.masking import decode, encode, mask, public_bytes, shared_key
+from misuan.protocols.secagg.masking import decode, encode, mask
 from misuan.protocols.secagg.messages import (
     PROTOCOL,
     STEP,
@@ -40,7 +38,6 @@ from misuan.protocols.secagg.shamir import SHARE_BYTES, split
 
 __all__ = ["SEED_BYTES", "DataParty", "aggregate_as_data_party", "pair_sign"]
 
-_KEY_BYTES = 32
 SEED_BYTES = 16  # the self mask's AES key
 
 
@@ -64,8 +61,8 @@ class DataParty:
         # from the job's list, not from what the aggregator says: a shrunk list must not lower it
         self.threshold = params.threshold_for(len(self.all))
         self.encoded = encode(values, params.frac_bits, params.max_abs)
-        self._share_sk = X25519PrivateKey.generate()
-        self._mask_sk = X25519PrivateKey.generate()
+        self._share_sk = KeyPair()
+        self._mask_sk = KeyPair()
         self._seed = os.urandom(SEED_BYTES)
         self._held: dict[str, tuple[bytes, bytes]] = {}  # from whom: (seed share, mask-key share)
         self.parties: list[str] = []
@@ -73,7 +70,7 @@ class DataParty:
 
     def advertise(self) -> Advertise:
         return Advertise(PROTOCOL.version, int(self.encoded.size), self.params.frac_bits,
-                         public_bytes(self._share_sk), public_bytes(self._mask_sk))
+                         self._share_sk.public, self._mask_sk.public)
 
     def share(self, keys: KeyList) -> Shares:
         """Check the key list; Shamir-share the seed and the mask key, one encrypted pair per other party."""
@@ -82,7 +79,7 @@ class DataParty:
         if parties != sorted(set(parties)) or self.name not in parties or not set(parties) <= set(self.all) or not (
                 len(keys.share_keys) == len(keys.mask_keys) == n and len(keys.session) == 16):
             raise MalformedMessageError("the aggregator's key list is malformed, names strangers or leaves this party out")
-        if any(not isinstance(k, bytes) or len(k) != _KEY_BYTES for k in list(keys.share_keys) + list(keys.mask_keys)):
+        if any(not isinstance(k, bytes) or len(k) != KEY_BYTES for k in list(keys.share_keys) + list(keys.mask_keys)):
             raise MalformedMessageError("the key list's public keys must be 32 bytes each")
         t = self.threshold
         if keys.threshold != t:
@@ -92,7 +89,7 @@ class DataParty:
         self.parties, self.session = parties, bytes(keys.session)
         self.share_pk = dict(zip(parties, keys.share_keys, strict=True))
         self.mask_pk = dict(zip(parties, keys.mask_keys, strict=True))
-        mask_raw = self._mask_sk.private_bytes_raw()
+        mask_raw = self._mask_sk.private_raw
         seed_shares = split(self._seed, n, t)
         key_shares = split(mask_raw, n, t)
         to, cts = [], []
@@ -100,10 +97,9 @@ class DataParty:
             if other == self.name:
                 self._held[self.name] = (seed_shares[i], key_shares[i])
                 continue
-            key = shared_key(self._share_sk.private_bytes_raw(), self.share_pk[other], self.session, b"shares")
-            nonce = os.urandom(12)
+            key = shared_key(self._share_sk.private_raw, self.share_pk[other], self.session, b"secagg/shares")
             to.append(other)
-            cts.append(nonce + AESGCM(key).encrypt(nonce, seed_shares[i] + key_shares[i], _aad(self.session, self.name, other)))
+            cts.append(seal(key, seed_shares[i] + key_shares[i], _aad(self.session, self.name, other)))
         return Shares(to, cts)
 
     def masked(self, inbox: Inbox) -> Masked:
@@ -114,11 +110,8 @@ class DataParty:
                 not set(senders) <= set(self.parties) - {self.name}:
             raise MalformedMessageError("the aggregator's inbox names parties outside the key list")
         for frm, ct in zip(senders, inbox.ciphertexts, strict=True):
-            key = shared_key(self._share_sk.private_bytes_raw(), self.share_pk[frm], self.session, b"shares")
-            try:
-                plain = AESGCM(key).decrypt(ct[:12], ct[12:], _aad(self.session, frm, self.name))
-            except (InvalidTag, ValueError) as exc:
-                raise MalformedMessageError(f"the shares {frm} encrypted to this party do not decrypt") from exc
+            key = shared_key(self._share_sk.private_raw, self.share_pk[frm], self.session, b"secagg/shares")
+            plain = unseal(key, ct, _aad(self.session, frm, self.name), f"the shares {frm} encrypted to this party")
             if len(plain) != 2 * SHARE_BYTES:
                 raise MalformedMessageError(f"{frm}'s shares have the wrong length")
             self._held[frm] = (plain[:SHARE_BYTES], plain[SHARE_BYTES:])
@@ -126,10 +119,10 @@ class DataParty:
         if len(self.sharers) < self.threshold:
             raise TooFewPartiesError(f"{len(self.sharers)} data parties shared keys, below the threshold {self.threshold}")
         y = self.encoded + mask(self._seed, self.encoded.size)
-        mask_raw = self._mask_sk.private_bytes_raw()
+        mask_raw = self._mask_sk.private_raw
         for other in self.sharers:
             if other != self.name:
-                m = mask(shared_key(mask_raw, self.mask_pk[other], self.session, b"mask"), self.encoded.size)
+                m = mask(shared_key(mask_raw, self.mask_pk[other], self.session, b"secagg/mask"), self.encoded.size)
                 y = y + m if pair_sign(self.name, other) > 0 else y - m
         return Masked(y)
 
