@@ -81,7 +81,7 @@ def agree_edges(agg: Aggregate, x: np.ndarray, max_bin: int, fine_bins: int) -> 
     d = x.shape[1]
     # the pooled largest magnitude of each feature (a power of two), so the sums of squares fit
     mags = agg(functools.partial(_magnitudes, x)).reshape(d, _EXPONENTS)
-    top = np.array([np.flatnonzero(m > 0.5).max(initial=_EXPONENTS // 2) for m in mags]) - _EXPONENTS // 2
+    top = np.array([np.max(np.flatnonzero(m > 0.5), initial=_EXPONENTS // 2) for m in mags]) - _EXPONENTS // 2
     scale = np.ldexp(1.0, top)
     mom = agg(functools.partial(_moments, x, scale))
     count = np.maximum(mom[2 * d :], 1.0)
