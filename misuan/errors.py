@@ -72,6 +72,13 @@ class TooFewPartiesError(NetworkError):
     )
 
 
+class PartyDroppedError(NetworkError):
+    help = (
+        "a data party dropped out in the middle of a horizontal fit: later rounds would sum other parties "
+        "than earlier ones (and their difference would tell one party's share), so the fit stops; rerun it"
+    )
+
+
 class AuthenticationError(NetworkError):
     exit_code = 5
     help = "mutual TLS failed: the peer's certificate is not signed by the CA in your config, or names another party"

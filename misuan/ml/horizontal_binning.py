@@ -12,8 +12,12 @@ gives the pooled quantiles, hence ``max_bin`` bins per feature, cut at fine-cell
 one fine cell of the pooled quantile). Missing values get a bin of their own.
 
 WOE/IV (:func:`woe_as_data_party`, one more round): the count of bads and of goods per feature and
-bin, summed; ``WOE = ln(share of goods / share of bads)`` with 0.5 added to each count (so an empty
-bin has a finite WOE), ``IV = sum (share of goods - share of bads) * WOE``.
+bin, summed; WOE and IV of the non-empty bins by the vertical protocol's formula
+(:func:`misuan.protocols.woe.table.woe_iv_ks`: 0.5 added to every count of a feature only where a
+bin lacks a class), so the horizontal and vertical tables agree on the same data.
+
+A feature whose spread is below about 2^-20 of its magnitude (0.5 plus or minus 1e-7, say) loses
+bins: its variance comes from sums in 2^-20 fixed point.
 
 **What is revealed**, to the aggregator and every data party: the pooled count of values per
 binary exponent of each feature, the pooled per-feature sums, squares and counts, the pooled fine histograms (the pooled distribution of each feature at the fine
@@ -30,13 +34,13 @@ from collections.abc import Callable
 import numpy as np
 
 from misuan.errors import DataError
+from misuan.ml.horizontal_rounds import FitRounds
 from misuan.net.channel import Channel
-from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
+from misuan.protocols.woe.table import woe_iv_ks
 
 __all__ = ["HorizontalWoe", "agree_edges", "bin_values", "woe_as_aggregator", "woe_as_data_party"]
 
 _SPAN = 8.0  # the fine grid covers the pooled mean plus or minus this many standard deviations
-FRAC_BITS = 20
 
 Aggregate = Callable[[Callable[[], np.ndarray]], np.ndarray]  # one round: this party's vector (computed) -> the sum
 
@@ -81,7 +85,7 @@ def agree_edges(agg: Aggregate, x: np.ndarray, max_bin: int, fine_bins: int) -> 
     d = x.shape[1]
     # the pooled largest magnitude of each feature (a power of two), so the sums of squares fit
     mags = agg(functools.partial(_magnitudes, x)).reshape(d, _EXPONENTS)
-    top = np.array([np.max(np.flatnonzero(m > 0.5), initial=_EXPONENTS // 2) for m in mags]) - _EXPONENTS // 2
+    top = np.array([np.max(np.flatnonzero(m > 0.5), initial=0) for m in mags]) - _EXPONENTS // 2
     scale = np.ldexp(1.0, top)
     mom = agg(functools.partial(_moments, x, scale))
     count = np.maximum(mom[2 * d :], 1.0)
@@ -94,7 +98,7 @@ def agree_edges(agg: Aggregate, x: np.ndarray, max_bin: int, fine_bins: int) -> 
     for f in range(d):
         cum = np.cumsum(hist[f])
         cell = np.searchsorted(cum, cum[-1] * np.arange(1, max_bin) / max_bin, side="left")  # holding each quantile
-        cuts = np.unique(np.round(lo[f] + width[f] * cell, 12))  # the upper edge of that cell
+        cuts = np.unique(lo[f] + width[f] * cell)  # the upper edge of that cell
         if cuts.size < max_bin - 1:  # fewer distinct cuts than bins: pad past the top (empty bins)
             cuts = np.concatenate([cuts, np.full(max_bin - 1 - cuts.size, np.inf)])
         edges.append(cuts)
@@ -141,15 +145,15 @@ def _woe(agg: Aggregate, x: np.ndarray, y: np.ndarray, max_bin: int, fine_bins: 
     edges = agree_edges(agg, x, max_bin, fine_bins)
     counts = agg(functools.partial(_counts, x, y, edges)).reshape(2, x.shape[1], max_bin + 1)
     bads, goods = np.round(counts[0]), np.round(counts[1])
-    share_b = (bads + 0.5) / (bads.sum(axis=1, keepdims=True) + 0.5)
-    share_g = (goods + 0.5) / (goods.sum(axis=1, keepdims=True) + 0.5)
-    woe = np.log(share_g / share_b)
-    return HorizontalWoe(edges, bads, goods, woe, np.sum((share_g - share_b) * woe, axis=1))
-
-
-def _secagg(n_parties: int, round_timeout_s: float) -> SecAggParams:
-    bound = 2.0 ** (62 - FRAC_BITS - int(np.ceil(np.log2(n_parties))))
-    return SecAggParams(frac_bits=FRAC_BITS, max_abs=bound, round_timeout_s=round_timeout_s)
+    woe, iv = np.zeros(bads.shape), np.zeros(bads.shape[0])
+    for f in range(bads.shape[0]):
+        used = (bads[f] + goods[f]) > 0  # empty bins (past a feature's few values, no missing) carry nothing
+        if not used.any():
+            continue
+        # the vertical WOE's formula (smoothing only where a bin lacks a class): the same IV on the same table
+        w, iv_bins, _ = woe_iv_ks(bads[f, used] + goods[f, used], bads[f, used], smoothing=0.5)
+        woe[f, used], iv[f] = w, float(np.sum(iv_bins))
+    return HorizontalWoe(edges, bads, goods, woe, iv)
 
 
 def woe_as_data_party(
@@ -158,16 +162,11 @@ def woe_as_data_party(
 ) -> HorizontalWoe:
     """The pooled bins, WOE and IV, as one of ``data_parties`` with its rows ``x`` (NaN: missing) and 0/1 ``y``."""
     xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if xa.ndim != 2 or ya.shape != (xa.shape[0],) or not np.isin(ya, (0.0, 1.0)).all():
-        raise DataError("features must be (rows, columns) and labels 0 (good) or 1 (bad), one per row")
-    sa, counter = _secagg(len(data_parties), round_timeout_s), iter(range(1 << 20))
-
-    def agg(local: Callable[[], np.ndarray]) -> np.ndarray:
-        total = aggregate_as_data_party(chan, local(), aggregator, data_parties, sa, f"{step}/{next(counter)}")
-        assert total is not None
-        return total
-
-    return _woe(agg, xa, ya, max_bin, fine_bins)
+    if xa.ndim != 2 or ya.shape != (xa.shape[0],) or not np.isin(ya, (0.0, 1.0)).all() or np.isinf(xa).any():
+        raise DataError("features must be (rows, columns), finite or missing (NaN), labels 0 (good) or 1 (bad), one per row")
+    rounds = FitRounds(chan, aggregator=aggregator, data_parties=data_parties, step=step,
+                       context=_context(xa.shape[1], max_bin, fine_bins), round_timeout_s=round_timeout_s)
+    return _woe(rounds, xa, ya, max_bin, fine_bins)
 
 
 def woe_as_aggregator(
@@ -175,9 +174,10 @@ def woe_as_aggregator(
     round_timeout_s: float = 60.0, step: str = "hwoe",
 ) -> HorizontalWoe:
     """Aggregate the rounds of :func:`woe_as_data_party` and compute the same table."""
-    sa, counter = _secagg(len(data_parties), round_timeout_s), iter(range(1 << 20))
+    rounds = FitRounds(chan, aggregator=chan.party, data_parties=data_parties, step=step,
+                       context=_context(n_features, max_bin, fine_bins), round_timeout_s=round_timeout_s)
+    return _woe(rounds, np.empty((0, n_features)), np.empty(0), max_bin, fine_bins)
 
-    def agg(local: Callable[[], np.ndarray]) -> np.ndarray:
-        return aggregate_as_aggregator(chan, data_parties, sa, step=f"{step}/{next(counter)}").total
 
-    return _woe(agg, np.empty((0, n_features)), np.empty(0), max_bin, fine_bins)
+def _context(n_features: int, max_bin: int, fine_bins: int) -> str:
+    return f"horizontal-woe v1 features={n_features} max_bin={max_bin} fine_bins={fine_bins}"

@@ -10,11 +10,14 @@ trees without sending them.
 1. **Bins** (three rounds, :func:`misuan.ml.horizontal_binning.agree_edges`): pooled quantile bins
    from aggregated moments and fine histograms, ``max_bin`` per feature, the same at every party.
    Missing values get a bin of their own.
-2. **Trees** (one round a level): the gradient and hessian sums of the logistic loss per node,
+2. **Trees** (one round a level; a node's sums come with its level's histograms): the gradient and
+   hessian sums of the logistic loss per node,
    feature and bin (``np.bincount`` over the party's rows); split finding on the sums as XGBoost's
    ``hist`` method does it (gain ``G_L^2/(H_L+lambda) + G_R^2/(H_R+lambda) - G^2/(H+lambda)``, halved,
-   less ``gamma``; ``min_child_weight``; missing values sent to whichever side gains more), leaf
-   weights ``-eta * G / (H + lambda)``.
+   less ``gamma`` as in the XGBoost paper, before the split is made (XGBoost's code compares the
+   unhalved gain with ``gamma`` and prunes afterwards: equal at the default ``gamma = 0``);
+   ``min_child_weight``; missing values sent to whichever side gains more, "missing vs present"
+   included), leaf weights ``-eta * G / (H + lambda)``.
 
 **What is revealed**, to the aggregator and every data party: the pooled per-feature sums, squares
 and counts, the pooled fine histograms (so the pooled quantiles), and per level the pooled gradient
@@ -26,19 +29,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
 
 import numpy as np
 
 from misuan.errors import ConfigError, DataError
 from misuan.ml.horizontal_binning import agree_edges, bin_values
+from misuan.ml.horizontal_rounds import FitRounds
 from misuan.net.channel import Channel
 from misuan.params import check_params, param
-from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
 
 __all__ = ["HorizontalGBDT", "HorizontalGBDTParams", "fit_as_aggregator", "fit_as_data_party"]
 
-FRAC_BITS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,33 +124,31 @@ def _values(tree: list[_Node], node_of: np.ndarray) -> np.ndarray:
     return np.array([nd.value for nd in tree])[node_of]
 
 
-Round = Callable[[np.ndarray], np.ndarray]  # a party's vector -> the sum
-
-
 def _best_split(hist: np.ndarray, g: float, h: float, p: HorizontalGBDTParams) -> tuple[float, int, int, bool]:
     """(gain, feature, cut, missing_left) of the best split of a node from its ``(d, max_bin + 1, 2)``
     pooled histogram; gain <= 0 when none is worth making."""
     lam = p.reg_lambda
     present = hist[:, :-1, :]
     miss = hist[:, -1, :]  # (d, 2)
-    left = np.cumsum(present, axis=1)[:, :-1, :]  # cut after bin k: bins 0..k go left
+    # cut k: present bins 0..k go left; k = -1 (none) and k = max_bin - 1 (all) are the "missing vs
+    # present" candidates, with the missing values on the other side
+    d = hist.shape[0]
+    left = np.concatenate([np.zeros((d, 1, 2)), np.cumsum(present, axis=1)], axis=1)
     parent = g * g / (h + lam)
     best = (0.0, -1, -1, True)
     for missing_left in (True, False):
         gl = left[:, :, 0] + (miss[:, None, 0] if missing_left else 0.0)
         hl = left[:, :, 1] + (miss[:, None, 1] if missing_left else 0.0)
         gr, hr = g - gl, h - hl
-        ok = (hl >= p.min_child_weight) & (hr >= p.min_child_weight)
-        gain = 0.5 * (gl * gl / (hl + lam) + gr * gr / (hr + lam) - parent) - p.gamma
+        # both sides non-empty (with lambda = 0 and min_child_weight = 0 an empty side is 0/0)
+        ok = (hl >= p.min_child_weight) & (hr >= p.min_child_weight) & (hl + lam > 0) & (hr + lam > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = 0.5 * (gl * gl / (hl + lam) + gr * gr / (hr + lam) - parent) - p.gamma
         gain = np.where(ok, gain, -np.inf)
         f, k = np.unravel_index(int(np.argmax(gain)), gain.shape)
         if gain[f, k] > best[0] + 1e-12:
-            best = (float(gain[f, k]), int(f), int(k), missing_left)
+            best = (float(gain[f, k]), int(f), int(k) - 1, missing_left)
     return best
-
-
-def _totals(g: np.ndarray, h: np.ndarray) -> np.ndarray:
-    return np.array([g.sum(), h.sum()])
 
 
 def _level_hist(b: np.ndarray, g: np.ndarray, h: np.ndarray, slot: np.ndarray, k: int, nb: int) -> np.ndarray:
@@ -165,17 +164,11 @@ def _level_hist(b: np.ndarray, g: np.ndarray, h: np.ndarray, slot: np.ndarray, k
     return out.reshape(-1)
 
 
-def _fit(rnd: Round, x: np.ndarray, y: np.ndarray, n_features: int, p: HorizontalGBDTParams,
-         contributors: Callable[[], list[str]]) -> HorizontalGBDT:
+def _fit(rnd: FitRounds, x: np.ndarray, y: np.ndarray, n_features: int, p: HorizontalGBDTParams) -> HorizontalGBDT:
     """The fit, the same at every party; at the aggregator ``x`` and ``y`` have no rows (its local
     vectors are zeros it does not send)."""
     d, nb = n_features, p.max_bin
-    rounds = 0
-
-    def agg(local: Callable[[], np.ndarray]) -> np.ndarray:
-        nonlocal rounds
-        rounds += 1
-        return rnd(local())
+    agg = rnd
 
     # 1. moments, 2. fine histograms -> the same bin edges everywhere
     edges = agree_edges(agg, x, p.max_bin, p.fine_bins)
@@ -189,8 +182,7 @@ def _fit(rnd: Round, x: np.ndarray, y: np.ndarray, n_features: int, p: Horizonta
         h = prob * (1.0 - prob)
         node_of = np.zeros(b.shape[0], dtype=np.int64)
 
-        gh = agg(functools.partial(_totals, g, h))
-        tree = [_Node(float(gh[0]), float(gh[1]))]
+        tree = [_Node(0.0, 0.0)]  # its sums come with the first level's histograms
         level = [0]
         for _depth in range(p.max_depth):
             k = len(level)
@@ -201,10 +193,11 @@ def _fit(rnd: Round, x: np.ndarray, y: np.ndarray, n_features: int, p: Horizonta
             nxt = []
             for j, node in enumerate(level):
                 nd = tree[node]
+                nd.g, nd.h = (float(v) for v in hists[j, 0].sum(axis=0))  # every row of the node, in some bin
                 gain, f, cut, missing_left = _best_split(hists[j], nd.g, nd.h, p)
                 if gain <= 0.0:
                     continue
-                left = hists[j, f, : cut + 1].sum(axis=0) + (hists[j, f, -1] if missing_left else 0.0)
+                left = hists[j, f, : cut + 1].sum(axis=0) + (hists[j, f, -1] if missing_left else 0.0)  # cut -1: none
                 nd.feature, nd.cut, nd.missing_left = f, cut, missing_left
                 nd.left, nd.right = len(tree), len(tree) + 1
                 tree.append(_Node(float(left[0]), float(left[1])))
@@ -219,8 +212,8 @@ def _fit(rnd: Round, x: np.ndarray, y: np.ndarray, n_features: int, p: Horizonta
                 nd.value = -p.learning_rate * nd.g / (nd.h + p.reg_lambda)
         model.trees.append(tree)
         margin += _values(tree, node_of)
-    model.rounds = rounds
-    model.contributors = contributors()
+    model.rounds = rnd.rounds
+    model.contributors = list(rnd.contributors or [])
     return model
 
 
@@ -233,9 +226,8 @@ def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xa, ya
 
 
-def _secagg(n_parties: int, round_timeout_s: float) -> SecAggParams:
-    bound = 2.0 ** (62 - FRAC_BITS - int(np.ceil(np.log2(n_parties))))
-    return SecAggParams(frac_bits=FRAC_BITS, max_abs=bound, round_timeout_s=round_timeout_s)
+def _context(n_features: int, p: HorizontalGBDTParams) -> str:
+    return f"horizontal-gbdt v1 features={n_features} " + " ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(p).items())
 
 
 def fit_as_data_party(
@@ -244,15 +236,10 @@ def fit_as_data_party(
 ) -> HorizontalGBDT:
     """Grow the model as one of ``data_parties`` on its own rows ``x`` (NaN: missing) and 0/1 labels ``y``."""
     xa, ya = _check(x, y)
-    sa = _secagg(len(data_parties), round_timeout_s)
-    counter = iter(range(1 << 30))
-
-    def rnd(vec: np.ndarray) -> np.ndarray:
-        total = aggregate_as_data_party(chan, vec, aggregator, data_parties, sa, f"{step}/{next(counter)}")
-        assert total is not None
-        return total
-
-    return _fit(rnd, xa, ya, xa.shape[1], params or HorizontalGBDTParams(), lambda: [])
+    p = params or HorizontalGBDTParams()
+    rounds = FitRounds(chan, aggregator=aggregator, data_parties=data_parties, step=step,
+                       context=_context(xa.shape[1], p), round_timeout_s=round_timeout_s)
+    return _fit(rounds, xa, ya, xa.shape[1], p)
 
 
 def fit_as_aggregator(
@@ -262,14 +249,7 @@ def fit_as_aggregator(
     """Aggregate every round of the fit and follow the same decisions (the aggregator holds no rows)."""
     if n_features < 1:
         raise ConfigError("the model needs at least one feature")
-    sa = _secagg(len(data_parties), round_timeout_s)
-    counter = iter(range(1 << 30))
-    last: list[str] = []
-
-    def rnd(vec: np.ndarray) -> np.ndarray:
-        res = aggregate_as_aggregator(chan, data_parties, sa, step=f"{step}/{next(counter)}")
-        last[:] = res.contributors
-        return res.total
-
-    none = np.empty((0, n_features))
-    return _fit(rnd, none, np.empty(0), n_features, params or HorizontalGBDTParams(), lambda: list(last))
+    p = params or HorizontalGBDTParams()
+    rounds = FitRounds(chan, aggregator=chan.party, data_parties=data_parties, step=step,
+                       context=_context(n_features, p), round_timeout_s=round_timeout_s)
+    return _fit(rounds, np.empty((0, n_features)), np.empty(0), n_features, p)

@@ -22,16 +22,17 @@ second moments of the features, which is what a pooled scorecard would show its 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from misuan.errors import ConfigError, DataError
+from misuan.ml.horizontal_rounds import FitRounds
 from misuan.net.channel import Channel
-from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
 
 __all__ = ["HorizontalLRResult", "fit_as_aggregator", "fit_as_data_party", "newton_step"]
 
-FRAC_BITS = 20  # fixed-point precision of the aggregated sums (they are sums over rows, not means)
+_GRID = 2.0**40  # weights are kept on this grid (see _fit)
 # ``tol`` (largest change of a weight in a step, default 1e-6) stays above the steps that the
 # fixed-point rounding of the sums alone would cause (about 2^-20 per party and entry, divided by the
 # Hessian's scale, the row count times a variance): Newton gets there in 5-10 rounds.
@@ -44,18 +45,12 @@ class HorizontalLRResult:
     coef: np.ndarray  # (d,)
     intercept: float
     n_rows: int  # pooled rows of the contributors of the last round
-    iterations: int
+    iterations: int  # aggregation rounds
     loss: list[float]  # pooled mean log-loss (penalty included) at each round's weights
-    contributors: list[str]
+    contributors: list[str]  # the data parties whose rows it was fitted on
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(np.asarray(x, dtype=np.float64) @ self.coef + self.intercept)))
-
-
-def _params(n_parties: int, round_timeout_s: float) -> SecAggParams:
-    """The widest entries the ring allows at FRAC_BITS for this many parties."""
-    bound = 2.0 ** (62 - FRAC_BITS - int(np.ceil(np.log2(n_parties))))
-    return SecAggParams(frac_bits=FRAC_BITS, max_abs=bound, round_timeout_s=round_timeout_s)
 
 
 def _local_sums(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -92,25 +87,41 @@ def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xa, ya
 
 
+def _context(n_features: int, c: float, max_iter: int, tol: float) -> str:
+    return f"horizontal-lr v1 features={n_features} C={c!r} max_iter={max_iter} tol={tol!r}"
+
+
+def _fit(rounds: FitRounds, x: np.ndarray, y: np.ndarray, c: float, max_iter: int, tol: float) -> HorizontalLRResult:
+    """Newton's method, the same at every party (the aggregator's ``x`` has no rows)."""
+    if c <= 0 or max_iter < 1:
+        raise ConfigError(f"C must be positive and max_iter at least 1 (got C={c}, max_iter={max_iter})")
+    w = np.zeros(x.shape[1] + 1)
+    losses: list[float] = []
+    n = 0
+    for _ in range(max_iter):
+        total = rounds(functools.partial(_local_sums, x, y, w))
+        w_next, loss, n = newton_step(total, w, c)
+        # on a grid of 2^-40: parties on other CPUs or BLAS builds may differ in the last bits of the
+        # step; rounded, they hold the same weights and stop at the same round (a tie on the grid's
+        # midpoint aside)
+        w_next = np.round(w_next * _GRID) / _GRID
+        losses.append(loss)
+        done = float(np.max(np.abs(w_next - w))) < tol
+        w = w_next
+        if done:
+            break
+    return HorizontalLRResult(w[:-1], float(w[-1]), n, rounds.rounds, losses, list(rounds.contributors or []))
+
+
 def fit_as_data_party(
     chan: Channel, x: np.ndarray, y: np.ndarray, *, aggregator: str, data_parties: list[str], c: float = 1.0,
     max_iter: int = 30, tol: float = 1e-6, round_timeout_s: float = 60.0, step: str = "hlr",
 ) -> HorizontalLRResult:
     """Fit as one of ``data_parties`` on its own rows ``x`` (features) and ``y`` (0/1 labels)."""
     xa, ya = _check(x, y)
-    params = _params(len(data_parties), round_timeout_s)
-    w = np.zeros(xa.shape[1] + 1)
-    losses: list[float] = []
-    for it in range(max_iter):
-        total = aggregate_as_data_party(chan, _local_sums(xa, ya, w), aggregator, data_parties, params, f"{step}/{it}")
-        assert total is not None  # broadcast is on
-        w_next, loss, n = newton_step(total, w, c)
-        losses.append(loss)
-        done = float(np.max(np.abs(w_next - w))) < tol
-        w = w_next
-        if done:
-            break
-    return HorizontalLRResult(w[:-1], float(w[-1]), n, it + 1, losses, [])
+    rounds = FitRounds(chan, aggregator=aggregator, data_parties=data_parties, step=step,
+                       context=_context(xa.shape[1], c, max_iter, tol), round_timeout_s=round_timeout_s)
+    return _fit(rounds, xa, ya, c, max_iter, tol)
 
 
 def fit_as_aggregator(
@@ -118,19 +129,6 @@ def fit_as_aggregator(
     round_timeout_s: float = 60.0, step: str = "hlr",
 ) -> HorizontalLRResult:
     """Aggregate every round of the fit (the aggregator holds no rows; it follows the same steps)."""
-    if c <= 0:
-        raise ConfigError(f"the inverse regularisation strength C must be positive, not {c}")
-    params = _params(len(data_parties), round_timeout_s)
-    w = np.zeros(n_features + 1)
-    losses: list[float] = []
-    contributors: list[str] = []
-    for it in range(max_iter):
-        res = aggregate_as_aggregator(chan, data_parties, params, step=f"{step}/{it}")
-        contributors = res.contributors
-        w_next, loss, n = newton_step(res.total, w, c)
-        losses.append(loss)
-        done = float(np.max(np.abs(w_next - w))) < tol
-        w = w_next
-        if done:
-            break
-    return HorizontalLRResult(w[:-1], float(w[-1]), n, it + 1, losses, contributors)
+    rounds = FitRounds(chan, aggregator=chan.party, data_parties=data_parties, step=step,
+                       context=_context(n_features, c, max_iter, tol), round_timeout_s=round_timeout_s)
+    return _fit(rounds, np.empty((0, n_features)), np.empty(0), c, max_iter, tol)

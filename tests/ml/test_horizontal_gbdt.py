@@ -40,3 +40,20 @@ def test_federated_boosting_matches_pooled_xgboost() -> None:
     # each lender alone does worse than the federation on the same test rows
     alone = xgb.XGBClassifier(n_estimators=10, max_depth=4, learning_rate=0.3, max_bin=32).fit(x_train[:500], y_train[:500])
     assert roc_auc_score(y_test, alone.predict_proba(x_test)[:, 1]) < auc_fed
+
+
+def test_split_finding_edge_cases() -> None:
+    from misuan.ml.horizontal_gbdt import _best_split
+
+    # a feature that is 1 or missing: only "missing vs present" separates the rows
+    hist = np.zeros((1, 4, 2))
+    hist[0, 0] = [-30.0, 20.0]  # the present rows, all in bin 0 (bins 1, 2 empty), mostly bads
+    hist[0, 3] = [25.0, 20.0]  # the missing rows, mostly goods
+    gain, f, cut, missing_left = _best_split(hist, -5.0, 40.0, HorizontalGBDTParams(max_bin=3))
+    assert gain > 0 and f == 0 and ((cut == 2 and not missing_left) or (cut == -1 and missing_left))
+    # lambda 0 and min_child_weight 0: an empty side is not 0/0 = NaN winning the argmax
+    p0 = HorizontalGBDTParams(max_bin=3, reg_lambda=0.0, min_child_weight=0.0)
+    hist = np.zeros((1, 4, 2))
+    hist[0, 0], hist[0, 2] = [-10.0, 5.0], [8.0, 5.0]
+    gain, f, cut, _ = _best_split(hist, -2.0, 10.0, p0)
+    assert abs(gain - 0.5 * (100 / 5 + 64 / 5 - 4 / 10)) < 1e-9 and cut in (0, 1)

@@ -40,3 +40,37 @@ def test_federated_lr_matches_pooled_scikit_learn() -> None:
     # the losses fall round after round; what each lender disclosed is secure aggregation's, per round
     assert all(b <= a + 1e-12 for a, b in zip(fed.loss, fed.loss[1:], strict=False))
     assert {d.step.split("/")[0] for d in out["lender1"].disclosures} == {"hlr"}
+
+
+def test_a_lender_leaving_mid_fit_stops_the_fit_everywhere_without_a_partial_sum() -> None:
+    from misuan.errors import NetworkError, PartyDroppedError
+    from misuan.net.channel import Channel
+
+    x, y = make_classification(n_samples=900, n_features=4, random_state=2)
+    lenders = ["l0", "l1", "l2", "l3"]
+    rows = {p: slice(225 * i, 225 * (i + 1)) for i, p in enumerate(lenders)}
+
+    def leaving(c: Channel) -> None:
+        # the first two rounds as everyone, then the link goes (the fit must not go on with three)
+        from misuan.ml.horizontal_lr import _local_sums
+        from misuan.ml.horizontal_rounds import FitRounds
+        from misuan.protocols.secagg import aggregate_as_data_party
+
+        rounds = FitRounds(c, aggregator="hub", data_parties=lenders, step="hlr", context="")
+        for k in range(2):
+            aggregate_as_data_party(c, _local_sums(x[rows["l3"]], y[rows["l3"]], np.zeros(5)) * 0, "hub", lenders,
+                                    rounds.params, f"hlr/{k}", context="horizontal-lr v1 features=4 C=1.0 max_iter=30 tol=1e-06")
+
+    fns: dict[str, Any] = {
+        p: (lambda c, p=p: fit_as_data_party(c, x[rows[p]], y[rows[p]], aggregator="hub", data_parties=lenders,
+                                             round_timeout_s=3.0))
+        for p in lenders[:3]
+    }
+    fns["l3"] = leaving
+    fns["hub"] = lambda c: fit_as_aggregator(c, 4, data_parties=lenders, round_timeout_s=3.0)
+    out = run_local(fns, job_id="hlr-drop", raise_errors=False, timeout_s=60)
+    assert isinstance(out["hub"].error, PartyDroppedError)
+    for p in lenders[:3]:  # the others stop too (the aggregator releases no sum of the three)
+        assert isinstance(out[p].error, NetworkError)
+    recorded = [d for d in out["hub"].disclosures if d.step == "hlr/2" and "sum of" in d.what]
+    assert not recorded  # nothing summed in the round the lender was missing from

@@ -44,7 +44,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "psi.DigestBatch": ["start", "digests"],
     }),
     "secagg": (1, {
-        "secagg.Advertise": ["version", "length", "frac_bits", "share_key", "mask_key"],
+        "secagg.Advertise": ["version", "length", "frac_bits", "max_abs", "context", "share_key", "mask_key"],
         "secagg.KeyList": ["session", "threshold", "parties", "share_keys", "mask_keys"],
         "secagg.Shares": ["to", "ciphertexts"],
         "secagg.Inbox": ["senders", "ciphertexts"],

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from misuan.errors import ConfigError, CryptoError, MalformedMessageError, TooFewPartiesError
+from misuan.errors import ConfigError, CryptoError, DataError, MalformedMessageError, TooFewPartiesError
 from misuan.net.channel import Channel
 from misuan.net.local import run_local
 from misuan.protocols.secagg import (
@@ -81,7 +81,7 @@ def test_parameters_and_inputs_are_checked() -> None:
         SecAggParams().threshold_for(2)
     with pytest.raises(ConfigError, match="ring"):
         SecAggParams(frac_bits=40, max_abs=1e9).check_capacity(20)
-    with pytest.raises(ValueError, match="above max_abs"):
+    with pytest.raises(DataError, match="above max_abs"):
         DataParty("p0", np.array([2e4]), ["p0", "p1", "p2"], PARAMS)
     trio = ["p0", "p1", "p2"]
     p = DataParty("p0", np.zeros(3), trio, PARAMS)
@@ -136,7 +136,8 @@ def test_over_channels_a_party_leaving_mid_round_and_the_aggregators_view(own: b
     want = sum(inputs[p] for p in res.contributors)
     assert np.allclose(res.total, want, atol=1e-4)
     for p in ("p1", "p2", "p4"):
-        assert np.allclose(out[p].result, want, atol=1e-4)  # broadcast back
+        total, contributors = out[p].result  # broadcast back, with whose inputs it holds
+        assert np.allclose(total, want, atol=1e-4) and contributors == res.contributors
     # the aggregator's view: masked vectors far from any input, and never a party's seed and key together
     transcript = out[agg].transcript or []
     masked = {frm: m.values for frm, step, m in transcript if isinstance(m, Masked)}
@@ -152,3 +153,25 @@ def test_over_channels_a_party_leaving_mid_round_and_the_aggregators_view(own: b
     sent = sorted((d.what, d.discloser) for d in out["p1"].disclosures if d.discloser == "p1")
     seen = sorted((d.what, d.discloser) for d in out[agg].disclosures if d.discloser == "p1")
     assert sent == seen
+
+
+def test_the_aggregator_refuses_other_settings_and_parties_refuse_malformed_lists() -> None:
+    trio = ["p0", "p1", "p2"]
+    agg = Aggregator(trio, PARAMS, context="model A")
+    adverts = {q: DataParty(q, np.zeros(3), trio, PARAMS, context="model A").advertise() for q in trio}
+    adverts["p2"] = DataParty("p2", np.zeros(3), trio, SecAggParams(frac_bits=20, max_abs=10.0), context="model A").advertise()
+    with pytest.raises(ConfigError, match="p2 runs secagg"):
+        agg.keys(adverts)
+    adverts["p2"] = DataParty("p2", np.zeros(3), trio, PARAMS, context="model B").advertise()
+    with pytest.raises(ConfigError, match="model B"):
+        Aggregator(trio, PARAMS, context="model A").keys(adverts)
+    parties = {q: DataParty(q, np.ones(3), trio, PARAMS) for q in trio}
+    agg = Aggregator(trio, PARAMS)
+    keys = agg.keys({q: parties[q].advertise() for q in trio})
+    inboxes = agg.route({q: parties[q].share(keys) for q in trio})
+    for q in trio:
+        parties[q].masked(inboxes[q])
+    with pytest.raises(MalformedMessageError, match="distinct"):
+        parties["p0"].reveal(Survivors(["p0", "p0", "p1"], ["p2"]))
+    with pytest.raises(ConfigError, match="ring"):  # a party checks the capacity itself
+        DataParty("p0", np.zeros(3), trio, SecAggParams(frac_bits=52, max_abs=1e6))

@@ -10,8 +10,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from misuan.crypto.key_agreement import shared_key
-from misuan.errors import ConfigError, MalformedMessageError, NetworkError, TooFewPartiesError
+from misuan.crypto.key_agreement import KEY_BYTES, shared_key
+from misuan.errors import (
+    ConfigError,
+    MalformedMessageError,
+    NetworkError,
+    PartyDroppedError,
+    TooFewPartiesError,
+)
 from misuan.net.channel import Channel
 from misuan.protocols.secagg.data_party import SEED_BYTES, DataParty, pair_sign
 from misuan.protocols.secagg.disclosures import (
@@ -47,7 +53,9 @@ _M = TypeVar("_M")
 
 
 class AggregationResult:
-    """The sum (float64), whose inputs it holds, and who dropped out at which round."""
+    """The sum (float64), whose inputs it holds, and who dropped out at which round. A party can be
+    in both: one whose link broke after its masked input arrived (at "masked input" or "unmasking")
+    is in the sum, and no longer reachable."""
 
     def __init__(self, total: np.ndarray, contributors: list[str], dropped: dict[str, str]) -> None:
         self.total, self.contributors, self.dropped = total, contributors, dropped
@@ -56,9 +64,9 @@ class AggregationResult:
 class Aggregator:
     """One round at the aggregator: :meth:`keys`, :meth:`route`, :meth:`survivors`, :meth:`unmask`."""
 
-    def __init__(self, data_parties: list[str], params: SecAggParams) -> None:
+    def __init__(self, data_parties: list[str], params: SecAggParams, context: str = "") -> None:
         self.all = sorted(data_parties)
-        self.params = params
+        self.params, self.context = params, context
         self.threshold = params.threshold_for(len(self.all))
         params.check_capacity(len(self.all))
         self.session = os.urandom(16)
@@ -77,9 +85,13 @@ class Aggregator:
     def keys(self, adverts: Mapping[str, Advertise]) -> KeyList:
         lengths = {a.length for a in adverts.values()}
         for p, a in adverts.items():
-            if a.version != PROTOCOL.version or a.frac_bits != self.params.frac_bits:
-                raise ConfigError(f"{p} runs secagg v{a.version} with frac_bits {a.frac_bits}; "
-                                  f"the aggregator v{PROTOCOL.version} with {self.params.frac_bits}")
+            ours = (PROTOCOL.version, self.params.frac_bits, float(self.params.max_abs), self.context)
+            theirs = (a.version, a.frac_bits, a.max_abs, a.context)
+            if theirs != ours:
+                raise ConfigError(f"{p} runs secagg (version, frac_bits, max_abs, context) {theirs}; the aggregator "
+                                  f"{ours}: every party must use the same spec")
+            if len(a.share_key) != KEY_BYTES or len(a.mask_key) != KEY_BYTES:
+                raise MalformedMessageError(f"{p}'s public keys must be {KEY_BYTES} bytes each")
         if len(lengths) > 1:
             raise ConfigError(f"the data parties' vectors differ in length: {sorted(lengths)}")
         self.length = lengths.pop() if lengths else 0
@@ -176,19 +188,23 @@ def _send_each(chan: Channel, msgs: Mapping[str, Any], step: str, skip: str | No
 
 def aggregate_as_aggregator(
     chan: Channel, data_parties: list[str], params: SecAggParams | None = None, *, own: np.ndarray | None = None,
-    step: str = STEP,
+    step: str = STEP, context: str = "", skip: frozenset[str] = frozenset(), expected: list[str] | None = None,
 ) -> AggregationResult:
     """Run one aggregation as ``chan.party``; ``own``: this party's vector when it is a data party too
-    (it then runs that role in process; it must be in ``data_parties``)."""
+    (it then runs that role in process; it must be in ``data_parties``). ``context`` must equal the
+    data parties' (:func:`~misuan.protocols.secagg.aggregate_as_data_party`); ``skip``: parties known
+    to be gone (an earlier round of the same job): not waited for, still counted in the threshold.
+    ``expected``: the only set of contributors whose sum may be released (a multi-round fit's); when
+    the masked inputs come from another set, :class:`PartyDroppedError` before any unmasking."""
     params = params or SecAggParams()
-    agg = Aggregator(data_parties, params)
+    agg = Aggregator(data_parties, params, context)
     me = chan.party
     local: DataParty | None = None
     if own is not None:
         if me not in agg.all:
             raise ConfigError(f"{me} aggregates with its own vector, so it must be one of the data parties")
-        local = DataParty(me, own, agg.all, params)
-    remote = [p for p in agg.all if p != me]
+        local = DataParty(me, own, agg.all, params, context)
+    remote = [p for p in agg.all if p != me and p not in skip]
 
     def deadline() -> float:
         return time.monotonic() + params.round_timeout_s
@@ -222,6 +238,11 @@ def aggregate_as_aggregator(
         if p != me:
             chan.disclose(step, MASKED, p, me, (agg.length,))
     survivors = agg.survivors(masked)
+    if expected is not None and agg.u3 != sorted(expected):
+        raise PartyDroppedError(
+            f"secure aggregation {step}: masked inputs from {agg.u3}, but this job sums {sorted(expected)}; "
+            "no sum is released"
+        )
     for p in _send_each(chan, dict.fromkeys(agg.u3, survivors), f"{step}/survivors", me):
         agg.dropped.setdefault(p, "masked input")
     for p in agg.u3:

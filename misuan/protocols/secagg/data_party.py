@@ -53,13 +53,16 @@ def _aad(session: bytes, frm: str, to: str) -> bytes:
 class DataParty:
     """One data party's round: :meth:`advertise`, :meth:`share`, :meth:`masked`, :meth:`reveal`, :meth:`total`."""
 
-    def __init__(self, name: str, values: np.ndarray, data_parties: list[str], params: SecAggParams) -> None:
+    def __init__(self, name: str, values: np.ndarray, data_parties: list[str], params: SecAggParams,
+                 context: str = "") -> None:
         self.name, self.params = name, params
         self.all = sorted(data_parties)
         if name not in self.all:
             raise ConfigError(f"{name} takes part in secure aggregation but is not one of its data parties {self.all}")
         # from the job's list, not from what the aggregator says: a shrunk list must not lower it
         self.threshold = params.threshold_for(len(self.all))
+        params.check_capacity(len(self.all))
+        self.context = context
         self.encoded = encode(values, params.frac_bits, params.max_abs)
         self._share_sk = KeyPair()
         self._mask_sk = KeyPair()
@@ -67,10 +70,11 @@ class DataParty:
         self._held: dict[str, tuple[bytes, bytes]] = {}  # from whom: (seed share, mask-key share)
         self.parties: list[str] = []
         self.sharers: list[str] = []
+        self._survivors: list[str] = []
 
     def advertise(self) -> Advertise:
-        return Advertise(PROTOCOL.version, int(self.encoded.size), self.params.frac_bits,
-                         self._share_sk.public, self._mask_sk.public)
+        return Advertise(PROTOCOL.version, int(self.encoded.size), self.params.frac_bits, float(self.params.max_abs),
+                         self.context, self._share_sk.public, self._mask_sk.public)
 
     def share(self, keys: KeyList) -> Shares:
         """Check the key list; Shamir-share the seed and the mask key, one encrypted pair per other party."""
@@ -129,46 +133,55 @@ class DataParty:
     def reveal(self, msg: Survivors) -> Reveal:
         """Seed shares of the survivors, mask-key shares of the dropped: never both of one party."""
         survivors, dropped = list(msg.survivors), list(msg.dropped)
+        if survivors != sorted(set(survivors)) or dropped != sorted(set(dropped)):
+            raise MalformedMessageError("the aggregator's survivors and dropped must be sorted lists of distinct names")
         if set(survivors) & set(dropped) or set(survivors) | set(dropped) != set(self.sharers) or self.name not in survivors:
             raise MalformedMessageError("the aggregator's survivors and dropped must split the parties that shared")
         if len(survivors) < self.threshold:
             raise TooFewPartiesError(f"{len(survivors)} masked inputs arrived, below the threshold {self.threshold}")
+        self._survivors = survivors
         return Reveal(survivors, [self._held[s][0] for s in survivors], dropped, [self._held[d][1] for d in dropped])
 
-    def total(self, msg: Total) -> np.ndarray:
+    def total(self, msg: Total) -> tuple[np.ndarray, list[str]]:
+        """The sum, and whose inputs it holds (the survivors this party was told of)."""
         values = np.asarray(msg.values)
         if values.dtype != np.uint64 or values.shape != self.encoded.shape:
             raise MalformedMessageError(f"the sum must be uint64 of length {self.encoded.size}")
-        return decode(values, self.params.frac_bits)
+        if list(msg.contributors) != self._survivors:
+            raise MalformedMessageError("the sum's contributors are not the survivors the aggregator named")
+        return decode(values, self.params.frac_bits), list(msg.contributors)
 
 
 def aggregate_as_data_party(
     chan: Channel, values: np.ndarray, aggregator: str, data_parties: list[str], params: SecAggParams | None = None,
-    step: str = STEP,
-) -> np.ndarray | None:
+    step: str = STEP, *, context: str = "",
+) -> tuple[np.ndarray, list[str]] | None:
     """Take part in one aggregation as ``chan.party``, one of ``data_parties`` (the job's list);
-    returns the sum (float64) when the aggregator broadcasts it, else None."""
+    returns the sum (float64) and whose inputs it holds when the aggregator broadcasts it, else None.
+    ``context`` (e.g. a digest of a model's parameters) must be the same at every party."""
     params = params or SecAggParams()
-    me = DataParty(chan.party, values, data_parties, params)
+    me = DataParty(chan.party, values, data_parties, params, context)
+    # the aggregator answers within its round deadline after the slowest party: wait for that, and more
+    wait = 2 * params.round_timeout_s + 30.0
     chan.send(aggregator, f"{step}/advertise", me.advertise())
     chan.disclose(step, KEYS, chan.party, aggregator, (2,))
-    keys = chan.recv(aggregator, f"{step}/keys", expect=KeyList)
+    keys = chan.recv(aggregator, f"{step}/keys", expect=KeyList, timeout_s=wait)
     chan.disclose(step, KEY_LIST, aggregator, chan.party, (len(keys.parties), 2))
     shares = me.share(keys)
     chan.send(aggregator, f"{step}/shares", shares)
     chan.disclose(step, SHARES_OUT, chan.party, aggregator, (len(shares.to),))
-    inbox = chan.recv(aggregator, f"{step}/inbox", expect=Inbox)
+    inbox = chan.recv(aggregator, f"{step}/inbox", expect=Inbox, timeout_s=wait)
     chan.disclose(step, SHARES_IN, aggregator, chan.party, (len(inbox.senders),))
     masked = me.masked(inbox)
     chan.send(aggregator, f"{step}/masked", masked)
     chan.disclose(step, MASKED, chan.party, aggregator, masked.values.shape)
-    survivors = chan.recv(aggregator, f"{step}/survivors", expect=Survivors)
+    survivors = chan.recv(aggregator, f"{step}/survivors", expect=Survivors, timeout_s=wait)
     chan.disclose(step, SURVIVORS, aggregator, chan.party, (), survivors=len(survivors.survivors), dropped=list(survivors.dropped))
     reveal = me.reveal(survivors)
     chan.send(aggregator, f"{step}/reveal", reveal)
     chan.disclose(step, REVEALED, chan.party, aggregator, (len(reveal.seed_of) + len(reveal.key_of),))
     if not params.broadcast:
         return None
-    total = me.total(chan.recv(aggregator, f"{step}/total", expect=Total))
+    total, contributors = me.total(chan.recv(aggregator, f"{step}/total", expect=Total, timeout_s=wait))
     chan.disclose(step, SUM_BACK, aggregator, chan.party, total.shape)
-    return total
+    return total, contributors

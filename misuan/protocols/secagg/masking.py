@@ -14,20 +14,21 @@ from __future__ import annotations
 import numpy as np
 
 from misuan.crypto.aes_prg import Keystreams
+from misuan.errors import DataError
 
 __all__ = ["decode", "encode", "mask"]
 
 
 def encode(values: np.ndarray, frac_bits: int, max_abs: float) -> np.ndarray:
-    """Float64 values as uint64 fixed-point (two's complement); ``ValueError`` above ``max_abs`` or not finite."""
+    """Float64 values as uint64 fixed-point (two's complement); :class:`DataError` above ``max_abs`` or not finite."""
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1:
-        raise ValueError("secure aggregation sums 1-D vectors")
+        raise DataError("secure aggregation sums 1-D vectors")
     if not np.all(np.isfinite(x)):
-        raise ValueError("the vector to aggregate has NaN or infinite entries")
+        raise DataError("the vector to aggregate has NaN or infinite entries")
     worst = float(np.max(np.abs(x))) if x.size else 0.0
     if worst > max_abs:
-        raise ValueError(f"an entry of the vector is {worst:g}, above max_abs {max_abs:g}: scale it or raise max_abs")
+        raise DataError(f"an entry of the vector is {worst:g}, above max_abs {max_abs:g}: scale it or raise max_abs")
     return np.round(x * float(1 << frac_bits)).astype(np.int64).view(np.uint64)
 
 

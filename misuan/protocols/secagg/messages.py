@@ -23,6 +23,8 @@ class Advertise:
     version: int  # PROTOCOL.version
     length: int  # entries of the vector to sum
     frac_bits: int
+    max_abs: float  # bound on each entry (with frac_bits and the party count: the sum cannot wrap)
+    context: str  # what the aggregation is for (e.g. a digest of a model's parameters): equal at every party
     share_key: bytes  # X25519 public key for encrypting Shamir shares to this party (32 bytes)
     mask_key: bytes  # X25519 public key for the pairwise masks (32 bytes)
 

@@ -16,8 +16,10 @@ RING_BITS = 64  # masked inputs are vectors of Z / 2^64 (uint64 with wrap-around
 
 
 def default_threshold(n: int) -> int:
-    """More than half of the data parties: with fewer, the aggregator plus the remaining parties
-    could rebuild a party's self mask and its mask key for the same round (Bonawitz et al., Thm 6.2)."""
+    """More than half of the data parties. Semi-honestly run, the protocol never reveals a party's
+    self-mask seed and its mask key together whatever the threshold; more than half is what stops an
+    aggregator that tells different parties different survivor lists from collecting both (with
+    ``c`` colluding data parties it takes ``t > (n + c) / 2``; Bonawitz et al. 2017, section 6)."""
     return n // 2 + 1
 
 
