@@ -10,7 +10,8 @@ What it does, as a new user would see it:
    loopback; each lender reads only its own file and writes its own hash-chained ledger; together,
    over secure aggregation (:mod:`misuan.protocols.secagg`), they agree on pooled bins with their
    WOE and IV (:mod:`misuan.ml.horizontal_binning`), fit a logistic-regression scorecard on the WOE
-   (:mod:`misuan.ml.horizontal_lr`) and grow boosted trees (:mod:`misuan.ml.horizontal_gbdt`);
+   (:mod:`misuan.ml.horizontal_lr`; points per bin and reason codes, :mod:`misuan.ml.scorecard`)
+   and grow boosted trees (:mod:`misuan.ml.horizontal_gbdt`);
 4. each lender scores its own hold-out customers with its model alone (XGBoost on its rows) and
    with the two federated models; for comparison only, the demo also fits XGBoost on all lenders'
    rows pooled (possible here because the demo holds every file; in production nobody can);
@@ -37,13 +38,15 @@ from misuan.atomic_files import write_atomic
 from misuan.audit.ledger import Ledger
 from misuan.datasets import taiwan
 from misuan.errors import JobError
-from misuan.ml.horizontal_binning import woe_as_aggregator, woe_as_data_party
+from misuan.ml.horizontal_binning import HorizontalWoe, bin_values, woe_as_aggregator, woe_as_data_party
 from misuan.ml.horizontal_gbdt import HorizontalGBDTParams
 from misuan.ml.horizontal_gbdt import fit_as_aggregator as gbdt_aggregator
 from misuan.ml.horizontal_gbdt import fit_as_data_party as gbdt_data_party
+from misuan.ml.horizontal_lr import HorizontalLRResult
 from misuan.ml.horizontal_lr import fit_as_aggregator as lr_aggregator
 from misuan.ml.horizontal_lr import fit_as_data_party as lr_data_party
 from misuan.ml.metrics import roc_auc
+from misuan.ml.scorecard import Scorecard, scorecard_from_woe_lr
 from misuan.net.channel import Channel
 from misuan.net.local import make_test_pki, run_local_openers
 from misuan.report.horizontal_page import render_horizontal_page
@@ -124,6 +127,10 @@ def _lender(open_channel: Any, *, path: str, ledger: str, lenders: list[str], cf
         seconds = time.perf_counter() - t0
         sent, received = chan.stats.bytes_sent, chan.stats.bytes_received
         entries, head = book.length(), book.head()
+    card = _scorecard(table, keep, lr)
+    bins_t = bin_values(xt, table.edges)[:, keep]
+    scores = card.score(bins_t)
+    low = int(np.argmin(scores)) if scores.size else 0
     alone = XGBClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, learning_rate=cfg.learning_rate,
                           max_bin=32, n_jobs=1).fit(x, y)
     return {
@@ -133,7 +140,16 @@ def _lender(open_channel: Any, *, path: str, ledger: str, lenders: list[str], cf
         "auc_boosting": roc_auc(yt, gbdt.predict_proba(xt)),
         "seconds": seconds, "bytes_sent": sent, "bytes_received": received, "ledger_entries": entries, "ledger_head": head,
         "lr_iterations": lr.iterations, "gbdt_rounds": gbdt.rounds,
+        "score_median": float(np.median(scores)) if scores.size else 0.0,
+        "lowest_score": float(scores[low]) if scores.size else 0.0,
+        "lowest_reasons": card.reasons(bins_t[low : low + 1])[0] if scores.size else [],
     }
+
+
+def _scorecard(table: HorizontalWoe, keep: list[int], lr: HorizontalLRResult) -> Scorecard:
+    """The federated scorecard, the same at every party: points per bin of the kept features."""
+    return scorecard_from_woe_lr([FEATURES[k] for k in keep], [table.edges[k] for k in keep], table.woe[keep],
+                                 lr.coef, lr.intercept)
 
 
 def _aggregator(open_channel: Any, *, ledger: str, lenders: list[str], cfg: HorizontalDemoConfig) -> dict[str, Any]:
@@ -149,6 +165,7 @@ def _aggregator(open_channel: Any, *, ledger: str, lenders: list[str], cfg: Hori
         "iv": [{"feature": f, "iv": v} for f, v in iv],
         "scorecard_coef": dict(zip([FEATURES[k] for k in keep], lr.coef.tolist(), strict=True)),
         "scorecard_intercept": lr.intercept, "scorecard_min_iv": SCORECARD_MIN_IV,
+        "scorecard_points": _scorecard(table, keep, lr).table(),
         "contributors": gbdt.contributors, "lr_iterations": lr.iterations, "gbdt_rounds": gbdt.rounds,
         "bytes_sent": chan.stats.bytes_sent, "ledger_entries": entries, "ledger_head": head,
     }

@@ -46,6 +46,8 @@ def test_horizontal_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert 0.6 < r["auc_alone"] < 0.9 and 0.6 < r["auc_boosting"] < 0.9 and 0.6 < r["auc_scorecard"] < 0.9
     assert summary["iv"][0]["feature"] == "PAY_0"  # last month's repayment status carries the most information
     assert all(w < 0 for w in summary["scorecard_coef"].values())  # higher WOE, fewer defaults
+    assert all(r["lowest_score"] < r["score_median"] and r["lowest_reasons"] for r in summary["lenders"])
+    assert {row["feature"] for row in summary["scorecard_points"]} == set(summary["scorecard_coef"])
     for party in [*(name for name, *_ in LENDERS), "aggregator"]:
         with Ledger(root / "nodes" / party / "ledger.sqlite") as book:
             assert book.verify() > 0
@@ -62,13 +64,15 @@ def test_horizontal_demo_runs_end_to_end(tmp_path: Path) -> None:
 def test_headless_chromium_renders_the_horizontal_report(tmp_path: Path) -> None:
     lender = {"rows_train": 7000, "rows_holdout": 3000, "bad_rate": 0.2, "auc_alone": 0.74, "auc_scorecard": 0.75,
               "auc_boosting": 0.76, "auc_pooled_reference": 0.77, "bytes_sent": 1 << 20, "bytes_received": 3 << 20,
-              "ledger_entries": 400, "ledger_head": "ab" * 32, "seconds": 9.0, "lr_iterations": 6, "gbdt_rounds": 33}
+              "ledger_entries": 400, "ledger_head": "ab" * 32, "seconds": 9.0, "lr_iterations": 6, "gbdt_rounds": 33,
+              "score_median": 610.0, "lowest_score": 480.0, "lowest_reasons": ["PAY_0", "LIMIT_BAL"]}
     summary = {
         "generated_at": "fixed", "wall_s": 15.0, "transport": "processes", "aggregator": "aggregator",
         "params": {"n_estimators": 10, "max_depth": 4, "learning_rate": 0.3, "woe_bins": 10, "threshold": 3},
         "lenders": [{**lender, "name": f"lender-{c}", "what": "a bank <&>"} for c in "abcde"],
         "iv": [{"feature": "PAY_0", "iv": 0.9}, {"feature": "AGE", "iv": 0.03}],
         "scorecard_coef": {"PAY_0": -0.8}, "scorecard_intercept": -1.3, "scorecard_min_iv": 0.1,
+        "scorecard_points": [{"feature": "PAY_0", "bin": "(-inf, 0]", "points": 80.5}, {"feature": "PAY_0", "bin": "missing", "points": 51.0}],
         "contributors": [f"lender-{c}" for c in "abcde"], "lr_iterations": 6, "gbdt_rounds": 53,
         "bytes_sent": 9 << 20, "ledger_entries": 2000, "ledger_head": "cd" * 32,
     }

@@ -92,6 +92,22 @@ def render_horizontal_page(summary: Mapping[str, Any]) -> str:
     ) + (f"<p class=muted>Logistic regression on the WOE of the features with pooled IV of at least "
          f"{summary['scorecard_min_iv']:g}; intercept {summary['scorecard_intercept']:+.3f}; Newton converged in "
          f"{summary['lr_iterations']} rounds. A higher WOE means fewer defaults, so the weights are negative.</p>")
+    points = html_table(
+        ["feature", "bin", "points"],
+        [[f"<code>{esc(r['feature'])}</code>", esc(r["bin"]), f"{r['points']:.1f}"] for r in summary["scorecard_points"]],
+        numeric=(2,),
+    )
+    lows = html_table(
+        ["lender", "median score", "lowest score", "its principal reasons (points below each feature's best bin)"],
+        [[esc(r["name"]), f"{r['score_median']:.0f}", f"{r['lowest_score']:.0f}", esc(", ".join(r["lowest_reasons"]) or "—")]
+         for r in lenders],
+        numeric=(1, 2),
+    )
+    coef += (
+        "<h3>Points per bin</h3><p class=muted>600 points at good:bad odds of 50:1, 20 points double the odds; a "
+        "customer's score is the sum of the points of its bins.</p>" + points
+        + "<h3>Each lender's lowest-scoring hold-out customer</h3>" + lows
+    )
     disclosed = (
         "<p>Secure aggregation (Bonawitz et al. 2017, semi-honest): each lender masks its vector with a self mask and "
         f"pairwise masks, Shamir-shares their keys with threshold {p['threshold']} of {len(lenders)}, and the aggregator "
