@@ -33,8 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from misuan.errors import DataError
-from misuan.ml.horizontal_rounds import FitRounds
+from misuan.ml.horizontal_rounds import FitRounds, checked_rows
 from misuan.net.channel import Channel
 from misuan.protocols.woe.table import woe_iv_ks
 
@@ -161,9 +160,7 @@ def woe_as_data_party(
     fine_bins: int = 1024, round_timeout_s: float = 60.0, step: str = "hwoe",
 ) -> HorizontalWoe:
     """The pooled bins, WOE and IV, as one of ``data_parties`` with its rows ``x`` (NaN: missing) and 0/1 ``y``."""
-    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if xa.ndim != 2 or ya.shape != (xa.shape[0],) or not np.isin(ya, (0.0, 1.0)).all() or np.isinf(xa).any():
-        raise DataError("features must be (rows, columns), finite or missing (NaN), labels 0 (good) or 1 (bad), one per row")
+    xa, ya = checked_rows(x, y, missing=True)
     rounds = FitRounds(chan, aggregator=aggregator, data_parties=data_parties, step=step,
                        context=_context(xa.shape[1], max_bin, fine_bins), round_timeout_s=round_timeout_s)
     return _woe(rounds, xa, ya, max_bin, fine_bins)

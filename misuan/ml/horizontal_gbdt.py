@@ -32,9 +32,9 @@ import functools
 
 import numpy as np
 
-from misuan.errors import ConfigError, DataError
+from misuan.errors import ConfigError
 from misuan.ml.horizontal_binning import agree_edges, bin_values
-from misuan.ml.horizontal_rounds import FitRounds
+from misuan.ml.horizontal_rounds import FitRounds, checked_rows
 from misuan.net.channel import Channel
 from misuan.params import check_params, param
 
@@ -168,10 +168,9 @@ def _fit(rnd: FitRounds, x: np.ndarray, y: np.ndarray, n_features: int, p: Horiz
     """The fit, the same at every party; at the aggregator ``x`` and ``y`` have no rows (its local
     vectors are zeros it does not send)."""
     d, nb = n_features, p.max_bin
-    agg = rnd
 
     # 1. moments, 2. fine histograms -> the same bin edges everywhere
-    edges = agree_edges(agg, x, p.max_bin, p.fine_bins)
+    edges = agree_edges(rnd, x, p.max_bin, p.fine_bins)
     model = HorizontalGBDT(edges, [], 0.0, 0, [])
     missing = model.missing_bin
     b = model.bins(x)
@@ -189,7 +188,7 @@ def _fit(rnd: FitRounds, x: np.ndarray, y: np.ndarray, n_features: int, p: Horiz
 
             slot = np.full(len(tree), -1, dtype=np.int64)
             slot[level] = np.arange(k)
-            hists = agg(functools.partial(_level_hist, b, g, h, slot[node_of], k, nb)).reshape(k, d, nb + 1, 2)
+            hists = rnd(functools.partial(_level_hist, b, g, h, slot[node_of], k, nb)).reshape(k, d, nb + 1, 2)
             nxt = []
             for j, node in enumerate(level):
                 nd = tree[node]
@@ -217,15 +216,6 @@ def _fit(rnd: FitRounds, x: np.ndarray, y: np.ndarray, n_features: int, p: Horiz
     return model
 
 
-def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if xa.ndim != 2 or ya.shape != (xa.shape[0],):
-        raise DataError(f"features must be (rows, columns) and labels (rows,): got {xa.shape} and {ya.shape}")
-    if np.isinf(xa).any() or not np.isin(ya, (0.0, 1.0)).all():
-        raise DataError("features must be finite or missing (NaN), labels 0 (good) or 1 (bad)")
-    return xa, ya
-
-
 def _context(n_features: int, p: HorizontalGBDTParams) -> str:
     return f"horizontal-gbdt v1 features={n_features} " + " ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(p).items())
 
@@ -235,7 +225,7 @@ def fit_as_data_party(
     params: HorizontalGBDTParams | None = None, round_timeout_s: float = 60.0, step: str = "hgb",
 ) -> HorizontalGBDT:
     """Grow the model as one of ``data_parties`` on its own rows ``x`` (NaN: missing) and 0/1 labels ``y``."""
-    xa, ya = _check(x, y)
+    xa, ya = checked_rows(x, y, missing=True)
     p = params or HorizontalGBDTParams()
     rounds = FitRounds(chan, aggregator=aggregator, data_parties=data_parties, step=step,
                        context=_context(xa.shape[1], p), round_timeout_s=round_timeout_s)

@@ -26,8 +26,8 @@ import functools
 
 import numpy as np
 
-from misuan.errors import ConfigError, DataError
-from misuan.ml.horizontal_rounds import FitRounds
+from misuan.errors import ConfigError
+from misuan.ml.horizontal_rounds import FitRounds, checked_rows
 from misuan.net.channel import Channel
 
 __all__ = ["HorizontalLRResult", "fit_as_aggregator", "fit_as_data_party", "newton_step"]
@@ -78,15 +78,6 @@ def newton_step(total: np.ndarray, w: np.ndarray, c: float) -> tuple[np.ndarray,
     return w - step, (loss + 0.5 * float(np.sum(penalty * w * w))) / max(n, 1), n
 
 
-def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if xa.ndim != 2 or ya.shape != (xa.shape[0],):
-        raise DataError(f"features must be (rows, columns) and labels (rows,): got {xa.shape} and {ya.shape}")
-    if not np.all(np.isfinite(xa)) or not np.isin(ya, (0.0, 1.0)).all():
-        raise DataError("features must be finite and labels 0 (good) or 1 (bad)")
-    return xa, ya
-
-
 def _context(n_features: int, c: float, max_iter: int, tol: float) -> str:
     return f"horizontal-lr v1 features={n_features} C={c!r} max_iter={max_iter} tol={tol!r}"
 
@@ -118,7 +109,7 @@ def fit_as_data_party(
     max_iter: int = 30, tol: float = 1e-6, round_timeout_s: float = 60.0, step: str = "hlr",
 ) -> HorizontalLRResult:
     """Fit as one of ``data_parties`` on its own rows ``x`` (features) and ``y`` (0/1 labels)."""
-    xa, ya = _check(x, y)
+    xa, ya = checked_rows(x, y, missing=False)
     rounds = FitRounds(chan, aggregator=aggregator, data_parties=data_parties, step=step,
                        context=_context(xa.shape[1], c, max_iter, tol), round_timeout_s=round_timeout_s)
     return _fit(rounds, xa, ya, c, max_iter, tol)

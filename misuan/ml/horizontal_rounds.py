@@ -15,13 +15,26 @@ from collections.abc import Callable
 
 import numpy as np
 
-from misuan.errors import PartyDroppedError
+from misuan.errors import DataError, PartyDroppedError
 from misuan.net.channel import Channel
 from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party
 
-__all__ = ["FRAC_BITS", "FitRounds"]
+__all__ = ["FRAC_BITS", "FitRounds", "checked_rows"]
 
 FRAC_BITS = 20  # fixed-point precision of the aggregated sums (sums over rows, not means)
+
+
+def checked_rows(x: np.ndarray, y: np.ndarray, *, missing: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A data party's features and 0/1 labels as float64, one label per row; NaN features allowed
+    (as missing values) only where ``missing``, infinite ones never."""
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xa.ndim != 2 or ya.shape != (xa.shape[0],):
+        raise DataError(f"features must be (rows, columns) and labels (rows,): got {xa.shape} and {ya.shape}")
+    bad = np.isinf(xa).any() if missing else not np.all(np.isfinite(xa))
+    if bad or not np.isin(ya, (0.0, 1.0)).all():
+        what = "finite or missing (NaN)" if missing else "finite"
+        raise DataError(f"features must be {what} and labels 0 (good) or 1 (bad)")
+    return xa, ya
 
 
 class FitRounds:
