@@ -5,13 +5,15 @@ What it does, as a new user would see it:
 1. splits the bundled UCI Taiwan credit-default data (CC BY 4.0) into five lenders of different
    sizes and default rates (each a CSV of its own customers, split into training and hold-out rows),
    with the same 23 features and each its own default labels;
-2. makes a throw-away certificate authority and one certificate per party;
-3. starts the five lenders and an aggregator as six OS processes that talk gRPC with mutual TLS on
-   loopback; each lender reads only its own file and writes its own hash-chained ledger; together,
-   over secure aggregation (:mod:`misuan.protocols.secagg`), they agree on pooled bins with their
-   WOE and IV (:mod:`misuan.ml.horizontal_binning`), fit a logistic-regression scorecard on the WOE
-   (:mod:`misuan.ml.horizontal_lr`; points per bin and reason codes, :mod:`misuan.ml.scorecard`)
-   and grow boosted trees (:mod:`misuan.ml.horizontal_gbdt`);
+2. writes a job spec (``horizontal/job.toml``): the five lenders as ``data_party``, an
+   ``aggregator``, and three steps: pooled bins with their WOE and IV (``horizontal_woe``), a
+   logistic-regression scorecard on the WOE with points per bin and reason codes
+   (``horizontal_scorecard``) and boosted trees (``horizontal_boosting``), see
+   :mod:`misuan.node.steps.horizontal`;
+3. runs it as ``misuan simulate`` does: six ``misuan run`` processes with a throw-away certificate
+   authority, talking gRPC with mutual TLS on loopback; each lender reads only its own file and
+   writes its own hash-chained ledger, and every party, the aggregator too, ends with the same
+   models, learnt over secure aggregation (:mod:`misuan.protocols.secagg`);
 4. each lender scores its own hold-out customers with its model alone (XGBoost on its rows) and
    with the two federated models; for comparison only, the demo also fits XGBoost on all lenders'
    rows pooled (possible here because the demo holds every file; in production nobody can);
@@ -24,10 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +37,19 @@ import numpy as np
 import pandas as pd
 
 from misuan.atomic_files import write_atomic
-from misuan.audit.ledger import Ledger
 from misuan.datasets import taiwan
 from misuan.errors import JobError
-from misuan.ml.horizontal_binning import HorizontalWoe, bin_values, woe_as_aggregator, woe_as_data_party
-from misuan.ml.horizontal_gbdt import HorizontalGBDTParams
-from misuan.ml.horizontal_gbdt import fit_as_aggregator as gbdt_aggregator
-from misuan.ml.horizontal_gbdt import fit_as_data_party as gbdt_data_party
-from misuan.ml.horizontal_lr import HorizontalLRResult
-from misuan.ml.horizontal_lr import fit_as_aggregator as lr_aggregator
-from misuan.ml.horizontal_lr import fit_as_data_party as lr_data_party
 from misuan.ml.metrics import roc_auc
-from misuan.ml.scorecard import Scorecard, scorecard_from_woe_lr
-from misuan.net.channel import Channel
-from misuan.net.local import make_test_pki, run_local_openers
+from misuan.node.local import ProcessOptions, run_job_local
+from misuan.node.runner import job_dir, read_outputs
+from misuan.node.spec import load_spec
+from misuan.node.steps.horizontal import read_boosting, read_scorecard
 from misuan.report.horizontal_page import render_horizontal_page
 
 __all__ = ["FEATURES", "LENDERS", "HorizontalDemoConfig", "run", "split_lenders"]
 
 AGGREGATOR = "aggregator"
+JOB_ID = "horizontal-demo"
 FEATURES = (taiwan.BANK_FEATURES[:1] + taiwan.PARTNER_FEATURES[:4] + taiwan.BANK_FEATURES[1:]
             + taiwan.PARTNER_FEATURES[4:])
 # name, share of customers, tilt towards customers behind on a payment (+) or graduates who are not (-)
@@ -101,88 +97,91 @@ def split_lenders(cfg: HorizontalDemoConfig) -> dict[str, pd.DataFrame]:
 
 
 def _write_lender_files(tables: dict[str, pd.DataFrame], directory: Path) -> dict[str, Path]:
+    """Each lender's training rows (the job's dataset) and hold-out rows (scored afterwards, at home)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, df in tables.items():
         paths[name] = directory / f"{name}.csv"
-        write_atomic(paths[name], df.to_csv(index=False).encode())
+        write_atomic(paths[name], df[~df["holdout"]].drop(columns="holdout").to_csv(index=False).encode())
+        write_atomic(directory / f"{name}-holdout.csv", df[df["holdout"]].drop(columns="holdout").to_csv(index=False).encode())
     return paths
 
 
-# --- the parties (module-level: each runs in a fresh process) -------------------------------------
-def _lender(open_channel: Any, *, path: str, ledger: str, lenders: list[str], cfg: HorizontalDemoConfig) -> dict[str, Any]:
+SCORECARD_MIN_IV = 0.1  # a scorecard keeps the features of at least medium predictive power (IV >= 0.1)
+STEP_WOE, STEP_SCORECARD, STEP_BOOSTING = "pooled_woe", "scorecard", "boosting"
+
+
+def job_spec(cfg: HorizontalDemoConfig, data: Mapping[str, Path], job_id: str = JOB_ID,
+             features: tuple[str, ...] = FEATURES) -> str:
+    """The demo's job spec (TOML): every lender a data party, an aggregator, three horizontal steps."""
+    ports = iter(range(50161, 50200))
+    lines = ["# Lenders with the same columns on different customers, and an aggregator:",
+             "#   misuan simulate job.toml        (each party a process, gRPC + mutual TLS)",
+             "version = 1", "", "[job]", f'id = "{job_id}"', "timeout_s = 900", ""]
+    for name, path in data.items():
+        lines += ["[[party]]", f'name = "{name}"', 'role = "data_party"', f'address = "127.0.0.1:{next(ports)}"',
+                  f'dataset = {{ path = "{path.as_posix()}", id_column = "ID", label_column = "{taiwan.LABEL}" }}', ""]
+    lines += ["[[party]]", f'name = "{AGGREGATOR}"', 'role = "aggregator"', f'address = "127.0.0.1:{next(ports)}"', ""]
+    cols = "[" + ", ".join(f'"{c}"' for c in features) + "]"
+    lines += ["[[step]]", 'kind = "horizontal_woe"', f'name = "{STEP_WOE}"',
+              f"params = {{ features = {cols}, max_bin = {cfg.max_bin} }}", "",
+              "[[step]]", 'kind = "horizontal_scorecard"', f'name = "{STEP_SCORECARD}"',
+              f'params = {{ woe_step = "{STEP_WOE}", min_iv = {SCORECARD_MIN_IV}, C = 1.0 }}', "",
+              "[[step]]", 'kind = "horizontal_boosting"', f'name = "{STEP_BOOSTING}"',
+              f"params = {{ features = {cols}, n_estimators = {cfg.n_estimators}, max_depth = {cfg.max_depth}, "
+              f"learning_rate = {cfg.learning_rate}, max_bin = 32 }}", ""]
+    return "\n".join(lines)
+
+
+def _party_state(root: Path, party: str) -> tuple[dict[str, Any], Path]:
+    """A party's job state (traffic, ledger head) and its artefact directory."""
+    jdir = job_dir(root / "nodes" / party, JOB_ID)
+    return json.loads((jdir / "state.json").read_text(encoding="utf-8")), jdir / "artefacts"
+
+
+def _lender_result(root: Path, name: str, table: pd.DataFrame, cfg: HorizontalDemoConfig, seconds: float) -> dict[str, Any]:
+    """What lender ``name`` sees at home: its hold-out AUC alone and with the two federated models it now holds."""
     from xgboost import XGBClassifier
 
-    df = pd.read_csv(path)
-    train, test = df[~df["holdout"]], df[df["holdout"]]
+    state, artefacts = _party_state(root, name)
+    train, test = table[~table["holdout"]], table[table["holdout"]]
     x, y = train[list(FEATURES)].to_numpy(dtype=float), train[taiwan.LABEL].to_numpy(dtype=float)
     xt, yt = test[list(FEATURES)].to_numpy(dtype=float), test[taiwan.LABEL].to_numpy()
-    with Ledger(ledger, party=Path(path).stem) as book:
-        chan: Channel = open_channel(book)
-        t0 = time.perf_counter()
-        table = woe_as_data_party(chan, x, y, aggregator=AGGREGATOR, data_parties=lenders, max_bin=cfg.max_bin)
-        keep = _scorecard_features(table.iv)  # the same at every party: the pooled IVs are known to all
-        lr = lr_data_party(chan, table.transform(x)[:, keep], y, aggregator=AGGREGATOR, data_parties=lenders, c=1.0)
-        gbdt = gbdt_data_party(chan, x, y, aggregator=AGGREGATOR, data_parties=lenders, params=_gbdt_params(cfg))
-        seconds = time.perf_counter() - t0
-        sent, received = chan.stats.bytes_sent, chan.stats.bytes_received
-        entries, head = book.length(), book.head()
-    card = _scorecard(table, keep, lr)
-    bins_t = bin_values(xt, table.edges)[:, keep]
-    scores = card.score(bins_t)
+    card = read_scorecard(artefacts / STEP_SCORECARD / "scorecard.json")
+    _features, gbdt = read_boosting(artefacts / STEP_BOOSTING / "model.json")
+    bins_t = card.bins(xt)
+    scores = card.card.score(bins_t)
     low = int(np.argmin(scores)) if scores.size else 0
     alone = XGBClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, learning_rate=cfg.learning_rate,
                           max_bin=32, n_jobs=1).fit(x, y)
     return {
-        "rows_train": len(train), "rows_holdout": len(test), "bad_rate": float(df[taiwan.LABEL].mean()),
+        "rows_train": len(train), "rows_holdout": len(test), "bad_rate": float(table[taiwan.LABEL].mean()),
         "auc_alone": roc_auc(yt, alone.predict_proba(xt)[:, 1]),
-        "auc_scorecard": roc_auc(yt, lr.predict_proba(table.transform(xt)[:, keep])),
-        "auc_boosting": roc_auc(yt, gbdt.predict_proba(xt)),
-        "seconds": seconds, "bytes_sent": sent, "bytes_received": received, "ledger_entries": entries, "ledger_head": head,
-        "lr_iterations": lr.iterations, "gbdt_rounds": gbdt.rounds,
+        "auc_scorecard": roc_auc(yt, card.predict_proba(xt)),
+        "auc_boosting": roc_auc(yt, gbdt.predict_proba(xt)[:, 1]),
+        "seconds": seconds, "bytes_sent": state["traffic"]["bytes_sent"],
+        "bytes_received": state["traffic"]["bytes_received"],
+        "ledger_entries": state["ledger_length"], "ledger_head": state["ledger_head"],
+        "lr_iterations": card.lr.result_.iterations, "gbdt_rounds": gbdt.model_.rounds,
         "score_median": float(np.median(scores)) if scores.size else 0.0,
         "lowest_score": float(scores[low]) if scores.size else 0.0,
-        "lowest_reasons": card.reasons(bins_t[low : low + 1])[0] if scores.size else [],
+        "lowest_reasons": card.card.reasons(bins_t[low : low + 1])[0] if scores.size else [],
     }
 
 
-def _scorecard(table: HorizontalWoe, keep: list[int], lr: HorizontalLRResult) -> Scorecard:
-    """The federated scorecard, the same at every party: points per bin of the kept features."""
-    return scorecard_from_woe_lr([FEATURES[k] for k in keep], [table.edges[k] for k in keep], table.woe[keep],
-                                 lr.coef, lr.intercept)
-
-
-def _aggregator(open_channel: Any, *, ledger: str, lenders: list[str], cfg: HorizontalDemoConfig) -> dict[str, Any]:
-    with Ledger(ledger, party=AGGREGATOR) as book:
-        chan: Channel = open_channel(book)
-        table = woe_as_aggregator(chan, len(FEATURES), data_parties=lenders, max_bin=cfg.max_bin)
-        keep = _scorecard_features(table.iv)
-        lr = lr_aggregator(chan, len(keep), data_parties=lenders, c=1.0)
-        gbdt = gbdt_aggregator(chan, len(FEATURES), data_parties=lenders, params=_gbdt_params(cfg))
-        entries, head = book.length(), book.head()
-    iv = sorted(zip(FEATURES, table.iv.tolist(), strict=True), key=lambda t: -t[1])
+def _aggregator_result(root: Path) -> dict[str, Any]:
+    """What the aggregator ended with: the same models, from the sums alone."""
+    state, artefacts = _party_state(root, AGGREGATOR)
+    outputs = read_outputs(root / "nodes" / AGGREGATOR, JOB_ID)
+    card = read_scorecard(artefacts / STEP_SCORECARD / "scorecard.json")
     return {
-        "iv": [{"feature": f, "iv": v} for f, v in iv],
-        "scorecard_coef": dict(zip([FEATURES[k] for k in keep], lr.coef.tolist(), strict=True)),
-        "scorecard_intercept": lr.intercept, "scorecard_min_iv": SCORECARD_MIN_IV,
-        "scorecard_points": _scorecard(table, keep, lr).table(),
-        "contributors": gbdt.contributors, "lr_iterations": lr.iterations, "gbdt_rounds": gbdt.rounds,
-        "bytes_sent": chan.stats.bytes_sent, "ledger_entries": entries, "ledger_head": head,
+        "iv": outputs[STEP_WOE]["iv"],
+        "scorecard_coef": outputs[STEP_SCORECARD]["coef"], "scorecard_intercept": outputs[STEP_SCORECARD]["intercept"],
+        "scorecard_min_iv": SCORECARD_MIN_IV, "scorecard_points": card.card.table(),
+        "contributors": outputs[STEP_BOOSTING]["contributors"], "lr_iterations": outputs[STEP_SCORECARD]["iterations"],
+        "gbdt_rounds": outputs[STEP_BOOSTING]["rounds"], "bytes_sent": state["traffic"]["bytes_sent"],
+        "ledger_entries": state["ledger_length"], "ledger_head": state["ledger_head"],
     }
-
-
-SCORECARD_MIN_IV = 0.1  # a scorecard keeps the features of at least medium predictive power (IV >= 0.1)
-
-
-def _scorecard_features(iv: np.ndarray) -> list[int]:
-    """The features the scorecard uses: pooled IV of at least SCORECARD_MIN_IV (the usual rule of
-    thumb; weaker ones, here the bill amounts, are collinear noise that flips weights' signs)."""
-    return [k for k, v in enumerate(iv.tolist()) if v >= SCORECARD_MIN_IV]
-
-
-def _gbdt_params(cfg: HorizontalDemoConfig) -> HorizontalGBDTParams:
-    return HorizontalGBDTParams(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth,
-                                learning_rate=cfg.learning_rate, max_bin=32)
 
 
 def _pooled_reference(tables: dict[str, pd.DataFrame], cfg: HorizontalDemoConfig) -> dict[str, float]:
@@ -206,38 +205,27 @@ def run_demo(cfg: HorizontalDemoConfig) -> dict[str, Any]:
         shutil.rmtree(root)
     tables = split_lenders(cfg)
     paths = _write_lender_files(tables, root / "data")
-    lenders = [name for name, *_ in LENDERS]
-    parties = [*lenders, AGGREGATOR]
-    tls = make_test_pki(root / "certs", parties, name="misuan horizontal demo CA") if cfg.transport == "processes" else None
-    for p in parties:
-        (root / "nodes" / p).mkdir(parents=True, exist_ok=True)
-    fns: dict[str, Any] = {
-        p: functools.partial(_lender, path=str(paths[p]), ledger=str(root / "nodes" / p / "ledger.sqlite"),
-                             lenders=lenders, cfg=cfg) for p in lenders
-    }
-    fns[AGGREGATOR] = functools.partial(_aggregator, ledger=str(root / "nodes" / AGGREGATOR / "ledger.sqlite"),
-                                        lenders=lenders, cfg=cfg)
+    spec_path = root / "job.toml"
+    write_atomic(spec_path, job_spec(cfg, {n: p.relative_to(root) for n, p in paths.items()}).encode())
+    spec = load_spec(spec_path)
     t0 = time.perf_counter()
-    outcomes = run_local_openers(fns, transport=cfg.transport, tls=tls, job_id="horizontal-demo",  # type: ignore[arg-type]
-                                 timeout_s=900.0, raise_errors=False)
+    options = ProcessOptions(spec_path, log_dir=root / "logs", shown=()) if cfg.transport == "processes" else None
+    outcomes = run_job_local(spec, workdir=root / "nodes", transport=cfg.transport, processes=options,  # type: ignore[arg-type]
+                             progress=None, raise_errors=False)
     wall = time.perf_counter() - t0
-    failed = {p: repr(o.error) for p, o in outcomes.items() if o.error is not None}
+    failed = {p: str(o.error) for p, o in outcomes.items() if o.error is not None}
     if failed:
-        raise JobError(f"the horizontal demo failed: {failed}")
+        raise JobError(f"the horizontal demo failed: {failed}; the parties' logs are in {root / 'logs'}")
     pooled = _pooled_reference(tables, cfg)
-    agg = outcomes[AGGREGATOR].result
-    rows = []
-    for (name, _share, _tilt, what) in LENDERS:
-        r = outcomes[name].result
-        rows.append({"name": name, "what": what, **r, "auc_pooled_reference": pooled[name]})
+    rows = [{"name": name, "what": what, **_lender_result(root, name, tables[name], cfg, outcomes[name].seconds),
+             "auc_pooled_reference": pooled[name]} for (name, _share, _tilt, what) in LENDERS]
     summary = {
         "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_s": wall, "transport": cfg.transport, "aggregator": AGGREGATOR, "features": list(FEATURES),
         "params": {"n_estimators": cfg.n_estimators, "max_depth": cfg.max_depth, "learning_rate": cfg.learning_rate,
-                   "woe_bins": cfg.max_bin, "threshold": len(lenders) // 2 + 1},
-        "lenders": rows, **agg,
+                   "woe_bins": cfg.max_bin, "threshold": len(LENDERS) // 2 + 1},
+        "lenders": rows, **_aggregator_result(root),
     }
-    root.mkdir(parents=True, exist_ok=True)
     write_atomic(root / "summary.json", json.dumps(summary, indent=2).encode())
     write_atomic(root / "report.html", render_horizontal_page(summary).encode())
     return summary

@@ -154,6 +154,20 @@ def test_simulate_runs_parties_as_processes_over_grpc(tmp_path: Path, parties: t
     }
 
 
+@pytest.mark.slow
+def test_simulate_runs_the_horizontal_example_as_five_processes(tmp_path: Path) -> None:
+    """examples/horizontal: four data parties and an aggregator, each a `misuan run` over gRPC + mTLS."""
+    spec = Path(__file__).resolve().parents[1] / "examples" / "horizontal" / "job.toml"
+    res = run_cli("simulate", str(spec), "--workdir", str(tmp_path / "w"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "completed for lender-a, lender-b, lender-c, lender-d, hub in separate processes" in res.stdout
+    models = {p: (tmp_path / "w" / p / "jobs" / "example-horizontal" / "artefacts" / "scorecard" / "scorecard.csv").read_text()
+              for p in ("lender-a", "lender-d", "hub")}
+    assert len(set(models.values())) == 1 and "points" in models["hub"]
+    rows = json.loads(run_cli("ledger", "show", "--workdir", str(tmp_path / "w"), "--as", "hub", "--json").stdout)
+    assert {r["discloser"] for r in rows if r["recipient"] == "hub"} == {"lender-a", "lender-b", "lender-c", "lender-d", "all"}
+
+
 def test_simulate_refuses_a_column_a_step_lacks_before_starting_any_party(tmp_path: Path) -> None:
     spec = write_job(tmp_path)
     df = pd.read_csv(tmp_path / "partner.csv", dtype=str)

@@ -52,7 +52,7 @@ def test_horizontal_demo_runs_end_to_end(tmp_path: Path) -> None:
         with Ledger(root / "nodes" / party / "ledger.sqlite") as book:
             assert book.verify() > 0
             steps = {e.step.split("/")[0] for e in book.entries()}
-            assert steps == {"hwoe", "hlr", "hgb"}
+            assert steps == {"pooled_woe", "scorecard", "boosting"}
     page = (root / "report.html").read_text()
     assert "Five lenders, one model" in page and page.count("<svg") >= 1 and "lender-e" in page
 

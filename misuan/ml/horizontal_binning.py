@@ -29,15 +29,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
+from misuan.errors import DataError
 from misuan.ml.horizontal_rounds import FitRounds, checked_rows
 from misuan.net.channel import Channel
 from misuan.protocols.woe.table import woe_iv_ks
 
-__all__ = ["HorizontalWoe", "agree_edges", "bin_values", "woe_as_aggregator", "woe_as_data_party"]
+__all__ = [
+    "HorizontalWoe", "agree_edges", "bin_values", "edges_from_json", "edges_to_json", "woe_as_aggregator",
+    "woe_as_data_party",
+]
 
 _SPAN = 8.0  # the fine grid covers the pooled mean plus or minus this many standard deviations
 
@@ -114,6 +119,24 @@ def bin_values(x: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def edges_to_json(edges: list[np.ndarray]) -> list[list[float | None]]:
+    """Cut points as JSON (the infinite ones that pad a feature with few values as null)."""
+    return [[float(c) if np.isfinite(c) else None for c in e.tolist()] for e in edges]
+
+
+def edges_from_json(doc: Any, where: str) -> list[np.ndarray]:
+    """The inverse of :func:`edges_to_json`; a :class:`DataError` naming ``where`` for anything else."""
+    if not isinstance(doc, list) or not all(isinstance(e, list) for e in doc) or len({len(e) for e in doc}) > 1:
+        raise DataError(f"{where}: the bin edges must be lists of cut points of one length per feature")
+    try:
+        edges = [np.array([np.inf if c is None else float(c) for c in e], dtype=np.float64) for e in doc]
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: a bin edge is not a number") from None
+    if any(np.isnan(e).any() or np.any(e[1:] < e[:-1]) for e in edges):
+        raise DataError(f"{where}: the bin edges of a feature must be ascending numbers")
+    return edges
+
+
 @dataclasses.dataclass
 class HorizontalWoe:
     """The pooled binning table every party ends with."""
@@ -128,6 +151,23 @@ class HorizontalWoe:
         """Each value replaced by its bin's WOE (the scorecard's input)."""
         b = bin_values(np.asarray(x, dtype=np.float64), self.edges)
         return np.take_along_axis(self.woe.T, b, axis=0) if b.size else np.zeros(b.shape)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"edges": edges_to_json(self.edges), "bads": self.bads.tolist(), "goods": self.goods.tolist(),
+                "woe": self.woe.tolist(), "iv": self.iv.tolist()}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "the binning table") -> HorizontalWoe:
+        edges = edges_from_json(doc.get("edges"), where)
+        k = len(edges[0]) + 2 if edges else 0
+        try:
+            arrays = [np.asarray(doc[key], dtype=np.float64) for key in ("bads", "goods", "woe")]
+            iv = np.asarray(doc["iv"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{where}: bads, goods, woe and iv must be tables of numbers") from None
+        if any(a.shape != (len(edges), k) for a in arrays) or iv.shape != (len(edges),):
+            raise DataError(f"{where}: bads, goods and woe need one row per feature and {k} bins, iv one value a feature")
+        return cls(edges, arrays[0], arrays[1], arrays[2], iv)
 
 
 def _counts(x: np.ndarray, y: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from misuan.errors import ConfigError
-from misuan.ml.horizontal_binning import agree_edges, bin_values
+from misuan.errors import ConfigError, DataError
+from misuan.ml.horizontal_binning import agree_edges, bin_values, edges_from_json, edges_to_json
 from misuan.ml.horizontal_rounds import FitRounds, checked_rows
 from misuan.net.channel import Channel
 from misuan.params import check_params, param
@@ -97,6 +99,41 @@ class HorizontalGBDT:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.predict_margin(x)))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"edges": edges_to_json(self.edges), "base_margin": self.base_margin, "rounds": self.rounds,
+                "contributors": list(self.contributors),
+                "trees": [[dataclasses.asdict(nd) for nd in tree] for tree in self.trees]}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "the boosting model") -> HorizontalGBDT:
+        """The model of :meth:`to_dict`; every child after its parent and every split within the
+        features and bins (a :class:`DataError` otherwise), so prediction cannot loop or index past a table."""
+        edges = edges_from_json(doc.get("edges"), where)
+        raw = doc.get("trees")
+        if not isinstance(raw, list) or not all(isinstance(t, list) and t for t in raw):
+            raise DataError(f"{where}: trees must be a list of non-empty node lists")
+        try:
+            trees = [[_node_from_json(nd) for nd in tree] for tree in raw]
+            base, rounds = float(doc["base_margin"]), int(doc["rounds"])
+            contributors = [str(c) for c in doc.get("contributors", [])]
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{where}: a node or the base margin is malformed") from None
+        for t, tree in enumerate(trees):
+            for i, nd in enumerate(tree):
+                if nd.feature >= 0 and not (nd.feature < len(edges) and -1 <= nd.cut <= len(edges[0])
+                                            and i < nd.left < len(tree) and i < nd.right < len(tree)):
+                    raise DataError(f"{where}: tree {t} node {i} splits outside the features, bins or nodes")
+        return cls(edges, trees, base, rounds, contributors)
+
+
+def _node_from_json(doc: Mapping[str, Any]) -> _Node:
+    """A node of :meth:`HorizontalGBDT.to_dict`, each field converted to its type (KeyError, TypeError or ValueError)."""
+    if set(doc) != {f.name for f in dataclasses.fields(_Node)}:
+        raise KeyError("node fields")
+    return _Node(g=float(doc["g"]), h=float(doc["h"]), feature=int(doc["feature"]), cut=int(doc["cut"]),
+                 missing_left=bool(doc["missing_left"]), left=int(doc["left"]), right=int(doc["right"]),
+                 value=float(doc["value"]))
 
 
 def _split_rows(tree: list[_Node], b: np.ndarray, node_of: np.ndarray, level: list[int], missing_bin: int) -> None:

@@ -13,12 +13,21 @@ from collections.abc import Mapping
 
 from misuan.errors import ProtocolVersionError
 
-__all__ = ["FEATURE_PARTY", "LABEL_PARTY", "ROLES", "ProtocolInfo", "check_versions"]
+__all__ = [
+    "AGGREGATOR", "DATA_PARTY", "FEATURE_PARTY", "HORIZONTAL_ROLES", "LABEL_PARTY", "ROLES", "VERTICAL_ROLES",
+    "ProtocolInfo", "check_versions",
+]
 
-# the two roles of vertical learning, one spelling for the job spec, the protocols and their catalogues
+# one spelling of the roles for the job spec, the protocols and their catalogues.
+# vertical learning: the same customers, different columns
 LABEL_PARTY = "label_party"  # holds the labels (and the decryption key)
 FEATURE_PARTY = "feature_party"  # contributes features only
-ROLES = (LABEL_PARTY, FEATURE_PARTY)
+VERTICAL_ROLES = (LABEL_PARTY, FEATURE_PARTY)
+# horizontal learning: different customers, the same columns, each with its own labels
+DATA_PARTY = "data_party"  # holds rows with labels; sends only masked vectors
+AGGREGATOR = "aggregator"  # holds no data; learns the sums of the data parties' vectors
+HORIZONTAL_ROLES = (DATA_PARTY, AGGREGATOR)
+ROLES = VERTICAL_ROLES + HORIZONTAL_ROLES
 
 
 @dataclasses.dataclass(frozen=True)

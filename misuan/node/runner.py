@@ -66,7 +66,7 @@ from misuan.node.anchoring import (
 )
 from misuan.node.data import CheckedDataset, DataWarning, check_dataset
 from misuan.node.spec import JobSpec, StepSpec, canonical_json
-from misuan.node.steps import StepContext, StepResult, parse_step_params, step_kind
+from misuan.node.steps import StepContext, StepResult, check_step_roles, parse_step_params, step_kind
 
 __all__ = [
     "CheckedParty",
@@ -157,7 +157,7 @@ class CheckedParty:
     """What :func:`check_runnable` established for one party; its run reads and parses nothing again."""
 
     party: str
-    dataset: CheckedDataset  # the party's own data, read and checked once
+    dataset: CheckedDataset | None  # the party's own data, read and checked once (None: an aggregator)
     params: Mapping[str, Mapping[type, Any]]  # each step's parsed params, by step name
 
 
@@ -169,18 +169,19 @@ def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
     Raises a :class:`JobSpecError` or :class:`DataError` naming the field, file and column; it
     writes nothing, so a caller runs it before creating any directory or opening any port.
     """
-    spec.party(party)
+    own = spec.party(party)
     params: dict[str, Mapping[type, Any]] = {}
     for step in spec.steps:
         kind = step_kind(step, spec)
+        check_step_roles(kind, step, spec)
         params[step.name] = parse_step_params(kind, step, spec)
         if kind.check is not None:
             kind.check(step, spec, params[step.name])
     spec.check_local(party)
-    dataset = check_dataset(spec.party(party).dataset, party)
+    dataset = None if own.dataset is None else check_dataset(own.dataset, party)
     for step in spec.steps:
         kind = step_kind(step, spec)
-        if party in step.parties and kind.check_data is not None:
+        if party in step.parties and kind.check_data is not None and dataset is not None:
             kind.check_data(step, spec, params[step.name], dataset)
     return CheckedParty(party, dataset, params)
 
@@ -234,16 +235,16 @@ def _now() -> str:
 def _step_hashes(spec: JobSpec, party: str) -> dict[str, str]:
     """Per step: hash of the spec up to and including it, plus this party's dataset identity."""
     ds = spec.party(party).dataset
-    try:
-        st = ds.path.stat()
-        file_id: list[Any] = [st.st_size, st.st_mtime_ns]
-    except OSError:
-        file_id = []
-    base = {
-        "job_id": spec.job_id,
-        "parties": [[p.name, p.role] for p in spec.parties],
-        "dataset": [str(ds.path), ds.id_column, ds.label_column, list(ds.features) if ds.features != "all" else "all", file_id],
-    }
+    dataset: list[Any] = []  # an aggregator's steps depend on no file of its own
+    if ds is not None:
+        try:
+            st = ds.path.stat()
+            file_id: list[Any] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            file_id = []
+        features = list(ds.features) if ds.features != "all" else "all"
+        dataset = [str(ds.path), ds.id_column, ds.label_column, features, file_id]
+    base = {"job_id": spec.job_id, "parties": [[p.name, p.role] for p in spec.parties], "dataset": dataset}
     out = {}
     for i, step in enumerate(spec.steps):
         doc = dict(base, steps=[[s.name, s.kind, list(s.parties), dict(s.params)] for s in spec.steps[: i + 1]])
@@ -343,7 +344,7 @@ def run_party(
         checked = check_runnable(spec, party)
     elif checked.party != party:
         raise ValueError(f"run_party as {party!r} was handed the checks of {checked.party!r}")
-    _report_warnings(party, checked.dataset.warnings, progress)
+    _report_warnings(party, checked.dataset.warnings if checked.dataset is not None else (), progress)
     pdir = Path(party_dir)
     files = _JobFiles(job_dir(pdir, spec.job_id))
     files.prepare(spec.job_id, party, resume)

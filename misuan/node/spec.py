@@ -32,6 +32,21 @@ opens its own dataset and TLS files. Example::
     parties = ["bank", "partner"]          # optional; defaults to every party
     params = { columns = ["balance"] }
 
+A horizontal job (several lenders with the same columns on different customers, each with its own
+labels) has three or more parties of role ``data_party`` and one ``aggregator``, which holds no
+dataset and learns only the sums of secure aggregation (:mod:`misuan.protocols.secagg`)::
+
+    [[party]]
+    name = "lender-a"
+    role = "data_party"                    # its own customers and labels
+    address = "lender-a.example.com:50051"
+    dataset = { path = "data/lender-a.csv", id_column = "customer_id", label_column = "default" }
+
+    [[party]]
+    name = "hub"
+    role = "aggregator"                    # no dataset
+    address = "hub.example.com:50051"
+
 A node config (``node.toml``) names one institution's node::
 
     version = 1
@@ -69,7 +84,8 @@ from typing import Any, Literal
 from misuan.crypto.certs import TlsFiles
 from misuan.crypto.trust import parse_fingerprint
 from misuan.errors import ConfigError, DataError, JobSpecError
-from misuan.net.protocol import ROLES
+from misuan.net.protocol import AGGREGATOR, DATA_PARTY, FEATURE_PARTY, LABEL_PARTY, ROLES
+from misuan.protocols.secagg.params import MAX_PARTIES, MIN_PARTIES
 from misuan.toml_files import parse_toml, read_toml
 
 __all__ = [
@@ -122,7 +138,7 @@ class PartySpec:
     name: str
     role: str
     address: str
-    dataset: DatasetSpec
+    dataset: DatasetSpec | None  # None only for the aggregator of a horizontal job
     tls: TlsFiles | None
     trust: TrustSpec | None = None
 
@@ -163,8 +179,29 @@ class JobSpec:
         raise JobSpecError(f"party {name!r} is not in job {self.job_id!r}; its parties are {list(self.party_names)}")
 
     @property
+    def horizontal(self) -> bool:
+        """Whether the parties are data parties and an aggregator (else a label party and feature parties)."""
+        return any(p.role == AGGREGATOR for p in self.parties)
+
+    @property
     def label_party(self) -> PartySpec:
-        return next(p for p in self.parties if p.role == "label_party")
+        """The label party of a vertical job."""
+        if self.horizontal:
+            raise JobSpecError(f"job {self.job_id!r} is horizontal: it has data parties and an aggregator, no label_party")
+        return next(p for p in self.parties if p.role == LABEL_PARTY)
+
+    @property
+    def aggregator(self) -> str:
+        """The aggregator of a horizontal job."""
+        names = [p.name for p in self.parties if p.role == AGGREGATOR]
+        if not names:
+            raise JobSpecError(f"job {self.job_id!r} is vertical: it has no aggregator")
+        return names[0]
+
+    @property
+    def data_parties(self) -> list[str]:
+        """The data parties of a horizontal job, in the spec's order."""
+        return [p.name for p in self.parties if p.role == DATA_PARTY]
 
     def shared_hash(self) -> str:
         """SHA-256 of what every party must agree on: job id, party names and roles, and steps.
@@ -186,7 +223,7 @@ class JobSpec:
         idx = self.party_names.index(self.party(party).name)
         p = self.parties[idx]
         where = f"party[{idx + 1}] {p.name!r}"
-        if not p.dataset.path.is_file():
+        if p.dataset is not None and not p.dataset.path.is_file():
             raise DataError(f"{where}.dataset.path: dataset file {p.dataset.path} does not exist")
 
 
@@ -275,11 +312,7 @@ def parse_spec(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".") -
         if party.name in {p.name for p in parties}:
             raise JobSpecError(f"party[{i}].name: party name {party.name!r} is used twice; give each party its own name")
         parties.append(party)
-    labels = [p.name for p in parties if p.role == "label_party"]
-    if len(labels) != 1:
-        raise JobSpecError(
-            f"party.role: exactly one party must have role = \"label_party\"; found {len(labels)} ({labels})"
-        )
+    _check_roles(parties)
     names = tuple(p.name for p in parties)
 
     raw_steps = doc.get("step")
@@ -292,6 +325,35 @@ def parse_spec(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".") -
             raise JobSpecError(f"step[{i}].name: step name {step.name!r} is used twice; give the step a unique name")
         steps.append(step)
     return JobSpec(SPEC_VERSION, job_id, tuple(parties), tuple(steps), float(timeout_s), base)
+
+
+def _check_roles(parties: list[PartySpec]) -> None:
+    """A vertical job: one label_party and feature_parties; a horizontal one: one aggregator and
+    MIN_PARTIES to MAX_PARTIES data_parties (secure aggregation hides a party's vector only among
+    at least three); never the two mixed."""
+    by_role: dict[str, list[str]] = {r: [p.name for p in parties if p.role == r] for r in ROLES}
+    vertical = by_role[LABEL_PARTY] + by_role[FEATURE_PARTY]
+    horizontal = by_role[DATA_PARTY] + by_role[AGGREGATOR]
+    if vertical and horizontal:
+        raise JobSpecError(
+            f"party.role: a job is vertical (label_party and feature_party) or horizontal (data_party and aggregator), "
+            f"not both; {vertical} and {horizontal} mix them"
+        )
+    if vertical and len(by_role[LABEL_PARTY]) != 1:
+        raise JobSpecError(
+            f"party.role: exactly one party must have role = \"label_party\"; found {len(by_role[LABEL_PARTY])} "
+            f"({by_role[LABEL_PARTY]})"
+        )
+    if horizontal and len(by_role[AGGREGATOR]) != 1:
+        raise JobSpecError(
+            f"party.role: a horizontal job has exactly one party with role = \"aggregator\"; found "
+            f"{len(by_role[AGGREGATOR])} ({by_role[AGGREGATOR]})"
+        )
+    if horizontal and not MIN_PARTIES <= len(by_role[DATA_PARTY]) <= MAX_PARTIES:
+        raise JobSpecError(
+            f"party.role: a horizontal job needs {MIN_PARTIES} to {MAX_PARTIES} parties with role = \"data_party\" "
+            f"(with two, each would learn the other's data from the sum); found {len(by_role[DATA_PARTY])}"
+        )
 
 
 def _party(raw: Any, i: int, base: Path) -> PartySpec:
@@ -309,6 +371,14 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
     address = _address(raw.get("address"), f"{where}.address", JobSpecError)
     tls = _tls(raw["tls"], f"{where}.tls", base, JobSpecError) if "tls" in raw else None
     trust = _trust(raw["trust"], f"{where}.trust", base, JobSpecError) if "trust" in raw else None
+    if role == AGGREGATOR:
+        if "dataset" in raw:
+            raise JobSpecError(f"{where}.dataset: the aggregator holds no data and learns only sums; remove its dataset")
+        return PartySpec(name, role, address, None, tls, trust)
+    return PartySpec(name, role, address, _dataset(raw, where, role, base), tls, trust)
+
+
+def _dataset(raw: Mapping[str, Any], where: str, role: str, base: Path) -> DatasetSpec:
     ds = _table(raw, "dataset", where, required=True)
     dwhere = f"{where}.dataset"
     _only_keys(ds, dwhere, {"path", "id_column", "label_column", "features"})
@@ -317,14 +387,14 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
         raise JobSpecError(f"{dwhere}.path: {path.name} is not a CSV file; misuan reads {list(_DATASET_SUFFIXES)}")
     id_column = _column(ds.get("id_column"), f"{dwhere}.id_column")
     label_column = None
-    if role == "label_party":
+    if role in (LABEL_PARTY, DATA_PARTY):
         if "label_column" not in ds:
-            raise JobSpecError(f"{dwhere}.label_column: the label_party must name its label column (0/1 values)")
+            raise JobSpecError(f"{dwhere}.label_column: a {role} must name its label column (0/1 values)")
         label_column = _column(ds["label_column"], f"{dwhere}.label_column")
         if label_column == id_column:
             raise JobSpecError(f"{dwhere}.label_column: the label column cannot be the id column {id_column!r}")
     elif "label_column" in ds:
-        raise JobSpecError(f"{dwhere}.label_column: only the label_party has a label column; remove it")
+        raise JobSpecError(f"{dwhere}.label_column: a feature_party has no label column (the label_party has); remove it")
     raw_features = ds.get("features", "all")
     features: tuple[str, ...] | Literal["all"]
     if raw_features == "all":
@@ -339,7 +409,7 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
             raise JobSpecError(f"{dwhere}.features: {sorted(c for c in clash if c)} is the id or label column, not a feature")
     else:
         raise JobSpecError(f"{dwhere}.features: write \"all\" or a non-empty list of column names, not {raw_features!r}")
-    return PartySpec(name, role, address, DatasetSpec(path, id_column, label_column, features), tls, trust)
+    return DatasetSpec(path, id_column, label_column, features)
 
 
 def _step(raw: Any, i: int, party_names: tuple[str, ...]) -> StepSpec:

@@ -71,6 +71,16 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 _DELETE = object()
 
+
+def _horizontal(doc: dict[str, Any], lenders: int) -> dict[str, Any]:
+    """``doc`` turned into a horizontal job: ``lenders`` data parties (the bank's dataset) and an aggregator "hub"."""
+    bank = doc["party"][0]
+    doc["party"] = [
+        {**bank, "name": f"lender-{i}", "role": "data_party", "dataset": dict(bank["dataset"])} for i in range(lenders)
+    ] + [{"name": "hub", "role": "aggregator", "address": "127.0.0.1:50099"}]
+    doc["step"][0].pop("parties", None)
+    return doc
+
 BAD_SPECS = [
     ("version", _set("version", 2), r"version: this misuan reads spec version 1"),
     ("unknown top key", _set("jobs", {}), r"the spec's top level: unknown key\(s\) \['jobs'\]"),
@@ -86,7 +96,7 @@ BAD_SPECS = [
     ("uppercase name", _set("party.0.name", "Bank"), r"party\[1\].name: a party name is 1-63 lowercase"),
     ("reserved name", _set("party.0.name", "all"), r"party\[1\].name: 'all' is reserved"),
     ("bad role", _set("party.1.role", "features"), r"party\[2\] 'partner'.role: must be one of"),
-    ("label party without label", _set("party.1.role", "label_party"), r"'partner'.dataset.label_column: the label_party must"),
+    ("label party without label", _set("party.1.role", "label_party"), r"'partner'.dataset.label_column: a label_party must"),
     (
         "two label parties",
         lambda d: (d["party"][1].update(role="label_party"), d["party"][1]["dataset"].update(label_column="y")),
@@ -97,8 +107,16 @@ BAD_SPECS = [
     ("address not str", _set("party.0.address", 50051), r"party\[1\] 'bank'.address"),
     ("missing dataset", _set("party.0.dataset", _DELETE), r"party\[1\] 'bank'.dataset: missing"),
     ("missing id column", _set("party.0.dataset.id_column", _DELETE), r"party\[1\] 'bank'.dataset.id_column: give a column"),
-    ("missing label", _set("party.0.dataset.label_column", _DELETE), r"'bank'.dataset.label_column: the label_party must name"),
-    ("label on feature party", _set("party.1.dataset.label_column", "y"), r"'partner'.dataset.label_column: only the label_party"),
+    ("missing label", _set("party.0.dataset.label_column", _DELETE), r"'bank'.dataset.label_column: a label_party must name"),
+    ("label on feature party", _set("party.1.dataset.label_column", "y"), r"'partner'.dataset.label_column: a feature_party has no label column"),
+    ("mixed roles", lambda d: d["party"][1].update(role="data_party", dataset={**d["party"][1]["dataset"], "label_column": "y"}), r"party.role: a job is vertical .* or horizontal .*, not both"),
+    ("aggregator with data", lambda d: _horizontal(d, 3).__setitem__("party", [*d["party"][:3], {**d["party"][3], "dataset": d["party"][0]["dataset"]}]),
+     r"party\[4\] 'hub'.dataset: the aggregator holds no data"),
+    ("two data parties", lambda d: _horizontal(d, 2), r"party.role: a horizontal job needs 3 to 100 parties with role = \"data_party\""),
+    ("two aggregators", lambda d: (_horizontal(d, 3), d["party"].append({**d["party"][3], "name": "hub2"})),
+     r"exactly one party with role = \"aggregator\"; found 2"),
+    ("data party without label", lambda d: (_horizontal(d, 3), d["party"][1]["dataset"].pop("label_column")),
+     r"'lender-1'.dataset.label_column: a data_party must name its label column"),
     ("not csv", _set("party.0.dataset.path", "bank.xlsx"), r"'bank'.dataset.path: bank.xlsx is not a CSV"),
     ("bad features", _set("party.1.dataset.features", "some"), r"'partner'.dataset.features: write \"all\""),
     ("id as feature", _set("party.1.dataset.features", ["customer_id"]), r"'partner'.dataset.features: .*id or label"),

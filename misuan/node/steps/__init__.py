@@ -7,7 +7,7 @@
 """
 
 from misuan.node.steps.context import StepContext, StepKind, StepResult, param_error, parse_step_params, where
-from misuan.node.steps.registry import STEPS, register_step, registered_kinds, step_kind
+from misuan.node.steps.registry import STEPS, check_step_roles, register_step, registered_kinds, step_kind
 
 __all__ = [
     "STEPS",
@@ -19,5 +19,6 @@ __all__ = [
     "register_step",
     "registered_kinds",
     "step_kind",
+    "check_step_roles",
     "where",
 ]

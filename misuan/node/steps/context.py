@@ -29,7 +29,7 @@ import pandas as pd
 
 from misuan.errors import JobSpecError
 from misuan.net.channel import Channel
-from misuan.net.protocol import ProtocolInfo
+from misuan.net.protocol import VERTICAL_ROLES, ProtocolInfo
 from misuan.node.data import CheckedDataset
 from misuan.node.spec import DatasetSpec, JobSpec, StepSpec
 from misuan.node.steps.preview import PlannedDisclosure
@@ -63,7 +63,7 @@ class StepContext:
     channel: Channel  # spans exactly the step's parties
     outputs: Mapping[str, Mapping[str, Any]]  # this party's outputs of earlier steps, by step name
     artefact_dir: Path  # staging directory; kept only if the step succeeds
-    checked_data: CheckedDataset  # this party's dataset as check_runnable read and checked it
+    checked_data: CheckedDataset | None  # this party's dataset as check_runnable read and checked it (None: an aggregator)
     # every step's parsed params, by step name (check_runnable's): a step reads its own and those
     # of the earlier steps it builds on (PSI's normalisation) without parsing anything again
     parsed: Mapping[str, ParsedParams]
@@ -77,18 +77,25 @@ class StepContext:
         return self.spec.job_id
 
     @property
+    def own_data(self) -> CheckedDataset:
+        """This party's checked dataset; a party without one (an aggregator) is a JobSpecError."""
+        if self.checked_data is None:
+            raise JobSpecError(f"step {self.step.name!r} needs the data of {self.party}, which as {self.role} holds none")
+        return self.checked_data
+
+    @property
     def dataset(self) -> DatasetSpec:
-        return self.checked_data.spec
+        return self.own_data.spec
 
     @property
     def features(self) -> list[str]:
         """This party's feature columns (those listed in its spec, or all but the id and label)."""
-        return list(self.checked_data.features)
+        return list(self.own_data.features)
 
     @property
     def label_column(self) -> str | None:
-        """The label party's label column (0/1 on every row); ``None`` for any other party."""
-        return self.checked_data.spec.label_column
+        """The label column (0/1 on every row) of a label or data party; ``None`` for any other party."""
+        return self.own_data.spec.label_column
 
     def artefact_of(self, step: str, name: str) -> Path:
         """The file ``name`` that earlier step ``step`` wrote (listed in its ``StepResult.artefacts``)."""
@@ -117,7 +124,7 @@ class StepContext:
     @property
     def data(self) -> pd.DataFrame:
         """This party's dataset, read and checked once per job run (see :mod:`misuan.node.data`)."""
-        return self.checked_data.frame
+        return self.own_data.frame
 
 
 StepRun = Callable[[StepContext], StepResult]
@@ -141,6 +148,7 @@ class StepKind:
     summary: str = ""
     check_data: StepDataCheck | None = None  # what the step needs of a taking-part party's own dataset
     preview: StepPreview | None = None  # what the step will disclose, for the operator's consent
+    roles: tuple[str, ...] = VERTICAL_ROLES  # the roles of the parties it runs between
 
 
 def parse_step_params(kind: StepKind, step: StepSpec, spec: JobSpec) -> dict[type, Any]:

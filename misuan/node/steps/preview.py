@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Collection, Iterable, Mapping
 
 from misuan.net.disclosure import DisclosureKind
+from misuan.net.protocol import AGGREGATOR, DATA_PARTY, FEATURE_PARTY, LABEL_PARTY
 from misuan.node.spec import JobSpec, StepSpec
 
 __all__ = ["ALL", "PlannedDisclosure", "plan"]
@@ -21,6 +22,10 @@ __all__ = ["ALL", "PlannedDisclosure", "plan"]
 ALL = "all"  # the discloser of a joint result (no single party sends it)
 _OTHER_ROLES = ("the other party", "each peer")
 _EACH = "each party"
+# catalogue roles that are the job spec's roles (secure aggregation's catalogue says "each data party")
+_SPEC_ROLES = {
+    LABEL_PARTY: LABEL_PARTY, FEATURE_PARTY: FEATURE_PARTY, "each data party": DATA_PARTY, "the aggregator": AGGREGATOR,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +53,8 @@ def _parties_of(
     names = list(step.parties)
     if role in named:  # a protocol's own roles ("the receiver"), with the party that plays each
         return [named[role]] if named[role] != other else []
-    if role in ("label_party", "feature_party"):
-        return [p for p in names if spec.party(p).role == role and p != other]
+    if role in _SPEC_ROLES:
+        return [p for p in names if spec.party(p).role == _SPEC_ROLES[role] and p != other]
     if role == ALL:
         return [ALL]
     if role == _EACH:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from misuan.errors import JobSpecError
 from misuan.node.spec import JobSpec, StepSpec
-from misuan.node.steps import evaluate, psi, secure_sum, secureboost, woe
+from misuan.node.steps import evaluate, horizontal, psi, secure_sum, secureboost, woe
 from misuan.node.steps.context import StepKind, where
 
-__all__ = ["STEPS", "register_step", "registered_kinds", "step_kind"]
+__all__ = ["STEPS", "check_step_roles", "register_step", "registered_kinds", "step_kind"]
 
 STEPS: dict[str, StepKind] = {
-    k.kind: k for k in (secure_sum.KIND, psi.KIND, woe.KIND, secureboost.KIND, evaluate.KIND)
+    k.kind: k for k in (
+        secure_sum.KIND, psi.KIND, woe.KIND, secureboost.KIND, evaluate.KIND,
+        horizontal.WOE, horizontal.SCORECARD, horizontal.BOOSTING,
+    )
 }
 
 
@@ -43,3 +46,15 @@ def step_kind(step: StepSpec, spec: JobSpec) -> StepKind:
         raise JobSpecError(
             f"{where(step, spec)}.kind: unknown step kind {step.kind!r}; use one of {sorted(STEPS)}"
         ) from None
+
+
+def check_step_roles(kind: StepKind, step: StepSpec, spec: JobSpec) -> None:
+    """Refuse a step between parties whose roles its kind does not run between (a vertical step
+    in a horizontal job, or the other way round), naming the party."""
+    for name in step.parties:
+        role = spec.party(name).role
+        if role not in kind.roles:
+            raise JobSpecError(
+                f"{where(step, spec)}.parties: a {step.kind!r} step runs between parties of role "
+                f"{' / '.join(kind.roles)}; {name!r} has role {role}"
+            )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from misuan.errors import DataError, MissingColumnError
+from misuan.net.protocol import DATA_PARTY, FEATURE_PARTY, LABEL_PARTY
 from misuan.node.data import CheckedDataset, file_lines
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
@@ -102,7 +103,7 @@ def run_secure_sum(ctx: StepContext) -> StepResult:
     params = ctx.param(SecureSumStepParams)
     columns = _secure_sum_columns(params, ctx.party)
     # check_secure_sum_data computed the same totals before anything connected: this cannot fail now
-    vector = _party_totals(params, ctx.checked_data, f"{where(ctx.step, ctx.spec)}.params.columns")
+    vector = _party_totals(params, ctx.own_data, f"{where(ctx.step, ctx.spec)}.params.columns")
     if params.count_rows:
         vector.append(len(ctx.data))
     total = secure_sum(ctx.channel, np.array(vector, dtype=np.int64), step=ctx.step.name)
@@ -121,5 +122,5 @@ def preview_secure_sum(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> l
 KIND = StepKind(
     "secure_sum", run_secure_sum, check_secure_sum, params=(SecureSumStepParams,), protocols=(PROTOCOL,),
     summary="joint totals of numeric columns by additive secret sharing", check_data=check_secure_sum_data,
-    preview=preview_secure_sum,
+    preview=preview_secure_sum, roles=(LABEL_PARTY, FEATURE_PARTY, DATA_PARTY),
 )

@@ -92,7 +92,7 @@ def run_woe(ctx: StepContext) -> StepResult:
 def preview_woe(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
     d, p = woe_disclosures, parsed[WoeParams]
     feature_party = next(spec.party(n) for n in step.parties if spec.party(n).role == "feature_party")
-    columns = feature_party.dataset.features
+    columns = feature_party.dataset.features if feature_party.dataset is not None else "all"
     if columns == "all":  # the columns are the partner's to know: every method the params name may be in use
         methods = {p.method, *p.methods.values()}
     else:
