@@ -1,5 +1,6 @@
 """The ``misuan`` command line (stdlib argparse); certificates and the node's commands live in
-:mod:`misuan.cli.certs_commands` and :mod:`misuan.cli.node_commands`.
+:mod:`misuan.cli.certs_commands` and :mod:`misuan.cli.node_commands`, the auditor's package in
+:mod:`misuan.cli.audit_commands`.
 
 Every failure prints one line ``misuan: error: <message>`` and a hint, and exits with the stable
 code of its error class (``misuan.errors.EXIT_CODES``; ``misuan help-exit-codes`` lists them).
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from misuan import __version__
-from misuan.cli import certs_commands, node_commands
+from misuan.cli import audit_commands, certs_commands, node_commands
 from misuan.errors import EXIT_CODES, ConfigError, MisuanError, NetworkError
 from misuan.lending import commands as lending_commands
 
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_commands.add_commands(sub)
     _add_job_commands(sub)
     _add_ledger_commands(sub)
+    audit_commands.add_commands(sub)
     _add_demo_command(sub)
     _add_lending_commands(sub)
     return parser

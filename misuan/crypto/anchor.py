@@ -38,7 +38,9 @@ from misuan.crypto.certs import load_pem_bundle, party_from_certificate
 from misuan.crypto.trust import TrustAnchors, verify_party_chain
 from misuan.errors import AuthenticationError, LedgerError, LedgerTamperedError
 
-__all__ = ["CERTIFICATE", "NODE_KEY", "NODE_KEY_FILE", "AnchorSigner", "LedgerAnchor", "verify_anchor"]
+__all__ = [
+    "CERTIFICATE", "NODE_KEY", "NODE_KEY_FILE", "AnchorSigner", "LedgerAnchor", "verify_anchor", "verify_signed",
+]
 
 CERTIFICATE = "certificate"
 NODE_KEY = "node-key"
@@ -109,6 +111,10 @@ class AnchorSigner:
         )
         return cls(party, key, NODE_KEY, public.decode("ascii"))
 
+    def sign_payload(self, payload: bytes) -> str:
+        """Hex of the DER ECDSA-SHA256 signature over ``payload`` (which must start with its own context line)."""
+        return str(self._key.sign(payload, ec.ECDSA(hashes.SHA256())).hex())
+
     def sign(self, job_id: str, length: int, head: str) -> LedgerAnchor:
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
         unsigned = LedgerAnchor(job_id, self.party, length, head, now, self.key_kind, self.public_pem, "")
@@ -133,27 +139,40 @@ def verify_anchor(
     who = f"the anchor of {anchor.signer!r}'s ledger at row {anchor.length} (job {anchor.job_id!r})"
     if signer is not None and anchor.signer != signer:
         raise LedgerTamperedError(f"{who} claims signer {anchor.signer!r}, but it came from {signer!r}")
-    if len(anchor.public_key) > _MAX_PEM or anchor.length < 0 or len(anchor.head) != 64:
+    if anchor.length < 0 or len(anchor.head) != 64:
+        raise LedgerTamperedError(f"{who} is malformed")
+    verify_signed(anchor.key_kind, anchor.public_key, anchor.signer, anchor.signed_bytes(), anchor.signature, who,
+                  ca_pem=ca_pem, anchors=anchors, signed_at=anchor.signed_at)
+
+
+def verify_signed(
+    key_kind: str, public_pem: str, signer: str, payload: bytes, signature_hex: str, who: str, *,
+    ca_pem: bytes | None = None, anchors: TrustAnchors | None = None, signed_at: str | None = None,
+) -> None:
+    """Check that the key ``public_pem`` (a certificate naming ``signer``, or a bare node key) signed
+    ``payload``; a certificate must also chain to ``anchors`` (at ``signed_at``) or to a CA of ``ca_pem``
+    when given. Raises :class:`LedgerTamperedError` naming ``who``."""
+    if len(public_pem) > _MAX_PEM:
         raise LedgerTamperedError(f"{who} is malformed")
     try:
-        pem = anchor.public_key.encode("ascii")
-        if anchor.key_kind == CERTIFICATE:
+        pem = public_pem.encode("ascii")
+        if key_kind == CERTIFICATE:
             cert = x509.load_pem_x509_certificate(pem)
             named = party_from_certificate(pem)
-            if named != anchor.signer:
+            if named != signer:
                 raise LedgerTamperedError(f"{who} is signed with the certificate of {named!r}")
             if anchors is not None:  # the certificate file may carry its intermediates after it
-                signed_at = dt.datetime.fromisoformat(anchor.signed_at)
-                verify_party_chain(pem, dataclasses.replace(anchors, revoked=frozenset()), now=signed_at)
+                at = dt.datetime.fromisoformat(signed_at) if signed_at else None
+                verify_party_chain(pem, dataclasses.replace(anchors, revoked=frozenset()), now=at)
             elif ca_pem is not None and not any(_issued_by(cert, ca) for ca in load_pem_bundle(ca_pem, "the CA file")):
-                raise ValueError("no CA of this node's CA file issued the certificate")
+                raise ValueError("no CA of the given CA file issued the certificate")
             public: object = cert.public_key()
-        elif anchor.key_kind == NODE_KEY:
+        elif key_kind == NODE_KEY:
             public = serialization.load_pem_public_key(pem)
         else:
-            raise LedgerTamperedError(f"{who} has an unknown key kind {anchor.key_kind!r}")
+            raise LedgerTamperedError(f"{who} has an unknown key kind {key_kind!r}")
         if not isinstance(public, ec.EllipticCurvePublicKey):
             raise LedgerTamperedError(f"{who} is not signed with an ECDSA key")
-        public.verify(bytes.fromhex(anchor.signature), anchor.signed_bytes(), ec.ECDSA(hashes.SHA256()))
+        public.verify(bytes.fromhex(signature_hex), payload, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError, TypeError, UnicodeEncodeError, AuthenticationError) as exc:
         raise LedgerTamperedError(f"{who} does not verify: {type(exc).__name__} {exc}".rstrip()) from exc
