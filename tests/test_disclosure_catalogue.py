@@ -194,6 +194,17 @@ def _describe_run() -> list[Recorded]:
     return [Recorded("describe", p, frozenset({"describe"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
 
 
+def _monitor_run() -> list[Recorded]:
+    from misuan.protocols.monitor import monitor_feature_party, monitor_label_party
+
+    fns = {
+        "bank": lambda c: monitor_label_party(c, "partner", lambda rows: [f"{n}: {lv}" for n, _, lv in rows]),
+        "partner": lambda c: monitor_feature_party(c, "bank", ["AGE", "BILL"], [0.3, 0.01], ["alert", "stable"]),
+    }
+    out = run_local(fns, job_id="monitor")
+    return [Recorded("monitor", p, frozenset({"monitor"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
+
+
 def _kkrt_bucket_run() -> list[Recorded]:
     """KKRT-PSI over several buckets (the bucket size made small): each bucket's entries are catalogued."""
     import misuan.protocols.kkrt as kkrt
@@ -244,6 +255,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _job_run(tmp, "psi_ecdh_both", _PSI_JOB, PARTIES, reveal="both", protocol="ecdh")
         + _job_run(tmp, "psi_ecdh_partner", _PSI_JOB, ("partner",), reveal="partner", protocol="ecdh")
         + _describe_run()
+        + _monitor_run()
         + _kkrt_bucket_run()
         + _secagg_run()
     )

@@ -38,6 +38,10 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "kkrt.Outputs": ["start", "values"],
         "kkrt.Matches": ["positions"],
     }),
+    "monitor": (1, {
+        "monitor.FeatureStability": ["features", "index", "levels"],
+        "monitor.Alerts": ["alerts"],
+    }),
     "psi": (1, {
         "psi.Hello": ["version", "group", "normalization", "reveal", "n_rows", "batch_size", "digest_bytes"],
         "psi.BlindedBatch": ["start", "points"],
