@@ -194,6 +194,21 @@ def _describe_run() -> list[Recorded]:
     return [Recorded("describe", p, frozenset({"describe"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
 
 
+def _group_sums_run() -> list[Recorded]:
+    from misuan.crypto.he import generate_keypair
+    from misuan.protocols.group_sums import sums_feature_party, sums_label_party
+
+    cols = np.column_stack([np.ones(60, np.int64), np.arange(60) % 2])
+    sex = (np.arange(60) % 3 == 0).astype(np.int64), ["male", "female"]
+    keys = generate_keypair("ou", 1024)
+    fns = {
+        "bank": lambda c: sums_label_party(c, "partner", cols, keypair=keys),
+        "partner": lambda c: sums_feature_party(c, "bank", {"SEX": sex}, min_group_size=5),
+    }
+    out = run_local(fns, job_id="group-sums")
+    return [Recorded("group_sums", p, frozenset({"group_sums"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
+
+
 def _monitor_run() -> list[Recorded]:
     from misuan.protocols.monitor import monitor_feature_party, monitor_label_party
 
@@ -256,6 +271,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _job_run(tmp, "psi_ecdh_partner", _PSI_JOB, ("partner",), reveal="partner", protocol="ecdh")
         + _describe_run()
         + _monitor_run()
+        + _group_sums_run()
         + _kkrt_bucket_run()
         + _secagg_run()
     )

@@ -38,6 +38,10 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "kkrt.Outputs": ["start", "values"],
         "kkrt.Matches": ["positions"],
     }),
+    "group_sums": (1, {
+        "group_sums.EncryptedColumns": ["public_key", "n_columns", "slot_bits", "ciphertexts"],
+        "group_sums.GroupSums": ["attributes", "groups", "ciphertexts"],
+    }),
     "monitor": (1, {
         "monitor.FeatureStability": ["features", "index", "levels"],
         "monitor.Alerts": ["alerts"],
