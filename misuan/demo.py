@@ -43,6 +43,7 @@ from misuan import __version__
 from misuan.atomic_files import write_atomic
 from misuan.audit.ledger import Ledger
 from misuan.datasets import taiwan
+from misuan.demo_validation import write_validation
 from misuan.errors import JobError, MisuanError, NoOverlapError
 from misuan.lending.disclosure import MAX_REASONS
 from misuan.lending.policy import Reason
@@ -62,6 +63,7 @@ BANK, PARTNER = "bank", "partner"
 # The demo's loan product and policy: a 12-month CNY equal-instalment loan with a 1 % upfront fee, a
 # bank's internet consumer loan under the Chinese caps, the policy's default parameters. The data set
 # has no income, so every customer gets the same illustrative one: limits differ by PD only.
+FAIRNESS_POLICY = "cn"  # the demo's product is a Chinese instalment loan: the CN policy file
 DEMO_LENDING = LendingSetup(product=LoanProduct(name="misuan 演示分期贷"))
 
 
@@ -134,6 +136,11 @@ params = {{ n_estimators = {cfg.n_estimators}, max_depth = {cfg.max_depth}, lear
 kind = "evaluate"
 name = "evaluate"
 params = {{ model_step = "secureboost" }}
+
+[[step]]
+kind = "fairness"
+name = "fairness"
+params = {{ eval_step = "evaluate", approve_below = {cfg.lending.policy.max_pd}, policy = "{FAIRNESS_POLICY}" }}
 """
     return write_atomic(cfg.workdir / "demo-job.toml", text)
 
@@ -300,6 +307,7 @@ class DemoOutcome:
     report: Path
     job_seconds: float  # the two-party job itself
     total_seconds: float  # including data preparation and the comparison models
+    validation: Path | None = None  # the validation report (model card, fairness audit)
 
 
 def run_demo(cfg: DemoConfig) -> DemoOutcome:
@@ -333,7 +341,8 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     summary = build_summary(cfg, spec, job_id, started_at, outs, comp, nodes)
     summary["lending"] = demo_lending(cfg, data, bank_eval, job_id, started_at.date())
     report = render_report(summary, cfg.workdir / "report.html")
-    return DemoOutcome(summary, report, job_seconds, time.monotonic() - t_start)
+    validation = write_validation(cfg, spec, job_id, outs[BANK], summary, nodes)
+    return DemoOutcome(summary, report, job_seconds, time.monotonic() - t_start, validation)
 
 
 def _ledger_section(nodes: Path, party: str, job_id: str) -> dict[str, Any]:
@@ -423,6 +432,19 @@ def _lending_lines(lending: dict[str, Any]) -> list[str]:
     ]
 
 
+def _fairness_lines(summary: dict[str, Any], outcome: DemoOutcome) -> list[str]:
+    if outcome.validation is None:
+        return []
+    doc = json.loads(outcome.validation.with_suffix(".json").read_text(encoding="utf-8"))
+    fair = doc.get("fairness") or {}
+    ratios = ", ".join(f"{a['attribute']} {a['approval_ratio']:.2f}" for a in fair.get("audits", []))
+    warned = len(fair.get("peer_model_feature_warnings", [])) + len(fair.get("model_feature_warnings", []))
+    return [f"  Fairness ({fair.get('policy', '-')} policy, the partner's attributes summed under encryption): "
+            f"approval-rate ratios {ratios or '-'}; {len(fair.get('findings', []))} finding(s), "
+            f"{warned} protected attribute(s) used as model features",
+            f"  Validation report: {outcome.validation}"]
+
+
 def format_summary(outcome: DemoOutcome) -> str:
     summary = outcome.summary
     ev = summary["evaluation"]
@@ -447,6 +469,7 @@ def format_summary(outcome: DemoOutcome) -> str:
         f"  Value of the partner's data: AUC {rows[0][1] - rows[1][1]:+.4f};  "
         f"cost of privacy vs pooled data: AUC {rows[2][1] - rows[0][1]:+.4f}",
         *(_lending_lines(summary["lending"]) if "lending" in summary else []),
+        *_fairness_lines(summary, outcome),
         f"  Report: {outcome.report}",
         "",
     ]

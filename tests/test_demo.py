@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html.parser
+import json
 import os
 import subprocess
 import sys
@@ -52,7 +53,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert section in text, f"report lacks a {section!r} section: {parser.h2}"
     assert parser.svgs >= 5
     # the job spec the demo ran is the one two real nodes would run
-    assert (tmp_path / "demo-job.toml").read_text().count("[[step]]") == 4
+    assert (tmp_path / "demo-job.toml").read_text().count("[[step]]") == 5
+    # the validation report: model card, pinned model parts, the fairness audit by the partner's attributes
+    assert "Fairness (CN policy" in out and "Validation report:" in out
+    doc = json.loads((tmp_path / "validation.json").read_text())
+    assert set(doc["model"]["part_hashes"]) == {"bank", "partner"}
+    assert {a["attribute"] for a in doc["fairness"]["audits"]} == {"SEX", "MARRIAGE", "AGE"}
+    assert len(doc["fairness"]["peer_model_feature_warnings"]) == 3  # the partner's SEX, MARRIAGE, AGE are features
+    page = _Sections()
+    page.feed((tmp_path / "validation.html").read_text(encoding="utf-8"))
+    assert [h.lower() for h in page.h2] == ["model details", "intended use", "performance and challengers",
+                                           "analyses by protected group", "data lineage and parameters", "stability",
+                                           "what each party disclosed", "caveats and limitations"]
 
 
 def test_demo_reports_a_bad_workdir_clearly(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ RANKS = {
     "node": 5,
     "report": 5,
     "demo": 5,
+    "demo_validation": 5,
     "demo_horizontal": 5,
     "__init__": 0,
 }
@@ -88,6 +89,7 @@ THIRD_PARTY = {
     "node": {"numpy", "pandas", "tomli"},
     "report": {"numpy"},
     "demo": {"numpy", "pandas", "xgboost"},
+    "demo_validation": set(),
     "demo_horizontal": {"numpy", "pandas", "xgboost"},
     "cli": {"numpy", "pandas", "grpc", "tomli"},
 }

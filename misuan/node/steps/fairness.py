@@ -121,6 +121,15 @@ def _warnings(ctx: StepContext, policy: FairnessPolicy) -> list[str]:
             f"({action})" for f, a, action in _protected_features(ctx.own_data, policy)]
 
 
+def _peer_warnings(ctx: StepContext, policy: FairnessPolicy) -> list[str]:
+    """The same warnings for the peer's features, where the spec lists them (both parties read the spec)."""
+    peer = al.peer(ctx)
+    ds = ctx.spec.party(peer).dataset
+    listed = [] if ds is None or ds.features == "all" else list(ds.features)
+    return [f"{peer}'s model feature {f!r} is the protected attribute {a.id!r} under policy {policy.jurisdiction} "
+            f"({a.as_model_feature})" for f in listed if (a := policy.attribute_of(f)) is not None]
+
+
 def run_fairness(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     p = ctx.param(FairnessParams)
@@ -135,6 +144,7 @@ def run_fairness(ctx: StepContext) -> StepResult:
         out: dict[str, Any] = {"groups": revealed, "model_feature_warnings": warnings}
     else:
         out = _label_party_audit(ctx, p, policy, groups, len(df)) | {"model_feature_warnings": warnings}
+        out["peer_model_feature_warnings"] = _peer_warnings(ctx, policy)
     out["seconds"] = time.monotonic() - t0
     write_json_atomic(ctx.artefact_dir / FAIRNESS_FILE, out)
     return StepResult(out, [FAIRNESS_FILE])
