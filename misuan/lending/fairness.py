@@ -34,7 +34,7 @@ from misuan.toml_files import read_toml
 
 __all__ = [
     "AttributeAudit", "FairnessPolicy", "GroupCounts", "ProtectedAttribute", "audit_groups", "group_rows",
-    "load_policy", "policy_jurisdictions",
+    "load_policy", "policy_jurisdictions", "pricing_inputs_check",
 ]
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
@@ -61,6 +61,7 @@ class FairnessPolicy:
     calibration_gap: float
     min_group_size: int
     attributes: tuple[ProtectedAttribute, ...]
+    risk_factors: tuple[str, ...] = ()  # what a price may depend on
 
     def attribute_of(self, column: str) -> ProtectedAttribute | None:
         """The protected attribute a column is (by any of its names), or None."""
@@ -82,7 +83,8 @@ def load_policy(jurisdiction: str, path: Path | None = None) -> FairnessPolicy:
         attrs = tuple(_attribute(a, f"{p.name}: attribute[{i}]") for i, a in enumerate(doc["attribute"], start=1))
         policy = FairnessPolicy(str(doc["jurisdiction"]), str(doc["source"]), float(th["approval_ratio"]),
                                 float(th["equal_opportunity_gap"]), float(th["calibration_gap"]),
-                                int(th["min_group_size"]), attrs)
+                                int(th["min_group_size"]), attrs,
+                                tuple(str(f) for f in doc.get("pricing", {}).get("risk_factors", [])))
     except (KeyError, TypeError, ValueError) as exc:
         raise RuleFileError(f"{p.name}: missing or malformed {exc}") from None
     if not 0 < policy.approval_ratio <= 1 or policy.min_group_size < 1:
@@ -186,3 +188,18 @@ def audit_groups(column: str, attr: ProtectedAttribute, groups: list[GroupCounts
         findings.append(f"{column}: in some group the mean PD and the default rate differ by {cal:.3f} "
                         f"(above {policy.calibration_gap:g})")
     return AttributeAudit(column, attr.id, rows, ratio, eo, cal, findings)
+
+
+def pricing_inputs_check(policy: FairnessPolicy) -> list[str]:
+    """Problems with what the lending policy prices on: every field of the applicant record that
+    :func:`misuan.lending.policy.decide` reads must be a declared risk factor and no protected
+    attribute. Empty when the price depends only on the declared risk factors (by construction:
+    ``decide`` sees nothing else)."""
+    from misuan.lending.policy import Applicant
+
+    inputs = [f.name for f in dataclasses.fields(Applicant)]
+    problems = [f"the price reads {f!r}, which the {policy.jurisdiction} policy does not declare a risk factor"
+                for f in inputs if f not in policy.risk_factors]
+    problems += [f"the price reads {f!r}, the protected attribute {a.id!r}" for f in inputs
+                 if (a := policy.attribute_of(f)) is not None]
+    return problems

@@ -119,6 +119,11 @@ def _fairness(doc: Mapping[str, Any]) -> str:
         parts.append(f"<h3>{esc(a['attribute'])} ({esc(a['protected_as'])}): approval-rate ratio {a['approval_ratio']:.2f}, "
                      f"equal-opportunity gap {a['equal_opportunity_gap']:.3f}, calibration gap {a['calibration_gap']:.3f}</h3>"
                      + html_table(["group", "rows", "approved", "approved if repaid", "mean PD", "default rate"], rows, numeric=(1, 2, 3, 4, 5)))
+    pricing = f.get("pricing")
+    if pricing is not None:
+        verdict = "passes" if not pricing["problems"] else "fails: " + "; ".join(pricing["problems"])
+        parts.append(f"<p><strong>Pricing:</strong> the lending policy prices and sizes limits on "
+                     f"{esc(', '.join(pricing['risk_factors']))} only (the declared risk factors, none protected): {esc(verdict)}.</p>")
     findings = f.get("findings", [])
     parts.append("<p><strong>Findings:</strong> " + ("none" if not findings else "</p><ul>" + "".join(f"<li>{esc(x)}</li>" for x in findings) + "</ul>"))
     return "".join(parts)

@@ -32,7 +32,14 @@ import numpy as np
 from misuan.audit.ledger import write_json_atomic
 from misuan.errors import DataError, JobSpecError
 from misuan.lending.errors import RuleFileError
-from misuan.lending.fairness import FairnessPolicy, GroupCounts, audit_groups, group_rows, load_policy
+from misuan.lending.fairness import (
+    FairnessPolicy,
+    GroupCounts,
+    audit_groups,
+    group_rows,
+    load_policy,
+    pricing_inputs_check,
+)
 from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
@@ -172,9 +179,11 @@ def _label_party_audit(ctx: StepContext, p: FairnessParams, policy: FairnessPoli
         counts = [GroupCounts(label, int(s[0]), int(s[1]), int(s[2]), int(s[3]), int(s[4]), int(s[5]) / PD_SCALE)
                   for label, s in sums.items()]
         audits.append(audit_groups(column, attr, counts, policy).to_dict())
+    pricing = pricing_inputs_check(policy)
     return {"policy": policy.jurisdiction, "approve_below": p.approve_below, "rows": n,
             "approval_rate": float(approved.mean()) if n else 0.0, "audits": audits,
-            "findings": [f for a in audits for f in a["findings"]]}
+            "pricing": {"risk_factors": list(policy.risk_factors), "problems": pricing},
+            "findings": [f for a in audits for f in a["findings"]] + pricing}
 
 
 def preview_fairness(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
