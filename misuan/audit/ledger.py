@@ -57,6 +57,7 @@ __all__ = [
     "verify_anchor_rows",
     "verify_rows",
     "write_json_atomic",
+    "BatchingRecorder",
 ]
 
 GENESIS_HASH = "0" * 64
@@ -293,33 +294,43 @@ class Ledger:
 
     # --- DisclosureRecorder --------------------------------------------------------------------
     def record(self, disclosure: Disclosure) -> None:
-        recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-        try:
-            detail_json = _canonical(dict(disclosure.detail))
-        except (TypeError, ValueError) as exc:
-            raise LedgerError(f"step {disclosure.step!r}: disclosure detail is not recordable: {exc}") from exc
+        self.record_many([disclosure])
+
+    def record_many(self, disclosures: Iterable[Disclosure]) -> None:
+        """Append ``disclosures`` in order, in one transaction (a serving node batches its queries' rows)."""
+        batch = list(disclosures)
+        if not batch:
+            return
+        prepared = []
+        for disclosure in batch:
+            try:
+                prepared.append((disclosure, _canonical(dict(disclosure.detail))))
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(f"step {disclosure.step!r}: disclosure detail is not recordable: {exc}") from exc
         with self._write():
             last = self._db.execute("SELECT seq, hash FROM disclosures ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-            row: dict[str, Any] = {
-                "seq": seq,
-                "job_id": disclosure.job_id,
-                "step": disclosure.step,
-                "discloser": disclosure.discloser,
-                "recipient": disclosure.recipient,
-                "what": disclosure.what,
-                "shape": [int(s) for s in disclosure.shape],
-                "form": disclosure.form,
-                "detail": json.loads(detail_json),
-                "recorded_at": recorded_at,
-                "prev_hash": prev,
-            }
-            row["hash"] = row_hash(row)
-            stored = dict(row, shape=_canonical(row["shape"]), detail=detail_json)
-            self._db.execute(
-                f"INSERT INTO disclosures ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                [stored[c] for c in _COLUMNS],
-            )
+            seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
+            for disclosure, detail_json in prepared:
+                seq += 1
+                row: dict[str, Any] = {
+                    "seq": seq,
+                    "job_id": disclosure.job_id,
+                    "step": disclosure.step,
+                    "discloser": disclosure.discloser,
+                    "recipient": disclosure.recipient,
+                    "what": disclosure.what,
+                    "shape": [int(s) for s in disclosure.shape],
+                    "form": disclosure.form,
+                    "detail": json.loads(detail_json),
+                    "recorded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+                    "prev_hash": prev,
+                }
+                row["hash"] = prev = row_hash(row)
+                stored = dict(row, shape=_canonical(row["shape"]), detail=detail_json)
+                self._db.execute(
+                    f"INSERT INTO disclosures ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    [stored[c] for c in _COLUMNS],
+                )
 
     # --- reading -------------------------------------------------------------------------------
     def _rows(self, job_id: str | None = None) -> list[dict[str, Any]]:
@@ -485,3 +496,64 @@ def write_json_atomic(path: Path, doc: Any) -> Path:
         json.dump(doc, f, indent=2, ensure_ascii=False, allow_nan=False, default=_plain)
         f.write("\n")
     return path
+
+
+class BatchingRecorder:
+    """A :class:`DisclosureRecorder` that appends to ``ledger`` in batches: every ``max_batch`` rows or
+    ``max_delay_s`` after the first pending one, and on :meth:`flush` and :meth:`close`. For a serving
+    node, where one transaction per query would dominate the latency; the chain is the same."""
+
+    def __init__(self, ledger: Ledger, max_batch: int = 256, max_delay_s: float = 0.2) -> None:
+        self.ledger = ledger
+        self.max_batch, self.max_delay_s = max_batch, max_delay_s
+        self._pending: list[Disclosure] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="misuan-ledger-batches", daemon=True)
+        self._thread.start()
+
+    def record(self, disclosure: Disclosure) -> None:
+        with self._cond:
+            if self._closed:
+                raise LedgerError("the ledger's batching recorder is closed")
+            if self.error is not None:
+                raise LedgerError(f"the ledger cannot be written: {self.error}")
+            self._pending.append(disclosure)
+            if len(self._pending) >= self.max_batch:
+                self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._pending and len(self._pending) < self.max_batch and not self._closed:
+                    self._cond.wait(self.max_delay_s)
+                batch, self._pending = self._pending, []
+                done = self._closed
+            if batch:
+                try:
+                    self.ledger.record_many(batch)
+                except BaseException as exc:  # kept for the next record() to raise: never silently lost
+                    with self._cond:
+                        self.error = exc
+                        self._pending = batch + self._pending
+            if done:
+                with self._cond:
+                    if not self._pending or self.error is not None:
+                        return
+
+    def flush(self) -> None:
+        """Write what is pending now, in this thread."""
+        with self._cond:
+            batch, self._pending = self._pending, []
+        if batch:
+            self.ledger.record_many(batch)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        self.flush()

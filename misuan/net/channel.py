@@ -211,7 +211,13 @@ class Channel(ABC):
         with self._lock:
             seq = self._recv_seq.get((frm, step), 0)
             self._recv_seq[(frm, step)] = seq + 1
-        payload = self._mailbox().get(frm, step, seq, self.timeout_s if timeout_s is None else timeout_s)
+        try:
+            payload = self._mailbox().get(frm, step, seq, self.timeout_s if timeout_s is None else timeout_s)
+        except PeerTimeoutError:
+            with self._lock:  # the message may still come: a later recv of this step waits for it again
+                if self._recv_seq.get((frm, step)) == seq + 1:
+                    self._recv_seq[(frm, step)] = seq
+            raise
         peer = self.stats.per_peer[frm]
         peer.bytes_received += len(payload)
         peer.messages_received += 1

@@ -1,0 +1,16 @@
+"""What online scoring reveals, declared once; both sides record these entries (docs/privacy.md lists them)."""
+
+from __future__ import annotations
+
+from misuan.net.disclosure import DisclosureKind
+
+_P = "serving"
+MODEL_PIN = DisclosureKind(_P, "the SHA-256 of its model part, and the model id", "plaintext", "each party", "the other party")
+QUERY = DisclosureKind(_P, "the normalised IDs of a request's applicants (and decoys), and when", "plaintext",
+                       "label_party", "feature_party")
+CONTRIBUTION = DisclosureKind(
+    _P, "per applicant: whether it knows the ID, and per tree the leaves its splits allow", "plaintext",
+    "feature_party", "label_party",
+)
+
+DISCLOSURES = (MODEL_PIN, QUERY, CONTRIBUTION)

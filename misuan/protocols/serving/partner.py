@@ -1,0 +1,78 @@
+"""The feature party's side of online scoring: answer each request from its feature store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from misuan.errors import MalformedMessageError, PeerTimeoutError, ProtocolError
+from misuan.net.channel import Channel
+from misuan.protocols.secureboost.model import leaf_sets_for, trees_of_shape
+from misuan.protocols.serving.disclosures import CONTRIBUTION, MODEL_PIN, QUERY
+from misuan.protocols.serving.messages import MAX_BATCH, MAX_ID_CHARS, STEP, Hello, ScoreReply, ScoreRequest
+
+__all__ = ["FeatureLookup", "PartnerModel", "serve_partner"]
+
+# normalised IDs -> (their rows of this party's features in the model's column order, NaN where
+# unknown, and which IDs are known)
+FeatureLookup = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+
+
+class PartnerModel:
+    """A feature party's model part (``misuan.ml.secureboost`` JSON's ``model``) and its answers."""
+
+    def __init__(self, model: dict[str, Any]) -> None:
+        if model.get("role") != "feature_party":
+            raise ProtocolError("the partner serves a feature party's model part")
+        self.model = model
+        self.splits = list(model["splits"])
+        self.names = list(model["feature_names"])
+        self.shapes = trees_of_shape(np.array(model["shape"], dtype=np.int32).reshape(-1, 4), range(int(model["n_trees"])))
+        self.label_party = str(model["label_party"])
+
+    def answer(self, req: ScoreRequest, lookup: FeatureLookup) -> ScoreReply:
+        """The leaf sets of the request's applicants; an unknown applicant is answered as all-missing
+        (its trees' default directions), the documented missing-value path."""
+        if not 0 < len(req.ids) <= MAX_BATCH or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in req.ids):
+            raise MalformedMessageError(f"a scoring request must carry 1 to {MAX_BATCH} IDs of up to {MAX_ID_CHARS} characters")
+        X, known = lookup(list(req.ids))
+        sets = leaf_sets_for(self.splits, self.shapes, X, self.names)
+        return ScoreReply(req.seq, known.astype(bool), sets.trees, sets.n_leaves, sets.masks)
+
+
+def serve_partner(
+    chan: Channel, model: PartnerModel, lookup: FeatureLookup, *, model_id: str, own_part: str, peer_part: str,
+    stop: Callable[[], bool] = lambda: False, poll_s: float = 1.0, step: str = STEP,
+) -> int:
+    """Pin the model with the label party, then answer requests until ``stop()`` or the channel
+    closes; returns the number of requests answered."""
+    bank = model.label_party
+    chan.send(bank, f"{step}/hello", Hello(model_id, own_part, peer_part))
+    chan.disclose(step, MODEL_PIN, chan.party, bank, (), model_id=model_id)
+    theirs = chan.recv(bank, f"{step}/hello", expect=Hello)
+    chan.disclose(step, MODEL_PIN, bank, chan.party, (), model_id=theirs.model_id)
+    check_pins(model_id, own_part, peer_part, theirs, bank)
+    answered = 0
+    while not stop():
+        try:
+            req = chan.recv(bank, f"{step}/request", expect=ScoreRequest, timeout_s=poll_s)
+        except PeerTimeoutError:
+            continue
+        chan.disclose(step, QUERY, bank, chan.party, (len(req.ids),), seq=req.seq)
+        reply = model.answer(req, lookup)
+        chan.send(bank, f"{step}/reply", reply)
+        chan.disclose(step, CONTRIBUTION, chan.party, bank, (len(req.ids), len(reply.trees)), seq=req.seq)
+        answered += 1
+    return answered
+
+
+def check_pins(model_id: str, own_part: str, peer_part: str, theirs: Hello, peer: str) -> None:
+    """Refuse to serve unless both sides run the same model: one line naming both hashes."""
+    if theirs.model_id != model_id or theirs.own_part != peer_part or theirs.peer_part != own_part:
+        raise ProtocolError(
+            f"model mismatch with {peer}: this side serves {model_id!r} with parts {own_part[:16]}... (own) and "
+            f"{peer_part[:16]}... (expected of {peer}); {peer} serves {theirs.model_id!r} with {theirs.own_part[:16]}... "
+            f"(own) and expects {theirs.peer_part[:16]}...: deploy the same model version on both nodes"
+        )

@@ -1,0 +1,164 @@
+"""The long-lived serving session between the bank's node and the partner's, with its faults handled.
+
+:class:`PartnerService` (the feature party) opens the session and answers until stopped; when the
+bank goes away it opens a new one and waits for it. :class:`BankSession` (the label party) scores
+under a lock (one request on the wire at a time; a batch is one request), opens the session on first
+use and again after a failure, and never waits past its deadline: when the partner does not answer
+in time, is down, or does not know the applicant, the answer falls back to the model's
+missing-value path for the partner's part (each tree's default directions, which the partner sent
+for a probe ID at the start of the session) and says why, so the decision becomes ``refer``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from misuan.errors import MisuanError, NetworkError, ProtocolError
+from misuan.net.channel import Channel
+from misuan.protocols.secureboost.explain import contributions, reason_codes
+from misuan.protocols.secureboost.messages import LeafSets
+from misuan.protocols.secureboost.model import Answers
+from misuan.protocols.serving import BankModel, FeatureLookup, PartnerModel, ScoreResult, serve_partner
+
+__all__ = ["MISSING_PROBE", "BankSession", "PartnerService", "Pins", "Scored"]
+
+log = logging.getLogger("misuan.serving")
+MISSING_PROBE = "misuan:missing-value-probe"  # an ID no store holds: the partner answers its trees' default directions
+Opener = Callable[[], Channel]
+
+
+@dataclass(frozen=True)
+class Pins:
+    model_id: str
+    own_part: str  # SHA-256 of this node's model part
+    peer_part: str  # the SHA-256 it expects of the peer's
+
+
+class PartnerService:
+    """The feature party's side: open a session, answer, reopen after the bank goes away."""
+
+    def __init__(self, model: PartnerModel, lookup: FeatureLookup, pins: Pins, opener: Opener, *, retry_s: float = 0.5) -> None:
+        self.model, self.lookup, self.pins, self.opener, self.retry_s = model, lookup, pins, opener, retry_s
+        self.stop = threading.Event()
+        self.answered = 0
+        self.error: BaseException | None = None  # a model mismatch stops the service for good
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            chan: Channel | None = None
+            try:
+                chan = self.opener()
+                self.answered += serve_partner(chan, self.model, self.lookup, model_id=self.pins.model_id,
+                                               own_part=self.pins.own_part, peer_part=self.pins.peer_part,
+                                               stop=self.stop.is_set, poll_s=0.5)
+            except ProtocolError as exc:
+                self.error = exc
+                log.error("serving stopped: %s", exc)
+                return
+            except (NetworkError, OSError) as exc:
+                log.info("serving session ended (%s); reopening", exc)
+                self.stop.wait(self.retry_s)
+            finally:
+                if chan is not None:
+                    chan.close()
+
+
+@dataclass
+class Scored:
+    """One request's outcome at the bank: per applicant the PD, the principal reasons, and why the
+    partner's part is missing (None when the partner answered and knew the applicant)."""
+
+    pd: np.ndarray
+    reasons: list[list[str]]
+    partner_missing: list[str | None]
+
+
+class BankSession:
+    """The label party's side: score under a deadline; reopen the session after a failure."""
+
+    def __init__(self, model: BankModel, pins: Pins, opener: Opener, *, deadline_s: float = 0.2,
+                 connect_timeout_s: float = 2.0, k_reasons: int = 4) -> None:
+        self.model, self.pins, self.opener = model, pins, opener
+        self.deadline_s, self.connect_timeout_s, self.k_reasons = deadline_s, connect_timeout_s, k_reasons
+        self._lock = threading.Lock()
+        self._chan: Channel | None = None
+        self._missing: LeafSets | None = None  # the partner's leaf sets for a customer it does not know
+        self._down_until = 0.0
+        self.last_error = ""
+        m = model.model
+        self.names = [f"{m['party']}:{f}" for f in m["feature_names"]] + [
+            f"{p}:{f}" for p, feats in m["feature_parties"].items() for f in feats]
+
+    @property
+    def ready(self) -> bool:
+        return self._chan is not None
+
+    def _open(self) -> Channel:
+        chan = self.opener()
+        try:
+            self.model.pin(chan, model_id=self.pins.model_id, own_part=self.pins.own_part, peer_part=self.pins.peer_part)
+            probe = self.model.score(chan, [MISSING_PROBE], np.zeros((1, len(self.model.names))), deadline_s=self.connect_timeout_s)
+            self._missing = probe.sets
+        except BaseException:
+            chan.close()
+            raise
+        return chan
+
+    def close(self) -> None:
+        with self._lock:
+            if self._chan is not None:
+                self._chan.close()
+                self._chan = None
+
+    def score(self, ids: list[str], X_bank: np.ndarray) -> Scored:
+        """Scores of ``ids`` (the bank's features ``X_bank``); never waits past the deadline for the partner."""
+        X = np.asarray(X_bank, dtype=np.float64)
+        with self._lock:
+            result, why = self._ask(ids, X)
+        if result is None:
+            return self._fallback(X, why)
+        missing: list[str | None] = [None if k else "the partner does not know this customer" for k in result.known.tolist()]
+        return Scored(result.pd, self._reasons(X, result.leaves), missing)
+
+    def _ask(self, ids: list[str], X: np.ndarray) -> tuple[ScoreResult | None, str]:
+        if self._chan is None:
+            if time.monotonic() < self._down_until:
+                return None, f"the partner is unavailable ({self.last_error})"
+            try:
+                self._chan = self._open()
+            except MisuanError as exc:
+                self._mark_down(exc)
+                return None, f"the partner is unavailable ({exc})"
+        try:
+            return self.model.score(self._chan, ids, X, deadline_s=self.deadline_s), ""
+        except MisuanError as exc:  # a timeout, a dropped link, a malformed reply: this session is over
+            self._chan.close()
+            self._chan = None
+            self._mark_down(exc)
+            return None, f"the partner did not answer in time ({exc})" if "within" in str(exc) else f"the partner failed ({exc})"
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self.last_error = str(exc)
+        self._down_until = time.monotonic() + min(1.0, self.deadline_s * 5)
+        log.warning("partner unavailable: %s", exc)
+
+    def _fallback(self, X: np.ndarray, why: str) -> Scored:
+        """The partner's part as for a customer it does not know (its default directions, cached from
+        the session's probe), or no PD at all if the partner was never reached."""
+        n = X.shape[0]
+        if self._missing is None:
+            return Scored(np.full(n, np.nan), [[] for _ in range(n)], [why] * n)
+        m = self._missing
+        result = self.model.combine(LeafSets(m.trees, m.n_leaves, np.repeat(m.masks[:1], n, axis=0)), X,
+                                    str(self.model.model["party"]))
+        return Scored(result.pd, self._reasons(X, result.leaves), [why] * n)
+
+    def _reasons(self, X: np.ndarray, leaves: dict[int, np.ndarray]) -> list[list[str]]:
+        phi = contributions(self.model.model, X, Answers(leaves, None), str(self.model.model["party"]), "saabas")
+        return reason_codes(phi, self.names, self.k_reasons)
