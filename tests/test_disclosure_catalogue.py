@@ -194,6 +194,31 @@ def _describe_run() -> list[Recorded]:
     return [Recorded("describe", p, frozenset({"describe"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
 
 
+def _serving_run() -> list[Recorded]:
+    """Online scoring: the pins, one request with a known and an unknown applicant."""
+    import threading
+
+    from misuan.ml.secureboost import SecureBoostClassifier, fit_local
+    from misuan.net.memory import MemoryNetwork
+    from misuan.protocols.serving import BankModel, PartnerModel
+    from misuan.serving.session import BankSession, PartnerService, Pins
+
+    rng = np.random.default_rng(0)
+    xb, xp = rng.normal(size=(300, 2)), rng.normal(size=(300, 2))
+    y = (xb[:, 0] + xp[:, 0] + rng.normal(size=300) > 0).astype(int)
+    models, _ = fit_local(SecureBoostClassifier(n_estimators=2, max_depth=2), {"bank": xb, "partner": xp}, y, label_party="bank")
+    chans = MemoryNetwork(list(PARTIES), job_id="serving").channels(timeout_s=10)
+    rec = {p: chans[p].recorder for p in PARTIES}
+    service = PartnerService(PartnerModel(models["partner"].model_), lambda ids: (np.tile(xp[:1], (len(ids), 1)),
+                             np.array([i == "c1" for i in ids])), Pins("m", "p" * 64, "b" * 64), lambda: chans["partner"])
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    BankSession(BankModel(models["bank"].model_), Pins("m", "b" * 64, "p" * 64), lambda: chans["bank"]).score(["c1", "c2"], xb[:2])
+    service.stop.set()
+    thread.join(5)
+    return [Recorded("serving", p, frozenset({"serving"}), frozenset(), e) for p in PARTIES for e in rec[p].entries]  # type: ignore[attr-defined]
+
+
 def _group_sums_run() -> list[Recorded]:
     from misuan.crypto.he import generate_keypair
     from misuan.protocols.group_sums import sums_feature_party, sums_label_party
@@ -272,6 +297,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _describe_run()
         + _monitor_run()
         + _group_sums_run()
+        + _serving_run()
         + _kkrt_bucket_run()
         + _secagg_run()
     )

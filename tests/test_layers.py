@@ -26,6 +26,7 @@ RANKS = {
     "report": 5,
     "demo": 5,
     "demo_validation": 5,
+    "serving": 5,
     "demo_horizontal": 5,
     "__init__": 0,
 }
@@ -90,6 +91,7 @@ THIRD_PARTY = {
     "report": {"numpy"},
     "demo": {"numpy", "pandas", "xgboost"},
     "demo_validation": set(),
+    "serving": {"numpy", "pandas", "starlette", "uvicorn"},
     "demo_horizontal": {"numpy", "pandas", "xgboost"},
     "cli": {"numpy", "pandas", "grpc", "tomli"},
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from misuan import __version__
-from misuan.cli import audit_commands, certs_commands, node_commands
+from misuan.cli import audit_commands, certs_commands, node_commands, serve_commands
 from misuan.errors import EXIT_CODES, ConfigError, MisuanError, NetworkError
 from misuan.lending import commands as lending_commands
 
@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_commands(sub)
     _add_ledger_commands(sub)
     audit_commands.add_commands(sub)
+    serve_commands.add_commands(sub)
     _add_demo_command(sub)
     _add_lending_commands(sub)
     return parser

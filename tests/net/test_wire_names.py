@@ -51,6 +51,11 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "psi.BlindedBatch": ["start", "points"],
         "psi.DigestBatch": ["start", "digests"],
     }),
+    "serving": (1, {
+        "serving.Hello": ["model_id", "own_part", "peer_part"],
+        "serving.ScoreRequest": ["seq", "ids"],
+        "serving.ScoreReply": ["seq", "known", "trees", "n_leaves", "masks"],
+    }),
     "secagg": (1, {
         "secagg.Advertise": ["version", "length", "frac_bits", "max_abs", "context", "share_key", "mask_key"],
         "secagg.KeyList": ["session", "threshold", "parties", "share_keys", "mask_keys"],

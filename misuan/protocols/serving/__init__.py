@@ -14,7 +14,7 @@ not know is answered as if all its features were missing: each tree's default di
 same path the model takes for missing values, and flagged. The bank intersects the leaf sets with
 its own splits: exactly one leaf per tree remains, and the margin is the sum of their values.
 
-Security model: semi-honest; the partner learns which IDs were queried and when (cover queries
+Security model: semi-honest. Leakage: the partner learns which IDs were queried and when (cover queries
 with ``k`` decoys hide which of ``k + 1`` was the applicant, at ``k + 1`` times the cost), the bank
 learns per applicant the partner's leaf sets (which constrain, but do not reveal, the partner's
 feature values: the same as batch prediction) and whether the partner knows the applicant. Both
