@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import sys
 import time
 import zlib
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from bench.machine import cpu_line  # noqa: E402
 from misuan.net.channel import Channel  # noqa: E402
 from misuan.net.local import run_local  # noqa: E402
 from misuan.protocols.secagg import SecAggParams, aggregate_as_aggregator, aggregate_as_data_party  # noqa: E402
@@ -37,20 +37,6 @@ from misuan.protocols.secagg.data_party import DataParty  # noqa: E402
 from misuan.protocols.secagg.messages import Inbox, KeyList  # noqa: E402
 
 AGGREGATOR = "aggregator"
-
-
-def cpu_line() -> str:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    shown = [f for f in ("aes", "avx2", "avx512f", "avx512ifma", "vaes", "pclmulqdq") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(shown) or 'unknown'}"
 
 
 def vector(party: str, length: int) -> np.ndarray:

@@ -13,6 +13,8 @@
     normalize = { case = "casefold" }     # the IDs' normalisation, as the job's PSI step did it
     http = "127.0.0.1:8080"               # the bank only: the decision API and the credit officer's page
     deadline_ms = 200                     # the bank only: the longest wait for the partner's answer
+    cover = { k = 3, ids = "shared_ids.txt" }   # the bank only, optional: k decoys per applicant, drawn from
+                                          # these normalised IDs (the PSI intersection, one per line)
 
 Relative paths resolve against the file's directory. Every mistake is a :class:`ConfigError` naming
 the field.
@@ -52,6 +54,8 @@ class ServeConfig:
     http: str | None
     deadline_ms: int
     path: Path
+    cover_k: int = 0
+    cover_ids: Path | None = None
 
     @property
     def store_path(self) -> Path:
@@ -85,7 +89,7 @@ def load_serve_config(path: str | Path) -> ServeConfig:
     doc = read_toml(p)
     base = p.resolve().parent
     allowed = {"version", "party", "model", "model_id", "peer_model_sha256", "listen", "peer", "tls", "data_dir",
-               "features", "normalize", "http", "deadline_ms"}
+               "features", "normalize", "http", "deadline_ms", "cover"}
     unknown = sorted(set(doc) - allowed)
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
@@ -108,6 +112,10 @@ def load_serve_config(path: str | Path) -> ServeConfig:
     deadline = doc.get("deadline_ms", 200)
     if isinstance(deadline, bool) or not isinstance(deadline, int) or not 1 <= deadline <= 60_000:
         raise ConfigError(f"{w}deadline_ms: give milliseconds from 1 to 60000")
+    cover = doc.get("cover", {"k": 0})
+    k = cover.get("k") if isinstance(cover, dict) else None
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 100 or (k and not isinstance(cover.get("ids"), str)):
+        raise ConfigError(f"{w}cover: write {{ k = 3, ids = \"shared_ids.txt\" }} (k from 0 to 100 decoys per applicant)")
     try:
         norm = IdNormalization(**doc.get("normalize", {}))
     except (TypeError, ValueError, ConfigError) as exc:
@@ -118,4 +126,5 @@ def load_serve_config(path: str | Path) -> ServeConfig:
         tls=TlsFiles(*((base / _str(tls, k, f"{w}tls.")).resolve() for k in ("ca", "cert", "key"))),
         data_dir=(base / _str(doc, "data_dir", w)).resolve(), features_csv=(base / _str(feats, "csv", f"{w}features.")).resolve(),
         id_column=_str(feats, "id_column", f"{w}features."), normalization=norm, http=http, deadline_ms=deadline, path=p,
+        cover_k=k, cover_ids=(base / cover["ids"]).resolve() if k else None,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import random
 import threading
 import time
 from typing import Any
@@ -117,6 +118,8 @@ class BankService:
         self.inflight = 0
         self._count_lock = threading.Lock()
         self.started = time.time()
+        self.cover = _cover_ids(cfg)
+        self._rng = random.SystemRandom()
 
     def normalise(self, raw_ids: list[Any]) -> list[str]:
         return [k.decode("utf-8") for k in normalize_ids(coerce_ids(raw_ids), self.cfg.normalization)]
@@ -134,12 +137,27 @@ class BankService:
                     X[i, j] = np.nan if v is None else float(v)
         return X
 
+    def _with_cover(self, ids: list[str], X: np.ndarray) -> tuple[list[str], np.ndarray, list[int]]:
+        """The request's IDs with ``cover_k`` decoys per applicant, shuffled; and where the real ones went."""
+        k = self.cfg.cover_k
+        if not k or not self.cover:
+            return ids, X, list(range(len(ids)))
+        decoys = [self._rng.choice(self.cover) for _ in range(k * len(ids))]
+        all_ids = ids + decoys
+        order = list(range(len(all_ids)))
+        self._rng.shuffle(order)
+        X_all = np.vstack([X, self.store.lookup(decoys)[0]])
+        where = [order.index(i) for i in range(len(ids))]
+        return [all_ids[j] for j in order], X_all[order], where
+
     def decide(self, applicants: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Score and decide a batch (one request to the partner); results in the applicants' order."""
         t0 = time.perf_counter()
         ids = self.normalise([a["id"] for a in applicants])
         X = self.bank_rows(ids, [a.get("features") for a in applicants])
-        scored = self.session.score(ids, X)
+        sent, X_sent, where = self._with_cover(ids, X)
+        full = self.session.score(sent, X_sent)
+        scored = type(full)(full.pd[where], [full.reasons[j] for j in where], [full.partner_missing[j] for j in where])
         today = dt.date.today()
         out = []
         for i, a in enumerate(applicants):
@@ -163,6 +181,18 @@ class BankService:
     def close(self) -> None:
         self.session.close()
         self.wire.close()
+
+
+def _cover_ids(cfg: ServeConfig) -> list[str]:
+    if not cfg.cover_k or cfg.cover_ids is None:
+        return []
+    try:
+        ids = [line.strip() for line in cfg.cover_ids.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except OSError as exc:
+        raise ConfigError(f"{cfg.path}: cover.ids: cannot read {cfg.cover_ids}: {exc}") from None
+    if len(ids) < 10 * cfg.cover_k:
+        raise ConfigError(f"{cfg.path}: cover.ids: {len(ids)} IDs are too few to draw {cfg.cover_k} decoys from")
+    return ids
 
 
 def start_bank(cfg: ServeConfig, engine: DecisionEngine | None = None) -> BankService:

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from misuan.errors import MisuanError, NetworkError, ProtocolError
+from misuan.errors import MisuanError, NetworkError, PeerTimeoutError, ProtocolError
 from misuan.net.channel import Channel
-from misuan.protocols.secureboost.explain import contributions, reason_codes
+from misuan.protocols.secureboost.explain import reason_codes
 from misuan.protocols.secureboost.messages import LeafSets
-from misuan.protocols.secureboost.model import Answers
 from misuan.protocols.serving import BankModel, FeatureLookup, PartnerModel, ScoreResult, serve_partner
 
 __all__ = ["MISSING_PROBE", "BankSession", "PartnerService", "Pins", "Scored"]
@@ -31,6 +30,7 @@ __all__ = ["MISSING_PROBE", "BankSession", "PartnerService", "Pins", "Scored"]
 log = logging.getLogger("misuan.serving")
 MISSING_PROBE = "misuan:missing-value-probe"  # an ID no store holds: the partner answers its trees' default directions
 Opener = Callable[[], Channel]
+PER_ROW_S = 50e-6  # a batch's deadline grows by this per applicant
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class BankSession:
         if result is None:
             return self._fallback(X, why)
         missing: list[str | None] = [None if k else "the partner does not know this customer" for k in result.known.tolist()]
-        return Scored(result.pd, self._reasons(X, result.leaves), missing)
+        return Scored(result.pd, self._reasons(result), missing)
 
     def _ask(self, ids: list[str], X: np.ndarray) -> tuple[ScoreResult | None, str]:
         if self._chan is None:
@@ -135,13 +135,18 @@ class BankSession:
             except MisuanError as exc:
                 self._mark_down(exc)
                 return None, f"the partner is unavailable ({exc})"
+        # a batch gets its size's share of time on top (portfolio re-scoring, not an applicant waiting)
+        deadline = self.deadline_s + PER_ROW_S * len(ids)
         try:
-            return self.model.score(self._chan, ids, X, deadline_s=self.deadline_s), ""
-        except MisuanError as exc:  # a timeout, a dropped link, a malformed reply: this session is over
+            return self.model.score(self._chan, ids, X, deadline_s=deadline), ""
+        except PeerTimeoutError as exc:  # slow, not gone: keep the session, its late reply will be skipped
+            self.last_error = str(exc)
+            return None, f"the partner did not answer in time ({exc})"
+        except MisuanError as exc:  # a dropped link, a malformed reply: this session is over
             self._chan.close()
             self._chan = None
             self._mark_down(exc)
-            return None, f"the partner did not answer in time ({exc})" if "within" in str(exc) else f"the partner failed ({exc})"
+            return None, f"the partner failed ({exc})"
 
     def _mark_down(self, exc: BaseException) -> None:
         self.last_error = str(exc)
@@ -157,8 +162,7 @@ class BankSession:
         m = self._missing
         result = self.model.combine(LeafSets(m.trees, m.n_leaves, np.repeat(m.masks[:1], n, axis=0)), X,
                                     str(self.model.model["party"]))
-        return Scored(result.pd, self._reasons(X, result.leaves), [why] * n)
+        return Scored(result.pd, self._reasons(result), [why] * n)
 
-    def _reasons(self, X: np.ndarray, leaves: dict[int, np.ndarray]) -> list[list[str]]:
-        phi = contributions(self.model.model, X, Answers(leaves, None), str(self.model.model["party"]), "saabas")
-        return reason_codes(phi, self.names, self.k_reasons)
+    def _reasons(self, result: ScoreResult) -> list[list[str]]:
+        return reason_codes(self.model.contributions(result), self.names, self.k_reasons)

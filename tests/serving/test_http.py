@@ -40,7 +40,7 @@ data_dir = "{party}-serve"
 features = {{ csv = "{party}.csv", id_column = "customer_id" }}
 normalize = {{ case = "casefold" }}
 deadline_ms = 300
-""" + (f'http = "127.0.0.1:{http}"\n' if http else "")
+""" + (f'http = "127.0.0.1:{http}"\ncover = {{ k = 2, ids = "shared_ids.txt" }}\n' if http else "")
     path = root / f"{party}.toml"
     path.write_text(text)
     return path
@@ -60,6 +60,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Any:
     test[["customer_id", *BANK_COLS]].to_csv(root / "bank.csv", index=False)
     test[["customer_id", *PARTNER_COLS]].to_csv(root / "partner.csv", index=False)
     make_test_pki(root / "certs", ["bank", "partner"])
+    (root / "shared_ids.txt").write_text("\n".join(i.casefold() for i in test["customer_id"]))
     ports = {"bank": free_port(), "partner": free_port()}
     sha = {p: model_sha256(root / f"{p}_model.json") for p in ("bank", "partner")}
     http = free_port()
@@ -145,6 +146,9 @@ def test_both_ledgers_verify_and_hold_every_query(nodes: Any) -> None:
             assert led.verify() > 0
             whats = {e.what for e in led.entries()}
     assert "the normalised IDs of a request's applicants (and decoys), and when" in whats
+    with Ledger(root / "partner-serve" / "ledger.sqlite") as led:
+        sizes = [e.shape for e in led.entries() if e.what.startswith("the normalised IDs")]
+    assert [3] in [list(x) for x in sizes]  # one applicant among two decoys: the partner cannot tell which
 
 
 @pytest.mark.skipif(

@@ -113,3 +113,17 @@ def test_a_slow_or_gone_partner_gives_the_fallback_within_the_deadline(trained: 
     thread.join(5)
     gone = session.score([key], X)
     assert gone.partner_missing[0] is not None and np.isfinite(gone.pd[0])
+
+
+def test_the_compiled_forest_answers_as_the_batch_prediction_code_does(trained: dict[str, Any]) -> None:
+    """The partner's compiled leaf sets are byte for byte those of ``leaf_sets_for`` (missing values included)."""
+    from misuan.protocols.secureboost.model import leaf_sets_for, trees_of_shape
+
+    part = trained["models"]["partner"].model_
+    X = trained["test"][PARTNER_COLS].to_numpy(dtype=float)
+    X[::7, 1] = np.nan
+    shapes = trees_of_shape(np.array(part["shape"], dtype=np.int32).reshape(-1, 4), range(int(part["n_trees"])))
+    want = leaf_sets_for(list(part["splits"]), shapes, X, list(part["feature_names"]))
+    pm = PartnerModel(part)
+    got = pm.forest.pack(pm.forest.allowed(X))
+    assert np.array_equal(got, want.masks) and pm.forest.n_leaves.tolist() == want.n_leaves.tolist()

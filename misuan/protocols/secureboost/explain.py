@@ -24,7 +24,7 @@ import numpy as np
 
 from misuan.protocols.secureboost.model import Answers, node_decisions, tree_children, tree_leaves
 
-__all__ = ["ContributionMethod", "contribution_names", "contributions", "reason_codes"]
+__all__ = ["ContributionMethod", "contribution_names", "contributions", "leaf_contributions", "reason_codes"]
 
 ContributionMethod = Literal["treeshap", "saabas"]
 
@@ -60,6 +60,27 @@ def _mean_values(nodes: dict[int, dict[str, Any]]) -> dict[int, float]:
         return out[nid]
 
     fill(0)
+    return out
+
+
+def leaf_contributions(model: dict[str, Any]) -> list[dict[int, np.ndarray]]:
+    """Per tree and leaf, the Saabas contributions of a row that ends in that leaf (its path is all that
+    matters), with the root's expected value in the bias column: ``contributions(..., "saabas")`` of a
+    row is ``base_margin`` in the bias plus the sum of these over its leaves (up to rounding order)."""
+    cols = _feature_columns(model)
+    out = []
+    for tree in model["trees"]:
+        nodes = {nd["id"]: nd for nd in tree["nodes"]}
+        means = _mean_values(nodes)
+        per_leaf = {}
+        for leaf, path in tree_leaves(tree_children(tree)):
+            c = np.zeros(len(cols) + 1)
+            c[-1] = means[0]
+            chain = [nid for nid, _ in path] + [leaf]
+            for parent, child in zip(chain[:-1], chain[1:], strict=True):
+                c[cols[(nodes[parent]["party"], nodes[parent]["feature"])]] += means[child] - means[parent]
+            per_leaf[leaf] = c
+        out.append(per_leaf)
     return out
 
 

@@ -8,8 +8,9 @@ import numpy as np
 
 from misuan.errors import PeerTimeoutError, ProtocolError
 from misuan.net.channel import Channel
+from misuan.protocols.secureboost.explain import leaf_contributions
 from misuan.protocols.secureboost.messages import LeafSets
-from misuan.protocols.secureboost.model import answers_of, leaf_values
+from misuan.protocols.serving.compiled import compile_forest, shapes_of_model_trees
 from misuan.protocols.serving.disclosures import CONTRIBUTION, MODEL_PIN, QUERY
 from misuan.protocols.serving.messages import STEP, Hello, ScoreReply, ScoreRequest
 from misuan.protocols.serving.partner import check_pins
@@ -20,8 +21,9 @@ __all__ = ["BankModel", "ScoreResult"]
 class ScoreResult:
     """Margins (log-odds of default) of a request's applicants, and which the partner knew."""
 
-    def __init__(self, margin: np.ndarray, known: np.ndarray, leaves: dict[int, np.ndarray], sets: LeafSets) -> None:
-        self.margin, self.known, self.leaves, self.sets = margin, known, leaves, sets
+    def __init__(self, margin: np.ndarray, known: np.ndarray, leaves: dict[int, np.ndarray], sets: LeafSets,
+                 cols: np.ndarray) -> None:
+        self.margin, self.known, self.leaves, self.sets, self.cols = margin, known, leaves, sets, cols
 
     @property
     def pd(self) -> np.ndarray:
@@ -38,6 +40,15 @@ class BankModel:
         self.trees = dict(enumerate(model["trees"]))
         self.partner = str(next(iter(model["feature_parties"])))
         self.names = list(model["feature_names"])
+        me = str(model["party"])
+        splits = [(t, int(nd["id"]), int(nd["feature"]), nd["threshold"], bool(nd["default_left"]))
+                  for t, tree in self.trees.items() for nd in tree["nodes"] if "leaf" not in nd and nd["party"] == me]
+        self.forest = compile_forest(shapes_of_model_trees(model["trees"]), splits)
+        values = {(t, nd["id"]): float(nd["leaf"]) for t, tree in self.trees.items() for nd in tree["nodes"] if "leaf" in nd}
+        self.leaf_values = np.array([values[(t, int(i))] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
+        self.leaf_nodes = np.concatenate(self.forest.leaf_ids)
+        per_leaf = leaf_contributions(model)
+        self.saabas = np.array([per_leaf[t][int(i)] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
         self.seq = 0
 
     def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = STEP) -> None:
@@ -76,8 +87,22 @@ class BankModel:
     def combine(self, sets: LeafSets, X_bank: np.ndarray, me: str) -> ScoreResult:
         """Margins from the partner's leaf sets ``sets`` and this party's splits on ``X_bank``."""
         X = np.asarray(X_bank, dtype=np.float64)
-        answers = answers_of([(self.partner, sets)], self.trees, X, me)
+        f = self.forest
+        if sets.trees.tolist() != list(range(len(f.n_leaves))) or sets.n_leaves.tolist() != f.n_leaves.tolist():
+            raise ProtocolError(f"{self.partner} sent leaf sets of other trees or leaf counts than this model's")
+        if sets.masks.shape[0] != X.shape[0]:
+            raise ProtocolError(f"{self.partner} sent leaf sets for {sets.masks.shape[0]} rows, not {X.shape[0]}")
+        cols = f.leaves_of(f.allowed(X) & f.unpack(sets.masks, self.partner), self.partner)
         margin = np.full(X.shape[0], float(self.model["base_margin"]))
-        for t, tree in self.trees.items():
-            margin += leaf_values(tree, answers.leaves[t])
-        return ScoreResult(margin, np.ones(X.shape[0], dtype=bool), answers.leaves, sets)
+        for t in range(cols.shape[1]):  # tree by tree, as the batch prediction sums them
+            margin += self.leaf_values[cols[:, t]]
+        leaves = {t: self.leaf_nodes[cols[:, t]] for t in range(cols.shape[1])}
+        return ScoreResult(margin, np.ones(X.shape[0], dtype=bool), leaves, sets, cols)
+
+    def contributions(self, result: ScoreResult) -> np.ndarray:
+        """Saabas contributions per row (``contribution_names`` columns), from the leaves alone."""
+        phi = np.zeros((result.cols.shape[0], self.saabas.shape[1]))
+        phi[:, -1] = float(self.model["base_margin"])
+        for t in range(result.cols.shape[1]):
+            phi += self.saabas[result.cols[:, t]]
+        return phi

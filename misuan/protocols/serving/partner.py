@@ -9,7 +9,8 @@ import numpy as np
 
 from misuan.errors import MalformedMessageError, PeerTimeoutError, ProtocolError
 from misuan.net.channel import Channel
-from misuan.protocols.secureboost.model import leaf_sets_for, trees_of_shape
+from misuan.protocols.secureboost.model import trees_of_shape
+from misuan.protocols.serving.compiled import compile_forest
 from misuan.protocols.serving.disclosures import CONTRIBUTION, MODEL_PIN, QUERY
 from misuan.protocols.serving.messages import MAX_BATCH, MAX_ID_CHARS, STEP, Hello, ScoreReply, ScoreRequest
 
@@ -21,15 +22,19 @@ FeatureLookup = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
 
 
 class PartnerModel:
-    """A feature party's model part (``misuan.ml.secureboost`` JSON's ``model``) and its answers."""
+    """A feature party's model part (``misuan.ml.secureboost`` JSON's ``model``), compiled to answer fast."""
 
     def __init__(self, model: dict[str, Any]) -> None:
         if model.get("role") != "feature_party":
             raise ProtocolError("the partner serves a feature party's model part")
         self.model = model
-        self.splits = list(model["splits"])
         self.names = list(model["feature_names"])
-        self.shapes = trees_of_shape(np.array(model["shape"], dtype=np.int32).reshape(-1, 4), range(int(model["n_trees"])))
+        n_trees = int(model["n_trees"])
+        shapes = trees_of_shape(np.array(model["shape"], dtype=np.int32).reshape(-1, 4), range(n_trees))
+        col = {nm: j for j, nm in enumerate(self.names)}
+        splits = [(int(sp["tree"]), int(sp["node"]), col[sp["feature"]], sp["threshold"], bool(sp["default_left"]))
+                  for sp in model["splits"]]
+        self.forest = compile_forest([shapes[t] for t in range(n_trees)], splits)
         self.label_party = str(model["label_party"])
 
     def answer(self, req: ScoreRequest, lookup: FeatureLookup) -> ScoreReply:
@@ -38,8 +43,10 @@ class PartnerModel:
         if not 0 < len(req.ids) <= MAX_BATCH or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in req.ids):
             raise MalformedMessageError(f"a scoring request must carry 1 to {MAX_BATCH} IDs of up to {MAX_ID_CHARS} characters")
         X, known = lookup(list(req.ids))
-        sets = leaf_sets_for(self.splits, self.shapes, X, self.names)
-        return ScoreReply(req.seq, known.astype(bool), sets.trees, sets.n_leaves, sets.masks)
+        f = self.forest
+        masks = f.pack(f.allowed(np.asarray(X, dtype=np.float64)))
+        return ScoreReply(req.seq, known.astype(bool), np.arange(len(f.n_leaves), dtype=np.int32),
+                          f.n_leaves.astype(np.int32), masks)
 
 
 def serve_partner(
