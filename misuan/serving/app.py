@@ -3,8 +3,8 @@
 - ``POST /v1/decisions``: one applicant ``{"id", "amount"?, "monthly_income"?, "features"?}`` ->
   PD, score, reason codes, decision (approve / refer / decline), limit, rate, the annualised-rate
   disclosure, and the adverse-action notice when declined;
-- ``POST /v1/decisions/batch``: ``{"applicants": [...]}`` (up to 10,000; one request to the partner),
-  for portfolio re-scoring;
+- ``POST /v1/decisions/batch``: ``{"applicants": [...], "disclosures"?: false}`` (up to 10,000; one
+  request to the partner), for portfolio re-scoring: limits and prices, the disclosure texts only on request;
 - ``GET /healthz`` (the process serves), ``GET /readyz`` (the session with the partner is up),
   ``GET /openapi.json``;
 - ``GET /``: the credit officer's page: a form (``GET /?id=...&amount=...``) and the recent decisions.
@@ -105,7 +105,10 @@ def create_app(service: BankService) -> Starlette:
             if not isinstance(apps, list) or not 1 <= len(apps) <= MAX_BATCH:
                 raise BadRequest(f"body.applicants: give a list of 1 to {MAX_BATCH} applicants")
             checked = [_applicant(a, f"body.applicants[{i}]") for i, a in enumerate(apps)]
-            return {"results": await run_in_threadpool(service.decide, checked)}
+            disclose = doc.get("disclosures", False)
+            if not isinstance(disclose, bool):
+                raise BadRequest("body.disclosures: true or false (default false: re-scoring offers no loan)")
+            return {"results": await run_in_threadpool(lambda: service.decide(checked, disclose=disclose))}
         return await guarded(request, work)
 
     async def healthz(request: Request) -> Response:
@@ -161,7 +164,8 @@ def openapi(model_id: str) -> dict[str, Any]:
                                        "responses": {"200": {"description": "the decision", "content": {"application/json": {"schema": decision}}},
                                                      "400": {"description": "malformed request"}, "503": {"description": "overloaded"}}}},
             "/v1/decisions/batch": {"post": {"requestBody": {"content": {"application/json": {"schema": {
-                "type": "object", "properties": {"applicants": {"type": "array", "items": applicant, "maxItems": MAX_BATCH}}}}}},
+                "type": "object", "properties": {"applicants": {"type": "array", "items": applicant, "maxItems": MAX_BATCH},
+                                                 "disclosures": {"type": "boolean", "default": False}}}}}},
                 "responses": {"200": {"description": "one decision per applicant, in order"}}}},
             "/healthz": {"get": {"responses": {"200": {"description": "the process serves"}}}},
             "/readyz": {"get": {"responses": {"200": {"description": "the partner session is up"}, "503": {"description": "not yet, or lost"}}}},

@@ -51,8 +51,9 @@ class DecisionEngine:
         return self.base_score - factor * math.log(self.base_odds) + factor * math.log((1 - p) / p)
 
     def decide(self, pd: float, *, monthly_income: float, amount: float | None, reasons: Sequence[Reason],
-               partner_missing: str | None, when: dt.date) -> dict[str, Any]:
-        """The API's answer for one applicant (JSON-able)."""
+               partner_missing: str | None, when: dt.date, disclose: bool = True) -> dict[str, Any]:
+        """The API's answer for one applicant (JSON-able); without ``disclose`` no APR disclosure text
+        (portfolio re-scoring: no loan is offered, and the rate's root finding is most of the cost)."""
         d = decide(Applicant(float(pd), float(monthly_income)), self.policy, self.caps(when))
         out: dict[str, Any] = {
             "pd": float(pd), "score": round(self.score(pd), 1), "reasons": [_reason(r) for r in reasons],
@@ -67,6 +68,9 @@ class DecisionEngine:
             out.update(decision="decline", adverse_action=[_reason(r) for r in notice.reasons], notice=notice.text)
             return out
         principal = min(float(amount), d.limit) if amount else d.limit
+        if not disclose:
+            out.update(decision="approve", amount=principal)
+            return out
         disclosure = loan_disclosure(self.product.schedule(principal, d.rate, when), lang="en")
         out.update(decision="approve", amount=principal, annualised_rate=disclosure.headline_rate,
                    annualised_basis=disclosure.headline_basis, disclosure=disclosure.text)

@@ -150,7 +150,7 @@ class BankService:
         where = [order.index(i) for i in range(len(ids))]
         return [all_ids[j] for j in order], X_all[order], where
 
-    def decide(self, applicants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def decide(self, applicants: list[dict[str, Any]], *, disclose: bool = True) -> list[dict[str, Any]]:
         """Score and decide a batch (one request to the partner); results in the applicants' order."""
         t0 = time.perf_counter()
         ids = self.normalise([a["id"] for a in applicants])
@@ -168,7 +168,7 @@ class BankService:
                 res: dict[str, Any] = {"decision": "refer", "refer_because": missing, "pd": None, "score": None, "reasons": []}
             else:
                 res = self.engine.decide(pd_, monthly_income=float(a.get("monthly_income", 10_000.0)), amount=a.get("amount"),
-                                         reasons=reasons, partner_missing=missing, when=today)
+                                         reasons=reasons, partner_missing=missing, when=today, disclose=disclose)
             res.update(id=str(a["id"]), model_id=self.cfg.model_id, partner_answered=missing is None)
             out.append(res)
         ms = (time.perf_counter() - t0) * 1000
