@@ -27,6 +27,7 @@ RANKS = {
     "demo": 5,
     "demo_validation": 5,
     "serving": 5,
+    "demo_serve": 5,
     "demo_horizontal": 5,
     "__init__": 0,
 }
@@ -92,6 +93,7 @@ THIRD_PARTY = {
     "demo": {"numpy", "pandas", "xgboost"},
     "demo_validation": set(),
     "serving": {"numpy", "pandas", "starlette", "uvicorn"},
+    "demo_serve": set(),
     "demo_horizontal": {"numpy", "pandas", "xgboost"},
     "cli": {"numpy", "pandas", "grpc", "tomli"},
 }

@@ -226,7 +226,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return demo_horizontal.run(args.workdir, trees=args.trees or 10, depth=args.depth, seed=args.seed)
     from misuan import demo
 
-    return demo.run(args.workdir, trees=args.trees or 20, depth=args.depth, seed=args.seed, key_bits=args.key_bits)
+    code = demo.run(args.workdir, trees=args.trees or 20, depth=args.depth, seed=args.seed, key_bits=args.key_bits)
+    if code or not args.serve:
+        return code
+    from misuan import demo_serve
+
+    return demo_serve.serve_demo(args.workdir, http_port=args.port)
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -326,6 +331,9 @@ def _add_demo_command(sub: Subparsers) -> None:
         "and prints a summary.",
     )
     p.add_argument("--workdir", default="misuan-demo", help="where data, certificates, results and the report go (default %(default)s)")
+    p.add_argument("--serve", action="store_true",
+                   help="then serve the joint model online: both nodes, the decision API and the credit officer's page")
+    p.add_argument("--port", type=int, default=8080, help="with --serve: the page's port on 127.0.0.1 (default 8080)")
     p.add_argument("--horizontal", action="store_true",
                    help="the horizontal demo instead: five lenders with the same features on different customers, "
                    "an aggregator, secure aggregation; pooled WOE/IV, a federated scorecard and boosted trees")

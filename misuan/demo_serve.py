@@ -1,0 +1,92 @@
+"""``misuan demo --serve``: the demo's joint model served online, after the demo ran.
+
+Writes a ``serve.toml`` per institution next to the demo (``<workdir>/serve/``): each node's model
+part from the demo job, its feature store from its own table (IDs normalised as the job's PSI did),
+the demo's certificates, and the peer part's SHA-256 as the pin; then starts the partner's serving
+node and the bank's (gRPC + mutual TLS on loopback) and the bank's decision API and credit officer's
+page, and prints the page's address. Ctrl-C stops both.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from misuan.errors import ConfigError
+from misuan.net.local import free_port
+from misuan.serving.app import HttpServer, create_app
+from misuan.serving.config import load_serve_config, model_sha256
+from misuan.serving.node import BankService, PartnerNode, start_bank, start_partner
+
+__all__ = ["DemoServing", "serve_demo", "start_demo_serving"]
+
+BANK, PARTNER = "bank", "partner"
+
+
+def _latest_job(workdir: Path) -> str:
+    jobs = sorted((workdir / "nodes" / BANK / "jobs").glob("demo-*"))
+    if not jobs:
+        raise ConfigError(f"no demo run in {workdir}: run `misuan demo --workdir {workdir}` first")
+    return jobs[-1].name
+
+
+def write_serve_configs(workdir: Path, http_port: int) -> dict[str, Path]:
+    job = _latest_job(workdir)
+    part = {p: workdir / "nodes" / p / "jobs" / job / "artefacts" / "secureboost" / "model.json" for p in (BANK, PARTNER)}
+    ports = {BANK: free_port(), PARTNER: free_port()}
+    out = {}
+    root = workdir / "serve"
+    root.mkdir(parents=True, exist_ok=True)
+    for me, peer in ((BANK, PARTNER), (PARTNER, BANK)):
+        extra = f'http = "127.0.0.1:{http_port}"\ndeadline_ms = 200\n' if me == BANK else ""
+        text = f"""# written by `misuan demo --serve`: {me}'s serving node for the demo's joint model ({job})
+version = 1
+party = "{me}"
+model = "{part[me].as_posix()}"
+model_id = "{job}"
+peer_model_sha256 = "{model_sha256(part[peer])}"
+listen = "127.0.0.1:{ports[me]}"
+peer = {{ name = "{peer}", address = "127.0.0.1:{ports[peer]}" }}
+tls = {{ ca = "{(workdir / 'certs' / 'ca.pem').as_posix()}", cert = "{(workdir / 'certs' / f'{me}.pem').as_posix()}", key = "{(workdir / 'certs' / f'{me}.key').as_posix()}" }}
+data_dir = "{me}"
+features = {{ csv = "{(workdir / 'data' / f'{me}.csv').as_posix()}", id_column = "customer_id" }}
+normalize = {{ case = "casefold" }}
+{extra}"""
+        out[me] = root / f"{me}.toml"
+        out[me].write_text(text, encoding="utf-8")
+    return out
+
+
+class DemoServing:
+    """Both serving nodes and the HTTP server of a demo run, in this process."""
+
+    def __init__(self, partner: PartnerNode, bank: BankService, server: HttpServer) -> None:
+        self.partner, self.bank, self.server = partner, bank, server
+
+    def close(self) -> None:
+        self.server.stop()
+        self.bank.close()
+        self.partner.close()
+
+
+def start_demo_serving(workdir: Path, http_port: int | None = None) -> DemoServing:
+    configs = write_serve_configs(Path(workdir), http_port or free_port())
+    partner = start_partner(load_serve_config(configs[PARTNER]))
+    bcfg = load_serve_config(configs[BANK])
+    bank = start_bank(bcfg)
+    assert bcfg.http is not None
+    return DemoServing(partner, bank, HttpServer(create_app(bank), bcfg.http))
+
+
+def serve_demo(workdir: str | Path, http_port: int = 8080, **_: Any) -> int:
+    serving = start_demo_serving(Path(workdir).resolve(), http_port)
+    print(f"serving the demo's joint model: the credit officer's page on {serving.server.url}/ "
+          f"(API: POST {serving.server.url}/v1/decisions); Ctrl-C stops", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serving.close()
+    return 0
