@@ -15,6 +15,8 @@
     deadline_ms = 200                     # the bank only: the longest wait for the partner's answer
     cover = { k = 3, ids = "shared_ids.txt" }   # the bank only, optional: k decoys per applicant, drawn from
                                           # these normalised IDs (the PSI intersection, one per line)
+    anchor_every = 1000                   # both nodes the same: signed ledger anchors after the first request
+                                          # and every this many
 
 Relative paths resolve against the file's directory. Every mistake is a :class:`ConfigError` naming
 the field.
@@ -56,6 +58,7 @@ class ServeConfig:
     path: Path
     cover_k: int = 0
     cover_ids: Path | None = None
+    anchor_every: int = 1000
 
     @property
     def store_path(self) -> Path:
@@ -89,7 +92,7 @@ def load_serve_config(path: str | Path) -> ServeConfig:
     doc = read_toml(p)
     base = p.resolve().parent
     allowed = {"version", "party", "model", "model_id", "peer_model_sha256", "listen", "peer", "tls", "data_dir",
-               "features", "normalize", "http", "deadline_ms", "cover"}
+               "features", "normalize", "http", "deadline_ms", "cover", "anchor_every"}
     unknown = sorted(set(doc) - allowed)
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
@@ -116,6 +119,9 @@ def load_serve_config(path: str | Path) -> ServeConfig:
     k = cover.get("k") if isinstance(cover, dict) else None
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 100 or (k and not isinstance(cover.get("ids"), str)):
         raise ConfigError(f"{w}cover: write {{ k = 3, ids = \"shared_ids.txt\" }} (k from 0 to 100 decoys per applicant)")
+    every = doc.get("anchor_every", 1000)
+    if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 10**9:
+        raise ConfigError(f"{w}anchor_every: give a number of requests from 1 up")
     try:
         norm = IdNormalization(**doc.get("normalize", {}))
     except (TypeError, ValueError, ConfigError) as exc:
@@ -126,5 +132,5 @@ def load_serve_config(path: str | Path) -> ServeConfig:
         tls=TlsFiles(*((base / _str(tls, k, f"{w}tls.")).resolve() for k in ("ca", "cert", "key"))),
         data_dir=(base / _str(doc, "data_dir", w)).resolve(), features_csv=(base / _str(feats, "csv", f"{w}features.")).resolve(),
         id_column=_str(feats, "id_column", f"{w}features."), normalization=norm, http=http, deadline_ms=deadline, path=p,
-        cover_k=k, cover_ids=(base / cover["ids"]).resolve() if k else None,
+        cover_k=k, cover_ids=(base / cover["ids"]).resolve() if k else None, anchor_every=every,
     )

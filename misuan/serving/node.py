@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 
 from misuan.audit.ledger import BatchingRecorder, Ledger
+from misuan.crypto.anchor import AnchorSigner
 from misuan.errors import ConfigError, DataError
 from misuan.net.channel import Channel
 from misuan.net.grpc_channel import open_grpc_channel
 from misuan.net.grpc_server import PartyServer
+from misuan.node.anchoring import exchange_anchors
 from misuan.protocols.psi import coerce_ids, normalize_ids
 from misuan.protocols.serving import BankModel, PartnerModel
 from misuan.serving.config import ServeConfig, model_sha256
@@ -68,6 +70,17 @@ class _Wire:
                                      server=self.server, wait_for_approval=False)
         return open_channel
 
+    def anchoring(self, every: int) -> Any:
+        """``after_reply`` for a session: at the first request and every ``every``-th, both nodes flush
+        their pending ledger rows and exchange signed ledger anchors (as at the end of a job)."""
+        signer = AnchorSigner.from_tls(self.cfg.party, self.cfg.tls.cert.read_bytes(), self.cfg.tls.key.read_bytes())
+
+        def after_reply(chan: Channel, seq: int) -> None:
+            if seq == 1 or seq % every == 0:
+                self.recorder.flush()
+                exchange_anchors(chan, self.ledger, signer)
+        return after_reply
+
     def close(self) -> None:
         self.recorder.close()
         self.server.stop()
@@ -86,7 +99,8 @@ class PartnerNode:
         self.model = PartnerModel(model)
         self.store = _store(cfg, list(model["feature_names"]))
         self.wire = _Wire.open(cfg)
-        self.service = PartnerService(self.model, self.store.lookup, _pins(cfg), self.wire.opener(connect_timeout_s=5.0))
+        self.service = PartnerService(self.model, self.store.lookup, _pins(cfg), self.wire.opener(connect_timeout_s=5.0),
+                                      after_reply=self.wire.anchoring(cfg.anchor_every))
         self.thread = threading.Thread(target=self.service.run, name="misuan-serve-partner", daemon=True)
         self.thread.start()
 
@@ -111,7 +125,7 @@ class BankService:
         self.store = _store(cfg, self.features)
         self.wire = _Wire.open(cfg)
         self.session = BankSession(self.model, _pins(cfg), self.wire.opener(connect_timeout_s=1.0),
-                                   deadline_s=cfg.deadline_ms / 1000)
+                                   deadline_s=cfg.deadline_ms / 1000, after_reply=self.wire.anchoring(cfg.anchor_every))
         self.engine = engine or DecisionEngine()
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.max_inflight = max_inflight

@@ -31,6 +31,7 @@ log = logging.getLogger("misuan.serving")
 MISSING_PROBE = "misuan:missing-value-probe"  # an ID no store holds: the partner answers its trees' default directions
 Opener = Callable[[], Channel]
 PER_ROW_S = 50e-6  # a batch's deadline grows by this per applicant
+AfterReply = Callable[[Channel, int], None]  # (session channel, request number): run by both sides after each reply
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ class Pins:
 class PartnerService:
     """The feature party's side: open a session, answer, reopen after the bank goes away."""
 
-    def __init__(self, model: PartnerModel, lookup: FeatureLookup, pins: Pins, opener: Opener, *, retry_s: float = 0.5) -> None:
+    def __init__(self, model: PartnerModel, lookup: FeatureLookup, pins: Pins, opener: Opener, *, retry_s: float = 0.5,
+                 after_reply: AfterReply | None = None) -> None:
         self.model, self.lookup, self.pins, self.opener, self.retry_s = model, lookup, pins, opener, retry_s
+        self.after_reply = after_reply
         self.stop = threading.Event()
         self.answered = 0
         self.error: BaseException | None = None  # a model mismatch stops the service for good
@@ -56,7 +59,7 @@ class PartnerService:
                 chan = self.opener()
                 self.answered += serve_partner(chan, self.model, self.lookup, model_id=self.pins.model_id,
                                                own_part=self.pins.own_part, peer_part=self.pins.peer_part,
-                                               stop=self.stop.is_set, poll_s=0.5)
+                                               stop=self.stop.is_set, poll_s=0.5, after_reply=self.after_reply)
             except ProtocolError as exc:
                 self.error = exc
                 log.error("serving stopped: %s", exc)
@@ -83,8 +86,8 @@ class BankSession:
     """The label party's side: score under a deadline; reopen the session after a failure."""
 
     def __init__(self, model: BankModel, pins: Pins, opener: Opener, *, deadline_s: float = 0.2,
-                 connect_timeout_s: float = 2.0, k_reasons: int = 4) -> None:
-        self.model, self.pins, self.opener = model, pins, opener
+                 connect_timeout_s: float = 2.0, k_reasons: int = 4, after_reply: AfterReply | None = None) -> None:
+        self.model, self.pins, self.opener, self.after_reply = model, pins, opener, after_reply
         self.deadline_s, self.connect_timeout_s, self.k_reasons = deadline_s, connect_timeout_s, k_reasons
         self._lock = threading.Lock()
         self._chan: Channel | None = None
@@ -103,7 +106,8 @@ class BankSession:
         chan = self.opener()
         try:
             self.model.pin(chan, model_id=self.pins.model_id, own_part=self.pins.own_part, peer_part=self.pins.peer_part)
-            probe = self.model.score(chan, [MISSING_PROBE], np.zeros((1, len(self.model.names))), deadline_s=self.connect_timeout_s)
+            probe = self.model.score(chan, [MISSING_PROBE], np.zeros((1, len(self.model.names))),
+                                     deadline_s=self.connect_timeout_s, after_reply=self.after_reply)
             self._missing = probe.sets
         except BaseException:
             chan.close()
@@ -138,7 +142,7 @@ class BankSession:
         # a batch gets its size's share of time on top (portfolio re-scoring, not an applicant waiting)
         deadline = self.deadline_s + PER_ROW_S * len(ids)
         try:
-            return self.model.score(self._chan, ids, X, deadline_s=deadline), ""
+            return self.model.score(self._chan, ids, X, deadline_s=deadline, after_reply=self.after_reply), ""
         except PeerTimeoutError as exc:  # slow, not gone: keep the session, its late reply will be skipped
             self.last_error = str(exc)
             return None, f"the partner did not answer in time ({exc})"

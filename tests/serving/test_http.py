@@ -149,6 +149,11 @@ def test_both_ledgers_verify_and_hold_every_query(nodes: Any) -> None:
     with Ledger(root / "partner-serve" / "ledger.sqlite") as led:
         sizes = [e.shape for e in led.entries() if e.what.startswith("the normalised IDs")]
     assert [3] in [list(x) for x in sizes]  # one applicant among two decoys: the partner cannot tell which
+    # each session starts with signed ledger anchors both ways (and every anchor_every requests after)
+    with Ledger(root / "partner-serve" / "ledger.sqlite") as partner_led, Ledger(root / "bank-serve" / "ledger.sqlite") as bank_led:
+        held = partner_led.anchors(signer="bank", holder="partner")
+        assert held and held[-1].key_kind == "certificate"
+        bank_led.check_anchor(held[-1].length, held[-1].head, "the anchor the partner holds")
 
 
 @pytest.mark.skipif(

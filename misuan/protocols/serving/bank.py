@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,10 +61,12 @@ class BankModel:
         check_pins(model_id, own_part, peer_part, theirs, self.partner)
         self.seq = 0
 
-    def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = STEP) -> ScoreResult:
+    def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = STEP,
+              after_reply: Callable[[Channel, int], None] | None = None) -> ScoreResult:
         """Ask the partner about ``ids`` and combine its leaf sets with this party's splits on ``X_bank``.
         A reply later than ``deadline_s`` raises :class:`PeerTimeoutError`; a late reply to an earlier
-        request is skipped."""
+        request is skipped. ``after_reply(chan, seq)`` runs for every reply read, skipped or not (as
+        the partner runs its own after sending it)."""
         self.seq += 1
         chan.send(self.partner, f"{step}/request", ScoreRequest(self.seq, list(ids)))
         chan.disclose(step, QUERY, chan.party, self.partner, (len(ids),), seq=self.seq)
@@ -72,10 +75,12 @@ class BankModel:
                 reply = chan.recv(self.partner, f"{step}/reply", expect=ScoreReply, timeout_s=deadline_s)
             except PeerTimeoutError as exc:
                 raise PeerTimeoutError(f"{self.partner} did not answer within {deadline_s * 1000:.0f} ms") from exc
-            if reply.seq == self.seq:
-                break
             if reply.seq > self.seq:
                 raise ProtocolError(f"{self.partner} answered request {reply.seq}, not yet asked")
+            if after_reply is not None:
+                after_reply(chan, reply.seq)
+            if reply.seq == self.seq:
+                break
         chan.disclose(step, CONTRIBUTION, self.partner, chan.party, (len(ids), len(reply.trees)), seq=reply.seq)
         known = np.asarray(reply.known, dtype=bool)
         if known.shape != (len(ids),):

@@ -52,9 +52,11 @@ class PartnerModel:
 def serve_partner(
     chan: Channel, model: PartnerModel, lookup: FeatureLookup, *, model_id: str, own_part: str, peer_part: str,
     stop: Callable[[], bool] = lambda: False, poll_s: float = 1.0, step: str = STEP,
+    after_reply: Callable[[Channel, int], None] | None = None,
 ) -> int:
     """Pin the model with the label party, then answer requests until ``stop()`` or the channel
-    closes; returns the number of requests answered."""
+    closes; returns the number of requests answered. ``after_reply(chan, seq)`` runs after each reply
+    (the node exchanges ledger anchors there, at sequence numbers both sides know)."""
     bank = model.label_party
     chan.send(bank, f"{step}/hello", Hello(model_id, own_part, peer_part))
     chan.disclose(step, MODEL_PIN, chan.party, bank, (), model_id=model_id)
@@ -72,6 +74,8 @@ def serve_partner(
         chan.send(bank, f"{step}/reply", reply)
         chan.disclose(step, CONTRIBUTION, chan.party, bank, (len(req.ids), len(reply.trees)), seq=req.seq)
         answered += 1
+        if after_reply is not None:
+            after_reply(chan, req.seq)
     return answered
 
 
