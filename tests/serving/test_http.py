@@ -170,3 +170,14 @@ def test_the_credit_officers_page_in_headless_chromium(nodes: Any, tmp_path: Pat
     png = tmp_path / "page.png"
     subprocess.run([browser, *flags, f"--screenshot={png}", "--window-size=1100,1400", url], capture_output=True, timeout=60)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_requests_beyond_the_in_flight_limit_are_shed_with_503(nodes: Any) -> None:
+    bank = nodes["bank"]
+    limit, bank.max_inflight = bank.max_inflight, 0  # as if 64 requests were already in flight
+    try:
+        status, body = _post(f"{nodes['server'].url}/v1/decisions", {"id": "C00001"})
+        assert status == 503 and "overloaded" in body["error"]
+    finally:
+        bank.max_inflight = limit
+    assert _post(f"{nodes['server'].url}/v1/decisions", {"id": "C02001"})[0] == 200
