@@ -5,7 +5,9 @@ risk-based rate within the product's caps; the requested amount is granted up to
 annualised-rate disclosure (:func:`misuan.lending.disclosure.loan_disclosure`) is computed on that
 loan's schedule; a declined applicant gets the adverse-action notice with the policy's causes and
 the model's principal reasons. The score is the PD on the usual points scale (``base_score`` at
-``base_odds`` good:bad, ``pdo`` points to double the odds).
+``base_odds`` good:bad, ``pdo`` points to double the odds). A reason naming a protected attribute of
+the product's jurisdiction (``lending/rules/protected_<jurisdiction>.toml``: sex, marital status,
+age...) is never given: the next one takes its place.
 
 ``refer`` replaces approve/decline when the partner's contribution is missing (the partner did not
 answer in time, or does not know the applicant): a person must look at the file.
@@ -21,6 +23,7 @@ from typing import Any
 
 from misuan.lending.caps import PolicyCaps, load_rules
 from misuan.lending.disclosure import adverse_action_notice, loan_disclosure
+from misuan.lending.fairness import load_policy, policy_jurisdictions
 from misuan.lending.policy import REASONS, Applicant, PolicyParams, Reason, decide
 from misuan.lending.product import LoanProduct
 
@@ -39,6 +42,14 @@ class DecisionEngine:
     def __post_init__(self) -> None:
         self._caps_on: dict[dt.date, PolicyCaps] = {}
         self._rules = load_rules(self.product.jurisdiction)
+        # the jurisdiction's protected attributes: never a reason given to an applicant (Reg B 1002.9(b)(2))
+        j = self.product.jurisdiction.lower()
+        self._protected = load_policy(j) if j in policy_jurisdictions() else None
+
+    def permitted(self, reasons: Sequence[tuple[str, str]]) -> list[Reason]:
+        """The model's reasons ``(feature, party)`` that may be given: protected attributes left out."""
+        return [model_reason(f, p) for f, p in reasons
+                if self._protected is None or self._protected.attribute_of(f) is None]
 
     def caps(self, when: dt.date) -> PolicyCaps:
         if when not in self._caps_on:

@@ -28,7 +28,7 @@ from misuan.node.anchoring import exchange_anchors
 from misuan.protocols.psi import coerce_ids, normalize_ids
 from misuan.protocols.serving import BankModel, PartnerModel
 from misuan.serving.config import ServeConfig, model_sha256
-from misuan.serving.decisions import DecisionEngine, model_reason
+from misuan.serving.decisions import DecisionEngine
 from misuan.serving.feature_store import FeatureStore, build_feature_store
 from misuan.serving.session import BankSession, PartnerService, Pins
 
@@ -176,7 +176,8 @@ class BankService:
         out = []
         for i, a in enumerate(applicants):
             pd_ = float(scored.pd[i])
-            reasons = [model_reason(*reversed(code.split(":", 1))) for code in scored.reasons[i]]
+            pairs = [(code.split(":", 1)[1], code.split(":", 1)[0]) for code in scored.reasons[i]]
+            reasons = self.engine.permitted(pairs)[:4]
             missing = scored.partner_missing[i]
             if not np.isfinite(pd_):
                 res: dict[str, Any] = {"decision": "refer", "refer_because": missing, "pd": None, "score": None, "reasons": []}

@@ -86,7 +86,7 @@ class BankSession:
     """The label party's side: score under a deadline; reopen the session after a failure."""
 
     def __init__(self, model: BankModel, pins: Pins, opener: Opener, *, deadline_s: float = 0.2,
-                 connect_timeout_s: float = 2.0, k_reasons: int = 4, after_reply: AfterReply | None = None) -> None:
+                 connect_timeout_s: float = 2.0, k_reasons: int = 8, after_reply: AfterReply | None = None) -> None:
         self.model, self.pins, self.opener, self.after_reply = model, pins, opener, after_reply
         self.deadline_s, self.connect_timeout_s, self.k_reasons = deadline_s, connect_timeout_s, k_reasons
         self._lock = threading.Lock()

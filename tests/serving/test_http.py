@@ -95,6 +95,8 @@ def test_online_decisions_equal_the_batch_model_for_every_hold_out_row(nodes: An
     assert {r["decision"] for r in body["results"]} <= {"approve", "decline"}
     one = [_post(f"{url}/v1/decisions", {"id": i, "amount": 5000})[1] for i in test["customer_id"].iloc[:20]]
     assert [r["pd"] for r in one] == pds[:20].tolist()
+    given = [x["code"] for r in body["results"] for x in r["reasons"] + r.get("adverse_action", [])]
+    assert given and "FEATURE_AGE" not in given and all(len(r["reasons"]) <= 4 for r in body["results"])  # protected
     approved = next(r for r in one if r["decision"] == "approve")
     assert approved["annualised_rate"] > 0 and "annualised" in approved["disclosure"].lower() and approved["amount"] <= 5000
 
