@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -60,6 +62,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert set(doc["model"]["part_hashes"]) == {"bank", "partner"}
     assert {a["attribute"] for a in doc["fairness"]["audits"]} == {"SEX", "MARRIAGE", "AGE"}
     assert len(doc["fairness"]["peer_model_feature_warnings"]) == 3  # the partner's SEX, MARRIAGE, AGE are features
+    _the_served_model_scores_every_hold_out_row_as_the_batch_evaluation(tmp_path)
     page = _Sections()
     page.feed((tmp_path / "validation.html").read_text(encoding="utf-8"))
     assert [h.lower() for h in page.h2] == ["model details", "intended use", "performance and challengers",
@@ -82,3 +85,25 @@ def test_a_decline_notice_never_gives_a_protected_characteristic_as_a_reason() -
 
     codes = ["partner:SEX", "bank:PAY_0", "partner:MARRIAGE", "partner:AGE", "partner:PAY_AMT1", "bank:LIMIT_BAL"]
     assert _permitted(codes) == ["bank:PAY_0", "partner:PAY_AMT1", "bank:LIMIT_BAL"]
+
+
+def _the_served_model_scores_every_hold_out_row_as_the_batch_evaluation(tmp_path: Path) -> None:
+    """``misuan demo --serve``'s serving (both nodes over gRPC + mTLS, the HTTP API) on the demo just run:
+    every hold-out customer's PD equals the demo's batch evaluation, exactly."""
+    from misuan.demo_serve import start_demo_serving
+    from misuan.node.runner import read_outputs
+
+    job = sorted((tmp_path / "nodes" / "bank" / "jobs").glob("demo-*"))[-1].name
+    ev = read_outputs(tmp_path / "nodes" / "bank", job)["evaluate"]
+    serving = start_demo_serving(tmp_path)
+    try:
+        results = serving.bank.decide([{"id": i} for i in ev["test_ids"]], disclose=False)
+        assert all(r["partner_answered"] for r in results)
+        assert np.array_equal(np.array([r["pd"] for r in results]), np.array(ev["scores"]))  # exact, every row
+        req = urllib.request.Request(f"{serving.server.url}/v1/decisions", data=json.dumps({"id": ev["test_ids"][0]}).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = json.loads(r.read())
+        assert body["pd"] == ev["scores"][0] and body["decision"] in ("approve", "decline")
+    finally:
+        serving.close()
