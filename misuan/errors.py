@@ -90,6 +90,10 @@ class ProtocolError(MisuanError):
     help = "a peer sent a message that breaks the protocol: check both parties run the same misuan version and job"
 
 
+class ModelMismatchError(ProtocolError):
+    """Two serving nodes run different versions of a model (their pins differ): serving is refused."""
+
+
 class MalformedMessageError(ProtocolError):
     pass
 

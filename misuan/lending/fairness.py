@@ -117,6 +117,8 @@ def group_rows(attr: ProtectedAttribute, values: np.ndarray) -> tuple[np.ndarray
         missing = np.array([t == "" for t in text])
         cats = sorted({t for t in text.tolist() if t != ""}, key=lambda t: (len(t), t))
         labels = [attr.labels.get(c, c) for c in cats]
+        if len(set(labels)) != len(labels):  # a raw value that reads like another's label: keep both apart
+            labels = [f"{lab} ({c})" if labels.count(lab) > 1 else lab for lab, c in zip(labels, cats, strict=True)]
         pos = {c: i for i, c in enumerate(cats)}
         idx = np.array([pos.get(t, 0) for t in text.tolist()], dtype=np.int64)
     if missing.any():

@@ -95,9 +95,9 @@ class Backtest:
 
     bands: list[dict[str, Any]]  # band, score range, rows, defaults, default rate
     auc_reference: float
-    auc_current: float
+    auc_current: float | None  # None while the current period has no defaults (or no non-defaults) yet
     ks_reference: float
-    ks_current: float
+    ks_current: float | None
     level: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,9 +109,8 @@ def backtest(ref_score: np.ndarray, ref_label: np.ndarray, cur_score: np.ndarray
     """Default rate by score band (deciles of the reference scores) and the AUC/KS of both periods."""
     rs, ry = np.asarray(ref_score, np.float64), np.asarray(ref_label, np.float64)
     cs, cy = np.asarray(cur_score, np.float64), np.asarray(cur_label, np.float64)
-    for name, y in (("reference", ry), ("current", cy)):
-        if np.unique(y).size < 2:
-            raise DataError(f"back-testing needs defaults and non-defaults in the {name} period")
+    if np.unique(ry).size < 2:
+        raise DataError("back-testing needs defaults and non-defaults in the reference period")
     cuts = np.unique(np.quantile(rs, np.linspace(0, 1, n_bands + 1)[1:-1]))
     band = np.searchsorted(cuts, cs, side="right")
     edges: list[float | None] = [None, *cuts.tolist(), None]  # open-ended first and last bands (JSON has no inf)
@@ -121,6 +120,9 @@ def backtest(ref_score: np.ndarray, ref_label: np.ndarray, cur_score: np.ndarray
         n = int(sel.sum())
         bands.append({"band": b + 1, "from": edges[b], "to": edges[b + 1], "rows": n, "defaults": int(cy[sel].sum()),
                       "default_rate": float(cy[sel].mean()) if n else None})
-    auc_ref, auc_cur = roc_auc(ry, rs), roc_auc(cy, cs)
+    auc_ref = roc_auc(ry, rs)
+    if np.unique(cy).size < 2:  # a recent period often has no default yet: rates by band, no AUC to compare
+        return Backtest(bands, auc_ref, None, ks_statistic(ry, rs), None, STABLE)
+    auc_cur = roc_auc(cy, cs)
     level = ALERT if auc_ref - auc_cur > auc_drop else STABLE
     return Backtest(bands, auc_ref, auc_cur, ks_statistic(ry, rs), ks_statistic(cy, cs), level)

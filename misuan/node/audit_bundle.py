@@ -37,6 +37,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -48,7 +49,7 @@ from misuan.audit.ledger import Ledger, judge_anchor, verify_anchor_rows, verify
 from misuan.crypto.anchor import AnchorSigner, LedgerAnchor, verify_anchor, verify_signed
 from misuan.errors import ConfigError, LedgerError, LedgerTamperedError
 from misuan.node.runner import job_dir
-from misuan.node.spec import JobSpec, canonical_json
+from misuan.node.spec import JobSpec, canonical_json, loads_spec
 
 __all__ = ["BundleReport", "export_bundle", "verify_bundle"]
 
@@ -185,13 +186,29 @@ def _check_files(root: Path, manifest: Mapping[str, Any]) -> list[str]:
     return listed
 
 
+_PARTY = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # as a job spec's party names
+
+
+def _parties(manifest: Mapping[str, Any], listed: list[str]) -> list[str]:
+    """The manifest's parties: plain names, each with its ledger and state among the listed files."""
+    parties = manifest.get("parties")
+    if not isinstance(parties, list) or not parties or not all(isinstance(p, str) and _PARTY.match(p) for p in parties):
+        raise _tampered("the manifest's parties must be a list of party names")
+    for p in parties:
+        for name in ("ledger.json", "state.json"):
+            if f"parties/{p}/{name}" not in listed:
+                raise _tampered(f"party {p}'s {name} is not among the manifest's files")
+    return list(parties)
+
+
 def _ledgers(root: Path, parties: list[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for party in parties:
         path = root / "parties" / party / "ledger.json"
         doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != "misuan-ledger" or not doc.get("complete"):
-            raise _tampered(f"{path.relative_to(root)} is not a whole ledger export")
+        if not isinstance(doc, dict) or doc.get("format") != "misuan-ledger" or not doc.get("complete") \
+                or doc.get("party") not in (None, party) or not isinstance(doc.get("rows"), list):
+            raise _tampered(f"{path.relative_to(root)} is not {party}'s whole ledger export")
         try:
             verify_rows(doc["rows"])
             verify_anchor_rows(doc.get("anchors") or [])
@@ -206,29 +223,46 @@ def _anchor(row: Mapping[str, Any]) -> LedgerAnchor:
     return LedgerAnchor(**{k: row[k] for k in fields})
 
 
-def _check_cross_anchors(ledgers: Mapping[str, dict[str, Any]], ca_pem: bytes | None) -> list[str]:
-    """Each party's ledger against the anchors of it that the other parties hold."""
-    proved = []
+def _check_cross_anchors(ledgers: Mapping[str, dict[str, Any]], ca_pem: bytes | None) -> tuple[list[str], list[str]]:
+    """Each party's ledger against the anchors of it that the other parties hold: what that proved, and
+    the ledgers (or their tails) no other party's anchor covers, which the bundle cannot vouch for."""
+    proved, unanchored = [], []
     for party, doc in ledgers.items():
         held = [(holder, _anchor(a)) for holder, other in ledgers.items() if holder != party
                 for a in other.get("anchors") or [] if a.get("signer") == party and a.get("holder") == holder]
+        rows = doc["rows"]
         for holder, a in held:
             try:
                 verify_anchor(a, signer=party, ca_pem=ca_pem)
                 source = f"{party}'s anchor held by {holder} (job {a.job_id!r})"
-                rows = doc["rows"]
                 judge_anchor(len(rows), rows[a.length - 1]["hash"] if 0 < a.length <= len(rows) else None,
                              a.length, a.head, source)
             except LedgerTamperedError as exc:
                 raise _tampered(f"{party}'s ledger: {exc}") from None
         if held:
             newest = max(a.length for _, a in held)
-            proved.append(f"{party}'s ledger ({len(doc['rows'])} rows) agrees with {len(held)} signed anchor(s) "
+            proved.append(f"{party}'s ledger ({len(rows)} rows) agrees with {len(held)} signed anchor(s) "
                           f"of it held by {sorted({h for h, _ in held})}, the newest at row {newest}")
+            if newest < len(rows):
+                unanchored.append(f"{party}'s rows after row {newest}: no peer's anchor in the bundle covers them")
         else:
-            proved.append(f"{party}'s ledger chain is intact ({len(doc['rows'])} rows); no other party's anchor of it "
-                          "is in the bundle")
-    return proved
+            unanchored.append(f"{party}'s ledger ({len(rows)} rows, chain intact) against a rewrite: no other "
+                              "party's anchor of it is in the bundle")
+    return proved, unanchored
+
+
+def _check_spec(root: Path, manifest: Mapping[str, Any], listed: list[str], spec: JobSpec | None) -> None:
+    """The bundled spec (and the one given) is the spec whose hash the manifest names."""
+    want = manifest.get("spec_hash")
+    if "spec.toml" in listed:
+        try:
+            bundled = loads_spec((root / "spec.toml").read_text(encoding="utf-8"), root, "spec.toml")
+        except (OSError, ConfigError) as exc:
+            raise _tampered(f"spec.toml does not parse: {exc}") from None
+        if bundled.shared_hash() != want:
+            raise _tampered("spec.toml is not the spec the manifest's hash names")
+    if spec is not None and spec.shared_hash() != want:
+        raise _tampered("the spec given is not the spec the manifest's hash names")
 
 
 def _signer_key_in_anchors(ledgers: Mapping[str, dict[str, Any]], signer: Mapping[str, Any]) -> bool:
@@ -262,19 +296,26 @@ def verify_bundle(root: Path, *, ca_pem: bytes | None = None, spec: JobSpec | No
     except LedgerTamperedError as exc:
         raise _tampered(str(exc)) from None
     listed = _check_files(root, manifest)
-    if spec is not None and manifest.get("spec_hash") != spec.shared_hash():
-        raise _tampered("spec.toml is not the spec the manifest's hash names")
-    parties = [str(p) for p in manifest.get("parties") or []]
-    ledgers = _ledgers(root, parties)
+    _check_spec(root, manifest, listed, spec)
+    parties = _parties(manifest, listed)
+    try:
+        ledgers = _ledgers(root, parties)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON that is not a ledger export
+        raise _tampered(f"a ledger export is malformed: {type(exc).__name__} {exc}") from None
     proved = [f"{len(listed)} files match the manifest signed by {signer.get('party')} "
               f"({'certificate' if signer.get('key_kind') == 'certificate' else 'node key'})"]
     if not _signer_key_in_anchors(ledgers, signer):
         raise _tampered(f"the manifest is signed by a key that none of {signer.get('party')}'s ledger anchors carries")
     proved.append(f"the manifest's key is the key of {signer.get('party')}'s ledger anchors")
-    proved += _check_cross_anchors(ledgers, ca_pem)
-    _check_states(root, manifest, ledgers)
+    try:
+        cross, unanchored = _check_cross_anchors(ledgers, ca_pem)
+        _check_states(root, manifest, ledgers)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise _tampered(f"an anchor or a job state is malformed: {type(exc).__name__} {exc}") from None
+    proved += cross
     proved.append("every party's job state ends at a row of its ledger" + (" and ran the bundled spec" if manifest.get("spec_hash") else ""))
-    not_proved = ["that the datasets were the ones fingerprinted: the fingerprints are the exporter's statement",
+    not_proved = [*unanchored,
+                  "that the datasets were the ones fingerprinted: the fingerprints are the exporter's statement",
                   "anything a party did without recording it in its ledger"]
     if ca_pem is None:
         not_proved.insert(0, "whose keys these are: pass --ca with the institutions' CA certificates to check the "

@@ -11,14 +11,16 @@
 
 A malformed request gets 400 with one line saying what to fix; more than ``max_inflight`` requests
 at once get 503 (shed, not queued). Each request logs one JSON line (``misuan.serving.http``): the
-applicant's ID is logged as a hash prefix, never in the clear.
+applicant's ID appears as a keyed hash (a per-process secret), never in the clear. The page and the
+API have no login of their own: serve them on the bank's internal network, behind its access proxy.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time
 from html import escape
 from typing import Any
@@ -37,6 +39,7 @@ __all__ = ["MAX_BATCH", "create_app", "openapi"]
 log = logging.getLogger("misuan.serving.http")
 MAX_BATCH = 10_000
 _APPLICANT_KEYS = {"id", "amount", "monthly_income", "features"}
+_LOG_KEY = secrets.token_bytes(32)  # the log names an applicant by a keyed hash: not reversible by guessing IDs
 
 
 class BadRequest(Exception):
@@ -49,8 +52,8 @@ def _applicant(doc: Any, where: str) -> dict[str, Any]:
     unknown = sorted(set(doc) - _APPLICANT_KEYS)
     if unknown:
         raise BadRequest(f"{where}: unknown field(s) {unknown}; allowed: {sorted(_APPLICANT_KEYS)}")
-    if not isinstance(doc.get("id"), (str, int)) or isinstance(doc.get("id"), bool) or str(doc.get("id")).strip() == "":
-        raise BadRequest(f"{where}.id: give the applicant's customer ID as a non-empty string")
+    if not isinstance(doc.get("id"), (str, int)) or isinstance(doc.get("id"), bool) or not 0 < len(str(doc.get("id")).strip()) <= 200:
+        raise BadRequest(f"{where}.id: give the applicant's customer ID as a non-empty string of at most 200 characters")
     for key in ("amount", "monthly_income"):
         v = doc.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
@@ -93,7 +96,7 @@ def create_app(service: BankService) -> Starlette:
         async def work() -> Any:
             applicant = _applicant(await _json(request), "body")
             result = (await run_in_threadpool(service.decide, [applicant]))[0]
-            log.info(json.dumps({"applicant": hashlib.sha256(str(applicant["id"]).encode()).hexdigest()[:12],
+            log.info(json.dumps({"applicant": hmac.new(_LOG_KEY, str(applicant["id"]).encode(), "sha256").hexdigest()[:12],
                                  "decision": result["decision"], "partner": result["partner_answered"]}))
             return result
         return await guarded(request, work)
@@ -126,7 +129,9 @@ def create_app(service: BankService) -> Starlette:
         q = request.query_params
         result: dict[str, Any] | None = None
         error = ""
-        if q.get("id"):
+        if q.get("id") and service.inflight >= service.max_inflight:
+            error = "overloaded: too many requests in flight; retry later"
+        elif q.get("id"):
             try:
                 applicant = _applicant({k: _number(v) if k != "id" else v for k, v in q.items() if v != ""}, "form")
                 result = (await run_in_threadpool(service.decide, [applicant]))[0]

@@ -117,8 +117,8 @@ def load_serve_config(path: str | Path) -> ServeConfig:
         raise ConfigError(f"{w}deadline_ms: give milliseconds from 1 to 60000")
     cover = doc.get("cover", {"k": 0})
     k = cover.get("k") if isinstance(cover, dict) else None
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 100 or (k and not isinstance(cover.get("ids"), str)):
-        raise ConfigError(f"{w}cover: write {{ k = 3, ids = \"shared_ids.txt\" }} (k from 0 to 100 decoys per applicant)")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 9 or (k and not isinstance(cover.get("ids"), str)):
+        raise ConfigError(f"{w}cover: write {{ k = 3, ids = \"shared_ids.txt\" }} (k from 0 to 9 decoys per applicant)")
     every = doc.get("anchor_every", 1000)
     if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= 10**9:
         raise ConfigError(f"{w}anchor_every: give a number of requests from 1 up")

@@ -66,7 +66,7 @@ class _Wire:
 
         def open_channel() -> Channel:
             return open_grpc_channel(cfg.party, {cfg.party: cfg.listen, cfg.peer: cfg.peer_address}, f"serve-{cfg.model_id}",
-                                     cfg.tls, recorder=self.recorder, timeout_s=30.0, connect_timeout_s=connect_timeout_s,
+                                     cfg.tls, recorder=self.recorder, timeout_s=5.0, connect_timeout_s=connect_timeout_s,
                                      server=self.server, wait_for_approval=False)
         return open_channel
 
@@ -147,8 +147,9 @@ class BankService:
                 if unknown:
                     raise DataError(f"applicant {i}: unknown feature(s) {unknown}; the model's are {self.features}")
                 for j, name in enumerate(self.features):
-                    v = feats.get(name)
-                    X[i, j] = np.nan if v is None else float(v)
+                    if name in feats:  # the others keep the store's value
+                        v = feats[name]
+                        X[i, j] = np.nan if v is None else float(v)
         return X
 
     def _with_cover(self, ids: list[str], X: np.ndarray) -> tuple[list[str], np.ndarray, list[int]]:
@@ -161,7 +162,9 @@ class BankService:
         order = list(range(len(all_ids)))
         self._rng.shuffle(order)
         X_all = np.vstack([X, self.store.lookup(decoys)[0]])
-        where = [order.index(i) for i in range(len(ids))]
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        where = position[: len(ids)].tolist()
         return [all_ids[j] for j in order], X_all[order], where
 
     def decide(self, applicants: list[dict[str, Any]], *, disclose: bool = True) -> list[dict[str, Any]]:
@@ -205,6 +208,7 @@ def _cover_ids(cfg: ServeConfig) -> list[str]:
         ids = [line.strip() for line in cfg.cover_ids.read_text(encoding="utf-8").splitlines() if line.strip()]
     except OSError as exc:
         raise ConfigError(f"{cfg.path}: cover.ids: cannot read {cfg.cover_ids}: {exc}") from None
+    ids = [k.decode("utf-8") for k in normalize_ids(ids, cfg.normalization)]  # as the applicants' IDs are
     if len(ids) < 10 * cfg.cover_k:
         raise ConfigError(f"{cfg.path}: cover.ids: {len(ids)} IDs are too few to draw {cfg.cover_k} decoys from")
     return ids

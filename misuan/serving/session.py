@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from misuan.errors import MisuanError, NetworkError, PeerTimeoutError, ProtocolError
+from misuan.errors import ModelMismatchError, NetworkError, PeerTimeoutError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost.explain import reason_codes
 from misuan.protocols.secureboost.messages import LeafSets
@@ -51,6 +51,7 @@ class PartnerService:
         self.stop = threading.Event()
         self.answered = 0
         self.error: BaseException | None = None  # a model mismatch stops the service for good
+        self.last_error = ""
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -59,13 +60,18 @@ class PartnerService:
                 chan = self.opener()
                 self.answered += serve_partner(chan, self.model, self.lookup, model_id=self.pins.model_id,
                                                own_part=self.pins.own_part, peer_part=self.pins.peer_part,
-                                               stop=self.stop.is_set, poll_s=0.5, after_reply=self.after_reply)
-            except ProtocolError as exc:
+                                               stop=self.stop.is_set, poll_s=0.5, after_reply=self.after_reply,
+                                               hello_timeout_s=30.0)
+            except ModelMismatchError as exc:  # the only error that stops the service: an operator must act
                 self.error = exc
                 log.error("serving stopped: %s", exc)
                 return
             except (NetworkError, OSError) as exc:
                 log.info("serving session ended (%s); reopening", exc)
+                self.stop.wait(self.retry_s)
+            except Exception as exc:  # a malformed request, a ledger or store error: this session ends, serving goes on
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("serving session failed (%s); reopening", self.last_error)
                 self.stop.wait(self.retry_s)
             finally:
                 if chan is not None:
@@ -105,7 +111,8 @@ class BankSession:
     def _open(self) -> Channel:
         chan = self.opener()
         try:
-            self.model.pin(chan, model_id=self.pins.model_id, own_part=self.pins.own_part, peer_part=self.pins.peer_part)
+            self.model.pin(chan, model_id=self.pins.model_id, own_part=self.pins.own_part, peer_part=self.pins.peer_part,
+                           timeout_s=self.connect_timeout_s)
             probe = self.model.score(chan, [MISSING_PROBE], np.zeros((1, len(self.model.names))),
                                      deadline_s=self.connect_timeout_s, after_reply=self.after_reply)
             self._missing = probe.sets
@@ -136,7 +143,7 @@ class BankSession:
                 return None, f"the partner is unavailable ({self.last_error})"
             try:
                 self._chan = self._open()
-            except MisuanError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever stops the session from opening, the answer falls back
                 self._mark_down(exc)
                 return None, f"the partner is unavailable ({exc})"
         # a batch gets its size's share of time on top (portfolio re-scoring, not an applicant waiting)
@@ -146,7 +153,7 @@ class BankSession:
         except PeerTimeoutError as exc:  # slow, not gone: keep the session, its late reply will be skipped
             self.last_error = str(exc)
             return None, f"the partner did not answer in time ({exc})"
-        except MisuanError as exc:  # a dropped link, a malformed reply: this session is over
+        except Exception as exc:  # noqa: BLE001 - a dropped link, a malformed reply: this session is over
             self._chan.close()
             self._chan = None
             self._mark_down(exc)

@@ -131,3 +131,23 @@ def test_export_refuses_an_existing_directory_and_a_job_it_lacks(finished: Path,
         export_bundle(tmp_path / "c", job_id="nope", party_dirs={"lender-a": finished / "lender-a"}, signer=signer)
     assert not (tmp_path / "c").exists() and not list(tmp_path.glob(".c.partial-*"))
     shutil.rmtree(tmp_path / "b")
+
+
+def test_a_re_signed_manifest_cannot_name_paths_outside_or_another_spec(bundle: Path, finished: Path) -> None:
+    signer = AnchorSigner.node_key("lender-a", finished / "lender-a")
+    _edit_json(bundle / MANIFEST, lambda d: d.update(parties=["../../etc"]))
+    _resign(bundle, signer)
+    with pytest.raises(LedgerTamperedError, match="parties must be a list of party names"):
+        verify_bundle(bundle)
+    _edit_json(bundle / MANIFEST, lambda d: d.update(parties=["hub", "lender-a", "lender-b", "lender-c", "lender-d"]))
+    (bundle / "spec.toml").write_text((bundle / "spec.toml").read_text().replace("min_iv = 0.1", "min_iv = 0.0"))
+    _resign(bundle, signer)  # the insider re-signs a bundle whose spec is not the one the parties ran
+    with pytest.raises(LedgerTamperedError, match="spec.toml is not the spec the manifest's hash names"):
+        verify_bundle(bundle)
+
+
+def test_a_bundle_of_one_party_says_what_it_cannot_vouch_for(finished: Path, tmp_path: Path) -> None:
+    signer = AnchorSigner.node_key("hub", finished / "hub")
+    export_bundle(tmp_path / "b", job_id=JOB, party_dirs={"hub": finished / "hub"}, signer=signer)
+    report = verify_bundle(tmp_path / "b")
+    assert any("hub's ledger" in line and "no other party's anchor" in line for line in report.not_proved)

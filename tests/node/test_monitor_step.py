@@ -116,3 +116,12 @@ def test_thresholds_follow_the_sample_size() -> None:
     rng = np.random.default_rng(3)  # two samples of one population, 150 rows each: the fixed 0.1 often fires
     values = [stability("x", rng.normal(size=150), rng.normal(size=150)) for _ in range(200)]
     assert sum(v.index > 0.1 for v in values) > 20 and sum(v.level != STABLE for v in values) < 20
+
+
+def test_a_period_without_defaults_yet_is_back_tested_by_band_without_an_auc() -> None:
+    from misuan.ml.monitoring import backtest
+
+    rng = np.random.default_rng(5)
+    ref_s, cur_s = rng.random(500), rng.random(200)
+    bt = backtest(ref_s, (rng.random(500) < ref_s).astype(int), cur_s, np.zeros(200, dtype=int))
+    assert bt.auc_current is None and bt.level == STABLE and sum(b["rows"] for b in bt.bands) == 200

@@ -107,9 +107,9 @@ def check_fairness_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, dat
         raise DataError(f"{data.name}: feature {f!r} is the protected attribute {a!r} under policy {policy.jurisdiction} "
                         f"({attr.source if attr else ''}); a credit model may not use it: remove it from the features, "
                         f"or set {where(step, spec)}.params.enforce = false to audit the model as it is")
-    missing = [c for c in p.attributes if c not in data.frame.columns and data.spec.label_column is None]
-    if missing:
-        raise DataError(f"{data.name} has no column(s) {missing} to audit ({where(step, spec)}.params.attributes)")
+    if p.attributes and data.spec.label_column is None and not set(p.attributes) & set(data.frame.columns):
+        raise DataError(f"{data.name} has none of the columns {list(p.attributes)} to audit "
+                        f"({where(step, spec)}.params.attributes)")
 
 
 def _attributes(ctx: StepContext, policy: FairnessPolicy, p: FairnessParams) -> list[str]:
@@ -169,7 +169,7 @@ def _label_party_audit(ctx: StepContext, p: FairnessParams, policy: FairnessPoli
                                np.rint(pd_ * PD_SCALE).astype(np.int64)])
     by_attr = sums_label_party(ctx.channel, al.peer(ctx), columns, step=ctx.step.name)
     for c, (idx, labels) in own_groups.items():  # the label party's own protected columns: grouped at home
-        idx2, kept = merge_small_groups(idx, labels, policy.min_group_size)
+        idx2, kept = merge_small_groups(idx, labels, policy.min_group_size)  # the same guard as at the partner
         by_attr[c] = {lab: columns[idx2 == g].sum(axis=0).astype(object) for g, lab in enumerate(kept)}
     audits = []
     for column, sums in by_attr.items():

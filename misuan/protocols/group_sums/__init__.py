@@ -7,8 +7,9 @@ a column of ones, the decision (1: approve), approve-and-repaid, repaid, default
 point. It encrypts each row's columns packed in one Okamoto-Uchiyama ciphertext under its own key
 (the WOE protocol's construction, several columns at once) and sends them. The feature party groups
 its rows by each protected attribute (the groups come from a policy: categories, or age bands),
-merges every group of fewer than ``min_group_size`` rows into one "other" group (left out if that
-too is small: the small-cell guard), multiplies each group's ciphertexts (a homomorphic sum),
+merges every group of fewer than ``min_group_size`` rows into one "other" group (joined by the
+smallest other groups while it is still too small, so no small group shows even as a difference:
+the small-cell guard), multiplies each group's ciphertexts (a homomorphic sum),
 re-randomises and sends one ciphertext per group; the label party decrypts and unpacks the sums.
 
 Security model: semi-honest (as the WOE protocol: a label party that encrypted a one-hot column

@@ -18,17 +18,21 @@ OTHER = "other (small groups merged)"
 
 
 def merge_small_groups(groups: np.ndarray, labels: list[str], min_size: int) -> tuple[np.ndarray, list[str]]:
-    """Groups below ``min_size`` rows merged into one; if that one is still below it, those rows are left out
-    (index -1). Returns the new group index per row and the labels of the groups kept."""
+    """Groups below ``min_size`` rows merged into one; while that one is still below it, the smallest
+    other group joins it (so no group of fewer rows is ever shown, alone or as the difference of the
+    total and the others). Returns the new group index per row and the revealed groups' labels."""
     counts = np.bincount(groups, minlength=len(labels))
-    small = counts < min_size
-    keep = [g for g in range(len(labels)) if not small[g]]
-    remap = np.full(len(labels), -1, dtype=np.int64)
+    merged = {g for g in range(len(labels)) if counts[g] < min_size}
+    if merged:
+        rest = sorted((g for g in range(len(labels)) if g not in merged), key=lambda g: (counts[g], g))
+        while rest and counts[sorted(merged)].sum() < min_size:
+            merged.add(rest.pop(0))
+    keep = [g for g in range(len(labels)) if g not in merged]
+    remap = np.full(len(labels), len(keep), dtype=np.int64)
     remap[keep] = np.arange(len(keep))
     out_labels = [labels[g] for g in keep]
-    if small.any() and counts[small].sum() >= min_size:
-        remap[small] = len(keep)
-        out_labels.append(OTHER)
+    if merged and counts[sorted(merged)].sum() > 0:
+        out_labels.append(OTHER if len(merged) > 1 else labels[next(iter(merged))])
     return remap[groups], out_labels
 
 
@@ -49,8 +53,7 @@ def sums_feature_party(
         if len(groups) != len(cts):
             raise MalformedMessageError(f"{label_party} encrypted {len(cts)} rows, this party holds {len(groups)}")
         idx, kept = merge_small_groups(np.asarray(groups, dtype=np.int64), labels, min_group_size)
-        sel = idx >= 0
-        sums = pub.bin_sums([c for c, s in zip(cts, sel.tolist(), strict=True) if s], idx[sel], len(kept))
+        sums = pub.bin_sums(cts, idx, len(kept))
         out += pub.rerandomize_many(sums)
         names.append(name)
         all_labels.append(kept)

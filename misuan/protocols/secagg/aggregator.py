@@ -44,7 +44,7 @@ from misuan.protocols.secagg.messages import (
     Survivors,
     Total,
 )
-from misuan.protocols.secagg.params import SecAggParams
+from misuan.protocols.secagg.params import MIN_PARTIES, SecAggParams
 from misuan.protocols.secagg.shamir import combine
 
 __all__ = ["AggregationResult", "Aggregator", "aggregate_as_aggregator"]
@@ -76,10 +76,10 @@ class Aggregator:
         for p in self.all:
             if p not in alive and p not in self.dropped:
                 self.dropped[p] = stage
-        if len(alive) < self.threshold:
+        if len(alive) < max(self.threshold, MIN_PARTIES):  # a sum of two tells each the other's vector
             raise TooFewPartiesError(
                 f"secure aggregation: {len(alive)} of {len(self.all)} data parties left at {stage} "
-                f"(dropped: {', '.join(sorted(self.dropped))}), below the threshold {self.threshold}"
+                f"(dropped: {', '.join(sorted(self.dropped))}), below the threshold {max(self.threshold, MIN_PARTIES)}"
             )
 
     def keys(self, adverts: Mapping[str, Advertise]) -> KeyList:

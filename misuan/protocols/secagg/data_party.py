@@ -33,7 +33,7 @@ from misuan.protocols.secagg.messages import (
     Survivors,
     Total,
 )
-from misuan.protocols.secagg.params import SecAggParams
+from misuan.protocols.secagg.params import MIN_PARTIES, SecAggParams
 from misuan.protocols.secagg.shamir import SHARE_BYTES, split
 
 __all__ = ["SEED_BYTES", "DataParty", "aggregate_as_data_party", "pair_sign"]
@@ -137,8 +137,9 @@ class DataParty:
             raise MalformedMessageError("the aggregator's survivors and dropped must be sorted lists of distinct names")
         if set(survivors) & set(dropped) or set(survivors) | set(dropped) != set(self.sharers) or self.name not in survivors:
             raise MalformedMessageError("the aggregator's survivors and dropped must split the parties that shared")
-        if len(survivors) < self.threshold:
-            raise TooFewPartiesError(f"{len(survivors)} masked inputs arrived, below the threshold {self.threshold}")
+        if len(survivors) < max(self.threshold, MIN_PARTIES):  # a sum of two tells each the other's vector
+            raise TooFewPartiesError(f"{len(survivors)} masked inputs arrived, below the threshold "
+                                     f"{max(self.threshold, MIN_PARTIES)}")
         self._survivors = survivors
         return Reveal(survivors, [self._held[s][0] for s in survivors], dropped, [self._held[d][1] for d in dropped])
 

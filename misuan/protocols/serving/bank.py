@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from misuan.errors import PeerTimeoutError, ProtocolError
+from misuan.errors import MalformedMessageError, PeerTimeoutError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost.explain import leaf_contributions
 from misuan.protocols.secureboost.messages import LeafSets
@@ -52,11 +53,12 @@ class BankModel:
         self.saabas = np.array([per_leaf[t][int(i)] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
         self.seq = 0
 
-    def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = STEP) -> None:
+    def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = STEP,
+            timeout_s: float | None = None) -> None:
         """Exchange and check the model pins (:func:`check_pins`) at the start of a session."""
         chan.send(self.partner, f"{step}/hello", Hello(model_id, own_part, peer_part))
         chan.disclose(step, MODEL_PIN, chan.party, self.partner, (), model_id=model_id)
-        theirs = chan.recv(self.partner, f"{step}/hello", expect=Hello)
+        theirs = chan.recv(self.partner, f"{step}/hello", expect=Hello, timeout_s=timeout_s)
         chan.disclose(step, MODEL_PIN, self.partner, chan.party, (), model_id=theirs.model_id)
         check_pins(model_id, own_part, peer_part, theirs, self.partner)
         self.seq = 0
@@ -68,11 +70,13 @@ class BankModel:
         request is skipped. ``after_reply(chan, seq)`` runs for every reply read, skipped or not (as
         the partner runs its own after sending it)."""
         self.seq += 1
+        end = time.monotonic() + deadline_s  # one deadline for the request, late replies skipped included
         chan.send(self.partner, f"{step}/request", ScoreRequest(self.seq, list(ids)))
         chan.disclose(step, QUERY, chan.party, self.partner, (len(ids),), seq=self.seq)
         while True:
             try:
-                reply = chan.recv(self.partner, f"{step}/reply", expect=ScoreReply, timeout_s=deadline_s)
+                reply = chan.recv(self.partner, f"{step}/reply", expect=ScoreReply,
+                                  timeout_s=max(0.0, end - time.monotonic()))
             except PeerTimeoutError as exc:
                 raise PeerTimeoutError(f"{self.partner} did not answer within {deadline_s * 1000:.0f} ms") from exc
             if reply.seq > self.seq:
@@ -82,9 +86,13 @@ class BankModel:
             if reply.seq == self.seq:
                 break
         chan.disclose(step, CONTRIBUTION, self.partner, chan.party, (len(ids), len(reply.trees)), seq=reply.seq)
-        known = np.asarray(reply.known, dtype=bool)
-        if known.shape != (len(ids),):
-            raise ProtocolError(f"{self.partner} answered for {known.shape} applicants, asked {len(ids)}")
+        known = reply.known
+        if not isinstance(known, np.ndarray) or known.dtype != np.bool_ or known.shape != (len(ids),):
+            raise MalformedMessageError(f"{self.partner} answered 'known' as {getattr(known, 'shape', '?')}, "
+                                        f"not {len(ids)} booleans")
+        for name, arr, kind in (("trees", reply.trees, "iu"), ("n_leaves", reply.n_leaves, "iu"), ("masks", reply.masks, "u")):
+            if not isinstance(arr, np.ndarray) or arr.dtype.kind not in kind or arr.ndim != (2 if name == "masks" else 1):
+                raise MalformedMessageError(f"{self.partner} sent a malformed {name} array")
         result = self.combine(LeafSets(reply.trees, reply.n_leaves, reply.masks), X_bank, chan.party)
         result.known = known
         return result

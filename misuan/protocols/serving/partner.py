@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from misuan.errors import MalformedMessageError, PeerTimeoutError, ProtocolError
+from misuan.errors import MalformedMessageError, ModelMismatchError, PeerTimeoutError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost.model import trees_of_shape
 from misuan.protocols.serving.compiled import compile_forest
@@ -52,7 +52,7 @@ class PartnerModel:
 def serve_partner(
     chan: Channel, model: PartnerModel, lookup: FeatureLookup, *, model_id: str, own_part: str, peer_part: str,
     stop: Callable[[], bool] = lambda: False, poll_s: float = 1.0, step: str = STEP,
-    after_reply: Callable[[Channel, int], None] | None = None,
+    after_reply: Callable[[Channel, int], None] | None = None, hello_timeout_s: float | None = None,
 ) -> int:
     """Pin the model with the label party, then answer requests until ``stop()`` or the channel
     closes; returns the number of requests answered. ``after_reply(chan, seq)`` runs after each reply
@@ -60,7 +60,7 @@ def serve_partner(
     bank = model.label_party
     chan.send(bank, f"{step}/hello", Hello(model_id, own_part, peer_part))
     chan.disclose(step, MODEL_PIN, chan.party, bank, (), model_id=model_id)
-    theirs = chan.recv(bank, f"{step}/hello", expect=Hello)
+    theirs = chan.recv(bank, f"{step}/hello", expect=Hello, timeout_s=hello_timeout_s)
     chan.disclose(step, MODEL_PIN, bank, chan.party, (), model_id=theirs.model_id)
     check_pins(model_id, own_part, peer_part, theirs, bank)
     answered = 0
@@ -82,7 +82,7 @@ def serve_partner(
 def check_pins(model_id: str, own_part: str, peer_part: str, theirs: Hello, peer: str) -> None:
     """Refuse to serve unless both sides run the same model: one line naming both hashes."""
     if theirs.model_id != model_id or theirs.own_part != peer_part or theirs.peer_part != own_part:
-        raise ProtocolError(
+        raise ModelMismatchError(
             f"model mismatch with {peer}: this side serves {model_id!r} with parts {own_part[:16]}... (own) and "
             f"{peer_part[:16]}... (expected of {peer}); {peer} serves {theirs.model_id!r} with {theirs.own_part[:16]}... "
             f"(own) and expects {theirs.peer_part[:16]}...: deploy the same model version on both nodes"
