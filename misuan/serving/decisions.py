@@ -97,5 +97,5 @@ def model_reason(feature: str, party: str) -> Reason:
     known = REASONS.get(f"FEATURE_{feature}")
     if known is not None:
         return known
-    return Reason(f"FEATURE_{feature}", f"{feature} ({party}'s data) contributed most to the risk estimate",
-                  f"{feature}（{party} 数据）对风险评估的影响最大")
+    return Reason(f"FEATURE_{feature}", f"{feature} in {party}'s data raised the estimated risk",
+                  f"{party} 数据中的 {feature} 提高了风险评估")
