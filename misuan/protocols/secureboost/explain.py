@@ -63,6 +63,19 @@ def _mean_values(nodes: dict[int, dict[str, Any]]) -> dict[int, float]:
     return out
 
 
+def _path_deltas(tree: dict[str, Any], feature: dict[int, int], means: dict[int, float], width: int) -> dict[int, np.ndarray]:
+    """Per leaf of ``tree``, the Saabas contributions of a row that ends there: along its path, each
+    node's change of expected value goes to the node's feature (``width`` columns, bias excluded)."""
+    out = {}
+    for leaf, path in tree_leaves(tree_children(tree)):
+        c = np.zeros(width)
+        chain = [nid for nid, _ in path] + [leaf]
+        for parent, child in zip(chain[:-1], chain[1:], strict=True):
+            c[feature[parent]] += means[child] - means[parent]
+        out[leaf] = c
+    return out
+
+
 def leaf_contributions(model: dict[str, Any]) -> list[dict[int, np.ndarray]]:
     """Per tree and leaf, the Saabas contributions of a row that ends in that leaf (its path is all that
     matters), with the root's expected value in the bias column: ``contributions(..., "saabas")`` of a
@@ -72,14 +85,10 @@ def leaf_contributions(model: dict[str, Any]) -> list[dict[int, np.ndarray]]:
     for tree in model["trees"]:
         nodes = {nd["id"]: nd for nd in tree["nodes"]}
         means = _mean_values(nodes)
-        per_leaf = {}
-        for leaf, path in tree_leaves(tree_children(tree)):
-            c = np.zeros(len(cols) + 1)
+        feature = {nid: cols[(nd["party"], nd["feature"])] for nid, nd in nodes.items() if "leaf" not in nd}
+        per_leaf = _path_deltas(tree, feature, means, len(cols) + 1)
+        for c in per_leaf.values():
             c[-1] = means[0]
-            chain = [nid for nid, _ in path] + [leaf]
-            for parent, child in zip(chain[:-1], chain[1:], strict=True):
-                c[cols[(nodes[parent]["party"], nodes[parent]["feature"])]] += means[child] - means[parent]
-            per_leaf[leaf] = c
         out.append(per_leaf)
     return out
 
@@ -107,14 +116,11 @@ def contributions(model: dict[str, Any], X_label: np.ndarray, answers: Answers, 
 
 
 def _saabas(phi: np.ndarray, tree: dict[str, Any], leaf_ids: np.ndarray, feature: dict[int, int], means: dict[int, float]) -> None:
-    """Along each row's path, the change of expected value goes to the node's feature."""
-    for leaf, path in tree_leaves(tree_children(tree)):
+    """Each row gets the contributions of the path to its leaf (:func:`_path_deltas`)."""
+    for leaf, deltas in _path_deltas(tree, feature, means, phi.shape[1]).items():
         rows = leaf_ids == leaf
-        if not rows.any():
-            continue
-        nodes = [nid for nid, _ in path] + [leaf]
-        for parent, child in zip(nodes[:-1], nodes[1:], strict=True):
-            phi[rows, feature[parent]] += means[child] - means[parent]
+        if rows.any():
+            phi[rows] += deltas
 
 
 @dataclasses.dataclass

@@ -23,9 +23,9 @@ __all__ = ["BankModel", "ScoreResult"]
 class ScoreResult:
     """Margins (log-odds of default) of a request's applicants, and which the partner knew."""
 
-    def __init__(self, margin: np.ndarray, known: np.ndarray, leaves: dict[int, np.ndarray], sets: LeafSets,
-                 cols: np.ndarray) -> None:
-        self.margin, self.known, self.leaves, self.sets, self.cols = margin, known, leaves, sets, cols
+    def __init__(self, margin: np.ndarray, known: np.ndarray, sets: LeafSets, cols: np.ndarray) -> None:
+        # cols: (rows, trees), each row's leaf per tree as a column of the compiled forest
+        self.margin, self.known, self.sets, self.cols = margin, known, sets, cols
 
     @property
     def pd(self) -> np.ndarray:
@@ -48,7 +48,6 @@ class BankModel:
         self.forest = compile_forest(shapes_of_model_trees(model["trees"]), splits)
         values = {(t, nd["id"]): float(nd["leaf"]) for t, tree in self.trees.items() for nd in tree["nodes"] if "leaf" in nd}
         self.leaf_values = np.array([values[(t, int(i))] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
-        self.leaf_nodes = np.concatenate(self.forest.leaf_ids)
         per_leaf = leaf_contributions(model)
         self.saabas = np.array([per_leaf[t][int(i)] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
         self.seq = 0
@@ -109,8 +108,7 @@ class BankModel:
         margin = np.full(X.shape[0], float(self.model["base_margin"]))
         for t in range(cols.shape[1]):  # tree by tree, as the batch prediction sums them
             margin += self.leaf_values[cols[:, t]]
-        leaves = {t: self.leaf_nodes[cols[:, t]] for t in range(cols.shape[1])}
-        return ScoreResult(margin, np.ones(X.shape[0], dtype=bool), leaves, sets, cols)
+        return ScoreResult(margin, np.ones(X.shape[0], dtype=bool), sets, cols)
 
     def contributions(self, result: ScoreResult) -> np.ndarray:
         """Saabas contributions per row (``contribution_names`` columns), from the leaves alone."""
