@@ -37,7 +37,7 @@ from bench.machine import cpu_line, load_line  # noqa: E402
 from misuan.datasets import taiwan  # noqa: E402
 from misuan.ml.secureboost import SecureBoostClassifier, fit_local  # noqa: E402
 from misuan.net.local import free_port, make_test_pki  # noqa: E402
-from misuan.serving.config import model_sha256  # noqa: E402
+from misuan.serving.config import model_sha256, serve_config_text  # noqa: E402
 
 BANK, PARTNER = list(taiwan.BANK_FEATURES), list(taiwan.PARTNER_FEATURES)
 
@@ -57,20 +57,12 @@ def _setup(root: Path, trees: int, depth: int) -> dict[str, Any]:
     make_test_pki(root / "certs", ["bank", "partner"])
     ports = {"bank": free_port(), "partner": free_port(), "http": free_port()}
     for me, peer in (("bank", "partner"), ("partner", "bank")):
-        http = f'http = "127.0.0.1:{ports["http"]}"\n' if me == "bank" else ""
-        (root / f"{me}.toml").write_text(f"""version = 1
-party = "{me}"
-model = "{me}_model.json"
-model_id = "bench"
-peer_model_sha256 = "{model_sha256(root / f'{peer}_model.json')}"
-listen = "127.0.0.1:{ports[me]}"
-peer = {{ name = "{peer}", address = "127.0.0.1:{ports[peer]}" }}
-tls = {{ ca = "certs/ca.pem", cert = "certs/{me}.pem", key = "certs/{me}.key" }}
-data_dir = "{me}-serve"
-features = {{ csv = "{me}.csv", id_column = "customer_id" }}
-normalize = {{ case = "casefold" }}
-deadline_ms = 500
-{http}""")
+        (root / f"{me}.toml").write_text(serve_config_text(
+            party=me, model=f"{me}_model.json", model_id="bench", peer_model_sha256=model_sha256(root / f"{peer}_model.json"),
+            listen=f"127.0.0.1:{ports[me]}", peer=peer, peer_address=f"127.0.0.1:{ports[peer]}",
+            tls=("certs/ca.pem", f"certs/{me}.pem", f"certs/{me}.key"), data_dir=f"{me}-serve", features_csv=f"{me}.csv",
+            id_column="customer_id", http=f"127.0.0.1:{ports['http']}" if me == "bank" else None, deadline_ms=500,
+        ))
     return {"ids": apply["customer_id"].tolist(), "url": f"http://127.0.0.1:{ports['http']}"}
 
 

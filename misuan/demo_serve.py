@@ -16,7 +16,7 @@ from typing import Any
 from misuan.errors import ConfigError
 from misuan.net.local import free_port
 from misuan.serving.app import HttpServer, create_app
-from misuan.serving.config import load_serve_config, model_sha256
+from misuan.serving.config import load_serve_config, model_sha256, serve_config_text
 from misuan.serving.node import BankService, PartnerNode, start_bank, start_partner
 
 __all__ = ["DemoServing", "serve_demo", "start_demo_serving"]
@@ -38,21 +38,16 @@ def write_serve_configs(workdir: Path, http_port: int) -> dict[str, Path]:
     out = {}
     root = workdir / "serve"
     root.mkdir(parents=True, exist_ok=True)
+    certs = workdir / "certs"
     for me, peer in ((BANK, PARTNER), (PARTNER, BANK)):
-        extra = f'http = "127.0.0.1:{http_port}"\ndeadline_ms = 200\n' if me == BANK else ""
-        text = f"""# written by `misuan demo --serve`: {me}'s serving node for the demo's joint model ({job})
-version = 1
-party = "{me}"
-model = "{part[me].as_posix()}"
-model_id = "{job}"
-peer_model_sha256 = "{model_sha256(part[peer])}"
-listen = "127.0.0.1:{ports[me]}"
-peer = {{ name = "{peer}", address = "127.0.0.1:{ports[peer]}" }}
-tls = {{ ca = "{(workdir / 'certs' / 'ca.pem').as_posix()}", cert = "{(workdir / 'certs' / f'{me}.pem').as_posix()}", key = "{(workdir / 'certs' / f'{me}.key').as_posix()}" }}
-data_dir = "{me}"
-features = {{ csv = "{(workdir / 'data' / f'{me}.csv').as_posix()}", id_column = "customer_id" }}
-normalize = {{ case = "casefold" }}
-{extra}"""
+        text = serve_config_text(
+            party=me, model=part[me].as_posix(), model_id=job, peer_model_sha256=model_sha256(part[peer]),
+            listen=f"127.0.0.1:{ports[me]}", peer=peer, peer_address=f"127.0.0.1:{ports[peer]}",
+            tls=((certs / "ca.pem").as_posix(), (certs / f"{me}.pem").as_posix(), (certs / f"{me}.key").as_posix()),
+            data_dir=me, features_csv=(workdir / "data" / f"{me}.csv").as_posix(), id_column="customer_id",
+            http=f"127.0.0.1:{http_port}" if me == BANK else None, deadline_ms=200 if me == BANK else None,
+            header=f"written by `misuan demo --serve`: {me}'s serving node for the demo's joint model ({job})",
+        )
         out[me] = root / f"{me}.toml"
         out[me].write_text(text, encoding="utf-8")
     return out

@@ -36,7 +36,7 @@ from misuan.node.spec import parse_address
 from misuan.protocols.psi import IdNormalization
 from misuan.toml_files import read_toml
 
-__all__ = ["ServeConfig", "load_serve_config", "model_sha256"]
+__all__ = ["ServeConfig", "load_serve_config", "model_sha256", "serve_config_text"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,3 +134,29 @@ def load_serve_config(path: str | Path) -> ServeConfig:
         id_column=_str(feats, "id_column", f"{w}features."), normalization=norm, http=http, deadline_ms=deadline, path=p,
         cover_k=k, cover_ids=(base / cover["ids"]).resolve() if k else None, anchor_every=every,
     )
+
+
+def serve_config_text(
+    *, party: str, model: str, model_id: str, peer_model_sha256: str, listen: str, peer: str, peer_address: str,
+    tls: tuple[str, str, str], data_dir: str, features_csv: str, id_column: str, normalize_case: str = "casefold",
+    http: str | None = None, deadline_ms: int | None = None, cover: tuple[int, str] | None = None, header: str = "",
+) -> str:
+    """A ``serve.toml`` for :func:`load_serve_config` (paths as given: relative ones resolve against the
+    file's directory); ``tls`` is (ca, cert, key), ``cover`` (k, ids file). For demos, tests and benches."""
+    def q(v: str) -> str:
+        return json.dumps(v)  # a TOML basic string
+
+    lines = [f"# {line}" for line in header.splitlines()] + [
+        "version = 1", f"party = {q(party)}", f"model = {q(model)}", f"model_id = {q(model_id)}",
+        f"peer_model_sha256 = {q(peer_model_sha256)}", f"listen = {q(listen)}",
+        f"peer = {{ name = {q(peer)}, address = {q(peer_address)} }}",
+        f"tls = {{ ca = {q(tls[0])}, cert = {q(tls[1])}, key = {q(tls[2])} }}", f"data_dir = {q(data_dir)}",
+        f"features = {{ csv = {q(features_csv)}, id_column = {q(id_column)} }}", f"normalize = {{ case = {q(normalize_case)} }}",
+    ]
+    if http is not None:
+        lines.append(f"http = {q(http)}")
+    if deadline_ms is not None:
+        lines.append(f"deadline_ms = {deadline_ms}")
+    if cover is not None:
+        lines.append(f"cover = {{ k = {cover[0]}, ids = {q(cover[1])} }}")
+    return "\n".join(lines) + "\n"
