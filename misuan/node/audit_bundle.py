@@ -84,14 +84,10 @@ def export_bundle(
     shutil.rmtree(tmp, ignore_errors=True)
     files: list[dict[str, Any]] = []
 
-    def add(src: Path, rel: str, kind: str, data: bytes | None = None) -> None:
-        dst = tmp / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if data is None:
-            shutil.copyfile(src, dst)
-        else:
-            write_atomic(dst, data)
-        files.append({"path": rel, "kind": kind, "sha256": _sha256(dst), "bytes": dst.stat().st_size})
+    def add(src: Path, rel: str, kind: str) -> None:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, tmp / rel)
+        files.append(_entry(tmp, rel, kind))
 
     try:
         if spec_file is not None:
