@@ -106,7 +106,7 @@ class _HorizontalEstimator:
 
     def _fit_args(self, X: Any, y: Any, channel: Channel, aggregator: str, step: str | None) -> tuple[Any, Any, dict[str, Any]]:
         """(X, y) for the data party's fit, or (n_features, None) at the aggregator; and the common keywords."""
-        kw = {"round_timeout_s": RoundParams(self.round_timeout_s).round_timeout_s, "step": step or self._step}
+        kw = {"round_timeout_s": float(self.round_timeout_s), "step": step or self._step}  # checked_params checked it
         if channel.party == aggregator:
             if isinstance(X, bool) or not isinstance(X, (int, np.integer)) or X < 1 or y is not None:
                 raise DataError("the aggregator holds no rows: pass the number of features as X and no y")
