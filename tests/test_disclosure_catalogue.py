@@ -129,13 +129,13 @@ _CREDIT_JOB = """\
     params = {{ method = "tree", n_bins = 3, min_bin_size = 20, key_bits = 1024, min_key_bits = 1024, workers = 1 }}
     [[step]]
     kind = "secureboost"
-    params = {{ n_estimators = 2, max_depth = 2, subsample = 0.8, test_fraction = 0.25, n_jobs = 1 }}
+    params = {{ n_estimators = 2, max_depth = 2, subsample = 0.8, test_fraction = 0.25, n_jobs = 1, histograms = "ot" }}
     [[step]]
     kind = "evaluate"
     [[step]]
     kind = "secureboost"
     name = "secureboost_nodes"
-    params = {{ n_estimators = 1, max_depth = 2, test_fraction = 0.25, n_jobs = 1, prediction_mode = "nodes" }}
+    params = {{ n_estimators = 1, max_depth = 2, test_fraction = 0.25, n_jobs = 1, prediction_mode = "nodes", histograms = "he" }}
     [[step]]
     kind = "evaluate"
     name = "evaluate_nodes"

@@ -19,6 +19,7 @@ from misuan.protocols.secureboost.model import answers_of, read_leaf_sets, tree_
 
 TAIWAN = Path("/work/shared/data/taiwan_default/default_of_credit_card_clients.csv")
 KEYS = generate_keypair("ou", bits=2048)  # SecureBoost refuses keys below 2048 bits
+NO_CORRECTIONS = np.zeros((0, 0, 2), dtype=np.uint64)  # TreeStart's field for OT histograms, empty with HE
 
 
 def _train(Xa, Xb, y, params, eval_data=None, transcript=False):
@@ -111,7 +112,7 @@ def test_regression_matches_xgboost() -> None:
 def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(classification) -> None:
     X, y = classification
     n = 800
-    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1, histograms="he")
     out, ch = _train(X[:n, :5], X[:n, 5:], y[:n], p, transcript=True)
     seen = ch["partner"].transcript
     assert seen and {frm for frm, _, _ in seen} == {"bank"}
@@ -139,22 +140,28 @@ def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(class
     assert told == len(out["partner"].model["splits"]) > 0
 
 
-def test_ledger_entries_on_both_sides(classification) -> None:
+@pytest.mark.parametrize("method", ["ot", "he"])
+def test_ledger_entries_on_both_sides(classification, method: str) -> None:
     X, y = classification
-    p = sb.SecureBoostParams(n_estimators=2, max_depth=2, max_bin=16, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=2, max_bin=16, base_score=0.5, n_jobs=1, histograms=method)
     out, ch = _train(X[:600, :5], X[:600, 5:], y[:600], p)
+    gradients = {"he": ("encrypted gradients and hessians (packed)", "ciphertext"),
+                 "ot": ("gradients and hessians one-time padded per row and feature (OT-extension keys)", "blinded")}
     for party in ("bank", "partner"):
         entries = ch[party].disclosures
         assert all(party in (d.discloser, d.recipient) for d in entries)
         whats = {(d.discloser, d.recipient, d.what, d.form) for d in entries}
-        assert ("bank", "partner", "encrypted gradients and hessians (packed)", "ciphertext") in whats
+        assert ("bank", "partner", *gradients[method]) in whats
+        assert (("bank", "partner", "HE public key", "plaintext") in whats) == (method == "he")
+        assert (("partner", "bank", "OT-extension columns (its bins, masked by keystreams of seeds the label party "
+                 "lacks)", "blinded") in whats) == (method == "ot")
         assert ("partner", "bank", "per-bin gradient and hessian sums of the feature party's features, per node", "aggregate") in whats
         assert ("bank", "partner", "instance space of every node of the level", "plaintext") in whats
         assert ("bank", "partner", "chosen split candidates (feature, bin, default direction) of its own features", "plaintext") in whats
         assert ("partner", "bank", "instance partition of nodes split on the feature party's features", "plaintext") in whats
         assert ("partner", "bank", "feature names and bin counts", "plaintext") in whats
-    enc = [d for d in ch["partner"].disclosures if d.form == "ciphertext"]
-    assert [d.shape for d in enc] == [(600,), (600,)] and [d.detail["tree"] for d in enc] == [0, 1]
+    enc = [d for d in ch["partner"].disclosures if d.what == gradients[method][0]]
+    assert [d.shape for d in enc] == [{"he": (600,), "ot": (600, 5)}[method]] * 2 and [d.detail["tree"] for d in enc] == [0, 1]
     shapes = [d for d in ch["partner"].disclosures if d.what.startswith("tree shapes")]
     assert [(d.detail["purpose"], d.shape) for d in shapes] == [("model", (len(out["partner"].model["shape"]),))]
     _, pch = _predict(out, X[600:700, :5], X[600:700, 5:])
@@ -211,10 +218,10 @@ def test_feature_party_rejects_malformed_commands(classification) -> None:
 
     def bad_bank(c):
         c.recv("partner", f"{sb.STEP}/schema")
-        c.send("partner", f"{sb.STEP}/cmd", sb.Setup(dict(KEYS[0].to_wire())))
+        c.send("partner", f"{sb.STEP}/cmd", sb.Setup("he", dict(KEYS[0].to_wire()), np.zeros(0, np.uint8)))
         rows = np.arange(50, dtype=np.int32)
         wrong = np.zeros(50, dtype="S10")  # wrong ciphertext width
-        c.send("partner", f"{sb.STEP}/cmd", sb.TreeStart(0, rows, wrong, np.ones(5, bool), 30, 1, False))
+        c.send("partner", f"{sb.STEP}/cmd", sb.TreeStart(0, rows, wrong, np.ones(5, bool), 30, 1, False, NO_CORRECTIONS))
 
     with pytest.raises(MalformedMessageError):
         run_local({"bank": bad_bank, "partner": lambda c: sb.train_feature_party(c, X[:50, 5:], "bank", sb.BoostingParams(n_jobs=1))})
@@ -222,7 +229,7 @@ def test_feature_party_rejects_malformed_commands(classification) -> None:
 
 def test_paillier_scheme_trains_the_same_trees(classification) -> None:
     X, y = classification
-    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1)
+    p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=1, histograms="he")
     ou, _ = _train(X[:500, :5], X[:500, 5:], y[:500], p)
     keys = generate_keypair("paillier", bits=2048)
     pa = run_local({

@@ -109,13 +109,22 @@ def run_secureboost(ctx: StepContext) -> StepResult:
 
 def preview_secureboost(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
     d, p = sb_disclosures, parsed[BoostingParams]
-    kinds = [d.SCHEMA, d.PUBLIC_KEY, d.TREE_SHAPES]
-    if p.n_estimators > 1 or not p.first_tree_label_only:  # some tree uses the feature party's histograms
-        kinds += [d.GRADIENTS, d.NODE_ROWS, d.HISTOGRAMS, d.SPLIT_CHOICE, d.PARTITION]
+    he_kinds = [d.PUBLIC_KEY]
+    ot_kinds = [d.OT_SESSION, d.OT_BASE, d.OT_POINTS, d.OT_COLUMNS]
+    trees = p.n_estimators > 1 or not p.first_tree_label_only  # some tree uses the feature party's histograms
+    if trees:
+        he_kinds.append(d.GRADIENTS)
+        ot_kinds.append(d.MASKED_GRADIENTS)
+    method_kinds = {"he": he_kinds, "ot": ot_kinds, "auto": he_kinds + ot_kinds}[p.histograms]
+    kinds = [d.SCHEMA, *method_kinds, d.TREE_SHAPES]
+    if trees:
+        kinds += [d.NODE_ROWS, d.HISTOGRAMS, d.SPLIT_CHOICE, d.PARTITION]
         if p.subsample < 1:
             kinds.append(d.SAMPLED_ROWS)
-    # whether a split lands on the feature party's features is for the data to decide
-    return plan(kinds, step, spec, data_dependent=(d.SPLIT_CHOICE, d.PARTITION))
+    # whether a split lands on the feature party's features is for the data to decide; with "auto" the
+    # label party picks OT or HE from the data's size
+    maybe = [d.SPLIT_CHOICE, d.PARTITION] + (method_kinds if p.histograms == "auto" else [])
+    return plan(kinds, step, spec, data_dependent=tuple(maybe))
 
 
 KIND = StepKind(

@@ -84,7 +84,7 @@ from misuan.protocols.kkrt.messages import (
 )
 from misuan.protocols.kkrt.params import BUCKET_ITEMS, CODE_BITS, HASHES, MAX_ROWS, STAT_BITS, output_bytes
 from misuan.protocols.kkrt.receiver import OprfReceiver
-from misuan.protocols.kkrt.rows import take_rows
+from misuan.crypto.rows import take_rows
 from misuan.protocols.kkrt.sender import OprfSender
 
 __all__ = [

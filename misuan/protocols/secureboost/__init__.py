@@ -1,24 +1,38 @@
 """SecureBoost (Cheng et al. 2019): vertical gradient boosting between a label party and feature parties.
 
-Parties. The *label party* holds the labels ``y``, possibly some features, and the HE key pair.
-Each *feature party* holds features of the same aligned rows (after PSI). Row ``i`` is the same
-customer everywhere.
+Parties. The *label party* holds the labels ``y``, possibly some features, and (HE histograms) the
+HE key pair. Each *feature party* holds features of the same aligned rows (after PSI). Row ``i`` is
+the same customer everywhere.
+
+The histograms come one of two ways (``histograms``; ``"auto"`` takes OT while its keys fit in
+2 GiB per feature party), with the same sums, models and leakage:
+
+- **OT** (:mod:`.shares`): additive shares from IKNP OT extension (:mod:`misuan.crypto.ot_extension`):
+  per tree, each row's gradient pair is one-time padded per feature under keys the feature party
+  holds for every bin but the row's own; its per-bin share sums minus the label party's pad sums
+  are the bin sums. One AES block per (row, feature, bin) instead of modular arithmetic per row.
+- **HE**: the rows' gradient pairs encrypted (Okamoto-Uchiyama by default, Paillier), summed per bin
+  under encryption, packed, re-randomised, decrypted by the label party.
 
 Protocol (per tree; messages under the step's name, ``secureboost/...``):
 
 1. Setup (once): every feature party sends its schema (feature names, bins per feature, the
-   monotone constraints it declares on its own features); the label party sends its HE public key
-   (Okamoto-Uchiyama by default; 2048 bits at least, which both sides enforce).
-2. The label party computes gradients ``g`` and hessians ``h`` (logistic or squared loss), encodes
-   each row's pair as one plaintext ``enc(g) * 2**W + enc(h)`` (:class:`FixedPointCodec`), encrypts
-   it with fresh randomness and sends the ciphertexts once per tree.
+   monotone constraints it declares on its own features); the label party names the histogram
+   method and sends either its HE public key (2048 bits at least, which both sides enforce) or an
+   OT-extension session id; for OT, the feature party sends its base-OT message, the label party
+   its 128 base-OT points, and the feature party the extension's columns, chunk by chunk, with one
+   choice bit per (row, feature, bin): "not this row's bin".
+2. The label party computes gradients ``g`` and hessians ``h`` (logistic or squared loss) in fixed
+   point and sends them once per tree: per row and sampled feature, the pair plus the row's pads
+   (OT), or per row the packed plaintext ``enc(g) * 2**W + enc(h)`` encrypted with fresh randomness
+   (HE).
 3. Level by level: the label party sends the instance space of every node of the level (a row ->
    node vector) and names the nodes whose histograms a feature party must compute: the root, then
    the smaller child of each split (the larger one is the parent minus it, computed by the label
-   party in plaintext after decryption: *histogram subtraction*). The feature party sums the
+   party in plaintext: *histogram subtraction*). The feature party sums its shares (OT), or the
    ciphertexts into its own quantile bins per node and feature, packs several bins into one
-   ciphertext (``c_0^(2^(2W k)) * ...``), re-randomises every ciphertext it sends, and replies.
-4. The label party decrypts, checks that every feature's bins add up to the node's sums, finds the
+   ciphertext (``c_0^(2^(2W k)) * ...``) and re-randomises every ciphertext it sends (HE).
+4. The label party removes its pads or decrypts, checks that every feature's bins add up to the node's sums, finds the
    best split of every node over all parties' features (XGBoost's gain and candidates, "missing vs
    present" included, learned default direction for missing values, monotone constraints as
    XGBoost's weight bounds), and tells each feature party only which of *its own* candidates
@@ -37,9 +51,10 @@ Leakage (what each party learns beyond its output, as in SecureBoost):
 - A feature party learns: the instance space (row set) of every node, hence the partition induced by
   every split of the tree, on any party's feature; the number of trees, levels and nodes; which of
   its own features and thresholds were chosen and in which node; the rows sampled for each tree
-  (``subsample``); the codec's slot width (from which ``max |gradient|`` rounded up to a power of
-  two can be read; constant for logistic loss). It never receives a plaintext gradient, hessian,
-  label, prediction, leaf value or gain: only ciphertexts under the label party's key.
+  (``subsample``); with HE, the codec's slot width (from which ``max |gradient|`` rounded up to a
+  power of two can be read; constant for logistic loss). It never receives a plaintext gradient,
+  hessian, label, prediction, leaf value or gain: only one-time padded values (OT) or ciphertexts
+  under the label party's key (HE).
 - The label party learns: per node, the aggregate gradient and hessian sums of every bin of every
   feature of every feature party (*SecureBoost's known leakage*: with the row sets it can infer bin
   membership of small nodes, and bin counts wherever hessians are constant, e.g. squared loss);
@@ -51,7 +66,12 @@ Leakage (what each party learns beyond its output, as in SecureBoost):
 - A feature party also learns each kept tree's shape (which nodes split, into which child ids;
   it sees most of it already in the instance spaces), never its values.
 - Ciphertexts are re-randomised before they leave the feature party, so the label party cannot link
-  a bin sum to the randomness it used for each row.
+  a bin sum to the randomness it used for each row (HE). With OT, the label party's view of a reply
+  is a function of the bin sums and its own pads; the OT extension's columns are masked by
+  keystreams of seeds it holds only one of, so the choice bits (the bins) stay hidden.
+
+Assumptions: OT: AES as an ideal cipher (fixed-key hash, per-tree pads), CDH in the Ed25519 group
+(base OTs); HE: the decisional composite residuosity (Paillier) or p-subgroup (OU) assumption.
 
 Ledger: every one of these disclosures is declared once in :mod:`.disclosures` and recorded on both
 sides.
@@ -60,7 +80,7 @@ Layout: :mod:`.params` (hyperparameters), :mod:`.messages` (wire messages and ``
 :mod:`.disclosures` (the catalogue), :mod:`.label_party` and :mod:`.feature_party` (one role each:
 an object that turns received messages into the next ones, and the drivers that move them over a
 channel), :mod:`.tree` (the label party's tree growing), :mod:`.split` (split finding),
-:mod:`.histogram` (encrypted histograms), :mod:`.binning` (quantile bins), :mod:`.loss`,
+:mod:`.histogram` (encrypted histograms), :mod:`.shares` (OT histograms), :mod:`.binning` (quantile bins), :mod:`.loss`,
 :mod:`.model` (model parts, tree shapes, routing), :mod:`.explain` (per-row contributions),
 :mod:`.checks` (what the label party verifies in the replies). Estimators: :mod:`misuan.ml.secureboost`. Step adapters:
 :mod:`misuan.node.steps.secureboost` and :mod:`misuan.node.steps.evaluate`.

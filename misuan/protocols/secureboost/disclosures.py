@@ -13,10 +13,23 @@ _P = "secureboost"
 LABEL, FEATURE = LABEL_PARTY, FEATURE_PARTY
 
 SCHEMA = DisclosureKind(_P, "feature names and bin counts", "plaintext", FEATURE, LABEL)
-PUBLIC_KEY = DisclosureKind(_P, "HE public key", "plaintext", LABEL, FEATURE)
+PUBLIC_KEY = DisclosureKind(_P, "HE public key", "plaintext", LABEL, FEATURE, when="HE histograms")
 GRADIENTS = DisclosureKind(
     _P, "encrypted gradients and hessians (packed)", "ciphertext", LABEL, FEATURE,
-    when="every tree but a label-party-only first tree",
+    when="HE histograms: every tree but a label-party-only first tree",
+)
+OT_SESSION = DisclosureKind(_P, "OT-extension session id (random)", "plaintext", LABEL, FEATURE, when="OT histograms")
+OT_BASE = DisclosureKind(_P, "base-OT sender's point (random)", "plaintext", FEATURE, LABEL, when="OT histograms")
+OT_POINTS = DisclosureKind(
+    _P, "base-OT receiver's points (its secret choice bits, blinded)", "blinded", LABEL, FEATURE, when="OT histograms"
+)
+OT_COLUMNS = DisclosureKind(
+    _P, "OT-extension columns (its bins, masked by keystreams of seeds the label party lacks)", "blinded", FEATURE,
+    LABEL, when="OT histograms",
+)
+MASKED_GRADIENTS = DisclosureKind(
+    _P, "gradients and hessians one-time padded per row and feature (OT-extension keys)", "blinded", LABEL, FEATURE,
+    when="OT histograms: every tree but a label-party-only first tree",
 )
 SAMPLED_ROWS = DisclosureKind(_P, "rows sampled for the tree", "plaintext", LABEL, FEATURE, when="subsample < 1")
 NODE_ROWS = DisclosureKind(_P, "instance space of every node of the level", "plaintext", LABEL, FEATURE)
@@ -48,6 +61,6 @@ INCONSISTENT_REPLY = DisclosureKind(
 )
 
 DISCLOSURES = (
-    SCHEMA, PUBLIC_KEY, GRADIENTS, SAMPLED_ROWS, NODE_ROWS, HISTOGRAMS, SPLIT_CHOICE, PARTITION, TREE_SHAPES, LEAF_SETS,
+    SCHEMA, PUBLIC_KEY, GRADIENTS, OT_SESSION, OT_BASE, OT_POINTS, OT_COLUMNS, MASKED_GRADIENTS, SAMPLED_ROWS, NODE_ROWS, HISTOGRAMS, SPLIT_CHOICE, PARTITION, TREE_SHAPES, LEAF_SETS,
     DECISIONS, INCONSISTENT_REPLY,
 )

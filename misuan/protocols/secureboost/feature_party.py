@@ -11,11 +11,14 @@ row (leaf-set mode), or, only when its own ``prediction_mode`` is ``"nodes"``, e
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from misuan.crypto.he import PublicKey, public_key_from_wire
+from misuan.crypto.ot import POINT_BYTES
+from misuan.crypto.ot_extension import BASE_OTS, ExtensionReceiver, chunks_of
 from misuan.crypto.pool import WorkerPool
 from misuan.errors import DataError, MalformedMessageError
 from misuan.net.channel import Channel
@@ -29,6 +32,9 @@ from misuan.protocols.secureboost.messages import (
     HistogramReply,
     LeafSets,
     LevelPlan,
+    OtBase,
+    OtColumns,
+    OtPoints,
     Schema,
     Setup,
     SplitReply,
@@ -46,6 +52,7 @@ from misuan.protocols.secureboost.model import (
     trees_of_shape,
 )
 from misuan.protocols.secureboost.params import MIN_KEY_BITS, BoostingParams, PredictionMode
+from misuan.protocols.secureboost.shares import FeatureShares, choice_bits
 
 __all__ = ["FeatureParty", "predict_feature_party", "train_feature_party"]
 
@@ -62,7 +69,7 @@ class FeatureParty:
     """One feature party's state across a training: its binned features, the current tree and level, its splits.
 
     Each method takes one message of the label party and gives the reply (if any); nothing here
-    talks to a channel. Call :meth:`close` to stop the worker processes :meth:`accept_key` starts.
+    talks to a channel. Call :meth:`close` to stop the worker processes :meth:`accept_setup` starts (HE histograms).
     Of ``params`` a feature party uses its own binning (``max_bin``), cores (``n_jobs``), the
     monotone constraints of its own features (``monotone_constraints``: names of other parties'
     features are ignored) and what it agrees to tell at evaluation (``prediction_mode``); the
@@ -87,9 +94,13 @@ class FeatureParty:
         self.level_ids = np.zeros(0, dtype=np.int32)
         self.compute: list[int] = []
         self.hist_seconds = 0.0
-        self.per_ct = 0  # 0 while no gradient ciphertexts are loaded for the current tree
+        self.per_ct = 0
+        self.loaded = False  # whether the current tree's gradients (ciphertexts or corrections) are in
+        self.method = ""  # "he" or "ot", from the label party's setup
         self._public: PublicKey | None = None
         self._pool: WorkerPool | None = None
+        self._extension: ExtensionReceiver | None = None
+        self._shares: FeatureShares | None = None
 
     @property
     def public(self) -> PublicKey:
@@ -107,15 +118,47 @@ class FeatureParty:
         mono = [self.params.monotone_constraints.get(nm, 0) for nm in self.names]
         return Schema(self.n, self.names, np.array(self.n_bins, dtype=np.int32), np.array(mono, dtype=np.int8))
 
+    def accept_setup(self, setup: Setup) -> OtBase | None:
+        """Take the label party's setup: its HE public key (at least 2048 bits; starts the histogram
+        workers), or an OT-extension session (returns this party's base-OT message)."""
+        if setup.histograms == "he":
+            self.accept_key(setup)
+            return None
+        if setup.histograms != "ot":
+            raise MalformedMessageError(f"unknown histogram method {setup.histograms!r}: 'ot' or 'he'")
+        session = check_array(setup.session, "OT-extension session", "u", (16,))
+        self.method = "ot"
+        self._extension = ExtensionReceiver(choice_bits(self.bins, self.n_bins), session.astype(np.uint8).tobytes())
+        return OtBase(np.frombuffer(self._extension.base_message, dtype=np.uint8))
+
     def accept_key(self, setup: Setup) -> PublicKey:
         """Check the label party's public key (at least 2048 bits) and start the histogram workers with it."""
         pub = public_key_from_wire(setup.public_key)
         if pub.bits < MIN_KEY_BITS:
             raise MalformedMessageError(f"the label party sent a {pub.bits}-bit key; SecureBoost requires at least {MIN_KEY_BITS} bits")
         self._public = pub
+        self.method = "he"
         init = (dict(pub.to_wire()), self.bins.tobytes(), self.bins.shape, self.n_bins)
         self._pool = WorkerPool(HistogramWorker, init, self.params.n_jobs if self.n >= 2000 else 1)
         return pub
+
+    def ot_columns(self, msg: OtPoints) -> Iterator[OtColumns]:
+        """The OT extension's columns, chunk by chunk, for the label party's base-OT points; then this
+        party's keys are ready."""
+        ext = self._extension
+        if ext is None:
+            raise MalformedMessageError("base-OT points came without an OT-extension setup")
+        points = check_array(msg.points, "base-OT points", "u", (BASE_OTS, POINT_BYTES))
+        ext.accept_base_points([bytes(row) for row in points.astype(np.uint8)])
+        for start, stop in chunks_of(ext.n):
+            yield OtColumns(start, ext.columns(start, stop))
+        self._shares = FeatureShares(ext.keys, self.bins, self.n_bins, ext.session)
+        self._extension = None
+
+    @property
+    def ot_n(self) -> int:
+        """OTs of the extension: one per row, feature and bin."""
+        return self.n * int(sum(self.n_bins))
 
     def start_tree(self, cmd: TreeStart) -> None:
         """Take a new tree's sampled features and (unless label only) its rows' gradient ciphertexts."""
@@ -123,15 +166,21 @@ class FeatureParty:
             raise MalformedMessageError(f"tree {cmd.tree} announced after tree {self.tree}")
         if self.tree >= 0:
             self.history.append({"tree": float(self.tree), "histogram_seconds": self.hist_seconds})
-        self.tree, self.hist_seconds, self.per_ct = cmd.tree, 0.0, 0
+        self.tree, self.hist_seconds, self.per_ct, self.loaded = cmd.tree, 0.0, 0, False
         self.sampled = check_array(cmd.features, "sampled features", "b", (self.n_features,))
         if cmd.label_only:
             return
-        pub = self.public
         rows = check_array(cmd.rows, "tree rows", "iu")
         check_range(rows, 0, self.n, "tree rows")
         if len(rows) == 0 or np.any(np.diff(rows) <= 0):
             raise MalformedMessageError("tree rows must be non-empty, sorted and unique")
+        if self.method == "ot":
+            if self._shares is None:
+                raise MalformedMessageError("a tree started before the OT extension finished")
+            self._shares.start_tree(cmd.tree, rows.astype(np.int64), self.sampled, cmd.corrections)
+            self.loaded = True
+            return
+        pub = self.public
         cts = check_array(cmd.ciphertexts, "gradient ciphertexts", "S", (len(rows),))
         if cts.dtype.itemsize != pub.ciphertext_bytes:
             raise MalformedMessageError(f"gradient ciphertexts must be S{pub.ciphertext_bytes}")
@@ -140,11 +189,12 @@ class FeatureParty:
         raw = np.ascontiguousarray(cts).view(np.uint8).tobytes()
         self.pool.broadcast("load", rows.astype(np.int64), raw, int(cmd.slot_bits), int(cmd.per_ct))
         self.per_ct = int(cmd.per_ct)
+        self.loaded = True
 
     def start_level(self, plan: LevelPlan) -> None:
         """Take a level's instance space (the rows of each node) and the nodes to compute."""
-        if self.per_ct == 0:
-            raise MalformedMessageError("level plan for a tree without gradient ciphertexts")
+        if not self.loaded:
+            raise MalformedMessageError("level plan for a tree without gradients")
         self.level_ids = check_array(plan.node_ids, "node ids", "iu")
         positions = check_array(plan.positions, "node positions", "iu", (self.n,))
         check_range(positions, -1, len(self.level_ids), "node positions")
@@ -154,12 +204,17 @@ class FeatureParty:
         self.compute = compute.tolist()
 
     def histograms(self) -> HistogramReply:
-        """Encrypted, packed, re-randomised per-bin sums of the sampled features for each wanted node."""
+        """Per wanted node, the sampled features' per-bin sums: sums of this party's shares (OT), or
+        encrypted, packed, re-randomised (HE)."""
         h0 = time.perf_counter()
+        if self._shares is not None:
+            shares = self._shares.node_sums([self.level_rows[i] for i in self.compute])
+            self.hist_seconds += time.perf_counter() - h0
+            return HistogramReply(np.zeros(0, dtype="S1"), shares)
         feats = [f for f in range(self.n_features) if self.sampled[f]]
         body = node_histograms(self.pool, self.level_rows, self.compute, feats, self.n_bins, self.per_ct, self.public.ciphertext_bytes)
         self.hist_seconds += time.perf_counter() - h0
-        return HistogramReply(body)
+        return HistogramReply(body, np.zeros((0, 0, 2), dtype=np.uint64))
 
     def split(self, req: SplitRequest) -> SplitReply:
         """The rows going left in each node the label party split on one of these features; keeps the split."""
@@ -238,8 +293,12 @@ def train_feature_party(
     try:
         chan.send(label_party, f"{step}/schema", me.schema())
         chan.disclose(step, disclosures.SCHEMA, chan.party, label_party, (me.n_features,))
-        pub = me.accept_key(chan.recv(label_party, f"{step}/cmd", expect=Setup))
-        chan.disclose(step, disclosures.PUBLIC_KEY, label_party, chan.party, (), scheme=pub.scheme, bits=pub.bits)
+        base = me.accept_setup(chan.recv(label_party, f"{step}/cmd", expect=Setup))
+        if base is None:
+            pub = me.public
+            chan.disclose(step, disclosures.PUBLIC_KEY, label_party, chan.party, (), scheme=pub.scheme, bits=pub.bits)
+        else:
+            _ot_setup(chan, me, base, label_party, step)
         while True:
             cmd = chan.recv(label_party, f"{step}/cmd")
             if isinstance(cmd, TrainEnd):
@@ -251,13 +310,28 @@ def train_feature_party(
         me.close()
 
 
+def _ot_setup(chan: Channel, me: FeatureParty, base: OtBase, label_party: str, step: str) -> None:
+    """The OT extension as its receiver: base-OT message out, the label party's points in, columns out."""
+    chan.disclose(step, disclosures.OT_SESSION, label_party, chan.party, (16,))
+    chan.send(label_party, f"{step}/ot", base)
+    chan.disclose(step, disclosures.OT_BASE, chan.party, label_party, (POINT_BYTES,))
+    points = chan.recv(label_party, f"{step}/cmd", expect=OtPoints)
+    chan.disclose(step, disclosures.OT_POINTS, label_party, chan.party, (BASE_OTS,))
+    for cols in me.ot_columns(points):
+        chan.send(label_party, f"{step}/ot", cols)
+    chan.disclose(step, disclosures.OT_COLUMNS, chan.party, label_party, (me.ot_n,))
+
+
 def _serve(chan: Channel, me: FeatureParty, cmd: object, label_party: str, step: str) -> None:
     """Handle one command of the label party, recording what each side learns."""
     party, tree = chan.party, me.tree
     if isinstance(cmd, TreeStart):
         me.start_tree(cmd)
         if not cmd.label_only:
-            chan.disclose(step, disclosures.GRADIENTS, label_party, party, (len(cmd.rows),), tree=me.tree)
+            if me.method == "he":
+                chan.disclose(step, disclosures.GRADIENTS, label_party, party, (len(cmd.rows),), tree=me.tree)
+            else:
+                chan.disclose(step, disclosures.MASKED_GRADIENTS, label_party, party, cmd.corrections.shape[:2], tree=me.tree)
             if len(cmd.rows) < me.n:
                 chan.disclose(step, disclosures.SAMPLED_ROWS, label_party, party, (len(cmd.rows),), tree=me.tree)
     elif isinstance(cmd, LevelPlan):

@@ -171,6 +171,9 @@ class HistogramDecoder:
     codec: FixedPointCodec
     per_ct: int  # (gradient, hessian) pairs per ciphertext
 
+    def prepare(self, peer: str, node_rows: list[np.ndarray]) -> None:
+        """Nothing to do before the replies arrive (the OT decoder sums its pads here)."""
+
     def decode(self, reply: HistogramReply, fb: PartyBins, n_nodes: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per node: the flat per-bin gradient and hessian sums of ``fb``'s sampled features (zeros elsewhere)."""
         pub, per_ct = self.public, self.per_ct

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -22,6 +23,8 @@ import numpy as np
 
 from misuan.crypto.encoding import FixedPointCodec
 from misuan.crypto.he import PrivateKey, PublicKey, generate_keypair
+from misuan.crypto.ot import POINT_BYTES
+from misuan.crypto.ot_extension import BASE_OTS, ExtensionSender, chunks_of
 from misuan.crypto.pool import HEWorker, WorkerPool, encrypt_batch
 from misuan.errors import ConfigError, DataError, InconsistentPeerError, MalformedMessageError, ProtocolError
 from misuan.net.channel import Channel
@@ -36,6 +39,9 @@ from misuan.protocols.secureboost.messages import (
     Decisions,
     HistogramReply,
     LeafSets,
+    OtBase,
+    OtColumns,
+    OtPoints,
     Schema,
     Setup,
     SplitReply,
@@ -54,6 +60,7 @@ from misuan.protocols.secureboost.model import (
     shape_of,
 )
 from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, MIN_KEY_BITS, PredictionMode, SecureBoostParams
+from misuan.protocols.secureboost.shares import OT_KEY_BYTES_LIMIT, LabelShares, ShareDecoder, encode_pairs, key_bytes
 from misuan.protocols.secureboost.tree import TreeGrower
 
 __all__ = ["LabelParty", "explain_label_party", "predict_label_party", "train_label_party"]
@@ -105,6 +112,9 @@ class LabelParty:
         self.monotone = np.zeros(self.X.shape[1], dtype=np.int8)
         self._public: PublicKey | None = None
         self._pool: WorkerPool | None = None
+        self.histograms = ""  # "ot" or "he", fixed by setup()
+        self._extensions: dict[str, ExtensionSender] = {}
+        self._shares: dict[str, LabelShares] = {}
 
     def _eval_set(self, eval_set: tuple[Any, Any] | None) -> tuple[np.ndarray, np.ndarray | None]:
         if eval_set is None:
@@ -160,22 +170,63 @@ class LabelParty:
             raise ConfigError(f"monotone_constraints names features no party has: {unknown}")
         return np.array([declared.get(nm, 0) for nm in self.names], dtype=np.int8)
 
-    def setup(self, keys: tuple[PublicKey, PrivateKey] | None = None) -> Setup:
-        """The HE key pair (``keys``, or a fresh one) and the worker processes that hold its private key."""
+    def histogram_method(self) -> str:
+        """``"ot"`` or ``"he"``: the ``histograms`` parameter, ``"auto"`` resolved by the OT keys' size."""
+        if self.p.histograms != "auto":
+            return self.p.histograms
+        fits = all(key_bytes(self.n, pi.n_bins) <= OT_KEY_BYTES_LIMIT for pi in self.peers)
+        return "ot" if fits else "he"
+
+    def setup(self, keys: tuple[PublicKey, PrivateKey] | None = None) -> dict[str, Setup]:
+        """Each feature party's setup: the HE key pair (``keys``, or a fresh one) and the worker processes
+        that hold its private key, or a session id of the OT extension per feature party."""
         p = self.p
+        self.monotone = self.own_constraints()
+        self.histograms = self.histogram_method()
+        if self.histograms == "ot":
+            sessions = {pi.party: os.urandom(16) for pi in self.peers}
+            self._extensions = {pi.party: ExtensionSender(self.n * pi.width, sessions[pi.party]) for pi in self.peers}
+            return {peer: Setup("ot", {}, np.frombuffer(s, dtype=np.uint8)) for peer, s in sessions.items()}
         pub, priv = keys if keys is not None else generate_keypair(p.he_scheme, p.key_bits)
         if pub.bits < MIN_KEY_BITS:
             raise ConfigError(f"SecureBoost needs an HE key of at least {MIN_KEY_BITS} bits, not {pub.bits}")
-        self.monotone = self.own_constraints()
         self._public = pub
         # wider tables (more memory, longer to build) pay off once there are many rows to encrypt per tree
         window = 14 if self.n >= 50000 else 12 if self.n >= 5000 else 8
         self._pool = WorkerPool(HEWorker, (dict(priv.to_wire()), True, window), p.n_jobs if self.n >= 2000 else 1)
-        return Setup(dict(pub.to_wire()))
+        return {pi.party: Setup("he", dict(pub.to_wire()), np.zeros(0, dtype=np.uint8)) for pi in self.peers}
+
+    def ot_points(self, peer: str, base: OtBase) -> OtPoints:
+        """The base-OT points answering ``peer``'s base-OT message (OT histograms)."""
+        point = check_array(base.point, "base-OT point", "u", (POINT_BYTES,))
+        if point.dtype != np.uint8:
+            raise MalformedMessageError("the base-OT point must be uint8")
+        points = self._extensions[peer].base_points(point.tobytes())
+        return OtPoints(np.frombuffer(b"".join(points), dtype=np.uint8).reshape(BASE_OTS, POINT_BYTES))
+
+    def ot_columns(self, peer: str, cols: OtColumns) -> bool:
+        """Take one chunk of ``peer``'s OT-extension columns; True once its keys are complete."""
+        ext = self._extensions[peer]
+        if not isinstance(cols.start, int):
+            raise MalformedMessageError("OT-extension chunk start must be an int")
+        ext.accept_columns(cols.start, cols.columns)
+        if ext.complete:
+            fb = next(pi for pi in self.peers if pi.party == peer)
+            self._shares[peer] = LabelShares(fb, ext.keys, self.n, ext.session, self.p.frac_bits)
+            del self._extensions[peer]
+        return ext.complete
+
+    def ot_chunks(self, peer: str) -> int:
+        """How many chunks of OT-extension columns ``peer`` sends."""
+        return len(chunks_of(self._extensions[peer].n))
+
+    def ot_n(self, peer: str) -> int:
+        """How many OTs the extension with ``peer`` makes: one per row, feature and bin."""
+        return self._extensions[peer].n
 
     def start_tree(self, t: int) -> tuple[dict[str, TreeStart], TreeGrower]:
         """Gradients of tree ``t``, encrypted for the feature parties, and the grower of the tree."""
-        p, n, pub, pool = self.p, self.n, self.public, self.pool
+        p, n = self.p, self.n
         timing = dict.fromkeys(_PHASES, 0.0)
         g, h = grad_hess(p.objective, self.margin, self.y)
         rows = np.arange(n) if p.subsample >= 1 else np.flatnonzero(self.rng.random(n) < p.subsample)
@@ -185,6 +236,9 @@ class LabelParty:
         for pi, mask in zip(self.peers, masks[1:], strict=True):
             pi.mask = mask
         label_only = p.first_tree_label_only and t == 0
+        if self.histograms == "ot":
+            return self._start_tree_ot(t, g, h, rows, masks, label_only, timing)
+        pub, pool = self.public, self.pool
         codec = self._tree_codec(g, rows)
         per_ct = max(1, pub.plaintext_bits // (2 * codec.slot_bits))
         codec.check_fits(pub.plaintext_bits, 2)
@@ -194,13 +248,34 @@ class LabelParty:
             packed = codec.pack([codec.encode(g[rows]), codec.encode(h[rows])])
             cts = np.frombuffer(encrypt_batch(pool, pub, packed), dtype=f"S{pub.ciphertext_bytes}")
             timing["encrypt"] = time.perf_counter() - e0
+        none = np.zeros((0, 0, 2), dtype=np.uint64)
         starts = {
-            pi.party: TreeStart(t, rows.astype(np.int32), cts, pi.mask, codec.slot_bits, per_ct, label_only)
+            pi.party: TreeStart(t, rows.astype(np.int32), cts, pi.mask, codec.slot_bits, per_ct, label_only, none)
             for pi in self.peers
         }
         own = PartyBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
         decoder = HistogramDecoder(pub, pool, codec, per_ct)
         grower = TreeGrower(p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
+        return starts, grower
+
+    def _start_tree_ot(
+        self, t: int, g: np.ndarray, h: np.ndarray, rows: np.ndarray, masks: list[np.ndarray], label_only: bool,
+        timing: dict[str, float],
+    ) -> tuple[dict[str, TreeStart], TreeGrower]:
+        """Tree ``t`` with OT histograms: each feature party's gradient pairs, one-time padded per sampled feature."""
+        e0 = time.perf_counter()
+        none_cts = np.zeros(0, dtype="S1")
+        starts = {}
+        pairs = encode_pairs(g, h, self.p.frac_bits, max(self.n, 2)) if not label_only else np.zeros((0, 2), np.uint64)
+        for pi in self.peers:
+            corrections = np.zeros((0, 0, 2), dtype=np.uint64)
+            if not label_only:
+                corrections = self._shares[pi.party].start_tree(t, rows, pairs)
+            starts[pi.party] = TreeStart(t, rows.astype(np.int32), none_cts, pi.mask, 0, 0, label_only, corrections)
+        timing["encrypt"] = time.perf_counter() - e0
+        own = PartyBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
+        decoder = ShareDecoder(self._shares)
+        grower = TreeGrower(self.p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
         return starts, grower
 
     def _tree_codec(self, g: np.ndarray, rows: np.ndarray) -> FixedPointCodec:
@@ -281,10 +356,16 @@ def train_label_party(
             for fp in feature_parties:
                 fb = me.add_feature_party(fp, chan.recv(fp, f"{step}/schema", expect=Schema))
                 chan.disclose(step, disclosures.SCHEMA, fp, me.name, (len(fb.n_bins),))
-            setup = me.setup(keys)
+            setups = me.setup(keys)
             for fp in feature_parties:
-                chan.send(fp, f"{step}/cmd", setup)
-                chan.disclose(step, disclosures.PUBLIC_KEY, me.name, fp, (), scheme=me.public.scheme, bits=me.public.bits)
+                chan.send(fp, f"{step}/cmd", setups[fp])
+                if me.histograms == "he":
+                    chan.disclose(step, disclosures.PUBLIC_KEY, me.name, fp, (), scheme=me.public.scheme, bits=me.public.bits)
+                else:
+                    chan.disclose(step, disclosures.OT_SESSION, me.name, fp, (16,))
+            if me.histograms == "ot":
+                for fp in feature_parties:
+                    _ot_setup(chan, me, fp, step)
             for t in range(params.n_estimators):
                 record, stop = _train_tree(chan, me, t, step)
                 me.history.append(record)
@@ -301,6 +382,18 @@ def train_label_party(
         me.close()
 
 
+def _ot_setup(chan: Channel, me: LabelParty, peer: str, step: str) -> None:
+    """The OT extension with ``peer``: its base-OT message in, the base-OT points out, its columns in."""
+    base = chan.recv(peer, f"{step}/ot", expect=OtBase)
+    chan.disclose(step, disclosures.OT_BASE, peer, me.name, (POINT_BYTES,))
+    chan.send(peer, f"{step}/cmd", me.ot_points(peer, base))
+    chan.disclose(step, disclosures.OT_POINTS, me.name, peer, (BASE_OTS,))
+    n_ots = me.ot_n(peer)
+    for _ in range(me.ot_chunks(peer)):
+        me.ot_columns(peer, chan.recv(peer, f"{step}/ot", expect=OtColumns))
+    chan.disclose(step, disclosures.OT_COLUMNS, peer, me.name, (n_ots,))
+
+
 def _train_tree(chan: Channel, me: LabelParty, t: int, step: str) -> tuple[dict[str, float], bool]:
     """One tree: gradients out, levels grown, eval set scored; returns its record and whether to stop."""
     tic = time.perf_counter()
@@ -308,7 +401,10 @@ def _train_tree(chan: Channel, me: LabelParty, t: int, step: str) -> tuple[dict[
     for peer, start in starts.items():
         chan.send(peer, f"{step}/cmd", start)
         if not start.label_only:
-            chan.disclose(step, disclosures.GRADIENTS, me.name, peer, (len(start.rows),), tree=t)
+            if me.histograms == "he":
+                chan.disclose(step, disclosures.GRADIENTS, me.name, peer, (len(start.rows),), tree=t)
+            else:
+                chan.disclose(step, disclosures.MASKED_GRADIENTS, me.name, peer, start.corrections.shape[:2], tree=t)
             if len(start.rows) < me.n:
                 chan.disclose(step, disclosures.SAMPLED_ROWS, me.name, peer, (len(start.rows),), tree=t)
     _grow_tree(chan, grower, t, step)

@@ -8,6 +8,10 @@ requests, end), ``{step}/hist``, ``{step}/split`` and ``{step}/decisions`` (the 
 
 Version 2: missing-value splits as XGBoost's (a split bin may be ``-1`` or the last value bin),
 monotone constraints in the schema, tree shapes at the end of training, the leaf-set prediction mode.
+Version 3: histograms from OT-extension shares (:mod:`.shares`): the setup names the method; the OT
+extension's messages (:class:`OtBase` and :class:`OtColumns` from the feature party under
+``{step}/ot``, :class:`OtPoints` under ``{step}/cmd``); per-tree corrections in :class:`TreeStart`; share sums in
+:class:`HistogramReply`.
 
 A *tree shape* is an int32 ``(K, 4)`` array, one row ``(tree, node, left child, right child)`` per
 split node; the other node ids it names (and node 0 of a tree with no row) are the tree's leaves.
@@ -25,11 +29,11 @@ from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
 __all__ = [
-    "PROTOCOL", "STEP", "DecisionRequest", "Decisions", "HistogramReply", "LeafSets", "LevelPlan", "Schema", "Setup",
-    "SplitReply", "SplitRequest", "TrainEnd", "TreeStart", "check_array", "check_range",
+    "PROTOCOL", "STEP", "DecisionRequest", "Decisions", "HistogramReply", "LeafSets", "LevelPlan", "OtBase", "OtColumns",
+    "OtPoints", "Schema", "Setup", "SplitReply", "SplitRequest", "TrainEnd", "TreeStart", "check_array", "check_range",
 ]
 
-PROTOCOL = ProtocolInfo("secureboost", 2, "vertical gradient boosting: encrypted gradients, per-bin histograms")
+PROTOCOL = ProtocolInfo("secureboost", 3, "vertical gradient boosting: masked or encrypted gradients, per-bin histograms")
 STEP = "secureboost"
 
 
@@ -47,9 +51,36 @@ class Schema:
 @wire.message("secureboost.Setup")
 @dataclasses.dataclass
 class Setup:
-    """The label party's HE public key."""
+    """How the histograms are computed: ``"he"`` with the label party's public key, or ``"ot"`` with a session id."""
 
-    public_key: dict[str, Any]
+    histograms: str  # "ot" or "he"
+    public_key: dict[str, Any]  # empty for "ot"
+    session: np.ndarray  # uint8 (16,) for "ot"; empty for "he"
+
+
+@wire.message("secureboost.OtBase")
+@dataclasses.dataclass
+class OtBase:
+    """The feature party's base-OT message (it is the base OTs' sender, the extension's receiver)."""
+
+    point: np.ndarray  # uint8 (32,)
+
+
+@wire.message("secureboost.OtPoints")
+@dataclasses.dataclass
+class OtPoints:
+    """The label party's base-OT points (its 128 secret choice bits, blinded)."""
+
+    points: np.ndarray  # uint8 (128, 32)
+
+
+@wire.message("secureboost.OtColumns")
+@dataclasses.dataclass
+class OtColumns:
+    """One chunk of the OT extension's columns, OTs ``start`` onwards (chunks in order)."""
+
+    start: int
+    columns: np.ndarray  # uint8 (128, OTs / 8)
 
 
 @wire.message("secureboost.TreeStart")
@@ -62,6 +93,7 @@ class TreeStart:
     slot_bits: int
     per_ct: int
     label_only: bool
+    corrections: np.ndarray  # uint64 (rows, sampled features, 2): masked gradient pairs ("ot"); empty for "he"
 
 
 @wire.message("secureboost.LevelPlan")
@@ -76,7 +108,8 @@ class LevelPlan:
 @wire.message("secureboost.HistogramReply")
 @dataclasses.dataclass
 class HistogramReply:
-    ciphertexts: np.ndarray  # S<ciphertext_bytes>
+    ciphertexts: np.ndarray  # S<ciphertext_bytes> ("he"; empty for "ot")
+    shares: np.ndarray  # uint64 (nodes, sampled bins, 2): sums of the feature party's shares ("ot"; empty for "he")
 
 
 @wire.message("secureboost.SplitRequest")

@@ -20,13 +20,16 @@ from typing import Literal
 from misuan.crypto.he import MAX_BITS
 from misuan.params import ParamError, check_params, param
 
-__all__ = ["MAX_BIN_LIMIT", "MIN_KEY_BITS", "BoostingParams", "Objective", "PredictionMode", "SecureBoostParams"]
+__all__ = [
+    "MAX_BIN_LIMIT", "MIN_KEY_BITS", "BoostingParams", "HistogramCrypto", "Objective", "PredictionMode", "SecureBoostParams",
+]
 
 MAX_BIN_LIMIT = 254  # bins are uint8 and one more bin holds the missing values
 MIN_KEY_BITS = 2048  # the weakest HE key either party accepts (as WOE's default floor)
 
 Objective = Literal["binary:logistic", "reg:squarederror"]
 PredictionMode = Literal["leaves", "nodes"]
+HistogramCrypto = Literal["auto", "ot", "he"]
 _OWNER = "SecureBoost"
 
 
@@ -45,7 +48,12 @@ class BoostingParams:
     max_bin: int = param(32, "quantile bins per feature (one more holds the missing values)", ge=2, le=MAX_BIN_LIMIT)
     base_score: float | None = param(None, "initial prediction: a probability for logistic loss; none: the mean label")
     first_tree_label_only: bool = param(False, "grow the first tree on the label party's features only")
-    he_scheme: Literal["ou", "paillier"] = param("ou", "additively homomorphic scheme of the gradients")
+    histograms: HistogramCrypto = param(
+        "auto", "how the label party learns the feature parties' bin sums: additive shares from OT extension (ot: fast, "
+        "16 bytes of keys per row, feature and bin on each side) or HE ciphertexts (he); auto: ot while those keys fit "
+        "in 2 GiB per feature party"
+    )
+    he_scheme: Literal["ou", "paillier"] = param("ou", "additively homomorphic scheme of the gradients (histograms = he)")
     key_bits: int = param(2048, "HE modulus size in bits", ge=MIN_KEY_BITS, le=MAX_BITS)
     frac_bits: int = param(20, "fractional bits of the fixed-point gradients", ge=8, le=40)
     n_jobs: int | None = param(None, "worker processes per party; none: every core", ge=1)

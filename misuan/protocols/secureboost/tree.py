@@ -17,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from misuan.protocols.secureboost.binning import PartyBins
 from misuan.protocols.secureboost.checks import check_histogram_totals, check_partition_sums, codec_rounded
-from misuan.protocols.secureboost.histogram import HistogramDecoder
 from misuan.protocols.secureboost.messages import (
     HistogramReply,
     LevelPlan,
@@ -48,6 +47,15 @@ __all__ = ["TreeGrower"]
 Histogram = tuple[np.ndarray, np.ndarray]  # flat per-bin gradient and hessian sums of one party
 
 
+class PeerHistograms(Protocol):
+    """How the label party reads a feature party's histogram reply (HE: :class:`.histogram.HistogramDecoder`,
+    OT: :class:`.shares.ShareDecoder`)."""
+
+    def prepare(self, peer: str, node_rows: list[np.ndarray]) -> None: ...
+
+    def decode(self, reply: HistogramReply, fb: PartyBins, n_nodes: int) -> list[Histogram]: ...
+
+
 @dataclasses.dataclass
 class _Node:
     id: int
@@ -68,7 +76,7 @@ class TreeGrower:
     def __init__(
         self, params: BoostingParams, g: np.ndarray, h: np.ndarray, rows: np.ndarray,
         own: PartyBins, own_bins: np.ndarray, own_cuts: Sequence[np.ndarray],
-        peers: Sequence[PartyBins], decoder: HistogramDecoder, timing: dict[str, float],
+        peers: Sequence[PartyBins], decoder: PeerHistograms, timing: dict[str, float],
     ) -> None:
         self.p = params
         self.g, self.h = g, h
@@ -123,9 +131,14 @@ class TreeGrower:
         return len(self._compute)
 
     def own_histograms(self) -> None:
-        """The label party's own features, in plaintext, for every node of the level (cheap)."""
+        """The label party's own features, in plaintext, for every node of the level (cheap); then what it
+        can do on the feature parties' histograms before their replies arrive."""
         for nd in self.level:
             nd.hists[self.own.party] = plain_histogram(self.own_bins, self.own, nd.rows, self.g, self.h)
+        d0 = time.perf_counter()
+        for peer in self.peers:
+            self.decoder.prepare(peer, [self.level[i].rows for i in self._compute])
+        self.timing["decrypt"] += time.perf_counter() - d0
 
     def take_histograms(self, peer: str, reply: HistogramReply) -> None:
         """Decrypt ``peer``'s histograms of the wanted nodes."""
