@@ -11,9 +11,10 @@ hyperparameters, all 50 features, ``n_jobs=2``).
     python bench/secureboost.py --rows 10000
     python bench/secureboost.py --transport memory  # both parties in one process (threads)
     python bench/secureboost.py --profile           # cProfile of each party's main process
+    python bench/secureboost.py --histograms he     # histograms by HE (default: auto, i.e. OT here)
 
-Prints training wall time (label party: channel open to model done), test AUC, per-phase times,
-bytes on the wire, and the XGBoost time and AUC.
+Prints the CPU and the load average, training wall time (label party: channel open to model done),
+test AUC, per-phase times, bytes on the wire, and the XGBoost time and AUC.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import cpu_line, load_line  # noqa: E402
 from misuan.protocols import secureboost as sb  # noqa: E402
 
 
@@ -49,7 +51,7 @@ def _party(party: str, chan: Any, args: argparse.Namespace) -> dict[str, Any]:
     Xtr, Xte, ytr, _ = _data(args.rows)
     params = sb.SecureBoostParams(
         n_estimators=args.trees, max_depth=args.depth, learning_rate=args.lr, max_bin=args.max_bin,
-        base_score=0.5, key_bits=args.key_bits, he_scheme=args.scheme, n_jobs=args.n_jobs,
+        base_score=0.5, key_bits=args.key_bits, he_scheme=args.scheme, n_jobs=args.n_jobs, histograms=args.histograms,
     )
     prof = cProfile.Profile() if args.profile else None
     if prof:
@@ -93,7 +95,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.3)
     ap.add_argument("--max-bin", type=int, default=32)
     ap.add_argument("--key-bits", type=int, default=2048)
-    ap.add_argument("--scheme", choices=["ou", "paillier"], default="ou")
+    ap.add_argument("--scheme", choices=["ou", "paillier"], default="ou", help="HE scheme (--histograms he)")
+    ap.add_argument("--histograms", choices=["auto", "ot", "he"], default="auto")
     ap.add_argument("--n-jobs", type=int, default=None, help="worker processes per party (default: every core)")
     ap.add_argument("--transport", choices=["grpc", "memory"], default="grpc")
     ap.add_argument("--profile", action="store_true")
@@ -118,18 +121,22 @@ def main() -> None:
     hist = bank["history"]
     phase = {k: sum(h.get(k, 0.0) for h in hist) for k in ("encrypt", "wait_histograms", "decrypt", "split_finding")}
     fp_hist = sum(h.get("histogram_seconds", 0.0) for h in partner["history"])
+    method = f"HE {args.scheme.upper()} {args.key_bits}-bit" if args.histograms == "he" else f"histograms {args.histograms}"
     print(f"SecureBoost benchmark: {args.rows} rows ({len(ytr)} train / {len(yte)} test), 50 features (25 + 25), "
-          f"{args.trees} trees, depth {args.depth}, eta {args.lr}, max_bin {args.max_bin}, {args.scheme.upper()} {args.key_bits}-bit, "
+          f"{args.trees} trees, depth {args.depth}, eta {args.lr}, max_bin {args.max_bin}, {method}, "
           f"transport {args.transport}, n_jobs {args.n_jobs or 'all cores'}")
+    print(f"  {cpu_line()}")
+    print(f"  {load_line()} (after the run)")
     print(f"  SecureBoost  train {bank['train_s']:8.2f} s   test AUC {auc:.4f}   (whole run incl. process start and prediction {wall:.1f} s)")
     print(f"  XGBoost      train {xgb_s:8.2f} s   test AUC {xgb_auc:.4f}")
     print(f"  ratio time {bank['train_s'] / xgb_s:.0f}x   AUC difference {auc - xgb_auc:+.4f}")
     per_tree = [round(h["seconds"], 2) for h in hist]
     print(f"  per tree (s): {per_tree}")
     setup = bank["train_s"] - sum(h["seconds"] for h in hist)
-    print(f"  label party phases (s): setup+keygen {setup:.2f}, encrypt {phase['encrypt']:.2f}, waiting for histograms "
-          f"{phase['wait_histograms']:.2f}, decrypt+unpack {phase['decrypt']:.2f}, split finding {phase['split_finding']:.2f}")
-    print(f"  feature party histogram (sum+pack+rerandomise) {fp_hist:.2f} s")
+    print(f"  label party phases (s): setup (keys / OT extension) {setup:.2f}, encrypt or pad {phase['encrypt']:.2f}, "
+          f"waiting for histograms {phase['wait_histograms']:.2f}, decrypt or unpad {phase['decrypt']:.2f}, "
+          f"split finding {phase['split_finding']:.2f}")
+    print(f"  feature party histograms (share sums, or ciphertext sums + packing + re-randomising) {fp_hist:.2f} s")
     if args.transport == "grpc":
         cpu = bank["cpu_s"] + partner["cpu_s"]
         print(f"  CPU time (both parties with their workers, incl. data generation and prediction): {cpu:.1f} s "

@@ -58,7 +58,7 @@ def test_accepted_keys_are_the_boosting_params_and_the_holdout() -> None:
     keys = {f.name for cls in kind.params for f in dataclasses.fields(cls)}
     assert keys == {
         "n_estimators", "max_depth", "learning_rate", "reg_lambda", "gamma", "min_child_weight", "subsample",
-        "colsample_bytree", "max_bin", "base_score", "first_tree_label_only", "he_scheme", "key_bits",
+        "colsample_bytree", "max_bin", "base_score", "first_tree_label_only", "histograms", "he_scheme", "key_bits",
         "frac_bits", "n_jobs", "random_state", "monotone_constraints", "prediction_mode", "test_fraction", "split_seed",
     }
     assert STEPS["evaluate"].params == (EvaluateParams,)

@@ -11,18 +11,18 @@ import pytest
 
 import misuan.protocols.kkrt.receiver as kkrt_receiver
 from misuan.crypto.aes_prg import Keystreams, fixed_key_hash, prf
+from misuan.crypto.bitmatrix import transpose
 from misuan.crypto.ot import OtReceiver, OtSender
+from misuan.crypto.rows import put_rows, take_rows
 from misuan.errors import ConfigError, CryptoError, DuplicateIdError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.net.local import run_local
 from misuan.protocols.kkrt import receiver_of
-from misuan.crypto.bitmatrix import transpose
 from misuan.protocols.kkrt.cuckoo import candidate_bins, insert
 from misuan.protocols.kkrt.digests import check_unique, digest_order, digests_of, encode_ids
 from misuan.protocols.kkrt.messages import Columns, Hello, Matches, Outputs, ReceiverSetup, SenderSetup
 from misuan.protocols.kkrt.params import n_bins_for, output_bytes
 from misuan.protocols.kkrt.receiver import OprfReceiver
-from misuan.crypto.rows import put_rows, take_rows
 from misuan.protocols.kkrt.sender import OprfSender
 from misuan.protocols.psi import IdNormalization, PsiParams, PsiResult, psi
 

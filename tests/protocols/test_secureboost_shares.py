@@ -13,7 +13,13 @@ from misuan.errors import ConfigError, MalformedMessageError
 from misuan.net.local import run_local
 from misuan.protocols import secureboost as sb
 from misuan.protocols.secureboost.binning import PartyBins
-from misuan.protocols.secureboost.shares import FeatureShares, LabelShares, choice_bits, encode_pairs, key_bytes
+from misuan.protocols.secureboost.shares import (
+    FeatureShares,
+    LabelShares,
+    choice_bits,
+    encode_pairs,
+    key_bytes,
+)
 
 FRAC = 20
 

@@ -60,6 +60,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from misuan.crypto.aes_prg import prf
+from misuan.crypto.rows import take_rows
 from misuan.errors import ConfigError, CryptoError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.kkrt.digests import check_unique, digest_order, digests_of, dummies, encode_ids
@@ -84,7 +85,6 @@ from misuan.protocols.kkrt.messages import (
 )
 from misuan.protocols.kkrt.params import BUCKET_ITEMS, CODE_BITS, HASHES, MAX_ROWS, STAT_BITS, output_bytes
 from misuan.protocols.kkrt.receiver import OprfReceiver
-from misuan.crypto.rows import take_rows
 from misuan.protocols.kkrt.sender import OprfSender
 
 __all__ = [

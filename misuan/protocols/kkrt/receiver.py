@@ -7,14 +7,14 @@ import os
 import numpy as np
 
 from misuan.crypto.aes_prg import Keystreams, fixed_key_hash, prf
-from misuan.crypto.ot import POINT_BYTES, OtSender
-from misuan.errors import CryptoError, MalformedMessageError
 from misuan.crypto.bitmatrix import transpose
+from misuan.crypto.ot import POINT_BYTES, OtSender
+from misuan.crypto.rows import put_rows, take_rows
+from misuan.errors import CryptoError, MalformedMessageError
 from misuan.protocols.kkrt.cuckoo import candidate_bins, insert
 from misuan.protocols.kkrt.digests import digest_order
 from misuan.protocols.kkrt.messages import Columns, Outputs, ReceiverSetup, SenderSetup
 from misuan.protocols.kkrt.params import CHUNK_BINS, CODE_BITS, CODE_BYTES, CUCKOO_TRIES, HASHES, n_bins_for
-from misuan.crypto.rows import put_rows, take_rows
 
 __all__ = ["OprfReceiver", "codewords", "tweaks"]
 

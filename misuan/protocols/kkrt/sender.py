@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from misuan.crypto.aes_prg import Keystreams, fixed_key_hash
-from misuan.crypto.ot import POINT_BYTES, OtReceiver
-from misuan.errors import MalformedMessageError
 from misuan.crypto.bitmatrix import transpose
+from misuan.crypto.ot import POINT_BYTES, OtReceiver
+from misuan.crypto.rows import put_rows, take_rows
+from misuan.errors import MalformedMessageError
 from misuan.protocols.kkrt.cuckoo import candidate_bins
 from misuan.protocols.kkrt.digests import digest_order
 from misuan.protocols.kkrt.messages import Columns, Outputs, ReceiverSetup, SenderSetup
@@ -24,7 +25,6 @@ from misuan.protocols.kkrt.params import (
     n_bins_for,
 )
 from misuan.protocols.kkrt.receiver import codewords, tweaks
-from misuan.crypto.rows import put_rows, take_rows
 
 __all__ = ["OprfSender"]
 

@@ -131,8 +131,9 @@ from misuan.protocols.secureboost.params import (
 
 __all__ = [
     "DISCLOSURES", "MAX_BIN_LIMIT", "MIN_KEY_BITS", "MODEL_VERSION", "PROTOCOL", "STEP", "BoostingParams",
-    "DecisionRequest", "Decisions", "FeatureParty", "HistogramReply", "LabelParty", "LeafSets",
-    "LevelPlan", "Objective", "OtBase", "OtColumns", "OtPoints", "PredictionMode", "QuantileBinner", "SecureBoostParams", "Schema", "Setup", "SplitReply",
+    "DecisionRequest", "Decisions", "FeatureParty", "HistogramCrypto", "HistogramReply", "LabelParty", "LeafSets",
+    "LevelPlan", "Objective", "OtBase", "OtColumns", "OtPoints", "PredictionMode", "QuantileBinner",
+    "SecureBoostParams", "Schema", "Setup", "SplitReply",
     "SplitRequest", "TrainEnd", "TrainResult", "TreeStart", "base_margin", "explain_label_party",
     "predict_feature_party", "predict_label_party", "route", "train_feature_party", "train_label_party",
 ]

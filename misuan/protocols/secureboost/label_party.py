@@ -60,7 +60,13 @@ from misuan.protocols.secureboost.model import (
     shape_of,
 )
 from misuan.protocols.secureboost.params import MAX_BIN_LIMIT, MIN_KEY_BITS, PredictionMode, SecureBoostParams
-from misuan.protocols.secureboost.shares import OT_KEY_BYTES_LIMIT, LabelShares, ShareDecoder, encode_pairs, key_bytes
+from misuan.protocols.secureboost.shares import (
+    OT_KEY_BYTES_LIMIT,
+    LabelShares,
+    ShareDecoder,
+    encode_pairs,
+    key_bytes,
+)
 from misuan.protocols.secureboost.tree import TreeGrower
 
 __all__ = ["LabelParty", "explain_label_party", "predict_label_party", "train_label_party"]

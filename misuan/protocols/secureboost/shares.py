@@ -40,7 +40,6 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from misuan.crypto.aes_prg import BLOCK
@@ -237,7 +236,7 @@ class FeatureShares:
             for part, ppos in zip(c.chunks(rows), c.chunks(pos), strict=True):
                 p = c.pads(part)
                 # each row's own bin per sampled feature, as a column of the sampled cells
-                own = starts[None, :] + self.bins[np.ix_(part, c.features)].astype(np.int64)
+                own = starts[None, :] + self.bins[np.ix_(part, np.asarray(c.features, dtype=np.int64))].astype(np.int64)
                 r = np.arange(len(part))[:, None]
                 lacking = p[r, own]  # the one pad per row and feature this party does not share
                 p[r, own] = self.corrections[ppos] - (c.per_feature(p) - lacking)
