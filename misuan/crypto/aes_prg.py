@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["Keystreams", "fixed_key_hash", "prf"]
+__all__ = ["BlockCipher", "Keystreams", "fixed_key_hash", "prf"]
 
 BLOCK = 16
 _FIXED_KEY = bytes.fromhex("6d697375616e2d6b6b72742d68617368")  # "misuan-kkrt-hash": public, fixed
@@ -49,6 +49,26 @@ class Keystreams:
             enc.update_into(zeros, row.data)
         self.offset += nbytes
         return out[:, :nbytes]
+
+
+class BlockCipher:
+    """AES-128-ECB under one key, written into the caller's buffer (reused: no fresh memory per call).
+
+    As a PRF on random 16-byte inputs under a key fresh per use, or (with a public key) as the ideal
+    cipher of the fixed-key constructions."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != BLOCK:
+            raise ValueError("AES-128 keys are 16 bytes")
+        self._enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+
+    def encrypt_into(self, data: np.ndarray, out: np.ndarray) -> None:
+        """``out[:data.size] = AES(data)``: ``data`` contiguous uint8, a multiple of 16 bytes; ``out``
+        uint8 with room for one block more (OpenSSL's ``update_into`` asks for it)."""
+        if data.size % BLOCK or out.size < data.size + BLOCK:
+            raise ValueError("encrypt_into takes whole blocks and an output one block longer")
+        if data.size:
+            self._enc.update_into(data.reshape(-1).data, out.data)
 
 
 def _ecb(key: bytes, data: np.ndarray) -> np.ndarray:

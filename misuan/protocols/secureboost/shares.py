@@ -40,9 +40,8 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from misuan.crypto.aes_prg import BLOCK
+from misuan.crypto.aes_prg import BLOCK, BlockCipher
 from misuan.errors import ConfigError, MalformedMessageError
 from misuan.protocols.secureboost.binning import PartyBins
 from misuan.protocols.secureboost.messages import HistogramReply
@@ -109,13 +108,13 @@ class _Cells:
         self.chunk_rows = max(1, _CHUNK_CELLS // max(self.width, 1))
         self._gathered = np.empty((self.chunk_rows, self.width * BLOCK), dtype=np.uint8)
         self._pads = np.empty(self.chunk_rows * self.width * BLOCK + BLOCK, dtype=np.uint8)
-        self._aes = Cipher(algorithms.AES(bytes(BLOCK)), modes.ECB()).encryptor()
+        self._aes = BlockCipher(bytes(BLOCK))
         self.features: list[int] = []
         self.columns = np.zeros(0, dtype=np.int64)
         self.feature_starts = np.zeros(0, dtype=np.int64)  # where each sampled feature starts among the columns
 
     def sample(self, tree_key_: bytes, mask: np.ndarray) -> None:
-        self._aes = Cipher(algorithms.AES(tree_key_), modes.ECB()).encryptor()
+        self._aes = BlockCipher(tree_key_)
         self.features = [f for f in range(len(self.n_bins)) if mask[f]]
         cols = [np.arange(self.offsets[f], self.offsets[f + 1]) for f in self.features]
         self.columns = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
@@ -137,8 +136,7 @@ class _Cells:
         if ncols != self.width:
             blocks = np.ascontiguousarray(blocks[:, self.columns])
         nbytes = k * ncols * BLOCK
-        if nbytes:
-            self._aes.update_into(blocks.reshape(-1).data, self._pads[: nbytes + BLOCK].data)
+        self._aes.encrypt_into(blocks.reshape(-1), self._pads[: nbytes + BLOCK])
         return self._pads[:nbytes].view(np.uint64).reshape(k, ncols, 2)
 
     def per_feature(self, cells: np.ndarray) -> np.ndarray:
