@@ -52,7 +52,7 @@ __all__ = [
 
 OT_KEY_BYTES_LIMIT = 2 << 30  # "auto" uses OT histograms while each side's keys fit in 2 GiB per feature party
 _DOMAIN = b"misuan-secureboost-pads-v1"
-_CHUNK_CELLS = 1 << 19  # cells (16 bytes each) of one chunk of rows: 8 MiB of pads
+_CHUNK_CELLS = 1 << 16  # cells (16 bytes each) of one chunk of rows: 1 MiB of pads, so a chunk stays in cache
 
 
 def key_bytes(n_rows: int, n_bins: Sequence[int]) -> int:
@@ -203,7 +203,14 @@ class LabelShares:
 
 
 class FeatureShares:
-    """The feature party's side: its keys and bins, the tree's corrections, and its share sums per node."""
+    """The feature party's side: its keys and bins, the tree's corrections, and its share sums per node.
+
+    Its share of a row's cells is its pads, except at the row's own bin of each feature: there
+    ``D - (pads of the other bins)``. Summed over a node that is the sum of its pad rows (whatever it
+    holds at its own bins) plus, at each row's own bins, ``delta = D - (sum of all its pads of the
+    feature)``, which depends only on the row and the tree: computed in the first pass over a row
+    (the root's), kept, and scattered into the bins at every level after.
+    """
 
     def __init__(self, keys: np.ndarray, bins: np.ndarray, n_bins: Sequence[int], session: bytes) -> None:
         self.bins = bins
@@ -211,6 +218,9 @@ class FeatureShares:
         self.session = session
         self.position = np.full(bins.shape[0], -1, dtype=np.int64)
         self.corrections = np.zeros((0, 0, 2), dtype=np.uint64)
+        self.delta = np.zeros((0, 0, 2), dtype=np.uint64)
+        self.has_delta = np.zeros(0, dtype=bool)
+        self.own_cell = np.zeros((0, 0), dtype=np.int64)
 
     def start_tree(self, tree: int, rows: np.ndarray, mask: np.ndarray, corrections: np.ndarray) -> None:
         c = self.cells
@@ -221,24 +231,32 @@ class FeatureShares:
         self.position = np.full(self.bins.shape[0], -1, dtype=np.int64)
         self.position[rows] = np.arange(len(rows))
         self.corrections = corrections
+        self.delta = np.empty_like(corrections)
+        self.has_delta = np.zeros(len(rows), dtype=bool)
+        # each tree row's own bin of every sampled feature, as an index into the sampled cells
+        feats = np.asarray(c.features, dtype=np.int64)
+        self.own_cell = c.feature_starts[None, :] + self.bins[np.ix_(rows, feats)].astype(np.int64)
 
     def node_sums(self, node_rows: Sequence[np.ndarray]) -> np.ndarray:
         """``(nodes, sampled cells, 2)`` uint64: the sums of this party's shares over each node's rows."""
         c = self.cells
         out = np.zeros((len(node_rows), len(c.columns), 2), dtype=np.uint64)
-        starts = c.feature_starts
         for k, rows in enumerate(node_rows):
             pos = self.position[rows]
             if len(pos) and int(pos.min()) < 0:
                 raise MalformedMessageError("a node holds rows outside the tree's rows")
             for part, ppos in zip(c.chunks(rows), c.chunks(pos), strict=True):
                 p = c.pads(part)
-                # each row's own bin per sampled feature, as a column of the sampled cells
-                own = starts[None, :] + self.bins[np.ix_(part, np.asarray(c.features, dtype=np.int64))].astype(np.int64)
-                r = np.arange(len(part))[:, None]
-                lacking = p[r, own]  # the one pad per row and feature this party does not share
-                p[r, own] = self.corrections[ppos] - (c.per_feature(p) - lacking)
                 out[k] += p.sum(axis=0, dtype=np.uint64)
+                new = ~self.has_delta[ppos]
+                if new.any():
+                    fresh = ppos[new]
+                    self.delta[fresh] = self.corrections[fresh] - c.per_feature(p[new])
+                    self.has_delta[fresh] = True
+            cells = self.own_cell[pos].reshape(-1)
+            deltas = self.delta[pos].reshape(-1, 2)
+            for half in (0, 1):
+                np.add.at(out[k, :, half], cells, deltas[:, half])
         return out
 
 
