@@ -407,7 +407,7 @@ def build_summary(
             "y_true": [int(v) for v in ev["y_true"]],
             "scores": {"joint": [float(v) for v in ev["scores"]],
                        "bank_only": comp["bank_only"].tolist(), "plaintext": comp["plaintext"].tolist()},
-            "model_names": {"joint": "SecureBoost, bank + partner (encrypted)",
+            "model_names": {"joint": "SecureBoost, bank + partner (private)",
                             "bank_only": "XGBoost, bank features only",
                             "plaintext": "XGBoost, pooled raw data (reference only)"},
         },

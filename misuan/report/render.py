@@ -256,7 +256,9 @@ def _importance_section(summary: Summary, parties: Parties) -> str:
         + explain(
             "Gain is how much the model's fit improved from splits on a feature; the share per party shows "
             "how much of the joint model rests on each institution's data.",
-            "Gains are computed by the bank from encrypted sums the partner returned. A split on a partner "
+            "Gains are computed by the bank from per-bin sums the partner returned masked (one-time pads "
+            "from oblivious transfer, or homomorphic encryption for very large data): the partner never saw "
+            "a gradient, and the bank sees sums over bins, not customers. A split on a partner "
             "feature is known to the bank as (feature, bin number): the threshold value stays with the "
             "partner. Which customers went left at such a split, and the other training disclosures, are "
             "in the ledger.",
