@@ -61,7 +61,7 @@ def write_validation(cfg: Any, spec: JobSpec, job_id: str, bank_out: Mapping[str
              "part_hashes": {p: _sha256(f) for p, f in parts.items()}, "features": features}
     lineage = []
     for p in spec.parties:
-        if p.dataset is not None:
+        if p.dataset is not None and p.dataset.path is not None:  # the demo's datasets are CSV files
             lineage.append({"party": p.name, "role": p.role, "file": p.dataset.path.name, "sha256": _sha256(p.dataset.path),
                             "rows": int(bank_out["psi"]["rows"]) if p.role == "label_party" else int(summary["psi"]["rows"][p.name])})
     steps = [{"name": s.name, "kind": s.kind, "params": json.dumps(dict(s.params), sort_keys=True)} for s in spec.steps]

@@ -88,7 +88,7 @@ THIRD_PARTY = {
     "datasets": {"numpy", "pandas"},
     "lending": {"numpy", "tomli"},
     "api": {"numpy", "pandas"},
-    "node": {"numpy", "pandas", "tomli"},
+    "node": {"numpy", "pandas", "tomli", "pyarrow", "psycopg"},
     "report": {"numpy"},
     "demo": {"numpy", "pandas", "xgboost"},
     "demo_validation": set(),

@@ -132,7 +132,7 @@ def _dataset_fingerprints(spec: JobSpec, party_dirs: Mapping[str, Path]) -> dict
     """Each exported party's dataset: file name, SHA-256 and size, where the file is here to read."""
     out: dict[str, Any] = {}
     for p in spec.parties:
-        if p.name in party_dirs and p.dataset is not None and p.dataset.path.is_file():
+        if p.name in party_dirs and p.dataset is not None and p.dataset.path is not None and p.dataset.path.is_file():
             out[p.name] = {"file": p.dataset.path.name, "sha256": _sha256(p.dataset.path),
                            "bytes": p.dataset.path.stat().st_size}
     return out

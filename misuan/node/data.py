@@ -1,7 +1,8 @@
 """A party's own dataset for a job, read once and checked in full before anything connects.
 
 :func:`check_dataset` reads ``ds.path`` (CSV) and refuses, with one :class:`DataError` that names the
-file, the column and example file lines (line 1 is the header): a missing or unreadable file, a file
+source, the column and example file lines (line 1 is the header; rows, counted from 1, for the other
+sources): a missing or unreadable file, a file
 with no data rows, a column name used twice in the header (pandas would silently rename the copy
 ``AGE`` to ``AGE.1``), a missing, empty or repeated ID, a label that is not 0/1 and a listed feature
 that is absent. A feature column that is empty on every row is allowed but reported as a warning.
@@ -24,6 +25,7 @@ from collections import Counter
 import pandas as pd
 
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, MissingColumnError
+from misuan.node.sources import file_fingerprint, read_frame
 from misuan.node.spec import DatasetSpec
 
 __all__ = ["CheckedDataset", "DataWarning", "check_dataset", "check_numeric_features", "feature_names", "file_lines"]
@@ -45,6 +47,7 @@ class CheckedDataset:
     frame: pd.DataFrame  # the ID column as text, the label (if any) as int8 0/1
     features: tuple[str, ...]  # the feature columns: those listed, or all but the id and label
     warnings: tuple[str, ...] = ()
+    fingerprint: str = ""  # "sha256:..." of a file, "rows-sha256:..." of a query's rows (misuan.node.sources)
 
     @property
     def name(self) -> str:
@@ -53,21 +56,35 @@ class CheckedDataset:
 
 
 def _who(ds: DatasetSpec, party: str) -> str:
-    return f"{party}'s dataset {ds.path.name}" if party else f"dataset {ds.path.name}"
+    return f"{party}'s dataset {ds.source.name}" if party else f"dataset {ds.source.name}"
+
+
+def _rows(ds: DatasetSpec, index: pd.Index | list[int], noun: str = "(s)") -> str:
+    """Where rows are: ``file line(s) 3, 7`` in a CSV file (line 1 the header), else ``row(s) 2, 6``
+    (``noun="s"``: ``file lines``, ``rows``)."""
+    if ds.is_csv:
+        return f"file line{noun} {file_lines(index)}"
+    shown = ", ".join(str(int(i) + 1) for i in index[:_SHOW])
+    return f"row{noun} {shown}" + (f" and {len(index) - _SHOW} more" if len(index) > _SHOW else "")
 
 
 def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
-    """Read ``ds.path`` and check it as the module docstring says; raises :class:`DataError`."""
+    """Read the dataset and check it as the module docstring says; raises :class:`DataError`."""
     who = _who(ds, party)
-    if not ds.path.is_file():
+    if ds.path is not None and not ds.path.is_file():
         raise DataError(f"{who}: file {ds.path} does not exist")
-    _check_header(ds, who)
-    df = _read(ds, who)
+    if ds.is_csv:
+        assert ds.path is not None
+        _check_header(ds, who)
+        df, fingerprint = _read(ds, who), file_fingerprint(ds.path)
+    else:
+        df, fingerprint = read_frame(ds.source, ds.id_column)
+        _check_unique_columns(df, ds, who)
     if df.empty:
         raise DataError(f"{who} has a header line but no data rows; it needs one row per customer")
     _check_ids(df, ds, who)
     if ds.label_column is not None:
-        df[ds.label_column] = _checked_label(df, ds.label_column, who)
+        df[ds.label_column] = _checked_label(df, ds, ds.label_column, who)
     features = feature_names(df, ds)
     missing = [c for c in features if c not in df.columns]
     if missing:
@@ -76,7 +93,7 @@ def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
     warnings = (
         (f"{who}: feature column(s) {empty} are empty on every row; they carry no information",) if empty else ()
     )
-    return CheckedDataset(party, ds, df, tuple(features), warnings)
+    return CheckedDataset(party, ds, df, tuple(features), warnings, fingerprint)
 
 
 def feature_names(df: pd.DataFrame, ds: DatasetSpec) -> list[str]:
@@ -115,7 +132,14 @@ def _check_header(ds: DatasetSpec, who: str) -> None:
         )
 
 
+def _check_unique_columns(df: pd.DataFrame, ds: DatasetSpec, who: str) -> None:
+    repeated = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
+    if repeated:
+        raise DataError(f"{who}: column(s) {repeated} appear more than once; give every column its own name")
+
+
 def _read(ds: DatasetSpec, who: str) -> pd.DataFrame:
+    assert ds.path is not None
     try:
         df = pd.read_csv(ds.path, dtype={ds.id_column: "string"}, low_memory=False)
         if ds.id_column in df.columns and bool(df[ds.id_column].isna().any()):
@@ -144,19 +168,19 @@ def _check_ids(df: pd.DataFrame, ds: DatasetSpec, who: str) -> None:
     empty = ids.isna() | (ids.str.strip() == "")
     if empty.any():
         raise EmptyIdError(
-            f"{who}: id column {ds.id_column!r} is empty on {int(empty.sum())} row(s), file line(s) "
-            f"{file_lines(df.index[empty.to_numpy(dtype=bool)])}; every row needs an id"
+            f"{who}: id column {ds.id_column!r} is empty on {int(empty.sum())} row(s), "
+            f"{_rows(ds, df.index[empty.to_numpy(dtype=bool)])}; every row needs an id"
         )
     dup = ids.duplicated(keep=False)
     if dup.any():
         values = sorted(set(ids[dup].head(_SHOW * 2)))[:_SHOW]
         raise DuplicateIdError(
             f"{who}: id column {ds.id_column!r} repeats {ids[dup].nunique()} id(s), e.g. {values}, "
-            f"on file lines {file_lines(df.index[dup.to_numpy(dtype=bool)])}; ids must be unique"
+            f"on {_rows(ds, df.index[dup.to_numpy(dtype=bool)], 's')}; ids must be unique"
         )
 
 
-def _checked_label(df: pd.DataFrame, column: str, who: str) -> pd.Series:
+def _checked_label(df: pd.DataFrame, ds: DatasetSpec, column: str, who: str) -> pd.Series:
     """The label column as int8 0/1, or a DataError naming the offending lines and values."""
     if column not in df.columns:
         raise _missing(df, who, [column], "label")
@@ -165,8 +189,8 @@ def _checked_label(df: pd.DataFrame, column: str, who: str) -> pd.Series:
     if bad.any():
         examples = [str(v) for v in df[column][bad].head(_VALUES_SHOWN)]
         raise DataError(
-            f"{who}: label column {column!r} must be 0 or 1 on every row; it is not on file line(s) "
-            f"{file_lines(df.index[bad.to_numpy(dtype=bool)])} (values {examples})"
+            f"{who}: label column {column!r} must be 0 or 1 on every row; it is not on "
+            f"{_rows(ds, df.index[bad.to_numpy(dtype=bool)])} (values {examples})"
         )
     return label.astype("int8")
 
@@ -185,7 +209,8 @@ def check_numeric_features(data: CheckedDataset) -> None:
         col = df[c]
         bad = col.notna() & pd.to_numeric(col, errors="coerce").isna()
         rows = col[bad] if bad.any() else col.dropna()
-        examples = ", ".join(f"{v!r} on line {int(i) + 2}" for i, v in rows.head(_VALUES_SHOWN).items())
+        at = "line" if data.spec.is_csv else "row"
+        examples = ", ".join(f"{v!r} on {at} {int(i) + (2 if at == 'line' else 1)}" for i, v in rows.head(_VALUES_SHOWN).items())
         shown.append(f"{c!r} holds {examples}")
     more = f" (and {len(text) - _VALUES_SHOWN} more column(s))" if len(text) > _VALUES_SHOWN else ""
     raise DataError(

@@ -237,13 +237,17 @@ def _step_hashes(spec: JobSpec, party: str) -> dict[str, str]:
     ds = spec.party(party).dataset
     dataset: list[Any] = []  # an aggregator's steps depend on no file of its own
     if ds is not None:
-        try:
-            st = ds.path.stat()
-            file_id: list[Any] = [st.st_size, st.st_mtime_ns]
-        except OSError:
-            file_id = []
+        file_id: list[Any] = []
+        where: Any = [ds.postgres, ds.table, ds.query]  # a database: its rows may change; the checks re-read them
+        if ds.path is not None:
+            where = str(ds.path)
+            try:
+                st = ds.path.stat()
+                file_id = [st.st_size, st.st_mtime_ns]
+            except OSError:
+                pass
         features = list(ds.features) if ds.features != "all" else "all"
-        dataset = [str(ds.path), ds.id_column, ds.label_column, features, file_id]
+        dataset = [where, ds.id_column, ds.label_column, features, file_id]
     base = {"job_id": spec.job_id, "parties": [[p.name, p.role] for p in spec.parties], "dataset": dataset}
     out = {}
     for i, step in enumerate(spec.steps):

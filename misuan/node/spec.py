@@ -85,6 +85,7 @@ from misuan.crypto.certs import TlsFiles
 from misuan.crypto.trust import parse_fingerprint
 from misuan.errors import ConfigError, DataError, JobSpecError
 from misuan.net.protocol import AGGREGATOR, DATA_PARTY, FEATURE_PARTY, LABEL_PARTY, ROLES
+from misuan.node.sources import FILE_SUFFIXES, SourceSpec, redacted_url
 from misuan.protocols.secagg.params import MAX_PARTIES, MIN_PARTIES
 from misuan.toml_files import parse_toml, read_toml
 
@@ -113,15 +114,30 @@ RESERVED_STEP_NAMES = ("job",)  # the runner's versions, hello and goodbye trave
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PARTY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # as misuan.crypto.certs requires
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
-_DATASET_SUFFIXES = (".csv",)
+_DATASET_SUFFIXES = tuple(FILE_SUFFIXES)
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    path: Path
+    """A party's dataset: a file (``path``: CSV, Parquet, Arrow) or a PostgreSQL ``table`` or ``query``."""
+
+    path: Path | None  # None for a PostgreSQL source
     id_column: str
     label_column: str | None
     features: tuple[str, ...] | Literal["all"]
+    postgres: str | None = None  # a libpq connection URL, no password
+    table: str | None = None
+    query: str | None = None
+
+    @property
+    def source(self) -> SourceSpec:
+        if self.path is not None:
+            return SourceSpec(FILE_SUFFIXES[self.path.suffix.lower()], path=self.path)
+        return SourceSpec("postgres", url=self.postgres, table=self.table, query=self.query)
+
+    @property
+    def is_csv(self) -> bool:
+        return self.path is not None and self.source.kind == "csv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +239,7 @@ class JobSpec:
         idx = self.party_names.index(self.party(party).name)
         p = self.parties[idx]
         where = f"party[{idx + 1}] {p.name!r}"
-        if p.dataset is not None and not p.dataset.path.is_file():
+        if p.dataset is not None and p.dataset.path is not None and not p.dataset.path.is_file():
             raise DataError(f"{where}.dataset.path: dataset file {p.dataset.path} does not exist")
 
 
@@ -381,10 +397,8 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
 def _dataset(raw: Mapping[str, Any], where: str, role: str, base: Path) -> DatasetSpec:
     ds = _table(raw, "dataset", where, required=True)
     dwhere = f"{where}.dataset"
-    _only_keys(ds, dwhere, {"path", "id_column", "label_column", "features"})
-    path = _path(ds.get("path"), f"{dwhere}.path", base, JobSpecError)
-    if path.suffix.lower() not in _DATASET_SUFFIXES:
-        raise JobSpecError(f"{dwhere}.path: {path.name} is not a CSV file; misuan reads {list(_DATASET_SUFFIXES)}")
+    _only_keys(ds, dwhere, {"path", "postgres", "table", "query", "id_column", "label_column", "features"})
+    path, postgres, table, query = _source(ds, dwhere, base)
     id_column = _column(ds.get("id_column"), f"{dwhere}.id_column")
     label_column = None
     if role in (LABEL_PARTY, DATA_PARTY):
@@ -409,7 +423,35 @@ def _dataset(raw: Mapping[str, Any], where: str, role: str, base: Path) -> Datas
             raise JobSpecError(f"{dwhere}.features: {sorted(c for c in clash if c)} is the id or label column, not a feature")
     else:
         raise JobSpecError(f"{dwhere}.features: write \"all\" or a non-empty list of column names, not {raw_features!r}")
-    return DatasetSpec(path, id_column, label_column, features)
+    return DatasetSpec(path, id_column, label_column, features, postgres, table, query)
+
+
+def _source(ds: Mapping[str, Any], dwhere: str, base: Path) -> tuple[Path | None, str | None, str | None, str | None]:
+    """A file ``path``, or ``postgres`` with exactly one of ``table`` and ``query``."""
+    if "postgres" not in ds:
+        for key in ("table", "query"):
+            if key in ds:
+                raise JobSpecError(f"{dwhere}.{key}: a table or query needs postgres = \"postgresql://...\" (or use path)")
+        path = _path(ds.get("path"), f"{dwhere}.path", base, JobSpecError)
+        if path.suffix.lower() not in _DATASET_SUFFIXES:
+            raise JobSpecError(f"{dwhere}.path: {path.name} is not a file misuan reads; it reads {list(_DATASET_SUFFIXES)}")
+        return path, None, None, None
+    if "path" in ds:
+        raise JobSpecError(f"{dwhere}: name a file (path) or a database (postgres), not both")
+    url = ds["postgres"]
+    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        raise JobSpecError(f"{dwhere}.postgres: write a connection URL, e.g. \"postgresql://risk@db.internal/warehouse\"")
+    if url != redacted_url(url):
+        raise JobSpecError(f"{dwhere}.postgres: no password in the job spec (it is shared with the other parties); "
+                           "use PGPASSWORD or ~/.pgpass")
+    table, query = ds.get("table"), ds.get("query")
+    if (table is None) == (query is None):
+        raise JobSpecError(f"{dwhere}: name exactly one of table = \"schema.name\" and query = \"SELECT ...\"")
+    if table is not None and (not isinstance(table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", table)):
+        raise JobSpecError(f"{dwhere}.table: write a table name, optionally with its schema (\"scoring.customers\"), not {table!r}")
+    if query is not None and (not isinstance(query, str) or not query.strip()):
+        raise JobSpecError(f"{dwhere}.query: write a SELECT statement")
+    return None, url, table, query
 
 
 def _step(raw: Any, i: int, party_names: tuple[str, ...]) -> StepSpec:

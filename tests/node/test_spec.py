@@ -117,7 +117,7 @@ BAD_SPECS = [
      r"exactly one party with role = \"aggregator\"; found 2"),
     ("data party without label", lambda d: (_horizontal(d, 3), d["party"][1]["dataset"].pop("label_column")),
      r"'lender-1'.dataset.label_column: a data_party must name its label column"),
-    ("not csv", _set("party.0.dataset.path", "bank.xlsx"), r"'bank'.dataset.path: bank.xlsx is not a CSV"),
+    ("not csv", _set("party.0.dataset.path", "bank.xlsx"), r"'bank'.dataset.path: bank.xlsx is not a file misuan reads; it reads \['.csv', '.parquet'"),
     ("bad features", _set("party.1.dataset.features", "some"), r"'partner'.dataset.features: write \"all\""),
     ("id as feature", _set("party.1.dataset.features", ["customer_id"]), r"'partner'.dataset.features: .*id or label"),
     ("tls incomplete", _set("party.0.tls", {"ca": "ca.pem"}), r"'bank'.tls: missing \['cert', 'key'\]"),
