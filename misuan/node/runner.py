@@ -237,17 +237,8 @@ def _step_hashes(spec: JobSpec, party: str) -> dict[str, str]:
     ds = spec.party(party).dataset
     dataset: list[Any] = []  # an aggregator's steps depend on no file of its own
     if ds is not None:
-        file_id: list[Any] = []
-        where: Any = [ds.postgres, ds.table, ds.query]  # a database: its rows may change; the checks re-read them
-        if ds.path is not None:
-            where = str(ds.path)
-            try:
-                st = ds.path.stat()
-                file_id = [st.st_size, st.st_mtime_ns]
-            except OSError:
-                pass
         features = list(ds.features) if ds.features != "all" else "all"
-        dataset = [where, ds.id_column, ds.label_column, features, file_id]
+        dataset = [*ds.identity(), ds.id_column, ds.label_column, features]
     base = {"job_id": spec.job_id, "parties": [[p.name, p.role] for p in spec.parties], "dataset": dataset}
     out = {}
     for i, step in enumerate(spec.steps):

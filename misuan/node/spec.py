@@ -85,7 +85,8 @@ from misuan.crypto.certs import TlsFiles
 from misuan.crypto.trust import parse_fingerprint
 from misuan.errors import ConfigError, DataError, JobSpecError
 from misuan.net.protocol import AGGREGATOR, DATA_PARTY, FEATURE_PARTY, LABEL_PARTY, ROLES
-from misuan.node.sources import FILE_SUFFIXES, SourceSpec, redacted_url
+from misuan.node.dataset_spec import DatasetSpec, parse_dataset
+from misuan.node.spec_fields import file_path, only_keys, sub_table
 from misuan.protocols.secagg.params import MAX_PARTIES, MIN_PARTIES
 from misuan.toml_files import parse_toml, read_toml
 
@@ -114,30 +115,6 @@ RESERVED_STEP_NAMES = ("job",)  # the runner's versions, hello and goodbye trave
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PARTY_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # as misuan.crypto.certs requires
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
-_DATASET_SUFFIXES = tuple(FILE_SUFFIXES)
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """A party's dataset: a file (``path``: CSV, Parquet, Arrow) or a PostgreSQL ``table`` or ``query``."""
-
-    path: Path | None  # None for a PostgreSQL source
-    id_column: str
-    label_column: str | None
-    features: tuple[str, ...] | Literal["all"]
-    postgres: str | None = None  # a libpq connection URL, no password
-    table: str | None = None
-    query: str | None = None
-
-    @property
-    def source(self) -> SourceSpec:
-        if self.path is not None:
-            return SourceSpec(FILE_SUFFIXES[self.path.suffix.lower()], path=self.path)
-        return SourceSpec("postgres", url=self.postgres, table=self.table, query=self.query)
-
-    @property
-    def is_csv(self) -> bool:
-        return self.path is not None and self.source.kind == "csv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,12 +285,12 @@ def parse_spec(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".") -
     base = Path(base_dir).resolve()
     if not isinstance(doc, Mapping):
         raise JobSpecError(f"a job spec must be a table, not {type(doc).__name__}")
-    _only_keys(doc, "the spec's top level", {"version", "job", "party", "step"})
+    only_keys(doc, "the spec's top level", {"version", "job", "party", "step"})
     version = doc.get("version")
     if version != SPEC_VERSION:
         raise JobSpecError(f"version: this misuan reads spec version {SPEC_VERSION}; write `version = 1` (got {version!r})")
-    job = _table(doc, "job", "the spec's top level", required=True)
-    _only_keys(job, "job", {"id", "timeout_s"})
+    job = sub_table(doc, "job", "the spec's top level", required=True)
+    only_keys(job, "job", {"id", "timeout_s"})
     job_id = _name(job.get("id"), "job.id", "a job id")
     timeout_s = job.get("timeout_s", 600)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= 7 * 86400:
@@ -380,7 +357,7 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
     if name in RESERVED_PARTY_NAMES:
         raise JobSpecError(f"{where}.name: {name!r} is reserved; choose another party name")
     where = f"{where} {name!r}"
-    _only_keys(raw, where, {"name", "role", "address", "tls", "trust", "dataset"})
+    only_keys(raw, where, {"name", "role", "address", "tls", "trust", "dataset"})
     role = raw.get("role")
     if role not in ROLES:
         raise JobSpecError(f"{where}.role: must be one of {list(ROLES)}, not {role!r}")
@@ -391,74 +368,14 @@ def _party(raw: Any, i: int, base: Path) -> PartySpec:
         if "dataset" in raw:
             raise JobSpecError(f"{where}.dataset: the aggregator holds no data and learns only sums; remove its dataset")
         return PartySpec(name, role, address, None, tls, trust)
-    return PartySpec(name, role, address, _dataset(raw, where, role, base), tls, trust)
-
-
-def _dataset(raw: Mapping[str, Any], where: str, role: str, base: Path) -> DatasetSpec:
-    ds = _table(raw, "dataset", where, required=True)
-    dwhere = f"{where}.dataset"
-    _only_keys(ds, dwhere, {"path", "postgres", "table", "query", "id_column", "label_column", "features"})
-    path, postgres, table, query = _source(ds, dwhere, base)
-    id_column = _column(ds.get("id_column"), f"{dwhere}.id_column")
-    label_column = None
-    if role in (LABEL_PARTY, DATA_PARTY):
-        if "label_column" not in ds:
-            raise JobSpecError(f"{dwhere}.label_column: a {role} must name its label column (0/1 values)")
-        label_column = _column(ds["label_column"], f"{dwhere}.label_column")
-        if label_column == id_column:
-            raise JobSpecError(f"{dwhere}.label_column: the label column cannot be the id column {id_column!r}")
-    elif "label_column" in ds:
-        raise JobSpecError(f"{dwhere}.label_column: a feature_party has no label column (the label_party has); remove it")
-    raw_features = ds.get("features", "all")
-    features: tuple[str, ...] | Literal["all"]
-    if raw_features == "all":
-        features = "all"
-    elif isinstance(raw_features, list) and raw_features:
-        features = tuple(_column(c, f"{dwhere}.features[{k}]") for k, c in enumerate(raw_features, start=1))
-        dup = sorted({c for c in features if features.count(c) > 1})
-        if dup:
-            raise JobSpecError(f"{dwhere}.features: columns {dup} are listed twice")
-        clash = {id_column, label_column} & set(features)
-        if clash:
-            raise JobSpecError(f"{dwhere}.features: {sorted(c for c in clash if c)} is the id or label column, not a feature")
-    else:
-        raise JobSpecError(f"{dwhere}.features: write \"all\" or a non-empty list of column names, not {raw_features!r}")
-    return DatasetSpec(path, id_column, label_column, features, postgres, table, query)
-
-
-def _source(ds: Mapping[str, Any], dwhere: str, base: Path) -> tuple[Path | None, str | None, str | None, str | None]:
-    """A file ``path``, or ``postgres`` with exactly one of ``table`` and ``query``."""
-    if "postgres" not in ds:
-        for key in ("table", "query"):
-            if key in ds:
-                raise JobSpecError(f"{dwhere}.{key}: a table or query needs postgres = \"postgresql://...\" (or use path)")
-        path = _path(ds.get("path"), f"{dwhere}.path", base, JobSpecError)
-        if path.suffix.lower() not in _DATASET_SUFFIXES:
-            raise JobSpecError(f"{dwhere}.path: {path.name} is not a file misuan reads; it reads {list(_DATASET_SUFFIXES)}")
-        return path, None, None, None
-    if "path" in ds:
-        raise JobSpecError(f"{dwhere}: name a file (path) or a database (postgres), not both")
-    url = ds["postgres"]
-    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
-        raise JobSpecError(f"{dwhere}.postgres: write a connection URL, e.g. \"postgresql://risk@db.internal/warehouse\"")
-    if url != redacted_url(url):
-        raise JobSpecError(f"{dwhere}.postgres: no password in the job spec (it is shared with the other parties); "
-                           "use PGPASSWORD or ~/.pgpass")
-    table, query = ds.get("table"), ds.get("query")
-    if (table is None) == (query is None):
-        raise JobSpecError(f"{dwhere}: name exactly one of table = \"schema.name\" and query = \"SELECT ...\"")
-    if table is not None and (not isinstance(table, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", table)):
-        raise JobSpecError(f"{dwhere}.table: write a table name, optionally with its schema (\"scoring.customers\"), not {table!r}")
-    if query is not None and (not isinstance(query, str) or not query.strip()):
-        raise JobSpecError(f"{dwhere}.query: write a SELECT statement")
-    return None, url, table, query
+    return PartySpec(name, role, address, parse_dataset(raw, where, role, base), tls, trust)
 
 
 def _step(raw: Any, i: int, party_names: tuple[str, ...]) -> StepSpec:
     where = f"step[{i}]"
     if not isinstance(raw, Mapping):
         raise JobSpecError(f"{where}: must be a table ([[step]])")
-    _only_keys(raw, where, {"kind", "name", "parties", "params"})
+    only_keys(raw, where, {"kind", "name", "parties", "params"})
     kind = raw.get("kind")
     # which kinds exist is the step registry's to say (misuan.node.steps.STEPS, checked by the runner)
     if not isinstance(kind, str) or not kind:
@@ -505,7 +422,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     doc = read_toml(p)
     base = p.resolve().parent
     try:
-        _only_keys(
+        only_keys(
             doc, "the node config's top level",
             {"version", "party", "listen", "data_dir", "tls", "peer", "revoked", "approval"}, ConfigError,
         )
@@ -513,12 +430,12 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
             raise ConfigError(f"version: write `version = {SPEC_VERSION}` (got {doc.get('version')!r})")
         party = _party_name(doc.get("party"), "party", ConfigError)
         listen = _address(doc.get("listen"), "listen", ConfigError)
-        data_dir = _path(doc.get("data_dir"), "data_dir", base, ConfigError)
+        data_dir = file_path(doc.get("data_dir"), "data_dir", base, ConfigError)
         if "tls" not in doc:
             raise ConfigError("tls: give tls = { ca = ..., cert = ..., key = ... } (files from `misuan certs init`)")
         tls = _tls(doc["tls"], "tls", base, ConfigError)
         peers = _node_peers(doc.get("peer", {}), base)
-        revoked = _path(doc["revoked"], "revoked", base, ConfigError) if "revoked" in doc else None
+        revoked = file_path(doc["revoked"], "revoked", base, ConfigError) if "revoked" in doc else None
         approval = doc.get("approval", "required")
         if approval not in ("required", "auto"):
             raise ConfigError(f"approval: write \"required\" (an operator approves each job) or \"auto\", not {approval!r}")
@@ -536,7 +453,7 @@ def _node_peers(raw: Any, base: Path) -> dict[str, TrustSpec]:
         _party_name(name, where, ConfigError)
         if not isinstance(table, Mapping) or "trust" not in table:
             raise ConfigError(f"{where}: write trust = {{ ca = \"certs/{name}-ca.pem\" }}")
-        _only_keys(table, where, {"trust"}, ConfigError)
+        only_keys(table, where, {"trust"}, ConfigError)
         out[name] = _trust(table["trust"], f"{where}.trust", base, ConfigError)
     return out
 
@@ -553,21 +470,6 @@ def parse_address(value: Any, where: str, err: type[ConfigError] = JobSpecError)
 def _address(value: Any, where: str, err: type[ConfigError]) -> str:
     parse_address(value, where, err)
     return str(value)
-
-
-def _only_keys(table: Mapping[str, Any], where: str, allowed: set[str], err: type[ConfigError] = JobSpecError) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise err(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
-
-
-def _table(parent: Mapping[str, Any], key: str, where: str, required: bool) -> Mapping[str, Any]:
-    value = parent.get(key)
-    if value is None and required:
-        raise JobSpecError(f"{where}: missing [{key}] table" if where.startswith("the") else f"{where}.{key}: missing")
-    if not isinstance(value, Mapping):
-        raise JobSpecError(f"{where}.{key}: must be a table, not {type(value).__name__}")
-    return value
 
 
 def _name(value: Any, where: str, what: str, err: type[ConfigError] = JobSpecError) -> str:
@@ -589,27 +491,15 @@ def _party_name(value: Any, where: str, err: type[ConfigError]) -> str:
     return value
 
 
-def _column(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise JobSpecError(f"{where}: give a column name as a non-empty string (got {value!r})")
-    return value
-
-
-def _path(value: Any, where: str, base: Path, err: type[ConfigError]) -> Path:
-    if not isinstance(value, str) or not value:
-        raise err(f"{where}: give a file path as a string (got {value!r})")
-    return (base / os.path.expanduser(value)).resolve()
-
-
 def _trust(value: Any, where: str, base: Path, err: type[ConfigError]) -> TrustSpec:
     if not isinstance(value, Mapping):
         raise err(f"{where}: write {{ ca = \"ca.pem\" }} or {{ ca = [\"old-ca.pem\", \"new-ca.pem\"], pin = [\"sha256:...\"] }}")
-    _only_keys(value, where, {"ca", "pin"}, err)
+    only_keys(value, where, {"ca", "pin"}, err)
     raw_ca = value.get("ca")
     files = [raw_ca] if isinstance(raw_ca, str) else raw_ca
     if not isinstance(files, list) or not files:
         raise err(f"{where}.ca: name the party's CA certificate file(s): a path or a list of paths")
-    ca = tuple(_path(f, f"{where}.ca", base, err) for f in files)
+    ca = tuple(file_path(f, f"{where}.ca", base, err) for f in files)
     raw_pins = value.get("pin", [])
     if not isinstance(raw_pins, list):
         raise err(f"{where}.pin: write a list of fingerprints, e.g. [\"sha256:...\"]")
@@ -623,8 +513,8 @@ def _trust(value: Any, where: str, base: Path, err: type[ConfigError]) -> TrustS
 def _tls(value: Any, where: str, base: Path, err: type[ConfigError]) -> TlsFiles:
     if not isinstance(value, Mapping):
         raise err(f"{where}: write {{ ca = ..., cert = ..., key = ... }}")
-    _only_keys(value, where, {"ca", "cert", "key"}, err)
+    only_keys(value, where, {"ca", "cert", "key"}, err)
     missing = [k for k in ("ca", "cert", "key") if k not in value]
     if missing:
         raise err(f"{where}: missing {missing}")
-    return TlsFiles(*(_path(value[k], f"{where}.{k}", base, err) for k in ("ca", "cert", "key")))
+    return TlsFiles(*(file_path(value[k], f"{where}.{k}", base, err) for k in ("ca", "cert", "key")))
