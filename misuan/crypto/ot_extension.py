@@ -13,8 +13,9 @@ semi-honest form with a correlation-robust hash that libOTe and EMP run:
 - **Keys**: this module gives each side one 16-byte key per OT. The sender's is
   ``K_j = H(j, q_j ^ D)``, the receiver's ``H(j, t_j)``: equal to ``K_j`` exactly where ``c_j = 1``.
   Where ``c_j = 0`` the receiver holds ``H(j, q_j)`` instead, and ``K_j`` is pseudorandom to it: it
-  would need ``D``. ``H`` is the tweakable fixed-key AES hash of :mod:`misuan.crypto.aes_prg`, the
-  tweak the session id and ``j``.
+  would need ``D``. ``H`` is the fixed-key AES hash of :mod:`misuan.crypto.aes_prg` (correlation
+  robust, Guo-Katz-Wang-Yu: enough against a semi-honest receiver, whose ``t_j`` are random), with a
+  tweak from the session id and ``j``.
 
 So the receiver learns the sender's keys at the positions it chose and nothing at the others; the
 sender learns nothing about the choice bits (each column is masked by the keystream of a seed it
@@ -29,6 +30,7 @@ wire. Both sides run a chunk of :data:`CHUNK_OTS` OTs at a time; the caller move
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -43,6 +45,7 @@ __all__ = ["BASE_OTS", "CHUNK_OTS", "ExtensionReceiver", "ExtensionSender"]
 BASE_OTS = 128  # the width of a row q_j, t_j: the security parameter
 CHUNK_OTS = 1 << 18  # OTs per chunk of columns: 4 MiB of columns on the wire
 SESSION_BYTES = 16
+_DOMAIN = b"misuan-iknp-v1"
 
 
 def _padded(n: int) -> int:
@@ -51,9 +54,10 @@ def _padded(n: int) -> int:
 
 
 def _tweaks(session: bytes, start: int, stop: int) -> np.ndarray:
-    """The hash tweak of OTs ``start..stop-1``: the session's first 8 bytes, then ``j`` (64 bits, little-endian)."""
+    """The hash tweak of OTs ``start..stop-1``: 8 bytes of SHA-256 of a domain and the session (apart
+    from KKRT-PSI's tweaks under the same fixed key), then ``j`` (64 bits, little-endian)."""
     out = np.empty((stop - start, 2), dtype="<u8")
-    out[:, 0] = np.frombuffer(session[:8], dtype="<u8")[0]
+    out[:, 0] = np.frombuffer(hashlib.sha256(_DOMAIN + session).digest()[:8], dtype="<u8")[0]
     out[:, 1] = np.arange(start, stop, dtype="<u8")
     return out.view(np.uint8)
 

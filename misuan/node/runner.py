@@ -232,13 +232,14 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _step_hashes(spec: JobSpec, party: str) -> dict[str, str]:
-    """Per step: hash of the spec up to and including it, plus this party's dataset identity."""
+def _step_hashes(spec: JobSpec, party: str, fingerprint: str = "") -> dict[str, str]:
+    """Per step: hash of the spec up to and including it, plus this party's dataset identity (and, for
+    a database, the fingerprint of the rows the checks read: changed rows start the steps anew)."""
     ds = spec.party(party).dataset
     dataset: list[Any] = []  # an aggregator's steps depend on no file of its own
     if ds is not None:
         features = list(ds.features) if ds.features != "all" else "all"
-        dataset = [*ds.identity(), ds.id_column, ds.label_column, features]
+        dataset = [*ds.identity(), ds.id_column, ds.label_column, features] + ([fingerprint] if ds.path is None else [])
     base = {"job_id": spec.job_id, "parties": [[p.name, p.role] for p in spec.parties], "dataset": dataset}
     out = {}
     for i, step in enumerate(spec.steps):
@@ -343,7 +344,7 @@ def run_party(
     pdir = Path(party_dir)
     files = _JobFiles(job_dir(pdir, spec.job_id))
     files.prepare(spec.job_id, party, resume)
-    hashes = _step_hashes(spec, party)
+    hashes = _step_hashes(spec, party, checked.dataset.fingerprint if checked.dataset is not None else "")
     offered = files.completed(hashes) if resume else []
     run = _PartyRun(spec, checked, files, hashes, offered, progress or _quiet)
     ledger = _open_checked_ledger(pdir, party)  # before this job's state.json is rewritten: it holds a head

@@ -8,8 +8,9 @@ In the job spec (the party's ``dataset`` table)::
                 id_column = "customer_id", label_column = "default_90d" }
     dataset = { postgres = "postgresql:///warehouse", query = "SELECT ... ORDER BY customer_id", id_column = "customer_id" }
 
-A password never goes in the spec: libpq reads it from ``PGPASSWORD``, ``~/.pgpass`` or a service
-file, as every PostgreSQL client does. A query runs in a **read-only** transaction through a server-side
+A password never goes in the spec (neither ``user:password@`` nor a ``password=`` parameter): libpq
+reads it from ``PGPASSWORD``, ``~/.pgpass`` or a service file, as every PostgreSQL client does. A
+table name is quoted as written (``Customers`` is not ``customers``), so it matches exactly. A query runs in a **read-only** transaction through a server-side
 cursor (so only a ``SELECT``/``VALUES`` statement opens at all): the dataset part of a spec is the
 party's own, local matter (not in the spec hash the parties compare), and even so a query that
 would write, e.g. through a function, fails instead.
@@ -18,9 +19,11 @@ Every source yields record batches of at most ``chunk_rows`` rows: pyarrow's Par
 read one row group or record batch at a time, pandas reads CSV in chunks, PostgreSQL rows come
 through a server-side cursor. What a party holds at once is one chunk, plus what its caller keeps.
 Each source also gives the dataset's **fingerprint**, computed as it streams: SHA-256 of a file's
-bytes (read in 1 MiB blocks), or for a query of the rows it returned, in order (pandas' stable
-64-bit hash of every row, then SHA-256 of those and the column names): give a query an
-``ORDER BY`` for a fingerprint that does not depend on the server's plan.
+bytes (read in 1 MiB blocks), or for a query of the rows it returned, in order (SHA-256 of the
+column names and each value's text): give a query an ``ORDER BY`` for a fingerprint that does not
+depend on the server's plan. A resumed job compares a database source's fingerprint: changed rows
+run the steps again. IDs are best stored as text or integers: an ID column is read as text, a
+whole float as its integer (``12.0`` -> ``12``), other values as pandas writes them.
 
 Parquet and Arrow need ``pyarrow`` (``pip install misuan[parquet]``), PostgreSQL needs ``psycopg``
 (``pip install misuan[postgres]``); a dataset naming one without it fails with that line.
@@ -35,14 +38,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from misuan.errors import ConfigError, DataError
 
 __all__ = [
     "CHUNK_ROWS", "FILE_SUFFIXES", "SourceKind", "SourceSpec", "file_fingerprint", "iter_frames", "read_frame",
-    "redacted_url", "source_columns",
+    "redacted_url", "source_columns", "url_secrets",
 ]
 
 SourceKind = Literal["csv", "parquet", "arrow", "postgres"]
@@ -71,14 +73,37 @@ class SourceSpec:
         return f"postgres table {self.table}" if self.table else "postgres query"
 
 
-def redacted_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and records)."""
+_SECRET_PARAMS = ("password", "sslpassword")
+
+
+def url_secrets(url: str) -> list[str]:
+    """Which secrets a connection URL carries: a password in its user part or as a query parameter."""
     head, sep, tail = url.partition("://")
-    if not sep or "@" not in tail:
+    found = []
+    userinfo = tail.rpartition("@")[0] if sep and "@" in tail.split("?", 1)[0] else ""
+    if ":" in userinfo:
+        found.append("password")
+    query = tail.partition("?")[2]
+    for part in query.split("&") if query else []:
+        key = part.split("=", 1)[0].strip().lower()
+        if key in _SECRET_PARAMS:
+            found.append(key)
+    return found
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any password (user part, ``password=``/``sslpassword=`` parameters) replaced by ``***``."""
+    head, sep, tail = url.partition("://")
+    if not sep:
         return url
-    userinfo, _, rest = tail.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{head}://{user + ':***' if ':' in userinfo else user}@{rest}"
+    address, qsep, query = tail.partition("?")
+    if "@" in address:
+        userinfo, _, rest = address.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        address = f"{user + ':***' if ':' in userinfo else user}@{rest}"
+    params = [f"{p.split('=', 1)[0]}=***" if p.split("=", 1)[0].strip().lower() in _SECRET_PARAMS else p
+              for p in query.split("&")] if query else []
+    return f"{head}://{address}{qsep}{'&'.join(params)}"
 
 
 def _pyarrow(src: SourceSpec) -> Any:
@@ -119,7 +144,9 @@ def _numeric_objects(frame: pd.DataFrame, keep: str | None) -> pd.DataFrame:
     return frame
 
 
-def _postgres_frames(src: SourceSpec, chunk_rows: int, id_column: str | None) -> Iterator[pd.DataFrame]:
+def _postgres_frames(
+    src: SourceSpec, chunk_rows: int, id_column: str | None, digest: _RowsDigest | None = None,
+) -> Iterator[pd.DataFrame]:
     psycopg = _psycopg(src)
     assert src.url is not None
     try:
@@ -133,6 +160,8 @@ def _postgres_frames(src: SourceSpec, chunk_rows: int, id_column: str | None) ->
                     rows = cur.fetchmany(chunk_rows)
                     if not rows:
                         break
+                    if digest is not None:
+                        digest.add_rows(names, rows)
                     yield _numeric_objects(pd.DataFrame.from_records(rows, columns=names), id_column)
     except psycopg.Error as exc:
         raise DataError(f"{src.name} at {redacted_url(src.url)}: {str(exc).strip().splitlines()[0]}") from exc
@@ -211,17 +240,19 @@ def file_fingerprint(path: Path) -> str:
 
 
 class _RowsDigest:
-    """SHA-256 over the column names and pandas' stable 64-bit hash of every row, chunk after chunk."""
+    """SHA-256 over the column names and the text of every value, row after row: the same whatever
+    the chunking (a NULL in an integer column makes no float of that chunk here)."""
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
         self._names: list[str] | None = None
 
-    def add(self, frame: pd.DataFrame) -> None:
+    def add_rows(self, names: list[str], rows: Sequence[Sequence[Any]]) -> None:
         if self._names is None:
-            self._names = [str(c) for c in frame.columns]
-            self._h.update("\x1f".join(self._names).encode())
-        self._h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64).tobytes())
+            self._names = names
+            self._h.update("\x1f".join(names).encode() + b"\x1e")
+        for row in rows:
+            self._h.update("\x1f".join("\x00" if v is None else str(v) for v in row).encode() + b"\x1e")
 
     def hexdigest(self) -> str:
         return f"rows-sha256:{self._h.hexdigest()}"
@@ -229,16 +260,11 @@ class _RowsDigest:
 
 def read_frame(src: SourceSpec, id_column: str, chunk_rows: int = CHUNK_ROWS) -> tuple[pd.DataFrame, str]:
     """The whole dataset (chunks concatenated) and its fingerprint, computed while streaming."""
-    digest = _RowsDigest()
-    frames = []
-    for frame in iter_frames(src, chunk_rows=chunk_rows, id_column=id_column):
-        if src.kind == "postgres":
-            digest.add(frame)
-        frames.append(frame)
     if src.kind == "postgres":
-        if not frames:
-            return pd.DataFrame(), digest.hexdigest()
-        return pd.concat(frames, ignore_index=True), digest.hexdigest()
+        digest = _RowsDigest()
+        frames = [_as_text_id(f, id_column) for f in _postgres_frames(src, chunk_rows, id_column, digest)]
+        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), digest.hexdigest()
+    frames = list(iter_frames(src, chunk_rows=chunk_rows, id_column=id_column))
     assert src.path is not None
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source_columns(src))
     return frame, file_fingerprint(src.path)

@@ -122,6 +122,7 @@ def test_spec_names_a_file_or_a_database(tmp_path: Path) -> None:
     assert ok.party("partner").dataset.source.kind == "parquet"  # type: ignore[union-attr]
     for bad, msg in [
         ('postgres = "postgresql://risk:secret@db/wh", table = "t"', "no password in the job spec"),
+        ('postgres = "postgresql://risk@db/wh?sslmode=require&password=secret", table = "t"', "no password"),
         ('postgres = "postgresql://db/wh"', "name exactly one of table"),
         ('postgres = "postgresql://db/wh", table = "t", query = "SELECT 1"', "name exactly one of table"),
         ('postgres = "postgresql://db/wh", table = "t; DROP TABLE x"', "write a table name"),
@@ -132,6 +133,7 @@ def test_spec_names_a_file_or_a_database(tmp_path: Path) -> None:
         with pytest.raises(JobSpecError, match=msg):
             loads_spec(spec(bad), tmp_path)
     assert redacted_url("postgresql://risk:secret@db:5432/wh") == "postgresql://risk:***@db:5432/wh"
+    assert redacted_url("postgresql://risk@db/wh?password=s&host=x") == "postgresql://risk@db/wh?password=***&host=x"
 
 
 # --- a real PostgreSQL server ------------------------------------------------------------------------

@@ -117,3 +117,24 @@ def test_transcripts_with_ot_histograms() -> None:
     replies = [m for m in bank_saw if isinstance(m, sb.HistogramReply)]
     assert replies and all(m.ciphertexts.size == 0 and m.shares.dtype == np.uint64 for m in replies)
     assert {type(m).__name__ for m in bank_saw} == {"Schema", "OtBase", "OtColumns", "HistogramReply", "SplitReply"}
+
+
+def test_malformed_ot_setup_messages_and_a_party_without_features() -> None:
+    X, y = make_classification(n_samples=200, n_features=4, random_state=1)
+    p = sb.SecureBoostParams(n_estimators=1, max_depth=2, max_bin=8, base_score=0.5, n_jobs=1, histograms="ot")
+    label, feature = sb.LabelParty("bank", X[:, :2], y.astype(float), p), sb.FeatureParty(X[:, 2:], p)
+    label.add_feature_party("partner", feature.schema())
+    base = feature.accept_setup(label.setup()["partner"])
+    assert base is not None
+    points = label.ot_points("partner", base)
+    with pytest.raises(MalformedMessageError, match="base-OT points must be uint8"):
+        next(feature.ot_columns(sb.OtPoints(points.points.astype(np.uint16))))
+    refusing = sb.FeatureParty(X[:, 2:], sb.BoostingParams(max_bin=8, n_jobs=1, histograms="he"))
+    with pytest.raises(MalformedMessageError, match="histograms = 'he' allows only HE"):
+        refusing.accept_setup(label.setup()["partner"])
+    # a feature party with no features: no OT to extend, and the tree still grows on the bank's features
+    out = run_local({
+        "bank": lambda c: sb.train_label_party(c, X[:, :2], y.astype(float), ["partner"], p),
+        "partner": lambda c: sb.train_feature_party(c, X[:, :0], "bank", p),
+    })
+    assert out["bank"].result.model["trees"]

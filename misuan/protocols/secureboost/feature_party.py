@@ -20,7 +20,7 @@ from misuan.crypto.he import PublicKey, public_key_from_wire
 from misuan.crypto.ot import POINT_BYTES
 from misuan.crypto.ot_extension import BASE_OTS, ExtensionReceiver, chunks_of
 from misuan.crypto.pool import WorkerPool
-from misuan.errors import DataError, MalformedMessageError
+from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
 from misuan.protocols.secureboost.binning import QuantileBinner, as_matrix
@@ -52,7 +52,7 @@ from misuan.protocols.secureboost.model import (
     trees_of_shape,
 )
 from misuan.protocols.secureboost.params import MIN_KEY_BITS, BoostingParams, PredictionMode
-from misuan.protocols.secureboost.shares import FeatureShares, choice_bits
+from misuan.protocols.secureboost.shares import OT_KEY_BYTES_LIMIT, FeatureShares, choice_bits, key_bytes
 
 __all__ = ["FeatureParty", "predict_feature_party", "train_feature_party"]
 
@@ -127,8 +127,16 @@ class FeatureParty:
         if setup.histograms != "ot":
             raise MalformedMessageError(f"unknown histogram method {setup.histograms!r}: 'ot' or 'he'")
         session = check_array(setup.session, "OT-extension session", "u", (16,))
+        if session.dtype != np.uint8:
+            raise MalformedMessageError("the OT-extension session must be uint8")
+        if self.params.histograms == "he":
+            raise MalformedMessageError("the label party asks for OT histograms; this party's histograms = 'he' allows "
+                                        "only HE (set histograms = 'auto' or 'ot' to allow them)")
+        if key_bytes(self.n, self.n_bins) > OT_KEY_BYTES_LIMIT:
+            raise ConfigError(f"OT histograms would need {key_bytes(self.n, self.n_bins) / 2**30:.1f} GiB of keys on this "
+                              f"party, over the {OT_KEY_BYTES_LIMIT >> 30} GiB limit: set histograms = 'he'")
         self.method = "ot"
-        self._extension = ExtensionReceiver(choice_bits(self.bins, self.n_bins), session.astype(np.uint8).tobytes())
+        self._extension = ExtensionReceiver(choice_bits(self.bins, self.n_bins), session.tobytes())
         return OtBase(np.frombuffer(self._extension.base_message, dtype=np.uint8))
 
     def accept_key(self, setup: Setup) -> PublicKey:
@@ -149,7 +157,9 @@ class FeatureParty:
         if ext is None:
             raise MalformedMessageError("base-OT points came without an OT-extension setup")
         points = check_array(msg.points, "base-OT points", "u", (BASE_OTS, POINT_BYTES))
-        ext.accept_base_points([bytes(row) for row in points.astype(np.uint8)])
+        if points.dtype != np.uint8:
+            raise MalformedMessageError("base-OT points must be uint8")
+        ext.accept_base_points([bytes(row) for row in points])
         for start, stop in chunks_of(ext.n):
             yield OtColumns(start, ext.columns(start, stop))
         self._shares = FeatureShares(ext.keys, self.bins, self.n_bins, ext.session)

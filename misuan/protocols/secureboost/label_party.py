@@ -208,23 +208,35 @@ class LabelParty:
         if point.dtype != np.uint8:
             raise MalformedMessageError("the base-OT point must be uint8")
         points = self._extensions[peer].base_points(point.tobytes())
+        self._keep_if_complete(peer)  # a party with no features has no OT to extend
         return OtPoints(np.frombuffer(b"".join(points), dtype=np.uint8).reshape(BASE_OTS, POINT_BYTES))
 
     def ot_columns(self, peer: str, cols: OtColumns) -> bool:
         """Take one chunk of ``peer``'s OT-extension columns; True once its keys are complete."""
-        ext = self._extensions[peer]
+        ext = self._extensions.get(peer)
+        if ext is None:
+            raise MalformedMessageError(f"{peer} sent OT-extension columns after the last chunk")
         if not isinstance(cols.start, int):
             raise MalformedMessageError("OT-extension chunk start must be an int")
         ext.accept_columns(cols.start, cols.columns)
+        return self._keep_if_complete(peer)
+
+    def _keep_if_complete(self, peer: str) -> bool:
+        ext = self._extensions[peer]
         if ext.complete:
             fb = next(pi for pi in self.peers if pi.party == peer)
             self._shares[peer] = LabelShares(fb, ext.keys, self.n, ext.session, self.p.frac_bits)
-            del self._extensions[peer]
         return ext.complete
 
     def ot_chunks(self, peer: str) -> int:
         """How many chunks of OT-extension columns ``peer`` sends."""
         return len(chunks_of(self._extensions[peer].n))
+
+    def ot_done(self, peer: str) -> None:
+        """Drop the extension's state once ``peer``'s keys are kept."""
+        if peer not in self._shares:
+            raise MalformedMessageError(f"{peer} sent fewer OT-extension columns than its bins need")
+        self._extensions.pop(peer, None)
 
     def ot_n(self, peer: str) -> int:
         """How many OTs the extension with ``peer`` makes: one per row, feature and bin."""
@@ -397,6 +409,7 @@ def _ot_setup(chan: Channel, me: LabelParty, peer: str, step: str) -> None:
     n_ots = me.ot_n(peer)
     for _ in range(me.ot_chunks(peer)):
         me.ot_columns(peer, chan.recv(peer, f"{step}/ot", expect=OtColumns))
+    me.ot_done(peer)
     chan.disclose(step, disclosures.OT_COLUMNS, peer, me.name, (n_ots,))
 
 

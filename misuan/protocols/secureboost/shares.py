@@ -22,8 +22,9 @@ Per tree ``t`` (key ``k_t = SHA-256(domain, session, t)``, public): the pad of a
 
 Why it hides what it must: ``D_{i,f}`` is masked by ``p^t_{i,f,b}``, derived from the one key of
 the row and feature that the feature party lacks (pseudorandom to it: OT extension), under a key
-fresh per tree (AES as an ideal cipher: ``AES_{k_t}(K)`` for distinct ``k_t`` are independent
-uniform values for a uniform secret ``K``), so every ``D`` it receives is a one-time pad of a
+fresh per tree (AES as an ideal cipher, as the fixed-key hash of the OT extension already assumes,
+here under public per-tree keys: ``AES_{k_t}(K)`` for distinct ``k_t`` are independent uniform
+values for a uniform secret ``K``), so every ``D`` it receives is a one-time pad of a
 gradient pair. The label party's view of the reply is a function of ``S`` and its own pads: it
 learns exactly the bin sums, as from decrypted histograms (the leakage of SecureBoost, unchanged).
 
@@ -42,7 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from misuan.crypto.aes_prg import BLOCK, BlockCipher
-from misuan.errors import ConfigError, MalformedMessageError
+from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.protocols.secureboost.binning import PartyBins
 from misuan.protocols.secureboost.messages import HistogramReply
 
@@ -78,6 +79,8 @@ def encode_pairs(g: np.ndarray, h: np.ndarray, frac_bits: int, max_terms: int) -
     """``(n, 2)`` uint64: each row's gradient and hessian in fixed point, two's complement mod 2^64.
 
     Raises :class:`ConfigError` if a sum of ``max_terms`` of them could wrap."""
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
+        raise DataError("gradients or hessians are not finite (NaN or infinite labels or margins?)")
     scale = 2.0**frac_bits
     biggest = float(max(np.max(np.abs(g), initial=0.0), np.max(np.abs(h), initial=0.0)))
     if biggest * scale * max(max_terms, 1) >= 2.0**62:
@@ -130,6 +133,8 @@ class _Cells:
         A view into a buffer that the next call overwrites. The buffers are allocated once: on the
         measured VM a first touch of fresh memory costs more than the AES over it."""
         k, ncols = len(rows), len(self.columns)
+        if ncols == 0:  # no feature sampled (or none at all): nothing to pad
+            return np.zeros((k, 0, 2), dtype=np.uint64)
         gathered = self._gathered[:k]
         np.take(self._items, rows, out=gathered.view(self._items.dtype).reshape(-1))
         blocks = gathered.reshape(k, self.width, BLOCK)
