@@ -113,8 +113,8 @@ class _Cells:
         self._pads = np.empty(self.chunk_rows * self.width * BLOCK + BLOCK, dtype=np.uint8)
         self._aes = BlockCipher(bytes(BLOCK))
         self.features: list[int] = []
-        self.columns = np.zeros(0, dtype=np.int64)
-        self.feature_starts = np.zeros(0, dtype=np.int64)  # where each sampled feature starts among the columns
+        self.columns: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.feature_starts: np.ndarray = np.zeros(0, dtype=np.int64)  # where each sampled feature starts among the columns
 
     def sample(self, tree_key_: bytes, mask: np.ndarray) -> None:
         self._aes = BlockCipher(tree_key_)
@@ -137,7 +137,7 @@ class _Cells:
             return np.zeros((k, 0, 2), dtype=np.uint64)
         gathered = self._gathered[:k]
         np.take(self._items, rows, out=gathered.view(self._items.dtype).reshape(-1))
-        blocks = gathered.reshape(k, self.width, BLOCK)
+        blocks: np.ndarray = gathered.reshape(k, self.width, BLOCK)
         if ncols != self.width:
             blocks = np.ascontiguousarray(blocks[:, self.columns])
         nbytes = k * ncols * BLOCK
@@ -221,11 +221,11 @@ class FeatureShares:
         self.bins = bins
         self.cells = _Cells(keys, bins.shape[0], n_bins)
         self.session = session
-        self.position = np.full(bins.shape[0], -1, dtype=np.int64)
-        self.corrections = np.zeros((0, 0, 2), dtype=np.uint64)
-        self.delta = np.zeros((0, 0, 2), dtype=np.uint64)
-        self.has_delta = np.zeros(0, dtype=bool)
-        self.own_cell = np.zeros((0, 0), dtype=np.int64)
+        self.position: np.ndarray = np.full(bins.shape[0], -1, dtype=np.int64)
+        self.corrections: np.ndarray = np.zeros((0, 0, 2), dtype=np.uint64)
+        self.delta: np.ndarray = np.zeros((0, 0, 2), dtype=np.uint64)
+        self.has_delta: np.ndarray = np.zeros(0, dtype=bool)
+        self.own_cell: np.ndarray = np.zeros((0, 0), dtype=np.int64)
 
     def start_tree(self, tree: int, rows: np.ndarray, mask: np.ndarray, corrections: np.ndarray) -> None:
         c = self.cells
