@@ -259,6 +259,29 @@ def _kkrt_bucket_run() -> list[Recorded]:
     return [Recorded("kkrt_buckets", p, frozenset({"kkrt"}), frozenset(PARTIES), e) for p in PARTIES for e in out[p].disclosures]
 
 
+def _kkrt_spill_run(tmp: Path) -> list[Recorded]:
+    """KKRT-PSI over spilled buckets, stopped after its first bucket and resumed: the resumed run's entries."""
+    import misuan.protocols.kkrt as kkrt
+    from misuan.protocols.kkrt.spill import kkrt_psi_spilled
+
+    ids = {"bank": [f"c{i}".encode() for i in range(150)], "partner": [f"c{i}".encode() for i in range(100, 250)]}
+
+    def fn(p: str, stop: bool):  # noqa: ANN202
+        def hook(b: int) -> None:
+            if stop and p == "partner":
+                raise RuntimeError("stopped")
+        peer = "partner" if p == "bank" else "bank"
+        return lambda c: kkrt_psi_spilled(c, lambda: [ids[p]], len(ids[p]), peer, tmp / "spill" / p, reveal="both",
+                                          normalization="n", on_bucket=hook)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kkrt, "BUCKET_ITEMS", 64)
+        with pytest.raises(Exception, match="stopped"):
+            run_local({p: fn(p, True) for p in PARTIES}, job_id="kkrt-spill")
+        out = run_local({p: fn(p, False) for p in PARTIES}, job_id="kkrt-spill")
+    return [Recorded("kkrt_spill", p, frozenset({"kkrt"}), frozenset(PARTIES), e) for p in PARTIES for e in out[p].disclosures]
+
+
 SECAGG_DATA = ("lender_a", "lender_b", "lender_c", "lender_d")
 SECAGG_AGGREGATOR = "hub"
 
@@ -299,6 +322,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _group_sums_run()
         + _serving_run()
         + _kkrt_bucket_run()
+        + _kkrt_spill_run(tmp)
         + _secagg_run()
     )
 

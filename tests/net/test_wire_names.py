@@ -30,13 +30,14 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
     "describe": (1, {
         "describe.SharedSummaries": ["n_rows", "columns", "levels", "missing_rate", "mean", "std", "quantiles"],
     }),
-    "kkrt": (2, {  # v2: digests keyed per session (CBC-MAC of an injective encoding)
+    "kkrt": (3, {  # v2: digests keyed per session (CBC-MAC of an injective encoding); v3: Resume (spilled runs)
         "kkrt.Hello": ["version", "normalization", "reveal", "n_rows", "code_bits", "hashes", "stat_bits", "nonce"],
         "kkrt.ReceiverSetup": ["n_bins", "bin_keys", "base_ot", "session"],
         "kkrt.SenderSetup": ["code_keys", "base_ot"],
         "kkrt.Columns": ["start", "columns"],
         "kkrt.Outputs": ["start", "values"],
         "kkrt.Matches": ["positions"],
+        "kkrt.Resume": ["token", "done"],
     }),
     "group_sums": (1, {
         "group_sums.EncryptedColumns": ["public_key", "n_columns", "slot_bits", "ciphertexts"],

@@ -41,6 +41,9 @@ mode ``"both"``. S's OPRF values of IDs that R does not hold are pseudorandom to
 masked by seeds S lacks half of. Mode ``"size"`` (only the count) is not offered: the receiver of
 KKRT learns which of its own IDs matched; ECDH-PSI provides that mode.
 
+For sets beyond memory, :mod:`.spill` (``kkrt_psi_spilled``) runs the same buckets from files on
+disk, one at a time, and resumes a killed run per bucket.
+
 Memory: the receiver holds its cuckoo table (8 bytes a bin, about 1.32 bins per ID) and its own
 OPRF values; the sender ``C(y) & s`` (64 bytes an ID) and its outputs (3 values an ID); each side a
 chunk of columns and rows at a time (2 MiB each), so small, reused arrays and not one pass per step
@@ -88,7 +91,8 @@ from misuan.protocols.kkrt.receiver import OprfReceiver
 from misuan.protocols.kkrt.sender import OprfSender
 
 __all__ = [
-    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_cap", "buckets_for", "encode_ids", "kkrt_psi", "receiver_of",
+    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_as_receiver", "bucket_as_sender", "bucket_cap", "buckets_for",
+    "check_hello", "encode_ids", "kkrt_psi", "padded", "receiver_of",
 ]
 
 @dataclasses.dataclass
@@ -273,3 +277,7 @@ def _as_sender(
     chan.disclose(step, INTERSECTION_BACK, peer, me, (), size=int(rows.size))
     timings["extension"] = timings.get("extension", 0.0) + time.perf_counter() - t
     return KkrtResult(rows.astype(np.int64), int(rows.size), n_peer, timings)
+
+
+# one bucket's run, the hello's checks and the padding, for the spilled variant (:mod:`.spill`)
+bucket_as_receiver, bucket_as_sender, check_hello, padded = _as_receiver, _as_sender, _check_hello, _padded

@@ -27,4 +27,9 @@ INTERSECTION_BACK = DisclosureKind(
     _BOTH,
 )
 
-DISCLOSURES = (SET_SIZE, TABLE, BASE_OT, COLUMNS, OUTPUTS, INTERSECTION, INTERSECTION_BACK)
+RESUMED = DisclosureKind(
+    "kkrt", "buckets its kept run had finished (a resumed run)", "plaintext", _EACH, _OTHER,
+    "a run resumed from a work directory (kkrt_psi_spilled)",
+)
+
+DISCLOSURES = (SET_SIZE, TABLE, BASE_OT, COLUMNS, OUTPUTS, INTERSECTION, INTERSECTION_BACK, RESUMED)

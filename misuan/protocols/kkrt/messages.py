@@ -9,7 +9,7 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("kkrt", 2, "private set intersection from OT extension (KKRT16 batched OPRF, cuckoo hashing)")
+PROTOCOL = ProtocolInfo("kkrt", 3, "private set intersection from OT extension (KKRT16 batched OPRF, cuckoo hashing)")
 STEP = "psi"
 
 
@@ -60,3 +60,12 @@ class Outputs:
 @dataclasses.dataclass
 class Matches:
     positions: np.ndarray  # int64: the sender's items in the intersection, positions in its random order
+
+
+@wire.message("kkrt.Resume")
+@dataclasses.dataclass
+class Resume:
+    """First message of :func:`misuan.protocols.kkrt.spill.kkrt_psi_spilled`: the run this party kept, if any."""
+
+    token: np.ndarray  # (32,) uint8: SHA-256 of the kept run's two nonces; empty: nothing kept
+    done: np.ndarray  # int32: the buckets the kept run finished
