@@ -3,9 +3,9 @@
     python bench/psi_spill.py --rows 10000000              # 10M x 10M: spilled, then in memory, same IDs
     python bench/psi_spill.py --rows 10000000 --kill-after 3 --no-baseline   # kill the partner after bucket 3, resume
 
-Each party's IDs (random 16-digit numbers, 50% shared) are written to a Parquet file (one row group
-per million) before the clock starts. Each party is a separate process (gRPC + mutual TLS on
-loopback); it streams its ID column with ``misuan.node.sources.iter_frames`` (a million rows at a
+Each party's IDs (random 16-digit numbers, 50% shared) are written to a Parquet file (row groups
+of 262,144) before the clock starts. Each party is a separate process (gRPC + mutual TLS on
+loopback); it streams its ID column with ``misuan.node.sources.iter_frames`` (262,144 rows at a
 time), normalises the IDs as the PSI step does, and runs ``kkrt_psi_spilled`` (``protocols/kkrt/spill.py``)
 with its work directory on disk. The baseline in the same run is ``kkrt_psi``, the in-memory path
 the PSI step uses today, on the same files (the whole column read, then encoded and digested).
@@ -37,7 +37,7 @@ from bench.machine import cpu_line, load_line  # noqa: E402
 from misuan.net.local import run_local  # noqa: E402
 
 PARTIES = ("bank", "partner")
-CHUNK = 1_000_000
+CHUNK = 1 << 18  # IDs read, normalised and digested at a time
 
 
 def write_ids(root: Path, rows: int, overlap: float = 0.5, seed: int = 11) -> dict[str, Path]:

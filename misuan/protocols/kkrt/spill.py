@@ -17,7 +17,9 @@ bytes), and:
 4. **Buckets**: every bucket that either side has not finished, in order, as in :func:`kkrt_psi`:
    padded with dummies to the public cap, one KKRT run each; each bucket's shared rows (and their
    digests, which fix the final order) are written atomically and the bucket is marked done.
-5. The shared rows of all buckets, sorted by digest: the same result as :func:`kkrt_psi`.
+5. The shared rows, bucket after bucket, each bucket's by digest: the same rows as :func:`kkrt_psi`,
+   and again the same customers in the same order on both sides (the order differs from
+   :func:`kkrt_psi`'s, which sorts all shared digests at once: that would hold them all in memory).
 
 Memory: one chunk of IDs (with its encodings and digests), then one bucket (about
 ``BUCKET_ITEMS`` digests and the OPRF's state): not the set. Disk: 24 bytes an ID.
@@ -155,7 +157,8 @@ def kkrt_psi_spilled(
         res = role(chan, peer, kkrt.padded(records["digest"], cap_me, n_buckets), cap_peer, reveal, step, timings, out_bytes)
         learns = res.local_rows is not None
         hit = records[res.local_rows[res.local_rows < len(records)]] if res.local_rows is not None else records[:0]
-        write_atomic(workdir / f"shared-{b}.bin", hit.tobytes())
+        hit = hit[digest_order(np.ascontiguousarray(hit["digest"]))]  # both sides: the bucket's shared IDs by digest
+        write_atomic(workdir / f"shared-{b}.bin", hit["row"].astype("<i8").tobytes())
         state.done = sorted(set(state.done) | {b})
         state.save(workdir)
         if on_bucket is not None:
@@ -163,9 +166,7 @@ def kkrt_psi_spilled(
     if not learns:
         shutil.rmtree(workdir, ignore_errors=True)
         return kkrt.KkrtResult(None, None, int(their_hello.n_rows), timings)
-    shared = np.concatenate([np.fromfile(workdir / f"shared-{b}.bin", dtype=_RECORD) for b in range(n_buckets)])
-    order = digest_order(np.ascontiguousarray(shared["digest"]))
-    rows = shared["row"][order].astype(np.int64)
+    rows = np.concatenate([np.fromfile(workdir / f"shared-{b}.bin", dtype="<i8") for b in range(n_buckets)]).astype(np.int64)
     shutil.rmtree(workdir, ignore_errors=True)
     return kkrt.KkrtResult(rows, int(rows.size), int(their_hello.n_rows), timings)
 
