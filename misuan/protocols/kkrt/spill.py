@@ -148,14 +148,13 @@ def kkrt_psi_spilled(
     out_bytes = output_bytes(n_buckets * cap_r, n_buckets * cap_s)
     role = kkrt.bucket_as_receiver if receiver == chan.party else kkrt.bucket_as_sender
     skip = set(state.done) & set(theirs.done.tolist()) if resume else set()
-    learns = True
+    learns = reveal in ("both", chan.party)
     for b in range(n_buckets):
         if b in skip:
             continue
         records = np.fromfile(workdir / f"bucket-{b}.bin", dtype=_RECORD)
         _check_unique_digests(records["digest"])
         res = role(chan, peer, kkrt.padded(records["digest"], cap_me, n_buckets), cap_peer, reveal, step, timings, out_bytes)
-        learns = res.local_rows is not None
         hit = records[res.local_rows[res.local_rows < len(records)]] if res.local_rows is not None else records[:0]
         hit = hit[digest_order(np.ascontiguousarray(hit["digest"]))]  # both sides: the bucket's shared IDs by digest
         write_atomic(workdir / f"shared-{b}.bin", hit["row"].astype("<i8").tobytes())
