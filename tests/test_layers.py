@@ -80,7 +80,7 @@ THIRD_PARTY = {
     "toml_files": {"tomli"},
     "params": set(),
     "__init__": set(),
-    "crypto": {"numpy", "gmpy2", "cryptography", "nacl"},
+    "crypto": {"numpy", "gmpy2", "cryptography", "nacl", "ray"},
     "net": {"numpy", "grpc"},
     "protocols": {"numpy", "pandas", "gmpy2", "tqdm"},
     "ml": {"numpy", "pandas"},

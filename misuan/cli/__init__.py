@@ -72,6 +72,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("say which party you are: --as PARTY (or --config node.toml naming it)")
     if node is not None and node.party != party:
         raise ConfigError(f"--as {party} contradicts the node config {node.path}, which is party {node.party!r}")
+    if node is not None:
+        from misuan.crypto.pool import use_compute
+
+        use_compute(node.compute)  # this party's worker pools: here, or on its own Ray cluster
     spec.party(party)
     party_dir = node.data_dir if node else Path(args.workdir) / party
     tls = resolve_tls(spec, party, node, Path(args.tls_dir) if args.tls_dir else None)

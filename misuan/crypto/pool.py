@@ -26,7 +26,23 @@ from gmpy2 import mpz
 from misuan import errors
 from misuan.crypto.he import PrivateKey, PublicKey, private_key_from_wire, public_key_from_wire
 
-__all__ = ["HEWorker", "WorkerPool", "decrypt_batch", "default_workers", "encrypt_batch"]
+__all__ = ["HEWorker", "WorkerPool", "compute_target", "decrypt_batch", "default_workers", "encrypt_batch", "use_compute"]
+
+_COMPUTE = "local"  # where this process's worker pools run: "local", or a Ray address (use_compute)
+
+
+def use_compute(target: str) -> None:
+    """Where this party's worker pools run from now on: ``"local"`` (processes on this machine) or
+    a Ray cluster the party runs (``"ray:auto"``, ``"ray:ray://head:10001"``, or ``"ray:local"``
+    for a one-machine cluster started here); see :mod:`misuan.crypto.ray_pool`."""
+    global _COMPUTE
+    if target != "local" and not (target.startswith("ray:") and len(target) > 4):
+        raise errors.ConfigError(f'compute must be "local" or "ray:<address>" (e.g. "ray:auto"), not {target!r}')
+    _COMPUTE = target
+
+
+def compute_target() -> str:
+    return _COMPUTE
 
 
 def default_workers() -> int:
@@ -65,8 +81,15 @@ class WorkerPool:
     def __init__(self, handler_cls: type, init_args: tuple[Any, ...], workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else max(1, int(workers))
         self._local: Any = None
+        self._ray: Any = None
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
+        if _COMPUTE != "local" and (workers is None or workers > 1):  # the party's Ray cluster
+            from misuan.crypto.ray_pool import RayActors
+
+            self._ray = RayActors(handler_cls, init_args, workers, _COMPUTE[len("ray:"):])
+            self.workers = self._ray.workers
+            return
         if mp.current_process().daemon:
             # a daemonic process may not start children (multiprocessing's rule): work in-process
             self.workers = 1
@@ -95,6 +118,8 @@ class WorkerPool:
 
     def broadcast(self, method: str, *args: Any) -> list[Any]:
         """Call ``method(*args)`` on every worker; one result per worker."""
+        if self._ray is not None:
+            return self._ray.broadcast(method, *args)
         if self._local is not None:
             return [getattr(self._local, method)(*args)]
         for conn in self._conns:
@@ -105,6 +130,8 @@ class WorkerPool:
         """Run ``method(*task)`` for every task on whichever worker is free; results in task order.
 
         Give tasks in decreasing cost for the best balance (longest first)."""
+        if self._ray is not None:
+            return self._ray.map(method, tasks)
         if self._local is not None:
             return [getattr(self._local, method)(*t) for t in tasks]
         results: list[Any] = [None] * len(tasks)
@@ -127,6 +154,9 @@ class WorkerPool:
         return results
 
     def close(self) -> None:
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
         for conn in self._conns:
             try:
                 conn.send(None)

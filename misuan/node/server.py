@@ -42,6 +42,7 @@ from types import FrameType
 
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
+from misuan.crypto.pool import use_compute
 from misuan.crypto.trust import TrustAnchors, file_expiry_warnings, load_anchors
 from misuan.errors import (
     AuthenticationError,
@@ -384,6 +385,8 @@ def _now() -> str:
 
 def start(config_path: str | os.PathLike[str], poll_s: float = 1.0) -> int:
     """``misuan node start --config node.toml``."""
-    node = Node(load_node_config(config_path))
+    config = load_node_config(config_path)
+    use_compute(config.compute)  # this party's worker pools: here, or on its own Ray cluster
+    node = Node(config)
     return node.serve(poll_s)
 

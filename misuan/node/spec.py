@@ -230,6 +230,7 @@ class NodeConfig:
     peers: Mapping[str, TrustSpec] = dataclasses.field(default_factory=dict)
     revoked: Path | None = None
     approval: Literal["required", "auto"] = "required"
+    compute: str = "local"  # where this party's worker pools run: "local" or "ray:<address>" (misuan.crypto.pool)
 
     def certificate_files(self) -> list[tuple[str, Path]]:
         """Every certificate file this node relies on, named for messages: its own, its CA file, its peers' anchors."""
@@ -424,7 +425,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     try:
         only_keys(
             doc, "the node config's top level",
-            {"version", "party", "listen", "data_dir", "tls", "peer", "revoked", "approval"}, ConfigError,
+            {"version", "party", "listen", "data_dir", "tls", "peer", "revoked", "approval", "compute"}, ConfigError,
         )
         if doc.get("version") != SPEC_VERSION:
             raise ConfigError(f"version: write `version = {SPEC_VERSION}` (got {doc.get('version')!r})")
@@ -439,9 +440,12 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         approval = doc.get("approval", "required")
         if approval not in ("required", "auto"):
             raise ConfigError(f"approval: write \"required\" (an operator approves each job) or \"auto\", not {approval!r}")
+        compute = doc.get("compute", "local")
+        if not isinstance(compute, str) or not (compute == "local" or (compute.startswith("ray:") and len(compute) > 4)):
+            raise ConfigError(f"compute: write \"local\" or \"ray:<address>\" (e.g. \"ray:auto\"), not {compute!r}")
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
-    return NodeConfig(party, listen, data_dir, tls, p.resolve(), peers, revoked, approval)
+    return NodeConfig(party, listen, data_dir, tls, p.resolve(), peers, revoked, approval, compute)
 
 
 def _node_peers(raw: Any, base: Path) -> dict[str, TrustSpec]:
