@@ -160,7 +160,7 @@ def main() -> None:
                       transport="processes", job_id="psi-spill")
         except Exception as exc:  # the killed party, and its peer's lost link
             print(f"  killed run: stopped after {time.perf_counter() - t0:.1f} s ({type(exc).__name__}); "
-                  f"buckets kept: {sorted(f.name for f in work['partner'].glob('shared-*.bin'))}")
+                  f"buckets kept: {sorted(f.name for f in work['partner'].glob('kkrt-spill/shared-*.bin'))}")
     t0 = time.perf_counter()
     out = run_local({p: functools.partial(spilled_run, party=p, path=paths[p], workdir=work[p], kill_after=-1)
                      for p in PARTIES}, transport="processes", job_id="psi-spill")

@@ -62,7 +62,7 @@ def test_spilled_buckets_give_the_in_memory_result(tmp_path: Path, monkeypatch: 
             assert {ids[p][r] for r in got.local_rows} == shared
         else:
             assert got.local_rows is None
-        assert not (tmp_path / p).exists()  # the spill is removed once the run completes
+        assert not (tmp_path / p / "kkrt-spill").exists()  # the spill is removed once the run completes
     assert [e.what for e in out["bank"].disclosures].count("number of IDs in its set") == 2
     if reveal == "both":  # both list the shared customers in the same order
         rows = {p: out[p].result.local_rows for p in PARTIES}
@@ -76,7 +76,7 @@ def test_a_killed_run_resumes_per_bucket_without_reading_the_ids_again(tmp_path:
     seen: dict[str, list[int]] = {p: [] for p in PARTIES}
     with pytest.raises(Exception, match="stopped after bucket 1"):
         _run(tmp_path, ids, "both", reads, stop={"partner": 1}, seen=seen)
-    assert seen["partner"] == [0, 1] and (tmp_path / "partner" / "state.json").exists()
+    assert seen["partner"] == [0, 1] and (tmp_path / "partner" / "kkrt-spill" / "state.json").exists()
     seen = {p: [] for p in PARTIES}
     out = _run(tmp_path, ids, "both", reads, seen=seen)
     assert reads == {"bank": [1], "partner": [1]}  # the resumed run read its buckets from disk, not the IDs
@@ -96,7 +96,7 @@ def test_one_side_without_its_work_directory_starts_both_afresh(tmp_path: Path, 
         _run(tmp_path, ids, "both", reads, stop={"bank": 0})
     import shutil
 
-    shutil.rmtree(tmp_path / "partner")
+    shutil.rmtree(tmp_path / "partner" / "kkrt-spill")
     out = _run(tmp_path, ids, "both", reads)
     assert reads == {"bank": [1, 1], "partner": [1, 1]}
     assert len(out["bank"].result.local_rows) == 300

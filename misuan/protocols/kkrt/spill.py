@@ -59,6 +59,7 @@ from misuan.protocols.kkrt.params import CODE_BITS, HASHES, MAX_ROWS, STAT_BITS,
 __all__ = ["kkrt_psi_spilled"]
 
 _STATE = "state.json"
+_SUBDIR = "kkrt-spill"
 _RECORD = np.dtype([("digest", np.uint8, (DIGEST_BYTES,)), ("row", "<i8")])
 
 
@@ -95,14 +96,15 @@ def kkrt_psi_spilled(
     """Run KKRT-PSI with ``peer`` on ``n_rows`` normalised IDs that ``chunks()`` yields in order (a
     callable, not called when a resumed run has them on disk already); see the module docstring.
 
-    ``workdir`` holds this party's spill and progress (kept after a failure for a resume, removed
-    after success). ``on_bucket(b)`` is called after bucket ``b`` is saved (progress; tests use it to
+    ``workdir/kkrt-spill`` holds this party's spill and progress (kept after a failure for a resume,
+    removed after success; nothing else in ``workdir`` is touched). ``on_bucket(b)`` is called after bucket ``b`` is saved (progress; tests use it to
     stop a run part-way). Rows in the result number the IDs in the order ``chunks()`` gave them."""
     if reveal not in ("both", chan.party, peer):
         raise ConfigError(f"KKRT-PSI reveals to 'both', {chan.party!r} or {peer!r}, not {reveal!r}")
     if not 0 <= n_rows <= MAX_ROWS:
         raise ConfigError(f"KKRT-PSI takes at most {MAX_ROWS} IDs, not {n_rows}")
     t0 = time.perf_counter()
+    workdir = workdir / _SUBDIR  # only this subdirectory is ever emptied or removed, whatever workdir is
     workdir.mkdir(parents=True, exist_ok=True)
     kept = _State.load(workdir)
     if kept is not None and kept.n_rows != n_rows:
