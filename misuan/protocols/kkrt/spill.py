@@ -105,23 +105,10 @@ def kkrt_psi_spilled(
         raise ConfigError(f"KKRT-PSI takes at most {MAX_ROWS} IDs, not {n_rows}")
     t0 = time.perf_counter()
     workdir = workdir / _SUBDIR  # only this subdirectory is ever emptied or removed, whatever workdir is
-    workdir.mkdir(parents=True, exist_ok=True)
-    kept = _State.load(workdir)
-    if kept is not None and kept.n_rows != n_rows:
-        kept = None  # another input: nothing to resume (and the peer hears no token)
-    mine = Resume(np.frombuffer(bytes.fromhex(kept.token), np.uint8) if kept else np.zeros(0, np.uint8),
-                  np.array(kept.done if kept else [], dtype=np.int32))
-    chan.send(peer, f"{step}/resume", mine)
-    theirs = _checked_resume(chan.recv(peer, f"{step}/resume", expect=Resume), peer)
-    resume = kept is not None and bytes(theirs.token).hex() == kept.token
-    if resume:
-        assert kept is not None
-        chan.disclose(step, RESUMED, chan.party, peer, (len(mine.done),))
-        chan.disclose(step, RESUMED, peer, chan.party, (len(theirs.done),))
+    kept, theirs = _agree_resume(chan, peer, workdir, n_rows, step)
+    resume = kept is not None
+    if kept is not None:
         state = kept
-    else:
-        shutil.rmtree(workdir)
-        workdir.mkdir(parents=True)
     nonce = bytes.fromhex(state.nonce) if resume else os.urandom(16)
     hello = Hello(PROTOCOL.version, normalization, reveal, n_rows, CODE_BITS, HASHES, STAT_BITS,
                   np.frombuffer(nonce, dtype=np.uint8))
@@ -170,6 +157,26 @@ def kkrt_psi_spilled(
     rows = np.concatenate([np.fromfile(workdir / f"shared-{b}.bin", dtype="<i8") for b in range(n_buckets)]).astype(np.int64)
     shutil.rmtree(workdir, ignore_errors=True)
     return kkrt.KkrtResult(rows, int(rows.size), int(their_hello.n_rows), timings)
+
+
+def _agree_resume(chan: Channel, peer: str, workdir: Path, n_rows: int, step: str) -> tuple[_State | None, Resume]:
+    """Exchange what each side kept; the kept state if both kept the same run, else None (and an
+    emptied work directory). Also the peer's message (its finished buckets)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    kept = _State.load(workdir)
+    if kept is not None and kept.n_rows != n_rows:
+        kept = None  # another input: nothing to resume (and the peer hears no token)
+    mine = Resume(np.frombuffer(bytes.fromhex(kept.token), np.uint8) if kept else np.zeros(0, np.uint8),
+                  np.array(kept.done if kept else [], dtype=np.int32))
+    chan.send(peer, f"{step}/resume", mine)
+    theirs = _checked_resume(chan.recv(peer, f"{step}/resume", expect=Resume), peer)
+    if kept is not None and bytes(theirs.token).hex() == kept.token:
+        chan.disclose(step, RESUMED, chan.party, peer, (len(mine.done),))
+        chan.disclose(step, RESUMED, peer, chan.party, (len(theirs.done),))
+        return kept, theirs
+    shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    return None, theirs
 
 
 def _checked_resume(msg: Resume, peer: str) -> Resume:
