@@ -91,8 +91,8 @@ from misuan.protocols.kkrt.receiver import OprfReceiver
 from misuan.protocols.kkrt.sender import OprfSender
 
 __all__ = [
-    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_as_receiver", "bucket_as_sender", "bucket_cap", "buckets_for",
-    "check_hello", "encode_ids", "kkrt_psi", "padded", "receiver_of",
+    "DISCLOSURES", "PROTOCOL", "KkrtResult", "bucket_as_receiver", "bucket_as_sender", "bucket_cap", "bucket_rows",
+    "buckets_for", "check_hello", "encode_ids", "kkrt_psi", "padded", "receiver_of", "session_keys",
 ]
 
 @dataclasses.dataclass
@@ -151,10 +151,11 @@ def kkrt_psi(
     receiver = receiver_of(reveal, (chan.party, peer))
     nonces = (nonce, bytes(theirs.nonce)) if receiver == chan.party else (bytes(theirs.nonce), nonce)
     both = b"".join(nonces)
-    digests = digests_of(encoded, hashlib.sha256(b"misuan-kkrt-digests" + both).digest()[:16])
+    digest_key, bucket_key = session_keys(both)
+    digests = digests_of(encoded, digest_key)
     del encoded  # 48 bytes an ID: freed here when the caller kept no reference (psi passes a list)
     n_buckets = buckets_for(max(mine.n_rows, theirs.n_rows))
-    buckets = _Buckets(digests, hashlib.sha256(b"misuan-kkrt-buckets" + both).digest()[:16], n_buckets)
+    buckets = bucket_rows(digests, bucket_key, n_buckets)
     cap_me, cap_peer = bucket_cap(mine.n_rows, n_buckets), bucket_cap(theirs.n_rows, n_buckets)
     cap_r, cap_s = (cap_me, cap_peer) if receiver == chan.party else (cap_peer, cap_me)
     out_bytes = output_bytes(n_buckets * cap_r, n_buckets * cap_s)  # 2^-40 over all buckets together
@@ -162,7 +163,7 @@ def kkrt_psi(
     role = _as_receiver if receiver == chan.party else _as_sender
     found: list[np.ndarray] = []
     learns = True
-    for rows in buckets.rows:
+    for rows in buckets:
         mine_b = digests if n_buckets == 1 else _padded(take_rows(digests, rows), cap_me, n_buckets)
         res = role(chan, peer, mine_b, cap_peer, reveal, step, timings, out_bytes)
         if res.local_rows is None:
@@ -181,19 +182,21 @@ def buckets_for(n: int) -> int:
     return max(1, -(-n // BUCKET_ITEMS))
 
 
-class _Buckets:
-    """This party's IDs split by a keyed hash both parties derive from both hellos' nonces."""
+def session_keys(both: bytes) -> tuple[bytes, bytes]:
+    """The digests' key and the buckets' key, from both hellos' nonces (the receiver's first)."""
+    return (hashlib.sha256(b"misuan-kkrt-digests" + both).digest()[:16],
+            hashlib.sha256(b"misuan-kkrt-buckets" + both).digest()[:16])
 
-    def __init__(self, digests: np.ndarray, key: bytes, n: int) -> None:
-        self.rows: list[np.ndarray]
-        if n == 1:
-            self.rows = [np.arange(digests.shape[0], dtype=np.int64)]
-            return
-        which = (prf(key, digests)[:, :8].copy().view("<u8").reshape(-1) % np.uint64(n)).astype(np.int64)
-        self.counts = np.bincount(which, minlength=n).astype(np.int64)
-        order = np.argsort(which, kind="stable")
-        edges = np.concatenate([[0], np.cumsum(self.counts)])
-        self.rows = [order[edges[b] : edges[b + 1]] for b in range(n)]
+
+def bucket_rows(digests: np.ndarray, key: bytes, n: int) -> list[np.ndarray]:
+    """The rows of ``digests`` in each of ``n`` buckets (ascending within a bucket), split by AES under
+    ``key``, a key both parties derive from both hellos' nonces."""
+    if n == 1:
+        return [np.arange(digests.shape[0], dtype=np.int64)]
+    which = (prf(key, digests)[:, :8].copy().view("<u8").reshape(-1) % np.uint64(n)).astype(np.int64)
+    order = np.argsort(which, kind="stable")
+    edges = np.concatenate([[0], np.cumsum(np.bincount(which, minlength=n))])
+    return [order[edges[b] : edges[b + 1]] for b in range(n)]
 
 
 def bucket_cap(n: int, n_buckets: int) -> int:

@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 
 from misuan.atomic_files import write_atomic
-from misuan.crypto.aes_prg import prf
 from misuan.crypto.rows import take_rows
 from misuan.errors import ConfigError, DataError, DuplicateIdError, MalformedMessageError
 from misuan.net.channel import Channel
@@ -188,8 +187,7 @@ def _checked_resume(msg: Resume, peer: str) -> Resume:
 
 def _spill(chunks: Iterable[Sequence[bytes]], n_rows: int, workdir: Path, both: bytes, n_buckets: int) -> None:
     """Digest and bucket every ID, appending ``(digest, row)`` records to one file per bucket."""
-    digest_key = hashlib.sha256(b"misuan-kkrt-digests" + both).digest()[:16]
-    bucket_key = hashlib.sha256(b"misuan-kkrt-buckets" + both).digest()[:16]
+    digest_key, bucket_key = kkrt.session_keys(both)  # the digests and buckets of kkrt_psi
     files = [open(workdir / f"bucket-{b}.part", "wb") for b in range(n_buckets)]  # noqa: SIM115 (closed below)
     seen = 0
     try:
@@ -203,16 +201,8 @@ def _spill(chunks: Iterable[Sequence[bytes]], n_rows: int, workdir: Path, both: 
             seen += digests.shape[0]
             if seen > n_rows:
                 raise DataError(f"the IDs run past the {n_rows} announced")
-            if n_buckets == 1:
-                records.tofile(files[0])
-                continue
-            which = (prf(bucket_key, digests)[:, :8].copy().view("<u8").reshape(-1) % np.uint64(n_buckets)).astype(np.int64)
-            order = np.argsort(which, kind="stable")
-            edges = np.concatenate([[0], np.cumsum(np.bincount(which, minlength=n_buckets))])
-            sorted_records = records[order]
-            for b in range(n_buckets):
-                if edges[b + 1] > edges[b]:
-                    sorted_records[edges[b] : edges[b + 1]].tofile(files[b])
+            for f, rows in zip(files, kkrt.bucket_rows(digests, bucket_key, n_buckets), strict=True):
+                records[rows].tofile(f)
     finally:
         for f in files:
             f.close()
