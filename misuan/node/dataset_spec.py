@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from misuan.errors import JobSpecError
 from misuan.net.protocol import DATA_PARTY, LABEL_PARTY
-from misuan.node.sources import FILE_SUFFIXES, SourceSpec, url_secrets
+from misuan.node.sources import FILE_SUFFIXES, SourceSpec, url_has_secret
 from misuan.node.spec_fields import column_name, file_path, only_keys, sub_table
 
 __all__ = ["DatasetSpec", "parse_dataset"]
@@ -104,7 +104,7 @@ def _source(ds: Mapping[str, Any], dwhere: str, base: Path) -> tuple[Path | None
     url = ds["postgres"]
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
         raise JobSpecError(f"{dwhere}.postgres: write a connection URL, e.g. \"postgresql://risk@db.internal/warehouse\"")
-    if url_secrets(url):
+    if url_has_secret(url):
         raise JobSpecError(f"{dwhere}.postgres: no password in the job spec (it is shared with the other parties); "
                            "use PGPASSWORD or ~/.pgpass")
     table, query = ds.get("table"), ds.get("query")

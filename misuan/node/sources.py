@@ -44,7 +44,7 @@ from misuan.errors import ConfigError, DataError
 
 __all__ = [
     "CHUNK_ROWS", "FILE_SUFFIXES", "SourceKind", "SourceSpec", "file_fingerprint", "iter_frames", "read_frame",
-    "redacted_url", "source_columns", "url_secrets",
+    "redacted_url", "source_columns", "url_has_secret",
 ]
 
 SourceKind = Literal["csv", "parquet", "arrow", "postgres"]
@@ -76,34 +76,36 @@ class SourceSpec:
 _SECRET_PARAMS = ("password", "sslpassword")
 
 
-def url_secrets(url: str) -> list[str]:
-    """Which secrets a connection URL carries: a password in its user part or as a query parameter."""
-    head, sep, tail = url.partition("://")
-    found = []
-    userinfo = tail.rpartition("@")[0] if sep and "@" in tail.split("?", 1)[0] else ""
-    if ":" in userinfo:
-        found.append("password")
-    query = tail.partition("?")[2]
-    for part in query.split("&") if query else []:
-        key = part.split("=", 1)[0].strip().lower()
-        if key in _SECRET_PARAMS:
-            found.append(key)
-    return found
-
-
-def redacted_url(url: str) -> str:
-    """``url`` with any password (user part, ``password=``/``sslpassword=`` parameters) replaced by ``***``."""
+def _redact(url: str) -> tuple[str, bool]:
+    """``url`` with its secrets (a password in the user part, ``password=``/``sslpassword=``
+    parameters) replaced by ``***``, and whether it had any."""
     head, sep, tail = url.partition("://")
     if not sep:
-        return url
+        return url, False
+    found = False
     address, qsep, query = tail.partition("?")
     if "@" in address:
         userinfo, _, rest = address.rpartition("@")
         user = userinfo.split(":", 1)[0]
-        address = f"{user + ':***' if ':' in userinfo else user}@{rest}"
-    params = [f"{p.split('=', 1)[0]}=***" if p.split("=", 1)[0].strip().lower() in _SECRET_PARAMS else p
-              for p in query.split("&")] if query else []
-    return f"{head}://{address}{qsep}{'&'.join(params)}"
+        found = ":" in userinfo
+        address = f"{user + ':***' if found else user}@{rest}"
+    params = []
+    for part in query.split("&") if query else []:
+        key = part.split("=", 1)[0]
+        secret = key.strip().lower() in _SECRET_PARAMS
+        found = found or secret
+        params.append(f"{key}=***" if secret else part)
+    return f"{head}://{address}{qsep}{'&'.join(params)}", found
+
+
+def url_has_secret(url: str) -> bool:
+    """Whether a connection URL carries a password (in its user part or as a query parameter)."""
+    return _redact(url)[1]
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any password (user part, ``password=``/``sslpassword=`` parameters) replaced by ``***``."""
+    return _redact(url)[0]
 
 
 def _pyarrow(src: SourceSpec) -> Any:
