@@ -96,25 +96,30 @@ def test_numeric_ids_become_text_and_errors_name_rows(tmp_path: Path) -> None:
         _checked(tmp_path / "bad.parquet")
 
 
+def _spec_text(bank_ds: str, partner_ds: str, id_column: str, label: str, job: str = "j",
+               steps: str = '[[step]]\nkind = "psi"\n') -> str:
+    """A two-party job spec whose parties' datasets are the given TOML fields."""
+    return textwrap.dedent(f"""\
+        version = 1
+        [job]
+        id = "{job}"
+        [[party]]
+        name = "bank"
+        role = "label_party"
+        address = "127.0.0.1:7001"
+        dataset = {{ {bank_ds}, id_column = "{id_column}", label_column = "{label}" }}
+        [[party]]
+        name = "partner"
+        role = "feature_party"
+        address = "127.0.0.1:7002"
+        dataset = {{ {partner_ds}, id_column = "{id_column}" }}
+        """) + textwrap.dedent(steps)
+
+
 def test_spec_names_a_file_or_a_database(tmp_path: Path) -> None:
     def spec(dataset: str) -> str:
-        return textwrap.dedent(f"""\
-            version = 1
-            [job]
-            id = "j"
-            [[party]]
-            name = "bank"
-            role = "label_party"
-            address = "127.0.0.1:7001"
-            dataset = {{ {dataset}, id_column = "id", label_column = "y" }}
-            [[party]]
-            name = "partner"
-            role = "feature_party"
-            address = "127.0.0.1:7002"
-            dataset = {{ path = "p.parquet", id_column = "id" }}
-            [[step]]
-            kind = "psi"
-            """)
+        return _spec_text(dataset, 'path = "p.parquet"', "id", "y")
+
     ok = loads_spec(spec('postgres = "postgresql://risk@db/wh", table = "scoring.customers"'), tmp_path)
     ds = ok.party("bank").dataset
     assert ds is not None and ds.path is None and ds.source == SourceSpec("postgres", url="postgresql://risk@db/wh",
@@ -237,23 +242,8 @@ def test_a_job_from_postgres_and_parquet_equals_the_job_from_csv(postgres_url: s
         """
 
     def job(bank_ds: str, partner_ds: str, name: str) -> Path:
-        text = textwrap.dedent(f"""\
-            version = 1
-            [job]
-            id = "{name}"
-            [[party]]
-            name = "bank"
-            role = "label_party"
-            address = "127.0.0.1:7001"
-            dataset = {{ {bank_ds}, id_column = "ID", label_column = "default" }}
-            [[party]]
-            name = "partner"
-            role = "feature_party"
-            address = "127.0.0.1:7002"
-            dataset = {{ {partner_ds}, id_column = "ID" }}
-            """) + textwrap.dedent(steps)
         path = tmp_path / f"{name}.toml"
-        path.write_text(text)
+        path.write_text(_spec_text(bank_ds, partner_ds, "ID", "default", name, steps))
         return path
 
     from_csv = ms.simulate(job('path = "bank.csv"', 'path = "partner.csv"', "csv"), workdir=tmp_path / "w1")
