@@ -26,9 +26,16 @@ from gmpy2 import mpz
 from misuan import errors
 from misuan.crypto.he import PrivateKey, PublicKey, private_key_from_wire, public_key_from_wire
 
-__all__ = ["HEWorker", "WorkerPool", "compute_target", "decrypt_batch", "default_workers", "encrypt_batch", "use_compute"]
+__all__ = ["HEWorker", "WorkerPool", "checked_compute", "compute_target", "decrypt_batch", "default_workers", "encrypt_batch", "use_compute"]
 
 _COMPUTE = "local"  # where this process's worker pools run: "local", or a Ray address (use_compute)
+
+
+def checked_compute(target: Any) -> str:
+    """``target`` if it names where worker pools may run (``"local"`` or ``"ray:<address>"``), else ConfigError."""
+    if not isinstance(target, str) or not (target == "local" or (target.startswith("ray:") and len(target) > 4)):
+        raise errors.ConfigError(f'compute must be "local" or "ray:<address>" (e.g. "ray:auto"), not {target!r}')
+    return target
 
 
 def use_compute(target: str) -> None:
@@ -36,9 +43,7 @@ def use_compute(target: str) -> None:
     a Ray cluster the party runs (``"ray:auto"``, ``"ray:ray://head:10001"``, or ``"ray:local"``
     for a one-machine cluster started here); see :mod:`misuan.crypto.ray_pool`."""
     global _COMPUTE
-    if target != "local" and not (target.startswith("ray:") and len(target) > 4):
-        raise errors.ConfigError(f'compute must be "local" or "ray:<address>" (e.g. "ray:auto"), not {target!r}')
-    _COMPUTE = target
+    _COMPUTE = checked_compute(target)
 
 
 def compute_target() -> str:

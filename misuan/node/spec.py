@@ -82,6 +82,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from misuan.crypto.certs import TlsFiles
+from misuan.crypto.pool import checked_compute
 from misuan.crypto.trust import parse_fingerprint
 from misuan.errors import ConfigError, DataError, JobSpecError
 from misuan.net.protocol import AGGREGATOR, DATA_PARTY, FEATURE_PARTY, LABEL_PARTY, ROLES
@@ -440,9 +441,7 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         approval = doc.get("approval", "required")
         if approval not in ("required", "auto"):
             raise ConfigError(f"approval: write \"required\" (an operator approves each job) or \"auto\", not {approval!r}")
-        compute = doc.get("compute", "local")
-        if not isinstance(compute, str) or not (compute == "local" or (compute.startswith("ray:") and len(compute) > 4)):
-            raise ConfigError(f"compute: write \"local\" or \"ray:<address>\" (e.g. \"ray:auto\"), not {compute!r}")
+        compute = checked_compute(doc.get("compute", "local"))
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
     return NodeConfig(party, listen, data_dir, tls, p.resolve(), peers, revoked, approval, compute)
