@@ -67,7 +67,7 @@ from misuan.protocols.secureboost.shares import (
     encode_pairs,
     key_bytes,
 )
-from misuan.protocols.secureboost.tree import TreeGrower
+from misuan.protocols.secureboost.tree import PeerHistograms, TreeGrower
 
 __all__ = ["LabelParty", "explain_label_party", "predict_label_party", "train_label_party"]
 
@@ -254,8 +254,16 @@ class LabelParty:
         for pi, mask in zip(self.peers, masks[1:], strict=True):
             pi.mask = mask
         label_only = p.first_tree_label_only and t == 0
-        if self.histograms == "ot":
-            return self._start_tree_ot(t, g, h, rows, masks, label_only, timing)
+        build = self._ot_starts if self.histograms == "ot" else self._he_starts
+        starts, decoder = build(t, g, h, rows, label_only, timing)
+        own = PartyBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
+        grower = TreeGrower(p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
+        return starts, grower
+
+    def _he_starts(
+        self, t: int, g: np.ndarray, h: np.ndarray, rows: np.ndarray, label_only: bool, timing: dict[str, float],
+    ) -> tuple[dict[str, TreeStart], PeerHistograms]:
+        """Tree ``t`` with HE histograms: the rows' packed gradient pairs, encrypted once for every feature party."""
         pub, pool = self.public, self.pool
         codec = self._tree_codec(g, rows)
         per_ct = max(1, pub.plaintext_bits // (2 * codec.slot_bits))
@@ -271,15 +279,11 @@ class LabelParty:
             pi.party: TreeStart(t, rows.astype(np.int32), cts, pi.mask, codec.slot_bits, per_ct, label_only, none)
             for pi in self.peers
         }
-        own = PartyBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
-        decoder = HistogramDecoder(pub, pool, codec, per_ct)
-        grower = TreeGrower(p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
-        return starts, grower
+        return starts, HistogramDecoder(pub, pool, codec, per_ct)
 
-    def _start_tree_ot(
-        self, t: int, g: np.ndarray, h: np.ndarray, rows: np.ndarray, masks: list[np.ndarray], label_only: bool,
-        timing: dict[str, float],
-    ) -> tuple[dict[str, TreeStart], TreeGrower]:
+    def _ot_starts(
+        self, t: int, g: np.ndarray, h: np.ndarray, rows: np.ndarray, label_only: bool, timing: dict[str, float],
+    ) -> tuple[dict[str, TreeStart], PeerHistograms]:
         """Tree ``t`` with OT histograms: each feature party's gradient pairs, one-time padded per sampled feature."""
         e0 = time.perf_counter()
         none_cts = np.zeros(0, dtype="S1")
@@ -291,10 +295,7 @@ class LabelParty:
                 corrections = self._shares[pi.party].start_tree(t, rows, pairs)
             starts[pi.party] = TreeStart(t, rows.astype(np.int32), none_cts, pi.mask, 0, 0, label_only, corrections)
         timing["encrypt"] = time.perf_counter() - e0
-        own = PartyBins(self.name, self.names, self.binner.n_bins, masks[0], self.monotone)
-        decoder = ShareDecoder(self._shares)
-        grower = TreeGrower(self.p, g, h, rows, own, self.bins, self.binner.cuts, [] if label_only else self.peers, decoder, timing)
-        return starts, grower
+        return starts, ShareDecoder(self._shares)
 
     def _tree_codec(self, g: np.ndarray, rows: np.ndarray) -> FixedPointCodec:
         """Logistic gradients lie in [-1, 1]; squared-loss ones are scaled to a power of two per tree."""

@@ -42,7 +42,7 @@ from misuan.protocols.secureboost.split import (
     plain_histogram,
 )
 
-__all__ = ["TreeGrower"]
+__all__ = ["PeerHistograms", "TreeGrower"]
 
 Histogram = tuple[np.ndarray, np.ndarray]  # flat per-bin gradient and hessian sums of one party
 
