@@ -91,6 +91,7 @@ class ExtensionReceiver:
         self.keys = np.empty((_padded(self.n), BLOCK), dtype=np.uint8)
         self._t: Keystreams | None = None
         self._t_other: Keystreams | None = None
+        self._chunks = set(chunks_of(self.n))
         self._sent = 0
 
     def accept_base_points(self, points: list[bytes]) -> None:
@@ -104,7 +105,7 @@ class ExtensionReceiver:
         """The chunk's columns ``u_i`` (``(128, (stop - start) / 8)`` uint8); keeps the chunk's keys."""
         if self._t is None or self._t_other is None:
             raise RuntimeError("accept_base_points comes first")
-        if start != self._sent or (start, stop) not in chunks_of(self.n):
+        if start != self._sent or (start, stop) not in self._chunks:
             raise ValueError("columns are computed chunk after chunk, in order (chunks_of)")
         nbytes = (stop - start) // 8
         t_cols = self._t.next(nbytes)
@@ -134,6 +135,7 @@ class ExtensionSender:
         self._ot = OtReceiver(bits.tolist())
         self.keys = np.empty((_padded(n), BLOCK), dtype=np.uint8)
         self._g: Keystreams | None = None
+        self._stops = dict(chunks_of(n))  # chunk start -> stop
         self._filled = 0
 
     def base_points(self, base_message: bytes) -> list[bytes]:
@@ -144,10 +146,9 @@ class ExtensionSender:
     def accept_columns(self, start: int, u: np.ndarray) -> None:
         if self._g is None:
             raise RuntimeError("base_points comes first")
-        stops = dict(chunks_of(self.n))
-        if start != self._filled or start not in stops:
+        if start != self._filled or start not in self._stops:
             raise MalformedMessageError("OT-extension columns must come chunk after chunk, in order")
-        stop = stops[start]
+        stop = self._stops[start]
         if not isinstance(u, np.ndarray) or u.dtype != np.uint8 or u.shape != (BASE_OTS, (stop - start) // 8):
             raise MalformedMessageError(f"OT-extension columns of OTs {start}..{stop} must be uint8 ({BASE_OTS}, {(stop - start) // 8})")
         q = self._g.next(u.shape[1]) ^ (u & self._mask)
