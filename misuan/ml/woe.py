@@ -17,7 +17,7 @@ import pandas as pd
 from misuan.errors import DataError
 from misuan.protocols.woe.binning import (
     FeatureBins,
-    float_columns,
+    iter_float_columns,
     merge_counts,
     merge_prebins,
     unsupervised_bins,
@@ -50,9 +50,9 @@ def woe_iv_plaintext(
     """WOE/IV/KS of every feature against ``labels`` (rows aligned), computed in the clear."""
     params = params or WoeParams()
     y = check_labels(labels)
-    cols = float_columns(features)
-    for name, x in cols.items():
+    out = []
+    for name, x in iter_float_columns(features):  # one column in memory at a time
         if len(x) != len(y):
             raise DataError(f"feature {name!r} has {len(x)} rows, the labels {len(y)}")
-    out = [woe_iv_feature(name, x, y, params)[1] for name, x in cols.items()]
+        out.append(woe_iv_feature(name, x, y, params)[1])
     return WoeResult(features=out, n_rows=int(len(y)), n_positives=int(y.sum()))

@@ -22,9 +22,11 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, MissingColumnError
+from misuan.node.column_store import ColumnStore, build_column_store
 from misuan.node.sources import file_fingerprint, read_frame
 from misuan.node.spec import DatasetSpec
 
@@ -44,10 +46,37 @@ class CheckedDataset:
 
     party: str
     spec: DatasetSpec  # where it was read from, its id and label columns
-    frame: pd.DataFrame  # the ID column as text, the label (if any) as int8 0/1
+    table: pd.DataFrame | None  # the ID column as text, the label (if any) as int8 0/1; None when streamed
     features: tuple[str, ...]  # the feature columns: those listed, or all but the id and label
     warnings: tuple[str, ...] = ()
     fingerprint: str = ""  # "sha256:..." of a file, "rows-sha256:..." of a query's rows (misuan.node.sources)
+    store: ColumnStore | None = None  # the columns on disk, with ``stream = true`` (misuan.node.column_store)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The whole dataset as a DataFrame; for a streamed one read from its store on first use (the
+        steps that stream read columns from :attr:`store` instead)."""
+        if self.table is None:
+            assert self.store is not None
+            object.__setattr__(self, "table", self.store.frame())
+        assert self.table is not None
+        return self.table
+
+    @property
+    def n_rows(self) -> int:
+        return self.store.n_rows if self.store is not None else len(self.frame)
+
+    def labels(self) -> np.ndarray:
+        """The label column as int8 0/1 (a TypeError for a dataset without one)."""
+        if self.spec.label_column is None:
+            raise TypeError(f"{self.name} has no label column")
+        if self.store is not None:
+            return self.store.labels()
+        return self.frame[self.spec.label_column].to_numpy(dtype=np.int8)
+
+    def ids(self) -> pd.Series:
+        """The ID column as text."""
+        return self.store.ids() if self.store is not None else self.frame[self.spec.id_column]
 
     @property
     def name(self) -> str:
@@ -73,6 +102,9 @@ def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
     who = _who(ds, party)
     if ds.path is not None and not ds.path.is_file():
         raise DataError(f"{who}: file {ds.path} does not exist")
+    if ds.stream:
+        streamed = build_column_store(ds.source, who, ds.id_column, ds.label_column, ds.features)
+        return CheckedDataset(party, ds, None, streamed.features, streamed.warnings, streamed.fingerprint, streamed.store)
     if ds.is_csv:
         assert ds.path is not None
         _check_header(ds, who)
@@ -200,6 +232,8 @@ def check_numeric_features(data: CheckedDataset) -> None:
 
     For the step kinds that compute on the features; a :class:`DataError` names the file.
     """
+    if data.store is not None:
+        return  # a streamed dataset's features were checked numeric chunk by chunk
     df, who = data.frame, data.name
     text = [c for c in data.features if not pd.api.types.is_numeric_dtype(df[c])]
     if not text:

@@ -34,6 +34,8 @@ class DatasetSpec:
     postgres: str | None = None  # a libpq connection URL, no password
     table: str | None = None
     query: str | None = None
+    # read chunk by chunk into columns on local disk (misuan.node.column_store): memory bounded by a chunk
+    stream: bool = False
 
     @property
     def source(self) -> SourceSpec:
@@ -60,7 +62,7 @@ class DatasetSpec:
 def parse_dataset(raw: Mapping[str, Any], where: str, role: str, base: Path) -> DatasetSpec:
     ds = sub_table(raw, "dataset", where, required=True)
     dwhere = f"{where}.dataset"
-    only_keys(ds, dwhere, {"path", "postgres", "table", "query", "id_column", "label_column", "features"})
+    only_keys(ds, dwhere, {"path", "postgres", "table", "query", "id_column", "label_column", "features", "stream"})
     path, postgres, table, query = _source(ds, dwhere, base)
     id_column = column_name(ds.get("id_column"), f"{dwhere}.id_column")
     label_column = None
@@ -86,7 +88,10 @@ def parse_dataset(raw: Mapping[str, Any], where: str, role: str, base: Path) -> 
             raise JobSpecError(f"{dwhere}.features: {sorted(c for c in clash if c)} is the id or label column, not a feature")
     else:
         raise JobSpecError(f"{dwhere}.features: write \"all\" or a non-empty list of column names, not {raw_features!r}")
-    return DatasetSpec(path, id_column, label_column, features, postgres, table, query)
+    stream = ds.get("stream", False)
+    if not isinstance(stream, bool):
+        raise JobSpecError(f"{dwhere}.stream: write true (read in chunks into columns on disk) or false, not {stream!r}")
+    return DatasetSpec(path, id_column, label_column, features, postgres, table, query, stream)
 
 
 def _source(ds: Mapping[str, Any], dwhere: str, base: Path) -> tuple[Path | None, str | None, str | None, str | None]:

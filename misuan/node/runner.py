@@ -550,6 +550,7 @@ class _PartyRun:
             parsed=self.checked.params,
             progress=self.say,
             earlier_artefacts={name: self.files.artefacts / name for name in self.outputs},
+            work_dir=self.files.root / "work" / step.name,
         )
         result = step_kind(step, self.spec).run(ctx)
         if not isinstance(result, StepResult):

@@ -43,7 +43,7 @@ import pandas as pd
 from misuan.errors import ConfigError, DataError
 
 __all__ = [
-    "CHUNK_ROWS", "FILE_SUFFIXES", "SourceKind", "SourceSpec", "file_fingerprint", "iter_frames", "read_frame",
+    "CHUNK_ROWS", "FILE_SUFFIXES", "FingerprintedFrames", "SourceKind", "SourceSpec", "file_fingerprint", "iter_frames", "read_frame",
     "redacted_url", "source_columns", "url_has_secret",
 ]
 
@@ -270,3 +270,32 @@ def read_frame(src: SourceSpec, id_column: str, chunk_rows: int = CHUNK_ROWS) ->
     assert src.path is not None
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source_columns(src))
     return frame, file_fingerprint(src.path)
+
+
+class FingerprintedFrames:
+    """The dataset's chunks (``iter``), and once they are all read its :meth:`fingerprint`, computed
+    while they streamed (a file's bytes are hashed as a second pass over the file, 1 MiB at a time)."""
+
+    def __init__(self, src: SourceSpec, id_column: str, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.src, self.id_column, self.chunk_rows = src, id_column, chunk_rows
+        self._digest = _RowsDigest() if src.kind == "postgres" else None
+        self._done = False
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        if self._digest is not None:
+            frames: Iterator[pd.DataFrame] = (
+                _as_text_id(f, self.id_column)
+                for f in _postgres_frames(self.src, self.chunk_rows, self.id_column, self._digest)
+            )
+        else:
+            frames = iter_frames(self.src, chunk_rows=self.chunk_rows, id_column=self.id_column)
+        yield from frames
+        self._done = True
+
+    def fingerprint(self) -> str:
+        if not self._done:
+            raise RuntimeError("the fingerprint is known once every chunk was read")
+        if self._digest is not None:
+            return self._digest.hexdigest()
+        assert self.src.path is not None
+        return file_fingerprint(self.src.path)

@@ -11,6 +11,7 @@ from each kind's ``check_data``), so the run reads labels and features without c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 
 from misuan.errors import DataError, JobSpecError, NoOverlapError
 from misuan.net.protocol import FEATURE_PARTY, LABEL_PARTY
+from misuan.node.column_store import FeatureColumns
 from misuan.node.data import CheckedDataset, check_numeric_features
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import StepContext, where
@@ -25,7 +27,7 @@ from misuan.node.steps.psi import ROWS_FILE
 from misuan.protocols.psi import PsiParams, coerce_ids, normalize_ids
 
 __all__ = [
-    "FEATURE_PARTY", "LABEL_PARTY", "aligned", "check_credit_data", "feature_matrix", "holdout_split",
+    "FEATURE_PARTY", "LABEL_PARTY", "AlignedRows", "aligned", "aligned_rows", "check_credit_data", "holdout_split",
     "labels", "normalised_ids", "peer", "step_parties",
 ]
 
@@ -58,16 +60,71 @@ def check_credit_data(
         check_numeric_features(data)
     label = data.spec.label_column
     if both_classes and label is not None:
-        present = sorted(int(v) for v in data.frame[label].unique())
+        present = sorted(int(v) for v in np.unique(data.labels()))
         if present != [0, 1]:
             raise DataError(
-                f"{data.name}: label column {label!r} is {present[0]} on all {len(data.frame)} rows; "
+                f"{data.name}: label column {label!r} is {present[0]} on all {data.n_rows} rows; "
                 f"{where(step, spec)} ({step.kind}) needs both 0 and 1 among the labels"
             )
 
 
-def aligned(ctx: StepContext, psi_step: str = "psi") -> pd.DataFrame:
+@dataclasses.dataclass(frozen=True)
+class AlignedRows:
+    """Some rows of this party's dataset (positions, in PSI's agreed order), read as a step needs them:
+    from the DataFrame, or for a streamed dataset a column at a time from its store."""
+
+    data: CheckedDataset
+    rows: np.ndarray  # int64 positions into the dataset
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, positions: np.ndarray) -> AlignedRows:
+        """The rows at ``positions`` of these rows (a train or hold-out split)."""
+        return AlignedRows(self.data, self.rows[np.asarray(positions, dtype=np.int64)])
+
+    def labels(self) -> np.ndarray:
+        """The label party's labels of these rows as int64 0/1."""
+        if self.data.spec.label_column is None:
+            raise TypeError(f"{self.data.party} is not the label party: it holds no labels")
+        if self.data.store is not None:
+            return self.data.store.labels(self.rows).astype(np.int64)
+        return self.data.frame[self.data.spec.label_column].to_numpy(dtype=np.int64)[self.rows]
+
+    def ids(self) -> pd.Series:
+        """The raw IDs of these rows, as text."""
+        if self.data.store is not None:
+            return self.data.store.ids(self.rows)
+        return self.data.frame[self.data.spec.id_column].iloc[self.rows].reset_index(drop=True)
+
+    def features(self) -> pd.DataFrame | FeatureColumns:
+        """This party's feature columns of these rows as floats: a DataFrame, or for a streamed dataset
+        :class:`FeatureColumns` (read a column at a time; what the streaming protocols take)."""
+        names = list(self.data.features)
+        if self.data.store is not None:
+            return FeatureColumns(self.data.store, names, self.rows)
+        return self.data.frame[names].iloc[self.rows].reset_index(drop=True).astype(float)
+
+    def feature_frame(self) -> pd.DataFrame:
+        """The feature columns of these rows as a float DataFrame (for a streamed dataset built a
+        column at a time: for the hold-out a prediction scores, not for training)."""
+        columns = self.features()
+        if isinstance(columns, pd.DataFrame):
+            return columns
+        return pd.DataFrame({name: columns[name] for name in columns})
+
+
+def aligned_rows(ctx: StepContext, psi_step: str = "psi") -> AlignedRows:
     """This party's rows of the shared customers, in the order both parties agreed on in PSI."""
+    return AlignedRows(ctx.own_data, _psi_rows(ctx, psi_step))
+
+
+def aligned(ctx: StepContext, psi_step: str = "psi") -> pd.DataFrame:
+    """This party's rows of the shared customers as a DataFrame, in the order both agreed on in PSI."""
+    return ctx.data.iloc[_psi_rows(ctx, psi_step)].reset_index(drop=True)
+
+
+def _psi_rows(ctx: StepContext, psi_step: str) -> np.ndarray:
     try:
         path = ctx.artefact_of(psi_step, ROWS_FILE)
     except JobSpecError as exc:
@@ -81,7 +138,7 @@ def aligned(ctx: StepContext, psi_step: str = "psi") -> pd.DataFrame:
             f"step {ctx.step.name!r}: PSI found no shared customers, so there is nothing to compute on; "
             "check both parties' ID columns and the PSI normalize option"
         )
-    return ctx.data.iloc[rows].reset_index(drop=True)
+    return rows.astype(np.int64)
 
 
 def labels(ctx: StepContext, df: pd.DataFrame) -> np.ndarray:
@@ -89,11 +146,6 @@ def labels(ctx: StepContext, df: pd.DataFrame) -> np.ndarray:
     if ctx.label_column is None:
         raise TypeError(f"{ctx.party} is not the label party: it holds no labels")
     return df[ctx.label_column].to_numpy(dtype=np.int64)
-
-
-def feature_matrix(ctx: StepContext, df: pd.DataFrame) -> pd.DataFrame:
-    """This party's feature columns of the rows ``df`` as floats (numeric: :func:`check_credit_data`)."""
-    return df[ctx.features].astype(float)
 
 
 # --- secureboost: the hold-out ---------------------------------------------------------------------
@@ -113,11 +165,12 @@ def holdout_split(keys: list[str], test_fraction: float, seed: int) -> tuple[np.
     return np.flatnonzero(~test), np.flatnonzero(test)
 
 
-def normalised_ids(ctx: StepContext, df: pd.DataFrame, psi_step: str = "psi") -> list[str]:
-    """This party's IDs of ``df`` as the PSI step normalised them (equal on both sides).
+def normalised_ids(ctx: StepContext, df: pd.DataFrame | pd.Series, psi_step: str = "psi") -> list[str]:
+    """This party's IDs of ``df`` (its rows, or their ID column) as the PSI step normalised them (equal on both sides).
 
     The normalisation is the PSI step's parsed params; the PSI step's data check made sure every ID
     normalises to a distinct, non-empty key.
     """
     norm = ctx.param(PsiParams, psi_step).normalize
-    return [k.decode("utf-8") for k in normalize_ids(coerce_ids(df[ctx.dataset.id_column]), norm)]
+    ids = df if isinstance(df, pd.Series) else df[ctx.dataset.id_column]
+    return [k.decode("utf-8") for k in normalize_ids(coerce_ids(ids), norm)]

@@ -71,6 +71,9 @@ class StepContext:
     # artefact directories of the earlier steps (they survive a resume; in-memory state does not,
     # so a step that later steps build on, e.g. PSI's row indices, saves what they need as a file)
     earlier_artefacts: Mapping[str, Path] = dataclasses.field(default_factory=dict)
+    # a directory that survives a failed or killed run of this step (PSI's spilled buckets, to resume);
+    # the step removes what it no longer needs. None: the step has none (a step must then keep no state)
+    work_dir: Path | None = None
 
     @property
     def job_id(self) -> str:

@@ -61,16 +61,16 @@ def run_evaluate(ctx: StepContext) -> StepResult:
         train, test = split["train"], split["test"]
     if len(test) == 0:
         raise JobSpecError(f"step {ctx.step.name!r}: step {model_step!r} held out no rows (test_fraction = 0)")
-    df = al.aligned(ctx)
-    X = al.feature_matrix(ctx, df).iloc[test].reset_index(drop=True)
+    rows = al.aligned_rows(ctx)
+    X = rows.take(test).feature_frame()
     scores = est.predict_proba(X, channel=ctx.channel, step=ctx.step.name)
     if ctx.role != al.LABEL_PARTY:
         return StepResult({"n_test": int(len(test)), "seconds": time.monotonic() - t0})
     if scores is None:
         raise JobError(f"step {ctx.step.name!r}: the joint prediction returned no scores to the label party")
     p = np.asarray(scores)[:, 1] if np.ndim(scores) == 2 else np.asarray(scores)
-    y = al.labels(ctx, df)[test]
-    ids = df[ctx.dataset.id_column].astype(str)
+    y = rows.take(test).labels()
+    ids = rows.ids().astype(str)
     out = {
         "n_test": int(len(test)), "auc": roc_auc(y, p), "ks": ks_statistic(y, p),
         "y_true": y.tolist(), "scores": [float(v) for v in p],

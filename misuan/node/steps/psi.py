@@ -35,6 +35,7 @@ import pandas as pd
 
 from misuan.atomic_files import atomic_open
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, JobSpecError
+from misuan.node.column_store import ColumnStore, repeated_rows
 from misuan.node.data import CheckedDataset, file_lines
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
@@ -42,7 +43,7 @@ from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.protocols.kkrt import PROTOCOL as KKRT_PROTOCOL
 from misuan.protocols.kkrt import disclosures as kkrt_disclosures
 from misuan.protocols.kkrt import receiver_of
-from misuan.protocols.psi import PROTOCOL, PsiParams, psi
+from misuan.protocols.psi import PROTOCOL, IdNormalization, PsiParams, psi, psi_chunked
 from misuan.protocols.psi import disclosures as psi_disclosures
 
 __all__ = ["KIND", "ROWS_FILE", "check_psi", "check_psi_data", "run_psi"]
@@ -74,38 +75,88 @@ def check_psi_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: Ch
     """
     norm = parsed[PsiParams].normalize
     column = data.spec.id_column
+    under = f"under {where(step, spec)}.params.normalize"
+    if data.store is not None:
+        _check_streamed_ids(data, data.store, norm, under)
+        return
     ids = data.frame[column]
     keys = pd.Series([norm.apply(v) for v in ids], dtype=object)
-    under = f"under {where(step, spec)}.params.normalize"
+    _check_valid_keys(data, ids, keys, norm, under, 0)
+    repeated = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
+    if len(repeated):
+        _refuse_repeats(data, ids, keys, repeated, under)
+
+
+def _where_rows(data: CheckedDataset, positions: list[int]) -> str:
+    if data.spec.is_csv:
+        return f"file line(s) {file_lines(positions)}"
+    return f"row(s) {', '.join(str(i + 1) for i in positions[:_SHOWN])}" + (" and more" if len(positions) > _SHOWN else "")
+
+
+def _check_valid_keys(
+    data: CheckedDataset, ids: pd.Series, keys: pd.Series, norm: IdNormalization, under: str, start: int,
+) -> None:
+    """Refuse IDs that the normalisation refuses or empties; ``start``: the row of ``ids[0]``."""
+    column = data.spec.id_column
     invalid = np.flatnonzero(keys.isna().to_numpy())
     if len(invalid):
         raise DataError(
-            f"{data.name}: id column {column!r} is not a valid {norm.kind} value {under} on file line(s) "
-            f"{file_lines(list(invalid))} (e.g. {ids.iloc[invalid[0]]!r}); fix them or use kind = \"text\""
+            f"{data.name}: id column {column!r} is not a valid {norm.kind} value {under} on "
+            f"{_where_rows(data, [int(i) + start for i in invalid])} (e.g. {ids.iloc[invalid[0]]!r}); "
+            "fix them or use kind = \"text\""
         )
     empty = np.flatnonzero((keys == "").to_numpy())
     if len(empty):
         raise EmptyIdError(
-            f"{data.name}: id column {column!r} is empty {under} on file line(s) {file_lines(list(empty))} "
+            f"{data.name}: id column {column!r} is empty {under} on {_where_rows(data, [int(i) + start for i in empty])} "
             f"(e.g. {ids.iloc[empty[0]]!r}); every row needs an id"
         )
+
+
+def _check_streamed_ids(data: CheckedDataset, store: ColumnStore, norm: IdNormalization, under: str) -> None:
+    """The same checks a chunk at a time: 8 bytes a row of normalised-ID hashes, then the suspects' IDs."""
+    hashes, start = [], 0
+    for ids in store.iter_ids():
+        keys = pd.Series([norm.apply(v) for v in ids], dtype=object)
+        _check_valid_keys(data, ids, keys, norm, under, start)
+        hashes.append(pd.util.hash_array(keys.to_numpy(dtype=object)).view(np.int64))
+        start += len(ids)
+    suspects = repeated_rows(np.concatenate(hashes))
+    if not len(suspects):
+        return
+    ids = store.ids(suspects)
+    keys = pd.Series([norm.apply(v) for v in ids], dtype=object)
     repeated = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
     if len(repeated):
-        first = keys.iloc[repeated[0]]
-        same = [str(ids.iloc[i]) for i in repeated if keys.iloc[i] == first][:_SHOWN]
-        raise DuplicateIdError(
-            f"{data.name}: id column {column!r} has ids that become the same id {under}, e.g. {same} -> "
-            f"{first!r}, on file lines {file_lines(list(repeated))}; ids must stay distinct"
-        )
+        _refuse_repeats(data, ids, keys, repeated, under, suspects)
+
+
+def _refuse_repeats(
+    data: CheckedDataset, ids: pd.Series, keys: pd.Series, repeated: np.ndarray, under: str,
+    positions: np.ndarray | None = None,
+) -> None:
+    column = data.spec.id_column
+    first = keys.iloc[repeated[0]]
+    same = [str(ids.iloc[i]) for i in repeated if keys.iloc[i] == first][:_SHOWN]
+    rows = [int(i) if positions is None else int(positions[i]) for i in repeated]
+    raise DuplicateIdError(
+        f"{data.name}: id column {column!r} has ids that become the same id {under}, e.g. {same} -> "
+        f"{first!r}, on {_where_rows(data, rows)}; ids must stay distinct"
+    )
 
 
 def run_psi(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     params = ctx.param(PsiParams)
     peer = next(p for p in ctx.step.parties if p != ctx.party)
-    result = psi(ctx.channel, ctx.data[ctx.dataset.id_column], peer, params, progress=False, step=ctx.step.name)
+    data = ctx.own_data
+    if data.store is not None and params.resolved_protocol == "kkrt" and ctx.work_dir is not None:
+        store = data.store  # beyond memory: the IDs stream from the store into buckets on disk, resumable
+        result = psi_chunked(ctx.channel, store.iter_ids, store.n_rows, peer, ctx.work_dir, params, step=ctx.step.name)
+    else:
+        result = psi(ctx.channel, data.ids(), peer, params, progress=False, step=ctx.step.name)
     outputs = {
-        "size": result.size, "rows": len(ctx.data), "peer_size": result.peer_size,
+        "size": result.size, "rows": data.n_rows, "peer_size": result.peer_size,
         "reveal": params.reveal, "protocol": params.resolved_protocol, "timings": result.timings,
         "seconds": time.monotonic() - t0,
         "x25519": result.x25519,

@@ -83,12 +83,13 @@ def run_secureboost(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     boosting, holdout = ctx.param(BoostingParams), ctx.param(SecureBoostStepParams)
     est = SecureBoostClassifier(**dataclasses.asdict(boosting))
-    df = al.aligned(ctx)
-    train, test = al.holdout_split(al.normalised_ids(ctx, df), holdout.test_fraction, holdout.split_seed)
+    rows = al.aligned_rows(ctx)
+    train, test = al.holdout_split(al.normalised_ids(ctx, rows.ids()), holdout.test_fraction, holdout.split_seed)
     np.savez(ctx.artefact_dir / SPLIT_FILE, train=train, test=test)
     label_party, _ = al.step_parties(ctx.step, ctx.spec)
-    X = al.feature_matrix(ctx, df).iloc[train].reset_index(drop=True)
-    y = al.labels(ctx, df)[train] if ctx.role == al.LABEL_PARTY else None
+    fit_rows = rows.take(train)
+    X = fit_rows.features()  # a streamed dataset's columns are read one at a time while binning
+    y = fit_rows.labels() if ctx.role == al.LABEL_PARTY else None
     n_trees = boosting.n_estimators
     ctx.progress(f"[{ctx.party}] SecureBoost: {n_trees} trees on {len(train)} rows ({len(test)} held out)")
     est.fit(
@@ -101,8 +102,8 @@ def run_secureboost(ctx: StepContext) -> StepResult:
     out: dict[str, Any] = {"params": est.get_params(), "n_train": int(len(train)), "n_test": int(len(test)),
                            "seconds": time.monotonic() - t0}
     if ctx.role == al.LABEL_PARTY:
-        rows = importance_from_secureboost(est.model_["importance"])
-        out["feature_importance"] = sorted(rows, key=lambda r: (-r["gain"], r["party"], r["feature"]))
+        importance = importance_from_secureboost(est.model_["importance"])
+        out["feature_importance"] = sorted(importance, key=lambda r: (-r["gain"], r["party"], r["feature"]))
         out["history"] = est.history_
     return StepResult(out, [MODEL_FILE, SPLIT_FILE])
 

@@ -72,17 +72,17 @@ def check_woe_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: Ch
 def run_woe(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     params, own = ctx.param(WoeParams), ctx.param(WoeStepParams)
-    df = al.aligned(ctx)
+    rows = al.aligned_rows(ctx)
     if ctx.role != al.LABEL_PARTY:
-        fres = woe_iv_feature_party(ctx.channel, al.peer(ctx), al.feature_matrix(ctx, df), params=params, step=ctx.step.name)
+        fres = woe_iv_feature_party(ctx.channel, al.peer(ctx), rows.features(), params=params, step=ctx.step.name)
         return StepResult({"bins": fres.to_dict(), "seconds": time.monotonic() - t0})
-    y = al.labels(ctx, df)
+    y = rows.labels()
     keys = generate_keypair(own.scheme, own.key_bits)
     result = woe_iv_label_party(ctx.channel, al.peer(ctx), y, params=params, keypair=keys, step=ctx.step.name)
     features = iv_from_woe_result(result.to_dict(), al.peer(ctx))
     if own.include_own:
         # the label party's own features, in the clear on its own side: nothing is revealed
-        mine = woe_iv_plaintext(al.feature_matrix(ctx, df), y, params)
+        mine = woe_iv_plaintext(rows.features(), y, params)
         features += iv_from_woe_result(mine.to_dict(), ctx.party)
     pd.DataFrame(result.table()).to_csv(ctx.artefact_dir / "woe_table.csv", index=False)
     out = {"features": features, "n_rows": int(len(y)), "seconds": time.monotonic() - t0}

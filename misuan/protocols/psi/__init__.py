@@ -77,7 +77,7 @@ from misuan.protocols.psi.messages import (
     Hello,
 )
 from misuan.protocols.psi.params import DEFAULT_BATCH_SIZE, PARALLEL_MIN_ROWS, PsiParams
-from misuan.protocols.psi.party import PsiParty, PsiResult, psi
+from misuan.protocols.psi.party import PsiParty, PsiResult, psi, psi_chunked
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -98,4 +98,5 @@ __all__ = [
     "coerce_ids",
     "normalize_ids",
     "psi",
+    "psi_chunked",
 ]

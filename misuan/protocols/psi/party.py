@@ -11,7 +11,8 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from misuan.errors import ConfigError, MalformedMessageError, MisuanError, Proto
 from misuan.net.channel import Channel
 from misuan.protocols.kkrt import encode_ids, kkrt_psi
 from misuan.protocols.kkrt.digests import ENCODED_BYTES
+from misuan.protocols.kkrt.spill import kkrt_psi_spilled
 from misuan.protocols.psi.blinding import (
     Executor,
     InlineExecutor,
@@ -338,6 +340,35 @@ def _kkrt(chan: Channel, ids: Sequence[Any] | np.ndarray, peer: str, params: Psi
     res = kkrt_psi(chan, [_encoded(values, params)], peer, reveal=params.reveal, normalization=params.normalize.canonical(), step=step)
     inter = None if res.local_rows is None else _pick(values, res.local_rows)
     return PsiResult(res.size, inter, res.local_rows, res.peer_size, res.timings, x25519="none (kkrt)")
+
+
+def psi_chunked(
+    chan: Channel, id_chunks: Callable[[], Iterable[Sequence[Any]]], n_rows: int, peer: str, workdir: Path,
+    params: PsiParams | None = None, *, step: str = STEP,
+) -> PsiResult:
+    """PSI on IDs too many for memory: KKRT over buckets spilled to ``workdir`` (:mod:`misuan.protocols.kkrt.spill`).
+
+    ``id_chunks()`` yields the ``n_rows`` raw IDs in order, a chunk at a time (called again only if
+    a fresh run needs them; a resumed run reads its buckets from ``workdir``). The result has no
+    ``intersection`` (the IDs are the caller's to look up by ``local_rows``); in mode ``"both"`` the
+    two parties list the shared customers in the same order, bucket by bucket.
+    """
+    if peer not in chan.peers:
+        raise ConfigError(f"PSI peer {peer!r} is not a peer of {chan.party!r} in this job ({list(chan.peers)})")
+    params = params if params is not None else PsiParams()
+    if params.resolved_protocol != "kkrt":
+        raise ConfigError('PSI beyond memory runs KKRT-PSI: set protocol = "kkrt" (or "auto" with reveal other than "size")')
+
+    def normalised() -> Iterator[list[bytes]]:
+        start = 0
+        for chunk in id_chunks():
+            values = coerce_ids(chunk)
+            yield normalize_ids(values, params.normalize, range(start, start + len(values)))
+            start += len(values)
+
+    res = kkrt_psi_spilled(chan, normalised, n_rows, peer, workdir, reveal=params.reveal,
+                           normalization=params.normalize.canonical(), step=step)
+    return PsiResult(res.size, None, res.local_rows, res.peer_size, res.timings, x25519="none (kkrt)")
 
 
 def _pick(values: list[str], rows: np.ndarray) -> list[str]:

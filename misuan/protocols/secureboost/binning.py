@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from misuan.errors import DataError
 
-__all__ = ["PartyBins", "QuantileBinner", "as_matrix"]
+__all__ = ["ColumnTable", "PartyBins", "QuantileBinner", "as_matrix", "binned_features", "column_codes"]
 
 
 @dataclasses.dataclass
@@ -24,21 +24,22 @@ class QuantileBinner:
     cuts: list[np.ndarray] = dataclasses.field(default_factory=list)
 
     def fit(self, X: np.ndarray) -> QuantileBinner:
-        self.cuts = []
-        for j in range(X.shape[1]):
-            col = X[:, j]
-            col = col[~np.isnan(col)]
-            uniq = np.unique(col)
-            if len(uniq) <= 1:
-                cuts = np.zeros(0)
-            elif len(uniq) <= self.max_bin:
-                cuts = uniq[1:]
-            else:
-                qs = np.quantile(col, np.linspace(0, 1, self.max_bin + 1)[1:-1], method="linear")
-                cuts = np.unique(qs)
-                cuts = cuts[cuts > uniq[0]]
-            self.cuts.append(np.asarray(cuts, dtype=np.float64))
+        self.cuts = [self.column_cuts(X[:, j]) for j in range(X.shape[1])]
         return self
+
+    def column_cuts(self, col: np.ndarray) -> np.ndarray:
+        """The cuts of one feature's values (NaN = missing)."""
+        col = col[~np.isnan(col)]
+        uniq = np.unique(col)
+        if len(uniq) <= 1:
+            cuts = np.zeros(0)
+        elif len(uniq) <= self.max_bin:
+            cuts = uniq[1:]
+        else:
+            qs = np.quantile(col, np.linspace(0, 1, self.max_bin + 1)[1:-1], method="linear")
+            cuts = np.unique(qs)
+            cuts = cuts[cuts > uniq[0]]
+        return np.asarray(cuts, dtype=np.float64)
 
     @property
     def n_bins(self) -> list[int]:
@@ -48,11 +49,49 @@ class QuantileBinner:
     def transform(self, X: np.ndarray) -> np.ndarray:
         out = np.empty(X.shape, dtype=np.uint8)
         for j, cuts in enumerate(self.cuts):
-            col = X[:, j]
-            b = np.searchsorted(cuts, col, side="right")
-            b[np.isnan(col)] = len(cuts) + 1
-            out[:, j] = b
+            out[:, j] = column_codes(cuts, X[:, j])
         return out
+
+
+def column_codes(cuts: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """Bin of every value of one feature under ``cuts`` (missing: the last bin)."""
+    b = np.searchsorted(cuts, col, side="right")
+    b[np.isnan(col)] = len(cuts) + 1
+    return b
+
+
+@runtime_checkable
+class ColumnTable(Protocol):
+    """Feature columns read one at a time (a streamed dataset's, :mod:`misuan.node.column_store`):
+    what the parties take instead of a matrix when the whole float table should not be in memory."""
+
+    names: list[str]
+
+    @property
+    def n_rows(self) -> int: ...
+
+    def column(self, j: int) -> np.ndarray: ...
+
+
+def binned_features(X: Any, max_bin: int) -> tuple[QuantileBinner, np.ndarray, list[str]]:
+    """``X``'s quantile binner, its bin codes (uint8, rows x features) and its column names.
+
+    ``X`` is a matrix or DataFrame (:func:`as_matrix`), or a :class:`ColumnTable`, binned a column at
+    a time so that only one column of floats is in memory: the same cuts and codes either way.
+    """
+    binner = QuantileBinner(max_bin)
+    if not isinstance(X, ColumnTable):
+        arr, names = as_matrix(X)
+        return binner.fit(arr), binner.transform(arr), names
+    codes = np.empty((X.n_rows, len(X.names)), dtype=np.uint8)
+    for j, name in enumerate(X.names):
+        col = np.asarray(X.column(j), dtype=np.float64)
+        if np.isinf(col).any():
+            raise DataError(f"feature {name!r} contains infinite values: replace them with NaN (missing) or clip them")
+        cuts = binner.column_cuts(col)
+        binner.cuts.append(cuts)
+        codes[:, j] = column_codes(cuts, col)
+    return binner, codes, list(X.names)
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ from misuan.crypto.pool import WorkerPool
 from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
-from misuan.protocols.secureboost.binning import QuantileBinner, as_matrix
+from misuan.protocols.secureboost.binning import as_matrix, binned_features
 from misuan.protocols.secureboost.histogram import HistogramWorker, node_histograms
 from misuan.protocols.secureboost.messages import (
     STEP,
@@ -78,11 +78,10 @@ class FeatureParty:
 
     def __init__(self, X: Any, params: BoostingParams | None = None, *, X_eval: Any = None) -> None:
         self.params = params if params is not None else BoostingParams()
-        self.X, self.names = as_matrix(X)
+        # only the bin codes (a byte per row and feature) are kept, not the floats
+        self.binner, self.bins, self.names = binned_features(X, self.params.max_bin)
         self.X_eval = None if X_eval is None else as_matrix(X_eval)[0]
-        self.n, self.n_features = self.X.shape
-        self.binner = QuantileBinner(self.params.max_bin).fit(self.X)
-        self.bins = self.binner.transform(self.X)
+        self.n, self.n_features = self.bins.shape
         self.n_bins = self.binner.n_bins
         self.splits: list[dict[str, Any]] = []  # the model part: one entry per split node on these features
         self.shape = np.zeros((0, 4), dtype=np.int32)  # the kept trees' shapes, from TrainEnd

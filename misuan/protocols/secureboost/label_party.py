@@ -29,7 +29,7 @@ from misuan.crypto.pool import HEWorker, WorkerPool, encrypt_batch
 from misuan.errors import ConfigError, DataError, InconsistentPeerError, MalformedMessageError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
-from misuan.protocols.secureboost.binning import PartyBins, QuantileBinner, as_matrix
+from misuan.protocols.secureboost.binning import PartyBins, as_matrix, binned_features
 from misuan.protocols.secureboost.explain import ContributionMethod, contributions
 from misuan.protocols.secureboost.histogram import HistogramDecoder
 from misuan.protocols.secureboost.loss import base_margin, grad_hess, metric
@@ -95,17 +95,17 @@ class LabelParty:
     def __init__(self, name: str, X: Any, y: Any, params: SecureBoostParams, eval_set: tuple[Any, Any] | None = None) -> None:
         p = self.p = params
         self.name = name
-        self.X, self.names = as_matrix(X)
+        # only the bin codes (a byte per row and feature) are kept, not the floats
+        self.binner, self.bins, self.names = binned_features(X, p.max_bin)
+        self.n_features = self.bins.shape[1]
         self.y = np.asarray(y, dtype=np.float64).reshape(-1)
         self.n = n = len(self.y)
-        if self.X.shape[0] != n:
-            raise DataError(f"label party has {self.X.shape[0]} feature rows but {n} labels")
+        if self.bins.shape[0] != n:
+            raise DataError(f"label party has {self.bins.shape[0]} feature rows but {n} labels")
         if p.objective == "binary:logistic" and not np.isin(self.y, (0.0, 1.0)).all():
             raise DataError("labels must be 0 or 1 for binary:logistic")
         self.rng = np.random.default_rng(p.random_state)
         self.codec = FixedPointCodec(frac_bits=p.frac_bits, max_abs=1.0, max_terms=max(n, 2))
-        self.binner = QuantileBinner(p.max_bin).fit(self.X)
-        self.bins = self.binner.transform(self.X)
         self.X_val, self.y_val = self._eval_set(eval_set)
         self.base = base_margin(p.objective, p.base_score, self.y)
         self.margin = np.full(n, self.base)
@@ -115,7 +115,7 @@ class LabelParty:
         self.history: list[dict[str, float]] = []
         self.best_metric = math.inf
         self.best_iter: int | None = None
-        self.monotone = np.zeros(self.X.shape[1], dtype=np.int8)
+        self.monotone = np.zeros(self.n_features, dtype=np.int8)
         self._public: PublicKey | None = None
         self._pool: WorkerPool | None = None
         self.histograms = ""  # "ot" or "he", fixed by setup()
@@ -124,10 +124,10 @@ class LabelParty:
 
     def _eval_set(self, eval_set: tuple[Any, Any] | None) -> tuple[np.ndarray, np.ndarray | None]:
         if eval_set is None:
-            return np.zeros((0, self.X.shape[1])), None
+            return np.zeros((0, self.n_features)), None
         Xv, _ = as_matrix(eval_set[0])
         y_val = np.asarray(eval_set[1], dtype=np.float64).reshape(-1)
-        if Xv.shape != (len(y_val), self.X.shape[1]):
+        if Xv.shape != (len(y_val), self.n_features):
             raise DataError("eval_set features do not match the training features or labels")
         return Xv, y_val
 
@@ -250,7 +250,7 @@ class LabelParty:
         rows = np.arange(n) if p.subsample >= 1 else np.flatnonzero(self.rng.random(n) < p.subsample)
         if len(rows) == 0:
             rows = np.arange(n)
-        masks = sample_features(self.rng, p.colsample_bytree, [self.X.shape[1]] + [len(pi.n_bins) for pi in self.peers])
+        masks = sample_features(self.rng, p.colsample_bytree, [self.n_features] + [len(pi.n_bins) for pi in self.peers])
         for pi, mask in zip(self.peers, masks[1:], strict=True):
             pi.mask = mask
         label_only = p.first_tree_label_only and t == 0

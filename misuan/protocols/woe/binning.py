@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -131,14 +131,23 @@ def as_numeric(x: Any, name: str) -> np.ndarray:
 
 def float_columns(features: pd.DataFrame | Mapping[str, object]) -> dict[str, np.ndarray]:
     """Each feature column as float64 (NaN = missing), all of one length, names as strings."""
-    items = list(features.items())
-    cols = {str(k): as_numeric(_plain_array(v), str(k)) for k, v in items}
-    if len(cols) != len(items):
+    return dict(iter_float_columns(features))
+
+
+def iter_float_columns(features: pd.DataFrame | Mapping[str, object]) -> Iterator[tuple[str, np.ndarray]]:
+    """``(name, float64 column)`` one at a time, checked as :func:`float_columns` checks them, so a
+    caller that keeps only what it derives from each column (bins, codes) holds one column at once;
+    a lazy mapping (a streamed dataset's columns) reads each column only when it comes."""
+    names = [str(k) for k in features.keys()]
+    if len(set(names)) != len(names):
         raise DataError("feature names must be unique as strings")
-    lengths = {len(v) for v in cols.values()}
-    if len(lengths) > 1:
-        raise DataError(f"feature columns have different lengths {sorted(lengths)}")
-    return cols
+    length: int | None = None
+    for key, name in zip(features.keys(), names, strict=True):
+        values = as_numeric(_plain_array(features[key]), name)
+        if length is not None and len(values) != length:
+            raise DataError(f"feature columns have different lengths {sorted({length, len(values)})}")
+        length = len(values)
+        yield name, values
 
 
 def _plain_array(column: object) -> np.ndarray:

@@ -17,7 +17,7 @@ import pandas as pd
 from misuan.crypto.he import PublicKey, public_key_from_wire
 from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
-from misuan.protocols.woe.binning import check_starts, float_columns, unsupervised_bins
+from misuan.protocols.woe.binning import FeatureBins, check_starts, iter_float_columns, unsupervised_bins
 from misuan.protocols.woe.disclosures import ENCRYPTED_LABELS, IV_PER_FEATURE, record_bin_sums, record_merges
 from misuan.protocols.woe.he_batch import BinSumAccumulator
 from misuan.protocols.woe.messages import (
@@ -48,16 +48,23 @@ class WoeFeatureParty:
     ) -> None:
         self.params = params = params or WoeParams()
         self.peer = peer
-        cols = float_columns(features)
-        if not cols:
+        # a column at a time: what stays is each feature's bins and its codes (2 bytes a row), so a
+        # streamed dataset's columns (a lazy mapping) are never all in memory at once
+        self.names: list[str] = []
+        self.methods: list[str] = []
+        self.bins: dict[str, FeatureBins] = {}
+        self._codes: list[np.ndarray] = []
+        for name, values in iter_float_columns(features):
+            method = params.method_for(name)
+            self.bins[name] = bins = unsupervised_bins(values, method, params)
+            self.names.append(name)
+            self.methods.append(method)
+            self._codes.append(bins.assign(values).astype(np.int16))  # at most MAX_BINS pre-bins
+        if not self.names:
             raise DataError("the feature party has no feature columns to bin")
-        self.n = len(next(iter(cols.values())))
+        self.n = len(self._codes[0])
         if self.n == 0:
             raise DataError("the feature party's data has no rows")
-        self.names = list(cols)
-        self.methods = [params.method_for(name) for name in self.names]
-        self.bins = {name: unsupervised_bins(cols[name], m, params) for name, m in zip(self.names, self.methods, strict=True)}
-        self._codes = [self.bins[name].assign(cols[name]) for name in self.names]
         self.supervised = [name for name, m in zip(self.names, self.methods, strict=True) if m in SUPERVISED]
         self.iv: dict[str, float] | None = None
         self._announced: tuple[PublicKey, int] | None = None  # the label party's key and chunk count

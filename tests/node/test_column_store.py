@@ -1,0 +1,120 @@
+"""A streamed dataset (``stream = true``): checked chunk by chunk into columns on disk, equal to the in-memory one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from misuan.errors import DataError, DuplicateIdError, EmptyIdError, MissingColumnError
+from misuan.node.column_store import FeatureColumns, build_column_store
+from misuan.node.data import check_dataset
+from misuan.node.sources import SourceSpec
+from misuan.node.spec import DatasetSpec
+from misuan.protocols.secureboost.binning import binned_features
+from misuan.protocols.woe.binning import iter_float_columns
+
+
+def _frame(n: int = 200, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.normal(5000, 900, n).round(2)
+    income[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({
+        "customer_id": [f"c{i:05d}" for i in range(n)],
+        "income": income,
+        "age": rng.integers(21, 70, n),
+        "default": rng.integers(0, 2, n),
+    })
+
+
+def _build(path: Path, chunk_rows: int = 7, directory: Path | None = None, **kw: object):
+    return build_column_store(SourceSpec("csv", path=path), "bank's dataset t.csv", "customer_id", "default",
+                              kw.get("features", "all"), chunk_rows=chunk_rows, directory=directory)  # type: ignore[arg-type]
+
+
+def test_the_streamed_dataset_equals_the_in_memory_one(tmp_path: Path) -> None:
+    df = _frame()
+    df.to_csv(tmp_path / "t.csv", index=False)
+    memory = check_dataset(DatasetSpec(tmp_path / "t.csv", "customer_id", "default", "all"), "bank")
+    streamed = check_dataset(DatasetSpec(tmp_path / "t.csv", "customer_id", "default", "all", stream=True), "bank")
+    assert streamed.store is not None and streamed.table is None
+    assert streamed.features == memory.features == ("income", "age")
+    assert streamed.fingerprint == memory.fingerprint and streamed.n_rows == len(df)
+    pd.testing.assert_series_equal(streamed.ids(), memory.ids(), check_names=False)
+    np.testing.assert_array_equal(streamed.labels(), memory.labels())
+    rows = np.array([5, 0, 199, 17])
+    cols = FeatureColumns(streamed.store, ["income", "age"], rows)
+    for name in ("income", "age"):
+        np.testing.assert_array_equal(cols[name], memory.frame[name].to_numpy(dtype=float)[rows])
+    # every step that does not stream still gets the whole table (read from the store on first use)
+    whole = streamed.frame
+    pd.testing.assert_frame_equal(whole, memory.frame[list(whole.columns)].astype({"age": float}), check_dtype=False)
+    chunks = list(streamed.store.iter_ids(chunk_rows=64))
+    assert [len(c) for c in chunks] == [64, 64, 64, 8]
+    assert pd.concat(chunks, ignore_index=True).tolist() == df["customer_id"].tolist()
+
+
+def test_column_by_column_binning_equals_the_matrix_binning(tmp_path: Path) -> None:
+    df = _frame(500)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    check = _build(tmp_path / "t.csv")
+    cols = FeatureColumns(check.store, list(check.features), np.arange(500)[::-1])
+    lazy, codes, names = binned_features(cols, 16)
+    matrix = df[["income", "age"]].iloc[::-1].astype(float)
+    eager, want, want_names = binned_features(matrix, 16)
+    assert names == want_names
+    np.testing.assert_array_equal(codes, want)
+    for a, b in zip(lazy.cuts, eager.cuts, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [n for n, _ in iter_float_columns(cols)] == ["income", "age"]
+
+
+def test_errors_name_the_rows_and_leave_no_directory(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def refuse(df: pd.DataFrame, error: type[Exception], match: str, **kw: object) -> None:
+        df.to_csv(tmp_path / "t.csv", index=False)
+        with pytest.raises(error, match=match):
+            _build(tmp_path / "t.csv", directory=work, **kw)
+        assert not list(work.iterdir())  # nothing left half-written
+
+    df = _frame(30)
+    bad = df.copy()
+    bad.loc[12, "customer_id"] = " "
+    refuse(bad, EmptyIdError, r"empty on row\(s\) 13")
+    bad = df.copy()
+    bad.loc[25, "customer_id"] = "c00003"  # a repeat in another chunk
+    refuse(bad, DuplicateIdError, r"repeats 1 id\(s\), e.g. \['c00003'\], on row\(s\) 4, 26")
+    bad = df.copy()
+    bad["default"] = bad["default"].astype(object)
+    bad.loc[20, "default"] = "yes"
+    refuse(bad, DataError, r"must be 0 or 1 on every row; it is not on row\(s\) 21")
+    bad = df.copy()
+    bad["age"] = bad["age"].astype(object)
+    bad.loc[16, "age"] = "unknown"
+    refuse(bad, DataError, r"feature column 'age' is not numeric: it holds 'unknown' on row 17")
+    refuse(df, MissingColumnError, "no feature column 'score'", features=("income", "score"))
+    df.iloc[:0].to_csv(tmp_path / "t.csv", index=False)
+    refuse(df.iloc[:0], DataError, "has no data rows")
+
+
+def test_the_store_removes_its_directory_when_closed(tmp_path: Path) -> None:
+    _frame(20).to_csv(tmp_path / "t.csv", index=False)
+    check = _build(tmp_path / "t.csv", directory=tmp_path)
+    root = check.store.root
+    assert root.is_dir() and oct(root.stat().st_mode & 0o777) == "0o700"
+    check.store.close()
+    assert not root.exists()
+
+
+def test_the_spec_key_stream_is_a_boolean(tmp_path: Path) -> None:
+    from misuan.errors import JobSpecError
+    from misuan.node.dataset_spec import parse_dataset
+
+    raw = {"dataset": {"path": "t.csv", "id_column": "id", "stream": True}}
+    assert parse_dataset(raw, "party[1]", "feature_party", tmp_path).stream is True
+    with pytest.raises(JobSpecError, match=r"party\[1\].dataset.stream: write true"):
+        parse_dataset({"dataset": {"path": "t.csv", "id_column": "id", "stream": "yes"}}, "party[1]", "feature_party", tmp_path)
