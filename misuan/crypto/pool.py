@@ -15,7 +15,9 @@ sent that has not already been parsed and checked), so pickling them is safe her
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing as mp
+import multiprocessing.context
 import os
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
@@ -26,7 +28,10 @@ from gmpy2 import mpz
 from misuan import errors
 from misuan.crypto.he import PrivateKey, PublicKey, private_key_from_wire, public_key_from_wire
 
-__all__ = ["HEWorker", "WorkerPool", "checked_compute", "compute_target", "decrypt_batch", "default_workers", "encrypt_batch", "use_compute"]
+__all__ = [
+    "HEWorker", "WorkerPool", "checked_compute", "compute_target", "decrypt_batch", "default_workers", "encrypt_batch",
+    "on_ray", "process_executor", "use_compute",
+]
 
 _COMPUTE = "local"  # where this process's worker pools run: "local", or a Ray address (use_compute)
 
@@ -48,6 +53,22 @@ def use_compute(target: str) -> None:
 
 def compute_target() -> str:
     return _COMPUTE
+
+
+def on_ray() -> bool:
+    """Whether this process's worker pools and tasks run on a Ray cluster (their inputs then travel
+    by value: no shared memory between machines)."""
+    return _COMPUTE != "local"
+
+
+def process_executor(workers: int, mp_context: multiprocessing.context.BaseContext) -> concurrent.futures.Executor:
+    """Where a protocol's stateless tasks (module-level functions) run: ``workers`` local processes
+    from ``mp_context``, or Ray tasks on the party's cluster (:func:`use_compute`)."""
+    if _COMPUTE == "local":
+        return concurrent.futures.ProcessPoolExecutor(workers, mp_context=mp_context)
+    from misuan.crypto.ray_pool import RayTasks
+
+    return RayTasks(_COMPUTE[len("ray:"):])
 
 
 def default_workers() -> int:

@@ -17,13 +17,16 @@ Needs ``pip install 'misuan[ray]'``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import concurrent.futures
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from misuan import errors
 
-__all__ = ["RayActors"]
+__all__ = ["RayActors", "RayTasks"]
 
+_CONNECTING = threading.Lock()
 _START_S = 120  # how long a pool's actors may take to start (a cluster that has no room fails, not hangs)
 
 
@@ -52,12 +55,13 @@ def connect(address: str) -> None:
     """Join the party's Ray cluster at ``address`` (``"auto"``, ``"ray://host:10001"``), once per process.
     ``"local"`` starts a one-machine cluster here (tests, trials)."""
     ray = _ray()
-    if ray.is_initialized():
-        return
-    if address == "local":
-        ray.init(include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    with _CONNECTING:  # the parties of a local test (threads) may start their pools at once
+        if ray.is_initialized():
+            return
+        if address == "local":
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
 
 
 class RayActors:
@@ -101,3 +105,36 @@ class RayActors:
         for a in self._actors:
             self._ray.kill(a)
         self._actors = []
+
+
+def _unwrapped(ray: Any, ref: Any) -> Any:
+    """A task's result, its misuan error re-raised as itself (as a local process pool would)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, errors.MisuanError):
+            raise type(cause)(str(cause)) from exc
+        raise errors.MisuanError(f"a Ray task failed: {cause!r}") from exc
+
+
+class RayTasks(concurrent.futures.Executor):
+    """A ``concurrent.futures`` executor whose tasks (module-level functions, as for a process pool)
+    run as Ray tasks on the party's cluster, a CPU each: what the protocols that submit stateless
+    tasks (WOE's encryptions and bin sums, ECDH-PSI's hashing and blinding) use there."""
+
+    def __init__(self, address: str) -> None:
+        self._ray = _ray()
+        connect(address)
+        self._remote: dict[Callable[..., Any], Any] = {}
+        self._threads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="ray-results")
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        remote = self._remote.get(fn)
+        if remote is None:
+            remote = self._remote[fn] = self._ray.remote(num_cpus=1)(fn)
+        ref = remote.remote(*args, **kwargs)
+        return self._threads.submit(_unwrapped, self._ray, ref)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)

@@ -25,6 +25,8 @@ opens its own dataset and TLS files. Example::
     role = "feature_party"
     address = "partner.example.com:50051"
     dataset = { path = "data/partner.csv", id_column = "customer_id", features = ["income", "age"] }
+    # or a Parquet/Arrow file, or postgres = "postgresql://..." with table or query (misuan.node.sources);
+    # stream = true: checked a chunk at a time into columns on disk (misuan.node.column_store)
 
     [[step]]
     kind = "secure_sum"                    # a kind of misuan.node.steps.STEPS (`misuan params`)

@@ -24,6 +24,7 @@ from misuan.crypto.ecdh import (
     find_noncanonical,
     hash_to_curve,
 )
+from misuan.crypto.pool import process_executor
 from misuan.errors import MalformedMessageError
 from misuan.protocols.psi.ids import IdNormalization, normalize_ids
 from misuan.protocols.psi.messages import DIGEST_BYTES, POINT_DTYPE
@@ -87,7 +88,7 @@ def executor_for(workers: int) -> Executor:
         # correct results; crypto_mb's X25519 releases the GIL (a ctypes call), hashing and
         # OpenSSL's X25519 hold it
         return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="psi-worker")
-    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=_process_context())
+    return process_executor(workers, _process_context())  # local processes, or the party's Ray cluster
 
 
 def _process_context() -> multiprocessing.context.BaseContext:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import shared_memory
 from typing import Any
@@ -32,6 +32,7 @@ import numpy as np
 from gmpy2 import mpz
 
 from misuan.crypto.he import PublicKey, public_key_from_wire
+from misuan.crypto.pool import on_ray, process_executor
 from misuan.errors import ConfigError, CryptoError
 
 # below this many ciphertext multiplications starting worker processes costs more than it saves
@@ -84,7 +85,7 @@ def encrypt_chunks(
             yield pk.to_array(pk.encrypt_ints(values[lo:hi]))
         return
     per_worker = len(values) // n_workers
-    with ProcessPoolExecutor(n_workers, mp_context=_context()) as pool:
+    with process_executor(n_workers, _context()) as pool:
         futures = [pool.submit(_encrypt_task, pk.to_wire(), values[lo:hi], per_worker) for lo, hi in bounds]
         for f in futures:
             yield _result(f)
@@ -241,11 +242,11 @@ class BinSumAccumulator:
             _group_cost(n, len(g), int(np.prod([n_bins[j] for j in g]))) for g in plan_groups(n, n_bins)
         )
         n_workers = available_workers(workers)
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
         if n_workers > 1 and cost >= POOL_MIN_MULTIPLICATIONS:
-            self._pool = ProcessPoolExecutor(n_workers, mp_context=_context())
+            self._pool = process_executor(n_workers, _context())
         self._acc: list[list[mpz]] = [[mpz(1)] * b for b in self.n_bins]
-        self._pending: list[tuple[Future[list[np.ndarray]], shared_memory.SharedMemory]] = []
+        self._pending: list[tuple[Future[list[np.ndarray]], shared_memory.SharedMemory | None]] = []
 
     def add(self, lo: int, cts: Sequence[mpz], cts_wire: np.ndarray) -> None:
         """Add rows ``lo .. lo + len(cts)``: ``cts`` parsed and checked, ``cts_wire`` the same as received."""
@@ -255,11 +256,14 @@ class BinSumAccumulator:
             self._merge(all_bin_sums(self.pk, cts, codes, self.n_bins))
             return
         raw = np.ascontiguousarray(cts_wire)
-        shm = shared_memory.SharedMemory(create=True, size=max(raw.nbytes, 1))
-        np.ndarray(raw.shape, raw.dtype, buffer=shm.buf)[:] = raw
-        fut = self._pool.submit(
-            _chunk_task, self.pk.to_wire(), shm.name, raw.dtype.str, len(cts), codes, self.n_bins
-        )
+        shm: shared_memory.SharedMemory | None = None
+        if on_ray():  # other machines: the bytes travel with the task
+            source: str | bytes = raw.tobytes()
+        else:  # local workers read the chunk from shared memory, not through a pipe
+            shm = shared_memory.SharedMemory(create=True, size=max(raw.nbytes, 1))
+            np.ndarray(raw.shape, raw.dtype, buffer=shm.buf)[:] = raw
+            source = shm.name
+        fut = self._pool.submit(_chunk_task, self.pk.to_wire(), source, raw.dtype.str, len(cts), codes, self.n_bins)
         self._pending.append((fut, shm))
 
     def result(self) -> list[list[mpz]]:
@@ -276,8 +280,9 @@ class BinSumAccumulator:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
         for _, shm in self._pending:
-            shm.close()
-            shm.unlink()
+            if shm is not None:
+                shm.close()
+                shm.unlink()
         self._pending = []
 
     def _merge(self, partial: list[list[mpz]]) -> None:
@@ -304,14 +309,18 @@ def bin_sums_by_feature(
 
 
 def _chunk_task(
-    pk_wire: dict[str, Any], shm_name: str, dtype: str, n: int, codes: list[np.ndarray], n_bins: list[int]
+    pk_wire: dict[str, Any], source: str | bytes, dtype: str, n: int, codes: list[np.ndarray], n_bins: list[int]
 ) -> list[np.ndarray]:
-    """Worker: partial bin sums of one chunk of rows for every feature, as wire arrays."""
+    """Worker: partial bin sums of one chunk of rows for every feature, as wire arrays. ``source``:
+    the name of the shared memory holding the chunk's ciphertexts, or (on Ray) their bytes."""
     pk = _worker_key(pk_wire, 0)
-    shm = shared_memory.SharedMemory(name=shm_name)
-    try:
-        arr: np.ndarray = np.ndarray((n,), np.dtype(dtype), buffer=shm.buf).copy()
-    finally:
-        shm.close()
+    if isinstance(source, bytes):
+        arr: np.ndarray = np.frombuffer(source, np.dtype(dtype), count=n).copy()
+    else:
+        shm = shared_memory.SharedMemory(name=source)
+        try:
+            arr = np.ndarray((n,), np.dtype(dtype), buffer=shm.buf).copy()
+        finally:
+            shm.close()
     sums = all_bin_sums(pk, pk.from_array(arr), codes, n_bins)
     return [pk.to_array(s) for s in sums]
