@@ -2,6 +2,7 @@
 
     python bench/stream_job.py                       # 1M rows, 25 + 25 features, both modes
     python bench/stream_job.py --rows 100000 --modes stream
+    python bench/stream_job.py --psi-only --rows 10000000   # the psi step alone, 10M x 10M from Parquet files
 
 Starts a throwaway PostgreSQL server (Debian's ``postgresql`` package, as the tests do), loads the
 bank's table (ID, label, 25 features) and the partner's (ID, 25 features) with ``COPY`` (all rows
@@ -12,6 +13,9 @@ gRPC + mutual TLS (``misuan.net.local``), once per mode:
   columns on local disk; PSI over KKRT buckets spilled to disk; WOE and SecureBoost bin one column at
   a time and keep only bin codes (``misuan.node.column_store``);
 - ``memory``: the same job with the whole table in a DataFrame (the path of every earlier run).
+
+``--psi-only``: a job of the ``psi`` step alone on ``bench/psi_spill.py``'s Parquet files (random
+16-digit IDs, 50% shared), with and without ``stream``.
 
 Printed per mode: wall time and each step's seconds, each party's peak resident memory, and whether
 the outputs (IV per feature, SecureBoost's feature importance, the model parts' splits) are equal
@@ -178,6 +182,29 @@ class _MemorySampler:
         return self.peaks
 
 
+def psi_spec_text(paths: dict[str, Path], stream: bool, job: str) -> str:
+    flag = ", stream = true" if stream else ""
+    return textwrap.dedent(f"""\
+        version = 1
+        [job]
+        id = "{job}"
+        timeout_s = 3600
+        [[party]]
+        name = "bank"
+        role = "label_party"
+        address = "127.0.0.1:7001"
+        dataset = {{ path = "{paths['bank']}", id_column = "customer_id", label_column = "default"{flag} }}
+        [[party]]
+        name = "partner"
+        role = "feature_party"
+        address = "127.0.0.1:7002"
+        dataset = {{ path = "{paths['partner']}", id_column = "customer_id"{flag} }}
+        [[step]]
+        kind = "psi"
+        params = {{ reveal = "both" }}
+        """)
+
+
 def party_run(open_channel: Any, spec_path: Path, party: str, party_dir: Path) -> dict[str, Any]:
     """One party's whole job (a module-level function: the party processes are spawned)."""
     from misuan.node.runner import check_runnable, run_party
@@ -189,7 +216,8 @@ def party_run(open_channel: Any, spec_path: Path, party: str, party_dir: Path) -
     checked = check_runnable(spec, party)  # reading the source and checking it: the "check" phase
     out = run_party(spec, party, party_dir=party_dir, open_channel=open_channel, progress=sampler.progress,
                     checked=checked)
-    model = json.loads((out.job_dir / "artefacts" / "secureboost" / "model.json").read_text())["model"]
+    model_file = out.job_dir / "artefacts" / "secureboost" / "model.json"
+    model = json.loads(model_file.read_text())["model"] if model_file.is_file() else None
     return {"seconds": time.perf_counter() - t0, "outputs": out.outputs, "model": model, "peaks": sampler.stop()}
 
 
@@ -206,6 +234,43 @@ def comparable(result: dict[str, Any]) -> Any:
     return rounded({"woe": outs["woe"], "secureboost": outs["secureboost"], "model": result["model"]})
 
 
+def psi_only(args: argparse.Namespace) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.psi_spill import write_ids
+    from misuan.net.local import run_local_openers
+
+    print(f"The psi step alone, {args.rows:,} x {args.rows:,} IDs from Parquet (50% shared), 2 processes over gRPC + mTLS")
+    print(f"  {cpu_line()}")
+    print(f"  {load_line()} (before)")
+    with tempfile.TemporaryDirectory(prefix="misuan-psi-job-") as tmp:
+        paths = write_ids(Path(tmp), args.rows)
+        bank = pq.read_table(paths["bank"])
+        labels = np.random.default_rng(1).integers(0, 2, bank.num_rows)
+        pq.write_table(bank.append_column("default", pa.array(labels)), paths["bank"], row_group_size=1 << 18)
+        del bank
+        for mode in args.modes.split(","):
+            root = Path(tmp) / mode
+            root.mkdir()
+            spec_path = root / "job.toml"
+            spec_path.write_text(psi_spec_text(paths, mode == "stream", f"psi-{mode}"))
+            t0 = time.perf_counter()
+            out = run_local_openers(
+                {p: functools.partial(party_run, spec_path=spec_path, party=p, party_dir=root / p) for p in PARTIES},
+                transport="processes", job_id=f"psi-{mode}", timeout_s=3600,
+            )
+            wall = time.perf_counter() - t0
+            res = {p: out[p].result for p in PARTIES}
+            rss = ", ".join(f"{p} {out[p].max_rss_bytes / 2**30:.2f} GiB" for p in PARTIES)
+            psi = res["bank"]["outputs"]["psi"]
+            print(f"  {mode}: wall {wall:.1f} s (psi step {psi['seconds']:.1f} s); peak memory {rss}; shared {psi['size']:,}")
+            for p in PARTIES:
+                shown = ", ".join(f"{k} {v / 2**30:.2f}" for k, v in res[p]["peaks"].items())
+                print(f"    {p}: peak GiB by phase: {shown}")
+    print(f"  {load_line()} (after)")
+
+
 def main() -> None:
     from misuan.net.local import run_local_openers
 
@@ -215,7 +280,11 @@ def main() -> None:
     ap.add_argument("--trees", type=int, default=3)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--modes", default="stream,memory")
+    ap.add_argument("--psi-only", action="store_true", help="the psi step alone, from Parquet files")
     args = ap.parse_args()
+    if args.psi_only:
+        psi_only(args)
+        return
     print(f"Job from PostgreSQL: {args.rows:,} rows x {2 * args.features} features (bank {args.features} + label, "
           f"partner {args.features}); PSI, WOE, SecureBoost {args.trees} trees depth {args.depth}; "
           "2 processes over gRPC + mTLS")

@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -104,6 +104,26 @@ class ColumnStore:
                 yield pd.Series([raw[bounds[i] : bounds[i + 1]].decode("utf-8") for i in range(len(bounds) - 1)],
                                 dtype="string", name=self.id_column)
 
+    def repeated_positions(self, hash_chunks: Iterable[np.ndarray]) -> np.ndarray:
+        """Rows (sorted) whose 64-bit hash in ``hash_chunks`` (row order, a chunk at a time) another row
+        shares: the candidates for a repeat, to be compared on the values themselves.
+
+        The hashes go to a file and are sorted in place: 8 bytes a row in memory, and only when
+        two hashes are equal (a repeat, or a 2^-64 collision) are the positions found (argsort).
+        """
+        path = self.root / "check.hash"
+        with path.open("wb") as f:
+            for h in hash_chunks:
+                f.write(np.ascontiguousarray(h, dtype=np.int64).tobytes())
+        try:
+            hashes = np.fromfile(path, dtype=np.int64)
+            hashes.sort()
+            if not bool(np.any(hashes[1:] == hashes[:-1])):
+                return np.zeros(0, dtype=np.int64)
+            return repeated_rows(np.fromfile(path, dtype=np.int64))
+        finally:
+            path.unlink(missing_ok=True)
+
     def frame(self) -> pd.DataFrame:
         """The whole dataset as the in-memory checks give it: the ID as text, the label int8, features float64."""
         cols: dict[str, Any] = {self.id_column: self.ids()}
@@ -154,18 +174,18 @@ class _Writer:
 
     def __init__(self, root: Path, features: Sequence[str], has_label: bool) -> None:
         self.root = root
-        self.files: dict[str, IO[bytes]] = {"id": (root / "id.utf8").open("wb")}
+        self.files: dict[str, IO[bytes]] = {"id": (root / "id.utf8").open("wb"), "offsets": (root / "id.offsets").open("wb")}
+        self.files["offsets"].write(np.zeros(1, dtype=np.int64).tobytes())
         if has_label:
             self.files["label"] = (root / "label.i8").open("wb")
         for k in range(len(features)):
             self.files[f"f{k}"] = (root / f"f{k}.f64").open("wb")
-        self.offsets = [np.zeros(1, dtype=np.int64)]
         self.at = 0
 
     def add(self, ids: pd.Series, label: np.ndarray | None, features: list[np.ndarray]) -> None:
         encoded = [s.encode("utf-8") for s in ids.tolist()]
         lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
-        self.offsets.append(self.at + np.cumsum(lengths))
+        self.files["offsets"].write((self.at + np.cumsum(lengths)).astype(np.int64).tobytes())
         self.at += int(lengths.sum())
         self.files["id"].write(b"".join(encoded))
         if label is not None:
@@ -176,7 +196,6 @@ class _Writer:
     def close(self) -> None:
         for f in self.files.values():
             f.close()
-        np.concatenate(self.offsets).tofile(self.root / "id.offsets")
 
 
 def build_column_store(
@@ -203,7 +222,7 @@ def _stream(
     frames = FingerprintedFrames(src, id_column, chunk_rows)
     writer: _Writer | None = None
     names: tuple[str, ...] = ()
-    hashes: list[np.ndarray] = []
+    hashes = (root / "id.hash").open("wb")  # 8 bytes a row, on disk until the distinctness check
     present: np.ndarray = np.zeros(0, dtype=np.int64)
     start = 0
     try:
@@ -216,16 +235,17 @@ def _stream(
             label = None if label_column is None else _checked_label(chunk, who, label_column, start)
             values = [_numeric(chunk, who, name, start) for name in names]
             present += np.array([int(np.count_nonzero(~np.isnan(v))) for v in values], dtype=np.int64)
-            hashes.append(pd.util.hash_array(ids.to_numpy(dtype=object)).view(np.int64))
+            hashes.write(pd.util.hash_array(ids.to_numpy(dtype=object)).view(np.int64).tobytes())
             writer.add(ids, label, values)
             start += len(chunk)
     finally:
+        hashes.close()
         if writer is not None:
             writer.close()
     if writer is None or start == 0:
         raise DataError(f"{who} has no data rows; it needs one row per customer")
     store = ColumnStore(root, start, id_column, label_column, names)
-    _check_distinct(store, np.concatenate(hashes), who)
+    _check_distinct(store, who)
     empty = [n for n, c in zip(names, present.tolist(), strict=True) if c == 0]
     warnings = (f"{who}: feature column(s) {empty} are empty on every row; they carry no information",) if empty else ()
     return StreamedCheck(store, names, warnings, frames.fingerprint())
@@ -280,6 +300,12 @@ def _numeric(chunk: pd.DataFrame, who: str, name: str, start: int) -> np.ndarray
                     "numbers, or list only numeric columns in features")
 
 
+def _spans(n: int, chunk_rows: int = CHUNK_ROWS * 16) -> Iterator[tuple[int, int]]:
+    """(start, count) of consecutive row ranges covering ``range(n)``."""
+    for a in range(0, n, chunk_rows):
+        yield a, min(chunk_rows, n - a)
+
+
 def repeated_rows(hashes: np.ndarray) -> np.ndarray:
     """Positions whose 64-bit hash another position shares (sorted): the candidates for a repeat."""
     order = np.argsort(hashes, kind="stable")
@@ -288,9 +314,12 @@ def repeated_rows(hashes: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([order[same], order[same + 1]]))
 
 
-def _check_distinct(store: ColumnStore, hashes: np.ndarray, who: str) -> None:
+def _check_distinct(store: ColumnStore, who: str) -> None:
     """Refuse repeated IDs: rows whose 64-bit hashes collide are compared on the IDs themselves."""
-    suspects = repeated_rows(hashes)
+    path = store.root / "id.hash"
+    suspects = store.repeated_positions(np.fromfile(path, dtype=np.int64, count=c, offset=8 * a)
+                                        for a, c in _spans(store.n_rows))
+    path.unlink()
     if not len(suspects):
         return
     ids = store.ids(suspects)

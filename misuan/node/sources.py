@@ -52,6 +52,9 @@ FILE_SUFFIXES: dict[str, SourceKind] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow",
 }
 CHUNK_ROWS = 65536
+# pandas' default missing-value strings (read_csv's documentation), for every CSV column but the ID
+_CSV_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+           "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 _BLOCK = 1 << 20
 
 
@@ -181,7 +184,11 @@ def iter_frames(
     if src.kind == "csv":
         assert src.path is not None
         dtype = {id_column: "string"} if id_column else None
-        with pd.read_csv(src.path, usecols=cols, dtype=dtype, chunksize=chunk_rows, low_memory=False) as reader:
+        # pandas reads "NA", "null", "None", ... as missing; in the ID column they are customer IDs
+        # (as the in-memory check reads them): no missing-value strings for that column alone
+        na = {c: list(_CSV_NA) for c in source_columns(src) if c != id_column} if id_column else None
+        with pd.read_csv(src.path, usecols=cols, dtype=dtype, chunksize=chunk_rows, low_memory=False,
+                         keep_default_na=na is None, na_values=na) as reader:
             yield from reader
         return
     if src.kind == "postgres":

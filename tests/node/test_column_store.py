@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +120,43 @@ def test_the_spec_key_stream_is_a_boolean(tmp_path: Path) -> None:
     assert parse_dataset(raw, "party[1]", "feature_party", tmp_path).stream is True
     with pytest.raises(JobSpecError, match=r"party\[1\].dataset.stream: write true"):
         parse_dataset({"dataset": {"path": "t.csv", "id_column": "id", "stream": "yes"}}, "party[1]", "feature_party", tmp_path)
+
+
+def test_ids_that_pandas_reads_as_missing_are_ids_as_in_memory(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("customer_id,income,default\nNA,1.5,0\nnull,NA,1\n007,,0\n")
+    spec = DatasetSpec(tmp_path / "t.csv", "customer_id", "default", "all")
+    memory = check_dataset(spec, "bank")
+    streamed = check_dataset(dataclasses.replace(spec, stream=True), "bank")
+    assert streamed.ids().tolist() == memory.ids().tolist() == ["NA", "null", "007"]
+    np.testing.assert_array_equal(streamed.store.column("income"), [1.5, np.nan, np.nan])
+
+
+def test_the_psi_check_of_a_streamed_dataset_names_ids_that_normalise_to_one(tmp_path: Path) -> None:
+    from misuan.node.runner import check_runnable
+    from misuan.node.spec import loads_spec
+
+    rows = [f"c{i:05d}" for i in range(150_000)]
+    rows[140_001] = "C00007"  # the same customer as row 8 once case-folded, in another chunk
+    pd.DataFrame({"id": rows, "y": [0, 1] * 75_000}).to_csv(tmp_path / "bank.csv", index=False)
+    pd.DataFrame({"id": rows[:10]}).to_csv(tmp_path / "partner.csv", index=False)
+    spec = loads_spec(textwrap.dedent("""\
+        version = 1
+        [job]
+        id = "j"
+        [[party]]
+        name = "bank"
+        role = "label_party"
+        address = "127.0.0.1:7001"
+        dataset = { path = "bank.csv", id_column = "id", label_column = "y", stream = true }
+        [[party]]
+        name = "partner"
+        role = "feature_party"
+        address = "127.0.0.1:7002"
+        dataset = { path = "partner.csv", id_column = "id", stream = true }
+        [[step]]
+        kind = "psi"
+        params = { reveal = "both", normalize = { case = "casefold" } }
+        """), tmp_path)
+    with pytest.raises(DuplicateIdError, match=r"\['c00007', 'C00007'\] -> 'c00007', on file line\(s\) 9, 140003"):
+        check_runnable(spec, "bank")
+    assert check_runnable(spec, "partner").dataset.store is not None

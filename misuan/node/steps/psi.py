@@ -29,13 +29,14 @@ rerun on both parties.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
 from misuan.atomic_files import atomic_open
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, JobSpecError
-from misuan.node.column_store import ColumnStore, repeated_rows
+from misuan.node.column_store import ColumnStore
 from misuan.node.data import CheckedDataset, file_lines
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
@@ -115,13 +116,15 @@ def _check_valid_keys(
 
 def _check_streamed_ids(data: CheckedDataset, store: ColumnStore, norm: IdNormalization, under: str) -> None:
     """The same checks a chunk at a time: 8 bytes a row of normalised-ID hashes, then the suspects' IDs."""
-    hashes, start = [], 0
-    for ids in store.iter_ids():
-        keys = pd.Series([norm.apply(v) for v in ids], dtype=object)
-        _check_valid_keys(data, ids, keys, norm, under, start)
-        hashes.append(pd.util.hash_array(keys.to_numpy(dtype=object)).view(np.int64))
-        start += len(ids)
-    suspects = repeated_rows(np.concatenate(hashes))
+    def key_hashes() -> Iterator[np.ndarray]:
+        start = 0
+        for ids in store.iter_ids():
+            keys = pd.Series([norm.apply(v) for v in ids], dtype=object)
+            _check_valid_keys(data, ids, keys, norm, under, start)
+            yield pd.util.hash_array(keys.to_numpy(dtype=object)).view(np.int64)
+            start += len(ids)
+
+    suspects = store.repeated_positions(key_hashes())
     if not len(suspects):
         return
     ids = store.ids(suspects)
