@@ -157,6 +157,6 @@ def test_the_psi_check_of_a_streamed_dataset_names_ids_that_normalise_to_one(tmp
         kind = "psi"
         params = { reveal = "both", normalize = { case = "casefold" } }
         """), tmp_path)
-    with pytest.raises(DuplicateIdError, match=r"\['c00007', 'C00007'\] -> 'c00007', on file line\(s\) 9, 140003"):
+    with pytest.raises(DuplicateIdError, match=r"\['c00007', 'C00007'\] -> 'c00007', on file lines 9, 140003"):
         check_runnable(spec, "bank")
     assert check_runnable(spec, "partner").dataset.store is not None

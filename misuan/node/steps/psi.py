@@ -88,10 +88,12 @@ def check_psi_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: Ch
         _refuse_repeats(data, ids, keys, repeated, under)
 
 
-def _where_rows(data: CheckedDataset, positions: list[int]) -> str:
+def _where_rows(data: CheckedDataset, positions: list[int], noun: str = "(s)") -> str:
+    """``file line(s) 3, 7`` in a CSV file, else ``row(s) 2, 6`` (``noun="s"``: ``file lines``, ``rows``)."""
     if data.spec.is_csv:
-        return f"file line(s) {file_lines(positions)}"
-    return f"row(s) {', '.join(str(i + 1) for i in positions[:_SHOWN])}" + (" and more" if len(positions) > _SHOWN else "")
+        return f"file line{noun} {file_lines(positions)}"
+    shown = ", ".join(str(i + 1) for i in positions[:_SHOWN])
+    return f"row{noun} {shown}" + (" and more" if len(positions) > _SHOWN else "")
 
 
 def _check_valid_keys(
@@ -144,7 +146,7 @@ def _refuse_repeats(
     rows = [int(i) if positions is None else int(positions[i]) for i in repeated]
     raise DuplicateIdError(
         f"{data.name}: id column {column!r} has ids that become the same id {under}, e.g. {same} -> "
-        f"{first!r}, on {_where_rows(data, rows)}; ids must stay distinct"
+        f"{first!r}, on {_where_rows(data, rows, 's')}; ids must stay distinct"
     )
 
 
