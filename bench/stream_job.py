@@ -26,20 +26,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import glob
 import io
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,38 +43,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.machine import cpu_line, load_line  # noqa: E402
+from bench.pg_server import postgres_server  # noqa: E402
 
 PARTIES = ("bank", "partner")
-
-
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """A throwaway server on a Unix socket (as the ``postgres`` user when run as root); yields its URL."""
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None)
-    if found is None:
-        raise SystemExit("PostgreSQL's server programs are not installed (apt-get install postgresql)")
-    bindir = Path(found).resolve().parent
-    root = Path(tempfile.mkdtemp(prefix="misuan-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-
-    def run(*cmd: Any) -> None:
-        subprocess.run([*as_user, *map(str, cmd)], check=True, capture_output=True, timeout=120)
-
-    run(bindir / "initdb", "-D", data, "-U", "misuan", "--auth=trust", "-E", "UTF8", "--no-sync")
-    run(bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-o", f"-k {root} -p {port} -c listen_addresses=''", "start")
-    try:
-        yield f"postgresql://misuan@/postgres?host={root}&port={port}"
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def make_tables(url: str, rows: int, features: int, seed: int = 5) -> None:
@@ -108,7 +73,8 @@ def make_tables(url: str, rows: int, features: int, seed: int = 5) -> None:
                     copy.write(buf.getvalue())
 
 
-def spec_text(url: str, stream: bool, job: str, trees: int, depth: int) -> str:
+def job_text(bank_source: str, partner_source: str, stream: bool, job: str, steps: str) -> str:
+    """A two-party job spec: the bank's and partner's dataset sources (TOML fields), then ``steps``."""
     flag = ", stream = true" if stream else ""
     return textwrap.dedent(f"""\
         version = 1
@@ -119,12 +85,19 @@ def spec_text(url: str, stream: bool, job: str, trees: int, depth: int) -> str:
         name = "bank"
         role = "label_party"
         address = "127.0.0.1:7001"
-        dataset = {{ postgres = "{url}", query = "SELECT * FROM bank_customers ORDER BY customer_id", id_column = "customer_id", label_column = "default"{flag} }}
+        dataset = {{ {bank_source}, id_column = "customer_id", label_column = "default"{flag} }}
         [[party]]
         name = "partner"
         role = "feature_party"
         address = "127.0.0.1:7002"
-        dataset = {{ postgres = "{url}", table = "partner_customers", id_column = "customer_id"{flag} }}
+        dataset = {{ {partner_source}, id_column = "customer_id"{flag} }}
+        """) + textwrap.dedent(steps)
+
+
+def spec_text(url: str, stream: bool, job: str, trees: int, depth: int) -> str:
+    return job_text(
+        f'postgres = "{url}", query = "SELECT * FROM bank_customers ORDER BY customer_id"',
+        f'postgres = "{url}", table = "partner_customers"', stream, job, f"""
         [[step]]
         kind = "psi"
         params = {{ reveal = "both" }}
@@ -183,26 +156,12 @@ class _MemorySampler:
 
 
 def psi_spec_text(paths: dict[str, Path], stream: bool, job: str) -> str:
-    flag = ", stream = true" if stream else ""
-    return textwrap.dedent(f"""\
-        version = 1
-        [job]
-        id = "{job}"
-        timeout_s = 3600
-        [[party]]
-        name = "bank"
-        role = "label_party"
-        address = "127.0.0.1:7001"
-        dataset = {{ path = "{paths['bank']}", id_column = "customer_id", label_column = "default"{flag} }}
-        [[party]]
-        name = "partner"
-        role = "feature_party"
-        address = "127.0.0.1:7002"
-        dataset = {{ path = "{paths['partner']}", id_column = "customer_id"{flag} }}
+    steps = """
         [[step]]
         kind = "psi"
-        params = {{ reveal = "both" }}
-        """)
+        params = { reveal = "both" }
+        """
+    return job_text(f'path = "{paths["bank"]}"', f'path = "{paths["partner"]}"', stream, job, steps)
 
 
 def party_run(open_channel: Any, spec_path: Path, party: str, party_dir: Path) -> dict[str, Any]:

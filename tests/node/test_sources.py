@@ -6,13 +6,7 @@ installs) on a Unix socket in a temporary directory, as the ``postgres`` user wh
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +17,7 @@ import pandas as pd
 import pytest
 
 import misuan.api as ms
+from bench.pg_server import pg_bindir, postgres_server
 from misuan.datasets.taiwan import load_taiwan
 from misuan.errors import DataError, JobSpecError
 from misuan.node.data import check_dataset
@@ -143,34 +138,12 @@ def test_spec_names_a_file_or_a_database(tmp_path: Path) -> None:
 
 
 # --- a real PostgreSQL server ------------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None)
-    return Path(found).resolve().parent if found else None
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    bindir = _pg_bin()
-    if bindir is None:
+    if pg_bindir() is None:
         pytest.skip("PostgreSQL's server programs are not installed (.ci/run installs Debian's postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="misuan-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root: as the package's postgres user
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    run = lambda *cmd: subprocess.run([*as_user, *map(str, cmd)], check=True, capture_output=True, timeout=120)  # noqa: E731
-    run(bindir / "initdb", "-D", data, "-U", "misuan", "--auth=trust", "-E", "UTF8", "--no-sync")
-    run(bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-o", f"-k {root} -p {port} -c listen_addresses=''", "start")
-    try:
-        yield f"postgresql://misuan@/postgres?host={root}&port={port}"
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
-                       timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+    with postgres_server() as url:
+        yield url
 
 
 def _load(url: str, name: str, df: pd.DataFrame) -> None:
