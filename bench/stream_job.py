@@ -10,7 +10,7 @@ shared, in another order), then runs the job spec below with every party a separ
 gRPC + mutual TLS (``misuan.net.local``), once per mode:
 
 - ``stream``: ``stream = true`` in both datasets: rows checked a chunk (65,536 rows) at a time into
-  columns on local disk; PSI over KKRT buckets spilled to disk; WOE and SecureBoost bin one column at
+  columns on local disk; PSI with ``spill = true`` (KKRT buckets spilled to disk); WOE and SecureBoost bin one column at
   a time and keep only bin codes (``misuan.node.column_store``);
 - ``memory``: the same job with the whole table in a DataFrame (the path of every earlier run).
 
@@ -100,7 +100,7 @@ def spec_text(url: str, stream: bool, job: str, trees: int, depth: int) -> str:
         f'postgres = "{url}", table = "partner_customers"', stream, job, f"""
         [[step]]
         kind = "psi"
-        params = {{ reveal = "both" }}
+        params = {{ reveal = "both"{", spill = true" if stream else ""} }}
         [[step]]
         kind = "woe"
         params = {{ n_bins = 10, method = "quantile", include_own = true }}
@@ -156,10 +156,11 @@ class _MemorySampler:
 
 
 def psi_spec_text(paths: dict[str, Path], stream: bool, job: str) -> str:
-    steps = """
+    spill = ", spill = true" if stream else ""
+    steps = f"""
         [[step]]
         kind = "psi"
-        params = { reveal = "both" }
+        params = {{ reveal = "both"{spill} }}
         """
     return job_text(f'path = "{paths["bank"]}"', f'path = "{paths["partner"]}"', stream, job, steps)
 

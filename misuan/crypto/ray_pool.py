@@ -128,13 +128,19 @@ class RayTasks(concurrent.futures.Executor):
         connect(address)
         self._remote: dict[Callable[..., Any], Any] = {}
         self._threads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="ray-results")
+        self._refs: list[Any] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         remote = self._remote.get(fn)
         if remote is None:
             remote = self._remote[fn] = self._ray.remote(num_cpus=1)(fn)
         ref = remote.remote(*args, **kwargs)
+        self._refs.append(ref)
         return self._threads.submit(_unwrapped, self._ray, ref)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:  # after an error: the cluster's CPUs stop on this job's tasks too
+            for ref in self._refs:
+                self._ray.cancel(ref)
+        self._refs = []
         self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)

@@ -112,10 +112,10 @@ class ColumnStore:
         two hashes are equal (a repeat, or a 2^-64 collision) are the positions found (argsort).
         """
         path = self.root / "check.hash"
-        with path.open("wb") as f:
-            for h in hash_chunks:
-                f.write(np.ascontiguousarray(h, dtype=np.int64).tobytes())
         try:
+            with path.open("wb") as f:
+                for h in hash_chunks:
+                    f.write(np.ascontiguousarray(h, dtype=np.int64).tobytes())
             hashes = np.fromfile(path, dtype=np.int64)
             hashes.sort()
             if not bool(np.any(hashes[1:] == hashes[:-1])):
@@ -174,24 +174,32 @@ class _Writer:
 
     def __init__(self, root: Path, features: Sequence[str], has_label: bool) -> None:
         self.root = root
-        self.files: dict[str, IO[bytes]] = {"id": (root / "id.utf8").open("wb"), "offsets": (root / "id.offsets").open("wb")}
-        self.files["offsets"].write(np.zeros(1, dtype=np.int64).tobytes())
-        if has_label:
-            self.files["label"] = (root / "label.i8").open("wb")
-        for k in range(len(features)):
-            self.files[f"f{k}"] = (root / f"f{k}.f64").open("wb")
+        self.files: dict[str, IO[bytes]] = {}
+        names = ["id.utf8", "id.offsets"] + (["label.i8"] if has_label else [])
+        try:
+            for name in names:
+                self.files[name] = (root / name).open("wb")
+        except BaseException:
+            self.close()
+            raise
+        self.files["id.offsets"].write(np.zeros(1, dtype=np.int64).tobytes())
+        # the feature files are opened per chunk (a wide table would pass the open-files limit)
+        self.feature_paths = [root / f"f{k}.f64" for k in range(len(features))]
+        for path in self.feature_paths:
+            path.touch()
         self.at = 0
 
     def add(self, ids: pd.Series, label: np.ndarray | None, features: list[np.ndarray]) -> None:
         encoded = [s.encode("utf-8") for s in ids.tolist()]
         lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
-        self.files["offsets"].write((self.at + np.cumsum(lengths)).astype(np.int64).tobytes())
+        self.files["id.offsets"].write((self.at + np.cumsum(lengths)).astype(np.int64).tobytes())
         self.at += int(lengths.sum())
-        self.files["id"].write(b"".join(encoded))
+        self.files["id.utf8"].write(b"".join(encoded))
         if label is not None:
-            self.files["label"].write(label.astype(np.int8).tobytes())
-        for k, values in enumerate(features):
-            self.files[f"f{k}"].write(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+            self.files["label.i8"].write(label.astype(np.int8).tobytes())
+        for path, values in zip(self.feature_paths, features, strict=True):
+            with path.open("ab") as f:
+                f.write(np.ascontiguousarray(values, dtype=np.float64).tobytes())
 
     def close(self) -> None:
         for f in self.files.values():
@@ -231,9 +239,10 @@ def _stream(
                 names = _columns(chunk, who, id_column, label_column, features)
                 writer = _Writer(root, names, label_column is not None)
                 present = np.zeros(len(names), dtype=np.int64)
-            ids = _checked_ids(chunk, who, id_column, start)
-            label = None if label_column is None else _checked_label(chunk, who, label_column, start)
-            values = [_numeric(chunk, who, name, start) for name in names]
+            at = _Place(start, src.kind == "csv")
+            ids = _checked_ids(chunk, who, id_column, at)
+            label = None if label_column is None else _checked_label(chunk, who, label_column, at)
+            values = [_numeric(chunk, who, name, at) for name in names]
             present += np.array([int(np.count_nonzero(~np.isnan(v))) for v in values], dtype=np.int64)
             hashes.write(pd.util.hash_array(ids.to_numpy(dtype=object)).view(np.int64).tobytes())
             writer.add(ids, label, values)
@@ -245,15 +254,24 @@ def _stream(
     if writer is None or start == 0:
         raise DataError(f"{who} has no data rows; it needs one row per customer")
     store = ColumnStore(root, start, id_column, label_column, names)
-    _check_distinct(store, who)
+    _check_distinct(store, who, src.kind == "csv")
     empty = [n for n, c in zip(names, present.tolist(), strict=True) if c == 0]
     warnings = (f"{who}: feature column(s) {empty} are empty on every row; they carry no information",) if empty else ()
     return StreamedCheck(store, names, warnings, frames.fingerprint())
 
 
-def _rows(positions: np.ndarray, start: int) -> str:
-    shown = ", ".join(str(int(i) + start + 1) for i in positions[:_SHOW])
-    return f"row(s) {shown}" + (f" and {len(positions) - _SHOW} more" if len(positions) > _SHOW else "")
+@dataclasses.dataclass(frozen=True)
+class _Place:
+    """Where a chunk's rows are, for messages: CSV file lines (line 1 the header), else rows from 1."""
+
+    start: int  # the chunk's first row in the dataset
+    csv: bool
+
+    def rows(self, positions: np.ndarray) -> str:
+        first = self.start + (2 if self.csv else 1)
+        shown = ", ".join(str(int(i) + first) for i in positions[:_SHOW])
+        more = f" and {len(positions) - _SHOW} more" if len(positions) > _SHOW else ""
+        return f"{'file line' if self.csv else 'row'}(s) {shown}{more}"
 
 
 def _columns(chunk: pd.DataFrame, who: str, id_column: str, label_column: str | None, features: tuple[str, ...] | str) -> tuple[str, ...]:
@@ -271,31 +289,30 @@ def _columns(chunk: pd.DataFrame, who: str, id_column: str, label_column: str | 
     return names
 
 
-def _checked_ids(chunk: pd.DataFrame, who: str, column: str, start: int) -> pd.Series:
+def _checked_ids(chunk: pd.DataFrame, who: str, column: str, at: _Place) -> pd.Series:
     ids = chunk[column].astype("string")
     empty = (ids.isna() | (ids.str.strip() == "")).to_numpy(dtype=bool)
     if empty.any():
-        raise EmptyIdError(f"{who}: id column {column!r} is empty on {_rows(np.flatnonzero(empty), start)}; every row needs an id")
+        raise EmptyIdError(f"{who}: id column {column!r} is empty on {at.rows(np.flatnonzero(empty))}; every row needs an id")
     return ids
 
 
-def _checked_label(chunk: pd.DataFrame, who: str, column: str, start: int) -> np.ndarray:
+def _checked_label(chunk: pd.DataFrame, who: str, column: str, at: _Place) -> np.ndarray:
     label = pd.to_numeric(chunk[column], errors="coerce")
     bad = ~label.isin([0, 1]).to_numpy(dtype=bool)
     if bad.any():
         examples = [str(v) for v in chunk[column][bad].head(3)]
         raise DataError(f"{who}: label column {column!r} must be 0 or 1 on every row; it is not on "
-                        f"{_rows(np.flatnonzero(bad), start)} (values {examples})")
+                        f"{at.rows(np.flatnonzero(bad))} (values {examples})")
     return label.to_numpy(dtype=np.int8)
 
 
-def _numeric(chunk: pd.DataFrame, who: str, name: str, start: int) -> np.ndarray:
+def _numeric(chunk: pd.DataFrame, who: str, name: str, at: _Place) -> np.ndarray:
     col = chunk[name]
     if pd.api.types.is_numeric_dtype(col.dtype) or col.isna().all():
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = col.notna() & pd.to_numeric(col, errors="coerce").isna()
-    at = np.flatnonzero(bad.to_numpy(dtype=bool))
-    examples = ", ".join(f"{col.iloc[i]!r} on row {int(i) + start + 1}" for i in at[:3])
+    examples = ", ".join(f"{col.iloc[i]!r} on {at.rows(np.array([i]))}" for i in np.flatnonzero(bad.to_numpy(dtype=bool))[:3])
     raise DataError(f"{who}: feature column {name!r} is not numeric: it holds {examples}; encode categories as "
                     "numbers, or list only numeric columns in features")
 
@@ -314,7 +331,7 @@ def repeated_rows(hashes: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([order[same], order[same + 1]]))
 
 
-def _check_distinct(store: ColumnStore, who: str) -> None:
+def _check_distinct(store: ColumnStore, who: str, csv: bool) -> None:
     """Refuse repeated IDs: rows whose 64-bit hashes collide are compared on the IDs themselves."""
     path = store.root / "id.hash"
     suspects = store.repeated_positions(np.fromfile(path, dtype=np.int64, count=c, offset=8 * a)
@@ -327,4 +344,4 @@ def _check_distinct(store: ColumnStore, who: str) -> None:
     if dup.any():
         values = sorted(set(ids[dup].tolist()))[:_SHOW]
         raise DuplicateIdError(f"{who}: id column {store.id_column!r} repeats {len(set(ids[dup].tolist()))} id(s), "
-                               f"e.g. {values}, on {_rows(np.sort(suspects[dup]), 0)}; ids must be unique")
+                               f"e.g. {values}, on {_Place(0, csv).rows(np.sort(suspects[dup]))}; ids must be unique")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,13 +98,20 @@ def _rows(ds: DatasetSpec, index: pd.Index | list[int], noun: str = "(s)") -> st
     return f"row{noun} {shown}" + (f" and {len(index) - _SHOW} more" if len(index) > _SHOW else "")
 
 
-def check_dataset(ds: DatasetSpec, party: str = "") -> CheckedDataset:
-    """Read the dataset and check it as the module docstring says; raises :class:`DataError`."""
+def check_dataset(ds: DatasetSpec, party: str = "", scratch: Path | None = None) -> CheckedDataset:
+    """Read the dataset and check it as the module docstring says; raises :class:`DataError`.
+
+    A streamed dataset (``stream = true``) is checked into a column store in ``scratch`` (created
+    if missing; default: the system's temporary directory), which the caller closes when done."""
     who = _who(ds, party)
     if ds.path is not None and not ds.path.is_file():
         raise DataError(f"{who}: file {ds.path} does not exist")
     if ds.stream:
-        streamed = build_column_store(ds.source, who, ds.id_column, ds.label_column, ds.features)
+        if ds.is_csv:
+            _check_header(ds, who)  # before pandas renames a repeated column
+        if scratch is not None:
+            scratch.mkdir(parents=True, exist_ok=True)
+        streamed = build_column_store(ds.source, who, ds.id_column, ds.label_column, ds.features, directory=scratch)
         return CheckedDataset(party, ds, None, streamed.features, streamed.warnings, streamed.fingerprint, streamed.store)
     if ds.is_csv:
         assert ds.path is not None

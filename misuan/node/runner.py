@@ -52,7 +52,7 @@ from typing import Any
 from misuan import __version__
 from misuan.audit.ledger import Ledger, write_json_atomic
 from misuan.crypto.anchor import AnchorSigner
-from misuan.errors import ConfigError, JobError, JobSpecError, MisuanError, ProtocolError
+from misuan.errors import JobError, JobSpecError, MisuanError, ProtocolError
 from misuan.net import wire
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureRecorder
@@ -65,8 +65,10 @@ from misuan.node.anchoring import (
     exchange_anchors,
 )
 from misuan.node.data import CheckedDataset, DataWarning, check_dataset
+from misuan.node.job_files import JobFiles
 from misuan.node.spec import JobSpec, StepSpec, canonical_json
 from misuan.node.steps import StepContext, StepResult, check_step_roles, parse_step_params, step_kind
+from misuan.node.steps.context import where
 
 __all__ = [
     "CheckedParty",
@@ -161,13 +163,14 @@ class CheckedParty:
     params: Mapping[str, Mapping[type, Any]]  # each step's parsed params, by step name
 
 
-def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
+def check_runnable(spec: JobSpec, party: str, scratch: Path | None = None) -> CheckedParty:
     """Everything that can be checked before talking to anyone: identity, adapters, params, data.
 
     Every step's params are parsed and checked (its kind's ``check``); the party's dataset is read
     and checked in full, then against each step it takes part in (its kind's ``check_data``).
     Raises a :class:`JobSpecError` or :class:`DataError` naming the field, file and column; it
-    writes nothing, so a caller runs it before creating any directory or opening any port.
+    writes nothing (but a streamed dataset's column store, in ``scratch`` or the system's temporary
+    directory), so a caller runs it before creating any directory or opening any port.
     """
     own = spec.party(party)
     params: dict[str, Mapping[type, Any]] = {}
@@ -178,9 +181,15 @@ def check_runnable(spec: JobSpec, party: str) -> CheckedParty:
         if kind.check is not None:
             kind.check(step, spec, params[step.name])
     spec.check_local(party)
-    dataset = None if own.dataset is None else check_dataset(own.dataset, party)
+    dataset = None if own.dataset is None else check_dataset(own.dataset, party, scratch)
     for step in spec.steps:
         kind = step_kind(step, spec)
+        if party in step.parties and dataset is not None and dataset.store is not None and not kind.streams:
+            dataset.store.close()
+            raise JobSpecError(
+                f"{where(step, spec)} ({step.kind}) reads columns of {party}'s dataset beyond its ID, label and "
+                f"features, which a streamed dataset does not keep: set stream = false in {party}'s dataset"
+            )
         if party in step.parties and kind.check_data is not None and dataset is not None:
             kind.check_data(step, spec, params[step.name], dataset)
     return CheckedParty(party, dataset, params)
@@ -275,48 +284,6 @@ class _PartyGroupChannel(Channel):
         raise RuntimeError("a party-group channel receives through its base channel")  # recv() is overridden
 
 
-class _JobFiles:
-    """The job directory of one party, with atomic writes."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.state_path = root / "state.json"
-        self.steps = root / "steps"
-        self.artefacts = root / "artefacts"
-
-    def step_path(self, name: str) -> Path:
-        return self.steps / f"{name}.json"
-
-    def prepare(self, job_id: str, party: str, resume: bool) -> None:
-        """Create the directories; refuse to overwrite earlier results unless resuming."""
-        if not resume and self.steps.is_dir() and any(self.steps.glob("*.json")):
-            raise ConfigError(
-                f"job {job_id!r} already has results for {party} in {self.root}; "
-                "pass --resume to continue it, or remove that directory to start again"
-            )
-        self.steps.mkdir(parents=True, exist_ok=True)
-        self.clean_staging()
-
-    def completed(self, hashes: dict[str, str]) -> list[str]:
-        done = []
-        for name, want in hashes.items():
-            try:
-                doc = json.loads(self.step_path(name).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if doc.get("step_hash") != want:
-                continue
-            if all((self.artefacts / name / a).is_file() for a in doc.get("artefacts", [])):
-                done.append(name)
-        return done
-
-    def clean_staging(self) -> None:
-        """Remove staging directories a killed run left behind."""
-        if self.artefacts.is_dir():
-            for p in self.artefacts.glob(".staging-*"):
-                shutil.rmtree(p, ignore_errors=True)
-
-
 def run_party(
     spec: JobSpec,
     party: str,
@@ -337,12 +304,12 @@ def run_party(
     current step (:class:`JobError`; the job can then be resumed).
     """
     if checked is None:
-        checked = check_runnable(spec, party)
+        checked = check_runnable(spec, party, Path(party_dir) / "scratch")
     elif checked.party != party:
         raise ValueError(f"run_party as {party!r} was handed the checks of {checked.party!r}")
     _report_warnings(party, checked.dataset.warnings if checked.dataset is not None else (), progress)
     pdir = Path(party_dir)
-    files = _JobFiles(job_dir(pdir, spec.job_id))
+    files = JobFiles(job_dir(pdir, spec.job_id))
     files.prepare(spec.job_id, party, resume)
     hashes = _step_hashes(spec, party, checked.dataset.fingerprint if checked.dataset is not None else "")
     offered = files.completed(hashes) if resume else []
@@ -366,6 +333,8 @@ def run_party(
         if channel is not None:
             channel.close()
         ledger.close()
+        if checked.dataset is not None and checked.dataset.store is not None:
+            checked.dataset.store.close()  # a streamed dataset's columns on disk
 
 
 def _quiet(msg: str) -> None:
@@ -398,7 +367,7 @@ class _PartyRun:
     """One party's run of a job: its state file, the step it is in, and the outputs so far."""
 
     def __init__(
-        self, spec: JobSpec, checked: CheckedParty, files: _JobFiles, hashes: dict[str, str], offered: list[str],
+        self, spec: JobSpec, checked: CheckedParty, files: JobFiles, hashes: dict[str, str], offered: list[str],
         say: Progress,
     ) -> None:
         self.spec = spec
@@ -550,7 +519,8 @@ class _PartyRun:
             parsed=self.checked.params,
             progress=self.say,
             earlier_artefacts={name: self.files.artefacts / name for name in self.outputs},
-            work_dir=self.files.root / "work" / step.name,
+            # keyed by the step's hash: a resumed run finds only state of the same spec and data
+            work_dir=self.files.work / f"{step.name}-{self.hashes[step.name][:16]}",
         )
         result = step_kind(step, self.spec).run(ctx)
         if not isinstance(result, StepResult):

@@ -86,18 +86,18 @@ def test_errors_name_the_rows_and_leave_no_directory(tmp_path: Path) -> None:
     df = _frame(30)
     bad = df.copy()
     bad.loc[12, "customer_id"] = " "
-    refuse(bad, EmptyIdError, r"empty on row\(s\) 13")
+    refuse(bad, EmptyIdError, r"empty on file line\(s\) 14")
     bad = df.copy()
     bad.loc[25, "customer_id"] = "c00003"  # a repeat in another chunk
-    refuse(bad, DuplicateIdError, r"repeats 1 id\(s\), e.g. \['c00003'\], on row\(s\) 4, 26")
+    refuse(bad, DuplicateIdError, r"repeats 1 id\(s\), e.g. \['c00003'\], on file line\(s\) 5, 27")
     bad = df.copy()
     bad["default"] = bad["default"].astype(object)
     bad.loc[20, "default"] = "yes"
-    refuse(bad, DataError, r"must be 0 or 1 on every row; it is not on row\(s\) 21")
+    refuse(bad, DataError, r"must be 0 or 1 on every row; it is not on file line\(s\) 22")
     bad = df.copy()
     bad["age"] = bad["age"].astype(object)
     bad.loc[16, "age"] = "unknown"
-    refuse(bad, DataError, r"feature column 'age' is not numeric: it holds 'unknown' on row 17")
+    refuse(bad, DataError, r"feature column 'age' is not numeric: it holds 'unknown' on file line\(s\) 18")
     refuse(df, MissingColumnError, "no feature column 'score'", features=("income", "score"))
     df.iloc[:0].to_csv(tmp_path / "t.csv", index=False)
     refuse(df.iloc[:0], DataError, "has no data rows")
@@ -160,3 +160,57 @@ def test_the_psi_check_of_a_streamed_dataset_names_ids_that_normalise_to_one(tmp
     with pytest.raises(DuplicateIdError, match=r"\['c00007', 'C00007'\] -> 'c00007', on file lines 9, 140003"):
         check_runnable(spec, "bank")
     assert check_runnable(spec, "partner").dataset.store is not None
+
+
+def _two_party_spec(tmp_path: Path, bank_ds: str, partner_ds: str, steps: str) -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(textwrap.dedent(f"""\
+        version = 1
+        [job]
+        id = "j"
+        [[party]]
+        name = "bank"
+        role = "label_party"
+        address = "127.0.0.1:7001"
+        dataset = {{ {bank_ds}, id_column = "id", label_column = "y" }}
+        [[party]]
+        name = "partner"
+        role = "feature_party"
+        address = "127.0.0.1:7002"
+        dataset = {{ {partner_ds}, id_column = "id" }}
+        """) + textwrap.dedent(steps))
+    return path
+
+
+def test_spilled_psi_runs_whichever_party_streams_and_steps_that_need_more_columns_are_refused(tmp_path: Path) -> None:
+    import misuan.api as ms
+    from misuan.errors import JobSpecError
+    from misuan.node.runner import check_runnable
+    from misuan.node.spec import load_spec
+
+    rng = np.random.default_rng(2)
+    ids = [f"k{i:05d}" for i in range(3000)]
+    pd.DataFrame({"id": ids, "y": rng.integers(0, 2, 3000), "x": rng.normal(size=3000)}).to_csv(tmp_path / "b.csv", index=False)
+    pd.DataFrame({"id": ids[1000:] + ["z1", "z2"], "v": rng.normal(size=2002)}).to_csv(tmp_path / "p.csv", index=False)
+    psi = '[[step]]\nkind = "psi"\nparams = { reveal = "both", spill = true }\n'
+    spec = _two_party_spec(tmp_path, 'path = "b.csv", stream = true', 'path = "p.csv"', psi)  # only the bank streams
+    result = ms.simulate(spec, workdir=tmp_path / "w")
+    assert result.outputs("bank")["psi"]["size"] == result.outputs("partner")["psi"]["size"] == 2000
+    for party in ("bank", "partner"):
+        assert not list((tmp_path / "w" / party / "jobs" / "j" / "work").glob("*/*"))  # spilled buckets removed
+        assert not list((tmp_path / "w" / party).glob("scratch/misuan-columns-*"))
+    summed = _two_party_spec(tmp_path, 'path = "b.csv", stream = true', 'path = "p.csv"',
+                             psi + '[[step]]\nkind = "secure_sum"\nparams = { columns = ["x"] }\n')
+    with pytest.raises(JobSpecError, match=r"step\[2\] 'secure_sum' \(secure_sum\) reads columns of bank's dataset beyond"):
+        check_runnable(load_spec(summed), "bank")
+    ecdh = _two_party_spec(tmp_path, 'path = "b.csv"', 'path = "p.csv"',
+                           '[[step]]\nkind = "psi"\nparams = { reveal = "size", spill = true }\n')
+    with pytest.raises(JobSpecError, match="params.spill: spilled buckets are KKRT-PSI's"):
+        check_runnable(load_spec(ecdh), "bank")
+
+
+def test_a_streamed_csv_with_a_repeated_header_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("customer_id,x,x,default\na,1,2,0\n")
+    spec = DatasetSpec(tmp_path / "t.csv", "customer_id", "default", "all", stream=True)
+    with pytest.raises(DataError, match=r"column 'x' appears more than once in the header \(line 1, columns 2, 3\)"):
+        check_dataset(spec, "bank")

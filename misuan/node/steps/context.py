@@ -152,6 +152,8 @@ class StepKind:
     check_data: StepDataCheck | None = None  # what the step needs of a taking-part party's own dataset
     preview: StepPreview | None = None  # what the step will disclose, for the operator's consent
     roles: tuple[str, ...] = VERTICAL_ROLES  # the roles of the parties it runs between
+    # whether it runs on a streamed dataset (stream = true: only the ID, label and feature columns kept)
+    streams: bool = False
 
 
 def parse_step_params(kind: StepKind, step: StepSpec, spec: JobSpec) -> dict[type, Any]:

@@ -92,5 +92,5 @@ _BOOSTING_KEYS = {f.name for f in dataclasses.fields(BoostingParams)}
 
 KIND = StepKind(
     "evaluate", run_evaluate, check_evaluate, params=(EvaluateParams,), protocols=(PROTOCOL,),
-    summary="joint scoring of the hold-out rows: AUC and KS", check_data=check_evaluate_data, preview=preview_evaluate,
+    summary="joint scoring of the hold-out rows: AUC and KS", check_data=check_evaluate_data, preview=preview_evaluate, streams=True,
 )

@@ -9,7 +9,10 @@ Spec::
 
 Params: :class:`~misuan.protocols.psi.PsiParams`, all optional: ``reveal`` (``"both"``, ``"size"``
 or one of the step's parties), ``protocol`` (``"auto"``: KKRT-PSI from OT extension, or ECDH-PSI
-for ``reveal = "size"``; ``"kkrt"``; ``"ecdh"``), ``normalize`` (a table of
+for ``reveal = "size"``; ``"kkrt"``; ``"ecdh"``), ``spill`` (KKRT over ID buckets on disk, one in
+memory, resumable per bucket from the job's ``work/`` directory when the job is resumed; a streamed
+dataset's IDs go there a chunk at a time; both parties' specs say the same, so a party may stream
+its dataset or not), ``normalize`` (a table of
 :class:`~misuan.protocols.psi.IdNormalization` fields, the same in both parties' specs: PSI refuses
 to run on a mismatch), ``batch_size``, ``workers``. Before anything connects, each party's IDs are
 checked under ``normalize`` (:func:`check_psi_data`: valid, non-empty, still distinct), and later
@@ -28,6 +31,7 @@ rerun on both parties.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 
@@ -64,6 +68,9 @@ def check_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
         )
     if params.reveal == "size" and params.protocol == "kkrt":
         raise param_error(step, spec, "protocol", 'KKRT-PSI cannot reveal only the size: use "ecdh" or "auto" with reveal = "size"')
+    if params.spill and params.resolved_protocol != "kkrt":
+        raise param_error(step, spec, "spill", 'spilled buckets are KKRT-PSI\'s: use protocol = "kkrt" (or "auto" with '
+                          'reveal other than "size"), or spill = false')
 
 
 def check_psi_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
@@ -155,9 +162,12 @@ def run_psi(ctx: StepContext) -> StepResult:
     params = ctx.param(PsiParams)
     peer = next(p for p in ctx.step.parties if p != ctx.party)
     data = ctx.own_data
-    if data.store is not None and params.resolved_protocol == "kkrt" and ctx.work_dir is not None:
-        store = data.store  # beyond memory: the IDs stream from the store into buckets on disk, resumable
-        result = psi_chunked(ctx.channel, store.iter_ids, store.n_rows, peer, ctx.work_dir, params, step=ctx.step.name)
+    if params.spill:  # beyond memory: IDs into buckets on disk a chunk at a time, resumable per bucket
+        if ctx.work_dir is None:
+            raise JobSpecError(f"step {ctx.step.name!r}: spill = true needs a work directory (run it as a job step)")
+        store = data.store
+        chunks = store.iter_ids if store is not None else functools.partial(_frame_id_chunks, data.ids())
+        result = psi_chunked(ctx.channel, chunks, data.n_rows, peer, ctx.work_dir, params, step=ctx.step.name)
     else:
         result = psi(ctx.channel, data.ids(), peer, params, progress=False, step=ctx.step.name)
     outputs = {
@@ -173,6 +183,11 @@ def run_psi(ctx: StepContext) -> StepResult:
     return StepResult(outputs, [ROWS_FILE])
 
 
+def _frame_id_chunks(ids: pd.Series, chunk_rows: int = 1 << 18) -> Iterator[pd.Series]:
+    for a in range(0, len(ids), chunk_rows):
+        yield ids.iloc[a : a + chunk_rows]
+
+
 def preview_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
     d = psi_disclosures
     reveal = parsed[PsiParams].reveal
@@ -183,7 +198,9 @@ def preview_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[Pla
         kinds = [k.SET_SIZE, k.TABLE, k.BASE_OT, k.COLUMNS, k.OUTPUTS, k.INTERSECTION]
         if reveal == "both":
             kinds.append(k.INTERSECTION_BACK)
-        return plan(kinds, step, spec, named={"the receiver": receiver, "the sender": sender})
+        resumed = (k.RESUMED,) if parsed[PsiParams].spill else ()  # only when a killed run is resumed
+        return plan([*kinds, *resumed], step, spec, named={"the receiver": receiver, "the sender": sender},
+                    data_dependent=resumed)
     if reveal == "size":
         return plan([d.SET_SIZE, d.BLINDED_IDS, d.DIGESTS_SORTED, d.INTERSECTION_SIZE], step, spec)
     learners = step.parties if reveal == "both" else (reveal,)
@@ -192,5 +209,5 @@ def preview_psi(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[Pla
 
 KIND = StepKind(
     "psi", run_psi, check_psi, params=(PsiParams,), protocols=(PROTOCOL, KKRT_PROTOCOL),
-    summary="private set intersection of the parties' ID columns", check_data=check_psi_data, preview=preview_psi,
+    summary="private set intersection of the parties' ID columns", check_data=check_psi_data, preview=preview_psi, streams=True,
 )

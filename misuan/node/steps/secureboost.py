@@ -131,5 +131,5 @@ def preview_secureboost(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
 KIND = StepKind(
     "secureboost", run_secureboost, check_secureboost, params=(BoostingParams, SecureBoostStepParams),
     protocols=(PROTOCOL,), summary="vertical gradient boosting (SecureBoost)", check_data=check_secureboost_data,
-    preview=preview_secureboost,
+    preview=preview_secureboost, streams=True,
 )

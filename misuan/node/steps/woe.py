@@ -112,5 +112,5 @@ def preview_woe(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[Pla
 KIND = StepKind(
     "woe", run_woe, check_woe, params=(WoeParams, WoeStepParams), protocols=(PROTOCOL,),
     summary="WOE/IV of the feature party's columns against the label party's labels", check_data=check_woe_data,
-    preview=preview_woe,
+    preview=preview_woe, streams=True,
 )

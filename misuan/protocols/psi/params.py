@@ -32,6 +32,10 @@ class PsiParams:
     normalize: IdNormalization = param(
         IdNormalization(), "how IDs are brought to one form before hashing; the same in both parties' specs"
     )
+    spill: bool = param(
+        False, "KKRT-PSI over ID buckets spilled to disk, resumable per bucket (memory: one bucket): for sets beyond "
+        "memory; with a streamed dataset the IDs go from its column store to the buckets a chunk at a time"
+    )
     batch_size: int = param(DEFAULT_BATCH_SIZE, "IDs per streamed message", ge=1, le=MAX_BATCH_SIZE)
     workers: int | None = param(
         None, f"processes for hashing and blinding (default: all cores when the sets hold {PARALLEL_MIN_ROWS:,} IDs or more)",
