@@ -31,6 +31,26 @@ def _frame(n: int = 200, seed: int = 3) -> pd.DataFrame:
     })
 
 
+def _two_party_spec(tmp_path: Path, bank_ds: str, partner_ds: str, steps: str) -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(textwrap.dedent(f"""\
+        version = 1
+        [job]
+        id = "j"
+        [[party]]
+        name = "bank"
+        role = "label_party"
+        address = "127.0.0.1:7001"
+        dataset = {{ {bank_ds}, id_column = "id", label_column = "y" }}
+        [[party]]
+        name = "partner"
+        role = "feature_party"
+        address = "127.0.0.1:7002"
+        dataset = {{ {partner_ds}, id_column = "id" }}
+        """) + textwrap.dedent(steps))
+    return path
+
+
 def _build(path: Path, chunk_rows: int = 7, directory: Path | None = None, **kw: object):
     return build_column_store(SourceSpec("csv", path=path), "bank's dataset t.csv", "customer_id", "default",
                               kw.get("features", "all"), chunk_rows=chunk_rows, directory=directory)  # type: ignore[arg-type]
@@ -133,53 +153,17 @@ def test_ids_that_pandas_reads_as_missing_are_ids_as_in_memory(tmp_path: Path) -
 
 def test_the_psi_check_of_a_streamed_dataset_names_ids_that_normalise_to_one(tmp_path: Path) -> None:
     from misuan.node.runner import check_runnable
-    from misuan.node.spec import loads_spec
+    from misuan.node.spec import load_spec
 
     rows = [f"c{i:05d}" for i in range(150_000)]
     rows[140_001] = "C00007"  # the same customer as row 8 once case-folded, in another chunk
     pd.DataFrame({"id": rows, "y": [0, 1] * 75_000}).to_csv(tmp_path / "bank.csv", index=False)
     pd.DataFrame({"id": rows[:10]}).to_csv(tmp_path / "partner.csv", index=False)
-    spec = loads_spec(textwrap.dedent("""\
-        version = 1
-        [job]
-        id = "j"
-        [[party]]
-        name = "bank"
-        role = "label_party"
-        address = "127.0.0.1:7001"
-        dataset = { path = "bank.csv", id_column = "id", label_column = "y", stream = true }
-        [[party]]
-        name = "partner"
-        role = "feature_party"
-        address = "127.0.0.1:7002"
-        dataset = { path = "partner.csv", id_column = "id", stream = true }
-        [[step]]
-        kind = "psi"
-        params = { reveal = "both", normalize = { case = "casefold" } }
-        """), tmp_path)
+    spec = load_spec(_two_party_spec(tmp_path, 'path = "bank.csv", stream = true', 'path = "partner.csv", stream = true',
+                                     '[[step]]\nkind = "psi"\nparams = { reveal = "both", normalize = { case = "casefold" } }\n'))
     with pytest.raises(DuplicateIdError, match=r"\['c00007', 'C00007'\] -> 'c00007', on file lines 9, 140003"):
         check_runnable(spec, "bank")
     assert check_runnable(spec, "partner").dataset.store is not None
-
-
-def _two_party_spec(tmp_path: Path, bank_ds: str, partner_ds: str, steps: str) -> Path:
-    path = tmp_path / "job.toml"
-    path.write_text(textwrap.dedent(f"""\
-        version = 1
-        [job]
-        id = "j"
-        [[party]]
-        name = "bank"
-        role = "label_party"
-        address = "127.0.0.1:7001"
-        dataset = {{ {bank_ds}, id_column = "id", label_column = "y" }}
-        [[party]]
-        name = "partner"
-        role = "feature_party"
-        address = "127.0.0.1:7002"
-        dataset = {{ {partner_ds}, id_column = "id" }}
-        """) + textwrap.dedent(steps))
-    return path
 
 
 def test_spilled_psi_runs_whichever_party_streams_and_steps_that_need_more_columns_are_refused(tmp_path: Path) -> None:
