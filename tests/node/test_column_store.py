@@ -198,3 +198,49 @@ def test_a_streamed_csv_with_a_repeated_header_is_refused(tmp_path: Path) -> Non
     spec = DatasetSpec(tmp_path / "t.csv", "customer_id", "default", "all", stream=True)
     with pytest.raises(DataError, match=r"column 'x' appears more than once in the header \(line 1, columns 2, 3\)"):
         check_dataset(spec, "bank")
+
+
+def test_a_killed_spilled_psi_step_resumes_per_bucket_when_the_job_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import misuan.api as ms
+    import misuan.protocols.kkrt as kkrt
+    from misuan.protocols.kkrt import spill
+
+    monkeypatch.setattr(kkrt, "BUCKET_ITEMS", 256)  # several buckets for a few thousand IDs
+    rng = np.random.default_rng(4)
+    ids = [f"q{v:08d}" for v in rng.choice(10**8, 2600, replace=False)]
+    pd.DataFrame({"id": ids[:1500], "y": rng.integers(0, 2, 1500)}).to_csv(tmp_path / "b.csv", index=False)
+    pd.DataFrame({"id": ids[900:]}).to_csv(tmp_path / "p.csv", index=False)
+    spec = _two_party_spec(tmp_path, 'path = "b.csv", stream = true', 'path = "p.csv", stream = true',
+                           '[[step]]\nkind = "psi"\nparams = { reveal = "both", spill = true }\n')
+    saved: dict[str, list[str]] = {"bank": [], "partner": []}
+    write = spill.write_atomic
+
+    def killing(path: Path, data: bytes) -> None:
+        party = "partner" if "/partner/" in str(path) else "bank"
+        if path.name.startswith("shared-"):
+            if kill_after is not None and party == "partner" and len(saved[party]) == kill_after:
+                raise RuntimeError("partner killed")
+            saved[party].append(path.name)
+        write(path, data)
+
+    monkeypatch.setattr(spill, "write_atomic", killing)
+    kill_after: int | None = 2
+    with pytest.raises(Exception, match="partner killed"):
+        ms.simulate(spec, workdir=tmp_path / "w")
+    assert len(saved["partner"]) == 2
+    kill_after, saved = None, {"bank": [], "partner": []}
+    resumed = ms.simulate(spec, workdir=tmp_path / "w", resume=True)
+    n_buckets = kkrt.buckets_for(1700)
+    assert len(saved["partner"]) == n_buckets - 2  # the two finished buckets were not run again
+    assert resumed.outputs("bank")["psi"]["size"] == resumed.outputs("partner")["psi"]["size"] == 600
+    rows = {p: np.load(tmp_path / "w" / p / "jobs" / "j" / "artefacts" / "psi" / "rows.npy") for p in ("bank", "partner")}
+    bank, partner = pd.read_csv(tmp_path / "b.csv", dtype=str), pd.read_csv(tmp_path / "p.csv", dtype=str)
+    assert bank["id"].iloc[rows["bank"]].tolist() == partner["id"].iloc[rows["partner"]].tolist()
+    assert set(bank["id"].iloc[rows["bank"]]) == set(ids[900:1500])
+    # killed again, then run without --resume: the kept buckets are removed, every bucket runs afresh
+    kill_after, saved = 2, {"bank": [], "partner": []}
+    with pytest.raises(Exception, match="partner killed"):
+        ms.simulate(spec, workdir=tmp_path / "w2")
+    kill_after, saved = None, {"bank": [], "partner": []}
+    ms.simulate(spec, workdir=tmp_path / "w2")
+    assert len(saved["partner"]) == n_buckets
