@@ -152,6 +152,18 @@ class WorkerPool:
             conn.send((method, args))
         return [self._reply(conn) for conn in self._conns]
 
+    def scatter(self, method: str, per_worker: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Call ``method(*per_worker[k])`` on worker ``k`` (one argument tuple per worker: a shard each)."""
+        if len(per_worker) != self.workers:
+            raise ValueError(f"scatter needs {self.workers} argument tuples, one per worker, not {len(per_worker)}")
+        if self._ray is not None:
+            return self._ray.scatter(method, per_worker)
+        if self._local is not None:
+            return [getattr(self._local, method)(*per_worker[0])]
+        for conn, args in zip(self._conns, per_worker, strict=True):
+            conn.send((method, tuple(args)))
+        return [self._reply(conn) for conn in self._conns]
+
     def map(self, method: str, tasks: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run ``method(*task)`` for every task on whichever worker is free; results in task order.
 

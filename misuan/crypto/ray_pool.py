@@ -97,6 +97,10 @@ class RayActors:
     def broadcast(self, method: str, *args: Any) -> list[Any]:
         return self._get([a.call.remote(method, args) for a in self._actors])
 
+    def scatter(self, method: str, per_worker: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Actor ``k`` runs ``method(*per_worker[k])``."""
+        return self._get([a.call.remote(method, tuple(args)) for a, args in zip(self._actors, per_worker, strict=True)])
+
     def map(self, method: str, tasks: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Tasks round-robin over the actors (each actor runs its calls in order); results in task order."""
         return self._get([self._actors[i % len(self._actors)].call.remote(method, t) for i, t in enumerate(tasks)])

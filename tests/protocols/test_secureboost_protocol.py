@@ -109,6 +109,18 @@ def test_regression_matches_xgboost() -> None:
     assert abs(r2_score(y[1200:], pred) - r2_score(y[1200:], ref)) < 0.01
 
 
+def test_he_histograms_sharded_over_workers_equal_one_worker(classification) -> None:
+    """Each histogram worker holds a shard of the tree's ciphertexts; the product of the workers' packed
+    sums is the sum over all rows, so two workers train the model one worker trains."""
+    X, y = classification  # 2,500 rows: the feature party starts its workers from 2,000
+    models = []
+    for jobs in (1, 2):
+        p = sb.SecureBoostParams(n_estimators=2, max_depth=3, max_bin=16, base_score=0.5, n_jobs=jobs, histograms="he")
+        out, _ = _train(X[:, :5], X[:, 5:], y, p)
+        models.append({q: {k: v for k, v in o.model.items() if k != "params"} for q, o in out.items()})
+    assert models[0] == models[1]
+
+
 def test_transcript_feature_party_sees_only_ciphertexts_and_its_own_splits(classification) -> None:
     X, y = classification
     n = 800

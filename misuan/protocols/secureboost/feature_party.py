@@ -24,7 +24,7 @@ from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost import disclosures
 from misuan.protocols.secureboost.binning import as_matrix, binned_features
-from misuan.protocols.secureboost.histogram import HistogramWorker, node_histograms
+from misuan.protocols.secureboost.histogram import HistogramWorker, load_shards, node_histograms
 from misuan.protocols.secureboost.messages import (
     STEP,
     DecisionRequest,
@@ -90,6 +90,7 @@ class FeatureParty:
         self.tree = -1
         self.sampled = np.ones(self.n_features, dtype=bool)
         self.level_rows: list[np.ndarray] = []
+        self.tree_rows = np.zeros(0, dtype=bool)  # the current tree's rows (HE: those with a ciphertext)
         self.level_ids = np.zeros(0, dtype=np.int32)
         self.compute: list[int] = []
         self.hist_seconds = 0.0
@@ -196,7 +197,9 @@ class FeatureParty:
         if not 1 <= cmd.slot_bits <= pub.plaintext_bits // 2 or not 1 <= cmd.per_ct * 2 * cmd.slot_bits <= pub.plaintext_bits:
             raise MalformedMessageError("slot_bits / per_ct do not fit the key's plaintext space")
         raw = np.ascontiguousarray(cts).view(np.uint8).tobytes()
-        self.pool.broadcast("load", rows.astype(np.int64), raw, int(cmd.slot_bits), int(cmd.per_ct))
+        load_shards(self.pool, rows.astype(np.int64), raw, pub.ciphertext_bytes, int(cmd.slot_bits), int(cmd.per_ct))
+        self.tree_rows = np.zeros(self.n, dtype=bool)
+        self.tree_rows[rows] = True
         self.per_ct = int(cmd.per_ct)
         self.loaded = True
 
@@ -209,6 +212,8 @@ class FeatureParty:
         check_range(positions, -1, len(self.level_ids), "node positions")
         compute = check_array(plan.compute, "nodes to compute", "iu")
         check_range(compute, 0, len(self.level_ids), "nodes to compute")
+        if self.method == "he" and not bool(np.all(self.tree_rows[positions >= 0])):
+            raise MalformedMessageError("a node holds rows that have no gradient ciphertext in this tree")
         self.level_rows = _groups_by_position(positions.astype(np.int64), len(self.level_ids))
         self.compute = compute.tolist()
 
@@ -221,7 +226,7 @@ class FeatureParty:
             self.hist_seconds += time.perf_counter() - h0
             return HistogramReply(np.zeros(0, dtype="S1"), shares)
         feats = [f for f in range(self.n_features) if self.sampled[f]]
-        body = node_histograms(self.pool, self.level_rows, self.compute, feats, self.n_bins, self.per_ct, self.public.ciphertext_bytes)
+        body = node_histograms(self.pool, self.level_rows, self.compute, feats, self.n_bins, self.per_ct, self.public)
         self.hist_seconds += time.perf_counter() - h0
         return HistogramReply(body, np.zeros((0, 0, 2), dtype=np.uint64))
 

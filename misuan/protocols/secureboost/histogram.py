@@ -1,10 +1,13 @@
 """Encrypted per-bin histograms: the feature party's kernel (in worker processes) and the label party's reading.
 
 A worker holds, for one training job, the feature party's binned features (uint8, ``n x F``) and,
-for the current tree, the label party's ciphertexts. A task is (rows of one node, a group of
-features); it returns, for each feature of the group, the node's per-bin ciphertext sums, packed
-several bins per ciphertext and re-randomised, as fixed-width bytes. :func:`node_histograms`
-runs a level's tasks and lays the reply out in (node, feature) order; the label party's
+for the current tree, the label party's ciphertexts of its *shard* of the tree's rows (each worker
+a contiguous share, so the ciphertexts are held once across the workers, not once per worker). A
+task is (rows of one node, a group of features); a worker returns, for each feature of the group,
+the per-bin ciphertext sums over the node's rows in its shard, packed several bins per ciphertext
+and re-randomised, as fixed-width bytes. :func:`node_histograms` runs a level's tasks on every
+worker, multiplies the workers' packed ciphertexts (packing is linear: the product packs the
+sums over all rows) and lays the reply out in (node, feature) order; the label party's
 :class:`HistogramDecoder` decrypts and unpacks it into per-bin gradient and hessian sums.
 
 Cost. Summing ``m`` row ciphertexts into the bins of one feature costs ``m`` modular
@@ -31,7 +34,7 @@ from misuan.errors import MalformedMessageError
 from misuan.protocols.secureboost.binning import PartyBins
 from misuan.protocols.secureboost.messages import HistogramReply, check_array
 
-__all__ = ["HistogramDecoder", "HistogramWorker", "node_histograms", "packed_count", "plan_groups"]
+__all__ = ["HistogramDecoder", "HistogramWorker", "load_shards", "node_histograms", "packed_count", "plan_groups"]
 
 
 def packed_count(n_bins: int, per_ct: int) -> int:
@@ -73,7 +76,8 @@ class HistogramWorker:
         self.per_ct = 1
 
     def load(self, rows: np.ndarray, raw: bytes, slot_bits: int, per_ct: int) -> int:
-        """Take one tree's ciphertexts (row ``rows[i]`` has ciphertext ``i``); checks their range."""
+        """Take this worker's shard of one tree's ciphertexts (row ``rows[i]`` has ciphertext ``i``);
+        checks their range."""
         nb = self.public.ciphertext_bytes
         if len(raw) != nb * len(rows):
             raise MalformedMessageError(f"{len(raw)} bytes of ciphertexts for {len(rows)} rows")
@@ -88,11 +92,16 @@ class HistogramWorker:
         self.slot_bits, self.per_ct = slot_bits, per_ct
         return len(cts)
 
+    def histograms(self, tasks: list[tuple[np.ndarray, list[int]]]) -> list[bytes]:
+        """:meth:`histogram` of every task (node rows, features), over this worker's shard."""
+        return [self.histogram(rows, features) for rows, features in tasks]
+
     def histogram(self, rows: np.ndarray, features: list[int]) -> bytes:
-        """Packed, re-randomised bin sums of ``features`` over ``rows`` (features in order)."""
+        """Packed, re-randomised bin sums of ``features`` over those of ``rows`` in this worker's shard
+        (features in order); the caller checked that every row has a ciphertext in some shard."""
         pos = self.index[rows]
-        if len(pos) and int(pos.min()) < 0:
-            raise MalformedMessageError("a node holds rows that have no gradient ciphertext in this tree")
+        mine = pos >= 0
+        rows, pos = rows[mine], pos[mine]
         cts = self.cts
         node_cts = [cts[i] for i in pos.tolist()]
         sums_per_feature = self._bin_sums(node_cts, rows, features)
@@ -131,35 +140,55 @@ class HistogramWorker:
         return out
 
 
+def load_shards(pool: WorkerPool, rows: np.ndarray, raw: bytes, ciphertext_bytes: int, slot_bits: int, per_ct: int) -> None:
+    """Give each worker a contiguous shard of the tree's rows and their ciphertexts."""
+    shards = np.array_split(np.arange(len(rows)), pool.workers)
+    pool.scatter("load", [
+        (rows[s], raw[int(s[0]) * ciphertext_bytes : (int(s[-1]) + 1) * ciphertext_bytes] if len(s) else b"", slot_bits,
+         per_ct)
+        for s in shards
+    ])
+
+
 def node_histograms(
     pool: WorkerPool, level_rows: list[np.ndarray], compute: list[int], features: list[int], n_bins: list[int],
-    per_ct: int, ciphertext_bytes: int,
+    per_ct: int, public: PublicKey,
 ) -> np.ndarray:
     """The feature party's reply to a level: packed bin sums of ``features`` for each node in ``compute``.
 
-    The tasks run largest first on the pool; the reply is laid out in (node, feature) order,
-    whatever the grouping.
+    Every worker runs the level's tasks on its shard of the rows; the workers' packed ciphertexts
+    are multiplied (the sums over all rows, packed the same way). The reply is laid out in (node,
+    feature) order, whatever the grouping.
     """
     tasks = []
     for ci in compute:
         r = level_rows[ci]
         for grp in plan_groups(len(r), features, n_bins):
-            tasks.append((len(r) * len(grp), r, grp))
-    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0])
-    results = pool.map("histogram", [(tasks[i][1], tasks[i][2]) for i in order])
-    by_task = dict(zip(order, results, strict=True))
+            tasks.append((r, grp))
+    per_worker = pool.broadcast("histograms", tasks)
+    nb, m = public.ciphertext_bytes, public.modulus
+    by_task: dict[int, bytes] = {}
+    for i in range(len(tasks)):
+        blobs = [w[i] for w in per_worker]
+        if len(blobs) == 1:
+            by_task[i] = blobs[0]
+            continue
+        acc = [mpz.from_bytes(blobs[0][o : o + nb], "big") for o in range(0, len(blobs[0]), nb)]
+        for blob in blobs[1:]:
+            acc = [a * mpz.from_bytes(blob[o : o + nb], "big") % m for a, o in zip(acc, range(0, len(blob), nb), strict=True)]
+        by_task[i] = b"".join(a.to_bytes(nb, "big") for a in acc)
     parts: dict[tuple[int, int], bytes] = {}
     ti = 0
     for ci in compute:
         for grp in plan_groups(len(level_rows[ci]), features, n_bins):
             blob, off = by_task[ti], 0
             for f in grp:
-                size = packed_count(n_bins[f], per_ct) * ciphertext_bytes
+                size = packed_count(n_bins[f], per_ct) * nb
                 parts[(ci, f)] = blob[off : off + size]
                 off += size
             ti += 1
     body = b"".join(parts[(ci, f)] for ci in compute for f in features)
-    return np.frombuffer(body, dtype=f"S{ciphertext_bytes}")
+    return np.frombuffer(body, dtype=f"S{nb}")
 
 
 @dataclasses.dataclass(frozen=True)
