@@ -40,8 +40,11 @@ PARTIES = ("bank", "partner")
 CHUNK = 1 << 18  # IDs read, normalised and digested at a time
 
 
-def write_ids(root: Path, rows: int, overlap: float = 0.5, seed: int = 11) -> dict[str, Path]:
-    """Each party's Parquet file of ``rows`` distinct 16-digit IDs, ``overlap * rows`` of them shared."""
+def write_ids(root: Path, rows: int, overlap: float = 0.5, seed: int = 11, *, label: str | None = None,
+              expected: bool = True) -> dict[str, Path]:
+    """Each party's Parquet file of ``rows`` distinct 16-digit IDs, ``overlap * rows`` of them shared,
+    written a row group at a time; ``label``: the bank's file also has a random 0/1 column of that name;
+    ``expected``: write the intersection's size and digest to ``expected.txt``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -56,9 +59,19 @@ def write_ids(root: Path, rows: int, overlap: float = 0.5, seed: int = 11) -> di
     for p, ids in sets.items():
         rng.shuffle(ids)
         paths[p] = root / f"{p}.parquet"
-        pq.write_table(pa.table({"customer_id": ids.astype(str)}), paths[p], row_group_size=CHUNK)
-    digest = hashlib.sha256(b"".join(sorted(str(v).encode() for v in common.tolist()))).hexdigest()
-    (root / "expected.txt").write_text(f"{shared} {digest}\n")
+        writer = None
+        for a in range(0, rows, CHUNK):
+            cols = {"customer_id": pa.array(ids[a : a + CHUNK].astype(str))}
+            if label is not None and p == "bank":
+                cols[label] = pa.array(rng.integers(0, 2, len(cols["customer_id"])))
+            table = pa.table(cols)
+            writer = writer or pq.ParquetWriter(paths[p], table.schema)
+            writer.write_table(table, row_group_size=CHUNK)
+        if writer is not None:
+            writer.close()
+    if expected:
+        digest = hashlib.sha256(b"".join(sorted(str(v).encode() for v in common.tolist()))).hexdigest()
+        (root / "expected.txt").write_text(f"{shared} {digest}\n")
     return paths
 
 
