@@ -213,7 +213,7 @@ def psi_only(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             out = run_local_openers(
                 {p: functools.partial(party_run, spec_path=spec_path, party=p, party_dir=root / p) for p in PARTIES},
-                transport="processes", job_id=f"psi-{mode}", timeout_s=3600,
+                transport="processes", job_id=f"psi-{mode}", timeout_s=3600, connect_timeout_s=3600,
             )
             wall = time.perf_counter() - t0
             res = {p: out[p].result for p in PARTIES}

@@ -14,8 +14,8 @@ whole table as a DataFrame (:meth:`ColumnStore.frame`), as it would without ``st
 What is checked per chunk is what the in-memory checks check on the whole file: the columns present
 and named once, IDs non-empty, labels 0 or 1, and (here, for every listed feature, since the steps
 that stream compute on them) numeric features. Distinct IDs are checked at the end from a 64-bit
-hash per row (8 bytes a row; a hash seen twice is compared on the IDs themselves). Memory while
-checking: one chunk plus 16 bytes a row.
+hash per row, spilled to disk and checked in buckets of about 4M rows (a hash seen twice is compared
+on the IDs themselves). Memory while checking: one chunk, then one bucket, whatever the rows.
 
 The files hold the party's data in the clear, as the source does: the directory is the party's,
 inside its trust boundary, like the source itself.
@@ -41,6 +41,8 @@ from misuan.node.sources import CHUNK_ROWS, FingerprintedFrames, SourceSpec
 __all__ = ["ColumnStore", "FeatureColumns", "StreamedCheck", "build_column_store", "repeated_rows"]
 
 _SHOW = 5  # offending rows a message lists
+_CHECK_BUCKET_ROWS = 1 << 22  # (hash, row) pairs a bucket of the distinctness check sorts in memory
+_HASH_ROW = np.dtype([("hash", "<i8"), ("row", "<i8")])
 
 
 @dataclasses.dataclass
@@ -108,21 +110,37 @@ class ColumnStore:
         """Rows (sorted) whose 64-bit hash in ``hash_chunks`` (row order, a chunk at a time) another row
         shares: the candidates for a repeat, to be compared on the values themselves.
 
-        The hashes go to a file and are sorted in place: 8 bytes a row in memory, and only when
-        two hashes are equal (a repeat, or a 2^-64 collision) are the positions found (argsort).
+        The (hash, row) pairs go to bucket files on disk by hash (about 4M rows a bucket), and each
+        bucket is sorted in memory on its own: at most ~64 MB whatever the rows, as PSI's buckets.
         """
-        path = self.root / "check.hash"
+        n_buckets = max(1, -(-self.n_rows // _CHECK_BUCKET_ROWS))
+        paths = [self.root / f"check-{b}.bin" for b in range(n_buckets)]
         try:
-            with path.open("wb") as f:
+            files = [p.open("wb") for p in paths]
+            try:
+                start = 0
                 for h in hash_chunks:
-                    f.write(np.ascontiguousarray(h, dtype=np.int64).tobytes())
-            hashes = np.fromfile(path, dtype=np.int64)
-            hashes.sort()
-            if not bool(np.any(hashes[1:] == hashes[:-1])):
-                return np.zeros(0, dtype=np.int64)
-            return repeated_rows(np.fromfile(path, dtype=np.int64))
+                    rec = np.empty(len(h), dtype=_HASH_ROW)
+                    rec["hash"], rec["row"] = h, np.arange(start, start + len(h))
+                    start += len(h)
+                    rec = rec[np.argsort(rec["hash"].view(np.uint64) % n_buckets, kind="stable")]
+                    bounds = np.searchsorted(rec["hash"].view(np.uint64) % n_buckets, np.arange(n_buckets + 1))
+                    for b, f in enumerate(files):
+                        f.write(rec[bounds[b] : bounds[b + 1]].tobytes())
+            finally:
+                for f in files:
+                    f.close()
+            found = []
+            for p in paths:
+                rec = np.fromfile(p, dtype=_HASH_ROW)
+                p.unlink()
+                same = repeated_rows(rec["hash"])
+                if len(same):
+                    found.append(rec["row"][same])
+            return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         finally:
-            path.unlink(missing_ok=True)
+            for p in paths:
+                p.unlink(missing_ok=True)
 
     def frame(self) -> pd.DataFrame:
         """The whole dataset as the in-memory checks give it: the ID as text, the label int8, features float64."""

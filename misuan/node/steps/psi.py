@@ -124,7 +124,7 @@ def _check_valid_keys(
 
 
 def _check_streamed_ids(data: CheckedDataset, store: ColumnStore, norm: IdNormalization, under: str) -> None:
-    """The same checks a chunk at a time: 8 bytes a row of normalised-ID hashes, then the suspects' IDs."""
+    """The same checks a chunk at a time: normalised-ID hashes checked in buckets on disk, then the suspects' IDs."""
     def key_hashes() -> Iterator[np.ndarray]:
         start = 0
         for ids in store.iter_ids():
