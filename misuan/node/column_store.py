@@ -98,10 +98,12 @@ class ColumnStore:
 
     def iter_ids(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.Series]:
         """The IDs as text, ``chunk_rows`` at a time, in order (memory: one chunk)."""
-        offsets = np.memmap(self.root / "id.offsets", dtype=np.int64, mode="r", shape=(self.n_rows + 1,))
+        # the offsets read a chunk at a time too: a memory map would keep every page it touched resident
         with (self.root / "id.utf8").open("rb") as f:
             for a in range(0, self.n_rows, chunk_rows):
-                bounds = (offsets[a : min(a + chunk_rows, self.n_rows) + 1] - offsets[a]).tolist()
+                count = min(a + chunk_rows, self.n_rows) + 1 - a
+                offsets = np.fromfile(self.root / "id.offsets", dtype=np.int64, count=count, offset=8 * a)
+                bounds = (offsets - offsets[0]).tolist()
                 raw = f.read(bounds[-1])
                 yield pd.Series([raw[bounds[i] : bounds[i + 1]].decode("utf-8") for i in range(len(bounds) - 1)],
                                 dtype="string", name=self.id_column)
