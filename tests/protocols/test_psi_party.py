@@ -145,6 +145,6 @@ def test_psi_params_document_the_normalisation_as_a_nested_table() -> None:
     names = [row.name for row in param_docs([PsiParams])]
     assert names == [
         "reveal", "protocol", "normalize.strip", "normalize.case", "normalize.unicode", "normalize.kind",
-        "normalize.country_code", "batch_size", "workers",
+        "normalize.country_code", "spill", "batch_size", "workers",
     ]
     assert PsiParams(normalize={"case": "casefold"}).normalize == IdNormalization(case="casefold")  # type: ignore[arg-type]
