@@ -122,7 +122,7 @@ class ColumnStore:
             try:
                 start = 0
                 for h in hash_chunks:
-                    rec = np.empty(len(h), dtype=_HASH_ROW)
+                    rec: np.ndarray = np.empty(len(h), dtype=_HASH_ROW)
                     rec["hash"], rec["row"] = h, np.arange(start, start + len(h))
                     start += len(h)
                     rec = rec[np.argsort(rec["hash"].view(np.uint64) % n_buckets, kind="stable")]
@@ -134,7 +134,7 @@ class ColumnStore:
                     f.close()
             found = []
             for p in paths:
-                rec = np.fromfile(p, dtype=_HASH_ROW)
+                rec = np.asarray(np.fromfile(p, dtype=_HASH_ROW))
                 p.unlink()
                 same = repeated_rows(rec["hash"])
                 if len(same):
