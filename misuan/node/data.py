@@ -31,7 +31,9 @@ from misuan.node.column_store import ColumnStore, build_column_store
 from misuan.node.sources import file_fingerprint, read_frame
 from misuan.node.spec import DatasetSpec
 
-__all__ = ["CheckedDataset", "DataWarning", "check_dataset", "check_numeric_features", "feature_names", "file_lines"]
+__all__ = [
+    "CheckedDataset", "DataWarning", "check_dataset", "check_numeric_features", "feature_names", "file_lines", "row_places",
+]
 
 _SHOW = 5  # how many offending rows a message lists
 _VALUES_SHOWN = 3  # how many example values of a non-numeric column a message quotes
@@ -89,7 +91,7 @@ def _who(ds: DatasetSpec, party: str) -> str:
     return f"{party}'s dataset {ds.source.name}" if party else f"dataset {ds.source.name}"
 
 
-def _rows(ds: DatasetSpec, index: pd.Index | list[int], noun: str = "(s)") -> str:
+def row_places(ds: DatasetSpec, index: pd.Index | list[int], noun: str = "(s)") -> str:
     """Where rows are: ``file line(s) 3, 7`` in a CSV file (line 1 the header), else ``row(s) 2, 6``
     (``noun="s"``: ``file lines``, ``rows``)."""
     if ds.is_csv:
@@ -209,14 +211,14 @@ def _check_ids(df: pd.DataFrame, ds: DatasetSpec, who: str) -> None:
     if empty.any():
         raise EmptyIdError(
             f"{who}: id column {ds.id_column!r} is empty on {int(empty.sum())} row(s), "
-            f"{_rows(ds, df.index[empty.to_numpy(dtype=bool)])}; every row needs an id"
+            f"{row_places(ds, df.index[empty.to_numpy(dtype=bool)])}; every row needs an id"
         )
     dup = ids.duplicated(keep=False)
     if dup.any():
         values = sorted(set(ids[dup].head(_SHOW * 2)))[:_SHOW]
         raise DuplicateIdError(
             f"{who}: id column {ds.id_column!r} repeats {ids[dup].nunique()} id(s), e.g. {values}, "
-            f"on {_rows(ds, df.index[dup.to_numpy(dtype=bool)], 's')}; ids must be unique"
+            f"on {row_places(ds, df.index[dup.to_numpy(dtype=bool)], 's')}; ids must be unique"
         )
 
 
@@ -230,7 +232,7 @@ def _checked_label(df: pd.DataFrame, ds: DatasetSpec, column: str, who: str) -> 
         examples = [str(v) for v in df[column][bad].head(_VALUES_SHOWN)]
         raise DataError(
             f"{who}: label column {column!r} must be 0 or 1 on every row; it is not on "
-            f"{_rows(ds, df.index[bad.to_numpy(dtype=bool)])} (values {examples})"
+            f"{row_places(ds, df.index[bad.to_numpy(dtype=bool)])} (values {examples})"
         )
     return label.astype("int8")
 

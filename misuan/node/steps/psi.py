@@ -41,7 +41,7 @@ import pandas as pd
 from misuan.atomic_files import atomic_open
 from misuan.errors import DataError, DuplicateIdError, EmptyIdError, JobSpecError
 from misuan.node.column_store import ColumnStore
-from misuan.node.data import CheckedDataset, file_lines
+from misuan.node.data import CheckedDataset, row_places
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult, param_error, where
 from misuan.node.steps.preview import PlannedDisclosure, plan
@@ -95,14 +95,6 @@ def check_psi_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: Ch
         _refuse_repeats(data, ids, keys, repeated, under)
 
 
-def _where_rows(data: CheckedDataset, positions: list[int], noun: str = "(s)") -> str:
-    """``file line(s) 3, 7`` in a CSV file, else ``row(s) 2, 6`` (``noun="s"``: ``file lines``, ``rows``)."""
-    if data.spec.is_csv:
-        return f"file line{noun} {file_lines(positions)}"
-    shown = ", ".join(str(i + 1) for i in positions[:_SHOWN])
-    return f"row{noun} {shown}" + (" and more" if len(positions) > _SHOWN else "")
-
-
 def _check_valid_keys(
     data: CheckedDataset, ids: pd.Series, keys: pd.Series, norm: IdNormalization, under: str, start: int,
 ) -> None:
@@ -112,13 +104,13 @@ def _check_valid_keys(
     if len(invalid):
         raise DataError(
             f"{data.name}: id column {column!r} is not a valid {norm.kind} value {under} on "
-            f"{_where_rows(data, [int(i) + start for i in invalid])} (e.g. {ids.iloc[invalid[0]]!r}); "
+            f"{row_places(data.spec, [int(i) + start for i in invalid])} (e.g. {ids.iloc[invalid[0]]!r}); "
             "fix them or use kind = \"text\""
         )
     empty = np.flatnonzero((keys == "").to_numpy())
     if len(empty):
         raise EmptyIdError(
-            f"{data.name}: id column {column!r} is empty {under} on {_where_rows(data, [int(i) + start for i in empty])} "
+            f"{data.name}: id column {column!r} is empty {under} on {row_places(data.spec, [int(i) + start for i in empty])} "
             f"(e.g. {ids.iloc[empty[0]]!r}); every row needs an id"
         )
 
@@ -153,7 +145,7 @@ def _refuse_repeats(
     rows = [int(i) if positions is None else int(positions[i]) for i in repeated]
     raise DuplicateIdError(
         f"{data.name}: id column {column!r} has ids that become the same id {under}, e.g. {same} -> "
-        f"{first!r}, on {_where_rows(data, rows, 's')}; ids must stay distinct"
+        f"{first!r}, on {row_places(data.spec, rows, 's')}; ids must stay distinct"
     )
 
 
