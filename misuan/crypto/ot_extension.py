@@ -13,7 +13,8 @@ semi-honest form with a correlation-robust hash that libOTe and EMP run:
 - **Keys**: this module gives each side one 16-byte key per OT. The sender's is
   ``K_j = H(j, q_j ^ D)``, the receiver's ``H(j, t_j)``: equal to ``K_j`` exactly where ``c_j = 1``.
   Where ``c_j = 0`` the receiver holds ``H(j, q_j)`` instead, and ``K_j`` is pseudorandom to it: it
-  would need ``D``. ``H`` is the fixed-key AES hash of :mod:`misuan.crypto.aes_prg` (correlation
+  would need ``D``. A sender built with ``both_keys`` also keeps ``H(j, q_j)`` (:attr:`keys0`): a
+  random 1-out-of-2 OT, the receiver holding the key of its choice and nothing of the other. ``H`` is the fixed-key AES hash of :mod:`misuan.crypto.aes_prg` (correlation
   robust, Guo-Katz-Wang-Yu: enough against a semi-honest receiver, whose ``t_j`` are random), with a
   tweak from the session id and ``j``.
 
@@ -124,7 +125,7 @@ class ExtensionSender:
     """The side without choices: :meth:`base_points` for the receiver's base message, then
     :meth:`accept_columns` of every chunk in order; :attr:`keys` holds ``K_j = H(j, q_j ^ D)``."""
 
-    def __init__(self, n: int, session: bytes) -> None:
+    def __init__(self, n: int, session: bytes, both_keys: bool = False) -> None:
         if n < 0:
             raise ValueError("the number of OTs is not negative")
         self.n = n
@@ -134,6 +135,7 @@ class ExtensionSender:
         self._mask = (bits * np.uint8(0xFF))[:, None]  # column i of u counts where D_i = 1
         self._ot = OtReceiver(bits.tolist())
         self.keys = np.empty((_padded(n), BLOCK), dtype=np.uint8)
+        self.keys0 = np.empty((_padded(n) if both_keys else 0, BLOCK), dtype=np.uint8)
         self._g: Keystreams | None = None
         self._stops = dict(chunks_of(n))  # chunk start -> stop
         self._filled = 0
@@ -153,6 +155,8 @@ class ExtensionSender:
             raise MalformedMessageError(f"OT-extension columns of OTs {start}..{stop} must be uint8 ({BASE_OTS}, {(stop - start) // 8})")
         q = self._g.next(u.shape[1]) ^ (u & self._mask)
         rows = transpose(q)
+        if self.keys0.size:
+            self.keys0[start:stop] = fixed_key_hash(rows, _tweaks(self.session, start, stop))
         rows ^= self._delta  # q_j ^ D: the key the receiver holds where it chose 1
         self.keys[start:stop] = fixed_key_hash(rows, _tweaks(self.session, start, stop))
         self._filled = stop

@@ -60,3 +60,17 @@ def test_malformed_columns_are_refused() -> None:
         ExtensionReceiver(np.array([2], np.uint8), session)
     with pytest.raises(MalformedMessageError, match="16 bytes"):
         ExtensionSender(4, b"short")
+
+
+def test_a_sender_with_both_keys_holds_the_receivers_key_at_either_choice() -> None:
+    n = 1000
+    choices = (np.random.default_rng(5).random(n) < 0.5).astype(np.uint8)
+    session = os.urandom(16)
+    r, s = ExtensionReceiver(choices, session), ExtensionSender(n, session, both_keys=True)
+    r.accept_base_points(s.base_points(r.base_message))
+    for a, b in chunks_of(n):
+        s.accept_columns(a, r.columns(a, b))
+    chosen = np.where(choices[:, None] == 1, s.keys[:n], s.keys0[:n])
+    other = np.where(choices[:, None] == 1, s.keys0[:n], s.keys[:n])
+    assert np.array_equal(r.keys[:n], chosen)
+    assert not np.any(np.all(r.keys[:n] == other, axis=1))
