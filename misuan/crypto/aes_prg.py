@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["BlockCipher", "Keystreams", "fixed_key_hash", "prf"]
+__all__ = ["BlockCipher", "Keystreams", "fixed_key_cipher", "fixed_key_hash", "prf"]
 
 BLOCK = 16
 _FIXED_KEY = bytes.fromhex("6d697375616e2d6b6b72742d68617368")  # "misuan-kkrt-hash": public, fixed
@@ -69,6 +69,12 @@ class BlockCipher:
             raise ValueError("encrypt_into takes whole blocks and an output one block longer")
         if data.size:
             self._enc.update_into(data.reshape(-1).data, out.data)
+
+
+def fixed_key_cipher() -> BlockCipher:
+    """The public fixed-key permutation of :func:`fixed_key_hash`, for callers that fuse its input
+    preparation with their own (the same function, computed in fewer passes)."""
+    return BlockCipher(_FIXED_KEY)
 
 
 def _ecb(key: bytes, data: np.ndarray) -> np.ndarray:

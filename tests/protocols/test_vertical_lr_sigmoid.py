@@ -9,7 +9,12 @@ import pytest
 
 from misuan.errors import MalformedMessageError
 from misuan.protocols.vertical_lr.ring import decode, encode, split
-from misuan.protocols.vertical_lr.sigmoid_table import SigmoidReceiver, SigmoidSender, TableShape, run_extension
+from misuan.protocols.vertical_lr.sigmoid_table import (
+    SigmoidReceiver,
+    SigmoidSender,
+    TableShape,
+    run_extension,
+)
 
 
 def _shared_sigmoid(z: np.ndarray, shape: TableShape) -> tuple[np.ndarray, SigmoidSender, np.ndarray]:

@@ -109,7 +109,7 @@ class Holder:
         """For per-feature words ``vectors[f]`` (uint64, one per bin): the corrections to send
         (``(rows, cells)`` uint64) and this side's share of ``X a`` (``(rows,)`` uint64)."""
         c = self.cells
-        if len(vectors) != len(c.n_bins) or any(v.dtype != np.uint64 or v.shape != (b,) for v, b in zip(vectors, c.n_bins)):
+        if len(vectors) != len(c.n_bins) or any(v.dtype != np.uint64 or v.shape != (b,) for v, b in zip(vectors, c.n_bins, strict=True)):
             raise ValueError("lookup takes one uint64 word per bin of every feature")
         a = np.concatenate(vectors) if vectors else np.zeros(0, np.uint64)
         aes = BlockCipher(_use_key(c.session, use))

@@ -9,7 +9,7 @@ import numpy as np
 
 from misuan.errors import DataError
 
-__all__ = ["decode", "encode", "random_words", "split"]
+__all__ = ["decode", "encode", "random_words", "split", "truncate"]
 
 
 def encode(x: np.ndarray, frac_bits: int) -> np.ndarray:
@@ -39,3 +39,15 @@ def split(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two additive shares of ``words``: a uniform one and the rest."""
     r = random_words(words.shape)
     return r, words - r
+
+
+def truncate(share: np.ndarray, bits: int, first: bool) -> np.ndarray:
+    """A share of ``x / 2^bits`` from a share of ``x``, locally (SecureML's truncation): the first
+    party shifts its share, the second the negation of its share. Off by at most one unit in the last
+    place, except with probability about ``|x| / 2^64`` per value (``x`` as the raw integer), when
+    the result is garbage: the probabilistic truncation of SecureML and of SPU's semi2k on a 64-bit
+    ring, so values to truncate stay below 2^36 (a failure ~2^-28 a value)."""
+    s = np.asarray(share, dtype=np.uint64)
+    if first:
+        return s >> np.uint64(bits)
+    return np.uint64(0) - ((np.uint64(0) - s) >> np.uint64(bits))

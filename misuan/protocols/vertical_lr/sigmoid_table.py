@@ -29,7 +29,7 @@ import hashlib
 
 import numpy as np
 
-from misuan.crypto.aes_prg import _FIXED_KEY, BLOCK, BlockCipher, fixed_key_hash
+from misuan.crypto.aes_prg import BLOCK, fixed_key_cipher, fixed_key_hash
 from misuan.crypto.ot_extension import ExtensionReceiver, ExtensionSender, chunks_of
 from misuan.errors import MalformedMessageError
 from misuan.protocols.vertical_lr.ring import random_words
@@ -150,7 +150,7 @@ class _EntryMasks:
     def __init__(self, session: bytes, index_bits: int) -> None:
         self.word = _tweak_word(session)
         self.low_bits, self.index_bits = index_bits // 2, index_bits
-        self.cipher = BlockCipher(_FIXED_KEY)
+        self.cipher = fixed_key_cipher()
         self._buf = np.empty(0, dtype=np.uint8)
 
     def masks(self, k0: np.ndarray, k1: np.ndarray, first_row: int) -> np.ndarray:
