@@ -10,6 +10,7 @@ import pytest
 from misuan.crypto.ot_extension import ExtensionReceiver, ExtensionSender, chunks_of
 from misuan.errors import MalformedMessageError
 from misuan.protocols.secureboost.shares import choice_bits
+from misuan.protocols.vertical_lr import u128
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.ring import decode, encode
 
@@ -52,10 +53,11 @@ def test_scatter_shares_add_up_to_x_transpose_v(n: int) -> None:
     n_bins = [4, 10, 2]
     bins = _data(n, n_bins, seed=2)
     holder, chooser = _parties(bins, n_bins)
-    v = np.random.default_rng(3).normal(size=n)
-    corrections, held = holder.scatter(use=8, values=encode(v, 16))
-    got = decode(held + chooser.scatter(8, corrections), 16)
-    assert np.allclose(got, _one_hot(bins, n_bins).T @ v, atol=n * 2.0**-16)
+    v = np.random.default_rng(3).integers(-(2**62), 2**62, size=n)
+    corrections, held = holder.scatter(use=8, values=u128.from_ints(list(v)))
+    got = u128.to_ints(u128.add(held, chooser.scatter(8, corrections)))
+    want = [int(x) % u128.MOD for x in _one_hot(bins, n_bins).astype(np.int64).T.astype(object) @ v.astype(object)]
+    assert got == want
 
 
 def test_what_the_chooser_receives_hides_the_holders_words() -> None:
@@ -84,6 +86,6 @@ def test_malformed_corrections_are_refused() -> None:
     with pytest.raises(MalformedMessageError):
         chooser.lookup(0, np.zeros((10, 4), np.uint64))
     with pytest.raises(MalformedMessageError):
-        chooser.scatter(0, np.zeros((10, 2), np.float64))
+        chooser.scatter(0, np.zeros((10, 2, 2), np.float64))
     with pytest.raises(ValueError):
         holder.lookup(0, [np.zeros(2, np.uint64)])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from misuan.errors import MalformedMessageError
+from misuan.protocols.vertical_lr import u128
 from misuan.protocols.vertical_lr.products import MatrixSide, VectorSide, run_extension
 from misuan.protocols.vertical_lr.ring import decode, encode, split, truncate
 
@@ -17,20 +18,27 @@ def test_product_shares_add_up_to_m_times_x(shape: tuple[int, int]) -> None:
     rng = np.random.default_rng(sum(shape))
     m, x = rng.normal(size=shape), rng.normal(size=shape[1]) * 10
     session = os.urandom(16)
-    ms, vs = MatrixSide(encode(m, 16), shape[1], session), VectorSide(encode(x, 16), shape[0], session)
+    mi, xi = np.rint(m * 2**40).astype(object), np.rint(x * 2**40).astype(object)
+    # x split into two uniform-looking shares mod 2^128, M at the other side: M x_vector_side's share
+    x_share = [int.from_bytes(os.urandom(16), "big") for _ in range(shape[1])]
+    ms = MatrixSide(u128.from_ints(list(mi.reshape(-1))).reshape(shape[0], shape[1], 2), shape[1], session)
+    vs = VectorSide(u128.from_ints(x_share), shape[0], session)
     run_extension(ms, vs)
     corrections, mine = ms.corrections()
-    got = decode(mine + vs.share(corrections), 32)
-    exact = decode(encode(m, 16), 16) @ decode(encode(x, 16), 16)  # the product of what was encoded
-    assert np.allclose(got, exact, rtol=0, atol=1e-9)
+    got = u128.to_ints(u128.add(mine, vs.share(corrections)))
+    want = [sum(int(mi[i, j]) * x_share[j] for j in range(shape[1])) % u128.MOD for i in range(shape[0])]
+    assert got == want
+    del xi
 
 
 def test_corrections_look_random_and_malformed_ones_are_refused() -> None:
     session = os.urandom(16)
-    ms, vs = MatrixSide(encode(np.ones((3, 4)), 16), 4, session), VectorSide(encode(np.zeros(4), 16), 3, session)
+    ms = MatrixSide(u128.from_ints([1] * 12).reshape(3, 4, 2), 4, session)
+    vs = VectorSide(u128.from_ints([0] * 4), 3, session)
     run_extension(ms, vs)
     corrections, _ = ms.corrections()
     assert abs(np.unpackbits(corrections.view(np.uint8)).mean() - 0.5) < 0.02
+    assert corrections.shape == (4 * 128, 3, 2)
     with pytest.raises(MalformedMessageError):
         vs.share(corrections[:10])
 

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from misuan.errors import MalformedMessageError
+from misuan.protocols.vertical_lr import u128
 from misuan.protocols.vertical_lr.ring import decode, encode, split
 from misuan.protocols.vertical_lr.sigmoid_table import (
     SigmoidReceiver,
     SigmoidSender,
     TableShape,
+    lift,
     run_extension,
 )
 
@@ -35,6 +37,21 @@ def test_shares_add_up_to_the_sigmoid_within_the_grids_error(shape: TableShape) 
     bound = 2.0 ** -(shape.grid_bits + 3) + 2.0**-shape.p_bits  # |dz| <= 2^-(g+1), sigma' <= 1/4
     assert np.max(np.abs(p - want)) <= bound
     assert abs(np.mean(p - want)) < bound / 20  # the midpoint makes the error centred
+
+
+def test_lifted_shares_add_up_over_the_integers() -> None:
+    shape = TableShape()
+    z = np.random.default_rng(2).normal(0, 4, 3000)
+    a, b = split(encode(z, shape.score_bits))
+    session = os.urandom(16)
+    sender, receiver = SigmoidSender(a, shape, session), SigmoidReceiver(b, shape, session)
+    run_extension(sender, receiver)
+    entries, mine = sender.entries()
+    theirs = receiver.receive(entries)
+    total = u128.to_ints(u128.add(lift(mine, True), lift(theirs, False)))
+    want = u128.to_ints(u128.widen(mine + theirs, signed=False))  # p in [0, 2^20]: no sign to extend
+    assert total == want
+    assert max(total) <= 2**shape.p_bits
 
 
 def test_the_receiver_gets_a_padded_entry_and_the_others_look_random() -> None:

@@ -19,14 +19,16 @@ chooser the same keys except at its own bin of each row and feature (a punctured
   ``-sum_f r_{i,f}``); the chooser keeps ``E_{i,f,b} - H(S ^ P_b)``. n words per row and feature.
 - **Scatter** (:meth:`Holder.scatter` / :meth:`Chooser.scatter`): the holder has one word ``v_i`` per
   row and the parties end with shares of ``(X^T v)_{f,j} = sum of v_i over the rows in bin j``.
-  SecureBoost's histogram step with one word: the holder sends ``D_{i,f} = v_i + sum_j P_{i,f,j}``, the
-  chooser's share of a cell is its pad, at its own bin ``D - (pads of the other bins) = v_i + P_b``;
-  summed over rows, minus the holder's pad sums, that is ``X^T v``. One word per row and feature.
+  SecureBoost's histogram step with one value mod 2^128 (a whole pad block): the holder sends
+  ``D_{i,f} = v_i + sum_j P_{i,f,j}``, the chooser's share of a cell is its pad, at its own bin
+  ``D - (pads of the other bins) = v_i + P_b``; summed over rows, minus the holder's pad sums, that
+  is ``X^T v``. 16 bytes per row and feature.
 
 What each side sees: the chooser receives only words one-time padded by values derived from the key
 it lacks (``P_b``, or ``H`` of inputs containing it), fresh per use; the holder receives nothing (its
 shares are its own randomness and pads). All arithmetic is mod 2^64, so shares of fixed-point values
-add up exactly (:mod:`.ring`). Security model: semi-honest, AES as an ideal cipher for the per-use
+add up exactly (:mod:`.ring`); scatters are mod 2^128 (:mod:`.u128`), as their sums feed the
+optimiser's products. Security model: semi-honest, AES as an ideal cipher for the per-use
 pads and the fixed-key hash (the assumptions of the OT extension itself).
 """
 
@@ -39,6 +41,7 @@ import numpy as np
 
 from misuan.crypto.aes_prg import BLOCK, BlockCipher, fixed_key_hash
 from misuan.errors import MalformedMessageError
+from misuan.protocols.vertical_lr import u128
 from misuan.protocols.vertical_lr.ring import random_words
 
 __all__ = ["Chooser", "Holder"]
@@ -127,19 +130,19 @@ class Holder:
         return out, share
 
     def scatter(self, use: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For one uint64 word per row: the corrections to send (``(rows, features)`` uint64) and this
-        side's share of ``X^T v`` (``(cells,)`` uint64)."""
+        """For one value mod 2^128 per row (``(rows, 2)`` uint64 word pairs): the corrections to send
+        (``(rows, features, 2)``) and this side's share of ``X^T v`` (``(cells, 2)``)."""
         c = self.cells
-        if values.dtype != np.uint64 or values.shape != (c.n_rows,):
-            raise ValueError("scatter takes one uint64 word per row")
+        if values.dtype != np.uint64 or values.shape != (c.n_rows, 2):
+            raise ValueError("scatter takes one value mod 2^128 (two uint64 words) per row")
         aes = BlockCipher(_use_key(c.session, use))
-        out = np.empty((c.n_rows, len(c.n_bins)), dtype=np.uint64)
-        sums = np.zeros(c.width, dtype=np.uint64)
+        out = np.empty((c.n_rows, len(c.n_bins), 2), dtype=np.uint64)
+        sums = np.zeros((c.width, 2), dtype=np.uint64)
         for start, stop in c.chunks():
-            p = c.pads(aes, start, stop).view(np.uint64)[:, :, 0]  # (k, width): one word a cell
-            sums += p.sum(axis=0, dtype=np.uint64)
-            out[start:stop] = np.add.reduceat(p, c.offsets[:-1], axis=1, dtype=np.uint64) + values[start:stop, None]
-        return out, np.uint64(0) - sums
+            p = c.pads(aes, start, stop).view(np.uint64)  # (k, width, 2): one value mod 2^128 a cell
+            sums = u128.add(sums, u128.sum_rows(p, axis=0))
+            out[start:stop] = u128.add(u128.segment_sums(p, c.offsets[:-1], axis=1), values[start:stop, None, :])
+        return out, u128.neg(sums)
 
 
 class Chooser:
@@ -169,29 +172,22 @@ class Chooser:
         return share
 
     def scatter(self, use: int, corrections: np.ndarray) -> np.ndarray:
-        """This side's share of ``X^T v`` (``(cells,)`` uint64) from the holder's scatter corrections."""
+        """This side's share of ``X^T v`` (``(cells, 2)``) from the holder's scatter corrections."""
         c = self.cells
         if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint64 \
-                or corrections.shape != (c.n_rows, len(c.n_bins)):
-            raise MalformedMessageError(f"scatter corrections must be uint64 ({c.n_rows}, {len(c.n_bins)})")
+                or corrections.shape != (c.n_rows, len(c.n_bins), 2):
+            raise MalformedMessageError(f"scatter corrections must be uint64 ({c.n_rows}, {len(c.n_bins)}, 2)")
         aes = BlockCipher(_use_key(c.session, use))
-        sums = np.zeros(c.width, dtype=np.uint64)
-        at_own = np.zeros(c.width, dtype=np.uint64)
+        sums = np.zeros((c.width, 2), dtype=np.uint64)
         for start, stop in c.chunks():
-            p = c.pads(aes, start, stop).view(np.uint64)[:, :, 0]
+            p = c.pads(aes, start, stop).view(np.uint64)
             own = self.own[start:stop]
             rows = np.arange(stop - start)[:, None]
             mine = p[rows, own]  # its unrelated pad at its own bin: not part of any share
-            sums += p.sum(axis=0, dtype=np.uint64) - _cell_sums(own, mine, c.width)
-            others = np.add.reduceat(p, c.offsets[:-1], axis=1, dtype=np.uint64) - mine
-            at_own += _cell_sums(own, corrections[start:stop] - others, c.width)
-        return sums + at_own
+            others = u128.sub(u128.segment_sums(p, c.offsets[:-1], axis=1), mine)
+            at_own = u128.sub(corrections[start:stop], others)
+            sums = u128.add(sums, u128.sub(u128.sum_rows(p, axis=0), u128.bin_sums(own, mine, c.width)))
+            sums = u128.add(sums, u128.bin_sums(own, at_own, c.width))
+        return sums
 
 
-def _cell_sums(cells: np.ndarray, words: np.ndarray, width: int) -> np.ndarray:
-    """``out[c] = sum of words where cells == c`` mod 2^64, exactly: two 32-bit halves summed in float64
-    (exact below 2^53, i.e. for up to 2^21 rows a chunk)."""
-    flat, w = cells.reshape(-1), words.reshape(-1)
-    lo = np.bincount(flat, weights=(w & np.uint64(0xFFFFFFFF)).astype(np.float64), minlength=width)
-    hi = np.bincount(flat, weights=(w >> np.uint64(32)).astype(np.float64), minlength=width)
-    return lo.astype(np.uint64) + (hi.astype(np.uint64) << np.uint64(32))

@@ -17,6 +17,13 @@ fixed-key hash (tweak: row and ``x``), as an ideal cipher. The sender sends ``2^
 (``2^(k+3)`` bytes) and learns nothing (the extension hides the choice bits); the receiver learns
 one one-time padded entry, ``p_i - m_i``, with ``m_i`` uniform.
 
+Lifting: the sender's share ``m_i`` is uniform in ``[2^63, 2^64)``, so the receiver's ``p_i - m_i
+mod 2^64`` is, as an integer, ``p_i + (2^64 - m_i)`` with the pad uniform in ``(0, 2^63]``: the two
+shares add up to ``p_i + 2^64`` exactly, always, and become shares of ``p_i`` over the integers (the
+sender's ``m_i - 2^64``), hence mod 2^128 (:func:`lift`), without the wrap-around bit a
+uniform ``m_i`` would leave unknown. The price is statistical hiding: the receiver's value leans
+towards ``p_i`` by at most ``2^(p_bits) / 2^63`` (``2^-43`` at the default 20 bits).
+
 Costs per row: ``k`` OTs (``16 k`` bytes of columns), ``2^k`` hashes and words on the sender's
 side, one hash on the receiver's. With ``k = 9, g = 4`` (scores within +-16, a 1/16 grid): 4 KiB a
 row.
@@ -32,9 +39,10 @@ import numpy as np
 from misuan.crypto.aes_prg import BLOCK, fixed_key_cipher, fixed_key_hash
 from misuan.crypto.ot_extension import ExtensionReceiver, ExtensionSender, chunks_of
 from misuan.errors import MalformedMessageError
+from misuan.protocols.vertical_lr import u128
 from misuan.protocols.vertical_lr.ring import random_words
 
-__all__ = ["SigmoidReceiver", "SigmoidSender", "TableShape"]
+__all__ = ["SigmoidReceiver", "SigmoidSender", "TableShape", "lift"]
 
 _DOMAIN = b"misuan-vertical-lr-sigmoid-v1"
 _CHUNK_ROWS = 512  # rows of one chunk of entries: 512 x 2^9 x 16 bytes of key combinations (4 MiB)
@@ -128,7 +136,7 @@ class SigmoidSender:
         width = 1 << s.index_bits
         k1 = self.extension.keys[: n * s.index_bits].reshape(n, s.index_bits, BLOCK).view(np.uint64)
         k0 = self.extension.keys0[: n * s.index_bits].reshape(n, s.index_bits, BLOCK).view(np.uint64)
-        mine = random_words(n)
+        mine = random_words(n) | np.uint64(1 << 63)  # in the upper half: see the module's "lifting"
         out = np.empty((n, width), dtype=np.uint64)
         hasher = _EntryMasks(self.session, s.index_bits)
         for a in range(0, n, _CHUNK_ROWS):
@@ -178,6 +186,11 @@ def _subset_xors(k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
     for bit in range(k0.shape[1]):  # bit `bit` becomes the high bit of the doubled list
         t = np.concatenate([t ^ k0[:, bit][:, None, :], t ^ k1[:, bit][:, None, :]], axis=1)
     return t
+
+
+def lift(share: np.ndarray, sender: bool) -> np.ndarray:
+    """A party's share of ``p`` mod 2^128 (:mod:`.u128` pairs) from its share mod 2^64."""
+    return u128.widen(share, signed=sender)  # the sender's m_i - 2^64 is m_i read as negative
 
 
 def run_extension(sender: SigmoidSender, receiver: SigmoidReceiver) -> None:
