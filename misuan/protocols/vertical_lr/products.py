@@ -92,10 +92,14 @@ class MatrixSide:
         n = c * _BITS
         g0 = _expand(self.extension.keys0[:n], r, self.session)
         g1 = _expand(self.extension.keys[:n], r, self.session)
-        columns = np.broadcast_to(np.transpose(self.matrix, (1, 0, 2))[:, None, :, :], (c, _BITS, r, 2))
-        shifts = np.broadcast_to(np.arange(_BITS)[None, :, None], (c, _BITS, r))
-        shifted = u128.shl(np.ascontiguousarray(columns), shifts).reshape(n, r, 2)
-        return u128.add(u128.sub(g0, g1), shifted), u128.neg(u128.sum_rows(g0))
+        # 2^l M[:, j] for every l, by doubling: (c, 128, r, 2)
+        shifted = np.empty((c, _BITS, r, 2), dtype=np.uint64)
+        lo, hi = self.matrix[:, :, 0].T.copy(), self.matrix[:, :, 1].T.copy()
+        for bit in range(_BITS):
+            shifted[:, bit, :, 0], shifted[:, bit, :, 1] = lo, hi
+            hi = (hi << np.uint64(1)) | (lo >> np.uint64(63))
+            lo = lo << np.uint64(1)
+        return u128.add(u128.sub(g0, g1), shifted.reshape(n, r, 2)), u128.neg(u128.sum_rows(g0))
 
 
 def run_extension(matrix_side: MatrixSide, vector_side: VectorSide) -> None:

@@ -96,6 +96,8 @@ def bin_sums(cells: np.ndarray, a: np.ndarray, width: int) -> np.ndarray:
     """``(width, 2)``: the sum mod 2^128 of ``a`` (``(..., 2)``) where ``cells`` (same leading shape)
     is each cell index; limbs summed in float64, exact for up to 2^21 terms a call."""
     flat = cells.reshape(-1)
+    if a.shape[:-1] != cells.shape:  # one value per row, into each of the row's cells
+        a = np.broadcast_to(a.reshape(a.shape[:-1] + (1,) * (cells.ndim - a.ndim + 1) + (2,)), cells.shape + (2,))
     sums = [np.bincount(flat, weights=x.reshape(-1).astype(np.float64), minlength=width).astype(np.uint64)
             for x in _limbs(a)]
     return _carry(sums)
