@@ -282,6 +282,21 @@ def _kkrt_spill_run(tmp: Path) -> list[Recorded]:
     return [Recorded("kkrt_spill", p, frozenset({"kkrt"}), frozenset(PARTIES), e) for p in PARTIES for e in out[p].disclosures]
 
 
+def _vertical_lr_run() -> list[Recorded]:
+    """Vertical LR: a few iterations on small random bins."""
+    from misuan.protocols.vertical_lr import TrainingParams, train_feature_party, train_label_party
+
+    rng = np.random.default_rng(4)
+    bins = rng.integers(0, 3, size=(300, 4))
+    y = (rng.random(300) < 0.3).astype(np.int64)
+    params = TrainingParams(max_iter=2, tol=0.0)
+    out = run_local({
+        "bank": lambda c: train_label_party(c, "partner", bins[:, :2], [3, 3], y, params),
+        "partner": lambda c: train_feature_party(c, "bank", bins[:, 2:], [3, 3], params),
+    }, job_id="vertical-lr")
+    return [Recorded("vertical_lr", p, frozenset({"vertical_lr"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
+
+
 SECAGG_DATA = ("lender_a", "lender_b", "lender_c", "lender_d")
 SECAGG_AGGREGATOR = "hub"
 
@@ -324,6 +339,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _kkrt_bucket_run()
         + _kkrt_spill_run(tmp)
         + _secagg_run()
+        + _vertical_lr_run()
     )
 
 

@@ -101,6 +101,17 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "job.HeldAnchor": ["length", "head", "job_id"],
         "job.LedgerAnchor": ["job_id", "signer", "length", "head", "signed_at", "key_kind", "public_key", "signature"],
     }),
+    "vertical_lr": (1, {
+        "vertical_lr.Schema": ["n_rows", "n_bins"],
+        "vertical_lr.Setup": ["n_rows", "n_bins", "base_rate", "kappa", "session", "params"],
+        "vertical_lr.Kappa": ["kappa"],
+        "vertical_lr.OtBase": ["point"],
+        "vertical_lr.OtPoints": ["points"],
+        "vertical_lr.OtColumns": ["start", "columns"],
+        "vertical_lr.RowWords": ["start", "words"],
+        "vertical_lr.Products": ["corrections"],
+        "vertical_lr.Shares": ["words"],
+    }),
     "transport": (None, {
         "transport.FrameHeader": ["job_id", "sender", "step", "seq", "size"],
         "transport.Hello": ["job_id", "sender"],

@@ -1,13 +1,44 @@
-"""Vertical logistic regression between a label party (the bank) and a feature party: building blocks.
+"""Vertical logistic regression between a label party (the bank) and a feature party (the partner).
 
-Work in progress (issue #12): the construction is decided and costed in ``docs/architecture.md``
-("Vertical LR: the optimiser and the construction, decided"); this package so far holds its
-building blocks, each with its own security statement:
+L2-penalised logistic regression over the one-hot bins of both parties' features (scikit-learn's
+objective with ``C``), trained by L-BFGS on coefficients the partner never sees during training;
+the construction and its measured alternatives are in docs/architecture.md ("Vertical LR: the
+optimiser and the construction, decided"), the leakage in docs/privacy.md.
 
-- :mod:`.ring`: fixed point in Z/2^64 and additive shares.
-- :mod:`.bin_shares`: shares of ``X a`` (a lookup of the holder's per-bin words at the chooser's
-  bins) and of ``X^T v`` (a scatter of the holder's per-row words into the chooser's bins) from the
-  punctured OT keys of SecureBoost's OT histograms.
+Per iteration: the scores ``z = b0 + X_b w_b + X_p w_p`` as shares mod 2^64 (the bank's block in
+the clear at the bank, ``X_p w_p`` by a lookup of the bank's share of ``w_p`` at the partner's bins
+from punctured OT keys, :mod:`.bin_shares`); ``p = sigmoid(z)`` as shares by an oblivious table
+lookup (:mod:`.sigmoid_table`); the gradient's partner block as shares and its bank block opened to
+the bank (scatters, :mod:`.bin_shares`); L-BFGS's direction from opened inner products
+(:mod:`.lbfgs`, cross terms by Gilboa products from OT, :mod:`.products`) and an initial matrix of
+each party's own label-free block plus the cross block of independent parties (:mod:`.blocks`).
+Constructions cited: IKNP OT extension (Ishai et al. 2003), 1-out-of-N OT from log N OTs (Naor and
+Pinkas 1999), Gilboa's OT multiplication (1999), SecureML's local truncation (Mohassel and Zhang
+2017), L-BFGS (Nocedal 1980).
 
-No training protocol, step or estimator uses them yet.
+Security model: semi-honest, no collusion. Leakage (what each party learns beyond its output; the
+ledger's catalogue in :mod:`.disclosures`): the partner learns the bank's row count and bins per
+feature, its base rate rounded to 0.01, one label-free scalar of the bank's block, and per
+iteration a handful of opened optimiser scalars (inner products over both blocks); at the end its
+own coefficients. The bank learns the partner's row count and bins per feature, one label-free
+scalar of the partner's block, the same opened scalars (from which, subtracting its own block, the
+inner products of the partner's block), and its own gradient each iteration. Neither receives
+another's per-row values, partial scores, residuals, per-row gradients or (the bank) the partner's
+coefficients.
+
+Layout: :mod:`.messages` (``PROTOCOL``, the wire messages), :mod:`.params`, :mod:`.disclosures`,
+:mod:`.label_party` and :mod:`.feature_party` (the roles), :mod:`.exchange` (what both share on
+the wire), the building blocks above, :mod:`.ring`, :mod:`.u128` and :mod:`.shared_vectors`
+(arithmetic).
 """
+
+from misuan.protocols.vertical_lr.disclosures import DISCLOSURES
+from misuan.protocols.vertical_lr.feature_party import PartnerModel, train_feature_party
+from misuan.protocols.vertical_lr.label_party import BankModel, train_label_party
+from misuan.protocols.vertical_lr.messages import PROTOCOL, STEP
+from misuan.protocols.vertical_lr.params import TrainingParams
+
+__all__ = [
+    "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "PartnerModel", "TrainingParams", "train_feature_party",
+    "train_label_party",
+]

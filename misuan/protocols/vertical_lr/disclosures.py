@@ -1,0 +1,42 @@
+"""What vertical LR reveals, declared once; both sides record these entries (docs/privacy.md lists them)."""
+
+from __future__ import annotations
+
+from misuan.net.disclosure import DisclosureKind
+from misuan.net.protocol import FEATURE_PARTY, LABEL_PARTY
+
+_P = "vertical_lr"
+LABEL, FEATURE = LABEL_PARTY, FEATURE_PARTY
+EACH, OTHER = "each party", "the other party"
+
+SCHEMA = DisclosureKind(_P, "row count and bins per feature", "plaintext", EACH, OTHER)
+BASE_RATE = DisclosureKind(_P, "base rate of the labels, rounded to 0.01", "aggregate", LABEL, FEATURE)
+KAPPA = DisclosureKind(_P, "kappa of its own block of the initial matrix (label-free)", "aggregate", EACH, OTHER)
+OT_BASE = DisclosureKind(_P, "base-OT sender's point (random)", "plaintext", EACH, OTHER)
+OT_POINTS = DisclosureKind(_P, "base-OT receiver's points (its secret choice bits, blinded)", "blinded", EACH, OTHER)
+OT_COLUMNS = DisclosureKind(
+    _P, "OT-extension columns (its choice bits, masked by keystreams of seeds the peer lacks)", "blinded", EACH, OTHER,
+)
+LOOKUP = DisclosureKind(
+    _P, "its share of the feature party's coefficients, one-time padded per row and bin", "blinded", LABEL, FEATURE,
+)
+TABLE = DisclosureKind(
+    _P, "sigmoid-table entries per row, one-time padded (the opened one: p minus a wide mask)", "blinded", LABEL,
+    FEATURE,
+)
+SCATTER = DisclosureKind(_P, "per-row shares of p - y, one-time padded per row and feature", "blinded", EACH, OTHER)
+PRODUCT = DisclosureKind(_P, "product corrections, one-time padded per OT", "blinded", EACH, OTHER)
+OWN_GRADIENT = DisclosureKind(
+    _P, "the label party's own gradient (sums of p over its bins and the intercept)", "aggregate", FEATURE, LABEL,
+)
+OPENED = DisclosureKind(
+    _P, "optimiser scalars: inner products of its vectors, the preconditioner's projection", "aggregate", EACH, OTHER,
+)
+COEFFICIENTS = DisclosureKind(
+    _P, "the feature party's coefficients (its model part), from the label party's share", "aggregate", LABEL, FEATURE,
+)
+
+DISCLOSURES = (
+    SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, PRODUCT, OWN_GRADIENT, OPENED,
+    COEFFICIENTS,
+)

@@ -1,0 +1,137 @@
+"""The exchanges both roles share: OT extensions in either direction, per-row arrays in chunks,
+Gilboa products, and opening shares; each records what crosses in the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from misuan.crypto.ot import POINT_BYTES
+from misuan.crypto.ot_extension import BASE_OTS, ExtensionReceiver, ExtensionSender, chunks_of
+from misuan.errors import MalformedMessageError
+from misuan.net.channel import Channel
+from misuan.net.disclosure import DisclosureKind
+from misuan.protocols.vertical_lr import disclosures as D
+from misuan.protocols.vertical_lr import products
+from misuan.protocols.vertical_lr.messages import (
+    CHUNK_BYTES,
+    OtBase,
+    OtColumns,
+    OtPoints,
+    Products,
+    RowWords,
+    Shares,
+)
+
+__all__ = ["Link"]
+
+
+class Link:
+    """One party's side of the conversation with its peer: a step name, a session for the OT
+    extensions (a fresh sub-session each, counted the same way on both sides)."""
+
+    def __init__(self, chan: Channel, peer: str, step: str, session: bytes) -> None:
+        self.chan, self.peer, self.step, self.session = chan, peer, step, session
+        self.count = 0
+
+    def next_session(self) -> bytes:
+        self.count += 1
+        return hashlib.sha256(b"misuan-vertical-lr-session" + self.session + self.count.to_bytes(8, "big")).digest()[:16]
+
+    def send(self, msg: object, kind: DisclosureKind | None = None, shape: tuple[int, ...] = ()) -> None:
+        self.chan.send(self.peer, self.step, msg)
+        if kind is not None:
+            self.chan.disclose(self.step, kind, self.chan.party, self.peer, shape)
+
+    def recv(self, expect: type, kind: DisclosureKind | None = None, shape: tuple[int, ...] = ()) -> object:
+        msg = self.chan.recv(self.peer, self.step, expect=expect)
+        if kind is not None:
+            self.chan.disclose(self.step, kind, self.peer, self.chan.party, shape)
+        return msg
+
+    # --- OT extensions ------------------------------------------------------------------------
+    def extend_as_receiver(self, receiver: ExtensionReceiver) -> None:
+        self.send(OtBase(np.frombuffer(receiver.base_message, dtype=np.uint8).copy()), D.OT_BASE, (POINT_BYTES,))
+        pts = self.recv(OtPoints, D.OT_POINTS, (BASE_OTS, POINT_BYTES))
+        assert isinstance(pts, OtPoints)
+        if not isinstance(pts.points, np.ndarray) or pts.points.dtype != np.uint8 or pts.points.shape != (BASE_OTS, POINT_BYTES):
+            raise MalformedMessageError(f"{self.peer} sent base-OT points that are not uint8 ({BASE_OTS}, {POINT_BYTES})")
+        receiver.accept_base_points([bytes(row) for row in pts.points])
+        for a, b in chunks_of(receiver.n):
+            self.send(OtColumns(a, receiver.columns(a, b)), D.OT_COLUMNS, (b - a,))
+
+    def extend_as_sender(self, sender: ExtensionSender) -> None:
+        base = self.recv(OtBase, D.OT_BASE, (POINT_BYTES,))
+        assert isinstance(base, OtBase)
+        if not isinstance(base.point, np.ndarray) or base.point.dtype != np.uint8 or base.point.shape != (POINT_BYTES,):
+            raise MalformedMessageError(f"{self.peer} sent a base-OT message that is not {POINT_BYTES} bytes")
+        points = sender.base_points(base.point.tobytes())
+        self.send(OtPoints(np.frombuffer(b"".join(points), dtype=np.uint8).reshape(BASE_OTS, POINT_BYTES).copy()),
+                  D.OT_POINTS, (BASE_OTS, POINT_BYTES))
+        for a, b in chunks_of(sender.n):
+            cols = self.recv(OtColumns, D.OT_COLUMNS, (b - a,))
+            assert isinstance(cols, OtColumns)
+            if cols.start != a:
+                raise MalformedMessageError(f"{self.peer} sent OT-extension columns out of order")
+            sender.accept_columns(a, cols.columns)
+
+    # --- per-row arrays -----------------------------------------------------------------------
+    def send_rows(self, words: np.ndarray, kind: DisclosureKind) -> None:
+        per_row = max(1, words[:1].nbytes)
+        step_rows = max(1, CHUNK_BYTES // per_row)
+        for a in range(0, max(len(words), 1), step_rows):
+            self.send(RowWords(a, np.ascontiguousarray(words[a : a + step_rows])))
+        self.chan.disclose(self.step, kind, self.chan.party, self.peer, words.shape)
+
+    def recv_rows(self, shape: tuple[int, ...], kind: DisclosureKind) -> np.ndarray:
+        out = np.empty(shape, dtype=np.uint64)
+        at = 0
+        while at < max(shape[0], 1):
+            msg = self.recv(RowWords)
+            assert isinstance(msg, RowWords)
+            w = msg.words
+            if msg.start != at or not isinstance(w, np.ndarray) or w.dtype != np.uint64 or w.shape[1:] != shape[1:] \
+                    or len(w) == 0 or at + len(w) > shape[0]:
+                if shape[0] == 0 and msg.start == 0 and isinstance(w, np.ndarray) and len(w) == 0:
+                    break
+                raise MalformedMessageError(f"{self.peer} sent per-row words out of order or of the wrong shape")
+            out[at : at + len(w)] = w
+            at += len(w)
+        self.chan.disclose(self.step, kind, self.peer, self.chan.party, shape)
+        return out
+
+    # --- products and openings ----------------------------------------------------------------
+    def product_matrix_side(self, matrix: np.ndarray) -> np.ndarray:
+        """This side's share of ``matrix @ x`` (the peer holds ``x``)."""
+        side = products.MatrixSide(matrix, matrix.shape[1], self.next_session())
+        self.extend_as_sender(side.extension)
+        corrections, mine = side.corrections()
+        self.send(Products(corrections), D.PRODUCT, corrections.shape[:2])
+        return mine
+
+    def product_vector_side(self, x: np.ndarray, n_rows: int) -> np.ndarray:
+        """This side's share of ``M @ x`` (the peer holds ``M``, ``n_rows`` rows)."""
+        side = products.VectorSide(x, n_rows, self.next_session())
+        self.extend_as_receiver(side.extension)
+        msg = self.recv(Products, D.PRODUCT, (len(side.bits), n_rows))
+        assert isinstance(msg, Products)
+        return side.share(msg.corrections)
+
+    def exchange_shares(self, words: np.ndarray, first: bool, kind: DisclosureKind) -> np.ndarray:
+        """Send this side's shares, receive the peer's (the first party sends first)."""
+        if first:
+            self.send(Shares(words), kind, words.shape[:1])
+        msg = self.recv(Shares, kind, words.shape[:1])
+        assert isinstance(msg, Shares)
+        if not isinstance(msg.words, np.ndarray) or msg.words.dtype != np.uint64 or msg.words.shape != words.shape:
+            raise MalformedMessageError(f"{self.peer} sent shares of the wrong shape")
+        if not first:
+            self.send(Shares(words), kind, words.shape[:1])
+        return msg.words
+
+
+def row_chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for a in range(0, n, size):
+        yield a, min(a + size, n)

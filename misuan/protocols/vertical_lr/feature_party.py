@@ -1,0 +1,161 @@
+"""The feature party (the partner) of vertical LR: its bins and its share of its own coefficients."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from misuan.crypto.ot_extension import ExtensionReceiver, ExtensionSender
+from misuan.errors import ConfigError, DataError, MalformedMessageError
+from misuan.net.channel import Channel
+from misuan.protocols.secureboost.shares import choice_bits
+from misuan.protocols.vertical_lr import blocks, u128
+from misuan.protocols.vertical_lr import disclosures as D
+from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
+from misuan.protocols.vertical_lr.exchange import Link
+from misuan.protocols.vertical_lr.label_party import P_BITS, initial_loss
+from misuan.protocols.vertical_lr.lbfgs import run_lbfgs
+from misuan.protocols.vertical_lr.messages import STEP, Kappa, Schema, Setup, Shares
+from misuan.protocols.vertical_lr.params import TrainingParams
+from misuan.protocols.vertical_lr.shared_vectors import (
+    MOD,
+    SCALE_BITS,
+    Shared,
+    decode_int,
+    encode_int,
+    scale_share,
+    truncate_share,
+)
+from misuan.protocols.vertical_lr.sigmoid_table import SigmoidReceiver, lift
+
+__all__ = ["PartnerModel", "train_feature_party"]
+
+
+@dataclasses.dataclass
+class PartnerModel:
+    coef: np.ndarray  # one per bin of each of the partner's features
+    iterations: int
+
+
+class _PartnerOps:
+    first = False
+
+    def __init__(self, link: Link, bins: np.ndarray, n_bins: Sequence[int], params: TrainingParams, setup: Setup) -> None:
+        self.link, self.params = link, params
+        self.n = bins.shape[0]
+        self.n_bins = list(n_bins)
+        self.bins = bins.astype(np.int64)
+        self.cells, offsets = blocks.one_hot_cells(self.bins, self.n_bins)
+        self.width = int(offsets[-1])
+        self.s0 = setup.base_rate * (1 - setup.base_rate)
+        self.block = blocks.own_block(self.cells, self.width, self.s0, np.full(self.width, params.lam))
+        self.kappa_b = float(setup.kappa)
+        self.bank_bins = [int(b) for b in setup.n_bins]
+        self.bank_width = int(sum(self.bank_bins))
+        self.bank_features = len(self.bank_bins)
+        self.w_share = [0] * self.width
+        self.use = 0
+        self.chooser: Chooser | None = None
+        self.holder: Holder | None = None
+        # [D_p^{-1}; u_p^T] in fixed point: the matrix side of every preconditioning product
+        rows = [*(list(r) for r in self.block.inverse), list(self.block.u)]
+        self.matrix_ints = [[encode_int(x) for x in r] for r in rows]
+        self.matrix_words = u128.from_ints([x for r in self.matrix_ints for x in r]).reshape(self.width + 1, self.width, 2)
+
+    def connect(self) -> None:
+        session = self.link.next_session()
+        receiver = ExtensionReceiver(choice_bits(self.bins, self.n_bins), session)
+        self.link.extend_as_receiver(receiver)
+        self.chooser = Chooser(receiver.keys, self.bins, self.n_bins, session)
+        session = self.link.next_session()
+        sender = ExtensionSender(self.n * self.bank_width, session)
+        self.link.extend_as_sender(sender)
+        self.holder = Holder(sender.keys, self.n, self.bank_bins, session)
+
+    def _use(self) -> int:
+        self.use += 1
+        return self.use
+
+    def probabilities(self) -> np.ndarray:
+        assert self.chooser is not None
+        shape = self.params.table
+        shift = SCALE_BITS - shape.score_bits
+        c = np.array([truncate_share(v, shift, False) % (1 << 64) for v in self.w_share], dtype=np.uint64)
+        corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP)
+        z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self._use(), corrections)
+        receiver = SigmoidReceiver(z, shape, self.link.next_session())
+        self.link.extend_as_receiver(receiver.extension)
+        entries = self.link.recv_rows((self.n, 1 << shape.index_bits), D.TABLE)
+        return lift(receiver.receive(entries), sender=False)
+
+    def gradient(self) -> Shared:
+        assert self.chooser is not None and self.holder is not None
+        p = self.probabilities()
+        corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
+        sums = u128.add(self.chooser.scatter(self._use(), corrections), u128.bin_sums(self.cells, p, self.width))
+        share = [(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(sums)]
+        share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
+        corrections, held = self.holder.scatter(self._use(), p)
+        self.link.send_rows(corrections, D.SCATTER)
+        self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
+        return Shared(None, share)
+
+    def inner(self, us: list[Shared], v: Shared) -> list[float]:
+        if not us:
+            return []
+        v1 = self.link.product_vector_side(v.words(), len(us))
+        m2 = self.link.product_matrix_side(np.stack([u.words() for u in us]))
+        mine = [sum(x * y for x, y in zip(u.share, v.share, strict=True)) + u128.to_ints(v1[k:k + 1])[0]
+                + u128.to_ints(m2[k:k + 1])[0] for k, u in enumerate(us)]
+        theirs = self.link.exchange_shares(u128.from_ints(mine), False, D.OPENED)
+        return [decode_int(a + b, 2 * SCALE_BITS) for a, b in zip(mine, u128.to_ints(theirs), strict=True)]
+
+    def precondition(self, q: Shared) -> Shared:
+        held = u128.to_ints(self.link.product_matrix_side(self.matrix_words))
+        own = [sum(m * x for m, x in zip(row, q.share, strict=True)) + h for row, h in zip(self.matrix_ints, held, strict=True)]
+        t_share = [truncate_share(x, SCALE_BITS, False) for x in own[:-1]]
+        mine = [own[-1], 0]
+        theirs = u128.to_ints(self.link.exchange_shares(u128.from_ints(mine), False, D.OPENED))
+        pi_p, pi_b = (decode_int(a + b, 2 * SCALE_BITS) for a, b in zip(mine, theirs, strict=True))
+        _, g2 = blocks.gamma(self.s0, self.n, self.kappa_b, self.block.kappa, pi_b, pi_p)
+        correction = [encode_int(x * g2) for x in self.block.u]  # u_p is the partner's own
+        return Shared(None, [(t - c) % MOD for t, c in zip(t_share, correction, strict=True)])
+
+    def step(self, d: Shared) -> None:
+        self.w_share = [(w + x) % MOD for w, x in zip(self.w_share, d.share, strict=True)]
+
+
+def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequence[int], params: TrainingParams,
+                        *, step: str = STEP) -> PartnerModel:
+    """The partner's side of a training: ``bins`` (``(rows, features)``) of the aligned rows."""
+    if bins.ndim != 2 or bins.shape[1] != len(n_bins) or not n_bins:
+        raise DataError("the partner's bins are (rows, features), at least one feature")
+    if bins.size and (bins.min() < 0 or np.any(bins.max(axis=0) >= np.asarray(n_bins))):
+        raise DataError("a partner bin index is outside its feature's bins")
+    link = Link(chan, peer, step, b"")
+    link.send(Schema(bins.shape[0], [int(b) for b in n_bins]), D.SCHEMA, (len(n_bins),))
+    setup = link.recv(Setup, D.SCHEMA, (1,))
+    assert isinstance(setup, Setup)
+    chan.disclose(step, D.BASE_RATE, peer, chan.party)
+    chan.disclose(step, D.KAPPA, peer, chan.party)
+    if setup.n_rows != bins.shape[0]:
+        raise DataError(f"the bank has {setup.n_rows} rows, the partner {bins.shape[0]}: both must pass the intersection")
+    if list(setup.params) != params.as_list():
+        raise ConfigError(f"the bank trains with parameters {list(setup.params)}, the partner with {params.as_list()}")
+    if not (0.01 <= setup.base_rate <= 0.99) or not np.isfinite(setup.kappa) or setup.kappa <= 0 \
+            or not isinstance(setup.session, np.ndarray) or setup.session.dtype != np.uint8 or setup.session.shape != (16,) \
+            or not setup.n_bins or setup.n_bins[0] != 1 or any(not (1 <= int(b) <= 256) for b in setup.n_bins):
+        raise MalformedMessageError("the bank's setup is malformed")
+    link.session = setup.session.tobytes()
+    ops = _PartnerOps(link, bins, n_bins, params, setup)
+    link.send(Kappa(ops.block.kappa), D.KAPPA)
+    ops.connect()
+    trace = run_lbfgs(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
+    final = link.recv(Shares, D.COEFFICIENTS, (ops.width,))
+    assert isinstance(final, Shares)
+    if not isinstance(final.words, np.ndarray) or final.words.dtype != np.uint64 or final.words.shape != (ops.width, 2):
+        raise MalformedMessageError("the bank's share of the coefficients has the wrong shape")
+    coef = np.array([decode_int(a + b) for a, b in zip(u128.to_ints(final.words), ops.w_share, strict=True)])
+    return PartnerModel(coef, trace.iterations)

@@ -1,0 +1,98 @@
+"""The wire messages of vertical LR; their names are part of the protocol (``PROTOCOL``'s version)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from misuan.net import wire
+from misuan.net.protocol import ProtocolInfo
+
+PROTOCOL = ProtocolInfo("vertical_lr", 1, "vertical L2 logistic regression by L-BFGS on shared coefficients")
+STEP = "vertical_lr"
+CHUNK_BYTES = 8 << 20  # per-row arrays travel in chunks of rows of about this size
+
+
+@wire.message("vertical_lr.Schema")
+@dataclasses.dataclass
+class Schema:
+    """The feature party's row count and bins per feature."""
+
+    n_rows: int
+    n_bins: list[int]
+
+
+@wire.message("vertical_lr.Setup")
+@dataclasses.dataclass
+class Setup:
+    """The label party's row count, bins per feature (the intercept first, one bin), the base rate
+    rounded to 0.01, its block's ``kappa``, the session of every OT extension, and the parameters
+    (which the feature party checks against its own)."""
+
+    n_rows: int
+    n_bins: list[int]
+    base_rate: float
+    kappa: float
+    session: np.ndarray  # uint8 (16,)
+    params: list[float]  # TrainingParams.as_list()
+
+
+@wire.message("vertical_lr.Kappa")
+@dataclasses.dataclass
+class Kappa:
+    """The feature party's block's ``kappa = counts^T D^{-1} counts`` (label-free)."""
+
+    kappa: float
+
+
+@wire.message("vertical_lr.OtBase")
+@dataclasses.dataclass
+class OtBase:
+    """An OT extension's receiver's base-OT message."""
+
+    point: np.ndarray  # uint8 (32,)
+
+
+@wire.message("vertical_lr.OtPoints")
+@dataclasses.dataclass
+class OtPoints:
+    """An OT extension's sender's base-OT points (its secret choice bits, blinded)."""
+
+    points: np.ndarray  # uint8 (128, 32)
+
+
+@wire.message("vertical_lr.OtColumns")
+@dataclasses.dataclass
+class OtColumns:
+    """One chunk of an OT extension's columns, OTs ``start`` onwards."""
+
+    start: int
+    columns: np.ndarray  # uint8 (128, OTs / 8)
+
+
+@wire.message("vertical_lr.RowWords")
+@dataclasses.dataclass
+class RowWords:
+    """One chunk of per-row words, rows ``start`` onwards: lookup corrections, sigmoid-table entries
+    or scatter corrections (which, the step's order says)."""
+
+    start: int
+    words: np.ndarray  # uint64 (rows, ...)
+
+
+@wire.message("vertical_lr.Products")
+@dataclasses.dataclass
+class Products:
+    """A Gilboa product's corrections (one per OT)."""
+
+    corrections: np.ndarray  # uint64 (OTs, rows, 2)
+
+
+@wire.message("vertical_lr.Shares")
+@dataclasses.dataclass
+class Shares:
+    """Shares mod 2^128 handed to the peer: to open scalars, to complete a sum, or the final
+    coefficients."""
+
+    words: np.ndarray  # uint64 (k, 2)
