@@ -21,7 +21,7 @@ import numpy as np
 
 from misuan.errors import ConfigError
 
-__all__ = ["Scorecard", "bin_labels", "scorecard_from_woe_lr"]
+__all__ = ["Scorecard", "bin_labels", "scaling", "scorecard_from_bin_lr", "scorecard_from_woe_lr"]
 
 MAX_REASONS = 4
 
@@ -66,18 +66,46 @@ class Scorecard:
                 for j, f in enumerate(self.features) for i, lab in enumerate(self.labels[j]) if lab != "(empty)"]
 
 
+def scaling(pdo: float, base_score: float, base_odds: float) -> tuple[float, float]:
+    """``(factor, offset)`` of the score ``offset + factor * ln(good:bad odds)``."""
+    if pdo <= 0 or base_odds <= 0:
+        raise ConfigError(f"pdo and base_odds must be positive (got {pdo}, {base_odds})")
+    factor = pdo / math.log(2.0)
+    return factor, base_score - factor * math.log(base_odds)
+
+
+def scorecard_from_bin_lr(
+    features: list[str], labels: list[list[str]], coef: list[np.ndarray], intercept: float, n_features: int, *,
+    pdo: float = 20.0, base_score: float = 600.0, base_odds: float = 50.0,
+) -> Scorecard:
+    """The scorecard part of ``features`` of a logistic regression on bin indicators (one coefficient
+    per bin: ``coef[j][i]`` for bin ``i`` of feature ``j``) whose intercept and offset are spread over
+    ``n_features`` features in all (every party's): each party builds its own part with the same
+    ``n_features``, and a customer's score is the sum of the points of every part, exactly
+    ``offset - factor * logit(PD)``. The points of bin ``i`` of feature ``j``:
+    ``-(coef[j][i] + intercept / n_features) * factor + offset / n_features``."""
+    factor, offset = scaling(pdo, base_score, base_odds)
+    if not (len(features) == len(labels) == len(coef)) or any(len(c) != len(lab) for c, lab in zip(coef, labels, strict=True)):
+        raise ConfigError("every feature needs one label and one coefficient per bin")
+    if n_features < len(features) or n_features < 1:
+        raise ConfigError(f"n_features ({n_features}) counts every party's features, at least this part's {len(features)}")
+    width = max((len(c) for c in coef), default=0)
+    points = np.full((len(features), width), np.nan)
+    for j, c in enumerate(coef):
+        points[j, : len(c)] = -(np.asarray(c, dtype=np.float64) + intercept / n_features) * factor + offset / n_features
+    padded = [list(lab) + ["(empty)"] * (width - len(lab)) for lab in labels]
+    return Scorecard(list(features), padded, np.nan_to_num(points, nan=-np.inf), pdo, base_score, base_odds)
+
+
 def scorecard_from_woe_lr(
     features: list[str], edges: list[np.ndarray], woe: np.ndarray, coef: np.ndarray, intercept: float, *,
     pdo: float = 20.0, base_score: float = 600.0, base_odds: float = 50.0,
 ) -> Scorecard:
     """The scorecard of logistic regression ``coef``/``intercept`` on the WOE table ``woe``
     (``(features, bins)``, missing values in the last bin) of ``features`` cut at ``edges``."""
-    if pdo <= 0 or base_odds <= 0:
-        raise ConfigError(f"pdo and base_odds must be positive (got {pdo}, {base_odds})")
+    factor, offset = scaling(pdo, base_score, base_odds)
     n = len(features)
     if not (woe.shape[0] == n == len(edges) == coef.size):
         raise ConfigError("the WOE table, the edges and the coefficients must cover the same features")
-    factor = pdo / math.log(2.0)
-    offset = base_score - factor * math.log(base_odds)
     points = -(coef[:, None] * woe + intercept / n) * factor + offset / n
     return Scorecard(list(features), [bin_labels(e) for e in edges], points, pdo, base_score, base_odds)

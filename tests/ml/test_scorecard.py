@@ -31,3 +31,25 @@ def test_points_add_up_to_the_scaled_log_odds_and_reasons_follow_the_shortfall()
     assert all(r == ["util"] for r in card.reasons(worst_util))
     assert bin_labels(edges[0]) == ["(-inf, 1]", "(1, 2]", "(2, inf)", "(empty)", "missing"]
     assert {row["bin"] for row in card.table()} >= {"(-inf, 1]", "missing", "(30, inf)"}
+
+
+def test_a_bin_indicator_scorecard_in_two_parts_reproduces_the_models_score_exactly() -> None:
+    from misuan.ml.scorecard import scaling, scorecard_from_bin_lr
+
+    rng = np.random.default_rng(3)
+    n_bins = [3, 4, 2, 5]
+    coef = [rng.normal(size=b) for b in n_bins]
+    intercept = -1.7
+    bins = np.stack([rng.integers(0, b, 200) for b in n_bins], axis=1)
+    labels = [[f"b{i}" for i in range(b)] for b in n_bins]
+    names = ["bank_a", "bank_b", "partner_c", "partner_d"]
+    bank = scorecard_from_bin_lr(names[:2], labels[:2], coef[:2], intercept, 4)
+    partner = scorecard_from_bin_lr(names[2:], labels[2:], coef[2:], intercept, 4)
+    logit = intercept + sum(coef[f][bins[:, f]] for f in range(4))
+    factor, offset = scaling(20.0, 600.0, 50.0)
+    total = bank.score(bins[:, :2]) + partner.score(bins[:, 2:])
+    assert np.allclose(total, offset - factor * logit, rtol=0, atol=1e-9)
+    # reasons: the bank's own shortfalls, worst first; a bin at its feature's best costs nothing
+    best = np.array([int(np.argmax(bank.points[0, :3])), int(np.argmax(bank.points[1, :4]))])
+    assert bank.reasons(best[None, :]) == [[]]
+    assert [row["bin"] for row in bank.table()][:3] == ["b0", "b1", "b2"]

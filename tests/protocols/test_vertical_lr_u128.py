@@ -22,3 +22,18 @@ def test_word_pair_arithmetic_matches_python_integers() -> None:
     w = np.array([5, 2**64 - 3], dtype=np.uint64)
     assert u128.to_ints(u128.widen(w, signed=True)) == [5, u128.MOD - 3]
     assert u128.to_ints(u128.widen(w, signed=False)) == [5, 2**64 - 3]
+
+
+def test_shifts_truncation_and_small_products() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 2**63, size=(40, 2), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    ia = u128.to_ints(a)
+    assert u128.to_ints(u128.shr(a, 20)) == [x >> 20 for x in ia]
+    k = rng.integers(0, 2**31, size=40)
+    assert u128.to_ints(u128.mul_small(a, k)) == [(x * int(m)) % u128.MOD for x, m in zip(ia, k, strict=True)]
+    x = [int(v) for v in rng.integers(-(2**60), 2**60, size=40)]
+    s1 = [int.from_bytes(rng.bytes(16), "big") for _ in x]
+    s2 = [(v - r) % u128.MOD for v, r in zip(x, s1, strict=True)]
+    t = u128.add(u128.truncate(u128.from_ints(s1), 16, True), u128.truncate(u128.from_ints(s2), 16, False))
+    got = [(v if v < u128.MOD // 2 else v - u128.MOD) for v in u128.to_ints(t)]
+    assert all(abs(g - (v >> 16)) <= 1 for g, v in zip(got, x, strict=True))

@@ -28,7 +28,7 @@ from misuan.protocols.vertical_lr.shared_vectors import (
     scale_share,
     truncate_share,
 )
-from misuan.protocols.vertical_lr.sigmoid_table import SigmoidReceiver, lift
+from misuan.protocols.vertical_lr.sigmoid_table import SigmoidReceiver
 
 __all__ = ["PartnerModel", "train_feature_party"]
 
@@ -87,8 +87,8 @@ class _PartnerOps:
         z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self._use(), corrections)
         receiver = SigmoidReceiver(z, shape, self.link.next_session())
         self.link.extend_as_receiver(receiver.extension)
-        entries = self.link.recv_rows((self.n, 1 << shape.index_bits), D.TABLE)
-        return lift(receiver.receive(entries), sender=False)
+        entries = self.link.recv_rows((self.n, shape.entry_words()), D.TABLE)
+        return receiver.receive(entries)
 
     def gradient(self) -> Shared:
         assert self.chooser is not None and self.holder is not None

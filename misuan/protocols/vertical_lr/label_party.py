@@ -30,7 +30,7 @@ from misuan.protocols.vertical_lr.shared_vectors import (
     scale_share,
     truncate_share,
 )
-from misuan.protocols.vertical_lr.sigmoid_table import SigmoidSender, lift
+from misuan.protocols.vertical_lr.sigmoid_table import SigmoidSender
 
 __all__ = ["BankModel", "train_label_party"]
 
@@ -111,7 +111,7 @@ class _BankOps:
         self.link.extend_as_sender(sender.extension)
         entries, mine = sender.entries()
         self.link.send_rows(entries, D.TABLE)
-        return lift(mine, sender=True)
+        return mine
 
     def gradient(self) -> Shared:
         assert self.holder is not None and self.chooser is not None

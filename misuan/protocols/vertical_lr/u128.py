@@ -101,3 +101,35 @@ def bin_sums(cells: np.ndarray, a: np.ndarray, width: int) -> np.ndarray:
     sums = [np.bincount(flat, weights=x.reshape(-1).astype(np.float64), minlength=width).astype(np.uint64)
             for x in _limbs(a)]
     return _carry(sums)
+
+
+def shr(a: np.ndarray, bits: int) -> np.ndarray:
+    """``a >> bits`` (logical, ``0 < bits < 64``)."""
+    b = np.uint64(bits)
+    return np.stack([(a[..., 0] >> b) | (a[..., 1] << np.uint64(64 - bits)), a[..., 1] >> b], axis=-1)
+
+
+def truncate(a: np.ndarray, bits: int, first: bool) -> np.ndarray:
+    """A share of ``x / 2^bits`` from a share of ``x`` mod 2^128 (SecureML's local truncation: the
+    first party shifts its share, the second the negation of its share; wrong with probability about
+    ``|x| / 2^128``)."""
+    return shr(a, bits) if first else neg(shr(neg(a), bits))
+
+
+def mul_small(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``a * k`` mod 2^128 for ``k`` below 2^31 (broadcast against ``a[..., 0]``)."""
+    k64 = np.asarray(k, dtype=np.uint64)
+    parts = [a[..., 0] & _LOW, a[..., 0] >> np.uint64(32), a[..., 1] & _LOW, a[..., 1] >> np.uint64(32)]
+    products = [p * k64 for p in parts]  # each below 2^63
+    return _carry_products(products)
+
+
+def _carry_products(products: list[np.ndarray]) -> np.ndarray:
+    """Limb products (each below 2^63, limb i weighing 2^(32 i)) combined mod 2^128."""
+    carry = np.zeros_like(products[0])
+    parts = []
+    for p in products:
+        t = (p & _LOW) + carry
+        parts.append(t & _LOW)
+        carry = (p >> np.uint64(32)) + (t >> np.uint64(32))
+    return np.stack([parts[0] | (parts[1] << np.uint64(32)), parts[2] | (parts[3] << np.uint64(32))], axis=-1)
