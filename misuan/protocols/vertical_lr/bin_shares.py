@@ -42,6 +42,7 @@ import numpy as np
 from misuan.crypto.aes_prg import BLOCK, BlockCipher, fixed_key_hash
 from misuan.errors import MalformedMessageError
 from misuan.protocols.vertical_lr import u128
+from misuan.protocols.vertical_lr.chunks import map_chunks
 from misuan.protocols.vertical_lr.ring import random_words
 
 __all__ = ["Chooser", "Holder"]
@@ -115,18 +116,22 @@ class Holder:
         if len(vectors) != len(c.n_bins) or any(v.dtype != np.uint64 or v.shape != (b,) for v, b in zip(vectors, c.n_bins, strict=True)):
             raise ValueError("lookup takes one uint64 word per bin of every feature")
         a = np.concatenate(vectors) if vectors else np.zeros(0, np.uint64)
-        aes = BlockCipher(_use_key(c.session, use))
+        key = _use_key(c.session, use)
         out = np.empty((c.n_rows, c.width), dtype=np.uint64)
         share = np.empty(c.n_rows, dtype=np.uint64)
         cells = np.broadcast_to(np.arange(c.width), (c.chunk_rows, c.width))
-        for start, stop in c.chunks():
-            p = c.pads(aes, start, stop)
+
+        def chunk(bounds: tuple[int, int]) -> None:
+            start, stop = bounds
+            p = c.pads(BlockCipher(key), start, stop)
             s = c.xor_per_feature(p)[:, c.feature_of_cell]  # (k, width, 2)
             others = (s ^ p.view(np.uint64)).view(np.uint8)  # XOR of the pads of the feature's other bins
             masks = c.masks(use, start, others, cells[: stop - start])
             r = random_words((stop - start, len(c.n_bins)))
             out[start:stop] = masks + a[None, :] + r[:, c.feature_of_cell]
             share[start:stop] = np.uint64(0) - r.sum(axis=1, dtype=np.uint64)
+
+        map_chunks(chunk, c.chunks())
         return out, share
 
     def scatter(self, use: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,13 +140,18 @@ class Holder:
         c = self.cells
         if values.dtype != np.uint64 or values.shape != (c.n_rows, 2):
             raise ValueError("scatter takes one value mod 2^128 (two uint64 words) per row")
-        aes = BlockCipher(_use_key(c.session, use))
+        key = _use_key(c.session, use)
         out = np.empty((c.n_rows, len(c.n_bins), 2), dtype=np.uint64)
-        sums = np.zeros((c.width, 2), dtype=np.uint64)
-        for start, stop in c.chunks():
-            p = c.pads(aes, start, stop).view(np.uint64)  # (k, width, 2): one value mod 2^128 a cell
-            sums = u128.add(sums, u128.sum_rows(p, axis=0))
+
+        def chunk(bounds: tuple[int, int]) -> np.ndarray:
+            start, stop = bounds
+            p = c.pads(BlockCipher(key), start, stop).view(np.uint64)  # (k, width, 2): one value mod 2^128 a cell
             out[start:stop] = u128.add(u128.segment_sums(p, c.offsets[:-1], axis=1), values[start:stop, None, :])
+            return u128.sum_rows(p, axis=0)
+
+        sums = np.zeros((c.width, 2), dtype=np.uint64)
+        for part in map_chunks(chunk, c.chunks()):
+            sums = u128.add(sums, part)
         return out, u128.neg(sums)
 
 
@@ -159,16 +169,20 @@ class Chooser:
         c = self.cells
         if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint64 or corrections.shape != (c.n_rows, c.width):
             raise MalformedMessageError(f"lookup corrections must be uint64 ({c.n_rows}, {c.width})")
-        aes = BlockCipher(_use_key(c.session, use))
+        key = _use_key(c.session, use)
         share = np.empty(c.n_rows, dtype=np.uint64)
-        for start, stop in c.chunks():
-            p = c.pads(aes, start, stop)
+
+        def chunk(bounds: tuple[int, int]) -> None:
+            start, stop = bounds
+            p = c.pads(BlockCipher(key), start, stop)
             own = self.own[start:stop]
             rows = np.arange(stop - start)[:, None]
             # its XOR over all cells includes its unrelated pad at its own bin: XOR that out again
             others = c.xor_per_feature(p) ^ p.view(np.uint64)[rows, own]  # (k, features, 2)
             masks = c.masks(use, start, others.view(np.uint8), own)
             share[start:stop] = (corrections[start:stop][rows, own] - masks).sum(axis=1, dtype=np.uint64)
+
+        map_chunks(chunk, c.chunks())
         return share
 
     def scatter(self, use: int, corrections: np.ndarray) -> np.ndarray:
@@ -177,17 +191,20 @@ class Chooser:
         if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint64 \
                 or corrections.shape != (c.n_rows, len(c.n_bins), 2):
             raise MalformedMessageError(f"scatter corrections must be uint64 ({c.n_rows}, {len(c.n_bins)}, 2)")
-        aes = BlockCipher(_use_key(c.session, use))
-        sums = np.zeros((c.width, 2), dtype=np.uint64)
-        for start, stop in c.chunks():
-            p = c.pads(aes, start, stop).view(np.uint64)
+        key = _use_key(c.session, use)
+
+        def chunk(bounds: tuple[int, int]) -> np.ndarray:
+            start, stop = bounds
+            p = c.pads(BlockCipher(key), start, stop).view(np.uint64)
             own = self.own[start:stop]
             rows = np.arange(stop - start)[:, None]
             mine = p[rows, own]  # its unrelated pad at its own bin: not part of any share
             others = u128.sub(u128.segment_sums(p, c.offsets[:-1], axis=1), mine)
             at_own = u128.sub(corrections[start:stop], others)
-            sums = u128.add(sums, u128.sub(u128.sum_rows(p, axis=0), u128.bin_sums(own, mine, c.width)))
-            sums = u128.add(sums, u128.bin_sums(own, at_own, c.width))
+            part = u128.sub(u128.sum_rows(p, axis=0), u128.bin_sums(own, mine, c.width))
+            return u128.add(part, u128.bin_sums(own, at_own, c.width))
+
+        sums = np.zeros((c.width, 2), dtype=np.uint64)
+        for part in map_chunks(chunk, c.chunks()):
+            sums = u128.add(sums, part)
         return sums
-
-

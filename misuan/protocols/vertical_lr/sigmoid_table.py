@@ -41,6 +41,7 @@ from misuan.crypto.aes_prg import BLOCK, fixed_key_hash
 from misuan.crypto.ot_extension import ExtensionReceiver, ExtensionSender, chunks_of
 from misuan.errors import MalformedMessageError
 from misuan.protocols.vertical_lr import u128
+from misuan.protocols.vertical_lr.chunks import map_chunks
 from misuan.protocols.vertical_lr.ring import random_words
 
 __all__ = ["SigmoidReceiver", "SigmoidSender", "TableShape", "run_extension"]
@@ -167,7 +168,8 @@ class SigmoidSender:
         out = np.empty((n, s.entry_words()), dtype=np.uint64)
         product_share = np.empty((n, 2), dtype=np.uint64)
         at_bits = np.arange(s.shift, dtype=np.uint64)[None, :]
-        for a in range(0, n, _CHUNK_ROWS):
+
+        def chunk(a: int) -> None:
             b = min(a + _CHUNK_ROWS, n)
             masks = _line_masks(k0[a:b, : s.index_bits], k1[a:b, : s.index_bits], a, self.session)
             line_a, line_b = self.lines(slice(a, b))
@@ -181,6 +183,8 @@ class SigmoidSender:
                                np.broadcast_to(at_bits, (b - a, s.shift)))
             out[a:b, 2 * width:] = u128.add(u128.sub(g0, g1), shifted).reshape(b - a, -1)
             product_share[a:b] = u128.neg(u128.sum_rows(g0, axis=1))
+
+        map_chunks(chunk, range(0, n, _CHUNK_ROWS))
         return out, u128.add(u128.widen(m1, signed=True), u128.truncate(product_share, s.score_bits, first=True))
 
 
