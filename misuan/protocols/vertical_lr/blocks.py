@@ -17,7 +17,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["OwnBlock", "gamma", "one_hot_cells", "own_block"]
+__all__ = ["PRODUCT_BITS", "Q_BITS", "SHORT_BITS", "OwnBlock", "gamma", "one_hot_cells", "own_block"]
+
+# The partner's block of a vector enters the preconditioner's product at Q_BITS fractional bits; the
+# bank's share is first re-shared to SHORT_BITS (the vector's entries stay below 2^20, and 40 bits
+# of statistical margin), so the product needs SHORT_BITS OTs an entry instead of 128.
+Q_BITS = 24
+SHORT_BITS = 20 + Q_BITS + 40
+PRODUCT_BITS = 40 + Q_BITS  # D^{-1} at 40 fractional bits times q at Q_BITS
 
 
 def one_hot_cells(bins: np.ndarray, n_bins: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,10 @@ TABLE = DisclosureKind(
     FEATURE,
 )
 SCATTER = DisclosureKind(_P, "per-row shares of p - y, one-time padded per row and feature", "blinded", EACH, OTHER)
+RESHARE = DisclosureKind(
+    _P, "its share of a vector less a short random mask (statistically hiding: entries below 2^20)", "blinded", LABEL,
+    FEATURE,
+)
 PRODUCT = DisclosureKind(_P, "product corrections, one-time padded per OT", "blinded", EACH, OTHER)
 OWN_GRADIENT = DisclosureKind(
     _P, "the label party's own gradient (sums of p over its bins and the intercept)", "aggregate", FEATURE, LABEL,
@@ -37,6 +41,6 @@ COEFFICIENTS = DisclosureKind(
 )
 
 DISCLOSURES = (
-    SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, PRODUCT, OWN_GRADIENT, OPENED,
+    SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
     COEFFICIENTS,
 )

@@ -103,17 +103,17 @@ class Link:
         return out
 
     # --- products and openings ----------------------------------------------------------------
-    def product_matrix_side(self, matrix: np.ndarray) -> np.ndarray:
-        """This side's share of ``matrix @ x`` (the peer holds ``x``)."""
-        side = products.MatrixSide(matrix, matrix.shape[1], self.next_session())
+    def product_matrix_side(self, matrix: np.ndarray, bits: int = 128) -> np.ndarray:
+        """This side's share of ``matrix @ x`` (the peer holds ``x``, of ``bits`` bits)."""
+        side = products.MatrixSide(matrix, matrix.shape[1], self.next_session(), bits)
         self.extend_as_sender(side.extension)
         corrections, mine = side.corrections()
         self.send(Products(corrections), D.PRODUCT, corrections.shape[:2])
         return mine
 
-    def product_vector_side(self, x: np.ndarray, n_rows: int) -> np.ndarray:
-        """This side's share of ``M @ x`` (the peer holds ``M``, ``n_rows`` rows)."""
-        side = products.VectorSide(x, n_rows, self.next_session())
+    def product_vector_side(self, x: np.ndarray, n_rows: int, bits: int = 128) -> np.ndarray:
+        """This side's share of ``M @ x`` (the peer holds ``M``, ``n_rows`` rows; ``x`` of ``bits`` bits)."""
+        side = products.VectorSide(x, n_rows, self.next_session(), bits)
         self.extend_as_receiver(side.extension)
         msg = self.recv(Products, D.PRODUCT, (len(side.bits), n_rows))
         assert isinstance(msg, Products)

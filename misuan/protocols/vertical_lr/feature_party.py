@@ -113,12 +113,18 @@ class _PartnerOps:
         return [decode_int(a + b, 2 * SCALE_BITS) for a, b in zip(mine, u128.to_ints(theirs), strict=True)]
 
     def precondition(self, q: Shared) -> Shared:
-        held = u128.to_ints(self.link.product_matrix_side(self.matrix_words))
-        own = [sum(m * x for m, x in zip(row, q.share, strict=True)) + h for row, h in zip(self.matrix_ints, held, strict=True)]
-        t_share = [truncate_share(x, SCALE_BITS, False) for x in own[:-1]]
+        q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, False) for v in q.share]
+        delta = self.link.recv(Shares, D.RESHARE, (self.width,))
+        assert isinstance(delta, Shares)
+        if not isinstance(delta.words, np.ndarray) or delta.words.dtype != np.uint64 or delta.words.shape != (self.width, 2):
+            raise MalformedMessageError("the bank's re-shared vector has the wrong shape")
+        q_mine = [(a + b) % MOD for a, b in zip(q_low, u128.to_ints(delta.words), strict=True)]
+        held = u128.to_ints(self.link.product_matrix_side(self.matrix_words, bits=blocks.SHORT_BITS))
+        own = [sum(m * x for m, x in zip(row, q_mine, strict=True)) + h for row, h in zip(self.matrix_ints, held, strict=True)]
+        t_share = [truncate_share(x, blocks.PRODUCT_BITS - SCALE_BITS, False) for x in own[:-1]]
         mine = [own[-1], 0]
         theirs = u128.to_ints(self.link.exchange_shares(u128.from_ints(mine), False, D.OPENED))
-        pi_p, pi_b = (decode_int(a + b, 2 * SCALE_BITS) for a, b in zip(mine, theirs, strict=True))
+        pi_p, pi_b = (decode_int(a + b, blocks.PRODUCT_BITS) for a, b in zip(mine, theirs, strict=True))
         _, g2 = blocks.gamma(self.s0, self.n, self.kappa_b, self.block.kappa, pi_b, pi_p)
         correction = [encode_int(x * g2) for x in self.block.u]  # u_p is the partner's own
         return Shared(None, [(t - c) % MOD for t, c in zip(t_share, correction, strict=True)])

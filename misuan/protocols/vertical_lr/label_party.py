@@ -152,13 +152,18 @@ class _BankOps:
     def precondition(self, q: Shared) -> Shared:
         assert q.bank is not None
         t_bank_block = self.block.inverse @ q.bank
-        held = self.link.product_vector_side(q.words(), self.partner_width + 1)  # [D_p^{-1}; u_p^T] q_bank
-        ints = u128.to_ints(held)
-        t_share = [truncate_share(x, SCALE_BITS, True) for x in ints[:-1]]
+        # the partner block at Q_BITS, the bank's share re-shared short: q = short + (partner's + delta)
+        q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, True) for v in q.share]
+        short = [int.from_bytes(os.urandom(16), "big") >> (128 - blocks.SHORT_BITS) for _ in q_low]
+        self.link.send(Shares(u128.from_ints([(a - b) % MOD for a, b in zip(q_low, short, strict=True)])),
+                       D.RESHARE, (len(short),))
+        held = self.link.product_vector_side(u128.from_ints(short), self.partner_width + 1, bits=blocks.SHORT_BITS)
+        ints = u128.to_ints(held)  # [D_p^{-1}; u_p^T] short, at PRODUCT_BITS
+        t_share = [truncate_share(x, blocks.PRODUCT_BITS - SCALE_BITS, True) for x in ints[:-1]]
         pi_b = float(self.block.counts @ t_bank_block)
-        mine = [ints[-1], encode_int(pi_b, 2 * SCALE_BITS)]
+        mine = [ints[-1], encode_int(pi_b, blocks.PRODUCT_BITS)]
         theirs = u128.to_ints(self.link.exchange_shares(u128.from_ints(mine), True, D.OPENED))
-        pi_p, pi_b_opened = (decode_int(a + b, 2 * SCALE_BITS) for a, b in zip(mine, theirs, strict=True))
+        pi_p, pi_b_opened = (decode_int(a + b, blocks.PRODUCT_BITS) for a, b in zip(mine, theirs, strict=True))
         g1, _ = blocks.gamma(self.s0, self.n, self.block.kappa, self.kappa_p, pi_b_opened, pi_p)
         return Shared(t_bank_block - self.block.u * g1, t_share)
 

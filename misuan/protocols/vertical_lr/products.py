@@ -12,8 +12,9 @@ MASCOT and of SecureML's offline phase). ``G(K)`` is the fixed-key hash of ``K``
 
 What each side sees: the vector side one correction per OT, each padded by ``G`` of the key it did
 not choose (pseudorandom to it); the matrix side the extension's columns (which hide the bits).
-Cost: ``128 c`` OTs and ``128 c r`` values of 16 bytes on the wire (a 200 x 200 matrix: 25,600
-OTs, 82 MB; an inner product, ``r = 1``: 0.4 MB).
+Cost: ``bits c`` OTs and ``bits c r`` values of 16 bytes on the wire, ``bits`` (128 unless the
+vector's values are known to be shorter) per entry (a 200 x 200 matrix at 128 bits: 25,600 OTs,
+82 MB; an inner product, ``r = 1``: 0.4 MB).
 Fixed point: ``M`` with ``a`` fractional bits times ``x`` with ``b`` has ``a + b``; the caller
 truncates (:func:`misuan.protocols.vertical_lr.ring.truncate`).
 """
@@ -52,13 +53,15 @@ def _expand(keys: np.ndarray, n_values: int, session: bytes) -> np.ndarray:
 class VectorSide:
     """The side with ``x``: the extension's receiver (its choice bits are the bits of ``x``), then :meth:`share`."""
 
-    def __init__(self, x: np.ndarray, n_rows: int, session: bytes) -> None:
-        if x.dtype != np.uint64 or x.ndim != 2 or x.shape[1] != 2:
-            raise ValueError("the vector is (c, 2) uint64 word pairs")
+    def __init__(self, x: np.ndarray, n_rows: int, session: bytes, bits: int = _BITS) -> None:
+        if x.dtype != np.uint64 or x.ndim != 2 or x.shape[1] != 2 or not 1 <= bits <= _BITS:
+            raise ValueError("the vector is (c, 2) uint64 word pairs, of at most 128 bits")
         self.n_rows, self.session = n_rows, session
         shifts = np.arange(64, dtype=np.uint64)
-        bits = ((x[:, :, None] >> shifts) & np.uint64(1)).astype(np.uint8)  # (c, 2, 64): low word first
-        self.bits = bits.reshape(-1)
+        every = ((x[:, :, None] >> shifts) & np.uint64(1)).astype(np.uint8).reshape(len(x), _BITS)  # low word first
+        if every[:, bits:].any():
+            raise ValueError(f"a vector value has more than {bits} bits")
+        self.bits = every[:, :bits].reshape(-1)
         self.extension = ExtensionReceiver(self.bits, session)
 
     def share(self, corrections: np.ndarray) -> np.ndarray:
@@ -78,24 +81,24 @@ class VectorSide:
 class MatrixSide:
     """The side with ``M``: the extension's sender (both keys kept), then :meth:`corrections`."""
 
-    def __init__(self, matrix: np.ndarray, n_cols: int, session: bytes) -> None:
+    def __init__(self, matrix: np.ndarray, n_cols: int, session: bytes, bits: int = _BITS) -> None:
         if matrix.dtype != np.uint64 or matrix.ndim != 3 or matrix.shape[1:] != (n_cols, 2):
             raise ValueError(f"the matrix is (r, {n_cols}, 2) uint64 word pairs")
-        self.matrix, self.session = matrix, session
-        self.extension = ExtensionSender(n_cols * _BITS, session, both_keys=True)
+        self.matrix, self.session, self.bits = matrix, session, bits
+        self.extension = ExtensionSender(n_cols * bits, session, both_keys=True)
 
     def corrections(self) -> tuple[np.ndarray, np.ndarray]:
-        """The corrections to send (``(128 c, r, 2)`` uint64) and this side's share of ``M x`` (``(r, 2)``)."""
+        """The corrections to send (``(bits c, r, 2)`` uint64) and this side's share of ``M x`` (``(r, 2)``)."""
         if not self.extension.complete:
             raise RuntimeError("the OT extension's columns come first")
         r, c = self.matrix.shape[:2]
-        n = c * _BITS
+        n = c * self.bits
         g0 = _expand(self.extension.keys0[:n], r, self.session)
         g1 = _expand(self.extension.keys[:n], r, self.session)
-        # 2^l M[:, j] for every l, by doubling: (c, 128, r, 2)
-        shifted = np.empty((c, _BITS, r, 2), dtype=np.uint64)
+        # 2^l M[:, j] for every l, by doubling: (c, bits, r, 2)
+        shifted = np.empty((c, self.bits, r, 2), dtype=np.uint64)
         lo, hi = self.matrix[:, :, 0].T.copy(), self.matrix[:, :, 1].T.copy()
-        for bit in range(_BITS):
+        for bit in range(self.bits):
             shifted[:, bit, :, 0], shifted[:, bit, :, 1] = lo, hi
             hi = (hi << np.uint64(1)) | (lo >> np.uint64(63))
             lo = lo << np.uint64(1)
