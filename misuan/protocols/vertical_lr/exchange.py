@@ -4,7 +4,7 @@ Gilboa products, and opening shares; each records what crosses in the ledger."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -13,8 +13,10 @@ from misuan.crypto.ot_extension import BASE_OTS, ExtensionReceiver, ExtensionSen
 from misuan.errors import MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureKind
+from misuan.protocols.secureboost.shares import choice_bits
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr import products
+from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.messages import (
     CHUNK_BYTES,
     OtBase,
@@ -35,6 +37,26 @@ class Link:
     def __init__(self, chan: Channel, peer: str, step: str, session: bytes) -> None:
         self.chan, self.peer, self.step, self.session = chan, peer, step, session
         self.count = 0
+        self.uses = 0
+
+    def next_use(self) -> int:
+        """The number of the next lookup or scatter (their pads' key): counted alike on both sides."""
+        self.uses += 1
+        return self.uses
+
+    def bins_as_holder(self, n_rows: int, n_bins: Sequence[int]) -> Holder:
+        """The setup of the peer's bins (the peer chooses): this side gets every key."""
+        session = self.next_session()
+        sender = ExtensionSender(n_rows * int(sum(n_bins)), session)
+        self.extend_as_sender(sender)
+        return Holder(sender.keys, n_rows, n_bins, session)
+
+    def bins_as_chooser(self, bins: np.ndarray, n_bins: Sequence[int]) -> Chooser:
+        """The setup of this side's bins: it gets every key but its own bin's."""
+        session = self.next_session()
+        receiver = ExtensionReceiver(choice_bits(bins, n_bins), session)
+        self.extend_as_receiver(receiver)
+        return Chooser(receiver.keys, bins, n_bins, session)
 
     def next_session(self) -> bytes:
         self.count += 1

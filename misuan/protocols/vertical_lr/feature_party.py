@@ -7,10 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from misuan.crypto.ot_extension import ExtensionReceiver, ExtensionSender
 from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
-from misuan.protocols.secureboost.shares import choice_bits
 from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
@@ -26,6 +24,7 @@ from misuan.protocols.vertical_lr.shared_vectors import (
     decode_int,
     encode_int,
     scale_share,
+    score_words,
     truncate_share,
 )
 from misuan.protocols.vertical_lr.sigmoid_table import SigmoidReceiver
@@ -56,7 +55,6 @@ class _PartnerOps:
         self.bank_width = int(sum(self.bank_bins))
         self.bank_features = len(self.bank_bins)
         self.w_share = [0] * self.width
-        self.use = 0
         self.chooser: Chooser | None = None
         self.holder: Holder | None = None
         # [D_p^{-1}; u_p^T] in fixed point: the matrix side of every preconditioning product
@@ -65,26 +63,15 @@ class _PartnerOps:
         self.matrix_words = u128.from_ints([x for r in self.matrix_ints for x in r]).reshape(self.width + 1, self.width, 2)
 
     def connect(self) -> None:
-        session = self.link.next_session()
-        receiver = ExtensionReceiver(choice_bits(self.bins, self.n_bins), session)
-        self.link.extend_as_receiver(receiver)
-        self.chooser = Chooser(receiver.keys, self.bins, self.n_bins, session)
-        session = self.link.next_session()
-        sender = ExtensionSender(self.n * self.bank_width, session)
-        self.link.extend_as_sender(sender)
-        self.holder = Holder(sender.keys, self.n, self.bank_bins, session)
-
-    def _use(self) -> int:
-        self.use += 1
-        return self.use
+        self.chooser = self.link.bins_as_chooser(self.bins, self.n_bins)
+        self.holder = self.link.bins_as_holder(self.n, self.bank_bins)
 
     def probabilities(self) -> np.ndarray:
         assert self.chooser is not None
         shape = self.params.table
-        shift = SCALE_BITS - shape.score_bits
-        c = np.array([truncate_share(v, shift, False) % (1 << 64) for v in self.w_share], dtype=np.uint64)
+        c = score_words(self.w_share, shape.score_bits, False)
         corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP)
-        z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self._use(), corrections)
+        z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self.link.next_use(), corrections)
         receiver = SigmoidReceiver(z, shape, self.link.next_session())
         self.link.extend_as_receiver(receiver.extension)
         entries = self.link.recv_rows((self.n, shape.entry_words()), D.TABLE)
@@ -94,10 +81,10 @@ class _PartnerOps:
         assert self.chooser is not None and self.holder is not None
         p = self.probabilities()
         corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
-        sums = u128.add(self.chooser.scatter(self._use(), corrections), u128.bin_sums(self.cells, p, self.width))
+        sums = u128.add(self.chooser.scatter(self.link.next_use(), corrections), u128.bin_sums(self.cells, p, self.width))
         share = [(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(sums)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
-        corrections, held = self.holder.scatter(self._use(), p)
+        corrections, held = self.holder.scatter(self.link.next_use(), p)
         self.link.send_rows(corrections, D.SCATTER)
         self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
         return Shared(None, share)

@@ -10,10 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from misuan.crypto.ot_extension import ExtensionReceiver, ExtensionSender
 from misuan.errors import DataError, MalformedMessageError
 from misuan.net.channel import Channel
-from misuan.protocols.secureboost.shares import choice_bits
 from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
@@ -28,6 +26,7 @@ from misuan.protocols.vertical_lr.shared_vectors import (
     decode_int,
     encode_int,
     scale_share,
+    score_words,
     truncate_share,
 )
 from misuan.protocols.vertical_lr.sigmoid_table import SigmoidSender
@@ -76,34 +75,22 @@ class _BankOps:
         self.w_share = [0] * self.partner_width
         self.ext_bins = ext_bins
         self.aty = np.bincount(self.cells.reshape(-1), weights=np.repeat(self.y, self.cells.shape[1]), minlength=self.width)
-        self.use = 0
         self.kappa_p = 0.0
         self.holder: Holder | None = None
         self.chooser: Chooser | None = None
 
     def connect(self) -> None:
         """The two OT extensions of the setup: for the partner's bins (it chooses), for the bank's."""
-        session = self.link.next_session()
-        sender = ExtensionSender(self.n * self.partner_width, session)
-        self.link.extend_as_sender(sender)
-        self.holder = Holder(sender.keys, self.n, self.partner_bins, session)
-        session = self.link.next_session()
-        receiver = ExtensionReceiver(choice_bits(self.ext_bins, self.ext_n_bins), session)
-        self.link.extend_as_receiver(receiver)
-        self.chooser = Chooser(receiver.keys, self.ext_bins, self.ext_n_bins, session)
-
-    def _use(self) -> int:
-        self.use += 1
-        return self.use
+        self.holder = self.link.bins_as_holder(self.n, self.partner_bins)
+        self.chooser = self.link.bins_as_chooser(self.ext_bins, self.ext_n_bins)
 
     def probabilities(self) -> np.ndarray:
         """This side's shares of ``p`` mod 2^128 (``(rows, 2)``)."""
         assert self.holder is not None
         shape = self.params.table
-        shift = SCALE_BITS - shape.score_bits
-        a = np.array([truncate_share(v, shift, True) % (1 << 64) for v in self.w_share], dtype=np.uint64)
+        a = score_words(self.w_share, shape.score_bits, True)
         offsets = np.concatenate([[0], np.cumsum(self.partner_bins)])
-        corrections, held = self.holder.lookup(self._use(), [a[offsets[f]: offsets[f + 1]] for f in range(self.partner_features)])
+        corrections, held = self.holder.lookup(self.link.next_use(), [a[offsets[f]: offsets[f + 1]] for f in range(self.partner_features)])
         self.link.send_rows(corrections, D.LOOKUP)
         scores = self.w[self.cells].sum(axis=1)
         z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held
@@ -118,12 +105,12 @@ class _BankOps:
         p = self.probabilities()
         # the partner's block: the bank's p - y scattered into the partner's bins
         y_words = u128.widen((self.y * 2**P_BITS).astype(np.int64).view(np.uint64), signed=True)
-        corrections, held = self.holder.scatter(self._use(), u128.sub(p, y_words))
+        corrections, held = self.holder.scatter(self.link.next_use(), u128.sub(p, y_words))
         self.link.send_rows(corrections, D.SCATTER)
         share = [(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(held)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, True), strict=True)]
         # the bank's block: the partner's p scattered into the bank's bins, its sums' shares sent over
-        use = self._use()
+        use = self.link.next_use()
         theirs = self.link.recv_rows((self.n, len(self.ext_n_bins), 2), D.SCATTER)
         msg = self.link.recv(Shares, D.OWN_GRADIENT, (self.width,))
         assert isinstance(msg, Shares)

@@ -16,7 +16,7 @@ import numpy as np
 
 from misuan.protocols.vertical_lr import u128
 
-__all__ = ["COEFF_BITS", "MOD", "SCALE_BITS", "Shared", "decode_int", "encode_int", "scale_share", "truncate_share"]
+__all__ = ["COEFF_BITS", "MOD", "SCALE_BITS", "Shared", "decode_int", "encode_int", "scale_share", "score_words", "truncate_share"]
 
 MOD = u128.MOD
 SCALE_BITS = 40  # fractional bits of the optimiser's vectors
@@ -36,6 +36,12 @@ def truncate_share(v: int, bits: int, first: bool) -> int:
     """A share of ``x / 2^bits`` from a share of ``x`` (the first party shifts its share, the second
     the negation of its own)."""
     return (v % MOD) >> bits if first else (-(((-v) % MOD) >> bits)) % MOD
+
+
+def score_words(share: list[int], score_bits: int, first: bool) -> np.ndarray:
+    """A share of the vector at ``score_bits`` fractional bits mod 2^64 (what lookups take)."""
+    shift = SCALE_BITS - score_bits
+    return np.array([truncate_share(v, shift, first) % (1 << 64) for v in share], dtype=np.uint64)
 
 
 def scale_share(share: list[int], c: float, first: bool) -> list[int]:
