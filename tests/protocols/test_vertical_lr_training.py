@@ -49,8 +49,8 @@ def test_training_matches_the_pooled_plaintext_fit(bank_features: int) -> None:
     assert abs(auc - roc_auc_score(y, reference.decision_function(pooled))) < 0.002
     big = np.abs(ref) > 0.05
     rel = np.abs(coef - ref)[big] / np.abs(ref[big])
-    # the sigmoid table's grid (1/16, scores to +-1/32) leaves a small noise on the coefficients
-    assert np.median(rel) < 0.01 and rel.max() < 0.05, (np.median(rel), rel.max())
+    # the bar: within 1% (the sigmoid's lines are within 0.002 of it, without bias)
+    assert np.median(rel) < 0.002 and rel.max() < 0.01, (np.median(rel), rel.max())
     assert abs(bank.coef[0] - reference.intercept_[0]) < 0.02
     assert bank.losses[-1] < bank.losses[0]
 
