@@ -1,0 +1,110 @@
+"""Vertical logistic regression as a scikit-learn-style estimator, one copy per party.
+
+Each party fits its own copy over its channel (``fit(bins, y, channel=..., label_party=...)``): the
+bank with the labels, the partner without. After the fit each copy holds only its own part of the
+model: the bank its intercept and its bins' coefficients, the partner its bins' coefficients
+(``coef_``, one array per feature). :meth:`scorecard` turns a part into its points table
+(:func:`misuan.ml.scorecard.scorecard_from_bin_lr`); the parts' scores add up to the model's.
+:func:`fit_local` runs both parties in threads over in-memory channels (notebooks, tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from misuan.errors import ConfigError, DataError
+from misuan.ml.scorecard import Scorecard, scorecard_from_bin_lr
+from misuan.net.channel import Channel
+from misuan.net.local import LocalOutcome, run_local
+from misuan.protocols.vertical_lr import STEP, TrainingParams, train_feature_party, train_label_party
+
+__all__ = ["VerticalLogisticRegression", "fit_local"]
+
+_PARAMS = ("C", "tol", "max_iter", "memory")
+
+
+class VerticalLogisticRegression:
+    """L2 logistic regression on bin indicators, trained jointly (``protocols/vertical_lr``)."""
+
+    def __init__(self, C: float = 1.0, tol: float = 1e-4, max_iter: int = 50, memory: int = 3) -> None:  # noqa: N803
+        self.C, self.tol, self.max_iter, self.memory = C, tol, max_iter, memory
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _PARAMS}
+
+    def set_params(self, **params: Any) -> VerticalLogisticRegression:
+        for k, v in params.items():
+            if k not in _PARAMS:
+                raise ConfigError(f"unknown parameter {k!r}; the parameters are {list(_PARAMS)}")
+            setattr(self, k, v)
+        return self
+
+    def training_params(self) -> TrainingParams:
+        return TrainingParams(c=float(self.C), tol=float(self.tol), max_iter=int(self.max_iter), memory=int(self.memory))
+
+    def fit(self, bins: Any, y: Any = None, *, channel: Channel, label_party: str, n_bins: Sequence[int],
+            step: str = STEP) -> VerticalLogisticRegression:
+        """Train as ``channel.party``: ``bins`` its (rows, features) bin indices of the aligned rows,
+        ``n_bins`` the bins of each of its features; the label party passes the 0/1 labels ``y``."""
+        x = np.asarray(bins)
+        if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
+            raise DataError("bins are a (rows, features) array of bin indices")
+        params = self.training_params()
+        nb = [int(b) for b in n_bins]
+        offsets = np.concatenate([[0], np.cumsum(nb)]).astype(int)
+        if channel.party == label_party:
+            if y is None:
+                raise DataError("the label party must pass the labels y to fit")
+            peer = next(p for p in channel.peers)
+            bank = train_label_party(channel, peer, x, nb, np.asarray(y), params, step=step)
+            self.role_, self.intercept_, flat = "label_party", float(bank.coef[0]), bank.coef[1:]
+            self.n_iter_, self.losses_ = bank.iterations, bank.losses
+        else:
+            if y is not None:
+                raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")
+            partner = train_feature_party(channel, label_party, x, nb, params, step=step)
+            self.role_, self.intercept_, flat = "feature_party", 0.0, partner.coef
+            self.n_iter_, self.losses_ = partner.iterations, []
+        self.n_bins_ = nb
+        self.coef_ = [flat[offsets[j]: offsets[j + 1]] for j in range(len(nb))]
+        return self
+
+    def partial_decision_function(self, bins: Any) -> np.ndarray:
+        """This party's part of the log-odds of default for its bins (the bank's includes the intercept)."""
+        self._check_fitted()
+        x = np.asarray(bins)
+        return self.intercept_ + sum(self.coef_[j][x[:, j]] for j in range(len(self.coef_)))
+
+    def scorecard(self, features: list[str], labels: list[list[str]], n_features: int, *, pdo: float = 20.0,
+                  base_score: float = 600.0, base_odds: float = 50.0, intercept: float | None = None) -> Scorecard:
+        """This party's points table. Both parts need the model's intercept and the number of features
+        of all parties: the bank has the intercept; the partner passes the one the bank shares."""
+        self._check_fitted()
+        b0 = self.intercept_ if intercept is None else intercept
+        if self.role_ == "feature_party" and intercept is None:
+            raise ConfigError("the partner's scorecard part needs the model's intercept (from the bank)")
+        return scorecard_from_bin_lr(features, labels, list(self.coef_), b0, n_features,
+                                     pdo=pdo, base_score=base_score, base_odds=base_odds)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise ConfigError("fit the estimator first")
+
+
+def fit_local(estimator: VerticalLogisticRegression, parts: Mapping[str, Any], n_bins: Mapping[str, Sequence[int]],
+              y: Any, *, label_party: str, job_id: str = "vertical-lr-local",
+              ) -> tuple[dict[str, VerticalLogisticRegression], dict[str, LocalOutcome]]:
+    """Fit every party's copy in threads over in-memory channels; ``parts[party]`` its bins."""
+    if label_party not in parts or len(parts) != 2:
+        raise ConfigError("vertical LR takes two parties, the label party among them")
+    models = {p: VerticalLogisticRegression(**estimator.get_params()) for p in parts}
+
+    def run(party: str) -> Any:
+        return lambda ch: models[party].fit(parts[party], y if party == label_party else None, channel=ch,
+                                            label_party=label_party, n_bins=n_bins[party])
+
+    outcomes = run_local({p: run(p) for p in parts}, job_id=job_id)
+    return models, outcomes

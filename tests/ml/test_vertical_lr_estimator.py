@@ -1,0 +1,41 @@
+"""The vertical LR estimator: each party's copy holds its own part; the parts' scorecards add up to the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.metrics import roc_auc_score
+
+from misuan.errors import ConfigError, DataError
+from misuan.ml.scorecard import scaling
+from misuan.ml.vertical_lr import VerticalLogisticRegression, fit_local
+
+
+def test_parts_score_the_pooled_model_and_their_scorecards_add_up() -> None:
+    x, y = make_classification(3000, 5, n_informative=3, n_redundant=0, weights=[0.8], random_state=1)
+    bins = np.stack([np.searchsorted(np.quantile(x[:, j], [0.25, 0.5, 0.75]), x[:, j]) for j in range(5)], axis=1)
+    parts = {"bank": bins[:, :2], "partner": bins[:, 2:]}
+    models, outcomes = fit_local(VerticalLogisticRegression(tol=1e-6), parts, {"bank": [4, 4], "partner": [4, 4, 4]}, y,
+                                 label_party="bank")
+    bank, partner = models["bank"], models["partner"]
+    assert bank.role_ == "label_party" and partner.role_ == "feature_party" and bank.n_iter_ == partner.n_iter_
+    logit = bank.partial_decision_function(parts["bank"]) + partner.partial_decision_function(parts["partner"])
+    assert roc_auc_score(y, logit) > 0.8
+    labels = [[f"q{i}" for i in range(4)]] * 5
+    card_b = bank.scorecard(["a", "b"], labels[:2], 5)
+    card_p = partner.scorecard(["c", "d", "e"], labels[2:], 5, intercept=bank.intercept_)
+    factor, offset = scaling(20.0, 600.0, 50.0)
+    assert np.allclose(card_b.score(parts["bank"]) + card_p.score(parts["partner"]), offset - factor * logit, atol=1e-9)
+    with pytest.raises(ConfigError):
+        partner.scorecard(["c", "d", "e"], labels[2:], 5)  # the partner needs the intercept from the bank
+    assert outcomes["partner"].disclosures  # what the partner learnt is in its ledger
+
+
+def test_misuse_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        VerticalLogisticRegression().set_params(penalty="l1")
+    with pytest.raises(ConfigError):
+        VerticalLogisticRegression().partial_decision_function(np.zeros((1, 1), int))
+    with pytest.raises(DataError):
+        VerticalLogisticRegression().fit(np.zeros((3, 1)), None, channel=None, label_party="bank", n_bins=[2])  # type: ignore[arg-type]
