@@ -284,16 +284,29 @@ def _kkrt_spill_run(tmp: Path) -> list[Recorded]:
 
 def _vertical_lr_run() -> list[Recorded]:
     """Vertical LR: a few iterations on small random bins."""
-    from misuan.protocols.vertical_lr import TrainingParams, train_feature_party, train_label_party
+    from misuan.protocols.vertical_lr import (
+        TrainingParams,
+        score_feature_party,
+        score_label_party,
+        train_feature_party,
+        train_label_party,
+    )
 
     rng = np.random.default_rng(4)
     bins = rng.integers(0, 3, size=(300, 4))
     y = (rng.random(300) < 0.3).astype(np.int64)
     params = TrainingParams(max_iter=2, tol=0.0)
-    out = run_local({
-        "bank": lambda c: train_label_party(c, "partner", bins[:, :2], [3, 3], y, params),
-        "partner": lambda c: train_feature_party(c, "bank", bins[:, 2:], [3, 3], params),
-    }, job_id="vertical-lr")
+    points = rng.normal(size=(2, 3))
+
+    def bank(c: Any) -> Any:
+        train_label_party(c, "partner", bins[:, :2], [3, 3], y, params)
+        return score_label_party(c, "partner", ["a", "b"], points, bins[:, :2], 20.0, 600.0, 50.0)
+
+    def partner(c: Any) -> Any:
+        train_feature_party(c, "bank", bins[:, 2:], [3, 3], params)
+        return score_feature_party(c, "bank", ["c", "d"], points, bins[:, 2:])
+
+    out = run_local({"bank": bank, "partner": partner}, job_id="vertical-lr")
     return [Recorded("vertical_lr", p, frozenset({"vertical_lr"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
 
 

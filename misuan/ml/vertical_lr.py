@@ -19,7 +19,15 @@ from misuan.errors import ConfigError, DataError
 from misuan.ml.scorecard import Scorecard, scorecard_from_bin_lr
 from misuan.net.channel import Channel
 from misuan.net.local import LocalOutcome, run_local
-from misuan.protocols.vertical_lr import STEP, TrainingParams, train_feature_party, train_label_party
+from misuan.protocols.vertical_lr import (
+    STEP,
+    JointScores,
+    TrainingParams,
+    score_feature_party,
+    score_label_party,
+    train_feature_party,
+    train_label_party,
+)
 
 __all__ = ["VerticalLogisticRegression", "fit_local"]
 
@@ -88,6 +96,18 @@ class VerticalLogisticRegression:
             raise ConfigError("the partner's scorecard part needs the model's intercept (from the bank)")
         return scorecard_from_bin_lr(features, labels, list(self.coef_), b0, n_features,
                                      pdo=pdo, base_score=base_score, base_odds=base_odds)
+
+    def score_points(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str, k: int = 4,
+                     step: str = STEP) -> JointScores | None:
+        """Joint scoring of aligned rows with the parties' scorecard parts: the bank gets each row's
+        score, PD and up to ``k`` reasons (both parties' features), the partner ``None``."""
+        self._check_fitted()
+        x = np.asarray(bins)
+        if self.role_ == "label_party":
+            return score_label_party(channel, peer, card.features, card.points, x, card.pdo, card.base_score,
+                                     card.base_odds, k, step=step)
+        score_feature_party(channel, peer, card.features, card.points, x, k, step=step)
+        return None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):

@@ -8,8 +8,9 @@ from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
 
 from misuan.errors import ConfigError, DataError
-from misuan.ml.scorecard import scaling
+from misuan.ml.scorecard import Scorecard, scaling
 from misuan.ml.vertical_lr import VerticalLogisticRegression, fit_local
+from misuan.net.local import run_local
 
 
 def test_parts_score_the_pooled_model_and_their_scorecards_add_up() -> None:
@@ -29,6 +30,18 @@ def test_parts_score_the_pooled_model_and_their_scorecards_add_up() -> None:
     assert np.allclose(card_b.score(parts["bank"]) + card_p.score(parts["partner"]), offset - factor * logit, atol=1e-9)
     with pytest.raises(ConfigError):
         partner.scorecard(["c", "d", "e"], labels[2:], 5)  # the partner needs the intercept from the bank
+    # joint scoring: the bank gets the score, the PD and reasons over both parties' features
+    out = run_local({
+        "bank": lambda ch: bank.score_points(parts["bank"], card_b, channel=ch, peer="partner", k=3),
+        "partner": lambda ch: partner.score_points(parts["partner"], card_p, channel=ch, peer="bank", k=3),
+    }, job_id="score")
+    joint = out["bank"].result
+    assert out["partner"].result is None
+    assert np.allclose(joint.score, offset - factor * logit, atol=1e-9)
+    assert np.allclose(joint.pd, 1 / (1 + np.exp(-logit)), atol=1e-9)
+    pooled = Scorecard(["bank:a", "bank:b", "partner:c", "partner:d", "partner:e"], labels,
+                       np.vstack([card_b.points, card_p.points]), 20.0, 600.0, 50.0)
+    assert joint.reasons == pooled.reasons(bins, k=3)
     assert outcomes["partner"].disclosures  # what the partner learnt is in its ledger
 
 

@@ -111,6 +111,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "vertical_lr.RowWords": ["start", "words"],
         "vertical_lr.Products": ["corrections"],
         "vertical_lr.Shares": ["words"],
+        "vertical_lr.PartScores": ["names", "points", "features", "short"],
     }),
     "transport": (None, {
         "transport.FrameHeader": ["job_id", "sender", "step", "seq", "size"],

@@ -22,9 +22,10 @@ feature, its base rate rounded to 0.01, one label-free scalar of the bank's bloc
 iteration a handful of opened optimiser scalars (inner products over both blocks); at the end its
 own coefficients. The bank learns the partner's row count and bins per feature, one label-free
 scalar of the partner's block, the same opened scalars (from which, subtracting its own block, the
-inner products of the partner's block), and its own gradient each iteration. Neither receives
-another's per-row values, partial scores, residuals, per-row gradients or (the bank) the partner's
-coefficients.
+inner products of the partner's block), and its own gradient each iteration. During training
+neither receives another's per-row values, partial scores, residuals, per-row gradients or (the
+bank) the partner's coefficients. Joint scoring (:mod:`.scoring`) tells the bank, per row scored,
+the partner's points and up to ``k`` of its features with the points each falls short.
 
 Layout: :mod:`.messages` (``PROTOCOL``, the wire messages), :mod:`.params`, :mod:`.disclosures`,
 :mod:`.label_party` and :mod:`.feature_party` (the roles), :mod:`.exchange` (what both share on
@@ -37,8 +38,9 @@ from misuan.protocols.vertical_lr.feature_party import PartnerModel, train_featu
 from misuan.protocols.vertical_lr.label_party import BankModel, train_label_party
 from misuan.protocols.vertical_lr.messages import PROTOCOL, STEP
 from misuan.protocols.vertical_lr.params import TrainingParams
+from misuan.protocols.vertical_lr.scoring import JointScores, score_feature_party, score_label_party
 
 __all__ = [
-    "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "PartnerModel", "TrainingParams", "train_feature_party",
-    "train_label_party",
+    "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "JointScores", "PartnerModel", "TrainingParams",
+    "score_feature_party", "score_label_party", "train_feature_party", "train_label_party",
 ]

@@ -40,7 +40,16 @@ COEFFICIENTS = DisclosureKind(
     _P, "the feature party's coefficients (its model part), from the label party's share", "aggregate", LABEL, FEATURE,
 )
 
+PARTNER_POINTS = DisclosureKind(
+    _P, "per row scored, the feature party's points (its part of the score)", "plaintext", FEATURE, LABEL,
+    when="joint scoring",
+)
+PARTNER_REASONS = DisclosureKind(
+    _P, "per row scored, up to k of its features with the points each falls short of its best bin", "plaintext",
+    FEATURE, LABEL, when="joint scoring",
+)
+
 DISCLOSURES = (
     SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
-    COEFFICIENTS,
+    COEFFICIENTS, PARTNER_POINTS, PARTNER_REASONS,
 )

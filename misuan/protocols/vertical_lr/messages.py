@@ -96,3 +96,15 @@ class Shares:
     coefficients."""
 
     words: np.ndarray  # uint64 (k, 2)
+
+
+@wire.message("vertical_lr.PartScores")
+@dataclasses.dataclass
+class PartScores:
+    """The feature party's part of joint scoring: its feature names, per row the sum of its points,
+    and its worst features (indices into ``names``) with the points each falls short of its best bin."""
+
+    names: list[str]
+    points: np.ndarray  # float64 (rows,)
+    features: np.ndarray  # int32 (rows, k)
+    short: np.ndarray  # float64 (rows, k)
