@@ -79,11 +79,12 @@ def scorecard_from_bin_lr(
     pdo: float = 20.0, base_score: float = 600.0, base_odds: float = 50.0,
 ) -> Scorecard:
     """The scorecard part of ``features`` of a logistic regression on bin indicators (one coefficient
-    per bin: ``coef[j][i]`` for bin ``i`` of feature ``j``) whose intercept and offset are spread over
-    ``n_features`` features in all (every party's): each party builds its own part with the same
-    ``n_features``, and a customer's score is the sum of the points of every part, exactly
-    ``offset - factor * logit(PD)``. The points of bin ``i`` of feature ``j``:
-    ``-(coef[j][i] + intercept / n_features) * factor + offset / n_features``."""
+    per bin: ``coef[j][i]`` for bin ``i`` of feature ``j``). The score's offset is spread over
+    ``n_features`` features in all (every party's); the intercept over this part's features (the
+    bank passes it, the partner 0, so the partner never needs it). Each party builds its own part
+    with the same ``n_features`` and scaling, and a customer's score is the sum of the points of every
+    part, exactly ``offset - factor * logit(PD)``. The points of bin ``i`` of feature ``j``:
+    ``-(coef[j][i] + intercept / len(features)) * factor + offset / n_features``."""
     factor, offset = scaling(pdo, base_score, base_odds)
     if not (len(features) == len(labels) == len(coef)) or any(len(c) != len(lab) for c, lab in zip(coef, labels, strict=True)):
         raise ConfigError("every feature needs one label and one coefficient per bin")
@@ -92,7 +93,7 @@ def scorecard_from_bin_lr(
     width = max((len(c) for c in coef), default=0)
     points = np.full((len(features), width), np.nan)
     for j, c in enumerate(coef):
-        points[j, : len(c)] = -(np.asarray(c, dtype=np.float64) + intercept / n_features) * factor + offset / n_features
+        points[j, : len(c)] = -(np.asarray(c, dtype=np.float64) + intercept / len(features)) * factor + offset / n_features
     padded = [list(lab) + ["(empty)"] * (width - len(lab)) for lab in labels]
     return Scorecard(list(features), padded, np.nan_to_num(points, nan=-np.inf), pdo, base_score, base_odds)
 

@@ -87,14 +87,11 @@ class VerticalLogisticRegression:
         return self.intercept_ + sum(self.coef_[j][x[:, j]] for j in range(len(self.coef_)))
 
     def scorecard(self, features: list[str], labels: list[list[str]], n_features: int, *, pdo: float = 20.0,
-                  base_score: float = 600.0, base_odds: float = 50.0, intercept: float | None = None) -> Scorecard:
-        """This party's points table. Both parts need the model's intercept and the number of features
-        of all parties: the bank has the intercept; the partner passes the one the bank shares."""
+                  base_score: float = 600.0, base_odds: float = 50.0) -> Scorecard:
+        """This party's points table; ``n_features`` counts every party's features (the offset is
+        spread over them all, the intercept over the bank's: the partner never needs it)."""
         self._check_fitted()
-        b0 = self.intercept_ if intercept is None else intercept
-        if self.role_ == "feature_party" and intercept is None:
-            raise ConfigError("the partner's scorecard part needs the model's intercept (from the bank)")
-        return scorecard_from_bin_lr(features, labels, list(self.coef_), b0, n_features,
+        return scorecard_from_bin_lr(features, labels, list(self.coef_), self.intercept_, n_features,
                                      pdo=pdo, base_score=base_score, base_odds=base_odds)
 
     def score_points(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str, k: int = 4,

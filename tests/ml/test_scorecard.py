@@ -44,7 +44,7 @@ def test_a_bin_indicator_scorecard_in_two_parts_reproduces_the_models_score_exac
     labels = [[f"b{i}" for i in range(b)] for b in n_bins]
     names = ["bank_a", "bank_b", "partner_c", "partner_d"]
     bank = scorecard_from_bin_lr(names[:2], labels[:2], coef[:2], intercept, 4)
-    partner = scorecard_from_bin_lr(names[2:], labels[2:], coef[2:], intercept, 4)
+    partner = scorecard_from_bin_lr(names[2:], labels[2:], coef[2:], 0.0, 4)  # the intercept is the bank's
     logit = intercept + sum(coef[f][bins[:, f]] for f in range(4))
     factor, offset = scaling(20.0, 600.0, 50.0)
     total = bank.score(bins[:, :2]) + partner.score(bins[:, 2:])
