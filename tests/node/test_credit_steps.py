@@ -158,3 +158,60 @@ def test_bad_step_params_are_refused_before_anything_runs(tmp_path: Path, steps:
     partner = _write(tmp_path, "p.csv", ["a1"], **{c: [1.0] for c in taiwan.PARTNER_FEATURES[:6]})
     with pytest.raises(JobSpecError, match=field):
         simulate(_spec(tmp_path, bank, partner, steps), workdir=tmp_path / "w")
+
+
+SCORECARD = """\
+    [[step]]
+    kind = "psi"
+    params = { reveal = "both", normalize = { case = "casefold" } }
+    [[step]]
+    kind = "vertical_lr"
+    params = { n_bins = 5, tol = 1e-6, max_iter = 40, test_fraction = 0.25, split_seed = 3 }
+    """
+
+
+def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: Path) -> None:
+    import json
+
+    from sklearn.linear_model import LogisticRegression
+
+    bank_all, partner_all = taiwan.split_for_demo(seed=1)
+    bank_df = bank_all.iloc[:4000]
+    wanted = set(bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold())
+    partner_df = partner_all[partner_all["customer_id"].map(taiwan.normalize_demo_id).str.casefold().isin(wanted)]
+    bank_csv, partner_csv = tmp_path / "bank.csv", tmp_path / "partner.csv"
+    bank_df.to_csv(bank_csv, index=False)
+    partner_df.to_csv(partner_csv, index=False)
+    bank_df, partner_df = pd.read_csv(bank_csv), pd.read_csv(partner_csv)
+    res = simulate(_spec(tmp_path, bank_csv, partner_csv, SCORECARD), workdir=tmp_path / "w")
+    b, p = res.outputs("bank")["vertical_lr"], res.outputs("partner")["vertical_lr"]
+    assert b["n_train"] == p["n_train"] and b["n_test"] == p["n_test"] > 0 and b["iterations"] == p["iterations"]
+    assert 0.6 < b["auc"] <= 1 and 0 < b["ks"] <= 1 and "auc" not in p
+    assert all(len(e["reasons"]) <= 4 for e in b["examples"])
+    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
+             for party in ("bank", "partner")}
+    assert parts["bank"]["version"] == 1 and parts["partner"]["intercept"] is None  # the intercept is the bank's
+    assert parts["bank"]["n_features_all_parties"] == parts["partner"]["n_features_all_parties"] == 3 + 6
+    # the same model as scikit-learn's on the pooled bins of the training rows: rebuild those bins
+    # from each part's cut points and compare the coefficients
+    norm = partner_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()
+    joined = bank_df.assign(k=bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()).merge(
+        partner_df.assign(k=norm), on="k", suffixes=("", "_p"))
+    keys = list(joined["k"])
+    order = np.argsort(keys)
+    train, _ = holdout_split(sorted(keys), 0.25, 3)
+    rows = joined.iloc[order].iloc[train]
+
+    def one_hot(part: dict, cols: list[str]) -> np.ndarray:
+        blocks = []
+        for cuts, col, lab in zip(part["cuts"], cols, part["labels"], strict=True):
+            codes = np.searchsorted(np.array(cuts), rows[col].to_numpy(float), side="right")
+            blocks.append(np.eye(len([x for x in lab if x != "(empty)"]))[codes])
+        return np.hstack(blocks)
+
+    x = np.hstack([one_hot(parts["bank"], ["LIMIT_BAL", "PAY_0", "PAY_2"]),
+                   one_hot(parts["partner"], list(taiwan.PARTNER_FEATURES[:6]))])
+    ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(x, rows["default"])
+    coef = np.concatenate([np.concatenate(parts[q]["coef"]) for q in ("bank", "partner")])
+    big = np.abs(ref.coef_[0]) > 0.05
+    assert np.median(np.abs(coef - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])) < 0.01

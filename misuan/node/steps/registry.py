@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from misuan.errors import JobSpecError
 from misuan.node.spec import JobSpec, StepSpec
-from misuan.node.steps import evaluate, fairness, horizontal, monitor, psi, secure_sum, secureboost, woe
+from misuan.node.steps import (
+    evaluate,
+    fairness,
+    horizontal,
+    monitor,
+    psi,
+    secure_sum,
+    secureboost,
+    vertical_lr,
+    woe,
+)
 from misuan.node.steps.context import StepKind, where
 
 __all__ = ["STEPS", "check_step_roles", "register_step", "registered_kinds", "step_kind"]
 
 STEPS: dict[str, StepKind] = {
     k.kind: k for k in (
-        secure_sum.KIND, psi.KIND, woe.KIND, secureboost.KIND, evaluate.KIND, monitor.KIND, fairness.KIND,
+        secure_sum.KIND, psi.KIND, woe.KIND, secureboost.KIND, vertical_lr.KIND, evaluate.KIND, monitor.KIND,
+        fairness.KIND,
         horizontal.WOE, horizontal.SCORECARD, horizontal.BOOSTING,
     )
 }

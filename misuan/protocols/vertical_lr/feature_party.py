@@ -36,6 +36,7 @@ __all__ = ["PartnerModel", "train_feature_party"]
 class PartnerModel:
     coef: np.ndarray  # one per bin of each of the partner's features
     iterations: int
+    bank_n_bins: list[int]  # the bank's bins per feature (from its setup; the intercept not counted)
 
 
 class _PartnerOps:
@@ -151,4 +152,4 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
     if not isinstance(final.words, np.ndarray) or final.words.dtype != np.uint64 or final.words.shape != (ops.width, 2):
         raise MalformedMessageError("the bank's share of the coefficients has the wrong shape")
     coef = np.array([decode_int(a + b) for a, b in zip(u128.to_ints(final.words), ops.w_share, strict=True)])
-    return PartnerModel(coef, trace.iterations)
+    return PartnerModel(coef, trace.iterations, list(ops.bank_bins[1:]))

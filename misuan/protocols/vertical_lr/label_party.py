@@ -41,6 +41,7 @@ class BankModel:
     coef: np.ndarray  # the intercept, then one per bin of each of the bank's features
     iterations: int
     losses: list[float]
+    partner_n_bins: list[int]  # the partner's bins per feature (from its schema)
 
 
 def initial_loss(n: int, base_rate: float) -> float:
@@ -190,4 +191,4 @@ def train_label_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequen
     ops.connect()
     trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter, params.tol)
     link.send(Shares(u128.from_ints(ops.w_share)), D.COEFFICIENTS, (ops.partner_width,))
-    return BankModel(ops.w.copy(), trace.iterations, trace.losses)
+    return BankModel(ops.w.copy(), trace.iterations, trace.losses, list(ops.partner_bins))

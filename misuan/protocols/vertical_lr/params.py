@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from misuan.errors import ConfigError
+from misuan.params import check_params, param
 from misuan.protocols.vertical_lr.sigmoid_table import TableShape
 
 __all__ = ["TrainingParams"]
@@ -12,25 +12,19 @@ __all__ = ["TrainingParams"]
 
 @dataclasses.dataclass(frozen=True)
 class TrainingParams:
-    """``c``: scikit-learn's ``C`` (the inverse L2 strength; the intercept is not penalised);
-    ``tol``: stop when the log loss changes by less than this, relatively, in an iteration;
-    ``memory``: L-BFGS pairs kept; ``table``: the sigmoid table's fixed point and range."""
+    """The optimiser's parameters; the sigmoid's segments (:attr:`table`) are fixed by the protocol."""
 
-    c: float = 1.0
-    max_iter: int = 50
-    tol: float = 1e-4
-    memory: int = 3
-    table: TableShape = TableShape()
+    c: float = param(1.0, "inverse L2 strength, as scikit-learn's C (the intercept is not penalised)", gt=0, le=1e6)
+    max_iter: int = param(50, "L-BFGS iterations at most", ge=1, le=1000)
+    tol: float = param(1e-4, "stop when the log loss changes by less than this, relatively, in an iteration", ge=0, lt=1)
+    memory: int = param(3, "L-BFGS pairs kept", ge=1, le=20)
 
     def __post_init__(self) -> None:
-        if not (0 < self.c <= 1e6):
-            raise ConfigError(f"c must be in (0, 1e6], not {self.c}")
-        if not (1 <= self.max_iter <= 1000):
-            raise ConfigError(f"max_iter must be in 1..1000, not {self.max_iter}")
-        if not (0 <= self.tol < 1):
-            raise ConfigError(f"tol must be in [0, 1), not {self.tol}")
-        if not (1 <= self.memory <= 20):
-            raise ConfigError(f"memory must be in 1..20, not {self.memory}")
+        check_params(self, "vertical_lr")
+
+    @property
+    def table(self) -> TableShape:
+        return TableShape()
 
     @property
     def lam(self) -> float:

@@ -1,0 +1,155 @@
+"""Job step ``vertical_lr``: the federated scorecard, L2 logistic regression on both parties' bins
+(:mod:`misuan.protocols.vertical_lr`) on the rows PSI aligned, less a hold-out scored jointly.
+
+Spec::
+
+    [[step]]
+    kind = "vertical_lr"
+    params = { n_bins = 10, c = 1.0, tol = 1e-4, test_fraction = 0.3 }
+
+Each party bins its own features into quantile bins (a missing-value bin besides) on the training
+rows, trains, and writes ``scorecard.json``: its model part, the points table of its own features
+(the offset spread over both parties' features, the intercept over the bank's), the coefficients and
+the bins' cut points, versioned. The hold-out (the same seeded hash of customer IDs as SecureBoost's)
+is scored jointly: the bank gets each held-out row's score, PD and reasons, and outputs the AUC and
+KS; outputs: ``n_train``, ``n_test``, ``iterations``; the bank also ``auc``, ``ks``, ``scorecard``
+(its own points table) and ``examples`` (a few held-out customers' scores and reasons).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from misuan.atomic_files import write_atomic
+from misuan.ml.metrics import ks_statistic, roc_auc
+from misuan.ml.scorecard import Scorecard, scorecard_from_bin_lr
+from misuan.node.data import CheckedDataset
+from misuan.node.spec import JobSpec, StepSpec
+from misuan.node.steps import alignment as al
+from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult
+from misuan.node.steps.preview import PlannedDisclosure, plan
+from misuan.params import check_params, param
+from misuan.protocols.secureboost.binning import binned_features, column_codes
+from misuan.protocols.vertical_lr import (
+    PROTOCOL,
+    TrainingParams,
+    score_feature_party,
+    score_label_party,
+    train_feature_party,
+    train_label_party,
+)
+from misuan.protocols.vertical_lr import disclosures as vlr_disclosures
+
+__all__ = ["KIND", "ScorecardStepParams"]
+
+MODEL_FILE = "scorecard.json"
+MODEL_VERSION = 1
+EXAMPLES = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class ScorecardStepParams:
+    """What the step adds to the optimiser's parameters: binning, hold-out and the points' scale."""
+
+    n_bins: int = param(10, "quantile bins per feature, each party its own (a missing-value bin besides)", ge=2, le=64)
+    test_fraction: float = param(0.3, "fraction of the shared customers held out and scored jointly", ge=0, lt=1)
+    split_seed: int = param(0, "seed of the hash of customer IDs that picks the held-out customers")
+    pdo: float = param(20.0, "points to double the odds", gt=0)
+    base_score: float = param(600.0, "score at the base odds")
+    base_odds: float = param(50.0, "good:bad odds at the base score", gt=0)
+    reasons: int = param(4, "reason codes per applicant (points below each feature's best bin)", ge=1, le=10)
+
+    def __post_init__(self) -> None:
+        check_params(self, "vertical_lr")
+
+
+def check_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
+    al.step_parties(step, spec)
+
+
+def check_vertical_lr_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
+    al.check_credit_data(step, spec, data, features=True, both_classes=True)
+
+
+def _labels(cuts: np.ndarray) -> list[str]:
+    edges = [f"{c:g}" for c in cuts]
+    lows, highs = ["-inf", *edges], [*edges, "inf"]
+    return [f"[{lo}, {hi})" for lo, hi in zip(lows, highs, strict=True)] + ["missing"]
+
+
+def _write_model(ctx: StepContext, card: Scorecard, coef: list[np.ndarray], intercept: float | None,
+                 cuts: list[np.ndarray], n_features: int) -> None:
+    part = {
+        "format": "misuan.vertical_lr.scorecard", "version": MODEL_VERSION, "party": ctx.party, "role": ctx.role,
+        "features": card.features, "labels": [lab[: len(c)] for lab, c in zip(card.labels, coef, strict=True)],
+        "points": [np.round(row[: len(c)], 6).tolist() for row, c in zip(card.points, coef, strict=True)],
+        "coef": [c.tolist() for c in coef], "intercept": intercept, "cuts": [c.tolist() for c in cuts],
+        "n_features_all_parties": n_features,
+        "scaling": {"pdo": card.pdo, "base_score": card.base_score, "base_odds": card.base_odds},
+    }
+    write_atomic(ctx.artefact_dir / MODEL_FILE, json.dumps(part, indent=1, allow_nan=False))
+
+
+def run_vertical_lr(ctx: StepContext) -> StepResult:
+    t0 = time.monotonic()
+    train_params, own = ctx.param(TrainingParams), ctx.param(ScorecardStepParams)
+    rows = al.aligned_rows(ctx)
+    train, test = al.holdout_split(al.normalised_ids(ctx, rows.ids()), own.test_fraction, own.split_seed)
+    fit_rows, test_rows = rows.take(train), rows.take(test)
+    binner, codes, names = binned_features(fit_rows.features(), own.n_bins)
+    test_x = np.asarray(test_rows.feature_frame().to_numpy(dtype=np.float64)) if len(test) else np.zeros((0, len(names)))
+    test_codes = np.stack([column_codes(c, test_x[:, j]) for j, c in enumerate(binner.cuts)], axis=1) \
+        if len(test) else np.zeros((0, len(names)), dtype=np.int64)
+    n_bins = binner.n_bins
+    offsets = np.concatenate([[0], np.cumsum(n_bins)]).astype(int)
+    peer, step = al.peer(ctx), ctx.step.name
+    ctx.progress(f"[{ctx.party}] vertical LR: {len(names)} features in {sum(n_bins)} bins, {len(train)} rows "
+                 f"({len(test)} held out)")
+    scale = {"pdo": own.pdo, "base_score": own.base_score, "base_odds": own.base_odds}
+    out: dict[str, Any] = {"n_train": int(len(train)), "n_test": int(len(test))}
+    if ctx.role == al.LABEL_PARTY:
+        y = fit_rows.labels()
+        bank = train_label_party(ctx.channel, peer, codes, n_bins, y, train_params, step=step)
+        coef = [bank.coef[1:][offsets[j]: offsets[j + 1]] for j in range(len(names))]
+        n_all = len(names) + len(bank.partner_n_bins)
+        card = scorecard_from_bin_lr(names, [_labels(c) for c in binner.cuts], coef, float(bank.coef[0]), n_all, **scale)
+        _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all)
+        out.update(iterations=bank.iterations, losses=bank.losses, scorecard=card.table())
+        if len(test):
+            joint = score_label_party(ctx.channel, peer, names, card.points, test_codes, own.pdo, own.base_score,
+                                      own.base_odds, own.reasons, step=step)
+            y_test = test_rows.labels()
+            out.update(auc=roc_auc(y_test, joint.pd), ks=ks_statistic(y_test, joint.pd),
+                       examples=[{"score": round(float(joint.score[i]), 1), "pd": float(joint.pd[i]),
+                                  "reasons": joint.reasons[i]} for i in range(min(EXAMPLES, len(test)))])
+    else:
+        partner = train_feature_party(ctx.channel, peer, codes, n_bins, train_params, step=step)
+        coef = [partner.coef[offsets[j]: offsets[j + 1]] for j in range(len(names))]
+        n_all = len(names) + len(partner.bank_n_bins)
+        card = scorecard_from_bin_lr(names, [_labels(c) for c in binner.cuts], coef, 0.0, n_all, **scale)
+        _write_model(ctx, card, coef, None, binner.cuts, n_all)
+        out.update(iterations=partner.iterations)
+        if len(test):
+            score_feature_party(ctx.channel, peer, names, card.points, test_codes, own.reasons, step=step)
+    out["seconds"] = time.monotonic() - t0
+    return StepResult(out, [MODEL_FILE])
+
+
+def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
+    d = vlr_disclosures
+    kinds = [k for k in d.DISCLOSURES if k not in (d.PARTNER_POINTS, d.PARTNER_REASONS)]
+    if parsed[ScorecardStepParams].test_fraction > 0:
+        kinds += [d.PARTNER_POINTS, d.PARTNER_REASONS]
+    return plan(kinds, step, spec)
+
+
+KIND = StepKind(
+    "vertical_lr", run_vertical_lr, check_vertical_lr, params=(TrainingParams, ScorecardStepParams),
+    protocols=(PROTOCOL,), summary="the federated scorecard: vertical logistic regression on both parties' bins",
+    check_data=check_vertical_lr_data, preview=preview_vertical_lr,
+)
