@@ -44,7 +44,7 @@ from misuan.atomic_files import write_atomic
 from misuan.audit.ledger import Ledger
 from misuan.datasets import taiwan
 from misuan.demo_validation import write_validation
-from misuan.errors import JobError, MisuanError, NoOverlapError
+from misuan.errors import DataError, JobError, MisuanError, NoOverlapError
 from misuan.lending.disclosure import MAX_REASONS
 from misuan.lending.policy import Reason
 from misuan.lending.product import LoanProduct
@@ -131,6 +131,11 @@ params = {{ method = "quantile", n_bins = 10, min_bin_size = 50, key_bits = {cfg
 kind = "secureboost"
 name = "secureboost"
 params = {{ n_estimators = {cfg.n_estimators}, max_depth = {cfg.max_depth}, learning_rate = {cfg.learning_rate}, test_fraction = {cfg.test_fraction}, split_seed = {cfg.seed}, key_bits = {cfg.key_bits} }}
+
+[[step]]
+kind = "vertical_lr"
+name = "scorecard"
+params = {{ n_bins = 10, test_fraction = {cfg.test_fraction}, split_seed = {cfg.seed} }}
 
 [[step]]
 kind = "evaluate"
@@ -405,9 +410,10 @@ def build_summary(
             "dataset": f"hold-out: {cfg.test_fraction:.0%} of the shared customers ({len(ev['y_true'])} rows)",
             "n_train": int(len(ev["train_ids"])),
             "y_true": [int(v) for v in ev["y_true"]],
-            "scores": {"joint": [float(v) for v in ev["scores"]],
+            "scores": {"joint": [float(v) for v in ev["scores"]], **_scorecard_scores(bank_out, ev),
                        "bank_only": comp["bank_only"].tolist(), "plaintext": comp["plaintext"].tolist()},
             "model_names": {"joint": "SecureBoost, bank + partner (private)",
+                            "scorecard": "Scorecard (vertical LR), bank + partner (private)",
                             "bank_only": "XGBoost, bank features only",
                             "plaintext": "XGBoost, pooled raw data (reference only)"},
         },
@@ -415,6 +421,18 @@ def build_summary(
         "ledgers": [_ledger_section(nodes, p, job_id) for p in (BANK, PARTNER)],
         "secureboost": {k: v for k, v in sb["params"].items() if isinstance(v, (int, float, str, bool))},
     }
+
+
+def _scorecard_scores(bank_out: dict[str, Any], ev: dict[str, Any]) -> dict[str, list[float]]:
+    """The scorecard's PDs of the evaluation's hold-out customers, in the evaluation's order (the two
+    steps hold out the same customers: the same fraction and seed of the same ID hash)."""
+    sc = bank_out.get("scorecard")
+    if not sc or "pd" not in sc:
+        return {}
+    by_id = dict(zip(sc["test_ids"], sc["pd"], strict=True))
+    if set(by_id) != set(ev["test_ids"]):
+        raise DataError("the scorecard and the evaluation held out different customers")
+    return {"scorecard": [float(by_id[i]) for i in ev["test_ids"]]}
 
 
 def _lending_lines(lending: dict[str, Any]) -> list[str]:
@@ -450,9 +468,10 @@ def format_summary(outcome: DemoOutcome) -> str:
     ev = summary["evaluation"]
     y = np.asarray(ev["y_true"])
     rows = []
-    for key in ("joint", "bank_only", "plaintext"):
-        s = np.asarray(ev["scores"][key])
-        rows.append((ev["model_names"][key], roc_auc(y, s), ks_statistic(y, s)))
+    for key in ("joint", "bank_only", "plaintext", "scorecard"):
+        if key in ev["scores"]:
+            s = np.asarray(ev["scores"][key])
+            rows.append((ev["model_names"][key], roc_auc(y, s), ks_statistic(y, s)))
     top = sorted((f for f in summary["iv"] if f["party"] == PARTNER), key=lambda f: -f["iv"])[:5]
     psi = summary["psi"]
     lines = [
@@ -465,7 +484,7 @@ def format_summary(outcome: DemoOutcome) -> str:
         "  Top partner features by information value (computed without the partner seeing labels):",
         *[f"    {f['feature']:<12} IV {f['iv']:.3f}" for f in top],
         "  Hold-out evaluation:",
-        *[f"    {name:<42} AUC {auc:.4f}  KS {ks:.4f}" for name, auc, ks in rows],
+        *[f"    {name:<50} AUC {auc:.4f}  KS {ks:.4f}" for name, auc, ks in rows],
         f"  Value of the partner's data: AUC {rows[0][1] - rows[1][1]:+.4f};  "
         f"cost of privacy vs pooled data: AUC {rows[2][1] - rows[0][1]:+.4f}",
         *(_lending_lines(summary["lending"]) if "lending" in summary else []),

@@ -46,6 +46,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     bank_only = next(v for k, v in aucs.items() if "bank features only" in k)
     pooled = next(v for k, v in aucs.items() if "pooled" in k)
     assert joint > bank_only and abs(joint - pooled) < 0.005
+    scorecard = next(v for k, v in aucs.items() if k.startswith("Scorecard"))
+    assert scorecard > 0.7  # the federated scorecard on the same hold-out
     # the credit decision: the policy on the joint PDs, the product within the Chinese caps
     assert "Credit decisions on the joint PDs:" in out and "CN caps pass (cn.financing_cost.24" in out
     parser = _Sections()
@@ -55,7 +57,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert section in text, f"report lacks a {section!r} section: {parser.h2}"
     assert parser.svgs >= 5
     # the job spec the demo ran is the one two real nodes would run
-    assert (tmp_path / "demo-job.toml").read_text().count("[[step]]") == 5
+    assert (tmp_path / "demo-job.toml").read_text().count("[[step]]") == 6
     # the validation report: model card, pinned model parts, the fairness audit by the partner's attributes
     assert "Fairness (CN policy" in out and "Validation report:" in out
     doc = json.loads((tmp_path / "validation.json").read_text())

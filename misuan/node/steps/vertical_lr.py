@@ -13,7 +13,8 @@ rows, trains, and writes ``scorecard.json``: its model part, the points table of
 the bins' cut points, versioned. The hold-out (the same seeded hash of customer IDs as SecureBoost's)
 is scored jointly: the bank gets each held-out row's score, PD and reasons, and outputs the AUC and
 KS; outputs: ``n_train``, ``n_test``, ``iterations``; the bank also ``auc``, ``ks``, ``scorecard``
-(its own points table) and ``examples`` (a few held-out customers' scores and reasons).
+(its own points table), ``examples`` (a few held-out customers' scores and reasons), and the
+held-out ``test_ids`` with their ``pd``.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     train_params, own = ctx.param(TrainingParams), ctx.param(ScorecardStepParams)
     rows = al.aligned_rows(ctx)
-    train, test = al.holdout_split(al.normalised_ids(ctx, rows.ids()), own.test_fraction, own.split_seed)
+    ids = al.normalised_ids(ctx, rows.ids())
+    train, test = al.holdout_split(ids, own.test_fraction, own.split_seed)
     fit_rows, test_rows = rows.take(train), rows.take(test)
     binner, codes, names = binned_features(fit_rows.features(), own.n_bins)
     test_x = np.asarray(test_rows.feature_frame().to_numpy(dtype=np.float64)) if len(test) else np.zeros((0, len(names)))
@@ -125,6 +127,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
                                       own.base_odds, own.reasons, step=step)
             y_test = test_rows.labels()
             out.update(auc=roc_auc(y_test, joint.pd), ks=ks_statistic(y_test, joint.pd),
+                       test_ids=rows.ids().astype(str).iloc[test].tolist(), pd=[float(v) for v in joint.pd],
                        examples=[{"score": round(float(joint.score[i]), 1), "pd": float(joint.pd[i]),
                                   "reasons": joint.reasons[i]} for i in range(min(EXAMPLES, len(test)))])
     else:
