@@ -420,6 +420,7 @@ def build_summary(
         "feature_importance": sb["feature_importance"],
         "ledgers": [_ledger_section(nodes, p, job_id) for p in (BANK, PARTNER)],
         "secureboost": {k: v for k, v in sb["params"].items() if isinstance(v, (int, float, str, bool))},
+        **_scorecard_summary(bank_out),
     }
 
 
@@ -433,6 +434,14 @@ def _scorecard_scores(bank_out: dict[str, Any], ev: dict[str, Any]) -> dict[str,
     if set(by_id) != set(ev["test_ids"]):
         raise DataError("the scorecard and the evaluation held out different customers")
     return {"scorecard": [float(by_id[i]) for i in ev["test_ids"]]}
+
+
+def _scorecard_summary(bank_out: dict[str, Any]) -> dict[str, Any]:
+    sc = bank_out.get("scorecard")
+    if not sc or "auc" not in sc:
+        return {}
+    return {"scorecard": {"auc": float(sc["auc"]), "ks": float(sc["ks"]), "iterations": int(sc["iterations"]),
+                          "rows": sc["scorecard"], "examples": sc["examples"]}}
 
 
 def _lending_lines(lending: dict[str, Any]) -> list[str]:

@@ -165,6 +165,38 @@ class Ledger:
 
 
 @dataclasses.dataclass(frozen=True)
+class ScorecardRow:
+    """One bin of one of the bank's features in the federated scorecard."""
+
+    feature: str
+    bin: str
+    points: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ScorecardExample:
+    """A held-out customer scored jointly: score, PD and reasons over both parties' features."""
+
+    score: float
+    pd: float
+    reasons: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scorecard:
+    """The federated scorecard (vertical LR): the bank's part of the points table, hold-out figures."""
+
+    auc: float
+    ks: float
+    iterations: int
+    rows: list[ScorecardRow]  # the bank's features; the partner's points stay with the partner
+    examples: list[ScorecardExample]
+    pdo: float = 20.0
+    base_score: float = 600.0
+    base_odds: float = 50.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Summary:
     job: Job
     psi: Psi
@@ -175,6 +207,7 @@ class Summary:
     secureboost: dict[str, Scalar]  # the SecureBoost parameters, name -> value
     woe_definition: str = "WOE = ln(share of goods in the bin / share of bads in the bin)"
     lending: Lending | None = None  # credit decisions from the joint model's PDs; optional
+    scorecard: Scorecard | None = None  # the federated scorecard (vertical LR); optional
 
     @classmethod
     def from_dict(cls, data: Any) -> Summary:
