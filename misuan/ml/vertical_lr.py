@@ -106,6 +106,18 @@ class VerticalLogisticRegression:
         score_feature_party(channel, peer, card.features, card.points, x, k, step=step)
         return None
 
+    def decision_function(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str,
+                          step: str = STEP) -> np.ndarray | None:
+        """The joint log-odds of default of aligned rows: the bank gets them, the partner ``None``."""
+        joint = self.score_points(bins, card, channel=channel, peer=peer, step=step)
+        return None if joint is None else np.log(joint.pd) - np.log1p(-joint.pd)
+
+    def predict_proba(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str,
+                      step: str = STEP) -> np.ndarray | None:
+        """``(rows, 2)``: P(no default), P(default) at the bank; ``None`` at the partner."""
+        joint = self.score_points(bins, card, channel=channel, peer=peer, step=step)
+        return None if joint is None else np.column_stack([1 - joint.pd, joint.pd])
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise ConfigError("fit the estimator first")

@@ -3,6 +3,10 @@ held-out customers scored jointly with their reasons."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from misuan.report.markup import esc, html_table, section
 from misuan.report.schema import Summary
 
@@ -28,4 +32,25 @@ def scorecard_section(summary: Summary) -> str:
         ["Score", "PD", "Principal reasons"],
         [[f"{e.score:.0f}", f"{e.pd:.2%}", esc("; ".join(e.reasons) or "-")] for e in sc.examples], numeric=(0, 1),
     )
-    return section("scorecard", "11. The federated scorecard", intro + table + "<h3>Held-out customers</h3>" + examples)
+    bands = _bands(summary)
+    return section("scorecard", "11. The federated scorecard",
+                   intro + bands + table + "<h3>Held-out customers</h3>" + examples)
+
+
+def _bands(summary: Summary) -> str:
+    """Score bands of the hold-out (from the scorecard's PDs in the evaluation) with their default rates."""
+    sc, ev = summary.scorecard, summary.evaluation
+    if sc is None or "scorecard" not in ev.scores:
+        return ""
+    pd_ = np.clip(np.asarray(ev.scores["scorecard"], dtype=np.float64), 1e-12, 1 - 1e-12)
+    factor = sc.pdo / math.log(2.0)
+    offset = sc.base_score - factor * math.log(sc.base_odds)
+    score = offset - factor * (np.log(pd_) - np.log1p(-pd_))
+    y = np.asarray(ev.y_true)
+    edges = np.arange(np.floor(score.min() / 50) * 50, score.max() + 50, 50)
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = (score >= lo) & (score < hi)
+        if inside.any():
+            rows.append([f"{lo:.0f}-{hi:.0f}", f"{int(inside.sum()):,}", f"{y[inside].mean():.1%}"])
+    return "<h3>Score bands on the hold-out</h3>" + html_table(["Score", "Customers", "Default rate"], rows, numeric=(1, 2))

@@ -40,6 +40,11 @@ def test_parts_score_the_pooled_model_and_their_scorecards_add_up() -> None:
     pooled = Scorecard(["bank:a", "bank:b", "partner:c", "partner:d", "partner:e"], labels,
                        np.vstack([card_b.points, card_p.points]), 20.0, 600.0, 50.0)
     assert joint.reasons == pooled.reasons(bins, k=3)
+    proba = run_local({
+        "bank": lambda ch: bank.predict_proba(parts["bank"], card_b, channel=ch, peer="partner"),
+        "partner": lambda ch: partner.predict_proba(parts["partner"], card_p, channel=ch, peer="bank"),
+    }, job_id="proba")
+    assert np.allclose(proba["bank"].result[:, 1], 1 / (1 + np.exp(-logit)), atol=1e-9)
     assert outcomes["partner"].disclosures  # what the partner learnt is in its ledger
 
 
