@@ -166,7 +166,7 @@ SCORECARD = """\
     params = { reveal = "both", normalize = { case = "casefold" } }
     [[step]]
     kind = "vertical_lr"
-    params = { n_bins = 5, tol = 1e-6, max_iter = 40, test_fraction = 0.25, split_seed = 3 }
+    params = { n_bins = 5, tol = 1e-6, max_iter = 25, test_fraction = 0.25, split_seed = 3 }
     """
 
 
@@ -176,7 +176,7 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     from sklearn.linear_model import LogisticRegression
 
     bank_all, partner_all = taiwan.split_for_demo(seed=1)
-    bank_df = bank_all.iloc[:4000]
+    bank_df = bank_all.iloc[:2500]
     wanted = set(bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold())
     partner_df = partner_all[partner_all["customer_id"].map(taiwan.normalize_demo_id).str.casefold().isin(wanted)]
     bank_csv, partner_csv = tmp_path / "bank.csv", tmp_path / "partner.csv"
