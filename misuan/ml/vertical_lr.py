@@ -84,7 +84,10 @@ class VerticalLogisticRegression:
         """This party's part of the log-odds of default for its bins (the bank's includes the intercept)."""
         self._check_fitted()
         x = np.asarray(bins)
-        return self.intercept_ + sum(self.coef_[j][x[:, j]] for j in range(len(self.coef_)))
+        out = np.full(x.shape[0], self.intercept_, dtype=np.float64)
+        for j, c in enumerate(self.coef_):
+            out += c[x[:, j]]
+        return out
 
     def scorecard(self, features: list[str], labels: list[list[str]], n_features: int, *, pdo: float = 20.0,
                   base_score: float = 600.0, base_odds: float = 50.0) -> Scorecard:

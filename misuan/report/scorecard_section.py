@@ -47,7 +47,8 @@ def _bands(summary: Summary) -> str:
     offset = sc.base_score - factor * math.log(sc.base_odds)
     score = offset - factor * (np.log(pd_) - np.log1p(-pd_))
     y = np.asarray(ev.y_true)
-    edges = np.arange(np.floor(score.min() / 50) * 50, score.max() + 50, 50)
+    low, high = float(np.min(score)), float(np.max(score))
+    edges = np.arange(math.floor(low / 50) * 50, high + 50, 50)
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inside = (score >= lo) & (score < hi)

@@ -121,7 +121,10 @@ class SigmoidReceiver:
         if not self.extension.complete:
             raise RuntimeError("the OT extension's columns come first")
         keys = self.extension.keys[: self.n * s.ots].reshape(self.n, s.ots, BLOCK)
-        combo = np.bitwise_xor.reduce(keys[:, : s.index_bits].view(np.uint64).reshape(self.n, s.index_bits, 2), axis=1)
+        chosen_keys = keys[:, : s.index_bits].view(np.uint64).reshape(self.n, s.index_bits, 2)
+        combo = chosen_keys[:, 0].copy()
+        for bit in range(1, s.index_bits):  # the XOR of the keys of its index bits
+            combo ^= chosen_keys[:, bit]
         mask = _hash2(combo.view(np.uint8).reshape(self.n, 1, BLOCK), 0, self.v[:, None].astype(np.uint64),
                       self.session, b"line")[:, 0]
         width = 1 << s.index_bits
