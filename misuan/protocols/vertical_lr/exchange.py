@@ -4,7 +4,7 @@ Gilboa products, and opening shares; each records what crosses in the ledger."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -153,7 +153,3 @@ class Link:
             self.send(Shares(words), kind, words.shape[:1])
         return msg.words
 
-
-def row_chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
-    for a in range(0, n, size):
-        yield a, min(a + size, n)

@@ -16,7 +16,7 @@ Cost: ``bits c`` OTs and ``bits c r`` values of 16 bytes on the wire, ``bits`` (
 vector's values are known to be shorter) per entry (a 200 x 200 matrix at 128 bits: 25,600 OTs,
 82 MB; an inner product, ``r = 1``: 0.4 MB).
 Fixed point: ``M`` with ``a`` fractional bits times ``x`` with ``b`` has ``a + b``; the caller
-truncates (:func:`misuan.protocols.vertical_lr.ring.truncate`).
+truncates its share mod 2^128 (:func:`misuan.protocols.vertical_lr.shared_vectors.truncate_share`).
 """
 
 from __future__ import annotations
