@@ -36,6 +36,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -225,7 +226,7 @@ class Node:
         try:
             while not self.stop_requested.is_set():
                 if self.run_once() is None:
-                    self.stop_requested.wait(poll_s)
+                    self._idle(poll_s)
         except KeyboardInterrupt:
             self._log("node_aborted", "aborted")
             return 130
@@ -235,6 +236,18 @@ class Node:
         self._log("node_stopped", "stopped")
         self._status(stopped=True)
         return 0
+
+    def _idle(self, poll_s: float) -> None:
+        """Sleep until the next poll or a stop request.
+
+        Not ``stop_requested.wait``: the signal handler sets that event from the main thread, and
+        ``Event.set`` takes the lock that ``Event.wait`` holds between its checks; a signal landing
+        there deadlocked the node (seen in CI: SIGTERM ignored after a job). The main thread therefore
+        never waits on the event; it polls ``is_set``, which takes no lock.
+        """
+        deadline = time.monotonic() + poll_s
+        while not self.stop_requested.is_set() and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
 
     # --- consent -------------------------------------------------------------------------------
     def _anchors(self, spec: JobSpec) -> dict[str, TrustAnchors] | None:

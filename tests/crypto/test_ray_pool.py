@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from misuan.protocols.secureboost.histogram import HistogramWorker
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture(scope="module")
+@contextmanager
 def on_ray() -> Iterator[None]:
     use_compute("ray:local")
     try:
@@ -28,7 +29,13 @@ def on_ray() -> Iterator[None]:
         ray.shutdown()
 
 
-def test_he_batches_and_errors_on_ray_actors(on_ray: None) -> None:
+@pytest.mark.own_process  # a Ray driver can end its process (tests/conftest.py)
+def test_he_batches_and_errors_on_ray_actors() -> None:
+    with on_ray():
+        _he_batches_and_errors()
+
+
+def _he_batches_and_errors() -> None:
     pub, priv = generate_keypair("ou", 2048)
     pool = WorkerPool(HEWorker, (dict(priv.to_wire()), True, 8), workers=2)
     try:
@@ -61,15 +68,12 @@ def _train(X: np.ndarray, y: np.ndarray) -> dict:
     return models
 
 
+@pytest.mark.own_process
 def test_secureboost_on_ray_equals_local_workers() -> None:
     X, y = make_classification(n_samples=2400, n_features=8, n_informative=5, random_state=4)
     local = _train(X, y.astype(float))
-    use_compute("ray:local")
-    try:
+    with on_ray():
         assert _train(X, y.astype(float)) == local
-    finally:
-        use_compute("local")
-        ray.shutdown()
 
 
 def test_compute_targets_are_checked() -> None:

@@ -69,6 +69,7 @@ def _outputs(spec: Path, workdir: Path) -> dict[str, Any]:
     return {p: stable(result.outputs(p)) for p in ("bank", "partner")}
 
 
+@pytest.mark.own_process  # a Ray driver can end its process (tests/conftest.py)
 def test_a_job_on_a_ray_cluster_equals_the_local_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _spec(tmp_path)
     monkeypatch.setattr(he_batch, "POOL_MIN_MULTIPLICATIONS", 0)  # WOE's bin sums on workers even for few rows

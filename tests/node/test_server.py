@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -138,6 +139,15 @@ def test_stop_request_finishes_the_step_then_resume_completes(tmp_path: Path, st
     assert out["bank"] is not None and out["bank"].skipped == ["totals"] and out["bank"].ran == ["scores"]
 
 
+def _stderr_or_stacks(proc: subprocess.Popen[str], timeout_s: float = 30) -> str:
+    """The process's stderr once it exits; if it hangs, SIGABRT makes faulthandler append its threads' stacks."""
+    try:
+        return proc.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        return f"{proc.communicate(timeout=30)[1]}\n(did not stop within {timeout_s} s of SIGTERM: stacks above)"
+
+
 def test_node_processes_over_grpc_run_a_job_and_stop_on_sigterm(tmp_path: Path) -> None:
     ports = free_ports(2)
     spec = write_job(tmp_path, ports=ports)
@@ -151,7 +161,7 @@ def test_node_processes_over_grpc_run_a_job_and_stop_on_sigterm(tmp_path: Path) 
         )
         procs[p] = subprocess.Popen(
             [sys.executable, "-m", "misuan.cli", "node", "start", "--config", str(tmp_path / f"{p}.toml"), "--poll", "0.1"],
-            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         )
     try:
         for p in procs:
@@ -168,7 +178,7 @@ def test_node_processes_over_grpc_run_a_job_and_stop_on_sigterm(tmp_path: Path) 
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
-        errs = {p: proc.communicate(timeout=30)[1] for p, proc in procs.items()}
+        errs = {p: _stderr_or_stacks(proc) for p, proc in procs.items()}
     for p, proc in procs.items():
         assert proc.returncode == 0, errs[p]
         assert "SIGTERM: finishing the current step" in errs[p] and f"[node {p}] stopped" in errs[p]
@@ -177,8 +187,6 @@ def test_node_processes_over_grpc_run_a_job_and_stop_on_sigterm(tmp_path: Path) 
 
 
 def test_first_signal_requests_a_stop_second_aborts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import os
-
     node = _memory_nodes(tmp_path)["bank"]
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
