@@ -228,6 +228,37 @@ def _serving_run() -> list[Recorded]:
     return [Recorded("serving", p, frozenset({"serving"}), frozenset(), e) for p in PARTIES for e in rec[p].entries]  # type: ignore[attr-defined]
 
 
+def _scorecard_serving_run() -> list[Recorded]:
+    """Online scoring of a scorecard: the pins, one request with a known and an unknown applicant."""
+    import threading
+
+    from misuan.ml.vertical_lr import VerticalLogisticRegression, fit_local, scorecard_part
+    from misuan.net.memory import MemoryNetwork
+    from misuan.protocols.serving import BankScorecard, PartnerScorecard
+    from misuan.serving.session import BankSession, PartnerService, Pins
+
+    rng = np.random.default_rng(1)
+    bins = {p: rng.integers(0, 3, size=(200, 2)) for p in PARTIES}
+    y = (bins["bank"][:, 0] + bins["partner"][:, 0] + rng.normal(size=200) > 2).astype(int)
+    models, _ = fit_local(VerticalLogisticRegression(max_iter=3), bins, {p: [3, 3] for p in PARTIES}, y, label_party="bank")
+    docs = {}
+    for p, m in models.items():
+        card = m.scorecard(["f0", "f1"], [["lo", "hi", "missing"]] * 2, 4)
+        docs[p] = scorecard_part(p, m.role_, card, m.coef_, m.intercept_, [np.array([0.5])] * 2, 4)
+    chans = MemoryNetwork(list(PARTIES), job_id="serving-card").channels(timeout_s=10)
+    rec = {p: chans[p].recorder for p in PARTIES}
+    service = PartnerService(PartnerScorecard(docs["partner"], "bank"),
+                             lambda ids: (np.zeros((len(ids), 2)), np.array([i == "c1" for i in ids])),
+                             Pins("m", "p" * 64, "b" * 64), lambda: chans["partner"])
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    BankSession(BankScorecard(docs["bank"], "partner"), Pins("m", "b" * 64, "p" * 64), lambda: chans["bank"]).score(
+        ["c1", "c2"], np.ones((2, 2)))
+    service.stop.set()
+    thread.join(5)
+    return [Recorded("serving", p, frozenset({"serving"}), frozenset(), e) for p in PARTIES for e in rec[p].entries]  # type: ignore[attr-defined]
+
+
 def _group_sums_run() -> list[Recorded]:
     from misuan.crypto.he import generate_keypair
     from misuan.protocols.group_sums import sums_feature_party, sums_label_party
@@ -359,6 +390,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _monitor_run()
         + _group_sums_run()
         + _serving_run()
+        + _scorecard_serving_run()
         + _kkrt_bucket_run()
         + _kkrt_spill_run(tmp)
         + _secagg_run()

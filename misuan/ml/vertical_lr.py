@@ -19,6 +19,7 @@ from misuan.errors import ConfigError, DataError
 from misuan.ml.scorecard import Scorecard, scorecard_from_bin_lr
 from misuan.net.channel import Channel
 from misuan.net.local import LocalOutcome, run_local
+from misuan.protocols.serving.scorecard import FORMAT
 from misuan.protocols.vertical_lr import (
     STEP,
     JointScores,
@@ -29,7 +30,9 @@ from misuan.protocols.vertical_lr import (
     train_label_party,
 )
 
-__all__ = ["VerticalLogisticRegression", "fit_local"]
+__all__ = ["PART_VERSION", "VerticalLogisticRegression", "fit_local", "scorecard_part"]
+
+PART_VERSION = 1  # of the model part document (scorecard.json)
 
 _PARAMS = ("C", "tol", "max_iter", "memory")
 
@@ -140,3 +143,18 @@ def fit_local(estimator: VerticalLogisticRegression, parts: Mapping[str, Any], n
 
     outcomes = run_local({p: run(p) for p in parts}, job_id=job_id)
     return models, outcomes
+
+
+def scorecard_part(party: str, role: str, card: Scorecard, coef: Sequence[np.ndarray], intercept: float | None,
+                   cuts: Sequence[np.ndarray], n_features: int) -> dict[str, Any]:
+    """A party's model part as a JSON document (``scorecard.json``): its features' cut points, bin
+    labels, coefficients and points (full precision: served points reproduce the batch scores), and
+    the intercept at the label party only."""
+    return {
+        "format": FORMAT, "version": PART_VERSION, "party": party, "role": role,
+        "features": card.features, "labels": [lab[: len(c)] for lab, c in zip(card.labels, coef, strict=True)],
+        "points": [row[: len(c)].tolist() for row, c in zip(card.points, coef, strict=True)],
+        "coef": [np.asarray(c).tolist() for c in coef], "intercept": intercept, "cuts": [np.asarray(c).tolist() for c in cuts],
+        "n_features_all_parties": n_features,
+        "scaling": {"pdo": card.pdo, "base_score": card.base_score, "base_odds": card.base_odds},
+    }

@@ -2,7 +2,8 @@
 
     version = 1
     party = "bank"                        # this node; its role comes from its model part
-    model = "models/bank_model.json"      # this node's SecureBoost model part (a job's artefact)
+    model = "models/bank_model.json"      # this node's model part, a job's artefact: SecureBoost's model.json
+                                          # or the vertical_lr step's scorecard.json
     model_id = "credit-2026-11"           # the version both nodes pin
     peer_model_sha256 = "9eff4da1..."     # the SHA-256 of the peer's model part file
     listen = "0.0.0.0:50061"              # this node's gRPC endpoint (mutual TLS)
@@ -34,6 +35,7 @@ from misuan.crypto.certs import TlsFiles
 from misuan.errors import ConfigError
 from misuan.node.spec import parse_address
 from misuan.protocols.psi import IdNormalization
+from misuan.protocols.serving import is_scorecard
 from misuan.toml_files import read_toml
 
 __all__ = ["ServeConfig", "load_serve_config", "model_sha256", "serve_config_text"]
@@ -69,11 +71,13 @@ class ServeConfig:
         return self.data_dir / "ledger.sqlite"
 
     def model_doc(self) -> dict[str, Any]:
+        """The model part: a SecureBoost part's ``model``, or a scorecard part (``scorecard.json``) whole."""
         try:
             doc = json.loads(self.model.read_text(encoding="utf-8"))
-            return dict(doc["model"])
+            return dict(doc) if is_scorecard(doc) else dict(doc["model"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{self.path}: model: {self.model} is not a SecureBoost model part ({exc})") from None
+            raise ConfigError(f"{self.path}: model: {self.model} is not a model part, SecureBoost's model.json or a "
+                              f"scorecard.json ({exc})") from None
 
 
 def model_sha256(path: Path) -> str:

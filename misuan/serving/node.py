@@ -26,7 +26,7 @@ from misuan.net.grpc_channel import open_grpc_channel
 from misuan.net.grpc_server import PartyServer
 from misuan.node.anchoring import exchange_anchors
 from misuan.protocols.psi import coerce_ids, normalize_ids
-from misuan.protocols.serving import BankModel, PartnerModel
+from misuan.protocols.serving import BankScorecard, bank_part, partner_part
 from misuan.serving.config import ServeConfig, model_sha256
 from misuan.serving.decisions import DecisionEngine
 from misuan.serving.feature_store import FeatureStore, build_feature_store
@@ -95,9 +95,8 @@ class PartnerNode:
     """The feature party's serving node: its service runs in a thread until :meth:`close`."""
 
     def __init__(self, cfg: ServeConfig) -> None:
-        model = cfg.model_doc()
-        self.model = PartnerModel(model)
-        self.store = _store(cfg, list(model["feature_names"]))
+        self.model = partner_part(cfg.model_doc(), cfg.peer)
+        self.store = _store(cfg, list(self.model.names))
         self.wire = _Wire.open(cfg)
         self.service = PartnerService(self.model, self.store.lookup, _pins(cfg), self.wire.opener(connect_timeout_s=5.0),
                                       after_reply=self.wire.anchoring(cfg.anchor_every))
@@ -119,14 +118,17 @@ class BankService:
 
     def __init__(self, cfg: ServeConfig, engine: DecisionEngine | None = None, *, max_inflight: int = 64) -> None:
         self.cfg = cfg
-        model = cfg.model_doc()
-        self.model = BankModel(model)
-        self.features = list(model["feature_names"])
+        self.model = bank_part(cfg.model_doc(), cfg.peer)
+        self.features = list(self.model.names)
         self.store = _store(cfg, self.features)
         self.wire = _Wire.open(cfg)
         self.session = BankSession(self.model, _pins(cfg), self.wire.opener(connect_timeout_s=1.0),
                                    deadline_s=cfg.deadline_ms / 1000, after_reply=self.wire.anchoring(cfg.anchor_every))
         self.engine = engine or DecisionEngine()
+        if isinstance(self.model, BankScorecard):  # the API's score is the scorecard's points total
+            part = self.model.part
+            self.engine = dataclasses.replace(self.engine, pdo=part.pdo, base_score=part.base_score,
+                                              base_odds=part.base_odds)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.max_inflight = max_inflight
         self.inflight = 0

@@ -16,14 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from misuan.errors import ModelMismatchError, NetworkError, PeerTimeoutError
 from misuan.net.channel import Channel
-from misuan.protocols.secureboost.explain import reason_codes
-from misuan.protocols.secureboost.messages import LeafSets
-from misuan.protocols.serving import BankModel, FeatureLookup, PartnerModel, ScoreResult, serve_partner
+from misuan.protocols.serving import BankPart, FeatureLookup, PartnerPart, serve_partner
 
 __all__ = ["MISSING_PROBE", "BankSession", "PartnerService", "Pins", "Scored"]
 
@@ -44,7 +43,7 @@ class Pins:
 class PartnerService:
     """The feature party's side: open a session, answer, reopen after the bank goes away."""
 
-    def __init__(self, model: PartnerModel, lookup: FeatureLookup, pins: Pins, opener: Opener, *, retry_s: float = 0.5,
+    def __init__(self, model: PartnerPart, lookup: FeatureLookup, pins: Pins, opener: Opener, *, retry_s: float = 0.5,
                  after_reply: AfterReply | None = None) -> None:
         self.model, self.lookup, self.pins, self.opener, self.retry_s = model, lookup, pins, opener, retry_s
         self.after_reply = after_reply
@@ -91,18 +90,15 @@ class Scored:
 class BankSession:
     """The label party's side: score under a deadline; reopen the session after a failure."""
 
-    def __init__(self, model: BankModel, pins: Pins, opener: Opener, *, deadline_s: float = 0.2,
+    def __init__(self, model: BankPart, pins: Pins, opener: Opener, *, deadline_s: float = 0.2,
                  connect_timeout_s: float = 2.0, k_reasons: int = 8, after_reply: AfterReply | None = None) -> None:
         self.model, self.pins, self.opener, self.after_reply = model, pins, opener, after_reply
         self.deadline_s, self.connect_timeout_s, self.k_reasons = deadline_s, connect_timeout_s, k_reasons
         self._lock = threading.Lock()
         self._chan: Channel | None = None
-        self._missing: LeafSets | None = None  # the partner's leaf sets for a customer it does not know
+        self._missing: Any = None  # the partner's answer for a customer it does not know (the session's probe)
         self._down_until = 0.0
         self.last_error = ""
-        m = model.model
-        self.names = [f"{m['party']}:{f}" for f in m["feature_names"]] + [
-            f"{p}:{f}" for p, feats in m["feature_parties"].items() for f in feats]
 
     @property
     def ready(self) -> bool:
@@ -115,7 +111,7 @@ class BankSession:
                            timeout_s=self.connect_timeout_s)
             probe = self.model.score(chan, [MISSING_PROBE], np.zeros((1, len(self.model.names))),
                                      deadline_s=self.connect_timeout_s, after_reply=self.after_reply)
-            self._missing = probe.sets
+            self._missing = probe
         except BaseException:
             chan.close()
             raise
@@ -137,7 +133,7 @@ class BankSession:
         missing: list[str | None] = [None if k else "the partner does not know this customer" for k in result.known.tolist()]
         return Scored(result.pd, self._reasons(result), missing)
 
-    def _ask(self, ids: list[str], X: np.ndarray) -> tuple[ScoreResult | None, str]:
+    def _ask(self, ids: list[str], X: np.ndarray) -> tuple[Any, str]:
         if self._chan is None:
             if time.monotonic() < self._down_until:
                 return None, f"the partner is unavailable ({self.last_error})"
@@ -170,10 +166,8 @@ class BankSession:
         n = X.shape[0]
         if self._missing is None:
             return Scored(np.full(n, np.nan), [[] for _ in range(n)], [why] * n)
-        m = self._missing
-        result = self.model.combine(LeafSets(m.trees, m.n_leaves, np.repeat(m.masks[:1], n, axis=0)), X,
-                                    str(self.model.model["party"]))
+        result = self.model.fallback(self._missing, X)
         return Scored(result.pd, self._reasons(result), [why] * n)
 
-    def _reasons(self, result: ScoreResult) -> list[list[str]]:
-        return reason_codes(self.model.contributions(result), self.names, self.k_reasons)
+    def _reasons(self, result: Any) -> list[list[str]]:
+        return self.model.reasons(result, self.k_reasons)

@@ -52,10 +52,11 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "psi.BlindedBatch": ["start", "points"],
         "psi.DigestBatch": ["start", "digests"],
     }),
-    "serving": (1, {
+    "serving": (2, {
         "serving.Hello": ["model_id", "own_part", "peer_part"],
         "serving.ScoreRequest": ["seq", "ids"],
         "serving.ScoreReply": ["seq", "known", "trees", "n_leaves", "masks"],
+        "serving.PointsReply": ["seq", "known", "names", "points", "features", "short"],
     }),
     "secagg": (1, {
         "secagg.Advertise": ["version", "length", "frac_bits", "max_abs", "context", "share_key", "mask_key"],

@@ -29,6 +29,7 @@ import numpy as np
 from misuan.atomic_files import write_atomic
 from misuan.ml.metrics import ks_statistic, roc_auc
 from misuan.ml.scorecard import Scorecard, scorecard_from_bin_lr
+from misuan.ml.vertical_lr import scorecard_part
 from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
@@ -49,7 +50,6 @@ from misuan.protocols.vertical_lr import disclosures as vlr_disclosures
 __all__ = ["KIND", "ScorecardStepParams"]
 
 MODEL_FILE = "scorecard.json"
-MODEL_VERSION = 1
 EXAMPLES = 5
 
 
@@ -85,14 +85,7 @@ def _labels(cuts: np.ndarray) -> list[str]:
 
 def _write_model(ctx: StepContext, card: Scorecard, coef: list[np.ndarray], intercept: float | None,
                  cuts: list[np.ndarray], n_features: int) -> None:
-    part = {
-        "format": "misuan.vertical_lr.scorecard", "version": MODEL_VERSION, "party": ctx.party, "role": ctx.role,
-        "features": card.features, "labels": [lab[: len(c)] for lab, c in zip(card.labels, coef, strict=True)],
-        "points": [np.round(row[: len(c)], 6).tolist() for row, c in zip(card.points, coef, strict=True)],
-        "coef": [c.tolist() for c in coef], "intercept": intercept, "cuts": [c.tolist() for c in cuts],
-        "n_features_all_parties": n_features,
-        "scaling": {"pdo": card.pdo, "base_score": card.base_score, "base_odds": card.base_odds},
-    }
+    part = scorecard_part(ctx.party, ctx.role, card, coef, intercept, cuts, n_features)
     write_atomic(ctx.artefact_dir / MODEL_FILE, json.dumps(part, indent=1, allow_nan=False))
 
 

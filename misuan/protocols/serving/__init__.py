@@ -1,5 +1,9 @@
-"""Online joint scoring of a SecureBoost model: the bank's node asks, per applicant, what the
-partner's model part contributes, and combines it with its own.
+"""Online joint scoring of a SecureBoost model or a two-part scorecard: the bank's node asks, per
+applicant, what the partner's model part contributes, and combines it with its own.
+
+For trees, as below; for a scorecard (:mod:`.scorecard`), the partner answers its points and its
+worst features with their shortfalls (``serving.PointsReply``), and the session, pins, missing-value
+path and fallback are the same.
 
 Session. The two nodes keep one channel (gRPC + mutual TLS). At its start each side sends its pin:
 the model id, the SHA-256 of its own model part and the hash it expects of the peer's; a mismatch
@@ -21,15 +25,24 @@ feature values: the same as batch prediction) and whether the partner knows the 
 record every request in their ledgers (the catalogue, :mod:`.disclosures`).
 
 Layout: :mod:`.messages`, :mod:`.disclosures`, :mod:`.partner` (the feature party), :mod:`.bank`
-(the label party). The node-side service, HTTP API and page: :mod:`misuan.serving`.
+(the label party), :mod:`.scorecard` (both sides of a scorecard), :mod:`.parts` (which a part file holds). The node-side service, HTTP API and page: :mod:`misuan.serving`.
 """
 
-from misuan.protocols.serving.bank import BankModel, ScoreResult
+from misuan.protocols.serving.bank import BankModel, BankPart, ScoreResult
 from misuan.protocols.serving.disclosures import DISCLOSURES
-from misuan.protocols.serving.messages import PROTOCOL, STEP, Hello, ScoreReply, ScoreRequest
-from misuan.protocols.serving.partner import FeatureLookup, PartnerModel, check_pins, serve_partner
+from misuan.protocols.serving.messages import PROTOCOL, STEP, Hello, PointsReply, ScoreReply, ScoreRequest
+from misuan.protocols.serving.partner import (
+    FeatureLookup,
+    PartnerModel,
+    PartnerPart,
+    check_pins,
+    serve_partner,
+)
+from misuan.protocols.serving.parts import bank_part, partner_part
+from misuan.protocols.serving.scorecard import BankScorecard, PartnerScorecard, ScorecardPart, is_scorecard
 
 __all__ = [
-    "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "FeatureLookup", "Hello", "PartnerModel", "ScoreReply",
-    "ScoreRequest", "ScoreResult", "check_pins", "serve_partner",
+    "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "BankPart", "BankScorecard", "FeatureLookup", "Hello",
+    "PartnerModel", "PartnerPart", "PartnerScorecard", "PointsReply", "ScoreReply", "ScoreRequest", "ScoreResult",
+    "ScorecardPart", "bank_part", "check_pins", "is_scorecard", "partner_part", "serve_partner",
 ]

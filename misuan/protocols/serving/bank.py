@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from misuan.errors import MalformedMessageError, PeerTimeoutError, ProtocolError
 from misuan.net.channel import Channel
-from misuan.protocols.secureboost.explain import leaf_contributions
+from misuan.protocols.secureboost.explain import leaf_contributions, reason_codes
 from misuan.protocols.secureboost.messages import LeafSets
 from misuan.protocols.serving.compiled import compile_forest, shapes_of_model_trees
-from misuan.protocols.serving.disclosures import CONTRIBUTION, MODEL_PIN, QUERY
-from misuan.protocols.serving.messages import STEP, Hello, ScoreReply, ScoreRequest
-from misuan.protocols.serving.partner import check_pins
+from misuan.protocols.serving.disclosures import CONTRIBUTION, QUERY
+from misuan.protocols.serving.messages import STEP, ScoreReply, ScoreRequest
+from misuan.protocols.serving.partner import exchange_pins
 
-__all__ = ["BankModel", "ScoreResult"]
+_Reply = TypeVar("_Reply")
+
+__all__ = ["BankModel", "BankPart", "ScoreResult", "checked_known", "request_reply"]
+
+
+class BankPart(Protocol):
+    """What a serving session needs of the label party's model part (trees or a scorecard)."""
+
+    names: list[str]  # this party's features, in the order its rows give them
+    partner: str
+
+    def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = ...,
+            timeout_s: float | None = ...) -> None: ...
+
+    def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = ...,
+              after_reply: Callable[[Channel, int], None] | None = ...) -> Any: ...
+
+    def fallback(self, probe: Any, X_bank: np.ndarray) -> Any: ...
+
+    def reasons(self, result: Any, k: int) -> list[list[str]]: ...
 
 
 class ScoreResult:
@@ -50,16 +69,15 @@ class BankModel:
         self.leaf_values = np.array([values[(t, int(i))] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
         per_leaf = leaf_contributions(model)
         self.saabas = np.array([per_leaf[t][int(i)] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
+        self.reason_names = [f"{me}:{f}" for f in model["feature_names"]] + [
+            f"{p}:{f}" for p, feats in model["feature_parties"].items() for f in feats]
         self.seq = 0
 
     def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = STEP,
             timeout_s: float | None = None) -> None:
         """Exchange and check the model pins (:func:`check_pins`) at the start of a session."""
-        chan.send(self.partner, f"{step}/hello", Hello(model_id, own_part, peer_part))
-        chan.disclose(step, MODEL_PIN, chan.party, self.partner, (), model_id=model_id)
-        theirs = chan.recv(self.partner, f"{step}/hello", expect=Hello, timeout_s=timeout_s)
-        chan.disclose(step, MODEL_PIN, self.partner, chan.party, (), model_id=theirs.model_id)
-        check_pins(model_id, own_part, peer_part, theirs, self.partner)
+        exchange_pins(chan, self.partner, model_id=model_id, own_part=own_part, peer_part=peer_part, step=step,
+                      timeout_s=timeout_s)
         self.seq = 0
 
     def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = STEP,
@@ -69,26 +87,10 @@ class BankModel:
         request is skipped. ``after_reply(chan, seq)`` runs for every reply read, skipped or not (as
         the partner runs its own after sending it)."""
         self.seq += 1
-        end = time.monotonic() + deadline_s  # one deadline for the request, late replies skipped included
-        chan.send(self.partner, f"{step}/request", ScoreRequest(self.seq, list(ids)))
-        chan.disclose(step, QUERY, chan.party, self.partner, (len(ids),), seq=self.seq)
-        while True:
-            try:
-                reply = chan.recv(self.partner, f"{step}/reply", expect=ScoreReply,
-                                  timeout_s=max(0.0, end - time.monotonic()))
-            except PeerTimeoutError as exc:
-                raise PeerTimeoutError(f"{self.partner} did not answer within {deadline_s * 1000:.0f} ms") from exc
-            if reply.seq > self.seq:
-                raise ProtocolError(f"{self.partner} answered request {reply.seq}, not yet asked")
-            if after_reply is not None:
-                after_reply(chan, reply.seq)
-            if reply.seq == self.seq:
-                break
+        reply = request_reply(chan, self.partner, self.seq, ids, expect=ScoreReply, deadline_s=deadline_s, step=step,
+                              after_reply=after_reply)
         chan.disclose(step, CONTRIBUTION, self.partner, chan.party, (len(ids), len(reply.trees)), seq=reply.seq)
-        known = reply.known
-        if not isinstance(known, np.ndarray) or known.dtype != np.bool_ or known.shape != (len(ids),):
-            raise MalformedMessageError(f"{self.partner} answered 'known' as {getattr(known, 'shape', '?')}, "
-                                        f"not {len(ids)} booleans")
+        known = checked_known(reply.known, len(ids), self.partner)
         for name, arr, kind in (("trees", reply.trees, "iu"), ("n_leaves", reply.n_leaves, "iu"), ("masks", reply.masks, "u")):
             if not isinstance(arr, np.ndarray) or arr.dtype.kind not in kind or arr.ndim != (2 if name == "masks" else 1):
                 raise MalformedMessageError(f"{self.partner} sent a malformed {name} array")
@@ -110,6 +112,16 @@ class BankModel:
             margin += self.leaf_values[cols[:, t]]
         return ScoreResult(margin, np.ones(X.shape[0], dtype=bool), sets, cols)
 
+    def fallback(self, probe: ScoreResult, X_bank: np.ndarray) -> ScoreResult:
+        """Every row scored with the partner's answer to the session's probe (an ID it does not know)."""
+        m = probe.sets
+        return self.combine(LeafSets(m.trees, m.n_leaves, np.repeat(m.masks[:1], X_bank.shape[0], axis=0)), X_bank,
+                            str(self.model["party"]))
+
+    def reasons(self, result: ScoreResult, k: int) -> list[list[str]]:
+        """Per row, the ``k`` features (``party:feature``) that raise its risk most (Saabas contributions)."""
+        return reason_codes(self.contributions(result), self.reason_names, k)
+
     def contributions(self, result: ScoreResult) -> np.ndarray:
         """Saabas contributions per row (``contribution_names`` columns), from the leaves alone."""
         phi = np.zeros((result.cols.shape[0], self.saabas.shape[1]))
@@ -117,3 +129,31 @@ class BankModel:
         for t in range(result.cols.shape[1]):
             phi += self.saabas[result.cols[:, t]]
         return phi
+
+
+def request_reply(chan: Channel, partner: str, seq: int, ids: list[str], *, expect: type[_Reply], deadline_s: float,
+                  step: str = STEP, after_reply: Callable[[Channel, int], None] | None = None) -> _Reply:
+    """Send request ``seq`` for ``ids`` and return its reply; a reply later than ``deadline_s`` raises
+    :class:`PeerTimeoutError`, a late reply to an earlier request is skipped (``after_reply`` runs for
+    every reply read, skipped or not, as the partner runs its own after sending it)."""
+    end = time.monotonic() + deadline_s  # one deadline for the request, late replies skipped included
+    chan.send(partner, f"{step}/request", ScoreRequest(seq, list(ids)))
+    chan.disclose(step, QUERY, chan.party, partner, (len(ids),), seq=seq)
+    while True:
+        try:
+            reply = chan.recv(partner, f"{step}/reply", expect=expect, timeout_s=max(0.0, end - time.monotonic()))
+        except PeerTimeoutError as exc:
+            raise PeerTimeoutError(f"{partner} did not answer within {deadline_s * 1000:.0f} ms") from exc
+        got = int(reply.seq)
+        if got > seq:
+            raise ProtocolError(f"{partner} answered request {got}, not yet asked")
+        if after_reply is not None:
+            after_reply(chan, got)
+        if got == seq:
+            return reply
+
+
+def checked_known(known: object, n: int, partner: str) -> np.ndarray:
+    if not isinstance(known, np.ndarray) or known.dtype != np.bool_ or known.shape != (n,):
+        raise MalformedMessageError(f"{partner} answered 'known' as {getattr(known, 'shape', '?')}, not {n} booleans")
+    return known

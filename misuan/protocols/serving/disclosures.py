@@ -13,4 +13,9 @@ CONTRIBUTION = DisclosureKind(
     "feature_party", "label_party",
 )
 
-DISCLOSURES = (MODEL_PIN, QUERY, CONTRIBUTION)
+POINTS = DisclosureKind(
+    _P, "per applicant: whether it knows the ID, the sum of its scorecard points, and its 8 worst features with "
+    "the points each falls short of its best bin", "plaintext", "feature_party", "label_party",
+)
+
+DISCLOSURES = (MODEL_PIN, QUERY, CONTRIBUTION, POINTS)

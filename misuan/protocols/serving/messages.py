@@ -9,7 +9,7 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("serving", 1, "online joint scoring: one applicant (or a batch) per request")
+PROTOCOL = ProtocolInfo("serving", 2, "online joint scoring of trees or a scorecard: one applicant (or a batch) per request")
 STEP = "serve"
 MAX_BATCH = 100_000
 MAX_ID_CHARS = 256
@@ -42,3 +42,17 @@ class ScoreReply:
     trees: np.ndarray  # int32 (n_trees,)
     n_leaves: np.ndarray  # int32 (n_trees,)
     masks: np.ndarray  # uint8 (n, sum of ceil(n_leaves / 8)): the leaf sets, bit-packed per tree
+
+
+@wire.message("serving.PointsReply", max_bytes=512 << 20)
+@dataclasses.dataclass
+class PointsReply:
+    """A scorecard part's answer, per applicant: whether the partner knows it, the sum of its points,
+    and its worst features (indices into ``names``) with the points each falls short of its best bin."""
+
+    seq: int
+    known: np.ndarray  # bool (n,)
+    names: list[str]  # the partner's features, in its points table's order
+    points: np.ndarray  # float64 (n,)
+    features: np.ndarray  # int32 (n, k)
+    short: np.ndarray  # float64 (n, k)

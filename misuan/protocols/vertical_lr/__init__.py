@@ -38,9 +38,18 @@ from misuan.protocols.vertical_lr.feature_party import PartnerModel, train_featu
 from misuan.protocols.vertical_lr.label_party import BankModel, train_label_party
 from misuan.protocols.vertical_lr.messages import PROTOCOL, STEP
 from misuan.protocols.vertical_lr.params import TrainingParams
-from misuan.protocols.vertical_lr.scoring import JointScores, score_feature_party, score_label_party
+from misuan.protocols.vertical_lr.scoring import (
+    JointScores,
+    check_part_scores,
+    merge_reasons,
+    own_points,
+    pd_of_score,
+    score_feature_party,
+    score_label_party,
+)
 
 __all__ = [
     "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "JointScores", "PartnerModel", "TrainingParams",
-    "score_feature_party", "score_label_party", "train_feature_party", "train_label_party",
+    "check_part_scores", "merge_reasons", "own_points", "pd_of_score", "score_feature_party", "score_label_party",
+    "train_feature_party", "train_label_party",
 ]
