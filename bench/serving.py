@@ -2,10 +2,12 @@
 (gRPC + mutual TLS on loopback), measured through the bank's HTTP decision API from this process.
 
 Model: SecureBoost on the UCI Taiwan data split as in `misuan demo` (bank: limit and repayment
-status; partner: demographics, bills, payments), trained on 8,000 customers (20 trees, depth 4);
-both feature stores hold 6,000 other customers (the applicants).
+status; partner: demographics, bills, payments), trained on 8,000 customers (20 trees, depth 4), or
+with ``--model scorecard`` the federated scorecard (vertical LR on 10 quantile bins per feature, the
+parts the `vertical_lr` step writes); both feature stores hold 6,000 other customers (the applicants).
 
     python bench/serving.py                          # latency, batch throughput, a 60 s load at 50 req/s
+    python bench/serving.py --model scorecard
     python bench/serving.py --load-seconds 10 --rate 20
 
 Prints: single-request latency p50/p99 (sequential requests, the full API: HTTP, JSON, the partner's
@@ -36,22 +38,48 @@ import numpy as np  # noqa: E402
 from bench.machine import cpu_line, load_line  # noqa: E402
 from misuan.datasets import taiwan  # noqa: E402
 from misuan.ml.secureboost import SecureBoostClassifier, fit_local  # noqa: E402
+from misuan.ml.vertical_lr import VerticalLogisticRegression, scorecard_part  # noqa: E402
+from misuan.ml.vertical_lr import fit_local as vlr_fit_local  # noqa: E402
 from misuan.net.local import free_port, make_test_pki  # noqa: E402
+from misuan.protocols.secureboost.binning import binned_features  # noqa: E402
 from misuan.serving.config import model_sha256, serve_config_text  # noqa: E402
 
 BANK, PARTNER = list(taiwan.BANK_FEATURES), list(taiwan.PARTNER_FEATURES)
 
 
-def _setup(root: Path, trees: int, depth: int) -> dict[str, Any]:
-    df = taiwan.load_taiwan().sample(frac=1.0, random_state=0).reset_index(drop=True)
-    df["customer_id"] = [f"C{i:06d}" for i in range(len(df))]
-    train, apply = df.iloc[:8000], df.iloc[8000:14000]
+def _trees(root: Path, train: Any, trees: int, depth: int) -> None:
     est = SecureBoostClassifier(n_estimators=trees, max_depth=depth, learning_rate=0.3)
     t0 = time.perf_counter()
     models, _ = fit_local(est, {"bank": train[BANK], "partner": train[PARTNER]}, train[taiwan.LABEL].to_numpy(), label_party="bank")
     print(f"trained {trees} trees of depth {depth} on 8,000 customers in {time.perf_counter() - t0:.1f} s", flush=True)
     for p, m in models.items():
         m.save_model(root / f"{p}_model.json")
+
+
+def _scorecard(root: Path, train: Any) -> None:
+    cols = {"bank": BANK, "partner": PARTNER}
+    binned = {p: binned_features(train[c], 10) for p, c in cols.items()}
+    t0 = time.perf_counter()
+    models, _ = vlr_fit_local(VerticalLogisticRegression(), {p: b[1] for p, b in binned.items()},
+                              {p: b[0].n_bins for p, b in binned.items()}, train[taiwan.LABEL].to_numpy(), label_party="bank")
+    print(f"trained the scorecard ({len(BANK)} + {len(PARTNER)} features, {models['bank'].n_iter_} iterations) on 8,000 "
+          f"customers in {time.perf_counter() - t0:.1f} s", flush=True)
+    n_all = len(BANK) + len(PARTNER)
+    for p, (binner, _, names) in binned.items():
+        m = models[p]
+        card = m.scorecard(names, [[f"bin {i}" for i in range(n)] for n in binner.n_bins], n_all)
+        part = scorecard_part(p, m.role_, card, m.coef_, m.intercept_ if p == "bank" else None, binner.cuts, n_all)
+        (root / f"{p}_model.json").write_text(json.dumps(part))
+
+
+def _setup(root: Path, model: str, trees: int, depth: int) -> dict[str, Any]:
+    df = taiwan.load_taiwan().sample(frac=1.0, random_state=0).reset_index(drop=True)
+    df["customer_id"] = [f"C{i:06d}" for i in range(len(df))]
+    train, apply = df.iloc[:8000], df.iloc[8000:14000]
+    if model == "scorecard":
+        _scorecard(root, train)
+    else:
+        _trees(root, train, trees, depth)
     apply[["customer_id", *BANK]].to_csv(root / "bank.csv", index=False)
     apply[["customer_id", *PARTNER]].to_csv(root / "partner.csv", index=False)
     make_test_pki(root / "certs", ["bank", "partner"])
@@ -135,6 +163,7 @@ def _load(url: str, ids: list[str], seconds: float, rate: float) -> tuple[int, i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", choices=("secureboost", "scorecard"), default="secureboost")
     ap.add_argument("--trees", type=int, default=20)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--requests", type=int, default=500, help="sequential single requests for the latency")
@@ -145,7 +174,7 @@ def main() -> None:
     print(f"machine: {cpu_line()}; {load_line()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="misuan-serve-bench-") as tmp:
         root = Path(tmp)
-        setup = _setup(root, args.trees, args.depth)
+        setup = _setup(root, args.model, args.trees, args.depth)
         procs = [subprocess.Popen([sys.executable, "-m", "misuan.cli", "serve", "--config", str(root / f"{p}.toml")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ("partner", "bank")]
         try:

@@ -1,7 +1,8 @@
 """``misuan demo --serve``: the demo's joint model served online, after the demo ran.
 
 Writes a ``serve.toml`` per institution next to the demo (``<workdir>/serve/``): each node's model
-part from the demo job, its feature store from its own table (IDs normalised as the job's PSI did),
+part from the demo job (SecureBoost's trees, or with ``--serve-model scorecard`` the federated
+scorecard's parts), its feature store from its own table (IDs normalised as the job's PSI did),
 the demo's certificates, and the peer part's SHA-256 as the pin; then starts the partner's serving
 node and the bank's (gRPC + mutual TLS on loopback) and the bank's decision API and credit officer's
 page, and prints the page's address. Ctrl-C stops both.
@@ -19,9 +20,11 @@ from misuan.serving.app import HttpServer, create_app
 from misuan.serving.config import load_serve_config, model_sha256, serve_config_text
 from misuan.serving.node import BankService, PartnerNode, start_bank, start_partner
 
-__all__ = ["DemoServing", "serve_demo", "start_demo_serving"]
+__all__ = ["MODELS", "DemoServing", "serve_demo", "start_demo_serving"]
 
 BANK, PARTNER = "bank", "partner"
+# the demo job's model parts that can be served: (step, artefact) under each node's job directory
+MODELS = {"secureboost": ("secureboost", "model.json"), "scorecard": ("scorecard", "scorecard.json")}
 
 
 def _latest_job(workdir: Path) -> str:
@@ -31,9 +34,15 @@ def _latest_job(workdir: Path) -> str:
     return jobs[-1].name
 
 
-def write_serve_configs(workdir: Path, http_port: int) -> dict[str, Path]:
+def write_serve_configs(workdir: Path, http_port: int, model: str = "secureboost") -> dict[str, Path]:
     job = _latest_job(workdir)
-    part = {p: workdir / "nodes" / p / "jobs" / job / "artefacts" / "secureboost" / "model.json" for p in (BANK, PARTNER)}
+    if model not in MODELS:
+        raise ConfigError(f"--serve-model must be one of {sorted(MODELS)}, not {model!r}")
+    step, artefact = MODELS[model]
+    part = {p: workdir / "nodes" / p / "jobs" / job / "artefacts" / step / artefact for p in (BANK, PARTNER)}
+    for path in part.values():
+        if not path.is_file():
+            raise ConfigError(f"the demo run in {workdir} has no {model} model part ({path}): run the demo again")
     ports = {BANK: free_port(), PARTNER: free_port()}
     out = {}
     root = workdir / "serve"
@@ -41,12 +50,12 @@ def write_serve_configs(workdir: Path, http_port: int) -> dict[str, Path]:
     certs = workdir / "certs"
     for me, peer in ((BANK, PARTNER), (PARTNER, BANK)):
         text = serve_config_text(
-            party=me, model=part[me].as_posix(), model_id=job, peer_model_sha256=model_sha256(part[peer]),
+            party=me, model=part[me].as_posix(), model_id=f"{job}-{model}", peer_model_sha256=model_sha256(part[peer]),
             listen=f"127.0.0.1:{ports[me]}", peer=peer, peer_address=f"127.0.0.1:{ports[peer]}",
             tls=((certs / "ca.pem").as_posix(), (certs / f"{me}.pem").as_posix(), (certs / f"{me}.key").as_posix()),
             data_dir=me, features_csv=(workdir / "data" / f"{me}.csv").as_posix(), id_column="customer_id",
             http=f"127.0.0.1:{http_port}" if me == BANK else None, deadline_ms=200 if me == BANK else None,
-            header=f"written by `misuan demo --serve`: {me}'s serving node for the demo's joint model ({job})",
+            header=f"written by `misuan demo --serve`: {me}'s serving node for the demo's joint {model} model ({job})",
         )
         out[me] = root / f"{me}.toml"
         out[me].write_text(text, encoding="utf-8")
@@ -65,8 +74,8 @@ class DemoServing:
         self.partner.close()
 
 
-def start_demo_serving(workdir: Path, http_port: int | None = None) -> DemoServing:
-    configs = write_serve_configs(Path(workdir), http_port or free_port())
+def start_demo_serving(workdir: Path, http_port: int | None = None, model: str = "secureboost") -> DemoServing:
+    configs = write_serve_configs(Path(workdir), http_port or free_port(), model)
     partner = start_partner(load_serve_config(configs[PARTNER]))
     bcfg = load_serve_config(configs[BANK])
     bank = start_bank(bcfg)
@@ -74,9 +83,9 @@ def start_demo_serving(workdir: Path, http_port: int | None = None) -> DemoServi
     return DemoServing(partner, bank, HttpServer(create_app(bank), bcfg.http))
 
 
-def serve_demo(workdir: str | Path, http_port: int = 8080, **_: Any) -> int:
-    serving = start_demo_serving(Path(workdir).resolve(), http_port)
-    print(f"serving the demo's joint model: the credit officer's page on {serving.server.url}/ "
+def serve_demo(workdir: str | Path, http_port: int = 8080, model: str = "secureboost", **_: Any) -> int:
+    serving = start_demo_serving(Path(workdir).resolve(), http_port, model)
+    print(f"serving the demo's joint {model} model: the credit officer's page on {serving.server.url}/ "
           f"(API: POST {serving.server.url}/v1/decisions); Ctrl-C stops", flush=True)
     try:
         threading.Event().wait()

@@ -56,6 +56,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for section in ("job", "shared customers", "woe", "model", "roc", "score", "importance", "ledger", "lending"):
         assert section in text, f"report lacks a {section!r} section: {parser.h2}"
     assert parser.svgs >= 5
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    held_out = report[report.index("<h3>Held-out customers</h3>"):]
+    held_out = held_out[: held_out.index("</table>")]
+    assert "bank:" in held_out  # the reasons are shown
+    assert not any(f"partner:{a}" in held_out for a in ("SEX", "MARRIAGE", "AGE"))  # never a protected attribute
     # the job spec the demo ran is the one two real nodes would run
     assert (tmp_path / "demo-job.toml").read_text().count("[[step]]") == 6
     # the validation report: model card, pinned model parts, the fairness audit by the partner's attributes
@@ -107,5 +112,16 @@ def _the_served_model_scores_every_hold_out_row_as_the_batch_evaluation(tmp_path
         with urllib.request.urlopen(req, timeout=10) as r:
             body = json.loads(r.read())
         assert body["pd"] == ev["scores"][0] and body["decision"] in ("approve", "decline")
+    finally:
+        serving.close()
+    # the federated scorecard served the same way: every hold-out PD within 1e-9 of its batch joint scoring
+    card = read_outputs(tmp_path / "nodes" / "bank", job)["scorecard"]
+    serving = start_demo_serving(tmp_path, model="scorecard")
+    try:
+        results = serving.bank.decide([{"id": i} for i in card["test_ids"]], disclose=False)
+        assert all(r["partner_answered"] for r in results)
+        assert np.max(np.abs(np.array([r["pd"] for r in results]) - np.array(card["pd"]))) <= 1e-9
+        given = {x["code"] for r in results for x in r["reasons"]}
+        assert given and not given & {"FEATURE_SEX", "FEATURE_MARRIAGE", "FEATURE_AGE"}  # protected: never given
     finally:
         serving.close()

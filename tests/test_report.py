@@ -34,7 +34,7 @@ from misuan.report.schema import CopyFinding
 EVIL = '<script>alert("x")</script>'
 EVIL_ATTR = '" onmouseover="alert(1)'
 EVIL_IMG = "<img src=x onerror=alert(1)>"
-SECTIONS = {"job", "psi", "iv", "models", "curves", "scores", "importance", "ledger", "params", "lending"}
+SECTIONS = {"job", "psi", "iv", "models", "curves", "scores", "importance", "ledger", "params", "lending", "scorecard"}
 
 
 class _Page(HTMLParser):
@@ -124,21 +124,23 @@ def page(summary: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> _
 
 def test_every_section_and_plot_is_present(summary: dict[str, Any], page: _Page) -> None:
     assert SECTIONS <= page.ids()
-    assert {"roc", "ks", "score-histogram"} <= page.ids()
-    # ROC, KS, score histogram, feature importance, limits by PD band; one WOE sparkline per feature
-    assert page.count("svg", "chart") == 5
+    assert {"roc", "ks", "score-histogram", "scorecard-points"} <= page.ids()
+    # ROC, KS, score histogram, feature importance, limits by PD band, the scorecard's points; one WOE
+    # sparkline per feature
+    assert page.count("svg", "chart") == 6
     assert page.count("svg", "spark") == len(summary["iv"])
     titles = set(page.svg_titles)
-    assert {"ROC curves", "KS plot of the joint model", "Predicted PD by actual outcome"} <= titles
-    # three ROC curves + two KS curves, and the KS gap marked
-    assert page.count("polyline", "series") == 5
+    assert {"ROC curves", "KS plot of the joint model", "Predicted PD by actual outcome",
+            "Scorecard points by actual outcome"} <= titles
+    # four ROC curves (joint, bank-only, pooled, scorecard) + two KS curves, and the KS gap marked
+    assert page.count("polyline", "series") == 6
     assert page.count("line", "mark") == 1
     assert page.count("rect", "bar") > 20
     text = page.all_text
     for heading in ("Job summary", "Shared customers", "Feature strength (WOE / IV)", "Model comparison",
                     "ROC and KS curves", "Score distribution", "Feature importance", "Disclosure ledger",
                     "SecureBoost parameters", "Credit decisions and lending compliance", "For the risk officer",
-                    "For the auditor"):
+                    "For the auditor", "The federated scorecard", "Score bands on the hold-out", "Held-out customers"):
         assert heading in text
     assert summary["job"]["job_id"] in text and "21,000" in text
 
@@ -191,7 +193,7 @@ def test_without_a_plaintext_baseline_the_cost_of_privacy_is_not_measured(tmp_pa
     deltas = {r[0]: r[2] for r in page.table_rows[""] if r[0] in ("Value of partner data", "Cost of privacy")}
     assert deltas["Cost of privacy"] == "not measured (no plaintext baseline)"
     assert "no plaintext baseline in this job" in page.all_text
-    assert page.count("polyline", "series") == 3 + 2  # joint, bank-only, the extra model; KS: two curves
+    assert page.count("polyline", "series") == 4 + 2  # joint, bank-only, scorecard, the extra model; KS: two curves
     assert "logistic scorecard" in page.all_text
 
 

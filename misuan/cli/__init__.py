@@ -235,7 +235,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return code
     from misuan import demo_serve
 
-    return demo_serve.serve_demo(args.workdir, http_port=args.port)
+    return demo_serve.serve_demo(args.workdir, http_port=args.port, model=args.serve_model)
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -338,6 +338,9 @@ def _add_demo_command(sub: Subparsers) -> None:
     p.add_argument("--serve", action="store_true",
                    help="then serve the joint model online: both nodes, the decision API and the credit officer's page")
     p.add_argument("--port", type=int, default=8080, help="with --serve: the page's port on 127.0.0.1 (default 8080)")
+    p.add_argument("--serve-model", choices=("secureboost", "scorecard"), default="secureboost",
+                   help="with --serve: which joint model to serve, SecureBoost's trees or the federated scorecard "
+                   "(default %(default)s)")
     p.add_argument("--horizontal", action="store_true",
                    help="the horizontal demo instead: five lenders with the same features on different customers, "
                    "an aggregator, secure aggregation; pooled WOE/IV, a federated scorecard and boosted trees")

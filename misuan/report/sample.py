@@ -150,6 +150,7 @@ def _holdout(rng: np.random.Generator, n_holdout: int) -> tuple[np.ndarray, dict
         "joint": _sigmoid(-1.5 + 1.02 * s_bank + 0.5 * s_partner + noise),
         "bank_only": _sigmoid(-1.45 + 1.05 * s_bank + rng.normal(0, 0.1, n_holdout)),
         "plaintext": _sigmoid(-1.5 + 1.05 * s_bank + 0.52 * s_partner + 0.8 * noise),
+        "scorecard": _sigmoid(-1.5 + 0.98 * s_bank + 0.47 * s_partner + 1.2 * noise),
     }
     return y, scores
 
@@ -269,4 +270,18 @@ def sample_summary(seed: int = 0, *, n_holdout: int = 6300) -> dict[str, Any]:
             "key_bits": 2048, "fixed_point_bits": 53, "seed": seed,
         },
         "lending": _lending(scores["joint"]),
+        "scorecard": _scorecard(seed),
     }
+
+
+def _scorecard(seed: int) -> dict[str, Any]:
+    """A made-up federated scorecard: a few of the bank's bins with points, and held-out examples (the
+    hold-out's scorecard PDs are the evaluation's ``scorecard`` scores)."""
+    rng = np.random.default_rng(seed + 7)
+    rows = [{"feature": f, "bin": b, "points": round(float(p), 1)}
+            for f in ("LIMIT_BAL", "PAY_0") for b, p in zip(("[-inf, 50000)", "[50000, 200000)", "[200000, inf)", "missing"),
+                                                            27 + rng.normal(0, 8, 4), strict=True)]
+    examples = [{"score": round(float(sc), 1), "pd": float(1 / (1 + np.exp((sc - 512.9) / 28.85))),
+                 "reasons": ["bank:PAY_0", "partner:PAY_AMT1", "bank:LIMIT_BAL"][: 1 + i % 3]}
+                for i, sc in enumerate(rng.normal(560, 45, 5))]
+    return {"auc": 0.7712, "ks": 0.4105, "iterations": 11, "rows": rows, "examples": examples}

@@ -1,5 +1,6 @@
-"""The report's section on the federated scorecard (vertical LR): the bank's points table and a few
-held-out customers scored jointly with their reasons."""
+"""The report's section on the federated scorecard (vertical LR): the points distribution and score
+bands of the hold-out, the bank's points table, and a few held-out customers scored jointly with
+their reasons."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 
 import numpy as np
 
+from misuan.report import svg
 from misuan.report.markup import esc, html_table, section
 from misuan.report.schema import Summary
 
@@ -24,7 +26,8 @@ def scorecard_section(summary: Summary) -> str:
         f"Points: {sc.base_score:g} at good:bad odds of {sc.base_odds:g}:1, {sc.pdo:g} points double the odds; "
         "a customer's score is the sum of the points of its bins over every feature, the partner's "
         "points held and added by the partner. Reasons are the features whose points fall furthest "
-        "below their best bin (at most four), over both parties' features.</p>"
+        "below their best bin (at most four), over both parties' features; a protected attribute (sex, marital "
+        "status, age) is never given as a reason, the next one takes its place.</p>"
     )
     table = html_table(["Feature (bank)", "Bin", "Points"],
                        [[esc(r.feature), esc(r.bin), f"{r.points:.1f}"] for r in sc.rows], numeric=(2,))
@@ -32,21 +35,39 @@ def scorecard_section(summary: Summary) -> str:
         ["Score", "PD", "Principal reasons"],
         [[f"{e.score:.0f}", f"{e.pd:.2%}", esc("; ".join(e.reasons) or "-")] for e in sc.examples], numeric=(0, 1),
     )
-    bands = _bands(summary)
+    held_out = _held_out_scores(summary)
+    figures = "" if held_out is None else _distribution(*held_out) + _bands(*held_out)
     return section("scorecard", "11. The federated scorecard",
-                   intro + bands + table + "<h3>Held-out customers</h3>" + examples)
+                   intro + figures + table + "<h3>Held-out customers</h3>" + examples)
 
 
-def _bands(summary: Summary) -> str:
-    """Score bands of the hold-out (from the scorecard's PDs in the evaluation) with their default rates."""
+def _held_out_scores(summary: Summary) -> tuple[np.ndarray, np.ndarray] | None:
+    """The hold-out's points (from the scorecard's PDs in the evaluation) and outcomes."""
     sc, ev = summary.scorecard, summary.evaluation
     if sc is None or "scorecard" not in ev.scores:
-        return ""
+        return None
     pd_ = np.clip(np.asarray(ev.scores["scorecard"], dtype=np.float64), 1e-12, 1 - 1e-12)
     factor = sc.pdo / math.log(2.0)
     offset = sc.base_score - factor * math.log(sc.base_odds)
-    score = offset - factor * (np.log(pd_) - np.log1p(-pd_))
-    y = np.asarray(ev.y_true)
+    return offset - factor * (np.log(pd_) - np.log1p(-pd_)), np.asarray(ev.y_true)
+
+
+def _distribution(score: np.ndarray, y: np.ndarray) -> str:
+    """The points distribution of the hold-out, defaulters and the others as shares of their class."""
+    edges = np.linspace(math.floor(float(np.min(score)) / 10) * 10, math.ceil(float(np.max(score)) / 10) * 10 + 10, 31)
+    groups = []
+    for cls, name, color in ((0, "non-defaulters", "#1f5fa8"), (1, "defaulters", "#c0392b")):
+        counts, _ = np.histogram(score[y == cls], bins=edges)
+        groups.append((f"{name} (n = {int(np.sum(y == cls)):,})", counts / max(counts.sum(), 1), color))
+    chart = svg.histogram(edges, groups, title="Scorecard points by actual outcome", x_label="score (points)",
+                          y_label="share of the class")
+    return (f'<figure id="scorecard-points">{chart}<figcaption><strong>Points distribution.</strong> The hold-out '
+            "customers' scores, defaulters and the others each summing to 100 %: defaulters should sit at the "
+            "low end.</figcaption></figure>")
+
+
+def _bands(score: np.ndarray, y: np.ndarray) -> str:
+    """Score bands of the hold-out with their default rates."""
     low, high = float(np.min(score)), float(np.max(score))
     edges = np.arange(math.floor(low / 50) * 50, high + 50, 50)
     rows = []
