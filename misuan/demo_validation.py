@@ -59,6 +59,10 @@ def write_validation(cfg: Any, spec: JobSpec, job_id: str, bank_out: Mapping[str
              "type": f"gradient-boosted trees (SecureBoost), {sb.get('n_estimators')} trees of depth {sb.get('max_depth')}",
              "label": "default next month (1) or not (0)", "owner": "the bank (label party)",
              "part_hashes": {p: _sha256(f) for p, f in parts.items()}, "features": features}
+    # the challengers' parts are pinned too: the federated scorecard's, where the job trained one
+    cards = {p: nodes / p / "jobs" / job_id / "artefacts" / "scorecard" / "scorecard.json" for p in parties}
+    if all(f.is_file() for f in cards.values()):
+        model["challenger_part_hashes"] = {f"{p}: scorecard (vertical LR)": _sha256(f) for p, f in cards.items()}
     lineage = []
     for p in spec.parties:
         if p.dataset is not None and p.dataset.path is not None:  # the demo's datasets are CSV files

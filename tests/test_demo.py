@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html.parser
 import json
 import os
@@ -67,6 +68,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Fairness (CN policy" in out and "Validation report:" in out
     doc = json.loads((tmp_path / "validation.json").read_text())
     assert set(doc["model"]["part_hashes"]) == {"bank", "partner"}
+    card_part = tmp_path / "nodes" / "partner" / "jobs" / doc["model"]["job_id"] / "artefacts" / "scorecard" / "scorecard.json"
+    assert doc["model"]["challenger_part_hashes"]["partner: scorecard (vertical LR)"] == \
+        hashlib.sha256(card_part.read_bytes()).hexdigest()  # the scorecard's parts are pinned too
     assert {a["attribute"] for a in doc["fairness"]["audits"]} == {"SEX", "MARRIAGE", "AGE"}
     assert len(doc["fairness"]["peer_model_feature_warnings"]) == 3  # the partner's SEX, MARRIAGE, AGE are features
     _the_served_model_scores_every_hold_out_row_as_the_batch_evaluation(tmp_path)

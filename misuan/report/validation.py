@@ -74,7 +74,8 @@ def validation_document(
 def _details(doc: Mapping[str, Any]) -> str:
     m = doc["model"]
     rows = [[esc(k), esc(v)] for k, v in m.items() if not isinstance(v, (dict, list))]
-    parts = html_table(["model part", "SHA-256"], [[esc(p), f"<code>{esc(h)}</code>"] for p, h in m.get("part_hashes", {}).items()])
+    pinned = {**m.get("part_hashes", {}), **m.get("challenger_part_hashes", {})}
+    parts = html_table(["model part", "SHA-256"], [[esc(p), f"<code>{esc(h)}</code>"] for p, h in pinned.items()])
     feats = html_table(["party", "features"], [[esc(p), esc(", ".join(f))] for p, f in m.get("features", {}).items()])
     return html_table(["field", "value"], rows) + parts + feats
 
