@@ -135,7 +135,7 @@ params = {{ n_estimators = {cfg.n_estimators}, max_depth = {cfg.max_depth}, lear
 [[step]]
 kind = "vertical_lr"
 name = "scorecard"
-params = {{ n_bins = 10, tol = 1e-3, reasons = 8, test_fraction = {cfg.test_fraction}, split_seed = {cfg.seed} }}
+params = {{ n_bins = 10, tol = 1e-3, reasons = 8, partner_table = "labels", test_fraction = {cfg.test_fraction}, split_seed = {cfg.seed} }}
 
 [[step]]
 kind = "evaluate"
@@ -441,7 +441,7 @@ def _scorecard_summary(bank_out: dict[str, Any]) -> dict[str, Any]:
     if not sc or "auc" not in sc:
         return {}
     return {"scorecard": {"auc": float(sc["auc"]), "ks": float(sc["ks"]), "iterations": int(sc["iterations"]),
-                          "rows": sc["scorecard"],
+                          "rows": [*sc["scorecard"], *({**r, "party": PARTNER} for r in sc.get("partner_table", []))],
                           # the reasons an applicant would be given: the step's 8, protected attributes left out
                           "examples": [{**e, "reasons": _permitted(e["reasons"])[:MAX_REASONS]} for e in sc["examples"]]}}
 

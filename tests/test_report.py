@@ -143,6 +143,7 @@ def test_every_section_and_plot_is_present(summary: dict[str, Any], page: _Page)
                     "For the auditor", "The federated scorecard", "Score bands on the hold-out", "Held-out customers"):
         assert heading in text
     assert summary["job"]["job_id"] in text and "21,000" in text
+    assert "held by the partner" in text  # the partner's shared rows of the scorecard, without its points
 
 
 def test_text_from_the_summary_is_escaped(page: _Page) -> None:

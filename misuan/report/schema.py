@@ -166,11 +166,13 @@ class Ledger:
 
 @dataclasses.dataclass(frozen=True)
 class ScorecardRow:
-    """One bin of one of the bank's features in the federated scorecard."""
+    """One bin of one feature in the federated scorecard: the bank's, or the partner's as far as the
+    partner shares its table (``bin`` and ``points`` None where it does not)."""
 
     feature: str
-    bin: str
-    points: float
+    bin: str | None = None
+    points: float | None = None
+    party: str = "bank"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +191,7 @@ class Scorecard:
     auc: float
     ks: float
     iterations: int
-    rows: list[ScorecardRow]  # the bank's features; the partner's points stay with the partner
+    rows: list[ScorecardRow]  # the bank's features, then the partner's as far as it shares them
     examples: list[ScorecardExample]
     pdo: float = 20.0
     base_score: float = 600.0

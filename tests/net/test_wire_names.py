@@ -102,7 +102,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "job.HeldAnchor": ["length", "head", "job_id"],
         "job.LedgerAnchor": ["job_id", "signer", "length", "head", "signed_at", "key_kind", "public_key", "signature"],
     }),
-    "vertical_lr": (1, {
+    "vertical_lr": (2, {
         "vertical_lr.Schema": ["n_rows", "n_bins"],
         "vertical_lr.Setup": ["n_rows", "n_bins", "base_rate", "kappa", "session", "params"],
         "vertical_lr.Kappa": ["kappa"],
@@ -113,6 +113,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "vertical_lr.Products": ["corrections"],
         "vertical_lr.Shares": ["words"],
         "vertical_lr.PartScores": ["names", "points", "features", "short"],
+        "vertical_lr.PartnerTable": ["names", "labels", "points"],
     }),
     "transport": (None, {
         "transport.FrameHeader": ["job_id", "sender", "step", "seq", "size"],

@@ -166,7 +166,7 @@ SCORECARD = """\
     params = { reveal = "both", normalize = { case = "casefold" } }
     [[step]]
     kind = "vertical_lr"
-    params = { n_bins = 5, tol = 1e-6, max_iter = 25, test_fraction = 0.25, split_seed = 3 }
+    params = { n_bins = 5, tol = 1e-6, max_iter = 25, test_fraction = 0.25, split_seed = 3, partner_table = "labels" }
     """
 
 
@@ -188,6 +188,9 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     assert b["n_train"] == p["n_train"] and b["n_test"] == p["n_test"] > 0 and b["iterations"] == p["iterations"]
     assert 0.6 < b["auc"] <= 1 and 0 < b["ks"] <= 1 and "auc" not in p
     assert all(len(e["reasons"]) <= 4 for e in b["examples"])
+    # the partner's table at the bank as far as partner_table = "labels" shares it: names and bins, no points
+    shared = b["partner_table"]
+    assert {r["feature"] for r in shared} == set(taiwan.PARTNER_FEATURES[:6]) and all("points" not in r for r in shared)
     parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
              for party in ("bank", "partner")}
     assert parts["bank"]["version"] == 1 and parts["partner"]["intercept"] is None  # the intercept is the bank's
@@ -215,3 +218,4 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     coef = np.concatenate([np.concatenate(parts[q]["coef"]) for q in ("bank", "partner")])
     big = np.abs(ref.coef_[0]) > 0.05
     assert np.median(np.abs(coef - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])) < 0.01
+    assert [r["bin"] for r in shared] == [x for lab in parts["partner"]["labels"] for x in lab if x != "(empty)"]

@@ -13,7 +13,8 @@ rows, trains, and writes ``scorecard.json``: its model part, the points table of
 the bins' cut points, versioned. The hold-out (the same seeded hash of customer IDs as SecureBoost's)
 is scored jointly: the bank gets each held-out row's score, PD and reasons, and outputs the AUC and
 KS; outputs: ``n_train``, ``n_test``, ``iterations``; the bank also ``auc``, ``ks``, ``scorecard``
-(its own points table), ``examples`` (a few held-out customers' scores and reasons), and the
+(its own points table), ``partner_table`` (the partner's features, with their bins' labels and points
+as far as ``partner_table`` shares them: by default the names only), ``examples`` (a few held-out customers' scores and reasons), and the
 held-out ``test_ids`` with their ``pd``.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,9 +40,12 @@ from misuan.params import check_params, param
 from misuan.protocols.secureboost.binning import binned_features, column_codes
 from misuan.protocols.vertical_lr import (
     PROTOCOL,
+    TABLE_SHARING,
     TrainingParams,
+    receive_partner_table,
     score_feature_party,
     score_label_party,
+    send_partner_table,
     train_feature_party,
     train_label_party,
 )
@@ -64,6 +68,9 @@ class ScorecardStepParams:
     base_score: float = param(600.0, "score at the base odds")
     base_odds: float = param(50.0, "good:bad odds at the base score", gt=0)
     reasons: int = param(4, "reason codes per applicant (points below each feature's best bin)", ge=1, le=10)
+    partner_table: Literal["none", "names", "labels", "points"] = param(
+        "names", "what the feature party shares of its points table with the bank: nothing, its features' names, "
+        "and their bins' labels, and each bin's points")
 
     def __post_init__(self) -> None:
         check_params(self, "vertical_lr")
@@ -114,7 +121,8 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         n_all = len(names) + len(bank.partner_n_bins)
         card = scorecard_from_bin_lr(names, [_labels(c) for c in binner.cuts], coef, float(bank.coef[0]), n_all, **scale)
         _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all)
-        out.update(iterations=bank.iterations, losses=bank.losses, scorecard=card.table())
+        out.update(iterations=bank.iterations, losses=bank.losses, scorecard=card.table(),
+                   partner_table=receive_partner_table(ctx.channel, peer, own.partner_table, step=step))
         if len(test):
             joint = score_label_party(ctx.channel, peer, names, card.points, test_codes, own.pdo, own.base_score,
                                       own.base_odds, own.reasons, step=step)
@@ -130,6 +138,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         card = scorecard_from_bin_lr(names, [_labels(c) for c in binner.cuts], coef, 0.0, n_all, **scale)
         _write_model(ctx, card, coef, None, binner.cuts, n_all)
         out.update(iterations=partner.iterations)
+        send_partner_table(ctx.channel, peer, own.partner_table, names, card.labels, card.points, step=step)
         if len(test):
             score_feature_party(ctx.channel, peer, names, card.points, test_codes, own.reasons, step=step)
     out["seconds"] = time.monotonic() - t0
@@ -138,8 +147,11 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
 
 def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:
     d = vlr_disclosures
-    kinds = [k for k in d.DISCLOSURES if k not in (d.PARTNER_POINTS, d.PARTNER_REASONS)]
-    if parsed[ScorecardStepParams].test_fraction > 0:
+    own = parsed[ScorecardStepParams]
+    table = (d.TABLE_NAMES, d.TABLE_LABELS, d.TABLE_POINTS)
+    kinds = [k for k in d.DISCLOSURES if k not in (d.PARTNER_POINTS, d.PARTNER_REASONS, *table)]
+    kinds += table[: TABLE_SHARING.index(own.partner_table)]
+    if own.test_fraction > 0:
         kinds += [d.PARTNER_POINTS, d.PARTNER_REASONS]
     return plan(kinds, step, spec)
 

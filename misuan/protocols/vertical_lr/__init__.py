@@ -39,17 +39,20 @@ from misuan.protocols.vertical_lr.label_party import BankModel, train_label_part
 from misuan.protocols.vertical_lr.messages import PROTOCOL, STEP
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.scoring import (
+    TABLE_SHARING,
     JointScores,
     check_part_scores,
     merge_reasons,
     own_points,
     pd_of_score,
+    receive_partner_table,
     score_feature_party,
     score_label_party,
+    send_partner_table,
 )
 
 __all__ = [
     "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "JointScores", "PartnerModel", "TrainingParams",
-    "check_part_scores", "merge_reasons", "own_points", "pd_of_score", "score_feature_party", "score_label_party",
-    "train_feature_party", "train_label_party",
+    "TABLE_SHARING", "check_part_scores", "merge_reasons", "own_points", "pd_of_score", "receive_partner_table",
+    "score_feature_party", "score_label_party", "send_partner_table", "train_feature_party", "train_label_party",
 ]

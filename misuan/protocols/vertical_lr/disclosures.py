@@ -49,7 +49,19 @@ PARTNER_REASONS = DisclosureKind(
     FEATURE, LABEL, when="joint scoring",
 )
 
+TABLE_NAMES = DisclosureKind(
+    _P, "the names of its features in the scorecard", "plaintext", FEATURE, LABEL, when="partner_table is not 'none'",
+)
+TABLE_LABELS = DisclosureKind(
+    _P, "its features' bin labels (its cut points)", "plaintext", FEATURE, LABEL,
+    when="partner_table is 'labels' or 'points'",
+)
+TABLE_POINTS = DisclosureKind(
+    _P, "the points of each of its bins (its part of the scorecard)", "plaintext", FEATURE, LABEL,
+    when="partner_table is 'points'",
+)
+
 DISCLOSURES = (
     SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
-    COEFFICIENTS, PARTNER_POINTS, PARTNER_REASONS,
+    COEFFICIENTS, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
 )

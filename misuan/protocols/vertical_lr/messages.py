@@ -9,7 +9,7 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("vertical_lr", 1, "vertical L2 logistic regression by L-BFGS on shared coefficients")
+PROTOCOL = ProtocolInfo("vertical_lr", 2, "vertical L2 logistic regression by L-BFGS on shared coefficients")
 STEP = "vertical_lr"
 CHUNK_BYTES = 8 << 20  # per-row arrays travel in chunks of rows of about this size
 
@@ -108,3 +108,14 @@ class PartScores:
     points: np.ndarray  # float64 (rows,)
     features: np.ndarray  # int32 (rows, k)
     short: np.ndarray  # float64 (rows, k)
+
+
+@wire.message("vertical_lr.PartnerTable")
+@dataclasses.dataclass
+class PartnerTable:
+    """What the feature party shares of its points table, as the step's ``partner_table`` says: its
+    features' names, and per feature its bins' labels and points (empty lists where not shared)."""
+
+    names: list[str]
+    labels: list[list[str]]
+    points: list[list[float]]

@@ -22,9 +22,13 @@ import numpy as np
 from misuan.errors import DataError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.vertical_lr import disclosures as D
-from misuan.protocols.vertical_lr.messages import STEP, PartScores
+from misuan.protocols.vertical_lr.messages import STEP, PartnerTable, PartScores
 
-__all__ = ["JointScores", "check_part_scores", "merge_reasons", "own_points", "pd_of_score", "score_feature_party", "score_label_party"]
+__all__ = ["TABLE_SHARING", "JointScores", "receive_partner_table", "send_partner_table", "check_part_scores", "merge_reasons", "own_points", "pd_of_score", "score_feature_party", "score_label_party"]
+
+
+# what a feature party may share of its points table with the label party, least first
+TABLE_SHARING = ("none", "names", "labels", "points")
 
 
 @dataclasses.dataclass
@@ -97,3 +101,44 @@ def merge_reasons(me: str, names: list[str], idx: np.ndarray, short: np.ndarray,
         order = np.argsort(-amounts, kind="stable")
         reasons.append([labels[ids[j]] for j in order if amounts[j] > 1e-9][:k])
     return reasons
+
+
+def send_partner_table(chan: Channel, peer: str, level: str, names: list[str], labels: list[list[str]],
+                       points: np.ndarray, *, step: str = STEP) -> None:
+    """The feature party shares its points table as far as ``level`` says (:data:`TABLE_SHARING`)."""
+    if level not in TABLE_SHARING:
+        raise DataError(f"partner_table must be one of {TABLE_SHARING}, not {level!r}")
+    if level == "none":
+        return
+    rank = TABLE_SHARING.index(level)
+    bins = [[i for i, x in enumerate(lab) if x != "(empty)"] for lab in labels]  # the table's padding left out
+    shared_labels = [[lab[i] for i in b] for lab, b in zip(labels, bins, strict=True)] if rank >= 2 else []
+    shared_points = [[float(row[i]) for i in b] for row, b in zip(points, bins, strict=True)] if rank >= 3 else []
+    chan.send(peer, f"{step}/table", PartnerTable(list(names), shared_labels, shared_points))
+    for kind, shared in ((D.TABLE_NAMES, True), (D.TABLE_LABELS, rank >= 2), (D.TABLE_POINTS, rank >= 3)):
+        if shared:
+            chan.disclose(step, kind, chan.party, peer, (len(names),))
+
+
+def receive_partner_table(chan: Channel, peer: str, level: str, *, step: str = STEP) -> list[dict[str, object]]:
+    """The label party's rows of the partner's table: ``feature``, and ``bin`` and ``points`` where shared."""
+    if level == "none":
+        return []
+    rank = TABLE_SHARING.index(level)
+    msg = chan.recv(peer, f"{step}/table", expect=PartnerTable)
+    names, labels, points = msg.names, msg.labels, msg.points
+    ok = (isinstance(names, list) and 0 < len(names) <= 10_000 and all(isinstance(x, str) for x in names)
+          and isinstance(labels, list) and len(labels) == (len(names) if rank >= 2 else 0)
+          and all(isinstance(lab, list) and 0 < len(lab) <= 1_000 and all(isinstance(x, str) for x in lab) for lab in labels)
+          and isinstance(points, list) and len(points) == (len(names) if rank >= 3 else 0)
+          and all(isinstance(row, list) and len(row) == len(lab) and all(isinstance(v, float) and math.isfinite(v) for v in row)
+                  for row, lab in zip(points, labels, strict=False)))
+    if not ok:
+        raise MalformedMessageError(f"{peer} sent a points table that does not match partner_table = {level!r}")
+    for kind, shared in ((D.TABLE_NAMES, True), (D.TABLE_LABELS, rank >= 2), (D.TABLE_POINTS, rank >= 3)):
+        if shared:
+            chan.disclose(step, kind, peer, chan.party, (len(names),))
+    if rank < 2:
+        return [{"feature": f} for f in names]
+    return [{"feature": f, "bin": lab, **({"points": round(points[j][i], 1)} if rank >= 3 else {})}
+            for j, f in enumerate(names) for i, lab in enumerate(labels[j])]
