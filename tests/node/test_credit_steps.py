@@ -219,3 +219,41 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     big = np.abs(ref.coef_[0]) > 0.05
     assert np.median(np.abs(coef - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])) < 0.01
     assert [r["bin"] for r in shared] == [x for lab in parts["partner"]["labels"] for x in lab if x != "(empty)"]
+
+
+def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises_or_falls(tmp_path: Path) -> None:
+    import json
+
+    bank_all, partner_all = taiwan.split_for_demo(seed=2)
+    bank_df = bank_all.iloc[:3000]
+    wanted = set(bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold())
+    partner_df = partner_all[partner_all["customer_id"].map(taiwan.normalize_demo_id).str.casefold().isin(wanted)]
+    bank_csv, partner_csv = tmp_path / "bank.csv", tmp_path / "partner.csv"
+    bank_df.to_csv(bank_csv, index=False)
+    partner_df.to_csv(partner_csv, index=False)
+    steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, binning = "monotonic"').replace("max_iter = 25", "max_iter = 3")
+    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
+    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
+             for party in ("bank", "partner")}
+    bank_df, partner_df = pd.read_csv(bank_csv), pd.read_csv(partner_csv)
+    key = "k"
+    joined = bank_df.assign(k=bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()).merge(
+        partner_df.assign(k=partner_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()), on=key,
+        suffixes=("", "_p"))
+    keys = sorted(joined[key])
+    train, _ = holdout_split(keys, 0.25, 3)
+    rows = joined.set_index(key).loc[[keys[i] for i in train]]
+    checked = 0
+    for part, cols in ((parts["bank"], ["LIMIT_BAL", "PAY_0", "PAY_2"]), (parts["partner"], list(taiwan.PARTNER_FEATURES[:6]))):
+        for cuts, col in zip(part["cuts"], cols, strict=True):
+            assert len(cuts) + 1 <= 5  # at most n_bins value bins
+            codes = np.searchsorted(np.array(cuts), rows[col].to_numpy(float), side="right")
+            n = np.bincount(codes, minlength=len(cuts) + 1)
+            bad = np.bincount(codes, weights=rows["default"].to_numpy(float), minlength=len(cuts) + 1)
+            rate = bad[n > 0] / n[n > 0]
+            assert np.all(np.diff(rate) >= -1e-12) or np.all(np.diff(rate) <= 1e-12), (col, rate)
+            checked += len(cuts) > 0
+    assert checked >= 6  # most features keep more than one bin
+    whats = {e.what for e in res.ledger("bank")}
+    assert any("per-pre-bin" in w for w in whats)  # the partner's pre-bin counts, recorded as disclosed

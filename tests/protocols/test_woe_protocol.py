@@ -82,7 +82,7 @@ def _run(
     return bank, partner, out
 
 
-@pytest.mark.parametrize("method", ["quantile", "equal_width", "chimerge", "tree"])
+@pytest.mark.parametrize("method", ["quantile", "equal_width", "chimerge", "tree", "monotonic"])
 def test_matches_plaintext_twin(method: str, keys: Keys) -> None:
     feats, y = _data()
     cfg = dataclasses.replace(TEST_CFG, method=method)  # type: ignore[arg-type]
@@ -102,8 +102,35 @@ def test_matches_plaintext_twin(method: str, keys: Keys) -> None:
         twin_bins, _ = woe_iv_feature(name, feats[name].to_numpy(), y, cfg)
         assert partner.bins[name].cuts.tolist() == twin_bins.cuts.tolist()
         assert partner.bins[name].missing_bin == twin_bins.missing_bin
-    if method in ("chimerge", "tree"):
+    if method in ("chimerge", "tree", "monotonic"):
         assert all(len(f.bins) <= cfg.n_bins + 1 for f in bank.features)
+    if method == "monotonic":  # the event rate of the value bins only rises or only falls
+        for f in bank.features:
+            rates = np.array([b.positives / b.count for b in f.bins if b.label != "missing"])
+            assert np.all(np.diff(rates) >= -1e-12) or np.all(np.diff(rates) <= 1e-12), f.feature
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_monotonic_starts_pool_violators_and_keep_at_most_max_bins(seed: int) -> None:
+    from misuan.protocols.woe.binning import monotonic_starts
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(20, 200, size=rng.integers(2, 40))
+    positives = rng.binomial(counts, np.clip(np.linspace(0.1, 0.4, counts.size) * rng.choice([1, -1]) % 1, 0.01, 0.99))
+    starts = monotonic_starts(counts, positives, max_bins=6)
+    assert starts[0] == 0 and np.all(np.diff(starts) > 0) and starts.size <= 6
+    n, p = np.add.reduceat(counts, starts), np.add.reduceat(positives, starts)
+    d = np.diff(p / n)
+    assert np.all(d >= -1e-12) or np.all(d <= 1e-12)
+
+
+def test_monotonic_starts_on_a_hand_checked_example() -> None:
+    from misuan.protocols.woe.binning import monotonic_starts
+
+    # rates 0.1, 0.3, 0.2, 0.5: rising, with one violation (0.3 > 0.2) pooled into 0.25
+    assert monotonic_starts(np.array([100, 100, 100, 100]), np.array([10, 30, 20, 50]), 10).tolist() == [0, 1, 3]
+    # falling: 0.5, 0.2, 0.3, 0.1 pools the middle pair
+    assert monotonic_starts(np.array([100, 100, 100, 100]), np.array([50, 20, 30, 10]), 10).tolist() == [0, 1, 3]
 
 
 def test_hand_checked_iv_ks_through_protocol(keys: Keys) -> None:

@@ -31,13 +31,14 @@ from misuan.atomic_files import write_atomic
 from misuan.ml.metrics import ks_statistic, roc_auc
 from misuan.ml.scorecard import Scorecard, scorecard_from_bin_lr
 from misuan.ml.vertical_lr import scorecard_part
+from misuan.ml.woe import woe_iv_feature
 from misuan.node.data import CheckedDataset
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps import alignment as al
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult
 from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.params import check_params, param
-from misuan.protocols.secureboost.binning import binned_features, column_codes
+from misuan.protocols.secureboost.binning import QuantileBinner, binned_features, column_codes
 from misuan.protocols.vertical_lr import (
     PROTOCOL,
     TABLE_SHARING,
@@ -50,6 +51,9 @@ from misuan.protocols.vertical_lr import (
     train_label_party,
 )
 from misuan.protocols.vertical_lr import disclosures as vlr_disclosures
+from misuan.protocols.woe import PROTOCOL as WOE_PROTOCOL
+from misuan.protocols.woe import WoeParams, woe_iv_feature_party, woe_iv_label_party
+from misuan.protocols.woe import disclosures as woe_disclosures
 
 __all__ = ["KIND", "ScorecardStepParams"]
 
@@ -68,6 +72,9 @@ class ScorecardStepParams:
     base_score: float = param(600.0, "score at the base odds")
     base_odds: float = param(50.0, "good:bad odds at the base score", gt=0)
     reasons: int = param(4, "reason codes per applicant (points below each feature's best bin)", ge=1, le=10)
+    binning: Literal["quantile", "monotonic"] = param(
+        "quantile", "quantile bins, or monotonic: quantile pre-bins merged until each feature's default rate only rises "
+        "or only falls (the partner's through the WOE protocol: the bank learns their pre-bins' counts)")
     partner_table: Literal["none", "names", "labels", "points"] = param(
         "names", "what the feature party shares of its points table with the bank: nothing, its features' names, "
         "and their bins' labels, and each bin's points")
@@ -96,6 +103,30 @@ def _write_model(ctx: StepContext, card: Scorecard, coef: list[np.ndarray], inte
     write_atomic(ctx.artefact_dir / MODEL_FILE, json.dumps(part, indent=1, allow_nan=False))
 
 
+def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams) -> tuple[QuantileBinner, np.ndarray, list[str]]:
+    """Each party's bins of its features on the training rows: quantile bins, or monotone bins.
+
+    Monotone: ``monotonic`` binning of :mod:`misuan.protocols.woe` (quantile pre-bins pooled until the
+    default rate only rises or only falls, then merged down to ``n_bins``): the partner's features by
+    the WOE protocol (the bank learns the pre-bins' row and default counts, the partner the merges),
+    the bank's on its own labels. WOE's bins are closed on the right; each cut moves up by one ulp so
+    that the left-closed bins of the scorecard (:func:`column_codes`) hold the same values."""
+    if own.binning == "quantile":
+        return binned_features(fit_rows.features(), own.n_bins)
+    frame = fit_rows.feature_frame()
+    names = [str(c) for c in frame.columns]
+    params = WoeParams(method="monotonic", n_bins=own.n_bins, n_prebins=max(own.n_bins, 50), share_edges=False)
+    if ctx.role == al.LABEL_PARTY:
+        y = fit_rows.labels()
+        woe_iv_label_party(ctx.channel, al.peer(ctx), y, params=params, step=ctx.step.name)
+        bins = [woe_iv_feature(nm, frame[nm].to_numpy(dtype=np.float64), y, params)[0] for nm in names]
+    else:
+        fres = woe_iv_feature_party(ctx.channel, al.peer(ctx), frame, params=params, step=ctx.step.name)
+        bins = [fres.bins[nm] for nm in names]
+    binner = QuantileBinner(own.n_bins, [np.nextafter(b.cuts, np.inf) for b in bins])
+    return binner, binner.transform(frame.to_numpy(dtype=np.float64)), names
+
+
 def run_vertical_lr(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     train_params, own = ctx.param(TrainingParams), ctx.param(ScorecardStepParams)
@@ -103,7 +134,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
     ids = al.normalised_ids(ctx, rows.ids())
     train, test = al.holdout_split(ids, own.test_fraction, own.split_seed)
     fit_rows, test_rows = rows.take(train), rows.take(test)
-    binner, codes, names = binned_features(fit_rows.features(), own.n_bins)
+    binner, codes, names = _binned(ctx, fit_rows, own)
     test_x = np.asarray(test_rows.feature_frame().to_numpy(dtype=np.float64)) if len(test) else np.zeros((0, len(names)))
     test_codes = np.stack([column_codes(c, test_x[:, j]) for j, c in enumerate(binner.cuts)], axis=1) \
         if len(test) else np.zeros((0, len(names)), dtype=np.int64)
@@ -153,11 +184,13 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
     kinds += table[: TABLE_SHARING.index(own.partner_table)]
     if own.test_fraction > 0:
         kinds += [d.PARTNER_POINTS, d.PARTNER_REASONS]
+    if own.binning == "monotonic":  # the partner's monotone bins by the WOE protocol
+        kinds += [woe_disclosures.ENCRYPTED_LABELS, woe_disclosures.PREBIN_COUNTS, woe_disclosures.MERGE_BOUNDARIES]
     return plan(kinds, step, spec)
 
 
 KIND = StepKind(
     "vertical_lr", run_vertical_lr, check_vertical_lr, params=(TrainingParams, ScorecardStepParams),
-    protocols=(PROTOCOL,), summary="the federated scorecard: vertical logistic regression on both parties' bins",
+    protocols=(PROTOCOL, WOE_PROTOCOL), summary="the federated scorecard: vertical logistic regression on both parties' bins",
     check_data=check_vertical_lr_data, preview=preview_vertical_lr,
 )

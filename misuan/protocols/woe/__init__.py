@@ -17,7 +17,7 @@ Protocol (step names under ``step``, default ``woe``):
    a count that differs from its own row count, chunks out of order or over size, and ciphertexts
    outside ``(0, modulus)``.
 2. ``bin_sums`` (feature -> label): for every feature, the feature party bins its own column
-   (``quantile``/``equal_width``: final bins; ``chimerge``/``tree``: ``n_prebins`` quantile pre-bins),
+   (``quantile``/``equal_width``: final bins; ``chimerge``/``tree``/``monotonic``: ``n_prebins`` quantile pre-bins),
    merges bins below ``min_bin_size`` rows *before anything is revealed*, and sends per bin the row
    count and ``Enc(sum of y_i over the bin)``, each sum re-randomised. Re-randomising matters: a bin
    sum is a product of ciphertexts the label party made itself, so without fresh randomness it could
@@ -25,8 +25,9 @@ Protocol (step names under ``step``, default ``woe``):
    row's ciphertext. With it, the sum is a fresh encryption of the count and nothing more. Bin edges
    travel too when ``share_edges`` (default) so the report can show them.
 3. The label party decrypts the per-bin positive counts and checks ``0 <= positives <= count``.
-   For supervised features it decides merges of adjacent pre-bins (ChiMerge or a best-first entropy
-   tree) from the pre-bin aggregates and sends only the decisions (``merges``, label -> feature: the
+   For supervised features it decides merges of adjacent pre-bins (ChiMerge, a best-first entropy
+   tree, or monotone: adjacent pre-bins pooled until the event rate only rises or only falls, as
+   scorecards require) from the pre-bin aggregates and sends only the decisions (``merges``, label -> feature: the
    index of the first pre-bin of each final bin); both sides then hold the same final bins. It
    computes WOE, IV, KS and monotonicity per feature. With ``share_iv`` it sends each feature's IV
    back (``iv``, label -> feature).

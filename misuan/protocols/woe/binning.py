@@ -318,6 +318,39 @@ def tree_starts(counts: np.ndarray, positives: np.ndarray, max_bins: int) -> np.
     return np.asarray([lo for lo, _ in segments], np.int64)
 
 
+def monotonic_starts(counts: np.ndarray, positives: np.ndarray, max_bins: int) -> np.ndarray:
+    """Monotone binning: merge adjacent pre-bins until the event rate only rises or only falls along
+    the feature (pool-adjacent-violators), then, while more than ``max_bins`` remain, the adjacent
+    pair with the smallest chi-square (merging neighbours keeps a monotone sequence monotone).
+
+    The direction is the sign of the count-weighted covariance of pre-bin order and event rate: the
+    trend the pre-bins show, which scorecard practice then enforces."""
+    n = np.asarray(counts, np.float64)
+    pos = np.asarray(positives, np.float64)
+    if n.size == 0:
+        return np.empty(0, np.int64)
+    w = n / max(float(n.sum()), 1.0)
+    order = np.arange(n.size, dtype=np.float64)
+    rate = np.divide(pos, n, out=np.zeros_like(pos), where=n > 0)
+    rising = float(np.sum(w * (order - np.sum(w * order)) * (rate - np.sum(w * rate)))) >= 0
+    segments: list[list[float]] = []  # [first pre-bin, rows, positives]
+    for i, (c, p) in enumerate(zip(n, pos, strict=True)):
+        segments.append([float(i), float(c), float(p)])
+        while len(segments) > 1:
+            (_, n1, p1), (_, n2, p2) = segments[-2], segments[-1]
+            # an empty segment has no rate: it joins its neighbour; else compare p1/n1 with p2/n2
+            if n1 > 0 and n2 > 0 and (p1 * n2 <= p2 * n1 if rising else p1 * n2 >= p2 * n1):
+                break
+            segments[-2][1:] = [n1 + n2, p1 + p2]
+            segments.pop()
+    while len(segments) > max(max_bins, 1):
+        chi = [_chi2(a[2], a[1] - a[2], b[2], b[1] - b[2]) for a, b in zip(segments, segments[1:], strict=False)]
+        k = int(np.argmin(chi))
+        segments[k][1:] = [segments[k][1] + segments[k + 1][1], segments[k][2] + segments[k + 1][2]]
+        del segments[k + 1]
+    return np.asarray([int(s[0]) for s in segments], np.int64)
+
+
 def _entropy(q: float) -> float:
     return 0.0 if q <= 0.0 or q >= 1.0 else -(q * math.log(q) + (1 - q) * math.log(1 - q))
 
@@ -336,6 +369,8 @@ def merge_prebins(
         return chimerge_starts(counts[:k], positives[:k], params.n_bins, params.chi2_threshold)
     if method == "tree":
         return tree_starts(counts[:k], positives[:k], params.n_bins)
+    if method == "monotonic":
+        return monotonic_starts(counts[:k], positives[:k], params.n_bins)
     raise ConfigError(f"{method!r} is not a supervised binning method ({', '.join(SUPERVISED)})")
 
 

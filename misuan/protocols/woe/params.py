@@ -18,10 +18,10 @@ from misuan.params import ParamError, check_params, param
 
 __all__ = ["MAX_BINS", "METHODS", "SUPERVISED", "Method", "WoeParams"]
 
-Method = Literal["quantile", "equal_width", "chimerge", "tree"]
+Method = Literal["quantile", "equal_width", "chimerge", "tree", "monotonic"]
 METHODS: tuple[str, ...] = get_args(Method)
 # methods whose bins depend on labels: computed from encrypted pre-bin sums and merged by the label party
-SUPERVISED: tuple[str, ...] = ("chimerge", "tree")
+SUPERVISED: tuple[str, ...] = ("chimerge", "tree", "monotonic")
 MAX_BINS = 1000  # bounds every per-feature array that crosses the wire
 
 
@@ -30,19 +30,19 @@ class WoeParams:
     """How features are binned and what is shared; both parties of a WOE job must hold the same values.
 
     ``n_bins`` is the target number of value bins for ``quantile``/``equal_width`` and the maximum
-    for ``chimerge``/``tree``, which start from ``n_prebins`` quantile pre-bins. ``smoothing`` is
+    for ``chimerge``/``tree``/``monotonic``, which start from ``n_prebins`` quantile pre-bins. ``smoothing`` is
     added to the good and bad count of every bin of a feature in which some bin has no goods or no
     bads (so its WOE is finite); features without an empty cell get the textbook values.
     ``chi2_threshold`` (ChiMerge) keeps merging while the most similar adjacent pair has a
     chi-square below it, even under ``n_bins``; leaving it out merges only down to ``n_bins``.
     """
 
-    method: Method = param("quantile", "how features are binned (chimerge and tree are supervised)")
+    method: Method = param("quantile", "how features are binned (chimerge, tree and monotonic are supervised)")
     methods: Mapping[str, Method] = param({}, 'per-feature override of method, e.g. { income = "tree" }')
     n_bins: int = param(
         10, "bins (quantile, equal_width) or the most bins (chimerge, tree)", ge=1, le=MAX_BINS
     )
-    n_prebins: int = param(50, "quantile pre-bins for chimerge and tree (at least n_bins)", ge=1, le=MAX_BINS)
+    n_prebins: int = param(50, "quantile pre-bins for chimerge, tree and monotonic (at least n_bins)", ge=1, le=MAX_BINS)
     min_bin_size: int = param(5, "small-cell rule: no revealed bin holds fewer rows (5 or more recommended)", ge=1)
     smoothing: float = param(0.5, "added to the bin counts of a feature with an empty class cell", ge=0)
     chi2_threshold: float | None = param(None, "ChiMerge also stops merging above this chi-square", ge=0)
