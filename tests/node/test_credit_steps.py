@@ -170,18 +170,35 @@ SCORECARD = """\
     """
 
 
-def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: Path) -> None:
-    import json
-
-    from sklearn.linear_model import LogisticRegression
-
-    bank_all, partner_all = taiwan.split_for_demo(seed=1)
-    bank_df = bank_all.iloc[:2500]
+def _demo_tables(tmp_path: Path, *, seed: int, rows: int) -> tuple[Path, Path]:
+    """The demo's split of the Taiwan data: the bank's first ``rows`` customers, the partner's among them."""
+    bank_all, partner_all = taiwan.split_for_demo(seed=seed)
+    bank_df = bank_all.iloc[:rows]
     wanted = set(bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold())
     partner_df = partner_all[partner_all["customer_id"].map(taiwan.normalize_demo_id).str.casefold().isin(wanted)]
     bank_csv, partner_csv = tmp_path / "bank.csv", tmp_path / "partner.csv"
     bank_df.to_csv(bank_csv, index=False)
     partner_df.to_csv(partner_csv, index=False)
+    return bank_csv, partner_csv
+
+
+def _training_rows(bank_df: pd.DataFrame, partner_df: pd.DataFrame) -> pd.DataFrame:
+    """The joined rows the SCORECARD step trains on (its hold-out, 0.25 at seed 3, left out), in its order."""
+    def key(df: pd.DataFrame) -> pd.Series:
+        return df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()
+
+    joined = bank_df.assign(k=key(bank_df)).merge(partner_df.assign(k=key(partner_df)), on="k", suffixes=("", "_p"))
+    keys = sorted(joined["k"])
+    train, _ = holdout_split(keys, 0.25, 3)
+    return joined.set_index("k").loc[[keys[i] for i in train]]
+
+
+def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: Path) -> None:
+    import json
+
+    from sklearn.linear_model import LogisticRegression
+
+    bank_csv, partner_csv = _demo_tables(tmp_path, seed=1, rows=2500)
     bank_df, partner_df = pd.read_csv(bank_csv), pd.read_csv(partner_csv)
     res = simulate(_spec(tmp_path, bank_csv, partner_csv, SCORECARD), workdir=tmp_path / "w")
     b, p = res.outputs("bank")["vertical_lr"], res.outputs("partner")["vertical_lr"]
@@ -197,13 +214,7 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     assert parts["bank"]["n_features_all_parties"] == parts["partner"]["n_features_all_parties"] == 3 + 6
     # the same model as scikit-learn's on the pooled bins of the training rows: rebuild those bins
     # from each part's cut points and compare the coefficients
-    norm = partner_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()
-    joined = bank_df.assign(k=bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()).merge(
-        partner_df.assign(k=norm), on="k", suffixes=("", "_p"))
-    keys = list(joined["k"])
-    order = np.argsort(keys)
-    train, _ = holdout_split(sorted(keys), 0.25, 3)
-    rows = joined.iloc[order].iloc[train]
+    rows = _training_rows(bank_df, partner_df)
 
     def one_hot(part: dict, cols: list[str]) -> np.ndarray:
         blocks = []
@@ -224,26 +235,13 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
 def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises_or_falls(tmp_path: Path) -> None:
     import json
 
-    bank_all, partner_all = taiwan.split_for_demo(seed=2)
-    bank_df = bank_all.iloc[:3000]
-    wanted = set(bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold())
-    partner_df = partner_all[partner_all["customer_id"].map(taiwan.normalize_demo_id).str.casefold().isin(wanted)]
-    bank_csv, partner_csv = tmp_path / "bank.csv", tmp_path / "partner.csv"
-    bank_df.to_csv(bank_csv, index=False)
-    partner_df.to_csv(partner_csv, index=False)
+    bank_csv, partner_csv = _demo_tables(tmp_path, seed=2, rows=3000)
     steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, binning = "monotonic"').replace("max_iter = 25", "max_iter = 3")
     res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
     assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
     parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
              for party in ("bank", "partner")}
-    bank_df, partner_df = pd.read_csv(bank_csv), pd.read_csv(partner_csv)
-    key = "k"
-    joined = bank_df.assign(k=bank_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()).merge(
-        partner_df.assign(k=partner_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()), on=key,
-        suffixes=("", "_p"))
-    keys = sorted(joined[key])
-    train, _ = holdout_split(keys, 0.25, 3)
-    rows = joined.set_index(key).loc[[keys[i] for i in train]]
+    rows = _training_rows(pd.read_csv(bank_csv), pd.read_csv(partner_csv))
     checked = 0
     for part, cols in ((parts["bank"], ["LIMIT_BAL", "PAY_0", "PAY_2"]), (parts["partner"], list(taiwan.PARTNER_FEATURES[:6]))):
         for cuts, col in zip(part["cuts"], cols, strict=True):

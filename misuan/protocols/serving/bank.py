@@ -19,7 +19,7 @@ from misuan.protocols.serving.partner import exchange_pins
 
 _Reply = TypeVar("_Reply")
 
-__all__ = ["BankModel", "BankPart", "ScoreResult", "checked_known", "request_reply"]
+__all__ = ["BankModel", "BankPart", "PinnedSession", "ScoreResult", "checked_known", "request_reply"]
 
 
 class BankPart(Protocol):
@@ -39,6 +39,20 @@ class BankPart(Protocol):
     def reasons(self, result: Any, k: int) -> list[list[str]]: ...
 
 
+class PinnedSession:
+    """A label party's side of one session: the partner, the request count, the pins at its start."""
+
+    partner: str
+    seq: int = 0
+
+    def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = STEP,
+            timeout_s: float | None = None) -> None:
+        """Exchange and check the model pins (:func:`check_pins`) at the start of a session."""
+        exchange_pins(chan, self.partner, model_id=model_id, own_part=own_part, peer_part=peer_part, step=step,
+                      timeout_s=timeout_s)
+        self.seq = 0
+
+
 class ScoreResult:
     """Margins (log-odds of default) of a request's applicants, and which the partner knew."""
 
@@ -51,7 +65,7 @@ class ScoreResult:
         return 1.0 / (1.0 + np.exp(-self.margin))
 
 
-class BankModel:
+class BankModel(PinnedSession):
     """A label party's model part and its session with the one feature party it was trained with."""
 
     def __init__(self, model: dict[str, Any]) -> None:
@@ -71,13 +85,6 @@ class BankModel:
         self.saabas = np.array([per_leaf[t][int(i)] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
         self.reason_names = [f"{me}:{f}" for f in model["feature_names"]] + [
             f"{p}:{f}" for p, feats in model["feature_parties"].items() for f in feats]
-        self.seq = 0
-
-    def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = STEP,
-            timeout_s: float | None = None) -> None:
-        """Exchange and check the model pins (:func:`check_pins`) at the start of a session."""
-        exchange_pins(chan, self.partner, model_id=model_id, own_part=own_part, peer_part=peer_part, step=step,
-                      timeout_s=timeout_s)
         self.seq = 0
 
     def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = STEP,

@@ -26,10 +26,10 @@ import numpy as np
 from misuan.errors import MalformedMessageError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost.binning import column_codes
-from misuan.protocols.serving.bank import checked_known, request_reply
+from misuan.protocols.serving.bank import PinnedSession, checked_known, request_reply
 from misuan.protocols.serving.disclosures import POINTS
 from misuan.protocols.serving.messages import STEP, PointsReply, ScoreRequest
-from misuan.protocols.serving.partner import FeatureLookup, checked_request, exchange_pins
+from misuan.protocols.serving.partner import FeatureLookup, checked_request
 from misuan.protocols.vertical_lr import check_part_scores, merge_reasons, own_points, pd_of_score
 
 __all__ = ["FORMAT", "REASONS", "BankScorecard", "PartnerScorecard", "ScorecardPart", "ScorecardResult", "is_scorecard"]
@@ -126,7 +126,7 @@ class ScorecardResult:
         return np.asarray(np.log(self.pd) - np.log1p(-self.pd))
 
 
-class BankScorecard:
+class BankScorecard(PinnedSession):
     """The label party's scorecard part and its session with the partner (as :class:`~.bank.BankModel`)."""
 
     def __init__(self, doc: dict[str, Any], partner: str) -> None:
@@ -136,12 +136,6 @@ class BankScorecard:
         self.partner = partner
         self.names = self.part.features
         self.scaling = {"pdo": self.part.pdo, "base_score": self.part.base_score, "base_odds": self.part.base_odds}
-        self.seq = 0
-
-    def pin(self, chan: Channel, *, model_id: str, own_part: str, peer_part: str, step: str = STEP,
-            timeout_s: float | None = None) -> None:
-        exchange_pins(chan, self.partner, model_id=model_id, own_part=own_part, peer_part=peer_part, step=step,
-                      timeout_s=timeout_s)
         self.seq = 0
 
     def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = STEP,
