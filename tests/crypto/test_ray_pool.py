@@ -30,9 +30,14 @@ def on_ray() -> Iterator[None]:
 
 
 @pytest.mark.own_process  # a Ray driver can end its process (tests/conftest.py)
-def test_he_batches_and_errors_on_ray_actors() -> None:
+def test_he_pools_and_secureboost_on_ray_actors_equal_local_workers() -> None:
+    """One cluster for both (starting one costs seconds): HE batches and errors on actors, then a
+    SecureBoost fit on Ray equal to the local workers' fit."""
+    X, y = make_classification(n_samples=2400, n_features=8, n_informative=5, random_state=4)
+    local = _train(X, y.astype(float))
     with on_ray():
         _he_batches_and_errors()
+        assert _train(X, y.astype(float)) == local
 
 
 def _he_batches_and_errors() -> None:
@@ -66,14 +71,6 @@ def _train(X: np.ndarray, y: np.ndarray) -> dict:
     models = {q: o.result.model for q, o in out.items()}
     models["bank"] = {k: v for k, v in models["bank"].items() if k != "params"}
     return models
-
-
-@pytest.mark.own_process
-def test_secureboost_on_ray_equals_local_workers() -> None:
-    X, y = make_classification(n_samples=2400, n_features=8, n_informative=5, random_state=4)
-    local = _train(X, y.astype(float))
-    with on_ray():
-        assert _train(X, y.astype(float)) == local
 
 
 def test_compute_targets_are_checked() -> None:

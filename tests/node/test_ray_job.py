@@ -18,7 +18,7 @@ from misuan.protocols.woe import he_batch
 
 ray = pytest.importorskip("ray")
 
-ROWS = 24_000  # above the row counts from which WOE and PSI start worker processes (or Ray tasks)
+ROWS = 6_000  # with WOE's pool thresholds lowered below (PSI's workers are set in the spec)
 
 
 def _spec(tmp_path: Path) -> Path:
@@ -73,6 +73,7 @@ def _outputs(spec: Path, workdir: Path) -> dict[str, Any]:
 def test_a_job_on_a_ray_cluster_equals_the_local_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _spec(tmp_path)
     monkeypatch.setattr(he_batch, "POOL_MIN_MULTIPLICATIONS", 0)  # WOE's bin sums on workers even for few rows
+    monkeypatch.setattr(he_batch, "POOL_MIN_ENCRYPTIONS", 0)  # and its encryptions
     local = _outputs(spec, tmp_path / "local")
     names: list[str] = []
     submit = RayTasks.submit
