@@ -135,7 +135,7 @@ params = {{ n_estimators = {cfg.n_estimators}, max_depth = {cfg.max_depth}, lear
 [[step]]
 kind = "vertical_lr"
 name = "scorecard"
-params = {{ n_bins = 10, tol = 1e-3, reasons = 8, partner_table = "labels", test_fraction = {cfg.test_fraction}, split_seed = {cfg.seed} }}
+params = {{ n_bins = 10, binning = "monotonic", tol = 1e-3, reasons = 8, partner_table = "labels", test_fraction = {cfg.test_fraction}, split_seed = {cfg.seed} }}
 
 [[step]]
 kind = "evaluate"

@@ -97,22 +97,31 @@ def _labels(cuts: np.ndarray) -> list[str]:
     return [f"[{lo}, {hi})" for lo, hi in zip(lows, highs, strict=True)] + ["missing"]
 
 
+def _right_closed(cuts: np.ndarray) -> list[str]:
+    edges = [f"{c:g}" for c in cuts]
+    lows, highs = ["-inf", *edges], [*edges, "inf"]
+    return [f"({lo}, {hi}]" if hi != "inf" else f"({lo}, inf)" for lo, hi in zip(lows, highs, strict=True)] + ["missing"]
+
+
 def _write_model(ctx: StepContext, card: Scorecard, coef: list[np.ndarray], intercept: float | None,
                  cuts: list[np.ndarray], n_features: int) -> None:
     part = scorecard_part(ctx.party, ctx.role, card, coef, intercept, cuts, n_features)
     write_atomic(ctx.artefact_dir / MODEL_FILE, json.dumps(part, indent=1, allow_nan=False))
 
 
-def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams) -> tuple[QuantileBinner, np.ndarray, list[str]]:
+def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams
+            ) -> tuple[QuantileBinner, np.ndarray, list[str], list[list[str]]]:
     """Each party's bins of its features on the training rows: quantile bins, or monotone bins.
 
     Monotone: ``monotonic`` binning of :mod:`misuan.protocols.woe` (quantile pre-bins pooled until the
     default rate only rises or only falls, then merged down to ``n_bins``): the partner's features by
     the WOE protocol (the bank learns the pre-bins' row and default counts, the partner the merges),
     the bank's on its own labels. WOE's bins are closed on the right; each cut moves up by one ulp so
-    that the left-closed bins of the scorecard (:func:`column_codes`) hold the same values."""
+    that the left-closed bins of the scorecard (:func:`column_codes`) hold the same values, and the
+    labels keep WOE's right-closed form. Returns the binner, the codes, the names and the labels."""
     if own.binning == "quantile":
-        return binned_features(fit_rows.features(), own.n_bins)
+        binner, codes, names = binned_features(fit_rows.features(), own.n_bins)
+        return binner, codes, names, [_labels(c) for c in binner.cuts]
     frame = fit_rows.feature_frame()
     names = [str(c) for c in frame.columns]
     params = WoeParams(method="monotonic", n_bins=own.n_bins, n_prebins=max(own.n_bins, 50), share_edges=False)
@@ -124,7 +133,7 @@ def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams) -> tuple[
         fres = woe_iv_feature_party(ctx.channel, al.peer(ctx), frame, params=params, step=ctx.step.name)
         bins = [fres.bins[nm] for nm in names]
     binner = QuantileBinner(own.n_bins, [np.nextafter(b.cuts, np.inf) for b in bins])
-    return binner, binner.transform(frame.to_numpy(dtype=np.float64)), names
+    return binner, binner.transform(frame.to_numpy(dtype=np.float64)), names, [_right_closed(b.cuts) for b in bins]
 
 
 def run_vertical_lr(ctx: StepContext) -> StepResult:
@@ -134,7 +143,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
     ids = al.normalised_ids(ctx, rows.ids())
     train, test = al.holdout_split(ids, own.test_fraction, own.split_seed)
     fit_rows, test_rows = rows.take(train), rows.take(test)
-    binner, codes, names = _binned(ctx, fit_rows, own)
+    binner, codes, names, labels = _binned(ctx, fit_rows, own)
     test_x = np.asarray(test_rows.feature_frame().to_numpy(dtype=np.float64)) if len(test) else np.zeros((0, len(names)))
     test_codes = np.stack([column_codes(c, test_x[:, j]) for j, c in enumerate(binner.cuts)], axis=1) \
         if len(test) else np.zeros((0, len(names)), dtype=np.int64)
@@ -150,7 +159,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         bank = train_label_party(ctx.channel, peer, codes, n_bins, y, train_params, step=step)
         coef = [bank.coef[1:][offsets[j]: offsets[j + 1]] for j in range(len(names))]
         n_all = len(names) + len(bank.partner_n_bins)
-        card = scorecard_from_bin_lr(names, [_labels(c) for c in binner.cuts], coef, float(bank.coef[0]), n_all, **scale)
+        card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
         _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all)
         out.update(iterations=bank.iterations, losses=bank.losses, scorecard=card.table(),
                    partner_table=receive_partner_table(ctx.channel, peer, own.partner_table, step=step))
@@ -166,7 +175,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         partner = train_feature_party(ctx.channel, peer, codes, n_bins, train_params, step=step)
         coef = [partner.coef[offsets[j]: offsets[j + 1]] for j in range(len(names))]
         n_all = len(names) + len(partner.bank_n_bins)
-        card = scorecard_from_bin_lr(names, [_labels(c) for c in binner.cuts], coef, 0.0, n_all, **scale)
+        card = scorecard_from_bin_lr(names, labels, coef, 0.0, n_all, **scale)
         _write_model(ctx, card, coef, None, binner.cuts, n_all)
         out.update(iterations=partner.iterations)
         send_partner_table(ctx.channel, peer, own.partner_table, names, card.labels, card.points, step=step)
