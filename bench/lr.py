@@ -8,7 +8,7 @@ pooled one-hot data (same C; its time at its default tolerance, in the same run,
 baseline), the coefficients' relative differences from scikit-learn's optimum (fitted to tol 1e-10),
 the CPU and the load average.
 
-    python bench/lr.py [--rows 100000] [--tol 1e-4]
+    python bench/lr.py [--rows 100000] [--tol 1e-4] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -40,17 +40,26 @@ def make_data(rows: int, features: int, bins: int, seed: int = 3) -> tuple[np.nd
     return binned.astype(np.uint8), y.astype(np.int64)
 
 
-def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol: float) -> dict[str, Any]:
+def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol: float,
+           profile: str | None = None) -> dict[str, Any]:
+    import cProfile
+
     from misuan.protocols.vertical_lr import TrainingParams, train_feature_party, train_label_party
 
     arrays = np.load(data)
     x, y = arrays["bins"], arrays["y"]
     params = TrainingParams(tol=tol, max_iter=100)
+    prof = cProfile.Profile() if profile else None
     t0 = time.monotonic()
+    if prof is not None:
+        prof.enable()
     if party == "bank":
         model: Any = train_label_party(chan, "partner", x[:, :bank_features], [bins] * bank_features, y, params)
     else:
         model = train_feature_party(chan, "bank", x[:, bank_features:], [bins] * (x.shape[1] - bank_features), params)
+    if prof is not None and profile is not None:
+        prof.disable()
+        prof.dump_stats(str(Path(profile) / f"{party}.prof"))
     return {"coef": model.coef, "iterations": model.iterations, "seconds": time.monotonic() - t0,
             "sent": chan.stats.bytes_sent, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
@@ -62,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--partner-features", type=int, default=20)
     ap.add_argument("--bins", type=int, default=10)
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--profile", metavar="DIR", help="write each party's cProfile statistics to DIR/<party>.prof")
     args = ap.parse_args(argv)
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -81,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         np.savez(data, bins=x, y=y)
         pki = make_test_pki(tmp, PARTIES)
         fns = {p: functools.partial(_party, party=p, data=data, bank_features=args.bank_features, bins=args.bins,
-                                    tol=args.tol) for p in PARTIES}
+                                    tol=args.tol, profile=args.profile) for p in PARTIES}
         t = time.monotonic()
         out = run_local(fns, transport="processes", tls=pki, job_id="bench-lr", timeout_s=3600.0)
         wall = time.monotonic() - t
