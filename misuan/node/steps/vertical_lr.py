@@ -13,9 +13,12 @@ rows, trains, and writes ``scorecard.json``: its model part, the points table of
 the bins' cut points, versioned. The hold-out (the same seeded hash of customer IDs as SecureBoost's)
 is scored jointly: the bank gets each held-out row's score, PD and reasons, and outputs the AUC and
 KS; outputs: ``n_train``, ``n_test``, ``iterations``; the bank also ``auc``, ``ks``, ``scorecard``
-(its own points table), ``partner_table`` (the partner's features, with their bins' labels and points
-as far as ``partner_table`` shares them: by default the names only), ``examples`` (a few held-out customers' scores and reasons), and the
-held-out ``test_ids`` with their ``pd``.
+(its own points table), ``partner_table`` (the partner's features, with their bins' labels and
+points as far as ``partner_table`` shares them: by default the names only), ``examples`` (a few
+held-out customers' scores and reasons), and the held-out ``test_ids`` with their ``pd``.
+
+``binning = "monotonic"`` bins both parties' features so that each one's default rate only rises or
+only falls (the partner's through the WOE protocol: see :func:`_binned`).
 """
 
 from __future__ import annotations
