@@ -1,9 +1,10 @@
 """Tests marked ``own_process`` run in a fresh Python interpreter of their own.
 
 Why: a one-machine Ray cluster started inside the test process stays tied to it through the driver's
-C++ core worker, which ends its process with status 1 and no message when it loses its raylet. A CI
-run's pytest once stopped that way, silently, with about half the suite run. In a child interpreter
-such an exit fails that one test with the child's output instead of ending the whole run.
+C++ core worker, which can end its process with status 1 and no message (it does when it loses its
+raylet). A CI run's pytest once stopped silently with status 1 and about half the suite run, near
+the Ray tests: the likeliest cause, not a proven one. In a child interpreter such an exit fails that
+one test with the child's output instead of ending the whole run.
 
 The parent still sets up and tears down the test's fixtures (keep them cheap on marked tests: anything
 heavy, such as starting Ray, belongs in the test body, which runs only in the child).

@@ -24,7 +24,10 @@ from misuan.net.channel import Channel
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.messages import STEP, PartnerTable, PartScores
 
-__all__ = ["TABLE_SHARING", "JointScores", "receive_partner_table", "send_partner_table", "check_part_scores", "merge_reasons", "own_points", "pd_of_score", "score_feature_party", "score_label_party"]
+__all__ = [
+    "TABLE_SHARING", "JointScores", "check_part_scores", "merge_reasons", "own_points", "pd_of_score",
+    "receive_partner_table", "score_feature_party", "score_label_party", "send_partner_table",
+]
 
 
 # what a feature party may share of its points table with the label party, least first
