@@ -14,7 +14,10 @@ from misuan.report import svg
 from misuan.report.markup import esc, explain, html_table, percent, section, signed, thousands
 from misuan.report.schema import MODEL_KEYS, PLAINTEXT, Summary
 
-__all__ = ["ModelResult", "cost_of_privacy", "curves_section", "model_results", "models_section", "score_section"]
+__all__ = [
+    "ModelResult", "cost_of_privacy", "curves_section", "model_results", "models_section", "outcome_histograms",
+    "score_section",
+]
 
 # (colour, dash, width): the plaintext curve is dotted on top of the joint one, which it often hides
 MODEL_STYLE = {
@@ -170,6 +173,16 @@ def curves_section(summary: Summary, results: list[ModelResult], joint: ModelRes
     )
 
 
+def outcome_histograms(values: np.ndarray, y: np.ndarray, edges: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
+    """Histograms of ``values`` over ``edges`` for the non-defaulters and the defaulters, each as shares
+    of its class (the groups :func:`svg.histogram` draws)."""
+    groups = []
+    for cls, name, color in ((0, "non-defaulters", "#1f5fa8"), (1, "defaulters", "#c0392b")):
+        counts, _ = np.histogram(values[y == cls], bins=edges)
+        groups.append((f"{name} (n = {int(np.sum(y == cls)):,})", counts / max(counts.sum(), 1), color))
+    return groups
+
+
 def score_section(summary: Summary) -> str:
     ev = summary.evaluation
     y = np.asarray(ev.y_true, dtype=np.int8)
@@ -178,13 +191,9 @@ def score_section(summary: Summary) -> str:
     p_min, p_max = float(np.min(p)), float(np.max(p))
     lo, hi = (0.0, 1.0) if p_min >= 0 and p_max <= 1 else (p_min, p_max)
     edges = np.linspace(lo, hi, 26)
-    groups = []
-    for cls, name, color in ((0, "non-defaulters", "#1f5fa8"), (1, "defaulters", "#c0392b")):
-        counts, _ = np.histogram(p[y == cls], bins=edges)
-        groups.append((f"{name} (n = {int(np.sum(y == cls)):,})", counts / max(counts.sum(), 1), color))
     chart = svg.histogram(
         edges,
-        groups,
+        outcome_histograms(p, y, edges),
         title="Predicted PD by actual outcome",
         x_label="predicted probability of default (joint model)",
         y_label="share of the class",

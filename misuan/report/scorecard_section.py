@@ -8,8 +8,10 @@ import math
 
 import numpy as np
 
+from misuan.ml.scorecard import scaling
 from misuan.report import svg
 from misuan.report.markup import esc, html_table, section
+from misuan.report.performance import outcome_histograms
 from misuan.report.schema import Summary
 
 __all__ = ["scorecard_section"]
@@ -51,19 +53,14 @@ def _held_out_scores(summary: Summary) -> tuple[np.ndarray, np.ndarray] | None:
     if sc is None or "scorecard" not in ev.scores:
         return None
     pd_ = np.clip(np.asarray(ev.scores["scorecard"], dtype=np.float64), 1e-12, 1 - 1e-12)
-    factor = sc.pdo / math.log(2.0)
-    offset = sc.base_score - factor * math.log(sc.base_odds)
+    factor, offset = scaling(sc.pdo, sc.base_score, sc.base_odds)
     return offset - factor * (np.log(pd_) - np.log1p(-pd_)), np.asarray(ev.y_true)
 
 
 def _distribution(score: np.ndarray, y: np.ndarray) -> str:
     """The points distribution of the hold-out, defaulters and the others as shares of their class."""
     edges = np.linspace(math.floor(float(np.min(score)) / 10) * 10, math.ceil(float(np.max(score)) / 10) * 10 + 10, 31)
-    groups = []
-    for cls, name, color in ((0, "non-defaulters", "#1f5fa8"), (1, "defaulters", "#c0392b")):
-        counts, _ = np.histogram(score[y == cls], bins=edges)
-        groups.append((f"{name} (n = {int(np.sum(y == cls)):,})", counts / max(counts.sum(), 1), color))
-    chart = svg.histogram(edges, groups, title="Scorecard points by actual outcome", x_label="score (points)",
+    chart = svg.histogram(edges, outcome_histograms(score, y, edges), title="Scorecard points by actual outcome", x_label="score (points)",
                           y_label="share of the class")
     return (f'<figure id="scorecard-points">{chart}<figcaption><strong>Points distribution.</strong> The hold-out '
             "customers' scores, defaulters and the others each summing to 100 %: defaulters should sit at the "

@@ -19,7 +19,7 @@ from misuan.protocols.serving.partner import exchange_pins
 
 _Reply = TypeVar("_Reply")
 
-__all__ = ["BankModel", "BankPart", "PinnedSession", "ScoreResult", "checked_known", "request_reply"]
+__all__ = ["BankModel", "BankPart", "PinnedSession", "ScoreResult", "checked_known"]
 
 
 class BankPart(Protocol):
@@ -51,6 +51,30 @@ class PinnedSession:
         exchange_pins(chan, self.partner, model_id=model_id, own_part=own_part, peer_part=peer_part, step=step,
                       timeout_s=timeout_s)
         self.seq = 0
+
+    def request(self, chan: Channel, ids: list[str], *, expect: type[_Reply], deadline_s: float, step: str = STEP,
+                after_reply: Callable[[Channel, int], None] | None = None) -> _Reply:
+        """Send the session's next request for ``ids`` and return its reply; a reply later than
+        ``deadline_s`` raises :class:`PeerTimeoutError`, a late reply to an earlier request is skipped
+        (``after_reply`` runs for every reply read, skipped or not, as the partner runs its own after
+        sending it)."""
+        self.seq += 1
+        seq, partner = self.seq, self.partner
+        end = time.monotonic() + deadline_s  # one deadline for the request, late replies skipped included
+        chan.send(partner, f"{step}/request", ScoreRequest(seq, list(ids)))
+        chan.disclose(step, QUERY, chan.party, partner, (len(ids),), seq=seq)
+        while True:
+            try:
+                reply = chan.recv(partner, f"{step}/reply", expect=expect, timeout_s=max(0.0, end - time.monotonic()))
+            except PeerTimeoutError as exc:
+                raise PeerTimeoutError(f"{partner} did not answer within {deadline_s * 1000:.0f} ms") from exc
+            got = int(reply.seq)
+            if got > seq:
+                raise ProtocolError(f"{partner} answered request {got}, not yet asked")
+            if after_reply is not None:
+                after_reply(chan, got)
+            if got == seq:
+                return reply
 
 
 class ScoreResult:
@@ -85,7 +109,6 @@ class BankModel(PinnedSession):
         self.saabas = np.array([per_leaf[t][int(i)] for t, ids in enumerate(self.forest.leaf_ids) for i in ids])
         self.reason_names = [f"{me}:{f}" for f in model["feature_names"]] + [
             f"{p}:{f}" for p, feats in model["feature_parties"].items() for f in feats]
-        self.seq = 0
 
     def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = STEP,
               after_reply: Callable[[Channel, int], None] | None = None) -> ScoreResult:
@@ -93,9 +116,7 @@ class BankModel(PinnedSession):
         A reply later than ``deadline_s`` raises :class:`PeerTimeoutError`; a late reply to an earlier
         request is skipped. ``after_reply(chan, seq)`` runs for every reply read, skipped or not (as
         the partner runs its own after sending it)."""
-        self.seq += 1
-        reply = request_reply(chan, self.partner, self.seq, ids, expect=ScoreReply, deadline_s=deadline_s, step=step,
-                              after_reply=after_reply)
+        reply = self.request(chan, ids, expect=ScoreReply, deadline_s=deadline_s, step=step, after_reply=after_reply)
         chan.disclose(step, CONTRIBUTION, self.partner, chan.party, (len(ids), len(reply.trees)), seq=reply.seq)
         known = checked_known(reply.known, len(ids), self.partner)
         for name, arr, kind in (("trees", reply.trees, "iu"), ("n_leaves", reply.n_leaves, "iu"), ("masks", reply.masks, "u")):
@@ -136,28 +157,6 @@ class BankModel(PinnedSession):
         for t in range(result.cols.shape[1]):
             phi += self.saabas[result.cols[:, t]]
         return phi
-
-
-def request_reply(chan: Channel, partner: str, seq: int, ids: list[str], *, expect: type[_Reply], deadline_s: float,
-                  step: str = STEP, after_reply: Callable[[Channel, int], None] | None = None) -> _Reply:
-    """Send request ``seq`` for ``ids`` and return its reply; a reply later than ``deadline_s`` raises
-    :class:`PeerTimeoutError`, a late reply to an earlier request is skipped (``after_reply`` runs for
-    every reply read, skipped or not, as the partner runs its own after sending it)."""
-    end = time.monotonic() + deadline_s  # one deadline for the request, late replies skipped included
-    chan.send(partner, f"{step}/request", ScoreRequest(seq, list(ids)))
-    chan.disclose(step, QUERY, chan.party, partner, (len(ids),), seq=seq)
-    while True:
-        try:
-            reply = chan.recv(partner, f"{step}/reply", expect=expect, timeout_s=max(0.0, end - time.monotonic()))
-        except PeerTimeoutError as exc:
-            raise PeerTimeoutError(f"{partner} did not answer within {deadline_s * 1000:.0f} ms") from exc
-        got = int(reply.seq)
-        if got > seq:
-            raise ProtocolError(f"{partner} answered request {got}, not yet asked")
-        if after_reply is not None:
-            after_reply(chan, got)
-        if got == seq:
-            return reply
 
 
 def checked_known(known: object, n: int, partner: str) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from misuan.errors import MalformedMessageError, ProtocolError
 from misuan.net.channel import Channel
 from misuan.protocols.secureboost.binning import column_codes
-from misuan.protocols.serving.bank import PinnedSession, checked_known, request_reply
+from misuan.protocols.serving.bank import PinnedSession, checked_known
 from misuan.protocols.serving.disclosures import POINTS
 from misuan.protocols.serving.messages import STEP, PointsReply, ScoreRequest
 from misuan.protocols.serving.partner import FeatureLookup, checked_request
@@ -120,11 +120,6 @@ class ScorecardResult:
     idx: np.ndarray  # the bank's own worst features and shortfalls
     short: np.ndarray
 
-    @property
-    def margin(self) -> np.ndarray:
-        """Log-odds of default."""
-        return np.asarray(np.log(self.pd) - np.log1p(-self.pd))
-
 
 class BankScorecard(PinnedSession):
     """The label party's scorecard part and its session with the partner (as :class:`~.bank.BankModel`)."""
@@ -136,14 +131,11 @@ class BankScorecard(PinnedSession):
         self.partner = partner
         self.names = self.part.features
         self.scaling = {"pdo": self.part.pdo, "base_score": self.part.base_score, "base_odds": self.part.base_odds}
-        self.seq = 0
 
     def score(self, chan: Channel, ids: list[str], X_bank: np.ndarray, *, deadline_s: float, step: str = STEP,
               after_reply: Any = None) -> ScorecardResult:
         """Ask the partner about ``ids``, add this party's points on ``X_bank`` (its raw feature values)."""
-        self.seq += 1
-        reply = request_reply(chan, self.partner, self.seq, ids, expect=PointsReply, deadline_s=deadline_s, step=step,
-                              after_reply=after_reply)
+        reply = self.request(chan, ids, expect=PointsReply, deadline_s=deadline_s, step=step, after_reply=after_reply)
         n = len(ids)
         checked_known(reply.known, n, self.partner)
         check_part_scores(self.partner, reply.names, reply.points, reply.features, reply.short, n, REASONS)
