@@ -20,23 +20,17 @@ from misuan.datasets import taiwan
 from misuan.ml.secureboost import SecureBoostClassifier, fit_local, predict_local
 from misuan.net.local import free_port, make_test_pki
 from misuan.serving.app import HttpServer, create_app
-from misuan.serving.config import load_serve_config, model_sha256, serve_config_text
+from misuan.serving.config import load_serve_config, model_sha256
 from misuan.serving.node import start_bank, start_partner
+from tests.serving.serve_files import write_serve_config
 
 BANK_COLS = ["LIMIT_BAL", "PAY_0", "PAY_2", "PAY_3"]
 PARTNER_COLS = ["AGE", "BILL_AMT1", "PAY_AMT1", "PAY_AMT2"]
 
 
 def _config(root: Path, party: str, peer: str, ports: dict[str, int], sha_peer: str, http: int | None) -> Path:
-    path = root / f"{party}.toml"
-    path.write_text(serve_config_text(
-        party=party, model=f"{party}_model.json", model_id="test-model", peer_model_sha256=sha_peer,
-        listen=f"127.0.0.1:{ports[party]}", peer=peer, peer_address=f"127.0.0.1:{ports[peer]}",
-        tls=("certs/ca.pem", f"certs/{party}.pem", f"certs/{party}.key"), data_dir=f"{party}-serve",
-        features_csv=f"{party}.csv", id_column="customer_id", deadline_ms=300,
-        http=f"127.0.0.1:{http}" if http else None, cover=(2, "shared_ids.txt") if http else None,
-    ))
-    return path
+    return write_serve_config(root, party, peer, ports, sha_peer, http, model=f"{party}_model.json", model_id="test-model",
+                              deadline_ms=300, cover=(2, "shared_ids.txt"))
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,11 @@ from misuan.protocols.psi import IdNormalization
 from misuan.protocols.secureboost.binning import binned_features
 from misuan.protocols.serving import BankScorecard, PartnerScorecard, PointsReply
 from misuan.serving.app import HttpServer, create_app
-from misuan.serving.config import load_serve_config, model_sha256, serve_config_text
+from misuan.serving.config import load_serve_config, model_sha256
 from misuan.serving.feature_store import FeatureStore, build_feature_store
 from misuan.serving.node import start_bank, start_partner
 from misuan.serving.session import BankSession, PartnerService, Pins
+from tests.serving.serve_files import write_serve_config
 
 COLS = {"bank": ["LIMIT_BAL", "PAY_0", "PAY_2", "PAY_3"], "partner": ["AGE", "BILL_AMT1", "PAY_AMT1", "PAY_AMT2"]}
 NORM = IdNormalization(case="casefold")
@@ -113,15 +114,8 @@ def test_a_partner_sending_malformed_points_is_refused(trained: dict[str, Any]) 
 
 
 def _config(root: Path, party: str, peer: str, ports: dict[str, int], sha_peer: str, http: int | None) -> Path:
-    path = root / f"{party}.toml"
-    path.write_text(serve_config_text(
-        party=party, model=f"{party}_scorecard.json", model_id="card-model", peer_model_sha256=sha_peer,
-        listen=f"127.0.0.1:{ports[party]}", peer=peer, peer_address=f"127.0.0.1:{ports[peer]}",
-        tls=("certs/ca.pem", f"certs/{party}.pem", f"certs/{party}.key"), data_dir=f"{party}-serve",
-        features_csv=f"{party}.csv", id_column="customer_id", deadline_ms=500,
-        http=f"127.0.0.1:{http}" if http else None,
-    ))
-    return path
+    return write_serve_config(root, party, peer, ports, sha_peer, http, model=f"{party}_scorecard.json",
+                              model_id="card-model", deadline_ms=500)
 
 
 def test_the_nodes_serve_the_scorecard_over_grpc_and_the_api_scores_in_its_points(trained: dict[str, Any]) -> None:
