@@ -18,6 +18,17 @@ semi-honest form with a correlation-robust hash that libOTe and EMP run:
   robust, Guo-Katz-Wang-Yu: enough against a semi-honest receiver, whose ``t_j`` are random), with a
   tweak from the session id and ``j``.
 
+**One set of base OTs for many extensions** (:meth:`ExtensionReceiver.continue_from`,
+:meth:`ExtensionSender.continue_from`): a protocol that runs extension after extension in the same
+direction between the same two parties (vertical LR: several an iteration) keeps the first one's
+base (:attr:`ExtensionReceiver.base`, :attr:`ExtensionSender.base`: the seeds' keystreams, and ``D``)
+and lets the next ones continue the same keystreams where the last stopped. That is one IKNP
+extension cut into segments: the columns of each segment are masked by keystream bytes never used
+before, and every segment's hash tweaks carry its own session id, so the keys of two segments are
+as independent as two ranges of one extension's. It saves 128 Chou-Orlandi OTs (~40 ms of Ed25519
+per side on the measured 2-core AMD machine) and a round trip per extension. The segments must run
+one after the other, in the same order on both sides (the keystreams are consumed in order).
+
 So the receiver learns the sender's keys at the positions it chose and nothing at the others; the
 sender learns nothing about the choice bits (each column is masked by the keystream of a seed it
 lacks). Security model: semi-honest; 128-bit computational security (AES-128 as an ideal cipher for
@@ -31,6 +42,7 @@ wire. Both sides run a chunk of :data:`CHUNK_OTS` OTs at a time; the caller move
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 
@@ -41,7 +53,7 @@ from misuan.crypto.bitmatrix import transpose
 from misuan.crypto.ot import POINT_BYTES, OtReceiver, OtSender
 from misuan.errors import MalformedMessageError
 
-__all__ = ["BASE_OTS", "CHUNK_OTS", "ExtensionReceiver", "ExtensionSender"]
+__all__ = ["BASE_OTS", "CHUNK_OTS", "ExtensionReceiver", "ExtensionSender", "ReceiverBase", "SenderBase"]
 
 BASE_OTS = 128  # the width of a row q_j, t_j: the security parameter
 CHUNK_OTS = 1 << 18  # OTs per chunk of columns: 4 MiB of columns on the wire
@@ -75,6 +87,22 @@ def chunks_of(n: int) -> list[tuple[int, int]]:
     return [(a, min(a + CHUNK_OTS, total)) for a in range(0, total, CHUNK_OTS)]
 
 
+@dataclasses.dataclass
+class ReceiverBase:
+    """What the extension receiver keeps of its base OTs: the keystreams of ``k_i^0`` and ``k_i^1``."""
+
+    t: Keystreams
+    t_other: Keystreams
+
+
+@dataclasses.dataclass
+class SenderBase:
+    """What the extension sender keeps of its base OTs: ``D`` and the keystreams of ``k_i^{D_i}``."""
+
+    delta_bits: np.ndarray
+    g: Keystreams
+
+
 class ExtensionReceiver:
     """The side with the choice bits: :attr:`base_message` out, :meth:`accept_base_points`, then
     :meth:`columns` of every chunk in order; :attr:`keys` holds ``H(j, t_j)``."""
@@ -87,20 +115,45 @@ class ExtensionReceiver:
         self.session = _check_session(session)
         self._choices = np.zeros(_padded(self.n), dtype=np.uint8)
         self._choices[: self.n] = c
-        self._ot = OtSender()
-        self.base_message = self._ot.message
+        self._ot: OtSender | None = None
         self.keys = np.empty((_padded(self.n), BLOCK), dtype=np.uint8)
         self._t: Keystreams | None = None
         self._t_other: Keystreams | None = None
         self._chunks = set(chunks_of(self.n))
         self._sent = 0
 
+    @property
+    def base_message(self) -> bytes:
+        """The base OTs' first message (drawn on first use: an extension that continues a base needs none)."""
+        if self._ot is None:
+            if self._t is not None:
+                raise RuntimeError("an extension takes base OTs or continues a base, not both")
+            self._ot = OtSender()
+        return self._ot.message
+
     def accept_base_points(self, points: list[bytes]) -> None:
+        if self._t is not None:
+            raise RuntimeError("an extension takes base OTs or continues a base, not both")
         if len(points) != BASE_OTS or any(not isinstance(p, bytes) or len(p) != POINT_BYTES for p in points):
             raise MalformedMessageError(f"the OT extension needs {BASE_OTS} base-OT points of {POINT_BYTES} bytes")
+        if self._ot is None:
+            raise RuntimeError("base_message goes to the sender first")
         seeds = self._ot.keys(points)
         self._t = Keystreams([k0 for k0, _ in seeds])
         self._t_other = Keystreams([k1 for _, k1 in seeds])
+
+    def continue_from(self, base: ReceiverBase) -> None:
+        """Continue an earlier extension's keystreams instead of new base OTs (the module's docstring)."""
+        if self._t is not None or self._ot is not None:
+            raise RuntimeError("an extension takes base OTs or continues a base, not both")
+        self._t, self._t_other = base.t, base.t_other
+
+    @property
+    def base(self) -> ReceiverBase:
+        """This extension's base, for the next extension to continue (after this one's columns)."""
+        if self._t is None or self._t_other is None:
+            raise RuntimeError("no base yet: accept_base_points or continue_from first")
+        return ReceiverBase(self._t, self._t_other)
 
     def columns(self, start: int, stop: int) -> np.ndarray:
         """The chunk's columns ``u_i`` (``(128, (stop - start) / 8)`` uint8); keeps the chunk's keys."""
@@ -130,20 +183,40 @@ class ExtensionSender:
             raise ValueError("the number of OTs is not negative")
         self.n = n
         self.session = _check_session(session)
-        bits = np.unpackbits(np.frombuffer(os.urandom(BASE_OTS // 8), dtype=np.uint8))
-        self._delta = np.packbits(bits)  # D: 16 bytes, one choice bit per base OT
-        self._mask = (bits * np.uint8(0xFF))[:, None]  # column i of u counts where D_i = 1
-        self._ot = OtReceiver(bits.tolist())
+        self._use_delta(np.unpackbits(np.frombuffer(os.urandom(BASE_OTS // 8), dtype=np.uint8)))
+        self._ot: OtReceiver | None = None
         self.keys = np.empty((_padded(n), BLOCK), dtype=np.uint8)
         self.keys0 = np.empty((_padded(n) if both_keys else 0, BLOCK), dtype=np.uint8)
         self._g: Keystreams | None = None
         self._stops = dict(chunks_of(n))  # chunk start -> stop
         self._filled = 0
 
+    def _use_delta(self, bits: np.ndarray) -> None:
+        self._bits = bits
+        self._delta = np.packbits(bits)  # D: 16 bytes, one choice bit per base OT
+        self._mask = (bits * np.uint8(0xFF))[:, None]  # column i of u counts where D_i = 1
+
     def base_points(self, base_message: bytes) -> list[bytes]:
+        if self._g is not None:
+            raise RuntimeError("an extension takes base OTs or continues a base, not both")
+        self._ot = OtReceiver(self._bits.tolist())
         points = self._ot.points(base_message)
         self._g = Keystreams(self._ot.keys())
         return points
+
+    def continue_from(self, base: SenderBase) -> None:
+        """Continue an earlier extension's keystream and ``D`` instead of new base OTs (the module's docstring)."""
+        if self._g is not None or self._ot is not None:
+            raise RuntimeError("an extension takes base OTs or continues a base, not both")
+        self._use_delta(base.delta_bits)
+        self._g = base.g
+
+    @property
+    def base(self) -> SenderBase:
+        """This extension's base, for the next extension to continue (after this one's columns)."""
+        if self._g is None:
+            raise RuntimeError("no base yet: base_points or continue_from first")
+        return SenderBase(self._bits, self._g)
 
     def accept_columns(self, start: int, u: np.ndarray) -> None:
         if self._g is None:

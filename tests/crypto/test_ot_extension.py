@@ -74,3 +74,31 @@ def test_a_sender_with_both_keys_holds_the_receivers_key_at_either_choice() -> N
     other = np.where(choices[:, None] == 1, s.keys0[:n], s.keys[:n])
     assert np.array_equal(r.keys[:n], chosen)
     assert not np.any(np.all(r.keys[:n] == other, axis=1))
+
+
+def test_extensions_that_continue_a_base_agree_and_draw_fresh_keystream() -> None:
+    """Later extensions continue the first one's base OTs: still correct, and their columns are masked
+    by keystream bytes never used before (the same choices give different columns)."""
+    choices = (np.random.default_rng(3).random(5000) < 0.5).astype(np.uint8)
+    r, s, first = _extend(choices)
+    receiver_base, sender_base = r.base, s.base
+    for _ in range(2):
+        session = os.urandom(16)
+        r2, s2 = ExtensionReceiver(choices, session), ExtensionSender(len(choices), session, both_keys=True)
+        r2.continue_from(receiver_base)
+        s2.continue_from(sender_base)
+        u = r2.columns(0, chunks_of(len(choices))[0][1])
+        assert not np.array_equal(u, first[0])  # fresh keystream: no column mask is used twice
+        s2.accept_columns(0, u)
+        n = len(choices)
+        assert np.array_equal(np.all(r2.keys[:n] == s2.keys[:n], axis=1), choices.astype(bool))
+        assert np.array_equal(np.all(r2.keys[:n] == s2.keys0[:n], axis=1), ~choices.astype(bool))
+        assert not np.any(np.all(s2.keys[:n] == s.keys[:n], axis=1))  # new session: keys unrelated to the first's
+    r3 = ExtensionReceiver(choices, os.urandom(16))
+    r3.continue_from(receiver_base)
+    with pytest.raises(RuntimeError, match="not both"):
+        r3.accept_base_points([b"x" * 32] * BASE_OTS)
+    s3 = ExtensionSender(10, os.urandom(16))
+    s3.continue_from(sender_base)
+    with pytest.raises(RuntimeError, match="not both"):
+        s3.base_points(b"x" * 32)

@@ -26,11 +26,14 @@ from tests.serving.serve_files import write_serve_config
 
 BANK_COLS = ["LIMIT_BAL", "PAY_0", "PAY_2", "PAY_3"]
 PARTNER_COLS = ["AGE", "BILL_AMT1", "PAY_AMT1", "PAY_AMT2"]
+# Long enough that a loaded CI machine never turns these equality tests into fallback tests (a 300 ms
+# deadline once did, on the first request of a fresh session); the restart test still bounds the fallback.
+DEADLINE_MS = 1000
 
 
 def _config(root: Path, party: str, peer: str, ports: dict[str, int], sha_peer: str, http: int | None) -> Path:
     return write_serve_config(root, party, peer, ports, sha_peer, http, model=f"{party}_model.json", model_id="test-model",
-                              deadline_ms=300, cover=(2, "shared_ids.txt"))
+                              deadline_ms=DEADLINE_MS, cover=(2, "shared_ids.txt"))
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +80,7 @@ def test_online_decisions_equal_the_batch_model_for_every_hold_out_row(nodes: An
     url, test = nodes["server"].url, nodes["test"]
     status, body = _post(f"{url}/v1/decisions/batch", {"applicants": [{"id": i} for i in test["customer_id"]]})
     assert status == 200
+    assert all(r["partner_answered"] for r in body["results"]), "the partner missed the deadline: fallback PDs"
     pds = np.array([r["pd"] for r in body["results"]])
     assert np.array_equal(pds, nodes["batch"])  # exact: the same trees, the same leaves
     assert {r["decision"] for r in body["results"]} <= {"approve", "decline"}
@@ -115,7 +119,7 @@ def test_a_partner_restart_falls_back_within_the_deadline_then_serves_again(node
     nodes["partner"].close()  # the partner's node goes away
     t0 = time.monotonic()
     status, body = _post(f"{url}/v1/decisions", {"id": key})
-    assert status == 200 and body["decision"] == "refer" and time.monotonic() - t0 < 1.5
+    assert status == 200 and body["decision"] == "refer" and time.monotonic() - t0 < DEADLINE_MS / 1000 + 1
     nodes["partner"] = start_partner(nodes["pcfg"])  # restarted; the bank is not
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

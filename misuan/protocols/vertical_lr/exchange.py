@@ -9,7 +9,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from misuan.crypto.ot import POINT_BYTES
-from misuan.crypto.ot_extension import BASE_OTS, ExtensionReceiver, ExtensionSender, chunks_of
+from misuan.crypto.ot_extension import (
+    BASE_OTS,
+    ExtensionReceiver,
+    ExtensionSender,
+    ReceiverBase,
+    SenderBase,
+    chunks_of,
+)
 from misuan.errors import MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureKind
@@ -32,12 +39,19 @@ __all__ = ["Link"]
 
 class Link:
     """One party's side of the conversation with its peer: a step name, a session for the OT
-    extensions (a fresh sub-session each, counted the same way on both sides)."""
+    extensions (a fresh sub-session each, counted the same way on both sides).
+
+    Base OTs run once per direction: the first extension in which this side receives (and the first
+    in which it sends) keeps its base, and every later one in that direction continues it
+    (:mod:`misuan.crypto.ot_extension`, "One set of base OTs for many extensions"). Both sides see
+    the same sequence of extensions, so they agree on when the base OTs run without a message."""
 
     def __init__(self, chan: Channel, peer: str, step: str, session: bytes) -> None:
         self.chan, self.peer, self.step, self.session = chan, peer, step, session
         self.count = 0
         self.uses = 0
+        self._receiver_base: ReceiverBase | None = None
+        self._sender_base: SenderBase | None = None
 
     def next_use(self) -> int:
         """The number of the next lookup or scatter (their pads' key): counted alike on both sides."""
@@ -75,16 +89,36 @@ class Link:
 
     # --- OT extensions ------------------------------------------------------------------------
     def extend_as_receiver(self, receiver: ExtensionReceiver) -> None:
+        if self._receiver_base is None:
+            self._base_ots_as_receiver(receiver)
+            self._receiver_base = receiver.base
+        else:
+            receiver.continue_from(self._receiver_base)
+        for a, b in chunks_of(receiver.n):
+            self.send(OtColumns(a, receiver.columns(a, b)), D.OT_COLUMNS, (b - a,))
+
+    def extend_as_sender(self, sender: ExtensionSender) -> None:
+        if self._sender_base is None:
+            self._base_ots_as_sender(sender)
+            self._sender_base = sender.base
+        else:
+            sender.continue_from(self._sender_base)
+        for a, b in chunks_of(sender.n):
+            cols = self.recv(OtColumns, D.OT_COLUMNS, (b - a,))
+            assert isinstance(cols, OtColumns)
+            if cols.start != a:
+                raise MalformedMessageError(f"{self.peer} sent OT-extension columns out of order")
+            sender.accept_columns(a, cols.columns)
+
+    def _base_ots_as_receiver(self, receiver: ExtensionReceiver) -> None:
         self.send(OtBase(np.frombuffer(receiver.base_message, dtype=np.uint8).copy()), D.OT_BASE, (POINT_BYTES,))
         pts = self.recv(OtPoints, D.OT_POINTS, (BASE_OTS, POINT_BYTES))
         assert isinstance(pts, OtPoints)
         if not isinstance(pts.points, np.ndarray) or pts.points.dtype != np.uint8 or pts.points.shape != (BASE_OTS, POINT_BYTES):
             raise MalformedMessageError(f"{self.peer} sent base-OT points that are not uint8 ({BASE_OTS}, {POINT_BYTES})")
         receiver.accept_base_points([bytes(row) for row in pts.points])
-        for a, b in chunks_of(receiver.n):
-            self.send(OtColumns(a, receiver.columns(a, b)), D.OT_COLUMNS, (b - a,))
 
-    def extend_as_sender(self, sender: ExtensionSender) -> None:
+    def _base_ots_as_sender(self, sender: ExtensionSender) -> None:
         base = self.recv(OtBase, D.OT_BASE, (POINT_BYTES,))
         assert isinstance(base, OtBase)
         if not isinstance(base.point, np.ndarray) or base.point.dtype != np.uint8 or base.point.shape != (POINT_BYTES,):
@@ -92,12 +126,6 @@ class Link:
         points = sender.base_points(base.point.tobytes())
         self.send(OtPoints(np.frombuffer(b"".join(points), dtype=np.uint8).reshape(BASE_OTS, POINT_BYTES).copy()),
                   D.OT_POINTS, (BASE_OTS, POINT_BYTES))
-        for a, b in chunks_of(sender.n):
-            cols = self.recv(OtColumns, D.OT_COLUMNS, (b - a,))
-            assert isinstance(cols, OtColumns)
-            if cols.start != a:
-                raise MalformedMessageError(f"{self.peer} sent OT-extension columns out of order")
-            sender.accept_columns(a, cols.columns)
 
     # --- per-row arrays -----------------------------------------------------------------------
     def send_rows(self, words: np.ndarray, kind: DisclosureKind) -> None:
