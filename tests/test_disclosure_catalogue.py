@@ -157,7 +157,7 @@ _SCORECARD_JOB = """\
     params = {{ reveal = "both", normalize = {{ case = "casefold" }} }}
     [[step]]
     kind = "vertical_lr"
-    params = {{ n_bins = 3, max_iter = 2, test_fraction = 0.25, partner_table = "points", binning = "monotonic" }}
+    params = {{ n_bins = 3, max_iter = 2, test_fraction = 0.25, partner_table = "points", binning = "monotonic", encoding = "woe" }}
     """
 
 _PARTIES = """\

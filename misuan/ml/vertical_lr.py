@@ -3,7 +3,8 @@
 Each party fits its own copy over its channel (``fit(bins, y, channel=..., label_party=...)``): the
 bank with the labels, the partner without. After the fit each copy holds only its own part of the
 model: the bank its intercept and its bins' coefficients, the partner its bins' coefficients
-(``coef_``, one array per feature). :meth:`scorecard` turns a part into its points table
+(``coef_``, one array per feature, per bin even with WOE encoding, whose bins' WOE are in
+``woe_``; ``None`` with dummy encoding). :meth:`scorecard` turns a part into its points table
 (:func:`misuan.ml.scorecard.scorecard_from_bin_lr`); the parts' scores add up to the model's.
 :func:`fit_local` runs both parties in threads over in-memory channels (notebooks, tests).
 """
@@ -34,14 +35,17 @@ __all__ = ["PART_VERSION", "VerticalLogisticRegression", "fit_local", "scorecard
 
 PART_VERSION = 1  # of the model part document (scorecard.json)
 
-_PARAMS = ("C", "tol", "max_iter", "memory")
+_PARAMS = ("C", "tol", "max_iter", "memory", "encoding")
 
 
 class VerticalLogisticRegression:
-    """L2 logistic regression on bin indicators, trained jointly (``protocols/vertical_lr``)."""
+    """L2 logistic regression on bin indicators (``encoding="dummy"``) or on the bins' WOE
+    (``encoding="woe"``: a label leak to the partner, see ``TrainingParams``), trained jointly
+    (``protocols/vertical_lr``)."""
 
-    def __init__(self, C: float = 1.0, tol: float = 1e-4, max_iter: int = 50, memory: int = 3) -> None:  # noqa: N803
-        self.C, self.tol, self.max_iter, self.memory = C, tol, max_iter, memory
+    def __init__(self, C: float = 1.0, tol: float = 1e-4, max_iter: int = 50, memory: int = 3,  # noqa: N803
+                 encoding: str = "dummy") -> None:
+        self.C, self.tol, self.max_iter, self.memory, self.encoding = C, tol, max_iter, memory, encoding
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _PARAMS}
@@ -54,7 +58,8 @@ class VerticalLogisticRegression:
         return self
 
     def training_params(self) -> TrainingParams:
-        return TrainingParams(c=float(self.C), tol=float(self.tol), max_iter=int(self.max_iter), memory=int(self.memory))
+        return TrainingParams(c=float(self.C), tol=float(self.tol), max_iter=int(self.max_iter), memory=int(self.memory),
+                              encoding=self.encoding)  # type: ignore[arg-type]
 
     def fit(self, bins: Any, y: Any = None, *, channel: Channel, label_party: str, n_bins: Sequence[int],
             step: str = STEP) -> VerticalLogisticRegression:
@@ -72,13 +77,13 @@ class VerticalLogisticRegression:
             peer = next(p for p in channel.peers)
             bank = train_label_party(channel, peer, x, nb, np.asarray(y), params, step=step)
             self.role_, self.intercept_, flat = "label_party", float(bank.coef[0]), bank.coef[1:]
-            self.n_iter_, self.losses_ = bank.iterations, bank.losses
+            self.n_iter_, self.losses_, self.woe_ = bank.iterations, bank.losses, bank.woe
         else:
             if y is not None:
                 raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")
             partner = train_feature_party(channel, label_party, x, nb, params, step=step)
             self.role_, self.intercept_, flat = "feature_party", 0.0, partner.coef
-            self.n_iter_, self.losses_ = partner.iterations, []
+            self.n_iter_, self.losses_, self.woe_ = partner.iterations, [], partner.woe
         self.n_bins_ = nb
         self.coef_ = [flat[offsets[j]: offsets[j + 1]] for j in range(len(nb))]
         return self
@@ -146,11 +151,14 @@ def fit_local(estimator: VerticalLogisticRegression, parts: Mapping[str, Any], n
 
 
 def scorecard_part(party: str, role: str, card: Scorecard, coef: Sequence[np.ndarray], intercept: float | None,
-                   cuts: Sequence[np.ndarray], n_features: int) -> dict[str, Any]:
+                   cuts: Sequence[np.ndarray], n_features: int, woe: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
     """A party's model part as a JSON document (``scorecard.json``): its features' cut points, bin
     labels, coefficients and points (full precision: served points reproduce the batch scores), and
-    the intercept at the label party only."""
+    the intercept at the label party only; with WOE encoding, its bins' WOE (``coef`` stays per bin:
+    each bin's WOE times its feature's coefficient)."""
     return {
+        "encoding": "dummy" if woe is None else "woe",
+        "woe": None if woe is None else [np.asarray(v).tolist() for v in woe],
         "format": FORMAT, "version": PART_VERSION, "party": party, "role": role,
         "features": card.features, "labels": [lab[: len(c)] for lab, c in zip(card.labels, coef, strict=True)],
         "points": [row[: len(c)].tolist() for row, c in zip(card.points, coef, strict=True)],

@@ -13,13 +13,16 @@ from misuan.ml.vertical_lr import VerticalLogisticRegression, fit_local
 from misuan.net.local import run_local
 
 
-def test_parts_score_the_pooled_model_and_their_scorecards_add_up() -> None:
+@pytest.mark.parametrize("encoding", ["dummy", "woe"])
+def test_parts_score_the_pooled_model_and_their_scorecards_add_up(encoding: str) -> None:
     x, y = make_classification(1500, 5, n_informative=3, n_redundant=0, weights=[0.8], random_state=1)
     bins = np.stack([np.searchsorted(np.quantile(x[:, j], [0.25, 0.5, 0.75]), x[:, j]) for j in range(5)], axis=1)
     parts = {"bank": bins[:, :2], "partner": bins[:, 2:]}
-    models, outcomes = fit_local(VerticalLogisticRegression(tol=1e-5), parts, {"bank": [4, 4], "partner": [4, 4, 4]}, y,
-                                 label_party="bank")
+    models, outcomes = fit_local(VerticalLogisticRegression(tol=1e-5, encoding=encoding), parts,
+                                 {"bank": [4, 4], "partner": [4, 4, 4]}, y, label_party="bank")
     bank, partner = models["bank"], models["partner"]
+    assert (bank.woe_ is None and partner.woe_ is None) if encoding == "dummy" else \
+        (len(bank.woe_) == 2 and len(partner.woe_) == 3 and bank.get_params()["encoding"] == "woe")
     assert bank.role_ == "label_party" and partner.role_ == "feature_party" and bank.n_iter_ == partner.n_iter_
     logit = bank.partial_decision_function(parts["bank"]) + partner.partial_decision_function(parts["partner"])
     assert roc_auc_score(y, logit) > 0.8

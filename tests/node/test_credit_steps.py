@@ -232,6 +232,40 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     assert [r["bin"] for r in shared] == [x for lab in parts["partner"]["labels"] for x in lab if x != "(empty)"]
 
 
+def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_woe_values(tmp_path: Path) -> None:
+    import json
+
+    from sklearn.linear_model import LogisticRegression
+
+    from misuan.protocols.vertical_lr.encoding import woe_values
+
+    bank_csv, partner_csv = _demo_tables(tmp_path, seed=1, rows=2500)
+    steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, encoding = "woe"')
+    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
+    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
+             for party in ("bank", "partner")}
+    assert parts["bank"]["encoding"] == parts["partner"]["encoding"] == "woe"
+    rows = _training_rows(pd.read_csv(bank_csv), pd.read_csv(partner_csv))
+    y = rows["default"].to_numpy()
+    columns, weights = [], []
+    for party, cols in (("bank", ["LIMIT_BAL", "PAY_0", "PAY_2"]), ("partner", list(taiwan.PARTNER_FEATURES[:6]))):
+        part = parts[party]
+        for cuts, col, woe, coef in zip(part["cuts"], cols, part["woe"], part["coef"], strict=True):
+            codes = np.searchsorted(np.array(cuts), rows[col].to_numpy(float), side="right")
+            n = len(woe)
+            # each party's WOE are those of the pooled training rows in its bins (the partner's from the bank's labels)
+            want = woe_values(np.bincount(codes, minlength=n), np.bincount(codes, weights=y, minlength=n), [n])[0]
+            assert np.allclose(woe, want, rtol=0, atol=1e-9), (party, col)
+            columns.append(np.asarray(woe)[codes])
+            weights.append(float(np.dot(coef, woe) / np.dot(woe, woe)))  # coef = woe * w: per bin, one w per feature
+            assert np.allclose(coef, np.asarray(woe) * weights[-1], atol=1e-9)
+    ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(np.stack(columns, axis=1), y)
+    big = np.abs(ref.coef_[0]) > 0.05
+    rel = np.abs(np.array(weights) - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])
+    assert rel.max() < 0.01, rel
+
+
 def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises_or_falls(tmp_path: Path) -> None:
     import json
 

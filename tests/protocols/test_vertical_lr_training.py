@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from misuan.net.local import run_local
 from misuan.protocols.vertical_lr import TrainingParams, train_feature_party, train_label_party
+from misuan.protocols.vertical_lr.encoding import woe_values
 
 
 def _binned(n: int, n_features: int, n_bins: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,3 +69,37 @@ def test_the_partner_receives_only_padded_words_and_opened_scalars() -> None:
                 assert not np.array_equal(v.astype(np.int64), y)
     kinds = {e.what for e in out["partner"].disclosures}
     assert any("coefficients" in k for k in kinds) and any("padded" in k for k in kinds)
+
+
+def _woe_encoded(bins: np.ndarray, y: np.ndarray, n_bins: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The plaintext twin's design: each feature's column of its bins' WOE, computed on the pooled rows."""
+    tables = [woe_values(np.bincount(bins[:, f], minlength=n_bins), np.bincount(bins[:, f], weights=y, minlength=n_bins),
+                         [n_bins])[0] for f in range(bins.shape[1])]
+    return np.stack([t[bins[:, f]] for f, t in enumerate(tables)], axis=1), tables
+
+
+def test_woe_encoding_matches_the_pooled_plaintext_fit_on_woe_values() -> None:
+    bank_features, n_bins = 2, 5
+    bins, y = _binned(3000, 6, n_bins, seed=11)
+    x, tables = _woe_encoded(bins, y, n_bins)
+    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(x, y)
+    out = train(bins, y, n_bins, bank_features, TrainingParams(c=0.5, tol=0.0, max_iter=20, encoding="woe"),
+                transcripts=True)
+    bank, partner = out["bank"].result, out["partner"].result
+    # both parties hold the same WOE of the partner's bins as the pooled computation; the bank its own
+    for got, want in zip([*bank.woe, *partner.woe], tables, strict=True):
+        assert np.allclose(got, want, rtol=0, atol=1e-12)
+    coef = np.concatenate([bank.encoded_coef[1:], partner.encoded_coef])  # one per feature
+    ref = reference.coef_[0]
+    assert np.max(np.abs(coef - ref) / np.abs(ref)) < 0.01, (coef, ref)
+    assert abs(bank.encoded_coef[0] - reference.intercept_[0]) < 0.01
+    auc = roc_auc_score(y, bank.coef[0] + sum(c[bins[:, f]] for f, c in enumerate(
+        np.split(np.concatenate([bank.coef[1:], partner.coef]), np.cumsum([n_bins] * 5)))))
+    assert abs(auc - roc_auc_score(y, reference.decision_function(x))) < 0.002
+    # the per-bin coefficients are each bin's WOE times its feature's coefficient: the points stay per bin
+    assert np.allclose(partner.coef, np.concatenate([t * c for t, c in zip(tables[bank_features:], partner.encoded_coef,
+                                                                           strict=True)]))
+    # what the opt-in costs, recorded on both sides: the partner's bins' event counts, opened to both
+    for party in ("bank", "partner"):
+        assert any("event count" in e.what for e in out[party].disclosures), party
+    assert "BinRows" in {type(m).__name__ for _, _, m in out["bank"].transcript}

@@ -18,7 +18,10 @@ points as far as ``partner_table`` shares them: by default the names only), ``ex
 held-out customers' scores and reasons), and the held-out ``test_ids`` with their ``pd``.
 
 ``binning = "monotonic"`` bins both parties' features so that each one's default rate only rises or
-only falls (the partner's through the WOE protocol: see :func:`_binned`).
+only falls (the partner's through the WOE protocol: see :func:`_binned`). ``encoding = "woe"`` fits
+one coefficient per feature on its bins' WOE instead of one per bin (both parties then learn the
+event count of every partner bin: opt-in, previewed and recorded); the points stay per bin, and
+each party's ``scorecard.json`` keeps its bins' WOE.
 """
 
 from __future__ import annotations
@@ -107,8 +110,8 @@ def _right_closed(cuts: np.ndarray) -> list[str]:
 
 
 def _write_model(ctx: StepContext, card: Scorecard, coef: list[np.ndarray], intercept: float | None,
-                 cuts: list[np.ndarray], n_features: int) -> None:
-    part = scorecard_part(ctx.party, ctx.role, card, coef, intercept, cuts, n_features)
+                 cuts: list[np.ndarray], n_features: int, woe: list[np.ndarray] | None) -> None:
+    part = scorecard_part(ctx.party, ctx.role, card, coef, intercept, cuts, n_features, woe)
     write_atomic(ctx.artefact_dir / MODEL_FILE, json.dumps(part, indent=1, allow_nan=False))
 
 
@@ -163,7 +166,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         coef = [bank.coef[1:][offsets[j]: offsets[j + 1]] for j in range(len(names))]
         n_all = len(names) + len(bank.partner_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
-        _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all)
+        _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all, bank.woe)
         out.update(iterations=bank.iterations, losses=bank.losses, scorecard=card.table(),
                    partner_table=receive_partner_table(ctx.channel, peer, own.partner_table, step=step))
         if len(test):
@@ -179,7 +182,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         coef = [partner.coef[offsets[j]: offsets[j + 1]] for j in range(len(names))]
         n_all = len(names) + len(partner.bank_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, 0.0, n_all, **scale)
-        _write_model(ctx, card, coef, None, binner.cuts, n_all)
+        _write_model(ctx, card, coef, None, binner.cuts, n_all, partner.woe)
         out.update(iterations=partner.iterations)
         send_partner_table(ctx.channel, peer, own.partner_table, names, card.labels, card.points, step=step)
         if len(test):
@@ -196,6 +199,8 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
     kinds += table[: TABLE_SHARING.index(own.partner_table)]
     if own.test_fraction > 0:
         kinds += [d.PARTNER_POINTS, d.PARTNER_REASONS]
+    if parsed[TrainingParams].encoding != "woe":
+        kinds = [k for k in kinds if k not in (d.WOE_LABELS, d.WOE_EVENTS, d.WOE_ROWS)]
     if own.binning == "monotonic":  # the partner's monotone bins by the WOE protocol
         kinds += [woe_disclosures.ENCRYPTED_LABELS, woe_disclosures.PREBIN_COUNTS, woe_disclosures.MERGE_BOUNDARIES]
     return plan(kinds, step, spec)

@@ -1,7 +1,8 @@
 """Vertical logistic regression between a label party (the bank) and a feature party (the partner).
 
 L2-penalised logistic regression over the one-hot bins of both parties' features (scikit-learn's
-objective with ``C``), trained by L-BFGS on coefficients the partner never sees during training;
+objective with ``C``), or, opt-in, over their bins' WOE (one coefficient per feature,
+:mod:`.encoding`), trained by L-BFGS on coefficients the partner never sees during training;
 the construction and its measured alternatives are in docs/architecture.md ("Vertical LR: the
 optimiser and the construction, decided"), the leakage in docs/privacy.md.
 
@@ -25,7 +26,9 @@ scalar of the partner's block, the same opened scalars (from which, subtracting 
 inner products of the partner's block), and its own gradient each iteration. During training
 neither receives another's per-row values, partial scores, residuals, per-row gradients or (the
 bank) the partner's coefficients. Joint scoring (:mod:`.scoring`) tells the bank, per row scored,
-the partner's points and up to ``k`` of its features with the points each falls short.
+the partner's points and up to ``k`` of its features with the points each falls short. WOE
+encoding (opt-in) adds, before training: both learn the event count of each of the partner's bins
+(the bank's labels scattered into them, the sums opened), the bank the partner's rows per bin.
 
 Layout: :mod:`.messages` (``PROTOCOL``, the wire messages), :mod:`.params`, :mod:`.disclosures`,
 :mod:`.label_party` and :mod:`.feature_party` (the roles), :mod:`.exchange` (what both share on

@@ -41,13 +41,16 @@ class OwnBlock:
     kappa: float  # counts^T D^{-1} counts
 
 
-def own_block(cells: np.ndarray, width: int, s0: float, penalties: np.ndarray) -> OwnBlock:
-    """A party's block from its one-hot cells: ``D = s0 X^T X + diag(penalties)``."""
+def own_block(cells: np.ndarray, width: int, s0: float, penalties: np.ndarray, encoding: np.ndarray | None = None) -> OwnBlock:
+    """A party's block from its one-hot cells: ``D = s0 X^T X + diag(penalties)``; with an encoding
+    ``M`` (bins x coefficients, :mod:`.encoding`) the block of the encoded design ``X M``."""
     x = np.zeros((cells.shape[0], width), dtype=np.float32)
     x[np.arange(cells.shape[0])[:, None], cells] = 1.0
     xtx = (x.T @ x).astype(np.float64)
-    inv = np.linalg.inv(s0 * xtx + np.diag(penalties))
     counts = np.diag(xtx).copy()
+    if encoding is not None:
+        xtx, counts = encoding.T @ xtx @ encoding, encoding.T @ counts
+    inv = np.linalg.inv(s0 * xtx + np.diag(penalties))
     u = inv @ counts
     return OwnBlock(inv, counts, u, float(counts @ u))
 

@@ -39,6 +39,15 @@ OPENED = DisclosureKind(
 COEFFICIENTS = DisclosureKind(
     _P, "the feature party's coefficients (its model part), from the label party's share", "aggregate", LABEL, FEATURE,
 )
+WOE_LABELS = DisclosureKind(
+    _P, "per-row labels, one-time padded per row and feature (summed into the feature party's bins)", "blinded", LABEL,
+    FEATURE, when="encoding is 'woe'",
+)
+WOE_EVENTS = DisclosureKind(
+    _P, "its share of each feature-party bin's event count, opened: both learn the counts, hence the WOE", "aggregate",
+    EACH, OTHER, when="encoding is 'woe'",
+)
+WOE_ROWS = DisclosureKind(_P, "the row count of each of its bins", "aggregate", FEATURE, LABEL, when="encoding is 'woe'")
 
 PARTNER_POINTS = DisclosureKind(
     _P, "per row scored, the feature party's points (its part of the score)", "plaintext", FEATURE, LABEL,
@@ -63,5 +72,5 @@ TABLE_POINTS = DisclosureKind(
 
 DISCLOSURES = (
     SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
-    COEFFICIENTS, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
+    COEFFICIENTS, WOE_LABELS, WOE_EVENTS, WOE_ROWS, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
 )

@@ -12,10 +12,11 @@ from misuan.net.channel import Channel
 from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
+from misuan.protocols.vertical_lr.encoding import Encoding, woe_values
 from misuan.protocols.vertical_lr.exchange import Link
 from misuan.protocols.vertical_lr.label_party import P_BITS, initial_loss
 from misuan.protocols.vertical_lr.lbfgs import run_lbfgs
-from misuan.protocols.vertical_lr.messages import STEP, Kappa, Schema, Setup, Shares
+from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
@@ -37,6 +38,8 @@ class PartnerModel:
     coef: np.ndarray  # one per bin of each of the partner's features
     iterations: int
     bank_n_bins: list[int]  # the bank's bins per feature (from its setup; the intercept not counted)
+    encoded_coef: np.ndarray  # what the optimiser fitted: ``coef`` (dummy encoding) or one per feature
+    woe: list[np.ndarray] | None = None  # WOE encoding: each of its features' bins' WOE (learnt from the bank's labels)
 
 
 class _PartnerOps:
@@ -50,27 +53,47 @@ class _PartnerOps:
         self.cells, offsets = blocks.one_hot_cells(self.bins, self.n_bins)
         self.width = int(offsets[-1])
         self.s0 = setup.base_rate * (1 - setup.base_rate)
-        self.block = blocks.own_block(self.cells, self.width, self.s0, np.full(self.width, params.lam))
         self.kappa_b = float(setup.kappa)
         self.bank_bins = [int(b) for b in setup.n_bins]
         self.bank_width = int(sum(self.bank_bins))
         self.bank_features = len(self.bank_bins)
-        self.w_share = [0] * self.width
         self.chooser: Chooser | None = None
         self.holder: Holder | None = None
+        self.use_encoding(Encoding.dummy(self.n_bins))
+
+    def use_encoding(self, enc: Encoding) -> None:
+        """Its block of the initial matrix, of the encoded design, and the coefficients' shares."""
+        self.enc = enc
+        self.w_share = [0] * enc.size
+        self.block = blocks.own_block(self.cells, self.width, self.s0, np.full(enc.size, self.params.lam),
+                                      None if enc.values is None else enc.matrix)
         # [D_p^{-1}; u_p^T] in fixed point: the matrix side of every preconditioning product
         rows = [*(list(r) for r in self.block.inverse), list(self.block.u)]
         self.matrix_ints = [[encode_int(x) for x in r] for r in rows]
-        self.matrix_words = u128.from_ints([x for r in self.matrix_ints for x in r]).reshape(self.width + 1, self.width, 2)
+        self.matrix_words = u128.from_ints([x for r in self.matrix_ints for x in r]).reshape(enc.size + 1, enc.size, 2)
 
     def connect(self) -> None:
         self.chooser = self.link.bins_as_chooser(self.bins, self.n_bins)
         self.holder = self.link.bins_as_holder(self.n, self.bank_bins)
 
+    def share_woe(self) -> None:
+        """WOE encoding (the bank's :meth:`share_woe`): its share of the labels' sums per bin, opened,
+        and its rows per bin sent; both compute its bins' WOE."""
+        assert self.chooser is not None
+        corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.WOE_LABELS)
+        mine = self.chooser.scatter(self.link.next_use(), corrections)
+        theirs = self.link.exchange_shares(mine, False, D.WOE_EVENTS)
+        events = np.array([decode_int(v, 0) for v in u128.to_ints(u128.add(mine, theirs))])
+        rows = np.bincount(self.cells.reshape(-1), minlength=self.width).astype(np.int64)
+        self.link.send(BinRows(rows), D.WOE_ROWS, (self.width,))
+        if np.any(events < 0) or np.any(events > rows):
+            raise MalformedMessageError("the event counts of its bins are impossible (the bank's share is corrupt)")
+        self.use_encoding(Encoding.woe(self.n_bins, woe_values(rows, events, self.n_bins)))
+
     def probabilities(self) -> np.ndarray:
         assert self.chooser is not None
         shape = self.params.table
-        c = score_words(self.w_share, shape.score_bits, False)
+        c = score_words(self.enc.expand_share(self.w_share, False), shape.score_bits, False)
         corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP)
         z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self.link.next_use(), corrections)
         receiver = SigmoidReceiver(z, shape, self.link.next_session())
@@ -83,7 +106,7 @@ class _PartnerOps:
         p = self.probabilities()
         corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
         sums = u128.add(self.chooser.scatter(self.link.next_use(), corrections), u128.bin_sums(self.cells, p, self.width))
-        share = [(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(sums)]
+        share = self.enc.collapse_share([(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(sums)], False)
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
         corrections, held = self.holder.scatter(self.link.next_use(), p)
         self.link.send_rows(corrections, D.SCATTER)
@@ -102,9 +125,9 @@ class _PartnerOps:
 
     def precondition(self, q: Shared) -> Shared:
         q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, False) for v in q.share]
-        delta = self.link.recv(Shares, D.RESHARE, (self.width,))
+        delta = self.link.recv(Shares, D.RESHARE, (self.enc.size,))
         assert isinstance(delta, Shares)
-        if not isinstance(delta.words, np.ndarray) or delta.words.dtype != np.uint64 or delta.words.shape != (self.width, 2):
+        if not isinstance(delta.words, np.ndarray) or delta.words.dtype != np.uint64 or delta.words.shape != (self.enc.size, 2):
             raise MalformedMessageError("the bank's re-shared vector has the wrong shape")
         q_mine = [(a + b) % MOD for a, b in zip(q_low, u128.to_ints(delta.words), strict=True)]
         held = u128.to_ints(self.link.product_matrix_side(self.matrix_words, bits=blocks.SHORT_BITS))
@@ -144,12 +167,16 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
         raise MalformedMessageError("the bank's setup is malformed")
     link.session = setup.session.tobytes()
     ops = _PartnerOps(link, bins, n_bins, params, setup)
-    link.send(Kappa(ops.block.kappa), D.KAPPA)
     ops.connect()
+    if params.encoding == "woe":
+        ops.share_woe()
+    link.send(Kappa(ops.block.kappa), D.KAPPA)
     trace = run_lbfgs(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
-    final = link.recv(Shares, D.COEFFICIENTS, (ops.width,))
+    k = ops.enc.size
+    final = link.recv(Shares, D.COEFFICIENTS, (k,))
     assert isinstance(final, Shares)
-    if not isinstance(final.words, np.ndarray) or final.words.dtype != np.uint64 or final.words.shape != (ops.width, 2):
+    if not isinstance(final.words, np.ndarray) or final.words.dtype != np.uint64 or final.words.shape != (k, 2):
         raise MalformedMessageError("the bank's share of the coefficients has the wrong shape")
     coef = np.array([decode_int(a + b) for a, b in zip(u128.to_ints(final.words), ops.w_share, strict=True)])
-    return PartnerModel(coef, trace.iterations, list(ops.bank_bins[1:]))
+    woe = None if ops.enc.values is None else list(ops.enc.values)
+    return PartnerModel(ops.enc.expand(coef), trace.iterations, list(ops.bank_bins[1:]), coef, woe)

@@ -15,9 +15,10 @@ from misuan.net.channel import Channel
 from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
+from misuan.protocols.vertical_lr.encoding import Encoding, woe_values
 from misuan.protocols.vertical_lr.exchange import Link
 from misuan.protocols.vertical_lr.lbfgs import LbfgsTrace, run_lbfgs
-from misuan.protocols.vertical_lr.messages import STEP, Kappa, Schema, Setup, Shares
+from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
@@ -42,6 +43,19 @@ class BankModel:
     iterations: int
     losses: list[float]
     partner_n_bins: list[int]  # the partner's bins per feature (from its schema)
+    encoded_coef: np.ndarray  # what the optimiser fitted: ``coef`` (dummy encoding), or the intercept and one per feature
+    woe: list[np.ndarray] | None = None  # WOE encoding: each of the bank's features' bins' WOE
+
+
+def own_encoding(ext_bins: np.ndarray, ext_n_bins: Sequence[int], y: np.ndarray, encoding: str) -> Encoding:
+    """The bank's encoding of its intercept (first) and features: WOE from its own labels, in the clear."""
+    if encoding == "dummy":
+        return Encoding.dummy(ext_n_bins)
+    cells, offsets = blocks.one_hot_cells(ext_bins[:, 1:], ext_n_bins[1:])
+    width = int(offsets[-1])
+    rows = np.bincount(cells.reshape(-1), minlength=width)
+    events = np.bincount(cells.reshape(-1), weights=np.repeat(y, cells.shape[1]), minlength=width)
+    return Encoding.woe(ext_n_bins, [np.ones(1), *woe_values(rows, events, ext_n_bins[1:])])
 
 
 def initial_loss(n: int, base_rate: float) -> float:
@@ -63,37 +77,62 @@ class _BankOps:
         self.ext_n_bins = [1, *n_bins]
         self.cells, offsets = blocks.one_hot_cells(ext_bins, self.ext_n_bins)
         self.width = int(offsets[-1])
-        penalties = np.full(self.width, params.lam)
+        self.enc = own_encoding(ext_bins, self.ext_n_bins, self.y, params.encoding)
+        penalties = np.full(self.enc.size, params.lam)
         penalties[0] = 0.0
         self.penalties = penalties
-        self.block = blocks.own_block(self.cells, self.width, self.s0, penalties)
+        self.block = blocks.own_block(self.cells, self.width, self.s0, penalties,
+                                      None if self.enc.values is None else self.enc.matrix)
         self.partner_bins = partner_bins
         self.partner_width = int(sum(partner_bins))
         self.partner_features = len(partner_bins)
         p0 = float(np.clip(self.y.mean(), 1e-6, 1 - 1e-6))
-        self.w = np.zeros(self.width)
-        self.w[0] = math.log(p0 / (1 - p0))
-        self.w_share = [0] * self.partner_width
+        self.w = np.zeros(self.enc.size)
+        self.w[0] = math.log(p0 / (1 - p0))  # the intercept's bin and its encoding are 1 in every row
+        self.set_partner_encoding(Encoding.dummy(partner_bins))
         self.ext_bins = ext_bins
         self.aty = np.bincount(self.cells.reshape(-1), weights=np.repeat(self.y, self.cells.shape[1]), minlength=self.width)
         self.kappa_p = 0.0
         self.holder: Holder | None = None
         self.chooser: Chooser | None = None
 
+    def set_partner_encoding(self, enc: Encoding) -> None:
+        self.partner_enc = enc
+        self.w_share = [0] * enc.size
+
     def connect(self) -> None:
         """The two OT extensions of the setup: for the partner's bins (it chooses), for the bank's."""
         self.holder = self.link.bins_as_holder(self.n, self.partner_bins)
         self.chooser = self.link.bins_as_chooser(self.ext_bins, self.ext_n_bins)
 
+    def share_woe(self) -> None:
+        """WOE encoding: the labels scattered into the partner's bins and the sums opened to both; with
+        the partner's row counts, both compute the WOE of its bins (the map of its coefficients)."""
+        assert self.holder is not None
+        y_words = u128.widen(self.y.astype(np.int64).view(np.uint64), signed=True)
+        corrections, held = self.holder.scatter(self.link.next_use(), y_words)
+        self.link.send_rows(corrections, D.WOE_LABELS)
+        theirs = self.link.exchange_shares(held, True, D.WOE_EVENTS)
+        events = np.array([decode_int(v, 0) for v in u128.to_ints(u128.add(held, theirs))])
+        msg = self.link.recv(BinRows, D.WOE_ROWS, (self.partner_width,))
+        assert isinstance(msg, BinRows)
+        rows = msg.rows
+        if not isinstance(rows, np.ndarray) or rows.dtype != np.int64 or rows.shape != (self.partner_width,) \
+                or np.any(rows < 0) or np.any([r.sum() != self.n for r in np.split(rows, np.cumsum(self.partner_bins)[:-1])]):
+            raise MalformedMessageError("the partner's rows per bin are not one count per bin adding up to its rows")
+        if np.any(events < 0) or np.any(events > rows):
+            raise MalformedMessageError("the partner's bins' event counts are impossible (its share is corrupt)")
+        self.set_partner_encoding(Encoding.woe(self.partner_bins, woe_values(rows, events, self.partner_bins)))
+
     def probabilities(self) -> np.ndarray:
         """This side's shares of ``p`` mod 2^128 (``(rows, 2)``)."""
         assert self.holder is not None
         shape = self.params.table
-        a = score_words(self.w_share, shape.score_bits, True)
+        a = score_words(self.partner_enc.expand_share(self.w_share, True), shape.score_bits, True)
         offsets = np.concatenate([[0], np.cumsum(self.partner_bins)])
         corrections, held = self.holder.lookup(self.link.next_use(), [a[offsets[f]: offsets[f + 1]] for f in range(self.partner_features)])
         self.link.send_rows(corrections, D.LOOKUP)
-        scores = self.w[self.cells].sum(axis=1)
+        scores = self.enc.expand(self.w)[self.cells].sum(axis=1)
         z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held
         sender = SigmoidSender(z, shape, self.link.next_session())
         self.link.extend_as_sender(sender.extension)
@@ -108,7 +147,7 @@ class _BankOps:
         y_words = u128.widen((self.y * 2**P_BITS).astype(np.int64).view(np.uint64), signed=True)
         corrections, held = self.holder.scatter(self.link.next_use(), u128.sub(p, y_words))
         self.link.send_rows(corrections, D.SCATTER)
-        share = [(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(held)]
+        share = self.partner_enc.collapse_share([(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(held)], True)
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, True), strict=True)]
         # the bank's block: the partner's p scattered into the bank's bins, its sums' shares sent over
         use = self.link.next_use()
@@ -119,7 +158,7 @@ class _BankOps:
             raise MalformedMessageError("the partner's shares of the bank's bin sums have the wrong shape")
         total = u128.add(u128.add(msg.words, self.chooser.scatter(use, theirs)), u128.bin_sums(self.cells, p, self.width))
         atp = np.array([decode_int(v, P_BITS) for v in u128.to_ints(total)])
-        return Shared(atp - self.aty + self.penalties * self.w, share)
+        return Shared(self.enc.collapse(atp - self.aty) + self.penalties * self.w, share)
 
     def inner(self, us: list[Shared], v: Shared) -> list[float]:
         if not us:
@@ -145,7 +184,7 @@ class _BankOps:
         short = [int.from_bytes(os.urandom(16), "big") >> (128 - blocks.SHORT_BITS) for _ in q_low]
         self.link.send(Shares(u128.from_ints([(a - b) % MOD for a, b in zip(q_low, short, strict=True)])),
                        D.RESHARE, (len(short),))
-        held = self.link.product_vector_side(u128.from_ints(short), self.partner_width + 1, bits=blocks.SHORT_BITS)
+        held = self.link.product_vector_side(u128.from_ints(short), self.partner_enc.size + 1, bits=blocks.SHORT_BITS)
         ints = u128.to_ints(held)  # [D_p^{-1}; u_p^T] short, at PRODUCT_BITS
         t_share = [truncate_share(x, blocks.PRODUCT_BITS - SCALE_BITS, True) for x in ints[:-1]]
         pi_b = float(self.block.counts @ t_bank_block)
@@ -185,10 +224,15 @@ def train_label_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequen
     chan.disclose(step, D.BASE_RATE, chan.party, peer)
     chan.disclose(step, D.KAPPA, chan.party, peer)
     link.session = session
-    kappa = link.recv(Kappa, D.KAPPA)
-    assert isinstance(kappa, Kappa)
-    ops.kappa_p = float(kappa.kappa)
     ops.connect()
+    if params.encoding == "woe":
+        ops.share_woe()
+    kappa = link.recv(Kappa, D.KAPPA)  # after the encodings: the partner's block is of its encoded design
+    assert isinstance(kappa, Kappa)
+    if not np.isfinite(kappa.kappa) or kappa.kappa <= 0:
+        raise MalformedMessageError("the partner's kappa is not a positive number")
+    ops.kappa_p = float(kappa.kappa)
     trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter, params.tol)
-    link.send(Shares(u128.from_ints(ops.w_share)), D.COEFFICIENTS, (ops.partner_width,))
-    return BankModel(ops.w.copy(), trace.iterations, trace.losses, list(ops.partner_bins))
+    link.send(Shares(u128.from_ints(ops.w_share)), D.COEFFICIENTS, (ops.partner_enc.size,))
+    woe = None if ops.enc.values is None else list(ops.enc.values[1:])
+    return BankModel(ops.enc.expand(ops.w), trace.iterations, trace.losses, list(ops.partner_bins), ops.w.copy(), woe)

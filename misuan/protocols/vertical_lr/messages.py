@@ -9,7 +9,7 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("vertical_lr", 2, "vertical L2 logistic regression by L-BFGS on shared coefficients")
+PROTOCOL = ProtocolInfo("vertical_lr", 3, "vertical L2 logistic regression by L-BFGS on shared coefficients")
 STEP = "vertical_lr"
 CHUNK_BYTES = 8 << 20  # per-row arrays travel in chunks of rows of about this size
 
@@ -44,6 +44,14 @@ class Kappa:
     """The feature party's block's ``kappa = counts^T D^{-1} counts`` (label-free)."""
 
     kappa: float
+
+
+@wire.message("vertical_lr.BinRows")
+@dataclasses.dataclass
+class BinRows:
+    """The feature party's row count per bin (WOE encoding: with the opened event counts, its bins' WOE)."""
+
+    rows: np.ndarray  # int64 (bins,)
 
 
 @wire.message("vertical_lr.OtBase")

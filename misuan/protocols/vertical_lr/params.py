@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from misuan.params import check_params, param
 from misuan.protocols.vertical_lr.sigmoid_table import TableShape
@@ -18,6 +19,10 @@ class TrainingParams:
     max_iter: int = param(50, "L-BFGS iterations at most", ge=1, le=1000)
     tol: float = param(1e-4, "stop when the log loss changes by less than this, relatively, in an iteration", ge=0, lt=1)
     memory: int = param(3, "L-BFGS pairs kept", ge=1, le=20)
+    encoding: Literal["dummy", "woe"] = param(
+        "dummy", "dummy: a coefficient per bin, no WOE told to anyone; woe: a coefficient per feature on its bins' WOE "
+        "(both parties learn the event count of every partner bin: a label leak to the partner, opt-in and recorded)",
+    )
 
     def __post_init__(self) -> None:
         check_params(self, "vertical_lr")
@@ -32,5 +37,5 @@ class TrainingParams:
 
     def as_list(self) -> list[float]:
         t = self.table
-        return [self.c, float(self.max_iter), self.tol, float(self.memory),
+        return [self.c, float(self.max_iter), self.tol, float(self.memory), float(self.encoding == "woe"),
                 float(t.score_bits), float(t.grid_bits), float(t.index_bits), float(t.p_bits)]
