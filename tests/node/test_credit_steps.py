@@ -267,10 +267,13 @@ def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_wo
 
 
 def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises_or_falls(tmp_path: Path) -> None:
+    """And with WOE encoding, points that only rise or only fall too (a bin's points are its WOE, monotone
+    in its default rate, times one coefficient per feature): the demo's dummy-encoded PAY_0 reverses."""
     import json
 
     bank_csv, partner_csv = _demo_tables(tmp_path, seed=2, rows=3000)
-    steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, binning = "monotonic"').replace("max_iter = 25", "max_iter = 3")
+    steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, binning = "monotonic", encoding = "woe"') \
+        .replace("max_iter = 25", "max_iter = 3")
     res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
     assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
     parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
@@ -285,6 +288,8 @@ def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises
             bad = np.bincount(codes, weights=rows["default"].to_numpy(float), minlength=len(cuts) + 1)
             rate = bad[n > 0] / n[n > 0]
             assert np.all(np.diff(rate) >= -1e-12) or np.all(np.diff(rate) <= 1e-12), (col, rate)
+            points = np.asarray(part["points"][cols.index(col)])[: len(cuts) + 1][n > 0]
+            assert np.all(np.diff(points) >= -1e-9) or np.all(np.diff(points) <= 1e-9), (col, points)
             checked += len(cuts) > 0
     assert checked >= 6  # most features keep more than one bin
     whats = {e.what for e in res.ledger("bank")}

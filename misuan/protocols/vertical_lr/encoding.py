@@ -29,9 +29,19 @@ SMOOTHING = 0.5  # added to every bin's counts where a bin has no events or no n
 
 def woe_values(rows: np.ndarray, events: np.ndarray, n_bins: Sequence[int]) -> list[np.ndarray]:
     """Each feature's bins' WOE (``ln(share of non-events / share of events)``, the WOE step's
-    convention and smoothing) from the per-bin row and event counts, concatenated over features."""
+    convention and smoothing) from the per-bin row and event counts, concatenated over features.
+
+    A bin without rows (the missing-value bin of a complete column) gets WOE 0, the neutral value,
+    and does not count as a bin without events: it would otherwise smooth every other bin's counts
+    and bend the WOE of bins whose default rates are nearly equal out of their order."""
     offsets = np.concatenate([[0], np.cumsum(n_bins)]).astype(np.int64)
-    return [woe_iv_ks(rows[a:b], events[a:b], SMOOTHING)[0] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    out = []
+    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+        woe = np.zeros(b - a)
+        seen = np.asarray(rows[a:b]) > 0
+        woe[seen] = woe_iv_ks(np.asarray(rows[a:b])[seen], np.asarray(events[a:b])[seen], SMOOTHING)[0]
+        out.append(woe)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
