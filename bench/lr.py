@@ -6,9 +6,10 @@ than ``--tol`` (relative) in an iteration. Prints the wall time, iterations, byt
 each party's peak memory, the joint model's AUC beside scikit-learn's LogisticRegression on the
 pooled one-hot data (same C; its time at its default tolerance, in the same run, is the ratio's
 baseline), the coefficients' relative differences from scikit-learn's optimum (fitted to tol 1e-10),
-the CPU and the load average.
+the CPU and the load average. ``--encoding woe`` fits one coefficient per feature on its bins' WOE
+(the baseline then is scikit-learn on the pooled WOE columns).
 
-    python bench/lr.py [--rows 100000] [--tol 1e-4] [--profile DIR]
+    python bench/lr.py [--rows 100000] [--tol 1e-4] [--encoding dummy|woe] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_line, load_line  # noqa: E402
 
+# imported here, not in _party: each party process decodes its peer's first message (the wire
+# registry knows vertical LR's messages once this module is imported) possibly before _party runs
+import misuan.protocols.vertical_lr  # noqa: E402, F401
+
 PARTIES = ("bank", "partner")
 
 
@@ -40,7 +45,18 @@ def make_data(rows: int, features: int, bins: int, seed: int = 3) -> tuple[np.nd
     return binned.astype(np.uint8), y.astype(np.int64)
 
 
-def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol: float,
+def pooled_design(x: np.ndarray, y: np.ndarray, bins: int, encoding: str) -> np.ndarray:
+    """The plaintext twin's design on the pooled rows: one-hot bins, or each feature's bins' WOE."""
+    if encoding == "dummy":
+        return np.hstack([np.eye(bins)[x[:, f]] for f in range(x.shape[1])])
+    from misuan.protocols.vertical_lr.encoding import woe_values
+
+    cols = [woe_values(np.bincount(x[:, f], minlength=bins), np.bincount(x[:, f], weights=y, minlength=bins), [bins])[0]
+            for f in range(x.shape[1])]
+    return np.stack([c[x[:, f]] for f, c in enumerate(cols)], axis=1)
+
+
+def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol: float, encoding: str = "dummy",
            profile: str | None = None) -> dict[str, Any]:
     import cProfile
 
@@ -48,7 +64,7 @@ def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol:
 
     arrays = np.load(data)
     x, y = arrays["bins"], arrays["y"]
-    params = TrainingParams(tol=tol, max_iter=100)
+    params = TrainingParams(tol=tol, max_iter=100, encoding=encoding)  # type: ignore[arg-type]
     prof = cProfile.Profile() if profile else None
     t0 = time.monotonic()
     if prof is not None:
@@ -60,7 +76,7 @@ def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol:
     if prof is not None and profile is not None:
         prof.disable()
         prof.dump_stats(str(Path(profile) / f"{party}.prof"))
-    return {"coef": model.coef, "iterations": model.iterations, "seconds": time.monotonic() - t0,
+    return {"coef": model.encoded_coef, "iterations": model.iterations, "seconds": time.monotonic() - t0,
             "sent": chan.stats.bytes_sent, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
@@ -71,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--partner-features", type=int, default=20)
     ap.add_argument("--bins", type=int, default=10)
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--encoding", choices=("dummy", "woe"), default="dummy")
     ap.add_argument("--profile", metavar="DIR", help="write each party's cProfile statistics to DIR/<party>.prof")
     args = ap.parse_args(argv)
     from sklearn.linear_model import LogisticRegression
@@ -80,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     features = args.bank_features + args.partner_features
     x, y = make_data(args.rows, features, args.bins)
-    pooled = np.hstack([np.eye(args.bins)[x[:, f]] for f in range(features)])
+    pooled = pooled_design(x, y, args.bins, args.encoding)
     print(f"machine: {cpu_line()}; {load_line()} at the start")
     t = time.monotonic()
     LogisticRegression(C=1.0, max_iter=1000).fit(pooled, y)  # the timing baseline: scikit-learn's defaults
@@ -91,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         np.savez(data, bins=x, y=y)
         pki = make_test_pki(tmp, PARTIES)
         fns = {p: functools.partial(_party, party=p, data=data, bank_features=args.bank_features, bins=args.bins,
-                                    tol=args.tol, profile=args.profile) for p in PARTIES}
+                                    tol=args.tol, encoding=args.encoding, profile=args.profile) for p in PARTIES}
         t = time.monotonic()
         out = run_local(fns, transport="processes", tls=pki, job_id="bench-lr", timeout_s=3600.0)
         wall = time.monotonic() - t
@@ -104,14 +121,14 @@ def main(argv: list[str] | None = None) -> None:
     rel = np.abs(coef - ref)[big] / np.abs(ref[big])
     mib = 1 << 20
     print(f"vertical LR, {args.rows:,} rows x {features} features ({args.bank_features} bank + "
-          f"{args.partner_features} partner) in {args.bins} bins, C = 1, tol {args.tol:g}:")
+          f"{args.partner_features} partner) in {args.bins} bins, {args.encoding} encoding, C = 1, tol {args.tol:g}:")
     print(f"  wall {wall:.1f} s (processes up to results; bank's training {bank['seconds']:.1f} s), "
           f"{bank['iterations']} iterations")
     print(f"  sent: bank {bank['sent'] / mib:,.0f} MiB, partner {partner['sent'] / mib:,.0f} MiB; peak memory: "
           f"bank {bank['peak'] / mib:,.0f} MiB, partner {partner['peak'] / mib:,.0f} MiB")
     print(f"  AUC {auc:.5f}, scikit-learn {sk_auc:.5f} (difference {auc - sk_auc:+.5f}); coefficients above 0.05: "
           f"max relative difference {rel.max():.2%}, median {np.median(rel):.2%}")
-    print(f"  scikit-learn LogisticRegression (lbfgs, one process, plaintext pooled data): {sk_s:.1f} s; "
+    print(f"  scikit-learn LogisticRegression (lbfgs, one process, plaintext pooled {args.encoding} data): {sk_s:.1f} s; "
           f"ratio {wall / sk_s:.1f}x")
     print(f"  {load_line()} at the end")
 

@@ -16,7 +16,9 @@ chooser the same keys except at its own bin of each row and feature (a punctured
   bin (every other contains the pad it lacks). ``H`` is the tweaked fixed-key hash of the OT extension
   (correlation robust: the inputs of one row differ by pads the chooser knows). The holder sends
   ``E_{i,f,j} = a_f[j] + r_{i,f} + H(S ^ P_j)`` for every bin (``r`` fresh random words, its share
-  ``-sum_f r_{i,f}``); the chooser keeps ``E_{i,f,b} - H(S ^ P_b)``. n words per row and feature.
+  ``-sum_f r_{i,f}``); the chooser keeps ``E_{i,f,b} - H(S ^ P_b)``. n words per row and feature,
+  of 32 bits: the shares of ``X a`` are mod 2^32 (what the sigmoid needs of a score is its value
+  mod 2^25, :mod:`.sigmoid_table`), which halves the largest message of an iteration.
 - **Scatter** (:meth:`Holder.scatter` / :meth:`Chooser.scatter`): the holder has one word ``v_i`` per
   row and the parties end with shares of ``(X^T v)_{f,j} = sum of v_i over the rows in bin j``.
   SecureBoost's histogram step with one value mod 2^128 (a whole pad block): the holder sends
@@ -26,9 +28,8 @@ chooser the same keys except at its own bin of each row and feature (a punctured
 
 What each side sees: the chooser receives only words one-time padded by values derived from the key
 it lacks (``P_b``, or ``H`` of inputs containing it), fresh per use; the holder receives nothing (its
-shares are its own randomness and pads). All arithmetic is mod 2^64, so shares of fixed-point values
-add up exactly (:mod:`.ring`); scatters are mod 2^128 (:mod:`.u128`), as their sums feed the
-optimiser's products. Security model: semi-honest, AES as an ideal cipher for the per-use
+shares are its own randomness and pads). Lookups are mod 2^32, so shares of fixed-point values add
+up exactly there; scatters are mod 2^128 (:mod:`.u128`), as their sums feed the optimiser's products. Security model: semi-honest, AES as an ideal cipher for the per-use
 pads and the fixed-key hash (the assumptions of the OT extension itself).
 """
 
@@ -92,7 +93,7 @@ class _Cells:
         return np.bitwise_xor.reduceat(words, self.offsets[:-1], axis=1)
 
     def masks(self, use: int, start: int, blocks: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """One uint64 per block: ``H`` of the block under the tweak of (row, cell); ``blocks`` is
+        """One uint32 per block: ``H`` of the block under the tweak of (row, cell); ``blocks`` is
         ``(rows, m, 16)`` for rows ``start..`` and ``cells`` the ``(rows, m)`` cell index of each."""
         k, m = cells.shape
         flat = np.arange(start, start + k, dtype=np.int64)[:, None] * self.width + cells
@@ -100,7 +101,7 @@ class _Cells:
         tw[:, 0] = _tweak_word(self.session, use)
         tw[:, 1] = flat.reshape(-1).astype("<u8")
         digest = fixed_key_hash(np.ascontiguousarray(blocks).reshape(-1, BLOCK), tw.view(np.uint8))
-        return digest.view(np.uint64)[:, 0].reshape(k, m).copy()
+        return digest.view(np.uint32)[:, 0].reshape(k, m).copy()
 
 
 class Holder:
@@ -110,15 +111,15 @@ class Holder:
         self.cells = _Cells(keys, n_rows, n_bins, session)
 
     def lookup(self, use: int, vectors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """For per-feature words ``vectors[f]`` (uint64, one per bin): the corrections to send
-        (``(rows, cells)`` uint64) and this side's share of ``X a`` (``(rows,)`` uint64)."""
+        """For per-feature words ``vectors[f]`` (one per bin, taken mod 2^32): the corrections to send
+        (``(rows, cells)`` uint32) and this side's share of ``X a`` mod 2^32 (``(rows,)`` uint32)."""
         c = self.cells
-        if len(vectors) != len(c.n_bins) or any(v.dtype != np.uint64 or v.shape != (b,) for v, b in zip(vectors, c.n_bins, strict=True)):
-            raise ValueError("lookup takes one uint64 word per bin of every feature")
-        a = np.concatenate(vectors) if vectors else np.zeros(0, np.uint64)
+        if len(vectors) != len(c.n_bins) or any(v.dtype.kind != "u" or v.shape != (b,) for v, b in zip(vectors, c.n_bins, strict=True)):
+            raise ValueError("lookup takes one unsigned word per bin of every feature")
+        a = np.concatenate(vectors).astype(np.uint32) if vectors else np.zeros(0, np.uint32)
         key = _use_key(c.session, use)
-        out = np.empty((c.n_rows, c.width), dtype=np.uint64)
-        share = np.empty(c.n_rows, dtype=np.uint64)
+        out = np.empty((c.n_rows, c.width), dtype=np.uint32)
+        share = np.empty(c.n_rows, dtype=np.uint32)
         cells = np.broadcast_to(np.arange(c.width), (c.chunk_rows, c.width))
 
         def chunk(bounds: tuple[int, int]) -> None:
@@ -127,9 +128,9 @@ class Holder:
             s = c.xor_per_feature(p)[:, c.feature_of_cell]  # (k, width, 2)
             others = (s ^ p.view(np.uint64)).view(np.uint8)  # XOR of the pads of the feature's other bins
             masks = c.masks(use, start, others, cells[: stop - start])
-            r = random_words((stop - start, len(c.n_bins)))
+            r = random_words((stop - start, len(c.n_bins))).astype(np.uint32)
             out[start:stop] = masks + a[None, :] + r[:, c.feature_of_cell]
-            share[start:stop] = np.uint64(0) - r.sum(axis=1, dtype=np.uint64)
+            share[start:stop] = np.uint32(0) - r.sum(axis=1, dtype=np.uint32)
 
         map_chunks(chunk, c.chunks())
         return out, share
@@ -165,12 +166,12 @@ class Chooser:
         self.own = self.cells.offsets[None, :-1] + bins.astype(np.int64)  # (rows, features): own cell
 
     def lookup(self, use: int, corrections: np.ndarray) -> np.ndarray:
-        """This side's share of ``X a`` (``(rows,)`` uint64) from the holder's lookup corrections."""
+        """This side's share of ``X a`` mod 2^32 (``(rows,)`` uint32) from the holder's lookup corrections."""
         c = self.cells
-        if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint64 or corrections.shape != (c.n_rows, c.width):
-            raise MalformedMessageError(f"lookup corrections must be uint64 ({c.n_rows}, {c.width})")
+        if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint32 or corrections.shape != (c.n_rows, c.width):
+            raise MalformedMessageError(f"lookup corrections must be uint32 ({c.n_rows}, {c.width})")
         key = _use_key(c.session, use)
-        share = np.empty(c.n_rows, dtype=np.uint64)
+        share = np.empty(c.n_rows, dtype=np.uint32)
 
         def chunk(bounds: tuple[int, int]) -> None:
             start, stop = bounds
@@ -180,7 +181,7 @@ class Chooser:
             # its XOR over all cells includes its unrelated pad at its own bin: XOR that out again
             others = c.xor_per_feature(p) ^ p.view(np.uint64)[rows, own]  # (k, features, 2)
             masks = c.masks(use, start, others.view(np.uint8), own)
-            share[start:stop] = (corrections[start:stop][rows, own] - masks).sum(axis=1, dtype=np.uint64)
+            share[start:stop] = (corrections[start:stop][rows, own] - masks).sum(axis=1, dtype=np.uint32)
 
         map_chunks(chunk, c.chunks())
         return share

@@ -135,14 +135,14 @@ class Link:
             self.send(RowWords(a, np.ascontiguousarray(words[a : a + step_rows])))
         self.chan.disclose(self.step, kind, self.chan.party, self.peer, words.shape)
 
-    def recv_rows(self, shape: tuple[int, ...], kind: DisclosureKind) -> np.ndarray:
-        out = np.empty(shape, dtype=np.uint64)
+    def recv_rows(self, shape: tuple[int, ...], kind: DisclosureKind, dtype: type = np.uint64) -> np.ndarray:
+        out: np.ndarray = np.empty(shape, dtype=dtype)
         at = 0
         while at < max(shape[0], 1):
             msg = self.recv(RowWords)
             assert isinstance(msg, RowWords)
             w = msg.words
-            if msg.start != at or not isinstance(w, np.ndarray) or w.dtype != np.uint64 or w.shape[1:] != shape[1:] \
+            if msg.start != at or not isinstance(w, np.ndarray) or w.dtype != dtype or w.shape[1:] != shape[1:] \
                     or len(w) == 0 or at + len(w) > shape[0]:
                 if shape[0] == 0 and msg.start == 0 and isinstance(w, np.ndarray) and len(w) == 0:
                     break

@@ -94,8 +94,9 @@ class _PartnerOps:
         assert self.chooser is not None
         shape = self.params.table
         c = score_words(self.enc.expand_share(self.w_share, False), shape.score_bits, False)
-        corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP)
-        z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self.link.next_use(), corrections)
+        corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP, np.uint32)
+        # mod 2^32 is all the sigmoid needs of z (it reads the bits below 2^25)
+        z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self.link.next_use(), corrections).astype(np.uint64)
         receiver = SigmoidReceiver(z, shape, self.link.next_session())
         self.link.extend_as_receiver(receiver.extension)
         entries = self.link.recv_rows((self.n, shape.entry_words()), D.TABLE)

@@ -133,7 +133,7 @@ class _BankOps:
         corrections, held = self.holder.lookup(self.link.next_use(), [a[offsets[f]: offsets[f + 1]] for f in range(self.partner_features)])
         self.link.send_rows(corrections, D.LOOKUP)
         scores = self.enc.expand(self.w)[self.cells].sum(axis=1)
-        z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held
+        z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held.astype(np.uint64)
         sender = SigmoidSender(z, shape, self.link.next_session())
         self.link.extend_as_sender(sender.extension)
         entries, mine = sender.entries()

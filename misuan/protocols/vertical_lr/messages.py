@@ -86,7 +86,7 @@ class RowWords:
     or scatter corrections (which, the step's order says)."""
 
     start: int
-    words: np.ndarray  # uint64 (rows, ...)
+    words: np.ndarray  # uint64 (rows, ...); uint32 for lookup corrections
 
 
 @wire.message("vertical_lr.Products")
