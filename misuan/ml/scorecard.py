@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,10 +61,25 @@ class Scorecard:
             out.append([self.features[j] for j in order])
         return out
 
-    def table(self) -> list[dict[str, object]]:
-        """One row per (feature, bin): what a model validator reads."""
-        return [{"feature": f, "bin": lab, "points": round(float(self.points[j, i]), 1)}
-                for j, f in enumerate(self.features) for i, lab in enumerate(self.labels[j]) if lab != "(empty)"]
+    def table(self, counts: Sequence[np.ndarray] | None = None, events: Sequence[np.ndarray] | None = None
+              ) -> list[dict[str, object]]:
+        """One row per (feature, bin): what a model validator reads. With each feature's rows per bin
+        (``counts``) each row has its ``count``, and with its events per bin its ``event_rate`` (the
+        owner's own figures, on the training rows; None for a bin without rows)."""
+        rows: list[dict[str, object]] = []
+        for j, f in enumerate(self.features):
+            for i, lab in enumerate(self.labels[j]):
+                if lab == "(empty)":
+                    continue
+                row: dict[str, object] = {"feature": f, "bin": lab}
+                if counts is not None:
+                    n = int(counts[j][i])
+                    row["count"] = n
+                    if events is not None:
+                        row["event_rate"] = round(float(events[j][i]) / n, 4) if n else None
+                row["points"] = round(float(self.points[j, i]), 1)
+                rows.append(row)
+        return rows
 
 
 def scaling(pdo: float, base_score: float, base_odds: float) -> tuple[float, float]:

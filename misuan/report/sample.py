@@ -278,9 +278,10 @@ def _scorecard(seed: int) -> dict[str, Any]:
     """A made-up federated scorecard: a few of the bank's bins with points, and held-out examples (the
     hold-out's scorecard PDs are the evaluation's ``scorecard`` scores)."""
     rng = np.random.default_rng(seed + 7)
-    rows = [{"feature": f, "bin": b, "points": round(float(p), 1)}
-            for f in ("LIMIT_BAL", "PAY_0") for b, p in zip(("[-inf, 50000)", "[50000, 200000)", "[200000, inf)", "missing"),
-                                                            27 + rng.normal(0, 8, 4), strict=True)]
+    rows = [{"feature": f, "bin": b, "count": int(n), "event_rate": round(float(r), 4), "points": round(float(p), 1)}
+            for f in ("LIMIT_BAL", "PAY_0") for b, n, r, p in zip(("[-inf, 50000)", "[50000, 200000)", "[200000, inf)", "missing"),
+                                                                  rng.integers(800, 6000, 4), rng.uniform(0.1, 0.35, 4),
+                                                                  27 + rng.normal(0, 8, 4), strict=True)]
     rows += [{"feature": "PAY_AMT1", "bin": b, "party": "partner"} for b in ("[-inf, 1000)", "[1000, inf)", "missing")]
     examples = [{"score": round(float(sc), 1), "pd": float(1 / (1 + np.exp((sc - 512.9) / 28.85))),
                  "reasons": ["bank:PAY_0", "partner:PAY_AMT1", "bank:LIMIT_BAL"][: 1 + i % 3]}

@@ -173,6 +173,8 @@ class ScorecardRow:
     bin: str | None = None
     points: float | None = None
     party: str = "bank"
+    count: int | None = None  # training rows in the bin (the owner's own figure)
+    event_rate: float | None = None  # their default rate (the bank's own features)
 
 
 @dataclasses.dataclass(frozen=True)

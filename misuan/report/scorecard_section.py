@@ -31,9 +31,11 @@ def scorecard_section(summary: Summary) -> str:
         "below their best bin (at most four), over both parties' features; a protected attribute (sex, marital "
         "status, age) is never given as a reason, the next one takes its place.</p>"
     )
-    table = html_table(["Party", "Feature", "Bin", "Points"],
+    table = html_table(["Party", "Feature", "Bin", "Rows", "Default rate", "Points"],
                        [[esc(r.party), esc(r.feature), esc(r.bin or "(not shared)"),
-                         "held by the partner" if r.points is None else f"{r.points:.1f}"] for r in sc.rows], numeric=(3,))
+                         "-" if r.count is None else f"{r.count:,}", "-" if r.event_rate is None else f"{r.event_rate:.2%}",
+                         "held by the partner" if r.points is None else f"{r.points:.1f}"] for r in sc.rows],
+                       numeric=(3, 4, 5))
     if any(r.party != "bank" for r in sc.rows):
         table = ("<p>The partner's rows are what it chose to share of its part (the step's <code>partner_table</code>); "
                  "its points stay with it unless it shares them.</p>" + table)

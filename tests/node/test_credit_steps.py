@@ -230,6 +230,19 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     big = np.abs(ref.coef_[0]) > 0.05
     assert np.median(np.abs(coef - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])) < 0.01
     assert [r["bin"] for r in shared] == [x for lab in parts["partner"]["labels"] for x in lab if x != "(empty)"]
+    # each party's points table of its own features: rows per bin; default rates at the bank only (dummy encoding)
+    tables = {q: pd.read_csv(next((tmp_path / "w" / q).rglob("scorecard_table.csv"))) for q in ("bank", "partner")}
+    assert list(tables["bank"].columns) == ["feature", "bin", "count", "event_rate", "points"]
+    assert list(tables["partner"].columns) == ["feature", "bin", "count", "points"]
+    for q in ("bank", "partner"):
+        assert (tables[q].groupby("feature")["count"].sum() == b["n_train"]).all()
+    pay0 = tables["bank"][tables["bank"]["feature"] == "PAY_0"]
+    in_bins = np.searchsorted(np.array(parts["bank"]["cuts"][1]), rows["PAY_0"].to_numpy(float), side="right")
+    n = len(parts["bank"]["cuts"][1]) + 1  # the value bins; then the missing-value bin, empty here
+    assert pay0["count"].tolist() == [*np.bincount(in_bins, minlength=n).tolist(), 0]
+    rates = np.bincount(in_bins, weights=rows["default"], minlength=n) / np.bincount(in_bins, minlength=n)
+    assert np.allclose(pay0["event_rate"][:n], rates, atol=1e-4) and np.isnan(pay0["event_rate"].iloc[n])
+    assert [r["count"] for r in b["scorecard"]] == tables["bank"]["count"].tolist()
 
 
 def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_woe_values(tmp_path: Path) -> None:
@@ -264,6 +277,9 @@ def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_wo
     big = np.abs(ref.coef_[0]) > 0.05
     rel = np.abs(np.array(weights) - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])
     assert rel.max() < 0.01, rel
+    # with WOE encoding the partner knows its bins' events, so its own table has their default rates
+    partner_table = pd.read_csv(next((tmp_path / "w" / "partner").rglob("scorecard_table.csv")))
+    assert "event_rate" in partner_table.columns and partner_table["event_rate"].dropna().between(0, 1).all()
 
 
 def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises_or_falls(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ Spec::
 Each party bins its own features into quantile bins (a missing-value bin besides) on the training
 rows, trains, and writes ``scorecard.json``: its model part, the points table of its own features
 (the offset spread over both parties' features, the intercept over the bank's), the coefficients and
-the bins' cut points, versioned. The hold-out (the same seeded hash of customer IDs as SecureBoost's)
+the bins' cut points, versioned; and ``scorecard_table.csv``, the table a validator reads of its own
+features (feature, bin, rows, default rate where the party knows it: the bank for its own features,
+the partner only with WOE encoding; points). The hold-out (the same seeded hash of customer IDs as SecureBoost's)
 is scored jointly: the bank gets each held-out row's score, PD and reasons, and outputs the AUC and
 KS; outputs: ``n_train``, ``n_test``, ``iterations``; the bank also ``auc``, ``ks``, ``scorecard``
 (its own points table), ``partner_table`` (the partner's features, with their bins' labels and
@@ -32,6 +34,7 @@ import time
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from misuan.atomic_files import write_atomic
 from misuan.ml.metrics import ks_statistic, roc_auc
@@ -64,6 +67,7 @@ from misuan.protocols.woe import disclosures as woe_disclosures
 __all__ = ["KIND", "ScorecardStepParams"]
 
 MODEL_FILE = "scorecard.json"
+TABLE_FILE = "scorecard_table.csv"  # each party's points table of its own features
 EXAMPLES = 5
 
 
@@ -113,6 +117,15 @@ def _write_model(ctx: StepContext, card: Scorecard, coef: list[np.ndarray], inte
                  cuts: list[np.ndarray], n_features: int, woe: list[np.ndarray] | None) -> None:
     part = scorecard_part(ctx.party, ctx.role, card, coef, intercept, cuts, n_features, woe)
     write_atomic(ctx.artefact_dir / MODEL_FILE, json.dumps(part, indent=1, allow_nan=False))
+
+
+def _per_bin(codes: np.ndarray, n_bins: list[int], weights: np.ndarray | None = None) -> list[np.ndarray]:
+    """Each feature's rows (or, with ``weights``, their sum: the events) per bin."""
+    return [np.bincount(codes[:, j], weights=weights, minlength=b) for j, b in enumerate(n_bins)]
+
+
+def _write_table(ctx: StepContext, table: list[dict[str, Any]]) -> None:
+    write_atomic(ctx.artefact_dir / TABLE_FILE, pd.DataFrame(table).to_csv(index=False))
 
 
 def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams
@@ -167,7 +180,9 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         n_all = len(names) + len(bank.partner_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
         _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all, bank.woe)
-        out.update(iterations=bank.iterations, losses=bank.losses, scorecard=card.table(),
+        table = card.table(_per_bin(codes, n_bins), _per_bin(codes, n_bins, y))
+        _write_table(ctx, table)
+        out.update(iterations=bank.iterations, losses=bank.losses, scorecard=table,
                    partner_table=receive_partner_table(ctx.channel, peer, own.partner_table, step=step))
         if len(test):
             joint = score_label_party(ctx.channel, peer, names, card.points, test_codes, own.pdo, own.base_score,
@@ -183,12 +198,15 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         n_all = len(names) + len(partner.bank_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, 0.0, n_all, **scale)
         _write_model(ctx, card, coef, None, binner.cuts, n_all, partner.woe)
+        # its own table: rows per bin, and default rates only where WOE encoding told it its bins' events
+        events = None if partner.events is None else np.split(partner.events, offsets[1:-1])
+        _write_table(ctx, card.table(_per_bin(codes, n_bins), events))
         out.update(iterations=partner.iterations)
         send_partner_table(ctx.channel, peer, own.partner_table, names, card.labels, card.points, step=step)
         if len(test):
             score_feature_party(ctx.channel, peer, names, card.points, test_codes, own.reasons, step=step)
     out["seconds"] = time.monotonic() - t0
-    return StepResult(out, [MODEL_FILE])
+    return StepResult(out, [MODEL_FILE, TABLE_FILE])
 
 
 def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> list[PlannedDisclosure]:

@@ -40,6 +40,7 @@ class PartnerModel:
     bank_n_bins: list[int]  # the bank's bins per feature (from its setup; the intercept not counted)
     encoded_coef: np.ndarray  # what the optimiser fitted: ``coef`` (dummy encoding) or one per feature
     woe: list[np.ndarray] | None = None  # WOE encoding: each of its features' bins' WOE (learnt from the bank's labels)
+    events: np.ndarray | None = None  # WOE encoding: the event count of each of its bins (concatenated)
 
 
 class _PartnerOps:
@@ -59,6 +60,7 @@ class _PartnerOps:
         self.bank_features = len(self.bank_bins)
         self.chooser: Chooser | None = None
         self.holder: Holder | None = None
+        self.events: np.ndarray | None = None
         self.use_encoding(Encoding.dummy(self.n_bins))
 
     def use_encoding(self, enc: Encoding) -> None:
@@ -88,6 +90,7 @@ class _PartnerOps:
         self.link.send(BinRows(rows), D.WOE_ROWS, (self.width,))
         if np.any(events < 0) or np.any(events > rows):
             raise MalformedMessageError("the event counts of its bins are impossible (the bank's share is corrupt)")
+        self.events = events
         self.use_encoding(Encoding.woe(self.n_bins, woe_values(rows, events, self.n_bins)))
 
     def probabilities(self) -> np.ndarray:
@@ -180,4 +183,4 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
         raise MalformedMessageError("the bank's share of the coefficients has the wrong shape")
     coef = np.array([decode_int(a + b) for a, b in zip(u128.to_ints(final.words), ops.w_share, strict=True)])
     woe = None if ops.enc.values is None else list(ops.enc.values)
-    return PartnerModel(ops.enc.expand(coef), trace.iterations, list(ops.bank_bins[1:]), coef, woe)
+    return PartnerModel(ops.enc.expand(coef), trace.iterations, list(ops.bank_bins[1:]), coef, woe, ops.events)
