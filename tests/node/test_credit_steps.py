@@ -262,10 +262,12 @@ def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_wo
     rows = _training_rows(pd.read_csv(bank_csv), pd.read_csv(partner_csv))
     y = rows["default"].to_numpy()
     columns, weights = [], []
+    logit = np.full(len(y), parts["bank"]["intercept"])  # the joint model on the training rows
     for party, cols in (("bank", ["LIMIT_BAL", "PAY_0", "PAY_2"]), ("partner", list(taiwan.PARTNER_FEATURES[:6]))):
         part = parts[party]
         for cuts, col, woe, coef in zip(part["cuts"], cols, part["woe"], part["coef"], strict=True):
             codes = np.searchsorted(np.array(cuts), rows[col].to_numpy(float), side="right")
+            logit += np.asarray(coef)[codes]
             n = len(woe)
             # each party's WOE are those of the pooled training rows in its bins (the partner's from the bank's labels)
             want = woe_values(np.bincount(codes, minlength=n), np.bincount(codes, weights=y, minlength=n), [n])[0]
@@ -277,6 +279,9 @@ def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_wo
     big = np.abs(ref.coef_[0]) > 0.05
     rel = np.abs(np.array(weights) - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])
     assert rel.max() < 0.01, rel
+    from sklearn.metrics import roc_auc_score
+
+    assert abs(roc_auc_score(y, logit) - roc_auc_score(y, ref.decision_function(np.stack(columns, axis=1)))) < 0.002
     # with WOE encoding the partner knows its bins' events, so its own table has their default rates
     partner_table = pd.read_csv(next((tmp_path / "w" / "partner").rglob("scorecard_table.csv")))
     assert "event_rate" in partner_table.columns and partner_table["event_rate"].dropna().between(0, 1).all()
