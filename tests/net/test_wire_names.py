@@ -107,6 +107,7 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "vertical_lr.Setup": ["n_rows", "n_bins", "base_rate", "kappa", "session", "params"],
         "vertical_lr.Kappa": ["kappa"],
         "vertical_lr.BinRows": ["rows"],
+        "vertical_lr.WoeTable": ["multipliers"],
         "vertical_lr.OtBase": ["point"],
         "vertical_lr.OtPoints": ["points"],
         "vertical_lr.OtColumns": ["start", "columns"],

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from misuan.errors import MalformedMessageError
 from misuan.net.local import run_local
 from misuan.protocols.vertical_lr import TrainingParams, train_feature_party, train_label_party
 from misuan.protocols.vertical_lr.encoding import woe_values
@@ -83,12 +85,14 @@ def test_woe_encoding_matches_the_pooled_plaintext_fit_on_woe_values() -> None:
     bins, y = _binned(3000, 6, n_bins, seed=11)
     x, tables = _woe_encoded(bins, y, n_bins)
     reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(x, y)
-    out = train(bins, y, n_bins, bank_features, TrainingParams(c=0.5, tol=0.0, max_iter=20, encoding="woe"),
+    # stopped by the loss (9-10 iterations): iterating on past convergence, the sigmoid's fresh noise in
+    # the curvature pairs moves a coefficient by up to a few % now and then (seen in 1 run of 6 at 20)
+    out = train(bins, y, n_bins, bank_features, TrainingParams(c=0.5, tol=1e-7, max_iter=30, encoding="woe"),
                 transcripts=True)
     bank, partner = out["bank"].result, out["partner"].result
     # both parties hold the same WOE of the partner's bins as the pooled computation; the bank its own
     for got, want in zip([*bank.woe, *partner.woe], tables, strict=True):
-        assert np.allclose(got, want, rtol=0, atol=1e-12)
+        assert np.allclose(got, want, rtol=0, atol=2.0**-30)  # on the shares' fixed-point grid
     coef = np.concatenate([bank.encoded_coef[1:], partner.encoded_coef])  # one per feature
     ref = reference.coef_[0]
     assert np.max(np.abs(coef - ref) / np.abs(ref)) < 0.01, (coef, ref)
@@ -103,3 +107,13 @@ def test_woe_encoding_matches_the_pooled_plaintext_fit_on_woe_values() -> None:
     for party in ("bank", "partner"):
         assert any("event count" in e.what for e in out[party].disclosures), party
     assert "BinRows" in {type(m).__name__ for _, _, m in out["bank"].transcript}
+
+
+def test_a_bank_sending_the_partner_other_woe_than_its_counts_give_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from misuan.protocols.vertical_lr import label_party
+    from misuan.protocols.vertical_lr.messages import WoeTable
+
+    monkeypatch.setattr(label_party, "WoeTable", lambda m: WoeTable(m + (1 << 20)))  # ~0.001 off every bin's WOE
+    bins, y = _binned(600, 4, 3, seed=2)
+    with pytest.raises(MalformedMessageError, match="WOE of this party's bins differ"):
+        train(bins, y, 3, 2, TrainingParams(max_iter=2, tol=0.0, encoding="woe"))

@@ -218,7 +218,7 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
     if own.test_fraction > 0:
         kinds += [d.PARTNER_POINTS, d.PARTNER_REASONS]
     if parsed[TrainingParams].encoding != "woe":
-        kinds = [k for k in kinds if k not in (d.WOE_LABELS, d.WOE_EVENTS, d.WOE_ROWS)]
+        kinds = [k for k in kinds if k not in (d.WOE_LABELS, d.WOE_EVENTS, d.WOE_ROWS, d.WOE_TABLE)]
     if own.binning == "monotonic":  # the partner's monotone bins by the WOE protocol
         kinds += [woe_disclosures.ENCRYPTED_LABELS, woe_disclosures.PREBIN_COUNTS, woe_disclosures.MERGE_BOUNDARIES]
     return plan(kinds, step, spec)

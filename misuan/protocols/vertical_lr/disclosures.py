@@ -48,6 +48,10 @@ WOE_EVENTS = DisclosureKind(
     EACH, OTHER, when="encoding is 'woe'",
 )
 WOE_ROWS = DisclosureKind(_P, "the row count of each of its bins", "aggregate", FEATURE, LABEL, when="encoding is 'woe'")
+WOE_TABLE = DisclosureKind(
+    _P, "the WOE of each feature-party bin as it computed them (what the opened counts give anyway)", "aggregate",
+    LABEL, FEATURE, when="encoding is 'woe'",
+)
 
 PARTNER_POINTS = DisclosureKind(
     _P, "per row scored, the feature party's points (its part of the score)", "plaintext", FEATURE, LABEL,
@@ -72,5 +76,5 @@ TABLE_POINTS = DisclosureKind(
 
 DISCLOSURES = (
     SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
-    COEFFICIENTS, WOE_LABELS, WOE_EVENTS, WOE_ROWS, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
+    COEFFICIENTS, WOE_LABELS, WOE_EVENTS, WOE_ROWS, WOE_TABLE, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
 )

@@ -58,7 +58,9 @@ class Encoding:
 
     @classmethod
     def woe(cls, n_bins: Sequence[int], values: Sequence[np.ndarray]) -> Encoding:
-        vals = tuple(np.asarray(v, dtype=np.float64) for v in values)
+        """WOE ``values`` per feature, snapped to the fixed-point grid of the shares' multipliers: both
+        parties then hold the very same map (the bank sends the partner its grid integers)."""
+        vals = tuple(np.round(np.asarray(v, dtype=np.float64) * 2.0**COEFF_BITS) / 2.0**COEFF_BITS for v in values)
         if len(vals) != len(n_bins) or any(v.shape != (b,) or not np.all(np.isfinite(v)) for v, b in zip(vals, n_bins, strict=True)):
             raise ValueError("a WOE encoding has one finite value per bin of each feature")
         return cls(tuple(int(b) for b in n_bins), vals)
@@ -91,6 +93,17 @@ class Encoding:
     def collapse(self, g: np.ndarray) -> np.ndarray:
         """``M^T g`` of a per-bin vector."""
         return np.asarray(g, dtype=np.float64) if self.values is None else self.matrix.T @ g
+
+    @property
+    def multipliers(self) -> np.ndarray:
+        """The WOE values on the grid as integers (``woe * 2^COEFF_BITS``), concatenated over features."""
+        assert self.values is not None
+        return np.concatenate([np.rint(v * 2.0**COEFF_BITS) for v in self.values]).astype(np.int64)
+
+    @classmethod
+    def from_multipliers(cls, n_bins: Sequence[int], multipliers: np.ndarray) -> Encoding:
+        offsets = np.cumsum([int(b) for b in n_bins])[:-1]
+        return cls.woe(n_bins, [m / 2.0**COEFF_BITS for m in np.split(np.asarray(multipliers, np.float64), offsets)])
 
     def _multipliers(self) -> list[list[int]]:
         assert self.values is not None

@@ -16,7 +16,7 @@ from misuan.protocols.vertical_lr.encoding import Encoding, woe_values
 from misuan.protocols.vertical_lr.exchange import Link
 from misuan.protocols.vertical_lr.label_party import P_BITS, initial_loss
 from misuan.protocols.vertical_lr.lbfgs import run_lbfgs
-from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares
+from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares, WoeTable
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
@@ -88,10 +88,20 @@ class _PartnerOps:
         events = np.array([decode_int(v, 0) for v in u128.to_ints(u128.add(mine, theirs))])
         rows = np.bincount(self.cells.reshape(-1), minlength=self.width).astype(np.int64)
         self.link.send(BinRows(rows), D.WOE_ROWS, (self.width,))
-        if np.any(events < 0) or np.any(events > rows):
+        totals = {int(e.sum()) for e in np.split(events, np.cumsum(self.n_bins)[:-1])}
+        if np.any(events < 0) or np.any(events > rows) or len(totals) != 1:
             raise MalformedMessageError("the event counts of its bins are impossible (the bank's share is corrupt)")
+        own = Encoding.woe(self.n_bins, woe_values(rows, events, self.n_bins))
+        # the bank's grid integers, the map both use: its own computation may differ in the last bit
+        # (another libm), and the shares need the very same multipliers on both sides
+        table = self.link.recv(WoeTable, D.WOE_TABLE, (self.width,))
+        assert isinstance(table, WoeTable)
+        m = table.multipliers
+        if not isinstance(m, np.ndarray) or m.dtype != np.int64 or m.shape != (self.width,) \
+                or np.any(np.abs(m - own.multipliers) > 4):
+            raise MalformedMessageError("the bank's WOE of this party's bins differ from the ones its counts give")
         self.events = events
-        self.use_encoding(Encoding.woe(self.n_bins, woe_values(rows, events, self.n_bins)))
+        self.use_encoding(Encoding.from_multipliers(self.n_bins, m))
 
     def probabilities(self) -> np.ndarray:
         assert self.chooser is not None
@@ -110,7 +120,8 @@ class _PartnerOps:
         p = self.probabilities()
         corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
         sums = u128.add(self.chooser.scatter(self.link.next_use(), corrections), u128.bin_sums(self.cells, p, self.width))
-        share = self.enc.collapse_share([(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(sums)], False)
+        # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
+        share = [(v << SCALE_BITS - P_BITS) % MOD for v in self.enc.collapse_share(u128.to_ints(sums), False)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
         corrections, held = self.holder.scatter(self.link.next_use(), p)
         self.link.send_rows(corrections, D.SCATTER)

@@ -18,7 +18,7 @@ from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.encoding import Encoding, woe_values
 from misuan.protocols.vertical_lr.exchange import Link
 from misuan.protocols.vertical_lr.lbfgs import LbfgsTrace, run_lbfgs
-from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares
+from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares, WoeTable
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
@@ -120,9 +120,12 @@ class _BankOps:
         if not isinstance(rows, np.ndarray) or rows.dtype != np.int64 or rows.shape != (self.partner_width,) \
                 or np.any(rows < 0) or np.any([r.sum() != self.n for r in np.split(rows, np.cumsum(self.partner_bins)[:-1])]):
             raise MalformedMessageError("the partner's rows per bin are not one count per bin adding up to its rows")
-        if np.any(events < 0) or np.any(events > rows):
+        per_feature = np.split(events, np.cumsum(self.partner_bins)[:-1])
+        if np.any(events < 0) or np.any(events > rows) or any(e.sum() != self.y.sum() for e in per_feature):
             raise MalformedMessageError("the partner's bins' event counts are impossible (its share is corrupt)")
-        self.set_partner_encoding(Encoding.woe(self.partner_bins, woe_values(rows, events, self.partner_bins)))
+        enc = Encoding.woe(self.partner_bins, woe_values(rows, events, self.partner_bins))
+        self.link.send(WoeTable(enc.multipliers), D.WOE_TABLE, (self.partner_width,))
+        self.set_partner_encoding(enc)
 
     def probabilities(self) -> np.ndarray:
         """This side's shares of ``p`` mod 2^128 (``(rows, 2)``)."""
@@ -147,7 +150,8 @@ class _BankOps:
         y_words = u128.widen((self.y * 2**P_BITS).astype(np.int64).view(np.uint64), signed=True)
         corrections, held = self.holder.scatter(self.link.next_use(), u128.sub(p, y_words))
         self.link.send_rows(corrections, D.SCATTER)
-        share = self.partner_enc.collapse_share([(v << SCALE_BITS - P_BITS) % MOD for v in u128.to_ints(held)], True)
+        # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
+        share = [(v << SCALE_BITS - P_BITS) % MOD for v in self.partner_enc.collapse_share(u128.to_ints(held), True)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, True), strict=True)]
         # the bank's block: the partner's p scattered into the bank's bins, its sums' shares sent over
         use = self.link.next_use()
@@ -229,8 +233,8 @@ def train_label_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequen
         ops.share_woe()
     kappa = link.recv(Kappa, D.KAPPA)  # after the encodings: the partner's block is of its encoded design
     assert isinstance(kappa, Kappa)
-    if not np.isfinite(kappa.kappa) or kappa.kappa <= 0:
-        raise MalformedMessageError("the partner's kappa is not a positive number")
+    if not np.isfinite(kappa.kappa) or kappa.kappa < 0:  # 0 is possible: WOE-encoded features of one bin each
+        raise MalformedMessageError("the partner's kappa is not a non-negative number")
     ops.kappa_p = float(kappa.kappa)
     trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter, params.tol)
     link.send(Shares(u128.from_ints(ops.w_share)), D.COEFFICIENTS, (ops.partner_enc.size,))

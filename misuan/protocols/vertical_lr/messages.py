@@ -54,6 +54,15 @@ class BinRows:
     rows: np.ndarray  # int64 (bins,)
 
 
+@wire.message("vertical_lr.WoeTable")
+@dataclasses.dataclass
+class WoeTable:
+    """The WOE of the feature party's bins as the label party computed them, on the shares' fixed-point
+    grid (``woe * 2^30``): the map both then use, identical to the bit."""
+
+    multipliers: np.ndarray  # int64 (bins,)
+
+
 @wire.message("vertical_lr.OtBase")
 @dataclasses.dataclass
 class OtBase:

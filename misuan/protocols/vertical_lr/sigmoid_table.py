@@ -61,7 +61,9 @@ class TableShape:
     p_bits: int = 20
 
     def __post_init__(self) -> None:
-        if not (0 <= self.grid_bits < self.score_bits <= 30 and 2 <= self.index_bits <= 12 and 8 <= self.p_bits <= 30):
+        # the score's shares enter mod 2^32 (bin_shares' lookups): the table reads its bits below 2^ots
+        if not (0 <= self.grid_bits < self.score_bits <= 30 and 2 <= self.index_bits <= 12 and 8 <= self.p_bits <= 30) \
+                or self.index_bits + self.score_bits - self.grid_bits > 32:
             raise ValueError(f"unusable sigmoid table shape {self}")
 
     @property
