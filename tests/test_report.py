@@ -603,3 +603,17 @@ def test_the_lending_setup_refuses_a_policy_sized_for_another_term() -> None:
         LendingSetup(policy=PolicyParams(term_months=24))
     with pytest.raises(ParamError, match=r"lending setup parameter product\.upfront_fee_rate"):
         LendingSetup(product={"upfront_fee_rate": 1.5})  # type: ignore[arg-type]
+
+
+def test_the_scorecard_table_shows_rows_default_rates_and_the_woe_of_a_woe_encoded_card(tmp_path: Path) -> None:
+    s = sample_summary(n_holdout=500)
+    rows = s["scorecard"]["rows"]
+    for i, r in enumerate(rows):
+        if r.get("party", "bank") == "bank":
+            r["woe"] = 0.25 - 0.1 * i
+    text = _parse(render_report(s, tmp_path / "r.html")).all_text
+    first = rows[0]
+    assert "WOE" in text and f"{first['woe']:+.3f}" in text
+    assert f"{first['count']:,}" in text and f"{first['event_rate']:.2%}" in text
+    s["scorecard"]["rows"] = [{k: v for k, v in r.items() if k != "woe"} for r in rows]
+    assert "WOE</th>" not in render_report(s, tmp_path / "r2.html").read_text()  # dummy encoding: no WOE column

@@ -61,11 +61,12 @@ class Scorecard:
             out.append([self.features[j] for j in order])
         return out
 
-    def table(self, counts: Sequence[np.ndarray] | None = None, events: Sequence[np.ndarray] | None = None
-              ) -> list[dict[str, object]]:
+    def table(self, counts: Sequence[np.ndarray] | None = None, events: Sequence[np.ndarray] | None = None,
+              woe: Sequence[np.ndarray] | None = None) -> list[dict[str, object]]:
         """One row per (feature, bin): what a model validator reads. With each feature's rows per bin
         (``counts``) each row has its ``count``, and with its events per bin its ``event_rate`` (the
-        owner's own figures, on the training rows; None for a bin without rows)."""
+        owner's own figures, on the training rows; None for a bin without rows); with a WOE-encoded
+        model, each bin's ``woe``."""
         rows: list[dict[str, object]] = []
         for j, f in enumerate(self.features):
             for i, lab in enumerate(self.labels[j]):
@@ -77,6 +78,8 @@ class Scorecard:
                     row["count"] = n
                     if events is not None:
                         row["event_rate"] = round(float(events[j][i]) / n, 4) if n else None
+                if woe is not None:
+                    row["woe"] = round(float(woe[j][i]), 4)
                 row["points"] = round(float(self.points[j, i]), 1)
                 rows.append(row)
         return rows

@@ -175,6 +175,7 @@ class ScorecardRow:
     party: str = "bank"
     count: int | None = None  # training rows in the bin (the owner's own figure)
     event_rate: float | None = None  # their default rate (the bank's own features)
+    woe: float | None = None  # the bin's WOE, when the scorecard was fitted on WOE encoding
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,11 +31,13 @@ def scorecard_section(summary: Summary) -> str:
         "below their best bin (at most four), over both parties' features; a protected attribute (sex, marital "
         "status, age) is never given as a reason, the next one takes its place.</p>"
     )
-    table = html_table(["Party", "Feature", "Bin", "Rows", "Default rate", "Points"],
+    woe = any(r.woe is not None for r in sc.rows)  # a scorecard fitted on WOE encoding shows each bin's WOE
+    table = html_table(["Party", "Feature", "Bin", "Rows", "Default rate", *(["WOE"] if woe else []), "Points"],
                        [[esc(r.party), esc(r.feature), esc(r.bin or "(not shared)"),
                          "-" if r.count is None else f"{r.count:,}", "-" if r.event_rate is None else f"{r.event_rate:.2%}",
+                         *([("-" if r.woe is None else f"{r.woe:+.3f}")] if woe else []),
                          "held by the partner" if r.points is None else f"{r.points:.1f}"] for r in sc.rows],
-                       numeric=(3, 4, 5))
+                       numeric=(3, 4, 5, 6) if woe else (3, 4, 5))
     if any(r.party != "bank" for r in sc.rows):
         table = ("<p>The partner's rows are what it chose to share of its part (the step's <code>partner_table</code>); "
                  "its points stay with it unless it shares them.</p>" + table)

@@ -285,6 +285,9 @@ def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_wo
     # with WOE encoding the partner knows its bins' events, so its own table has their default rates
     partner_table = pd.read_csv(next((tmp_path / "w" / "partner").rglob("scorecard_table.csv")))
     assert "event_rate" in partner_table.columns and partner_table["event_rate"].dropna().between(0, 1).all()
+    shown = [w for ws, labs in zip(parts["partner"]["woe"], parts["partner"]["labels"], strict=True)
+             for w, lab in zip(ws, labs, strict=False) if lab != "(empty)"]  # the table's rows: its bins with a label
+    assert np.allclose(partner_table["woe"], shown, atol=1e-4)
 
 
 def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises_or_falls(tmp_path: Path) -> None:

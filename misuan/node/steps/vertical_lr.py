@@ -180,7 +180,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         n_all = len(names) + len(bank.partner_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
         _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all, bank.woe)
-        table = card.table(_per_bin(codes, n_bins), _per_bin(codes, n_bins, y))
+        table = card.table(_per_bin(codes, n_bins), _per_bin(codes, n_bins, y), bank.woe)
         _write_table(ctx, table)
         out.update(iterations=bank.iterations, losses=bank.losses, scorecard=table,
                    partner_table=receive_partner_table(ctx.channel, peer, own.partner_table, step=step))
@@ -200,7 +200,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         _write_model(ctx, card, coef, None, binner.cuts, n_all, partner.woe)
         # its own table: rows per bin, and default rates only where WOE encoding told it its bins' events
         events = None if partner.events is None else np.split(partner.events, offsets[1:-1])
-        _write_table(ctx, card.table(_per_bin(codes, n_bins), events))
+        _write_table(ctx, card.table(_per_bin(codes, n_bins), events, partner.woe))
         out.update(iterations=partner.iterations)
         send_partner_table(ctx.channel, peer, own.partner_table, names, card.labels, card.points, step=step)
         if len(test):
