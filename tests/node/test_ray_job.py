@@ -18,7 +18,7 @@ from misuan.protocols.woe import he_batch
 
 ray = pytest.importorskip("ray")
 
-ROWS = 6_000  # with WOE's pool thresholds lowered below (PSI's workers are set in the spec)
+ROWS = 3_000  # with WOE's pool thresholds lowered below (PSI's workers are set in the spec)
 
 
 def _spec(tmp_path: Path) -> Path:
