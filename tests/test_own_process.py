@@ -15,17 +15,13 @@ import pytest
 
 
 @pytest.mark.own_process
-def test_passes_in_a_child() -> None:
-    assert os.environ["MISUAN_TEST_IN_OWN_PROCESS"] == "1"
-
-
-@pytest.mark.own_process
 def test_exits_silently() -> None:
     os._exit(1)  # as a Ray driver's core worker does when it loses its raylet
 
 
 @pytest.mark.own_process
 def test_skips_in_a_child() -> None:
+    assert os.environ["MISUAN_TEST_IN_OWN_PROCESS"] == "1"  # (the Ray tests are the passing case)
     pytest.skip("no cluster here")
 
 
@@ -42,6 +38,6 @@ def test_a_silent_exit_in_an_own_process_test_fails_that_test_only(tmp_path: Pat
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     out = run.stdout
-    assert "1 failed, 2 passed, 1 skipped" in out, out
+    assert "1 failed, 1 passed, 1 skipped" in out, out
     assert "FAILED test_cases.py::test_exits_silently" in out and "in its own process: exit status 1" in out, out
     assert re.search(r"SKIPPED \[1\] conftest.py:\d+: no cluster here", out), out  # the child's reason
