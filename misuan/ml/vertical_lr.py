@@ -30,6 +30,7 @@ from misuan.protocols.vertical_lr import (
     train_feature_party,
     train_label_party,
 )
+from misuan.protocols.vertical_lr.encoding import per_feature
 
 __all__ = ["PART_VERSION", "VerticalLogisticRegression", "fit_local", "scorecard_part"]
 
@@ -70,7 +71,6 @@ class VerticalLogisticRegression:
             raise DataError("bins are a (rows, features) array of bin indices")
         params = self.training_params()
         nb = [int(b) for b in n_bins]
-        offsets = np.concatenate([[0], np.cumsum(nb)]).astype(int)
         if channel.party == label_party:
             if y is None:
                 raise DataError("the label party must pass the labels y to fit")
@@ -85,7 +85,7 @@ class VerticalLogisticRegression:
             self.role_, self.intercept_, flat = "feature_party", 0.0, partner.coef
             self.n_iter_, self.losses_, self.woe_ = partner.iterations, [], partner.woe
         self.n_bins_ = nb
-        self.coef_ = [flat[offsets[j]: offsets[j + 1]] for j in range(len(nb))]
+        self.coef_ = per_feature(flat, nb)
         return self
 
     def partial_decision_function(self, bins: Any) -> np.ndarray:

@@ -60,6 +60,7 @@ from misuan.protocols.vertical_lr import (
     train_label_party,
 )
 from misuan.protocols.vertical_lr import disclosures as vlr_disclosures
+from misuan.protocols.vertical_lr.encoding import per_feature
 from misuan.protocols.woe import PROTOCOL as WOE_PROTOCOL
 from misuan.protocols.woe import WoeParams, woe_iv_feature_party, woe_iv_label_party
 from misuan.protocols.woe import disclosures as woe_disclosures
@@ -167,7 +168,6 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
     test_codes = np.stack([column_codes(c, test_x[:, j]) for j, c in enumerate(binner.cuts)], axis=1) \
         if len(test) else np.zeros((0, len(names)), dtype=np.int64)
     n_bins = binner.n_bins
-    offsets = np.concatenate([[0], np.cumsum(n_bins)]).astype(int)
     peer, step = al.peer(ctx), ctx.step.name
     ctx.progress(f"[{ctx.party}] vertical LR: {len(names)} features in {sum(n_bins)} bins, {len(train)} rows "
                  f"({len(test)} held out)")
@@ -176,7 +176,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
     if ctx.role == al.LABEL_PARTY:
         y = fit_rows.labels()
         bank = train_label_party(ctx.channel, peer, codes, n_bins, y, train_params, step=step)
-        coef = [bank.coef[1:][offsets[j]: offsets[j + 1]] for j in range(len(names))]
+        coef = per_feature(bank.coef[1:], n_bins)
         n_all = len(names) + len(bank.partner_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
         _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all, bank.woe)
@@ -194,12 +194,12 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
                                   "reasons": joint.reasons[i]} for i in range(min(EXAMPLES, len(test)))])
     else:
         partner = train_feature_party(ctx.channel, peer, codes, n_bins, train_params, step=step)
-        coef = [partner.coef[offsets[j]: offsets[j + 1]] for j in range(len(names))]
+        coef = per_feature(partner.coef, n_bins)
         n_all = len(names) + len(partner.bank_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, 0.0, n_all, **scale)
         _write_model(ctx, card, coef, None, binner.cuts, n_all, partner.woe)
         # its own table: rows per bin, and default rates only where WOE encoding told it its bins' events
-        events = None if partner.events is None else np.split(partner.events, offsets[1:-1])
+        events = None if partner.events is None else per_feature(partner.events, n_bins)
         _write_table(ctx, card.table(_per_bin(codes, n_bins), events, partner.woe))
         out.update(iterations=partner.iterations)
         send_partner_table(ctx.channel, peer, own.partner_table, names, card.labels, card.points, step=step)

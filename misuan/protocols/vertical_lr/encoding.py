@@ -14,6 +14,7 @@ is why the encoding is opt-in: the feature party learns its bins' event counts (
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,10 +22,14 @@ import numpy as np
 from misuan.protocols.vertical_lr.shared_vectors import COEFF_BITS, MOD, truncate_share
 from misuan.protocols.woe.table import woe_iv_ks
 
-__all__ = ["ENCODINGS", "SMOOTHING", "Encoding", "woe_values"]
+__all__ = ["SMOOTHING", "Encoding", "per_feature", "woe_values"]
 
-ENCODINGS = ("dummy", "woe")
 SMOOTHING = 0.5  # added to every bin's counts where a bin has no events or no non-events (the WOE step's rule)
+
+
+def per_feature(values: np.ndarray, n_bins: Sequence[int]) -> list[np.ndarray]:
+    """A per-bin vector (features' bins concatenated) cut into one array per feature."""
+    return np.split(np.asarray(values), np.cumsum([int(b) for b in n_bins])[:-1])
 
 
 def woe_values(rows: np.ndarray, events: np.ndarray, n_bins: Sequence[int]) -> list[np.ndarray]:
@@ -34,12 +39,11 @@ def woe_values(rows: np.ndarray, events: np.ndarray, n_bins: Sequence[int]) -> l
     A bin without rows (the missing-value bin of a complete column) gets WOE 0, the neutral value,
     and does not count as a bin without events: it would otherwise smooth every other bin's counts
     and bend the WOE of bins whose default rates are nearly equal out of their order."""
-    offsets = np.concatenate([[0], np.cumsum(n_bins)]).astype(np.int64)
     out = []
-    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
-        woe = np.zeros(b - a)
-        seen = np.asarray(rows[a:b]) > 0
-        woe[seen] = woe_iv_ks(np.asarray(rows[a:b])[seen], np.asarray(events[a:b])[seen], SMOOTHING)[0]
+    for r, e in zip(per_feature(rows, n_bins), per_feature(events, n_bins), strict=True):
+        woe = np.zeros(len(r))
+        seen = r > 0
+        woe[seen] = woe_iv_ks(r[seen], e[seen], SMOOTHING)[0]
         out.append(woe)
     return out
 
@@ -74,9 +78,9 @@ class Encoding:
         """The number of coefficients: one per bin, or one per feature."""
         return self.bins if self.values is None else len(self.n_bins)
 
-    @property
+    @functools.cached_property
     def matrix(self) -> np.ndarray:
-        """``M`` (bins x coefficients)."""
+        """``M`` (bins x coefficients), built once: the bank's own applies it every iteration."""
         if self.values is None:
             return np.eye(self.bins)
         m = np.zeros((self.bins, len(self.n_bins)))
@@ -94,7 +98,7 @@ class Encoding:
         """``M^T g`` of a per-bin vector."""
         return np.asarray(g, dtype=np.float64) if self.values is None else self.matrix.T @ g
 
-    @property
+    @functools.cached_property
     def multipliers(self) -> np.ndarray:
         """The WOE values on the grid as integers (``woe * 2^COEFF_BITS``), concatenated over features."""
         assert self.values is not None
@@ -102,25 +106,25 @@ class Encoding:
 
     @classmethod
     def from_multipliers(cls, n_bins: Sequence[int], multipliers: np.ndarray) -> Encoding:
-        offsets = np.cumsum([int(b) for b in n_bins])[:-1]
-        return cls.woe(n_bins, [m / 2.0**COEFF_BITS for m in np.split(np.asarray(multipliers, np.float64), offsets)])
+        return cls.woe(n_bins, [m / 2.0**COEFF_BITS for m in per_feature(np.asarray(multipliers, np.float64), n_bins)])
 
-    def _multipliers(self) -> list[list[int]]:
-        assert self.values is not None
-        return [[int(round(float(x) * 2.0**COEFF_BITS)) for x in v] for v in self.values]
+    @functools.cached_property
+    def _multiplier_rows(self) -> list[list[int]]:
+        """:attr:`multipliers` per feature as Python integers (the shares are Python integers mod 2^128)."""
+        return [m.tolist() for m in per_feature(self.multipliers, self.n_bins)]
 
     def expand_share(self, share: list[int], first: bool) -> list[int]:
         """A share of ``M w`` from a share of ``w`` (fixed point: ``M`` at COEFF_BITS, then truncated)."""
         if self.values is None:
             return share
-        return [truncate_share(k * s, COEFF_BITS, first) for ks, s in zip(self._multipliers(), share, strict=True) for k in ks]
+        return [truncate_share(k * s, COEFF_BITS, first) for ks, s in zip(self._multiplier_rows, share, strict=True) for k in ks]
 
     def collapse_share(self, share: list[int], first: bool) -> list[int]:
         """A share of ``M^T g`` from a share of the per-bin ``g``."""
         if self.values is None:
             return share
         out, at = [], 0
-        for ks in self._multipliers():
+        for ks in self._multiplier_rows:
             out.append(truncate_share(sum(k * s for k, s in zip(ks, share[at: at + len(ks)], strict=True)) % MOD,
                                       COEFF_BITS, first))
             at += len(ks)

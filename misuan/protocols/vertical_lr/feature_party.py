@@ -12,7 +12,7 @@ from misuan.net.channel import Channel
 from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
-from misuan.protocols.vertical_lr.encoding import Encoding, woe_values
+from misuan.protocols.vertical_lr.encoding import Encoding, per_feature, woe_values
 from misuan.protocols.vertical_lr.exchange import Link
 from misuan.protocols.vertical_lr.label_party import P_BITS, initial_loss
 from misuan.protocols.vertical_lr.lbfgs import run_lbfgs
@@ -88,7 +88,7 @@ class _PartnerOps:
         events = np.array([decode_int(v, 0) for v in u128.to_ints(u128.add(mine, theirs))])
         rows = np.bincount(self.cells.reshape(-1), minlength=self.width).astype(np.int64)
         self.link.send(BinRows(rows), D.WOE_ROWS, (self.width,))
-        totals = {int(e.sum()) for e in np.split(events, np.cumsum(self.n_bins)[:-1])}
+        totals = {int(e.sum()) for e in per_feature(events, self.n_bins)}
         if np.any(events < 0) or np.any(events > rows) or len(totals) != 1:
             raise MalformedMessageError("the event counts of its bins are impossible (the bank's share is corrupt)")
         own = Encoding.woe(self.n_bins, woe_values(rows, events, self.n_bins))

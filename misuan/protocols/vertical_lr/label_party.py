@@ -15,7 +15,7 @@ from misuan.net.channel import Channel
 from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
-from misuan.protocols.vertical_lr.encoding import Encoding, woe_values
+from misuan.protocols.vertical_lr.encoding import Encoding, per_feature, woe_values
 from misuan.protocols.vertical_lr.exchange import Link
 from misuan.protocols.vertical_lr.lbfgs import LbfgsTrace, run_lbfgs
 from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares, WoeTable
@@ -47,15 +47,12 @@ class BankModel:
     woe: list[np.ndarray] | None = None  # WOE encoding: each of the bank's features' bins' WOE
 
 
-def own_encoding(ext_bins: np.ndarray, ext_n_bins: Sequence[int], y: np.ndarray, encoding: str) -> Encoding:
-    """The bank's encoding of its intercept (first) and features: WOE from its own labels, in the clear."""
+def own_encoding(rows: np.ndarray, events: np.ndarray, ext_n_bins: Sequence[int], encoding: str) -> Encoding:
+    """The bank's encoding of its intercept (first) and features, from its rows and events per bin
+    (the intercept's bin first): WOE from its own labels, in the clear."""
     if encoding == "dummy":
         return Encoding.dummy(ext_n_bins)
-    cells, offsets = blocks.one_hot_cells(ext_bins[:, 1:], ext_n_bins[1:])
-    width = int(offsets[-1])
-    rows = np.bincount(cells.reshape(-1), minlength=width)
-    events = np.bincount(cells.reshape(-1), weights=np.repeat(y, cells.shape[1]), minlength=width)
-    return Encoding.woe(ext_n_bins, [np.ones(1), *woe_values(rows, events, ext_n_bins[1:])])
+    return Encoding.woe(ext_n_bins, [np.ones(1), *woe_values(rows[1:], events[1:], ext_n_bins[1:])])
 
 
 def initial_loss(n: int, base_rate: float) -> float:
@@ -77,7 +74,9 @@ class _BankOps:
         self.ext_n_bins = [1, *n_bins]
         self.cells, offsets = blocks.one_hot_cells(ext_bins, self.ext_n_bins)
         self.width = int(offsets[-1])
-        self.enc = own_encoding(ext_bins, self.ext_n_bins, self.y, params.encoding)
+        flat = self.cells.reshape(-1)
+        self.aty = np.bincount(flat, weights=np.repeat(self.y, self.cells.shape[1]), minlength=self.width)
+        self.enc = own_encoding(np.bincount(flat, minlength=self.width), self.aty, self.ext_n_bins, params.encoding)
         penalties = np.full(self.enc.size, params.lam)
         penalties[0] = 0.0
         self.penalties = penalties
@@ -85,13 +84,11 @@ class _BankOps:
                                       None if self.enc.values is None else self.enc.matrix)
         self.partner_bins = partner_bins
         self.partner_width = int(sum(partner_bins))
-        self.partner_features = len(partner_bins)
         p0 = float(np.clip(self.y.mean(), 1e-6, 1 - 1e-6))
         self.w = np.zeros(self.enc.size)
         self.w[0] = math.log(p0 / (1 - p0))  # the intercept's bin and its encoding are 1 in every row
         self.set_partner_encoding(Encoding.dummy(partner_bins))
         self.ext_bins = ext_bins
-        self.aty = np.bincount(self.cells.reshape(-1), weights=np.repeat(self.y, self.cells.shape[1]), minlength=self.width)
         self.kappa_p = 0.0
         self.holder: Holder | None = None
         self.chooser: Chooser | None = None
@@ -118,10 +115,10 @@ class _BankOps:
         assert isinstance(msg, BinRows)
         rows = msg.rows
         if not isinstance(rows, np.ndarray) or rows.dtype != np.int64 or rows.shape != (self.partner_width,) \
-                or np.any(rows < 0) or np.any([r.sum() != self.n for r in np.split(rows, np.cumsum(self.partner_bins)[:-1])]):
+                or np.any(rows < 0) or any(r.sum() != self.n for r in per_feature(rows, self.partner_bins)):
             raise MalformedMessageError("the partner's rows per bin are not one count per bin adding up to its rows")
-        per_feature = np.split(events, np.cumsum(self.partner_bins)[:-1])
-        if np.any(events < 0) or np.any(events > rows) or any(e.sum() != self.y.sum() for e in per_feature):
+        if np.any(events < 0) or np.any(events > rows) \
+                or any(e.sum() != self.y.sum() for e in per_feature(events, self.partner_bins)):
             raise MalformedMessageError("the partner's bins' event counts are impossible (its share is corrupt)")
         enc = Encoding.woe(self.partner_bins, woe_values(rows, events, self.partner_bins))
         self.link.send(WoeTable(enc.multipliers), D.WOE_TABLE, (self.partner_width,))
@@ -132,8 +129,7 @@ class _BankOps:
         assert self.holder is not None
         shape = self.params.table
         a = score_words(self.partner_enc.expand_share(self.w_share, True), shape.score_bits, True)
-        offsets = np.concatenate([[0], np.cumsum(self.partner_bins)])
-        corrections, held = self.holder.lookup(self.link.next_use(), [a[offsets[f]: offsets[f + 1]] for f in range(self.partner_features)])
+        corrections, held = self.holder.lookup(self.link.next_use(), per_feature(a, self.partner_bins))
         self.link.send_rows(corrections, D.LOOKUP)
         scores = self.enc.expand(self.w)[self.cells].sum(axis=1)
         z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held.astype(np.uint64)
