@@ -34,7 +34,11 @@ def _latest_job(workdir: Path) -> str:
     return jobs[-1].name
 
 
-def write_serve_configs(workdir: Path, http_port: int, model: str = "secureboost") -> dict[str, Path]:
+DEADLINE_MS = 200  # the bank's longest wait for the partner's answer to one applicant
+
+
+def write_serve_configs(workdir: Path, http_port: int, model: str = "secureboost",
+                        deadline_ms: int = DEADLINE_MS) -> dict[str, Path]:
     job = _latest_job(workdir)
     if model not in MODELS:
         raise ConfigError(f"--serve-model must be one of {sorted(MODELS)}, not {model!r}")
@@ -54,7 +58,7 @@ def write_serve_configs(workdir: Path, http_port: int, model: str = "secureboost
             listen=f"127.0.0.1:{ports[me]}", peer=peer, peer_address=f"127.0.0.1:{ports[peer]}",
             tls=((certs / "ca.pem").as_posix(), (certs / f"{me}.pem").as_posix(), (certs / f"{me}.key").as_posix()),
             data_dir=me, features_csv=(workdir / "data" / f"{me}.csv").as_posix(), id_column="customer_id",
-            http=f"127.0.0.1:{http_port}" if me == BANK else None, deadline_ms=200 if me == BANK else None,
+            http=f"127.0.0.1:{http_port}" if me == BANK else None, deadline_ms=deadline_ms if me == BANK else None,
             header=f"written by `misuan demo --serve`: {me}'s serving node for the demo's joint {model} model ({job})",
         )
         out[me] = root / f"{me}.toml"
@@ -74,8 +78,9 @@ class DemoServing:
         self.partner.close()
 
 
-def start_demo_serving(workdir: Path, http_port: int | None = None, model: str = "secureboost") -> DemoServing:
-    configs = write_serve_configs(Path(workdir), http_port or free_port(), model)
+def start_demo_serving(workdir: Path, http_port: int | None = None, model: str = "secureboost",
+                       deadline_ms: int = DEADLINE_MS) -> DemoServing:
+    configs = write_serve_configs(Path(workdir), http_port or free_port(), model, deadline_ms)
     partner = start_partner(load_serve_config(configs[PARTNER]))
     bcfg = load_serve_config(configs[BANK])
     bank = start_bank(bcfg)
