@@ -7,9 +7,10 @@ each party's peak memory, the joint model's AUC beside scikit-learn's LogisticRe
 pooled one-hot data (same C; its time at its default tolerance, in the same run, is the ratio's
 baseline), the coefficients' relative differences from scikit-learn's optimum (fitted to tol 1e-10),
 the CPU and the load average. ``--encoding woe`` fits one coefficient per feature on its bins' WOE
-(the baseline then is scikit-learn on the pooled WOE columns).
+(the baseline then is scikit-learn on the pooled WOE columns). ``--feature-parties K`` splits the
+partner features evenly over K feature parties (K + 1 processes).
 
-    python bench/lr.py [--rows 100000] [--tol 1e-4] [--encoding dummy|woe] [--profile DIR]
+    python bench/lr.py [--rows 100000] [--tol 1e-4] [--encoding dummy|woe] [--feature-parties 1] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from machine import cpu_line, load_line  # noqa: E402
 # registry knows vertical LR's messages once this module is imported) possibly before _party runs
 import misuan.protocols.vertical_lr  # noqa: E402, F401
 
-PARTIES = ("bank", "partner")
+
+def feature_parties(k: int) -> list[str]:
+    return ["partner" if i == 0 else f"partner{i + 1}" for i in range(k)]
+
+
+def columns(bank_features: int, partner_features: int, k: int) -> dict[str, np.ndarray]:
+    """Each party's columns: the bank's first, the partner features split evenly over ``k`` parties."""
+    split = np.array_split(np.arange(bank_features, bank_features + partner_features), k)
+    return {"bank": np.arange(bank_features), **dict(zip(feature_parties(k), split, strict=True))}
 
 
 def make_data(rows: int, features: int, bins: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +65,7 @@ def pooled_design(x: np.ndarray, y: np.ndarray, bins: int, encoding: str) -> np.
     return np.stack([c[x[:, f]] for f, c in enumerate(cols)], axis=1)
 
 
-def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol: float, encoding: str = "dummy",
+def _party(chan: Any, party: str, data: str, cols: dict[str, np.ndarray], bins: int, tol: float, encoding: str = "dummy",
            profile: str | None = None) -> dict[str, Any]:
     import cProfile
 
@@ -69,10 +78,11 @@ def _party(chan: Any, party: str, data: str, bank_features: int, bins: int, tol:
     t0 = time.monotonic()
     if prof is not None:
         prof.enable()
+    own = x[:, cols[party]]
     if party == "bank":
-        model: Any = train_label_party(chan, "partner", x[:, :bank_features], [bins] * bank_features, y, params)
+        model: Any = train_label_party(chan, [p for p in cols if p != "bank"], own, [bins] * own.shape[1], y, params)
     else:
-        model = train_feature_party(chan, "bank", x[:, bank_features:], [bins] * (x.shape[1] - bank_features), params)
+        model = train_feature_party(chan, "bank", own, [bins] * own.shape[1], params)
     if prof is not None and profile is not None:
         prof.disable()
         prof.dump_stats(str(Path(profile) / f"{party}.prof"))
@@ -88,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bins", type=int, default=10)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--encoding", choices=("dummy", "woe"), default="dummy")
+    ap.add_argument("--feature-parties", type=int, default=1, help="split the partner features over this many parties")
     ap.add_argument("--profile", metavar="DIR", help="write each party's cProfile statistics to DIR/<party>.prof")
     args = ap.parse_args(argv)
     from sklearn.linear_model import LogisticRegression
@@ -106,26 +117,30 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "bins.npz")
         np.savez(data, bins=x, y=y)
-        pki = make_test_pki(tmp, PARTIES)
-        fns = {p: functools.partial(_party, party=p, data=data, bank_features=args.bank_features, bins=args.bins,
-                                    tol=args.tol, encoding=args.encoding, profile=args.profile) for p in PARTIES}
+        cols = columns(args.bank_features, args.partner_features, args.feature_parties)
+        pki = make_test_pki(tmp, list(cols))
+        fns = {p: functools.partial(_party, party=p, data=data, cols=cols, bins=args.bins,
+                                    tol=args.tol, encoding=args.encoding, profile=args.profile) for p in cols}
         t = time.monotonic()
         out = run_local(fns, transport="processes", tls=pki, job_id="bench-lr", timeout_s=3600.0)
         wall = time.monotonic() - t
-    bank, partner = out["bank"].result, out["partner"].result
-    coef = np.concatenate([bank["coef"][1:], partner["coef"]])
+    bank = out["bank"].result
+    partners = [out[p].result for p in cols if p != "bank"]
+    coef = np.concatenate([bank["coef"][1:], *(r["coef"] for r in partners)])
     auc = roc_auc_score(y, bank["coef"][0] + pooled @ coef)
     sk_auc = roc_auc_score(y, reference.decision_function(pooled))
     ref = reference.coef_[0]
     big = np.abs(ref) > 0.05
     rel = np.abs(coef - ref)[big] / np.abs(ref[big])
     mib = 1 << 20
-    print(f"vertical LR, {args.rows:,} rows x {features} features ({args.bank_features} bank + "
-          f"{args.partner_features} partner) in {args.bins} bins, {args.encoding} encoding, C = 1, tol {args.tol:g}:")
+    split = " + ".join(str(len(c)) for p, c in cols.items() if p != "bank")
+    print(f"vertical LR, {args.rows:,} rows x {features} features ({args.bank_features} bank + {split} at "
+          f"{args.feature_parties} feature part{'y' if args.feature_parties == 1 else 'ies'}) in {args.bins} bins, "
+          f"{args.encoding} encoding, C = 1, tol {args.tol:g}:")
     print(f"  wall {wall:.1f} s (processes up to results; bank's training {bank['seconds']:.1f} s), "
           f"{bank['iterations']} iterations")
-    print(f"  sent: bank {bank['sent'] / mib:,.0f} MiB, partner {partner['sent'] / mib:,.0f} MiB; peak memory: "
-          f"bank {bank['peak'] / mib:,.0f} MiB, partner {partner['peak'] / mib:,.0f} MiB")
+    print("  sent: " + ", ".join(f"{p} {out[p].result['sent'] / mib:,.0f} MiB" for p in cols) + "; peak memory: "
+          + ", ".join(f"{p} {out[p].result['peak'] / mib:,.0f} MiB" for p in cols))
     print(f"  AUC {auc:.5f}, scikit-learn {sk_auc:.5f} (difference {auc - sk_auc:+.5f}); coefficients above 0.05: "
           f"max relative difference {rel.max():.2%}, median {np.median(rel):.2%}")
     print(f"  scikit-learn LogisticRegression (lbfgs, one process, plaintext pooled {args.encoding} data): {sk_s:.1f} s; "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import pkgutil
 import re
 import textwrap
@@ -36,7 +37,8 @@ from misuan.protocols.describe import DescribeParams, joint_describe
 PRIVACY_MD = Path(__file__).resolve().parents[1] / "docs" / "privacy.md"
 TABLE_HEAD = "| what | form | from | to | when |"
 PARTIES = ("bank", "partner")
-ROLES = {"bank": "label_party", "partner": "feature_party"}
+SECOND_FEATURE_PARTY = "insurer"  # vertical LR's run with two feature parties ("partner" leads)
+ROLES = {"bank": "label_party", "partner": "feature_party", SECOND_FEATURE_PARTY: "feature_party"}
 # recipients of symmetric protocols: one of the step's parties other than the discloser ("if it
 # learns the intersection": one that learns it, in this run's reveal mode)
 OTHER = ("the other party", "each peer")
@@ -323,7 +325,8 @@ def _kkrt_spill_run(tmp: Path) -> list[Recorded]:
 
 
 def _vertical_lr_run() -> list[Recorded]:
-    """Vertical LR: a few iterations on small random bins."""
+    """Vertical LR: a few iterations on small random bins, with two feature parties (the second's
+    exchanges with the lead are recorded only then), and joint scoring."""
     from misuan.protocols.vertical_lr import (
         TrainingParams,
         score_feature_party,
@@ -333,21 +336,23 @@ def _vertical_lr_run() -> list[Recorded]:
     )
 
     rng = np.random.default_rng(4)
-    bins = rng.integers(0, 3, size=(300, 4))
+    bins = rng.integers(0, 3, size=(300, 5))
     y = (rng.random(300) < 0.3).astype(np.int64)
     params = TrainingParams(max_iter=2, tol=0.0)
     points = rng.normal(size=(2, 3))
+    partners = {"partner": (2, 4), SECOND_FEATURE_PARTY: (4, 5)}
 
     def bank(c: Any) -> Any:
-        train_label_party(c, "partner", bins[:, :2], [3, 3], y, params)
-        return score_label_party(c, "partner", ["a", "b"], points, bins[:, :2], 20.0, 600.0, 50.0)
+        train_label_party(c, list(partners), bins[:, :2], [3, 3], y, params)
+        return score_label_party(c, list(partners), ["a", "b"], points, bins[:, :2], 20.0, 600.0, 50.0)
 
     def partner(c: Any) -> Any:
-        train_feature_party(c, "bank", bins[:, 2:], [3, 3], params)
-        return score_feature_party(c, "bank", ["c", "d"], points, bins[:, 2:])
+        a, b = partners[c.party]
+        train_feature_party(c, "bank", bins[:, a:b], [3] * (b - a), params)
+        return score_feature_party(c, "bank", [f"f{j}" for j in range(a, b)], points[: b - a], bins[:, a:b])
 
-    out = run_local({"bank": bank, "partner": partner}, job_id="vertical-lr")
-    return [Recorded("vertical_lr", p, frozenset({"vertical_lr"}), frozenset(), e) for p in PARTIES for e in out[p].disclosures]
+    out = run_local({"bank": bank, **{p: partner for p in partners}}, job_id="vertical-lr")
+    return [Recorded("vertical_lr", p, frozenset({"vertical_lr"}), frozenset(), e) for p in out for e in out[p].disclosures]
 
 
 SECAGG_DATA = ("lender_a", "lender_b", "lender_c", "lender_d")
@@ -406,9 +411,11 @@ def _role_problem(declared: str, actual: str, other: str, r: Recorded) -> str | 
     elif declared == "all":
         ok = actual == "all"
     elif declared == "each party":
-        ok = actual in PARTIES
+        ok = actual in (*PARTIES, SECOND_FEATURE_PARTY)
     elif declared in OTHER:
-        ok = actual in PARTIES and actual != other
+        ok = actual in (*PARTIES, SECOND_FEATURE_PARTY) and actual != other
+    elif declared == "the lead feature party":  # vertical LR's first feature party
+        ok = actual == "partner"
     elif declared == LEARNER:
         ok = actual in PARTIES and actual != other and actual in r.learners
     elif declared in ("the receiver", "the sender"):  # KKRT-PSI: the learner, or in mode "both" the first by name
@@ -463,15 +470,18 @@ def test_every_catalogue_entry_is_recorded_by_some_run(recorded: list[Recorded])
 
 @pytest.mark.slow
 def test_both_parties_record_each_disclosure_between_them(recorded: list[Recorded]) -> None:
-    def between(run: str, ledger: str) -> list[tuple[str, str, str, str, str]]:
+    def between(run: str, ledger: str, other: str) -> list[tuple[str, str, str, str, str]]:
         return sorted(
             (r.entry.step, r.entry.discloser, r.entry.recipient, r.entry.what, r.entry.form)
             for r in recorded
             if r.run == run and r.ledger == ledger and r.entry.discloser != "all"  # "all": a joint result
+            and other in (r.entry.discloser, r.entry.recipient)
         )
 
     for run in dict.fromkeys(r.run for r in recorded):
-        assert between(run, "bank") == between(run, "partner"), f"run {run}: the two ledgers differ"
+        ledgers = sorted({r.ledger for r in recorded if r.run == run})
+        for a, b in itertools.combinations(ledgers, 2):
+            assert between(run, a, b) == between(run, b, a), f"run {run}: the ledgers of {a} and {b} differ"
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Vertical logistic regression as a scikit-learn-style estimator, one copy per party.
 
 Each party fits its own copy over its channel (``fit(bins, y, channel=..., label_party=...)``): the
-bank with the labels, the partner without. After the fit each copy holds only its own part of the
+bank with the labels, each feature party (one or more) without. After the fit each copy holds only its own part of the
 model: the bank its intercept and its bins' coefficients, the partner its bins' coefficients
 (``coef_``, one array per feature, per bin even with WOE encoding, whose bins' WOE are in
 ``woe_``; ``None`` with dummy encoding). :meth:`scorecard` turns a part into its points table
@@ -63,9 +63,10 @@ class VerticalLogisticRegression:
                               encoding=self.encoding)  # type: ignore[arg-type]
 
     def fit(self, bins: Any, y: Any = None, *, channel: Channel, label_party: str, n_bins: Sequence[int],
-            step: str = STEP) -> VerticalLogisticRegression:
+            feature_parties: Sequence[str] | None = None, step: str = STEP) -> VerticalLogisticRegression:
         """Train as ``channel.party``: ``bins`` its (rows, features) bin indices of the aligned rows,
-        ``n_bins`` the bins of each of its features; the label party passes the 0/1 labels ``y``."""
+        ``n_bins`` the bins of each of its features; the label party passes the 0/1 labels ``y`` and,
+        with more than one feature party, their names (the first leads; default: every peer, sorted)."""
         x = np.asarray(bins)
         if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
             raise DataError("bins are a (rows, features) array of bin indices")
@@ -74,8 +75,8 @@ class VerticalLogisticRegression:
         if channel.party == label_party:
             if y is None:
                 raise DataError("the label party must pass the labels y to fit")
-            peer = next(p for p in channel.peers)
-            bank = train_label_party(channel, peer, x, nb, np.asarray(y), params, step=step)
+            peers = list(feature_parties) if feature_parties is not None else sorted(channel.peers)
+            bank = train_label_party(channel, peers, x, nb, np.asarray(y), params, step=step)
             self.role_, self.intercept_, flat = "label_party", float(bank.coef[0]), bank.coef[1:]
             self.n_iter_, self.losses_, self.woe_ = bank.iterations, bank.losses, bank.woe
         else:
@@ -105,25 +106,28 @@ class VerticalLogisticRegression:
         return scorecard_from_bin_lr(features, labels, list(self.coef_), self.intercept_, n_features,
                                      pdo=pdo, base_score=base_score, base_odds=base_odds)
 
-    def score_points(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str, k: int = 4,
+    def score_points(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str | Sequence[str], k: int = 4,
                      step: str = STEP) -> JointScores | None:
-        """Joint scoring of aligned rows with the parties' scorecard parts: the bank gets each row's
-        score, PD and up to ``k`` reasons (both parties' features), the partner ``None``."""
+        """Joint scoring of aligned rows with the parties' scorecard parts: the bank (``peer``: the
+        feature parties) gets each row's score, PD and up to ``k`` reasons (every party's features),
+        a feature party (``peer``: the bank) ``None``."""
         self._check_fitted()
         x = np.asarray(bins)
         if self.role_ == "label_party":
             return score_label_party(channel, peer, card.features, card.points, x, card.pdo, card.base_score,
                                      card.base_odds, k, step=step)
+        if not isinstance(peer, str):
+            raise ConfigError("a feature party scores with the label party: pass its name as peer")
         score_feature_party(channel, peer, card.features, card.points, x, k, step=step)
         return None
 
-    def decision_function(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str,
+    def decision_function(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str | Sequence[str],
                           step: str = STEP) -> np.ndarray | None:
         """The joint log-odds of default of aligned rows: the bank gets them, the partner ``None``."""
         joint = self.score_points(bins, card, channel=channel, peer=peer, step=step)
         return None if joint is None else np.log(joint.pd) - np.log1p(-joint.pd)
 
-    def predict_proba(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str,
+    def predict_proba(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str | Sequence[str],
                       step: str = STEP) -> np.ndarray | None:
         """``(rows, 2)``: P(no default), P(default) at the bank; ``None`` at the partner."""
         joint = self.score_points(bins, card, channel=channel, peer=peer, step=step)
@@ -137,14 +141,16 @@ class VerticalLogisticRegression:
 def fit_local(estimator: VerticalLogisticRegression, parts: Mapping[str, Any], n_bins: Mapping[str, Sequence[int]],
               y: Any, *, label_party: str, job_id: str = "vertical-lr-local",
               ) -> tuple[dict[str, VerticalLogisticRegression], dict[str, LocalOutcome]]:
-    """Fit every party's copy in threads over in-memory channels; ``parts[party]`` its bins."""
-    if label_party not in parts or len(parts) != 2:
-        raise ConfigError("vertical LR takes two parties, the label party among them")
+    """Fit every party's copy in threads over in-memory channels; ``parts[party]`` its bins (the label
+    party and one or more feature parties: the first after it in ``parts`` leads)."""
+    if label_party not in parts or len(parts) < 2:
+        raise ConfigError("vertical LR takes the label party and one or more feature parties")
+    feature_parties = [p for p in parts if p != label_party]
     models = {p: VerticalLogisticRegression(**estimator.get_params()) for p in parts}
 
     def run(party: str) -> Any:
         return lambda ch: models[party].fit(parts[party], y if party == label_party else None, channel=ch,
-                                            label_party=label_party, n_bins=n_bins[party])
+                                            label_party=label_party, n_bins=n_bins[party], feature_parties=feature_parties)
 
     outcomes = run_local({p: run(p) for p in parts}, job_id=job_id)
     return models, outcomes

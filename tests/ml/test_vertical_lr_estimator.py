@@ -58,3 +58,26 @@ def test_misuse_is_refused() -> None:
         VerticalLogisticRegression().partial_decision_function(np.zeros((1, 1), int))
     with pytest.raises(DataError):
         VerticalLogisticRegression().fit(np.zeros((3, 1)), None, channel=None, label_party="bank", n_bins=[2])  # type: ignore[arg-type]
+
+
+def test_three_parties_fit_and_score_jointly_with_reasons_from_every_part() -> None:
+    x, y = make_classification(1500, 6, n_informative=4, n_redundant=0, weights=[0.8], random_state=2)
+    bins = np.stack([np.searchsorted(np.quantile(x[:, j], [0.25, 0.5, 0.75]), x[:, j]) for j in range(6)], axis=1)
+    cols = {"bank": (0, 2), "partner": (2, 4), "insurer": (4, 6)}
+    parts = {p: bins[:, a:b] for p, (a, b) in cols.items()}
+    models, _ = fit_local(VerticalLogisticRegression(tol=1e-5), parts, {p: [4, 4] for p in cols}, y, label_party="bank")
+    assert len({m.n_iter_ for m in models.values()}) == 1
+    logit = sum(models[p].partial_decision_function(parts[p]) for p in cols)
+    assert roc_auc_score(y, logit) > 0.8
+    labels = [[f"q{i}" for i in range(4)]] * 2
+    cards = {p: models[p].scorecard([f"{p[0]}{j}" for j in range(2)], labels, 6) for p in cols}
+    out = run_local({p: (lambda ch, p=p: models[p].score_points(parts[p], cards[p], channel=ch, k=4,
+                                                              peer=["partner", "insurer"] if p == "bank" else "bank"))
+                     for p in cols}, job_id="score-three")
+    joint = out["bank"].result
+    factor, offset = scaling(20.0, 600.0, 50.0)
+    assert np.allclose(joint.score, offset - factor * logit, atol=1e-9)
+    pooled = Scorecard([f"{p}:{f}" for p in cols for f in cards[p].features], labels * 3,
+                       np.vstack([cards[p].points for p in cols]), 20.0, 600.0, 50.0)
+    assert joint.reasons == pooled.reasons(bins, k=4)
+    assert {r.split(":")[0] for row in joint.reasons for r in row} == set(cols)

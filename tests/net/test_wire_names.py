@@ -102,10 +102,12 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "job.HeldAnchor": ["length", "head", "job_id"],
         "job.LedgerAnchor": ["job_id", "signer", "length", "head", "signed_at", "key_kind", "public_key", "signature"],
     }),
-    "vertical_lr": (3, {
+    "vertical_lr": (4, {
         "vertical_lr.Schema": ["n_rows", "n_bins"],
-        "vertical_lr.Setup": ["n_rows", "n_bins", "base_rate", "kappa", "session", "params"],
+        "vertical_lr.Setup": ["n_rows", "n_bins", "base_rate", "session", "params", "feature_parties"],
         "vertical_lr.Kappa": ["kappa"],
+        "vertical_lr.MaskSeed": ["seed"],
+        "vertical_lr.Gamma": ["gamma"],
         "vertical_lr.BinRows": ["rows"],
         "vertical_lr.WoeTable": ["multipliers"],
         "vertical_lr.OtBase": ["point"],

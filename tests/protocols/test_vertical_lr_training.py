@@ -63,7 +63,7 @@ def test_the_partner_receives_only_padded_words_and_opened_scalars() -> None:
     bins, y = _binned(1500, 4, 4, seed=9)
     out = train(bins, y, 4, 2, TrainingParams(max_iter=3, tol=0.0), transcripts=True)
     received = {type(m).__name__ for _, _, m in out["partner"].transcript}
-    assert received <= {"Setup", "OtPoints", "OtBase", "OtColumns", "RowWords", "Products", "Shares"}
+    assert received <= {"Setup", "OtPoints", "OtBase", "OtColumns", "RowWords", "Products", "Shares", "Gamma"}
     # the labels never cross: no message carries a (rows,) array of 0/1 values
     for _, _, m in out["partner"].transcript:
         for v in vars(m).values():
@@ -117,3 +117,62 @@ def test_a_bank_sending_the_partner_other_woe_than_its_counts_give_is_refused(mo
     bins, y = _binned(600, 4, 3, seed=2)
     with pytest.raises(MalformedMessageError, match="WOE of this party's bins differ"):
         train(bins, y, 3, 2, TrainingParams(max_iter=2, tol=0.0, encoding="woe"))
+
+
+@pytest.mark.parametrize("encoding", ["dummy", "woe"])
+def test_two_feature_parties_match_the_pooled_plaintext_fit(encoding: str) -> None:
+    """A bank and two feature parties (the first the lead): the same optimum as scikit-learn on the
+    pooled design of all three (one-hot bins, or each feature's bins' WOE), and the second feature
+    party talks only to the bank and the lead."""
+    n_bins, cols = 4, {"bank": (0, 2), "partner": (2, 4), "insurer": (4, 6)}
+    bins, y = _binned(3000, 6, n_bins, seed=5)
+    pooled = _one_hot(bins, n_bins) if encoding == "dummy" else _woe_encoded(bins, y, n_bins)[0]
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(pooled, y)
+    # WOE: stopped by the loss (as the two-party WOE test, for the same reason)
+    params = TrainingParams(tol=0.0, max_iter=30) if encoding == "dummy" else \
+        TrainingParams(tol=1e-7, max_iter=30, encoding="woe")
+
+    def party(chan: Any) -> Any:
+        a, b = cols[chan.party]
+        if chan.party == "bank":
+            return train_label_party(chan, ["partner", "insurer"], bins[:, a:b], [n_bins] * (b - a), y, params)
+        return train_feature_party(chan, "bank", bins[:, a:b], [n_bins] * (b - a), params)
+
+    out = run_local({p: party for p in cols}, job_id="vertical-lr-three", transcripts=True)
+    bank, partner, insurer = (out[p].result for p in cols)
+    assert bank.iterations == partner.iterations == insurer.iterations
+    assert bank.partner_n_bins == [[n_bins] * 2, [n_bins] * 2]
+    coef = np.concatenate([bank.encoded_coef[1:], partner.encoded_coef, insurer.encoded_coef])
+    ref = reference.coef_[0]
+    big = np.abs(ref) > 0.05
+    rel = np.abs(coef - ref)[big] / np.abs(ref[big])
+    assert np.median(rel) < 0.005 and rel.max() < 0.02, (np.median(rel), rel.max())
+    assert abs(bank.encoded_coef[0] - reference.intercept_[0]) < 0.02
+    auc = roc_auc_score(y, bank.encoded_coef[0] + pooled @ coef)
+    assert abs(auc - roc_auc_score(y, reference.decision_function(pooled))) < 0.002
+    # the second feature party: from the lead only its mask seed and its shares of p (padded words)
+    senders = {(src, type(m).__name__) for src, _, m in out["insurer"].transcript}
+    assert {s for s, _ in senders} == {"bank", "partner"}
+    assert {t for s, t in senders if s == "partner"} == {"MaskSeed", "RowWords"}
+    assert {t for s, t in senders if s == "bank"} <= {"Setup", "OtPoints", "OtBase", "OtColumns", "RowWords", "Products",
+                                                      "Shares", "Gamma", *(["WoeTable"] if encoding == "woe" else [])}
+    # the lead takes the second's shares of the scores: 32-bit words, the bank's fresh masks on them
+    from_insurer = [m for src, _, m in out["partner"].transcript if src == "insurer"]
+    assert from_insurer and all(type(m).__name__ == "RowWords" and m.words.dtype == np.uint32 for m in from_insurer)
+    for party in ("partner", "insurer"):
+        kinds = {e.what for e in out[party].disclosures if {e.discloser, e.recipient} == {"partner", "insurer"}}
+        assert any("zero-sum masks" in k for k in kinds) and any("share of each row's p" in k for k in kinds)
+
+
+def test_zero_sum_masks_cancel_in_the_total_only() -> None:
+    from misuan.protocols.vertical_lr.exchange import ZeroSumMasks
+    from misuan.protocols.vertical_lr.u128 import MOD
+
+    seeds = [bytes([i]) * 16 for i in range(1, 4)]
+    lead = ZeroSumMasks(seeds, -1)
+    others = [ZeroSumMasks([s], 1) for s in seeds]
+    for _ in range(3):  # each opening draws fresh masks, the same on both ends of a seed
+        masks = [lead.next(5)] + [o.next(5) for o in others]
+        assert all(sum(col) % MOD == 0 for col in zip(*masks, strict=True))
+        assert all(v != 0 for m in masks for v in m)
+    assert ZeroSumMasks([], 1).next(2) == [0, 0]  # one feature party: nothing to hide in the total

@@ -177,7 +177,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         y = fit_rows.labels()
         bank = train_label_party(ctx.channel, peer, codes, n_bins, y, train_params, step=step)
         coef = per_feature(bank.coef[1:], n_bins)
-        n_all = len(names) + len(bank.partner_n_bins)
+        n_all = len(names) + sum(len(nb) for nb in bank.partner_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
         _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all, bank.woe)
         table = card.table(_per_bin(codes, n_bins), _per_bin(codes, n_bins, y), bank.woe)
@@ -213,7 +213,8 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
     d = vlr_disclosures
     own = parsed[ScorecardStepParams]
     table = (d.TABLE_NAMES, d.TABLE_LABELS, d.TABLE_POINTS)
-    kinds = [k for k in d.DISCLOSURES if k not in (d.PARTNER_POINTS, d.PARTNER_REASONS, *table)]
+    # the step trains with one feature party: nothing passes between feature parties
+    kinds = [k for k in d.DISCLOSURES if k not in (d.PARTNER_POINTS, d.PARTNER_REASONS, *table, *d.MULTI_PARTY)]
     kinds += table[: TABLE_SHARING.index(own.partner_table)]
     if own.test_fraction > 0:
         kinds += [d.PARTNER_POINTS, d.PARTNER_REASONS]

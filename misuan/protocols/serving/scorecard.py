@@ -161,5 +161,5 @@ class BankScorecard(PinnedSession):
     def reasons(self, result: ScorecardResult, k: int) -> list[list[str]]:
         """Per row, the ``k`` features (``party:feature``) furthest short of their best bin, both parts merged."""
         r = result.reply
-        return merge_reasons(self.part.party, self.names, result.idx, result.short, self.partner, list(r.names),
-                             r.features, r.short, k)
+        return merge_reasons([(self.part.party, self.names, result.idx, result.short),
+                              (self.partner, list(r.names), r.features, r.short)], k)

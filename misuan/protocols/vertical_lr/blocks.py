@@ -1,13 +1,13 @@
-"""The initial matrix of L-BFGS: each party's own label-free block and the cross block of the
+"""The initial matrix of L-BFGS: each party's own label-free block and the cross blocks of the
 independence approximation, applied by Woodbury (docs/architecture.md, "Vertical LR").
 
-``H0 = s0 A^T A + Lambda`` with the cross block between the parties replaced by
-``s0 counts_bank counts_partner^T / n`` (what it would be if the parties' bins were independent):
-``H0 = D + (s0 / n) (e_b e_p^T + e_p e_b^T)``, ``D`` block-diagonal (each party's own ``s0 X^T X +
-Lambda``), ``e_b = [counts_bank; 0]``, ``e_p = [0; counts_partner]``. So
-``H0^{-1} q = D^{-1} q - [u_b gamma_1; u_p gamma_2]`` with ``u = D^{-1} counts`` per block and
-``gamma = C^{-1} (s0 / n) [counts_p^T D_p^{-1} q_p, counts_b^T D_b^{-1} q_b]``,
-``C = [[1, (s0/n) kappa_p], [(s0/n) kappa_b, 1]]``, ``kappa = counts^T D^{-1} counts`` per block.
+``H0 = s0 A^T A + Lambda`` with the cross block between two parties ``a != b`` replaced by
+``s0 counts_a counts_b^T / n`` (what it would be if their bins were independent):
+``H0 = D + E C E^T``, ``D`` block-diagonal (each party's own ``s0 X^T X + Lambda``), ``E``'s column
+``a`` the block-embedded ``counts_a``, ``C = (s0 / n) (J - I)`` over the parties. So
+``H0^{-1} q = D^{-1} q - [u_a gamma_a]_a`` with ``u_a = D_a^{-1} counts_a``,
+``gamma = (I + C K)^{-1} C pi``, ``K = diag(kappa_a)``, ``kappa_a = counts_a^T D_a^{-1} counts_a`` and
+``pi_a = counts_a^T D_a^{-1} q_a`` (Woodbury with ``E^T D^{-1} E = K``: the blocks are disjoint).
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ def own_block(cells: np.ndarray, width: int, s0: float, penalties: np.ndarray, e
     return OwnBlock(inv, counts, u, float(counts @ u))
 
 
-def gamma(s0: float, n: int, kappa_b: float, kappa_p: float, pi_b: float, pi_p: float) -> tuple[float, float]:
-    """Woodbury's two coefficients from the blocks' kappas and the projections ``pi``."""
-    s = s0 / n
-    c = np.array([[1.0, s * kappa_p], [s * kappa_b, 1.0]])
-    g = np.linalg.solve(c, s * np.array([pi_p, pi_b]))
-    return float(g[0]), float(g[1])
+def gamma(s0: float, n: int, kappas: Sequence[float], pis: Sequence[float]) -> list[float]:
+    """Woodbury's coefficients, one per block (the bank's first), from the blocks' kappas and
+    projections ``pi``: ``gamma = (I + C K)^{-1} C pi`` with ``C = (s0 / n) (J - I)``, ``K = diag(kappa)``."""
+    k = len(kappas)
+    c = (s0 / n) * (np.ones((k, k)) - np.eye(k))
+    g = np.linalg.solve(np.eye(k) + c * np.asarray(kappas, dtype=np.float64)[None, :], c @ np.asarray(pis, dtype=np.float64))
+    return [float(x) for x in g]

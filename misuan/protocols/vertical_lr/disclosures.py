@@ -8,10 +8,12 @@ from misuan.net.protocol import FEATURE_PARTY, LABEL_PARTY
 _P = "vertical_lr"
 LABEL, FEATURE = LABEL_PARTY, FEATURE_PARTY
 EACH, OTHER = "each party", "the other party"
+LEAD = "the lead feature party"  # the first feature party: it completes the sigmoid for all of them
+MANY = "two or more feature parties"
 
 SCHEMA = DisclosureKind(_P, "row count and bins per feature", "plaintext", EACH, OTHER)
 BASE_RATE = DisclosureKind(_P, "base rate of the labels, rounded to 0.01", "aggregate", LABEL, FEATURE)
-KAPPA = DisclosureKind(_P, "kappa of its own block of the initial matrix (label-free)", "aggregate", EACH, OTHER)
+KAPPA = DisclosureKind(_P, "kappa of its own block of the initial matrix (label-free)", "aggregate", FEATURE, LABEL)
 OT_BASE = DisclosureKind(_P, "base-OT sender's point (random)", "plaintext", EACH, OTHER)
 OT_POINTS = DisclosureKind(_P, "base-OT receiver's points (its secret choice bits, blinded)", "blinded", EACH, OTHER)
 OT_COLUMNS = DisclosureKind(
@@ -34,7 +36,28 @@ OWN_GRADIENT = DisclosureKind(
     _P, "the label party's own gradient (sums of p over its bins and the intercept)", "aggregate", FEATURE, LABEL,
 )
 OPENED = DisclosureKind(
-    _P, "optimiser scalars: inner products of its vectors, the preconditioner's projection", "aggregate", EACH, OTHER,
+    _P, "optimiser scalars: its shares of inner products over every block (a feature party's masked by the other "
+    "feature parties' zero-sum masks), and their totals", "aggregate", EACH, OTHER,
+)
+PROJECTION = DisclosureKind(
+    _P, "its share of its block's projection counts^T D^-1 q in the preconditioner (the label party learns it)",
+    "aggregate", FEATURE, LABEL,
+)
+GAMMA = DisclosureKind(
+    _P, "the preconditioner's Woodbury coefficient of the feature party's block (from every block's projection)",
+    "aggregate", LABEL, FEATURE,
+)
+MASK_SEED = DisclosureKind(
+    _P, "a random seed of zero-sum masks on the feature parties' shares of opened scalars", "plaintext", LEAD, FEATURE,
+    when=MANY,
+)
+SCORE_SHARE = DisclosureKind(
+    _P, "its share of each row's score mod 2^32, uniform (the label party's fresh lookup masks)", "blinded", FEATURE,
+    LEAD, when=MANY,
+)
+P_SHARE = DisclosureKind(
+    _P, "its share of each row's p, statistically hiding (the label party's wide table masks)", "blinded", LEAD,
+    FEATURE, when=MANY,
 )
 COEFFICIENTS = DisclosureKind(
     _P, "the feature party's coefficients (its model part), from the label party's share", "aggregate", LABEL, FEATURE,
@@ -74,7 +97,10 @@ TABLE_POINTS = DisclosureKind(
     when="partner_table is 'points'",
 )
 
+MULTI_PARTY = (MASK_SEED, SCORE_SHARE, P_SHARE)  # only between feature parties: none with one
+
 DISCLOSURES = (
     SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
+    PROJECTION, GAMMA, *MULTI_PARTY,
     COEFFICIENTS, WOE_LABELS, WOE_EVENTS, WOE_ROWS, WOE_TABLE, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
 )

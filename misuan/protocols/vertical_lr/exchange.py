@@ -22,7 +22,7 @@ from misuan.net.channel import Channel
 from misuan.net.disclosure import DisclosureKind
 from misuan.protocols.secureboost.shares import choice_bits
 from misuan.protocols.vertical_lr import disclosures as D
-from misuan.protocols.vertical_lr import products
+from misuan.protocols.vertical_lr import products, u128
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.messages import (
     CHUNK_BYTES,
@@ -34,7 +34,7 @@ from misuan.protocols.vertical_lr.messages import (
     Shares,
 )
 
-__all__ = ["Link"]
+__all__ = ["Link", "ZeroSumMasks", "open_at_label_party"]
 
 
 class Link:
@@ -169,6 +169,19 @@ class Link:
         assert isinstance(msg, Products)
         return side.share(msg.corrections)
 
+    def open_at_feature_party(self, mine: list[int], masks: ZeroSumMasks) -> list[int]:
+        """Opening scalars (a feature party's side): its shares, masked, to the label party; the totals back."""
+        pad = masks.next(len(mine))
+        self.send(Shares(u128.from_ints([(a + b) % u128.MOD for a, b in zip(mine, pad, strict=True)])), D.OPENED,
+                  (len(mine),))
+        return u128.to_ints(self.words_of(self.recv(Shares, D.OPENED, (len(mine),)), (len(mine), 2)))
+
+    def words_of(self, msg: object, shape: tuple[int, ...]) -> np.ndarray:
+        if not isinstance(msg, Shares) or not isinstance(msg.words, np.ndarray) or msg.words.dtype != np.uint64 \
+                or msg.words.shape != shape:
+            raise MalformedMessageError(f"{self.peer} sent shares of the wrong shape")
+        return msg.words
+
     def exchange_shares(self, words: np.ndarray, first: bool, kind: DisclosureKind) -> np.ndarray:
         """Send this side's shares, receive the peer's (the first party sends first)."""
         if first:
@@ -181,3 +194,35 @@ class Link:
             self.send(Shares(words), kind, words.shape[:1])
         return msg.words
 
+
+
+def open_at_label_party(links: Sequence[Link], mine: list[int]) -> list[int]:
+    """Opening scalars (the label party's side): every feature party's (masked) shares added to its
+    own, the totals sent back to each. With more than one feature party the masks cancel only in the
+    total, so it learns no feature party's block alone."""
+    total = list(mine)
+    for link in links:
+        theirs = u128.to_ints(link.words_of(link.recv(Shares, D.OPENED, (len(mine),)), (len(mine), 2)))
+        total = [(a + b) % u128.MOD for a, b in zip(total, theirs, strict=True)]
+    words = u128.from_ints(total)
+    for link in links:
+        link.send(Shares(words), D.OPENED, (len(mine),))
+    return total
+
+
+class ZeroSumMasks:
+    """A feature party's masks on its shares of opened scalars. With one feature party there are
+    none; with more, each but the lead adds a mask drawn from the seed the lead sent it (``sign``
+    +1), and the lead subtracts every one of them (``sign`` -1, all the seeds), so that the masks
+    cancel in the label party's total. Both ends of a seed count the openings alike."""
+
+    def __init__(self, seeds: Sequence[bytes], sign: int) -> None:
+        self.seeds, self.sign, self.count = list(seeds), sign, 0
+
+    def next(self, n: int) -> list[int]:
+        self.count += 1
+        out = [0] * n
+        for seed in self.seeds:
+            stream = hashlib.shake_128(b"misuan-vertical-lr-masks" + seed + self.count.to_bytes(8, "big")).digest(16 * n)
+            out = [(o + self.sign * int.from_bytes(stream[16 * k : 16 * k + 16], "big")) % u128.MOD for k, o in enumerate(out)]
+        return out

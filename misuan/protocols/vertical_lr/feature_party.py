@@ -1,8 +1,9 @@
-"""The feature party (the partner) of vertical LR: its bins and its share of its own coefficients."""
+"""A feature party (a partner) of vertical LR: its bins and its share of its own coefficients."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,10 +14,20 @@ from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.encoding import Encoding, per_feature, woe_values
-from misuan.protocols.vertical_lr.exchange import Link
+from misuan.protocols.vertical_lr.exchange import Link, ZeroSumMasks
 from misuan.protocols.vertical_lr.label_party import P_BITS, initial_loss
 from misuan.protocols.vertical_lr.lbfgs import run_lbfgs
-from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares, WoeTable
+from misuan.protocols.vertical_lr.messages import (
+    STEP,
+    BinRows,
+    Gamma,
+    Kappa,
+    MaskSeed,
+    Schema,
+    Setup,
+    Shares,
+    WoeTable,
+)
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
@@ -46,22 +57,41 @@ class PartnerModel:
 class _PartnerOps:
     first = False
 
-    def __init__(self, link: Link, bins: np.ndarray, n_bins: Sequence[int], params: TrainingParams, setup: Setup) -> None:
+    def __init__(self, link: Link, bins: np.ndarray, n_bins: Sequence[int], params: TrainingParams, setup: Setup,
+                 others: list[Link]) -> None:
         self.link, self.params = link, params
+        # the lead (the first feature party) holds the sigmoid's share for all: it takes the others'
+        # shares of the scores and hands each its share of p; the others' links hold only the lead's
+        self.others = others
+        self.lead = not others or setup.feature_parties[0] == link.chan.party
         self.n = bins.shape[0]
         self.n_bins = list(n_bins)
         self.bins = bins.astype(np.int64)
         self.cells, offsets = blocks.one_hot_cells(self.bins, self.n_bins)
         self.width = int(offsets[-1])
         self.s0 = setup.base_rate * (1 - setup.base_rate)
-        self.kappa_b = float(setup.kappa)
         self.bank_bins = [int(b) for b in setup.n_bins]
         self.bank_width = int(sum(self.bank_bins))
         self.bank_features = len(self.bank_bins)
         self.chooser: Chooser | None = None
         self.holder: Holder | None = None
         self.events: np.ndarray | None = None
+        self.masks = ZeroSumMasks([], 1)
         self.use_encoding(Encoding.dummy(self.n_bins))
+
+    def share_seeds(self) -> None:
+        """Two or more feature parties: the lead sends each other one a seed of zero-sum masks."""
+        if self.lead:
+            seeds = [os.urandom(16) for _ in self.others]
+            for other, seed in zip(self.others, seeds, strict=True):
+                other.send(MaskSeed(np.frombuffer(seed, np.uint8).copy()), D.MASK_SEED, (16,))
+            self.masks = ZeroSumMasks(seeds, -1)
+        elif self.others:
+            msg = self.others[0].recv(MaskSeed, D.MASK_SEED, (16,))
+            assert isinstance(msg, MaskSeed)
+            if not isinstance(msg.seed, np.ndarray) or msg.seed.dtype != np.uint8 or msg.seed.shape != (16,):
+                raise MalformedMessageError(f"{self.others[0].peer} sent a mask seed that is not 16 bytes")
+            self.masks = ZeroSumMasks([msg.seed.tobytes()], 1)
 
     def use_encoding(self, enc: Encoding) -> None:
         """Its block of the initial matrix, of the encoded design, and the coefficients' shares."""
@@ -76,7 +106,8 @@ class _PartnerOps:
 
     def connect(self) -> None:
         self.chooser = self.link.bins_as_chooser(self.bins, self.n_bins)
-        self.holder = self.link.bins_as_holder(self.n, self.bank_bins)
+        if self.lead:  # the bank's own gradient: the lead's share of p scattered into the bank's bins
+            self.holder = self.link.bins_as_holder(self.n, self.bank_bins)
 
     def share_woe(self) -> None:
         """WOE encoding (the bank's :meth:`share_woe`): its share of the labels' sums per bin, opened,
@@ -104,28 +135,40 @@ class _PartnerOps:
         self.use_encoding(Encoding.from_multipliers(self.n_bins, m))
 
     def probabilities(self) -> np.ndarray:
+        """Its share of ``p``: the lead's from the sigmoid on the sum of every feature party's share of
+        the scores (the others send theirs, mod 2^32), the others' from the lead."""
         assert self.chooser is not None
         shape = self.params.table
         c = score_words(self.enc.expand_share(self.w_share, False), shape.score_bits, False)
         corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP, np.uint32)
         # mod 2^32 is all the sigmoid needs of z (it reads the bits below 2^25)
         z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self.link.next_use(), corrections).astype(np.uint64)
+        if not self.lead:
+            self.others[0].send_rows(z.astype(np.uint32), D.SCORE_SHARE)
+            return self.others[0].recv_rows((self.n, 2), D.P_SHARE)
+        for other in self.others:
+            z += other.recv_rows((self.n,), D.SCORE_SHARE, np.uint32).astype(np.uint64)
         receiver = SigmoidReceiver(z, shape, self.link.next_session())
         self.link.extend_as_receiver(receiver.extension)
         entries = self.link.recv_rows((self.n, shape.entry_words()), D.TABLE)
-        return receiver.receive(entries)
+        p = receiver.receive(entries)
+        for other in self.others:
+            other.send_rows(p, D.P_SHARE)
+        return p
 
     def gradient(self) -> Shared:
-        assert self.chooser is not None and self.holder is not None
+        assert self.chooser is not None
         p = self.probabilities()
         corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
         sums = u128.add(self.chooser.scatter(self.link.next_use(), corrections), u128.bin_sums(self.cells, p, self.width))
         # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
         share = [(v << SCALE_BITS - P_BITS) % MOD for v in self.enc.collapse_share(u128.to_ints(sums), False)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
-        corrections, held = self.holder.scatter(self.link.next_use(), p)
-        self.link.send_rows(corrections, D.SCATTER)
-        self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
+        if self.lead:
+            assert self.holder is not None
+            corrections, held = self.holder.scatter(self.link.next_use(), p)
+            self.link.send_rows(corrections, D.SCATTER)
+            self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
         return Shared(None, share)
 
     def inner(self, us: list[Shared], v: Shared) -> list[float]:
@@ -135,24 +178,22 @@ class _PartnerOps:
         m2 = self.link.product_matrix_side(np.stack([u.words() for u in us]))
         mine = [sum(x * y for x, y in zip(u.share, v.share, strict=True)) + u128.to_ints(v1[k:k + 1])[0]
                 + u128.to_ints(m2[k:k + 1])[0] for k, u in enumerate(us)]
-        theirs = self.link.exchange_shares(u128.from_ints(mine), False, D.OPENED)
-        return [decode_int(a + b, 2 * SCALE_BITS) for a, b in zip(mine, u128.to_ints(theirs), strict=True)]
+        return [decode_int(t, 2 * SCALE_BITS) for t in self.link.open_at_feature_party(mine, self.masks)]
 
     def precondition(self, q: Shared) -> Shared:
         q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, False) for v in q.share]
         delta = self.link.recv(Shares, D.RESHARE, (self.enc.size,))
-        assert isinstance(delta, Shares)
-        if not isinstance(delta.words, np.ndarray) or delta.words.dtype != np.uint64 or delta.words.shape != (self.enc.size, 2):
-            raise MalformedMessageError("the bank's re-shared vector has the wrong shape")
-        q_mine = [(a + b) % MOD for a, b in zip(q_low, u128.to_ints(delta.words), strict=True)]
+        words = self.link.words_of(delta, (self.enc.size, 2))
+        q_mine = [(a + b) % MOD for a, b in zip(q_low, u128.to_ints(words), strict=True)]
         held = u128.to_ints(self.link.product_matrix_side(self.matrix_words, bits=blocks.SHORT_BITS))
         own = [sum(m * x for m, x in zip(row, q_mine, strict=True)) + h for row, h in zip(self.matrix_ints, held, strict=True)]
         t_share = [truncate_share(x, blocks.PRODUCT_BITS - SCALE_BITS, False) for x in own[:-1]]
-        mine = [own[-1], 0]
-        theirs = u128.to_ints(self.link.exchange_shares(u128.from_ints(mine), False, D.OPENED))
-        pi_p, pi_b = (decode_int(a + b, blocks.PRODUCT_BITS) for a, b in zip(mine, theirs, strict=True))
-        _, g2 = blocks.gamma(self.s0, self.n, self.kappa_b, self.block.kappa, pi_b, pi_p)
-        correction = [encode_int(x * g2) for x in self.block.u]  # u_p is the partner's own
+        self.link.send(Shares(u128.from_ints([own[-1]])), D.PROJECTION, (1,))
+        msg = self.link.recv(Gamma, D.GAMMA)
+        assert isinstance(msg, Gamma)
+        if not isinstance(msg.gamma, float) or not np.isfinite(msg.gamma):
+            raise MalformedMessageError("the bank's preconditioner coefficient is not a finite number")
+        correction = [encode_int(x * msg.gamma) for x in self.block.u]  # u_p is the partner's own
         return Shared(None, [(t - c) % MOD for t, c in zip(t_share, correction, strict=True)])
 
     def step(self, d: Shared) -> None:
@@ -161,7 +202,8 @@ class _PartnerOps:
 
 def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequence[int], params: TrainingParams,
                         *, step: str = STEP) -> PartnerModel:
-    """The partner's side of a training: ``bins`` (``(rows, features)``) of the aligned rows."""
+    """A feature party's side of a training with the label party ``peer``: ``bins`` (``(rows,
+    features)``) of the aligned rows. The bank's setup names every feature party of the training."""
     if bins.ndim != 2 or bins.shape[1] != len(n_bins) or not n_bins:
         raise DataError("the partner's bins are (rows, features), at least one feature")
     if bins.size and (bins.min() < 0 or np.any(bins.max(axis=0) >= np.asarray(n_bins))):
@@ -171,17 +213,23 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
     setup = link.recv(Setup, D.SCHEMA, (1,))
     assert isinstance(setup, Setup)
     chan.disclose(step, D.BASE_RATE, peer, chan.party)
-    chan.disclose(step, D.KAPPA, peer, chan.party)
     if setup.n_rows != bins.shape[0]:
         raise DataError(f"the bank has {setup.n_rows} rows, the partner {bins.shape[0]}: both must pass the intersection")
     if list(setup.params) != params.as_list():
         raise ConfigError(f"the bank trains with parameters {list(setup.params)}, the partner with {params.as_list()}")
-    if not (0.01 <= setup.base_rate <= 0.99) or not np.isfinite(setup.kappa) or setup.kappa <= 0 \
+    parties = setup.feature_parties
+    if not (0.01 <= setup.base_rate <= 0.99) \
             or not isinstance(setup.session, np.ndarray) or setup.session.dtype != np.uint8 or setup.session.shape != (16,) \
-            or not setup.n_bins or setup.n_bins[0] != 1 or any(not (1 <= int(b) <= 256) for b in setup.n_bins):
+            or not setup.n_bins or setup.n_bins[0] != 1 or any(not (1 <= int(b) <= 256) for b in setup.n_bins) \
+            or not isinstance(parties, list) or parties.count(chan.party) != 1 or peer in parties \
+            or len(set(parties)) != len(parties) or not all(isinstance(x, str) for x in parties):
         raise MalformedMessageError("the bank's setup is malformed")
     link.session = setup.session.tobytes()
-    ops = _PartnerOps(link, bins, n_bins, params, setup)
+    lead = parties[0]
+    others = [Link(chan, x, step, b"") for x in parties[1:]] if chan.party == lead else \
+        [Link(chan, lead, step, b"")] if len(parties) > 1 else []
+    ops = _PartnerOps(link, bins, n_bins, params, setup, others)
+    ops.share_seeds()
     ops.connect()
     if params.encoding == "woe":
         ops.share_woe()
@@ -189,9 +237,7 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
     trace = run_lbfgs(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
     k = ops.enc.size
     final = link.recv(Shares, D.COEFFICIENTS, (k,))
-    assert isinstance(final, Shares)
-    if not isinstance(final.words, np.ndarray) or final.words.dtype != np.uint64 or final.words.shape != (k, 2):
-        raise MalformedMessageError("the bank's share of the coefficients has the wrong shape")
-    coef = np.array([decode_int(a + b) for a, b in zip(u128.to_ints(final.words), ops.w_share, strict=True)])
+    words = link.words_of(final, (k, 2))
+    coef = np.array([decode_int(a + b) for a, b in zip(u128.to_ints(words), ops.w_share, strict=True)])
     woe = None if ops.enc.values is None else list(ops.enc.values)
     return PartnerModel(ops.enc.expand(coef), trace.iterations, list(ops.bank_bins[1:]), coef, woe, ops.events)

@@ -1,5 +1,5 @@
 """The label party (the bank) of vertical LR: its labels and bins, its coefficients in the clear,
-its share of the feature party's coefficients."""
+its share of each feature party's coefficients."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from misuan.errors import DataError, MalformedMessageError
+from misuan.errors import ConfigError, DataError, MalformedMessageError
 from misuan.net.channel import Channel
 from misuan.protocols.vertical_lr import blocks, u128
 from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.encoding import Encoding, per_feature, woe_values
-from misuan.protocols.vertical_lr.exchange import Link
+from misuan.protocols.vertical_lr.exchange import Link, open_at_label_party
 from misuan.protocols.vertical_lr.lbfgs import LbfgsTrace, run_lbfgs
-from misuan.protocols.vertical_lr.messages import STEP, BinRows, Kappa, Schema, Setup, Shares, WoeTable
+from misuan.protocols.vertical_lr.messages import STEP, BinRows, Gamma, Kappa, Schema, Setup, Shares, WoeTable
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
@@ -42,7 +42,7 @@ class BankModel:
     coef: np.ndarray  # the intercept, then one per bin of each of the bank's features
     iterations: int
     losses: list[float]
-    partner_n_bins: list[int]  # the partner's bins per feature (from its schema)
+    partner_n_bins: list[list[int]]  # each feature party's bins per feature (from its schema), in order
     encoded_coef: np.ndarray  # what the optimiser fitted: ``coef`` (dummy encoding), or the intercept and one per feature
     woe: list[np.ndarray] | None = None  # WOE encoding: each of the bank's features' bins' WOE
 
@@ -61,12 +61,29 @@ def initial_loss(n: int, base_rate: float) -> float:
     return -n * (base_rate * math.log(base_rate) + (1 - base_rate) * math.log(1 - base_rate))
 
 
+@dataclasses.dataclass
+class _Partner:
+    """The bank's view of one feature party: its link, bins, encoding and keys, and its kappa."""
+
+    name: str
+    link: Link
+    n_bins: list[int]
+    enc: Encoding
+    holder: Holder | None = None
+    kappa: float = 0.0
+
+    @property
+    def width(self) -> int:
+        return int(sum(self.n_bins))
+
+
 class _BankOps:
     first = True
 
-    def __init__(self, link: Link, bins: np.ndarray, n_bins: Sequence[int], y: np.ndarray, params: TrainingParams,
-                 partner_bins: list[int]) -> None:
-        self.link, self.params, self.y = link, params, y.astype(np.float64)
+    def __init__(self, partners: list[_Partner], bins: np.ndarray, n_bins: Sequence[int], y: np.ndarray,
+                 params: TrainingParams) -> None:
+        self.partners, self.params, self.y = partners, params, y.astype(np.float64)
+        self.lead = partners[0].link  # the sigmoid's and the bank's own gradient's peer
         self.n = len(y)
         self.base_rate = min(max(round(float(self.y.mean()), 2), 0.01), 0.99)
         self.s0 = self.base_rate * (1 - self.base_rate)
@@ -82,81 +99,87 @@ class _BankOps:
         self.penalties = penalties
         self.block = blocks.own_block(self.cells, self.width, self.s0, penalties,
                                       None if self.enc.values is None else self.enc.matrix)
-        self.partner_bins = partner_bins
-        self.partner_width = int(sum(partner_bins))
         p0 = float(np.clip(self.y.mean(), 1e-6, 1 - 1e-6))
         self.w = np.zeros(self.enc.size)
         self.w[0] = math.log(p0 / (1 - p0))  # the intercept's bin and its encoding are 1 in every row
-        self.set_partner_encoding(Encoding.dummy(partner_bins))
+        self.encodings_set()
         self.ext_bins = ext_bins
-        self.kappa_p = 0.0
-        self.holder: Holder | None = None
         self.chooser: Chooser | None = None
 
-    def set_partner_encoding(self, enc: Encoding) -> None:
-        self.partner_enc = enc
-        self.w_share = [0] * enc.size
+    def encodings_set(self) -> None:
+        """The feature parties' blocks in the shared vectors (one after the other), their shares of the
+        coefficients zero."""
+        ends = np.cumsum([0, *(p.enc.size for p in self.partners)])
+        self.at = [slice(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:], strict=True)]
+        self.w_share = [0] * int(ends[-1])
 
     def connect(self) -> None:
-        """The two OT extensions of the setup: for the partner's bins (it chooses), for the bank's."""
-        self.holder = self.link.bins_as_holder(self.n, self.partner_bins)
-        self.chooser = self.link.bins_as_chooser(self.ext_bins, self.ext_n_bins)
+        """The OT extensions of the setup: for each feature party's bins (it chooses), and with the
+        lead feature party for the bank's bins."""
+        for part in self.partners:
+            part.holder = part.link.bins_as_holder(self.n, part.n_bins)
+        self.chooser = self.lead.bins_as_chooser(self.ext_bins, self.ext_n_bins)
 
-    def share_woe(self) -> None:
-        """WOE encoding: the labels scattered into the partner's bins and the sums opened to both; with
-        the partner's row counts, both compute the WOE of its bins (the map of its coefficients)."""
-        assert self.holder is not None
+    def share_woe(self, part: _Partner) -> None:
+        """WOE encoding: the labels scattered into a feature party's bins and the sums opened to both;
+        with its row counts, both compute the WOE of its bins (the map of its coefficients)."""
+        assert part.holder is not None
+        link, width = part.link, part.width
         y_words = u128.widen(self.y.astype(np.int64).view(np.uint64), signed=True)
-        corrections, held = self.holder.scatter(self.link.next_use(), y_words)
-        self.link.send_rows(corrections, D.WOE_LABELS)
-        theirs = self.link.exchange_shares(held, True, D.WOE_EVENTS)
+        corrections, held = part.holder.scatter(link.next_use(), y_words)
+        link.send_rows(corrections, D.WOE_LABELS)
+        theirs = link.exchange_shares(held, True, D.WOE_EVENTS)
         events = np.array([decode_int(v, 0) for v in u128.to_ints(u128.add(held, theirs))])
-        msg = self.link.recv(BinRows, D.WOE_ROWS, (self.partner_width,))
+        msg = link.recv(BinRows, D.WOE_ROWS, (width,))
         assert isinstance(msg, BinRows)
         rows = msg.rows
-        if not isinstance(rows, np.ndarray) or rows.dtype != np.int64 or rows.shape != (self.partner_width,) \
-                or np.any(rows < 0) or any(r.sum() != self.n for r in per_feature(rows, self.partner_bins)):
-            raise MalformedMessageError("the partner's rows per bin are not one count per bin adding up to its rows")
+        if not isinstance(rows, np.ndarray) or rows.dtype != np.int64 or rows.shape != (width,) \
+                or np.any(rows < 0) or any(r.sum() != self.n for r in per_feature(rows, part.n_bins)):
+            raise MalformedMessageError(f"{part.name}'s rows per bin are not one count per bin adding up to its rows")
         if np.any(events < 0) or np.any(events > rows) \
-                or any(e.sum() != self.y.sum() for e in per_feature(events, self.partner_bins)):
-            raise MalformedMessageError("the partner's bins' event counts are impossible (its share is corrupt)")
-        enc = Encoding.woe(self.partner_bins, woe_values(rows, events, self.partner_bins))
-        self.link.send(WoeTable(enc.multipliers), D.WOE_TABLE, (self.partner_width,))
-        self.set_partner_encoding(enc)
+                or any(e.sum() != self.y.sum() for e in per_feature(events, part.n_bins)):
+            raise MalformedMessageError(f"{part.name}'s bins' event counts are impossible (its share is corrupt)")
+        part.enc = Encoding.woe(part.n_bins, woe_values(rows, events, part.n_bins))
+        link.send(WoeTable(part.enc.multipliers), D.WOE_TABLE, (width,))
 
     def probabilities(self) -> np.ndarray:
-        """This side's shares of ``p`` mod 2^128 (``(rows, 2)``)."""
-        assert self.holder is not None
+        """This side's shares of ``p`` mod 2^128 (``(rows, 2)``); the lead feature party holds the others."""
         shape = self.params.table
-        a = score_words(self.partner_enc.expand_share(self.w_share, True), shape.score_bits, True)
-        corrections, held = self.holder.lookup(self.link.next_use(), per_feature(a, self.partner_bins))
-        self.link.send_rows(corrections, D.LOOKUP)
+        held_sum = np.zeros(self.n, dtype=np.uint64)
+        for part, at in zip(self.partners, self.at, strict=True):
+            assert part.holder is not None
+            a = score_words(part.enc.expand_share(self.w_share[at], True), shape.score_bits, True)
+            corrections, held = part.holder.lookup(part.link.next_use(), per_feature(a, part.n_bins))
+            part.link.send_rows(corrections, D.LOOKUP)
+            held_sum += held.astype(np.uint64)
         scores = self.enc.expand(self.w)[self.cells].sum(axis=1)
-        z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held.astype(np.uint64)
-        sender = SigmoidSender(z, shape, self.link.next_session())
-        self.link.extend_as_sender(sender.extension)
+        z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held_sum
+        sender = SigmoidSender(z, shape, self.lead.next_session())
+        self.lead.extend_as_sender(sender.extension)
         entries, mine = sender.entries()
-        self.link.send_rows(entries, D.TABLE)
+        self.lead.send_rows(entries, D.TABLE)
         return mine
 
     def gradient(self) -> Shared:
-        assert self.holder is not None and self.chooser is not None
+        assert self.chooser is not None
         p = self.probabilities()
-        # the partner's block: the bank's p - y scattered into the partner's bins
+        # each feature party's block: the bank's p - y scattered into its bins
         y_words = u128.widen((self.y * 2**P_BITS).astype(np.int64).view(np.uint64), signed=True)
-        corrections, held = self.holder.scatter(self.link.next_use(), u128.sub(p, y_words))
-        self.link.send_rows(corrections, D.SCATTER)
-        # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
-        share = [(v << SCALE_BITS - P_BITS) % MOD for v in self.partner_enc.collapse_share(u128.to_ints(held), True)]
+        residual = u128.sub(p, y_words)
+        share: list[int] = []
+        for part in self.partners:
+            assert part.holder is not None
+            corrections, held = part.holder.scatter(part.link.next_use(), residual)
+            part.link.send_rows(corrections, D.SCATTER)
+            # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
+            share += [(v << SCALE_BITS - P_BITS) % MOD for v in part.enc.collapse_share(u128.to_ints(held), True)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, True), strict=True)]
-        # the bank's block: the partner's p scattered into the bank's bins, its sums' shares sent over
-        use = self.link.next_use()
-        theirs = self.link.recv_rows((self.n, len(self.ext_n_bins), 2), D.SCATTER)
-        msg = self.link.recv(Shares, D.OWN_GRADIENT, (self.width,))
-        assert isinstance(msg, Shares)
-        if not isinstance(msg.words, np.ndarray) or msg.words.dtype != np.uint64 or msg.words.shape != (self.width, 2):
-            raise MalformedMessageError("the partner's shares of the bank's bin sums have the wrong shape")
-        total = u128.add(u128.add(msg.words, self.chooser.scatter(use, theirs)), u128.bin_sums(self.cells, p, self.width))
+        # the bank's block: the lead's p scattered into the bank's bins, its sums' shares sent over
+        use = self.lead.next_use()
+        theirs = self.lead.recv_rows((self.n, len(self.ext_n_bins), 2), D.SCATTER)
+        msg = self.lead.recv(Shares, D.OWN_GRADIENT, (self.width,))
+        words = self.lead.words_of(msg, (self.width, 2))
+        total = u128.add(u128.add(words, self.chooser.scatter(use, theirs)), u128.bin_sums(self.cells, p, self.width))
         atp = np.array([decode_int(v, P_BITS) for v in u128.to_ints(total)])
         return Shared(self.enc.collapse(atp - self.aty) + self.penalties * self.w, share)
 
@@ -164,35 +187,41 @@ class _BankOps:
         if not us:
             return []
         assert v.bank is not None
-        m1 = self.link.product_matrix_side(np.stack([u.words() for u in us]))
-        v2 = self.link.product_vector_side(v.words(), len(us))
         mine = []
-        for k, u in enumerate(us):
+        for u in us:
             assert u.bank is not None
-            local = sum(x * y for x, y in zip(u.share, v.share, strict=True))
-            mine.append(local + u128.to_ints(m1[k:k + 1])[0] + u128.to_ints(v2[k:k + 1])[0]
+            mine.append(sum(x * y for x, y in zip(u.share, v.share, strict=True))
                         + encode_int(float(u.bank @ v.bank), 2 * SCALE_BITS))
-        words = u128.from_ints(mine)
-        theirs = self.link.exchange_shares(words, True, D.OPENED)
-        return [decode_int(a + b, 2 * SCALE_BITS) for a, b in zip(mine, u128.to_ints(theirs), strict=True)]
+        for part, at in zip(self.partners, self.at, strict=True):  # the cross terms of each block
+            m1 = part.link.product_matrix_side(np.stack([u128.from_ints(u.share[at]) for u in us]))
+            v2 = part.link.product_vector_side(u128.from_ints(v.share[at]), len(us))
+            mine = [x + a + b for x, a, b in zip(mine, u128.to_ints(m1), u128.to_ints(v2), strict=True)]
+        total = open_at_label_party([p.link for p in self.partners], mine)
+        return [decode_int(t, 2 * SCALE_BITS) for t in total]
 
     def precondition(self, q: Shared) -> Shared:
         assert q.bank is not None
         t_bank_block = self.block.inverse @ q.bank
-        # the partner block at Q_BITS, the bank's share re-shared short: q = short + (partner's + delta)
-        q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, True) for v in q.share]
-        short = [int.from_bytes(os.urandom(16), "big") >> (128 - blocks.SHORT_BITS) for _ in q_low]
-        self.link.send(Shares(u128.from_ints([(a - b) % MOD for a, b in zip(q_low, short, strict=True)])),
-                       D.RESHARE, (len(short),))
-        held = self.link.product_vector_side(u128.from_ints(short), self.partner_enc.size + 1, bits=blocks.SHORT_BITS)
-        ints = u128.to_ints(held)  # [D_p^{-1}; u_p^T] short, at PRODUCT_BITS
-        t_share = [truncate_share(x, blocks.PRODUCT_BITS - SCALE_BITS, True) for x in ints[:-1]]
-        pi_b = float(self.block.counts @ t_bank_block)
-        mine = [ints[-1], encode_int(pi_b, blocks.PRODUCT_BITS)]
-        theirs = u128.to_ints(self.link.exchange_shares(u128.from_ints(mine), True, D.OPENED))
-        pi_p, pi_b_opened = (decode_int(a + b, blocks.PRODUCT_BITS) for a, b in zip(mine, theirs, strict=True))
-        g1, _ = blocks.gamma(self.s0, self.n, self.block.kappa, self.kappa_p, pi_b_opened, pi_p)
-        return Shared(t_bank_block - self.block.u * g1, t_share)
+        t_share: list[int] = []
+        pi_shares = []
+        for part, at in zip(self.partners, self.at, strict=True):
+            # its block at Q_BITS, the bank's share re-shared short: q = short + (its share + delta)
+            q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, True) for v in q.share[at]]
+            short = [int.from_bytes(os.urandom(16), "big") >> (128 - blocks.SHORT_BITS) for _ in q_low]
+            part.link.send(Shares(u128.from_ints([(a - b) % MOD for a, b in zip(q_low, short, strict=True)])),
+                           D.RESHARE, (len(short),))
+            held = part.link.product_vector_side(u128.from_ints(short), part.enc.size + 1, bits=blocks.SHORT_BITS)
+            ints = u128.to_ints(held)  # [D_p^{-1}; u_p^T] short, at PRODUCT_BITS
+            t_share += [truncate_share(x, blocks.PRODUCT_BITS - SCALE_BITS, True) for x in ints[:-1]]
+            pi_shares.append(ints[-1])
+        pis = [float(self.block.counts @ t_bank_block)]
+        for part, mine in zip(self.partners, pi_shares, strict=True):
+            theirs = u128.to_ints(part.link.words_of(part.link.recv(Shares, D.PROJECTION, (1,)), (1, 2)))[0]
+            pis.append(decode_int(mine + theirs, blocks.PRODUCT_BITS))
+        g = blocks.gamma(self.s0, self.n, [self.block.kappa, *(p.kappa for p in self.partners)], pis)
+        for part, gi in zip(self.partners, g[1:], strict=True):
+            part.link.send(Gamma(gi), D.GAMMA)
+        return Shared(t_bank_block - self.block.u * g[0], t_share)
 
     def step(self, d: Shared) -> None:
         assert d.bank is not None
@@ -200,39 +229,53 @@ class _BankOps:
         self.w_share = [(w + x) % MOD for w, x in zip(self.w_share, d.share, strict=True)]
 
 
-def train_label_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequence[int], y: np.ndarray,
-                      params: TrainingParams, *, step: str = STEP) -> BankModel:
+def train_label_party(chan: Channel, feature_parties: str | Sequence[str], bins: np.ndarray, n_bins: Sequence[int],
+                      y: np.ndarray, params: TrainingParams, *, step: str = STEP) -> BankModel:
     """The bank's side of a training: ``bins`` (``(rows, features)``, each in ``0..n_bins[f]-1``) and
-    0/1 labels ``y`` of the rows aligned with the partner's."""
+    0/1 labels ``y`` of the rows aligned with every feature party's (one name, or several: the first
+    is the lead, :mod:`misuan.protocols.vertical_lr`)."""
+    names = [feature_parties] if isinstance(feature_parties, str) else list(feature_parties)
+    if not names or len(set(names)) != len(names) or chan.party in names:
+        raise ConfigError(f"the feature parties must be one or more distinct parties other than {chan.party}: {names}")
     if bins.ndim != 2 or bins.shape[0] != len(y) or bins.shape[1] != len(n_bins):
         raise DataError("the bank's bins are (rows, features) with one label per row")
     if bins.size and (bins.min() < 0 or np.any(bins.max(axis=0) >= np.asarray(n_bins))):
         raise DataError("a bank bin index is outside its feature's bins")
     if not np.isin(y, (0, 1)).all() or y.min() == y.max():
         raise DataError("labels must be 0/1 with both classes present")
-    link = Link(chan, peer, step, b"")
-    schema = link.recv(Schema, D.SCHEMA, (1,))
-    assert isinstance(schema, Schema)
-    if schema.n_rows != len(y):
-        raise DataError(f"the partner has {schema.n_rows} rows, the bank {len(y)}: both must pass the intersection")
-    if not schema.n_bins or any(not (1 <= int(b) <= 256) for b in schema.n_bins):
-        raise MalformedMessageError("the partner's bins per feature must be 1..256 each")
-    ops = _BankOps(link, bins, n_bins, y, params, [int(b) for b in schema.n_bins])
-    session = os.urandom(16)
-    link.send(Setup(len(y), ops.ext_n_bins, ops.base_rate, ops.block.kappa, np.frombuffer(session, np.uint8).copy(),
-                    params.as_list()), D.SCHEMA, (len(ops.ext_n_bins),))
-    chan.disclose(step, D.BASE_RATE, chan.party, peer)
-    chan.disclose(step, D.KAPPA, chan.party, peer)
-    link.session = session
+    partners = []
+    for name in names:
+        link = Link(chan, name, step, b"")
+        schema = link.recv(Schema, D.SCHEMA, (1,))
+        assert isinstance(schema, Schema)
+        if schema.n_rows != len(y):
+            raise DataError(f"{name} has {schema.n_rows} rows, the bank {len(y)}: all must pass the intersection")
+        if not isinstance(schema.n_bins, list) or not schema.n_bins or any(not (1 <= int(b) <= 256) for b in schema.n_bins):
+            raise MalformedMessageError(f"{name}'s bins per feature must be 1..256 each")
+        nb = [int(b) for b in schema.n_bins]
+        partners.append(_Partner(name, link, nb, Encoding.dummy(nb)))
+    ops = _BankOps(partners, bins, n_bins, y, params)
+    for part in partners:
+        session = os.urandom(16)
+        part.link.send(Setup(len(y), ops.ext_n_bins, ops.base_rate, np.frombuffer(session, np.uint8).copy(),
+                             params.as_list(), names), D.SCHEMA, (len(ops.ext_n_bins),))
+        chan.disclose(step, D.BASE_RATE, chan.party, part.name)
+        part.link.session = session
     ops.connect()
     if params.encoding == "woe":
-        ops.share_woe()
-    kappa = link.recv(Kappa, D.KAPPA)  # after the encodings: the partner's block is of its encoded design
-    assert isinstance(kappa, Kappa)
-    if not np.isfinite(kappa.kappa) or kappa.kappa < 0:  # 0 is possible: WOE-encoded features of one bin each
-        raise MalformedMessageError("the partner's kappa is not a non-negative number")
-    ops.kappa_p = float(kappa.kappa)
+        for part in partners:
+            ops.share_woe(part)
+    ops.encodings_set()
+    for part in partners:
+        kappa = part.link.recv(Kappa, D.KAPPA)  # after the encodings: its block is of its encoded design
+        assert isinstance(kappa, Kappa)
+        if not isinstance(kappa.kappa, float) or not np.isfinite(kappa.kappa) or kappa.kappa < 0:
+            # 0 is possible: WOE-encoded features of one bin each
+            raise MalformedMessageError(f"{part.name}'s kappa is not a non-negative number")
+        part.kappa = float(kappa.kappa)
     trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter, params.tol)
-    link.send(Shares(u128.from_ints(ops.w_share)), D.COEFFICIENTS, (ops.partner_enc.size,))
+    for part, at in zip(partners, ops.at, strict=True):
+        part.link.send(Shares(u128.from_ints(ops.w_share[at])), D.COEFFICIENTS, (part.enc.size,))
     woe = None if ops.enc.values is None else list(ops.enc.values[1:])
-    return BankModel(ops.enc.expand(ops.w), trace.iterations, trace.losses, list(ops.partner_bins), ops.w.copy(), woe)
+    return BankModel(ops.enc.expand(ops.w), trace.iterations, trace.losses, [p.n_bins for p in partners], ops.w.copy(),
+                     woe)

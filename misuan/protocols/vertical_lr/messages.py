@@ -9,7 +9,7 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("vertical_lr", 3, "vertical L2 logistic regression by L-BFGS on shared coefficients")
+PROTOCOL = ProtocolInfo("vertical_lr", 4, "vertical L2 logistic regression by L-BFGS on shared coefficients")
 STEP = "vertical_lr"
 CHUNK_BYTES = 8 << 20  # per-row arrays travel in chunks of rows of about this size
 
@@ -27,15 +27,16 @@ class Schema:
 @dataclasses.dataclass
 class Setup:
     """The label party's row count, bins per feature (the intercept first, one bin), the base rate
-    rounded to 0.01, its block's ``kappa``, the session of every OT extension, and the parameters
-    (which the feature party checks against its own)."""
+    rounded to 0.01, the session of every OT extension with this feature party, the parameters
+    (which the feature party checks against its own), and the feature parties of the training in
+    order (the first is the lead: it completes the sigmoid's shares of the others' scores)."""
 
     n_rows: int
     n_bins: list[int]
     base_rate: float
-    kappa: float
     session: np.ndarray  # uint8 (16,)
     params: list[float]  # TrainingParams.as_list()
+    feature_parties: list[str]
 
 
 @wire.message("vertical_lr.Kappa")
@@ -44,6 +45,24 @@ class Kappa:
     """The feature party's block's ``kappa = counts^T D^{-1} counts`` (label-free)."""
 
     kappa: float
+
+
+@wire.message("vertical_lr.MaskSeed")
+@dataclasses.dataclass
+class MaskSeed:
+    """From the lead feature party to another: the seed of their zero-sum masks on opened scalars
+    (the other adds its mask, the lead subtracts the sum of all)."""
+
+    seed: np.ndarray  # uint8 (16,)
+
+
+@wire.message("vertical_lr.Gamma")
+@dataclasses.dataclass
+class Gamma:
+    """The label party's Woodbury coefficient of the feature party's block for this preconditioning
+    (from the opened projections of every block)."""
+
+    gamma: float
 
 
 @wire.message("vertical_lr.BinRows")

@@ -1,4 +1,4 @@
-"""Joint scoring with a two-part scorecard: the score, PD and reason codes of aligned rows, at the bank.
+"""Joint scoring with a scorecard in parts: the score, PD and reason codes of aligned rows, at the bank.
 
 Each party holds the points table of its own features (``points[feature, bin]``, from
 :func:`misuan.ml.scorecard.scorecard_from_bin_lr` with the same scaling and feature count). The
@@ -6,7 +6,9 @@ partner sends, per row, the sum of its points and its ``k`` features that fall f
 their best bin (name index and points short); the bank adds its own points and merges the two lists
 into the row's ``k`` principal reasons (points-below-max, ECOA/Reg B practice).
 
-Leakage (recorded, ``PARTNER_POINTS`` and ``PARTNER_REASONS``): the bank learns the partner's part of
+With several feature parties each sends its part; the bank adds them all and merges every list.
+
+Leakage (recorded, ``PARTNER_POINTS`` and ``PARTNER_REASONS``): the bank learns each partner's part of
 each row's score (which the total score and the bank's own part determine anyway) and, per row, up
 to ``k`` of the partner's feature names with the points each falls short of its best bin (not the
 bin: the bank does not hold the partner's points table). Nothing crosses from the bank.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,18 +63,22 @@ def score_feature_party(chan: Channel, peer: str, names: list[str], points: np.n
     chan.disclose(step, D.PARTNER_REASONS, chan.party, peer, idx.shape)
 
 
-def score_label_party(chan: Channel, peer: str, names: list[str], points: np.ndarray, bins: np.ndarray,
-                      pdo: float, base_score: float, base_odds: float, k: int = 4, *, step: str = STEP) -> JointScores:
-    """The bank's side: the rows' scores, PDs and reasons (``bank:`` and ``<peer>:`` feature names)."""
+def score_label_party(chan: Channel, feature_parties: str | Sequence[str], names: list[str], points: np.ndarray,
+                      bins: np.ndarray, pdo: float, base_score: float, base_odds: float, k: int = 4, *,
+                      step: str = STEP) -> JointScores:
+    """The bank's side: the rows' scores, PDs and reasons (``bank:`` and ``<party>:`` feature names),
+    with every feature party's part (one name, or several)."""
     total, idx, short = own_points(points, bins, k)
-    msg = chan.recv(peer, f"{step}/score", expect=PartScores)
     n = len(total)
-    check_part_scores(peer, msg.names, msg.points, msg.features, msg.short, n, k)
-    chan.disclose(step, D.PARTNER_POINTS, peer, chan.party, (n,))
-    chan.disclose(step, D.PARTNER_REASONS, peer, chan.party, msg.features.shape)
-    score = total + msg.points
-    reasons = merge_reasons(chan.party, names, idx, short, peer, list(msg.names), msg.features, msg.short, k)
-    return JointScores(score, pd_of_score(score, pdo, base_score, base_odds), reasons)
+    parts = [(chan.party, list(names), idx, short)]
+    for peer in [feature_parties] if isinstance(feature_parties, str) else list(feature_parties):
+        msg = chan.recv(peer, f"{step}/score", expect=PartScores)
+        check_part_scores(peer, msg.names, msg.points, msg.features, msg.short, n, k)
+        chan.disclose(step, D.PARTNER_POINTS, peer, chan.party, (n,))
+        chan.disclose(step, D.PARTNER_REASONS, peer, chan.party, msg.features.shape)
+        total = total + msg.points
+        parts.append((peer, list(msg.names), msg.features, msg.short))
+    return JointScores(total, pd_of_score(total, pdo, base_score, base_odds), merge_reasons(parts, k))
 
 
 def check_part_scores(peer: str, names: object, points: object, features: object, short: object, n: int, k: int) -> None:
@@ -93,12 +100,13 @@ def pd_of_score(score: np.ndarray, pdo: float, base_score: float, base_odds: flo
     return np.asarray(1.0 / (1.0 + np.exp(-(offset - score) / factor)))
 
 
-def merge_reasons(me: str, names: list[str], idx: np.ndarray, short: np.ndarray, peer: str, peer_names: list[str],
-                  peer_idx: np.ndarray, peer_short: np.ndarray, k: int) -> list[list[str]]:
-    """Per row, the ``k`` features (``party:feature``) furthest short of their best bin over both parts."""
-    labels = [f"{me}:{x}" for x in names] + [f"{peer}:{x}" for x in peer_names]
-    cand_idx = np.hstack([idx, peer_idx.astype(np.int64) + len(names)])
-    cand_short = np.hstack([short, peer_short])
+def merge_reasons(parts: Sequence[tuple[str, list[str], np.ndarray, np.ndarray]], k: int) -> list[list[str]]:
+    """Per row, the ``k`` features (``party:feature``) furthest short of their best bin over every
+    part: ``(party, its feature names, per row its worst features' indices, their shortfalls)``."""
+    labels = [f"{party}:{x}" for party, names, _, _ in parts for x in names]
+    starts = np.cumsum([0, *(len(names) for _, names, _, _ in parts)])
+    cand_idx = np.hstack([i.astype(np.int64) + a for (_, _, i, _), a in zip(parts, starts, strict=False)])
+    cand_short = np.hstack([sh for _, _, _, sh in parts])
     reasons = []
     for ids, amounts in zip(cand_idx, cand_short, strict=True):
         order = np.argsort(-amounts, kind="stable")
