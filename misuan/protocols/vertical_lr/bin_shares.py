@@ -165,13 +165,12 @@ class Chooser:
             raise ValueError("bins are (rows, features)")
         self.own = self.cells.offsets[None, :-1] + bins.astype(np.int64)  # (rows, features): own cell
 
-    def lookup(self, use: int, corrections: np.ndarray) -> np.ndarray:
-        """This side's share of ``X a`` mod 2^32 (``(rows,)`` uint32) from the holder's lookup corrections."""
+    def lookup_masks(self, use: int) -> np.ndarray:
+        """The masks of its own bins for a use's lookup (``(rows, features)`` uint32): they need only
+        its keys, so they can be computed before the holder's corrections arrive."""
         c = self.cells
-        if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint32 or corrections.shape != (c.n_rows, c.width):
-            raise MalformedMessageError(f"lookup corrections must be uint32 ({c.n_rows}, {c.width})")
         key = _use_key(c.session, use)
-        share = np.empty(c.n_rows, dtype=np.uint32)
+        masks = np.empty((c.n_rows, len(c.n_bins)), dtype=np.uint32)
 
         def chunk(bounds: tuple[int, int]) -> None:
             start, stop = bounds
@@ -180,32 +179,55 @@ class Chooser:
             rows = np.arange(stop - start)[:, None]
             # its XOR over all cells includes its unrelated pad at its own bin: XOR that out again
             others = c.xor_per_feature(p) ^ p.view(np.uint64)[rows, own]  # (k, features, 2)
-            masks = c.masks(use, start, others.view(np.uint8), own)
-            share[start:stop] = (corrections[start:stop][rows, own] - masks).sum(axis=1, dtype=np.uint32)
+            masks[start:stop] = c.masks(use, start, others.view(np.uint8), own)
 
         map_chunks(chunk, c.chunks())
-        return share
+        return masks
 
-    def scatter(self, use: int, corrections: np.ndarray) -> np.ndarray:
-        """This side's share of ``X^T v`` (``(cells, 2)``) from the holder's scatter corrections."""
+    def lookup(self, use: int, corrections: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        """This side's share of ``X a`` mod 2^32 (``(rows,)`` uint32) from the holder's lookup corrections
+        (and the use's :meth:`lookup_masks`, if computed already)."""
         c = self.cells
-        if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint64 \
-                or corrections.shape != (c.n_rows, len(c.n_bins), 2):
-            raise MalformedMessageError(f"scatter corrections must be uint64 ({c.n_rows}, {len(c.n_bins)}, 2)")
+        if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint32 or corrections.shape != (c.n_rows, c.width):
+            raise MalformedMessageError(f"lookup corrections must be uint32 ({c.n_rows}, {c.width})")
+        if masks is None:
+            masks = self.lookup_masks(use)
+        picked = np.take_along_axis(corrections, self.own, axis=1)  # (rows, features): its own bins'
+        return (picked - masks).sum(axis=1, dtype=np.uint32)
+
+    def scatter_pads(self, use: int) -> tuple[np.ndarray, np.ndarray]:
+        """What a use's scatter needs of its keys alone: per row and feature the sum of the other bins'
+        pads (``(rows, features, 2)``), and per cell the pads' sums less its own bins' (``(cells, 2)``)."""
+        c = self.cells
         key = _use_key(c.session, use)
+        others = np.empty((c.n_rows, len(c.n_bins), 2), dtype=np.uint64)
 
         def chunk(bounds: tuple[int, int]) -> np.ndarray:
             start, stop = bounds
             p = c.pads(BlockCipher(key), start, stop).view(np.uint64)
             own = self.own[start:stop]
-            rows = np.arange(stop - start)[:, None]
-            mine = p[rows, own]  # its unrelated pad at its own bin: not part of any share
-            others = u128.sub(u128.segment_sums(p, c.offsets[:-1], axis=1), mine)
-            at_own = u128.sub(corrections[start:stop], others)
-            part = u128.sub(u128.sum_rows(p, axis=0), u128.bin_sums(own, mine, c.width))
-            return u128.add(part, u128.bin_sums(own, at_own, c.width))
+            mine = p[np.arange(stop - start)[:, None], own]  # its unrelated pad at its own bin: not part of any share
+            others[start:stop] = u128.sub(u128.segment_sums(p, c.offsets[:-1], axis=1), mine)
+            return u128.sub(u128.sum_rows(p, axis=0), u128.bin_sums(own, mine, c.width))
 
         sums = np.zeros((c.width, 2), dtype=np.uint64)
+        for part in map_chunks(chunk, c.chunks()):
+            sums = u128.add(sums, part)
+        return others, sums
+
+    def scatter(self, use: int, corrections: np.ndarray, pads: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """This side's share of ``X^T v`` (``(cells, 2)``) from the holder's scatter corrections (and the
+        use's :meth:`scatter_pads`, if computed already)."""
+        c = self.cells
+        if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint64 \
+                or corrections.shape != (c.n_rows, len(c.n_bins), 2):
+            raise MalformedMessageError(f"scatter corrections must be uint64 ({c.n_rows}, {len(c.n_bins)}, 2)")
+        others, sums = self.scatter_pads(use) if pads is None else pads
+
+        def chunk(bounds: tuple[int, int]) -> np.ndarray:  # bin_sums is exact for 2^21 terms a call
+            start, stop = bounds
+            return u128.bin_sums(self.own[start:stop], u128.sub(corrections[start:stop], others[start:stop]), c.width)
+
         for part in map_chunks(chunk, c.chunks()):
             sums = u128.add(sums, part)
         return sums

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -140,9 +141,13 @@ class _PartnerOps:
         assert self.chooser is not None
         shape = self.params.table
         c = score_words(self.enc.expand_share(self.w_share, False), shape.score_bits, False)
-        corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP, np.uint32)
+        use = self.link.next_use()
+        with ThreadPoolExecutor(1) as pool:  # its masks while the bank's corrections are computed and sent
+            masks = pool.submit(self.chooser.lookup_masks, use)
+            corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP, np.uint32)
+            share = self.chooser.lookup(use, corrections, masks.result())
         # mod 2^32 is all the sigmoid needs of z (it reads the bits below 2^25)
-        z = c[self.cells].sum(axis=1, dtype=np.uint64) + self.chooser.lookup(self.link.next_use(), corrections).astype(np.uint64)
+        z = c[self.cells].sum(axis=1, dtype=np.uint64) + share.astype(np.uint64)
         if not self.lead:
             self.others[0].send_rows(z.astype(np.uint32), D.SCORE_SHARE)
             return self.others[0].recv_rows((self.n, 2), D.P_SHARE)
@@ -159,16 +164,20 @@ class _PartnerOps:
     def gradient(self) -> Shared:
         assert self.chooser is not None
         p = self.probabilities()
-        corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
-        sums = u128.add(self.chooser.scatter(self.link.next_use(), corrections), u128.bin_sums(self.cells, p, self.width))
+        own_use = self.link.next_use()  # the bank's scatter into its bins: numbered first on both sides
+        with ThreadPoolExecutor(1) as pool:  # its pads' part while the bank's corrections are computed and sent
+            pads = pool.submit(self.chooser.scatter_pads, own_use)
+            if self.lead:  # sent first: the bank's block waits on it while the bank computes its scatter
+                assert self.holder is not None
+                corrections, held = self.holder.scatter(self.link.next_use(), p)
+                self.link.send_rows(corrections, D.SCATTER)
+                self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
+            corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
+            own = self.chooser.scatter(own_use, corrections, pads.result())
+        sums = u128.add(own, u128.bin_sums(self.cells, p, self.width))
         # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
         share = [(v << SCALE_BITS - P_BITS) % MOD for v in self.enc.collapse_share(u128.to_ints(sums), False)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
-        if self.lead:
-            assert self.holder is not None
-            corrections, held = self.holder.scatter(self.link.next_use(), p)
-            self.link.send_rows(corrections, D.SCATTER)
-            self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
         return Shared(None, share)
 
     def inner(self, us: list[Shared], v: Shared) -> list[float]:

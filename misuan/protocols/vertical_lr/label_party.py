@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -155,7 +156,10 @@ class _BankOps:
         scores = self.enc.expand(self.w)[self.cells].sum(axis=1)
         z = np.rint(scores * 2.0**shape.score_bits).astype(np.int64).view(np.uint64) + held_sum
         sender = SigmoidSender(z, shape, self.lead.next_session())
-        self.lead.extend_as_sender(sender.extension)
+        with ThreadPoolExecutor(1) as pool:  # the lines while the lead's columns arrive
+            lines = pool.submit(sender.prepare)
+            self.lead.extend_as_sender(sender.extension)
+            lines.result()
         entries, mine = sender.entries()
         self.lead.send_rows(entries, D.TABLE)
         return mine

@@ -146,6 +146,24 @@ class SigmoidSender:
     def __init__(self, share: np.ndarray, shape: TableShape, session: bytes) -> None:
         self.shape, self.session, self.share = shape, session, share
         self.extension = ExtensionSender(len(share) * shape.ots, session, both_keys=True)
+        self.table: np.ndarray | None = None
+
+    def prepare(self) -> None:
+        """The entries' lines less this side's masks, ``(rows, 2^k, 2)``: they need only its share, so
+        they can be computed while the extension's columns are still on their way."""
+        s, n = self.shape, len(self.share)
+        self.m1, self.m2 = (random_words(n) | np.uint64(1 << 63) for _ in range(2))  # in the upper half: exact lifting
+        table = np.empty((n, 1 << s.index_bits, 2), dtype=np.uint64)
+        scale = 2.0**s.p_bits
+
+        def chunk(a: int) -> None:
+            b = min(a + _CHUNK_ROWS, n)
+            line_a, line_b = self.lines(slice(a, b))
+            table[a:b, :, 0] = np.rint(line_a * scale).astype(np.int64).view(np.uint64) - self.m1[a:b, None]
+            table[a:b, :, 1] = np.rint(line_b * scale).astype(np.int64).view(np.uint64) - self.m2[a:b, None]
+
+        map_chunks(chunk, range(0, n, _CHUNK_ROWS))
+        self.table = table
 
     def lines(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
         """``(a, b)``, each ``(rows, 2^k)``: each segment's least-squares line, from its start."""
@@ -164,12 +182,14 @@ class SigmoidSender:
         """The entries to send (``(rows, entry_words)`` uint64) and this side's share of ``p`` mod 2^128."""
         if not self.extension.complete:
             raise RuntimeError("the OT extension's columns come first")
-        s, n = self.shape, len(self.share)
+        if self.table is None:
+            self.prepare()
+        assert self.table is not None
+        s, n, table = self.shape, len(self.share), self.table
         width = 1 << s.index_bits
         k1 = self.extension.keys[: n * s.ots].reshape(n, s.ots, BLOCK)
         k0 = self.extension.keys0[: n * s.ots].reshape(n, s.ots, BLOCK)
-        m1, m2 = (random_words(n) | np.uint64(1 << 63) for _ in range(2))  # in the upper half: exact lifting
-        b_mine = u128.widen(m2, signed=True)  # m2 - 2^64
+        b_mine = u128.widen(self.m2, signed=True)  # m2 - 2^64
         out = np.empty((n, s.entry_words()), dtype=np.uint64)
         product_share = np.empty((n, 2), dtype=np.uint64)
         at_bits = np.arange(s.shift, dtype=np.uint64)[None, :]
@@ -177,11 +197,7 @@ class SigmoidSender:
         def chunk(a: int) -> None:
             b = min(a + _CHUNK_ROWS, n)
             masks = _line_masks(k0[a:b, : s.index_bits], k1[a:b, : s.index_bits], a, self.session)
-            line_a, line_b = self.lines(slice(a, b))
-            scale = 2.0**s.p_bits
-            table = out[a:b, : 2 * width].reshape(b - a, width, 2)
-            table[:, :, 0] = np.rint(line_a * scale).astype(np.int64).view(np.uint64) - m1[a:b, None] + masks[:, :, 0]
-            table[:, :, 1] = np.rint(line_b * scale).astype(np.int64).view(np.uint64) - m2[a:b, None] + masks[:, :, 1]
+            out[a:b, : 2 * width].reshape(b - a, width, 2)[:] = table[a:b] + masks
             g0 = _hash2(k0[a:b, s.index_bits:], a, at_bits, self.session, b"product")
             g1 = _hash2(k1[a:b, s.index_bits:], a, at_bits, self.session, b"product")
             shifted = u128.shl(np.broadcast_to(b_mine[a:b, None, :], (b - a, s.shift, 2)).copy(),
@@ -190,7 +206,8 @@ class SigmoidSender:
             product_share[a:b] = u128.neg(u128.sum_rows(g0, axis=1))
 
         map_chunks(chunk, range(0, n, _CHUNK_ROWS))
-        return out, u128.add(u128.widen(m1, signed=True), u128.truncate(product_share, s.score_bits, first=True))
+        self.table = None
+        return out, u128.add(u128.widen(self.m1, signed=True), u128.truncate(product_share, s.score_bits, first=True))
 
 
 def _line_masks(k0: np.ndarray, k1: np.ndarray, first_row: int, session: bytes) -> np.ndarray:
