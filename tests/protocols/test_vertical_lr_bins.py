@@ -90,3 +90,26 @@ def test_malformed_corrections_are_refused() -> None:
         chooser.scatter(0, np.zeros((10, 2, 2), np.float64))
     with pytest.raises(ValueError):
         holder.lookup(0, [np.zeros(2, np.uint64)])
+
+
+def test_parts_computed_ahead_give_the_same_shares() -> None:
+    """Masks and pad sums asked for ahead (both sides, in the background) are the ones the use needs;
+    parts asked for another use are not taken by this one."""
+    n_bins = [3, 6]
+    bins = _data(5000, n_bins, seed=4)
+    holder, chooser = _parties(bins, n_bins)
+    a = [encode(np.arange(b, dtype=np.float64), 20) for b in n_bins]
+    for side in (holder, chooser):
+        side.prefetch("lookup", 5)
+        side.prefetch("scatter", 6)
+        side.prefetch("lookup", 99)  # never used: dropped below
+    corrections, held = holder.lookup(5, a)
+    got = (held + chooser.lookup(5, corrections)).view(np.int32) / 2.0**20
+    assert np.allclose(got, _one_hot(bins, n_bins) @ np.concatenate([np.arange(b) for b in n_bins]), atol=1e-5)
+    v = np.arange(5000, dtype=np.int64)
+    corrections, held = holder.scatter(6, u128.from_ints(list(v)))
+    sums = u128.to_ints(u128.add(held, chooser.scatter(6, corrections)))
+    assert sums == [int(x) for x in _one_hot(bins, n_bins).T.astype(np.int64) @ v]
+    for side in (holder, chooser):
+        side.drop_ahead()
+        assert not side._pending

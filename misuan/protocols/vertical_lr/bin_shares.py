@@ -36,7 +36,9 @@ pads and the fixed-key hash (the assumptions of the OT extension itself).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -104,11 +106,64 @@ class _Cells:
         return digest.view(np.uint32)[:, 0].reshape(k, m).copy()
 
 
-class Holder:
+# one thread a process for what parties compute ahead (the work inside it still spreads over the cores)
+_ahead = ThreadPoolExecutor(1, thread_name_prefix="vertical-lr-ahead")
+
+
+class _Ahead:
+    """The key-only parts of coming uses (masks, pad sums): a use's pads depend on its number and the
+    keys alone, so they can be computed on a thread of their own while the party waits for its peer,
+    and are taken when the use comes (or computed then, if nobody asked for them ahead)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], Future[Any]] = {}
+
+    def _parts(self, kind: str) -> Callable[[int], Any]:
+        raise NotImplementedError
+
+    def prefetch(self, kind: str, use: int) -> None:
+        """Start computing ``kind`` (``"lookup"`` or ``"scatter"``) of ``use`` in the background."""
+        if (kind, use) not in self._pending:
+            self._pending = {k: f for k, f in self._pending.items() if k[1] >= use - 8}  # stale ones dropped
+            self._pending[(kind, use)] = _ahead.submit(self._parts(kind), use)
+
+    def drop_ahead(self) -> None:
+        """Forget what was asked for ahead (the training ended): what has not started never will."""
+        for fut in self._pending.values():
+            fut.cancel()
+        self._pending = {}
+
+    def _take(self, kind: str, use: int) -> Any:
+        fut = self._pending.pop((kind, use), None)
+        return self._parts(kind)(use) if fut is None else fut.result()
+
+
+class Holder(_Ahead):
     """The side with every key: sends lookups' and scatters' corrections, keeps its shares."""
 
     def __init__(self, keys: np.ndarray, n_rows: int, n_bins: Sequence[int], session: bytes) -> None:
+        super().__init__()
         self.cells = _Cells(keys, n_rows, n_bins, session)
+
+    def _parts(self, kind: str) -> Callable[[int], Any]:
+        return self.lookup_masks if kind == "lookup" else self.scatter_pads
+
+    def lookup_masks(self, use: int) -> np.ndarray:
+        """``(rows, cells)`` uint32: each cell's mask, the hash of the XOR of its feature's other pads."""
+        c = self.cells
+        key = _use_key(c.session, use)
+        out = np.empty((c.n_rows, c.width), dtype=np.uint32)
+        cells = np.broadcast_to(np.arange(c.width), (c.chunk_rows, c.width))
+
+        def chunk(bounds: tuple[int, int]) -> None:
+            start, stop = bounds
+            p = c.pads(BlockCipher(key), start, stop)
+            s = c.xor_per_feature(p)[:, c.feature_of_cell]  # (k, width, 2)
+            others = (s ^ p.view(np.uint64)).view(np.uint8)  # XOR of the pads of the feature's other bins
+            out[start:stop] = c.masks(use, start, others, cells[: stop - start])
+
+        map_chunks(chunk, c.chunks())
+        return out
 
     def lookup(self, use: int, vectors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """For per-feature words ``vectors[f]`` (one per bin, taken mod 2^32): the corrections to send
@@ -117,23 +172,35 @@ class Holder:
         if len(vectors) != len(c.n_bins) or any(v.dtype.kind != "u" or v.shape != (b,) for v, b in zip(vectors, c.n_bins, strict=True)):
             raise ValueError("lookup takes one unsigned word per bin of every feature")
         a = np.concatenate(vectors).astype(np.uint32) if vectors else np.zeros(0, np.uint32)
-        key = _use_key(c.session, use)
-        out = np.empty((c.n_rows, c.width), dtype=np.uint32)
+        out = self._take("lookup", use)  # the masks, turned into the corrections in place
         share = np.empty(c.n_rows, dtype=np.uint32)
-        cells = np.broadcast_to(np.arange(c.width), (c.chunk_rows, c.width))
 
         def chunk(bounds: tuple[int, int]) -> None:
             start, stop = bounds
-            p = c.pads(BlockCipher(key), start, stop)
-            s = c.xor_per_feature(p)[:, c.feature_of_cell]  # (k, width, 2)
-            others = (s ^ p.view(np.uint64)).view(np.uint8)  # XOR of the pads of the feature's other bins
-            masks = c.masks(use, start, others, cells[: stop - start])
             r = random_words((stop - start, len(c.n_bins))).astype(np.uint32)
-            out[start:stop] = masks + a[None, :] + r[:, c.feature_of_cell]
+            out[start:stop] += a[None, :] + r[:, c.feature_of_cell]
             share[start:stop] = np.uint32(0) - r.sum(axis=1, dtype=np.uint32)
 
         map_chunks(chunk, c.chunks())
         return out, share
+
+    def scatter_pads(self, use: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row and feature the sum of its bins' pads (``(rows, features, 2)``), and per cell the
+        sum of its pads over the rows (``(cells, 2)``)."""
+        c = self.cells
+        key = _use_key(c.session, use)
+        out = np.empty((c.n_rows, len(c.n_bins), 2), dtype=np.uint64)
+
+        def chunk(bounds: tuple[int, int]) -> np.ndarray:
+            start, stop = bounds
+            p = c.pads(BlockCipher(key), start, stop).view(np.uint64)  # (k, width, 2): one value mod 2^128 a cell
+            out[start:stop] = u128.segment_sums(p, c.offsets[:-1], axis=1)
+            return u128.sum_rows(p, axis=0)
+
+        sums = np.zeros((c.width, 2), dtype=np.uint64)
+        for part in map_chunks(chunk, c.chunks()):
+            sums = u128.add(sums, part)
+        return out, sums
 
     def scatter(self, use: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For one value mod 2^128 per row (``(rows, 2)`` uint64 word pairs): the corrections to send
@@ -141,29 +208,28 @@ class Holder:
         c = self.cells
         if values.dtype != np.uint64 or values.shape != (c.n_rows, 2):
             raise ValueError("scatter takes one value mod 2^128 (two uint64 words) per row")
-        key = _use_key(c.session, use)
-        out = np.empty((c.n_rows, len(c.n_bins), 2), dtype=np.uint64)
+        out, sums = self._take("scatter", use)
 
-        def chunk(bounds: tuple[int, int]) -> np.ndarray:
+        def chunk(bounds: tuple[int, int]) -> None:
             start, stop = bounds
-            p = c.pads(BlockCipher(key), start, stop).view(np.uint64)  # (k, width, 2): one value mod 2^128 a cell
-            out[start:stop] = u128.add(u128.segment_sums(p, c.offsets[:-1], axis=1), values[start:stop, None, :])
-            return u128.sum_rows(p, axis=0)
+            out[start:stop] = u128.add(out[start:stop], values[start:stop, None, :])
 
-        sums = np.zeros((c.width, 2), dtype=np.uint64)
-        for part in map_chunks(chunk, c.chunks()):
-            sums = u128.add(sums, part)
+        map_chunks(chunk, c.chunks())
         return out, u128.neg(sums)
 
 
-class Chooser:
+class Chooser(_Ahead):
     """The side with the bins and the punctured keys: turns the holder's corrections into its shares."""
 
     def __init__(self, keys: np.ndarray, bins: np.ndarray, n_bins: Sequence[int], session: bytes) -> None:
+        super().__init__()
         self.cells = _Cells(keys, bins.shape[0], n_bins, session)
         if bins.ndim != 2 or bins.shape[1] != len(self.cells.n_bins):
             raise ValueError("bins are (rows, features)")
         self.own = self.cells.offsets[None, :-1] + bins.astype(np.int64)  # (rows, features): own cell
+
+    def _parts(self, kind: str) -> Callable[[int], Any]:
+        return self.lookup_masks if kind == "lookup" else self.scatter_pads
 
     def lookup_masks(self, use: int) -> np.ndarray:
         """The masks of its own bins for a use's lookup (``(rows, features)`` uint32): they need only
@@ -184,14 +250,12 @@ class Chooser:
         map_chunks(chunk, c.chunks())
         return masks
 
-    def lookup(self, use: int, corrections: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
-        """This side's share of ``X a`` mod 2^32 (``(rows,)`` uint32) from the holder's lookup corrections
-        (and the use's :meth:`lookup_masks`, if computed already)."""
+    def lookup(self, use: int, corrections: np.ndarray) -> np.ndarray:
+        """This side's share of ``X a`` mod 2^32 (``(rows,)`` uint32) from the holder's lookup corrections."""
         c = self.cells
         if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint32 or corrections.shape != (c.n_rows, c.width):
             raise MalformedMessageError(f"lookup corrections must be uint32 ({c.n_rows}, {c.width})")
-        if masks is None:
-            masks = self.lookup_masks(use)
+        masks = self._take("lookup", use)
         picked = np.take_along_axis(corrections, self.own, axis=1)  # (rows, features): its own bins'
         return (picked - masks).sum(axis=1, dtype=np.uint32)
 
@@ -215,14 +279,13 @@ class Chooser:
             sums = u128.add(sums, part)
         return others, sums
 
-    def scatter(self, use: int, corrections: np.ndarray, pads: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        """This side's share of ``X^T v`` (``(cells, 2)``) from the holder's scatter corrections (and the
-        use's :meth:`scatter_pads`, if computed already)."""
+    def scatter(self, use: int, corrections: np.ndarray) -> np.ndarray:
+        """This side's share of ``X^T v`` (``(cells, 2)``) from the holder's scatter corrections."""
         c = self.cells
         if not isinstance(corrections, np.ndarray) or corrections.dtype != np.uint64 \
                 or corrections.shape != (c.n_rows, len(c.n_bins), 2):
             raise MalformedMessageError(f"scatter corrections must be uint64 ({c.n_rows}, {len(c.n_bins)}, 2)")
-        others, sums = self.scatter_pads(use) if pads is None else pads
+        others, sums = self._take("scatter", use)
 
         def chunk(bounds: tuple[int, int]) -> np.ndarray:  # bin_sums is exact for 2^21 terms a call
             start, stop = bounds

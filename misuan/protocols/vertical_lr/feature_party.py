@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -142,10 +141,9 @@ class _PartnerOps:
         shape = self.params.table
         c = score_words(self.enc.expand_share(self.w_share, False), shape.score_bits, False)
         use = self.link.next_use()
-        with ThreadPoolExecutor(1) as pool:  # its masks while the bank's corrections are computed and sent
-            masks = pool.submit(self.chooser.lookup_masks, use)
-            corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP, np.uint32)
-            share = self.chooser.lookup(use, corrections, masks.result())
+        self.chooser.prefetch("lookup", use)  # its masks while the bank's corrections are computed and sent
+        corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP, np.uint32)
+        share = self.chooser.lookup(use, corrections)
         # mod 2^32 is all the sigmoid needs of z (it reads the bits below 2^25)
         z = c[self.cells].sum(axis=1, dtype=np.uint64) + share.astype(np.uint64)
         if not self.lead:
@@ -165,20 +163,29 @@ class _PartnerOps:
         assert self.chooser is not None
         p = self.probabilities()
         own_use = self.link.next_use()  # the bank's scatter into its bins: numbered first on both sides
-        with ThreadPoolExecutor(1) as pool:  # its pads' part while the bank's corrections are computed and sent
-            pads = pool.submit(self.chooser.scatter_pads, own_use)
-            if self.lead:  # sent first: the bank's block waits on it while the bank computes its scatter
-                assert self.holder is not None
-                corrections, held = self.holder.scatter(self.link.next_use(), p)
-                self.link.send_rows(corrections, D.SCATTER)
-                self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
-            corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
-            own = self.chooser.scatter(own_use, corrections, pads.result())
-        sums = u128.add(own, u128.bin_sums(self.cells, p, self.width))
+        self.chooser.prefetch("scatter", own_use)  # its pads' part while the bank's corrections come
+        if self.lead:  # sent first: the bank's block waits on it while the bank computes its scatter
+            assert self.holder is not None
+            corrections, held = self.holder.scatter(self.link.next_use(), p)
+            self.link.send_rows(corrections, D.SCATTER)
+            self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
+        corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
+        sums = u128.add(self.chooser.scatter(own_use, corrections), u128.bin_sums(self.cells, p, self.width))
+        self.prefetch_next()
         # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
         share = [(v << SCALE_BITS - P_BITS) % MOD for v in self.enc.collapse_share(u128.to_ints(sums), False)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
         return Shared(None, share)
+
+    def prefetch_next(self) -> None:
+        """The next gradient's key-only parts (its uses follow this one's in a fixed order), computed
+        while the optimiser's products and openings run."""
+        assert self.chooser is not None
+        u = self.link.uses
+        self.chooser.prefetch("lookup", u + 1)
+        self.chooser.prefetch("scatter", u + 2)
+        if self.holder is not None:
+            self.holder.prefetch("scatter", u + 3)
 
     def inner(self, us: list[Shared], v: Shared) -> list[float]:
         if not us:
@@ -244,6 +251,9 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
         ops.share_woe()
     link.send(Kappa(ops.block.kappa), D.KAPPA)
     trace = run_lbfgs(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
+    for keys in (ops.chooser, ops.holder):
+        if keys is not None:
+            keys.drop_ahead()
     k = ops.enc.size
     final = link.recv(Shares, D.COEFFICIENTS, (k,))
     words = link.words_of(final, (k, 2))

@@ -185,7 +185,19 @@ class _BankOps:
         words = self.lead.words_of(msg, (self.width, 2))
         total = u128.add(u128.add(words, self.chooser.scatter(use, theirs)), u128.bin_sums(self.cells, p, self.width))
         atp = np.array([decode_int(v, P_BITS) for v in u128.to_ints(total)])
+        self.prefetch_next()
         return Shared(self.enc.collapse(atp - self.aty) + self.penalties * self.w, share)
+
+    def prefetch_next(self) -> None:
+        """The next gradient's key-only parts (each link's uses follow this one's in a fixed order:
+        the lookup, the scatter into the partner's bins, with the lead the scatter into the bank's),
+        computed while the optimiser's products and openings run."""
+        for part in self.partners:
+            assert part.holder is not None
+            part.holder.prefetch("lookup", part.link.uses + 1)
+            part.holder.prefetch("scatter", part.link.uses + 2)
+        assert self.chooser is not None
+        self.chooser.prefetch("scatter", self.lead.uses + 3)
 
     def inner(self, us: list[Shared], v: Shared) -> list[float]:
         if not us:
@@ -278,6 +290,9 @@ def train_label_party(chan: Channel, feature_parties: str | Sequence[str], bins:
             raise MalformedMessageError(f"{part.name}'s kappa is not a non-negative number")
         part.kappa = float(kappa.kappa)
     trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter, params.tol)
+    for keys in (ops.chooser, *(p.holder for p in partners)):
+        if keys is not None:
+            keys.drop_ahead()
     for part, at in zip(partners, ops.at, strict=True):
         part.link.send(Shares(u128.from_ints(ops.w_share[at])), D.COEFFICIENTS, (part.enc.size,))
     woe = None if ops.enc.values is None else list(ops.enc.values[1:])
