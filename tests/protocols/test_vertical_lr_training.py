@@ -42,18 +42,20 @@ def test_training_matches_the_pooled_plaintext_fit() -> None:
     bins, y = _binned(3000, 5, 4, seed=4)
     pooled = _one_hot(bins, 4)
     reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(pooled, y)
-    out = train(bins, y, 4, bank_features, TrainingParams(tol=0.0, max_iter=30))  # 30 iterations, always
+    # stopped by the loss (7-8 iterations): run on past convergence (tol 0, 30 iterations) the sigmoid's
+    # fresh noise in the curvature pairs moved the rarest bins' coefficients by up to 2% (1 run in ~50)
+    out = train(bins, y, 4, bank_features, TrainingParams(tol=1e-7, max_iter=30))
     bank, partner = out["bank"].result, out["partner"].result
-    assert bank.iterations == partner.iterations == 30
+    assert bank.iterations == partner.iterations < 30
     coef = np.concatenate([bank.coef[1:], partner.coef])
     ref = reference.coef_[0]
     auc = roc_auc_score(y, bank.coef[0] + pooled @ coef)
     assert abs(auc - roc_auc_score(y, reference.decision_function(pooled))) < 0.002
     big = np.abs(ref) > 0.05
     rel = np.abs(coef - ref)[big] / np.abs(ref[big])
-    # the issue's bar is 1%: the median holds it with room; on 3,000 rows the sigmoid's fresh noise each
-    # iteration moves the rarest bins' coefficients by up to about 1% (0.2-1.0% over runs), so the
-    # maximum is held to 2% here (the 100k bench: 0.45% at most)
+    # the issue's bar is 1%: the median holds it with room; on 3,000 rows the sigmoid's noise moves the
+    # rarest bins' coefficients by up to about 1% (0.3-1.0% over 20 runs), so the maximum is held to 2%
+    # here (the 100k bench at tol 1e-7: 0.45% at most)
     assert np.median(rel) < 0.005 and rel.max() < 0.02, (np.median(rel), rel.max())
     assert abs(bank.coef[0] - reference.intercept_[0]) < 0.02
     assert bank.losses[-1] < bank.losses[0]
@@ -128,9 +130,8 @@ def test_two_feature_parties_match_the_pooled_plaintext_fit(encoding: str) -> No
     bins, y = _binned(3000, 6, n_bins, seed=5)
     pooled = _one_hot(bins, n_bins) if encoding == "dummy" else _woe_encoded(bins, y, n_bins)[0]
     reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(pooled, y)
-    # WOE: stopped by the loss (as the two-party WOE test, for the same reason)
-    params = TrainingParams(tol=0.0, max_iter=30) if encoding == "dummy" else \
-        TrainingParams(tol=1e-7, max_iter=30, encoding="woe")
+    # stopped by the loss, as the two-party tests, for the same reason
+    params = TrainingParams(tol=1e-7, max_iter=30, encoding=encoding)  # type: ignore[arg-type]
 
     def party(chan: Any) -> Any:
         a, b = cols[chan.party]
