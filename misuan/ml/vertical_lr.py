@@ -66,7 +66,7 @@ class VerticalLogisticRegression:
             feature_parties: Sequence[str] | None = None, step: str = STEP) -> VerticalLogisticRegression:
         """Train as ``channel.party``: ``bins`` its (rows, features) bin indices of the aligned rows,
         ``n_bins`` the bins of each of its features; the label party passes the 0/1 labels ``y`` and,
-        with more than one feature party, their names (the first leads; default: every peer, sorted)."""
+        with more than one feature party, their names (the first leads; with one, its peer is the default)."""
         x = np.asarray(bins)
         if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
             raise DataError("bins are a (rows, features) array of bin indices")
@@ -75,7 +75,9 @@ class VerticalLogisticRegression:
         if channel.party == label_party:
             if y is None:
                 raise DataError("the label party must pass the labels y to fit")
-            peers = list(feature_parties) if feature_parties is not None else sorted(channel.peers)
+            if feature_parties is None and len(channel.peers) > 1:
+                raise ConfigError("the channel reaches several parties: name the feature parties (feature_parties=)")
+            peers = list(feature_parties) if feature_parties is not None else list(channel.peers)
             bank = train_label_party(channel, peers, x, nb, np.asarray(y), params, step=step)
             self.role_, self.intercept_, flat = "label_party", float(bank.coef[0]), bank.coef[1:]
             self.n_iter_, self.losses_, self.woe_ = bank.iterations, bank.losses, bank.woe

@@ -27,8 +27,8 @@ coefficients. The bank learns each feature party's row count and bins per featur
 scalar of its block, the same opened scalars (from which, subtracting its own block, the inner
 products of the feature parties' blocks: of the one partner's, or with several only their sum, the
 partners' shares being masked by zero-sum masks), each block's projection in the preconditioner, and
-its own gradient each iteration. Between feature parties only uniformly masked per-row shares pass
-(score shares to the lead, its ``p`` shares back) and a mask seed. During training nobody receives
+its own gradient each iteration. Between feature parties only masked per-row shares pass (score
+shares to the lead, uniform; its ``p`` shares back, statistically hiding) and a mask seed. During training nobody receives
 another's per-row values, partial scores, residuals, per-row gradients or (the bank) a feature
 party's coefficients. Joint scoring (:mod:`.scoring`) tells the bank, per row scored, each feature
 party's points and up to ``k`` of its features with the points each falls short. WOE encoding

@@ -124,7 +124,8 @@ class _Ahead:
     def prefetch(self, kind: str, use: int) -> None:
         """Start computing ``kind`` (``"lookup"`` or ``"scatter"``) of ``use`` in the background."""
         if (kind, use) not in self._pending:
-            self._pending = {k: f for k, f in self._pending.items() if k[1] >= use - 8}  # stale ones dropped
+            for k in [k for k in self._pending if k[1] < use - 8]:  # stale ones dropped
+                self._pending.pop(k).cancel()
             self._pending[(kind, use)] = _ahead.submit(self._parts(kind), use)
 
     def drop_ahead(self) -> None:

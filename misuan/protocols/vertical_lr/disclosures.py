@@ -11,7 +11,10 @@ EACH, OTHER = "each party", "the other party"
 LEAD = "the lead feature party"  # the first feature party: it completes the sigmoid for all of them
 MANY = "two or more feature parties"
 
-SCHEMA = DisclosureKind(_P, "row count and bins per feature", "plaintext", EACH, OTHER)
+SCHEMA = DisclosureKind(
+    _P, "row count and bins per feature (the label party's also names the training's feature parties and their lead)",
+    "plaintext", EACH, OTHER,
+)
 BASE_RATE = DisclosureKind(_P, "base rate of the labels, rounded to 0.01", "aggregate", LABEL, FEATURE)
 KAPPA = DisclosureKind(_P, "kappa of its own block of the initial matrix (label-free)", "aggregate", FEATURE, LABEL)
 OT_BASE = DisclosureKind(_P, "base-OT sender's point (random)", "plaintext", EACH, OTHER)

@@ -164,7 +164,7 @@ class _PartnerOps:
         p = self.probabilities()
         own_use = self.link.next_use()  # the bank's scatter into its bins: numbered first on both sides
         self.chooser.prefetch("scatter", own_use)  # its pads' part while the bank's corrections come
-        if self.lead:  # sent first: the bank's block waits on it while the bank computes its scatter
+        if self.lead:  # sent first: the bank takes it in full, computed meanwhile, before it sends its own
             assert self.holder is not None
             corrections, held = self.holder.scatter(self.link.next_use(), p)
             self.link.send_rows(corrections, D.SCATTER)
@@ -226,8 +226,9 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
         raise DataError("a partner bin index is outside its feature's bins")
     link = Link(chan, peer, step, b"")
     link.send(Schema(bins.shape[0], [int(b) for b in n_bins]), D.SCHEMA, (len(n_bins),))
-    setup = link.recv(Setup, D.SCHEMA, (1,))
+    setup = link.recv(Setup)
     assert isinstance(setup, Setup)
+    chan.disclose(step, D.SCHEMA, peer, chan.party, (len(setup.n_bins) if isinstance(setup.n_bins, list) else 0,))
     chan.disclose(step, D.BASE_RATE, peer, chan.party)
     if setup.n_rows != bins.shape[0]:
         raise DataError(f"the bank has {setup.n_rows} rows, the partner {bins.shape[0]}: both must pass the intersection")
@@ -250,10 +251,12 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
     if params.encoding == "woe":
         ops.share_woe()
     link.send(Kappa(ops.block.kappa), D.KAPPA)
-    trace = run_lbfgs(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
-    for keys in (ops.chooser, ops.holder):
-        if keys is not None:
-            keys.drop_ahead()
+    try:
+        trace = run_lbfgs(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
+    finally:  # what was computed ahead for a next iteration that will not come
+        for keys in (ops.chooser, ops.holder):
+            if keys is not None:
+                keys.drop_ahead()
     k = ops.enc.size
     final = link.recv(Shares, D.COEFFICIENTS, (k,))
     words = link.words_of(final, (k, 2))

@@ -171,18 +171,24 @@ class _BankOps:
         y_words = u128.widen((self.y * 2**P_BITS).astype(np.int64).view(np.uint64), signed=True)
         residual = u128.sub(p, y_words)
         share: list[int] = []
+        outgoing = []
         for part in self.partners:
             assert part.holder is not None
             corrections, held = part.holder.scatter(part.link.next_use(), residual)
-            part.link.send_rows(corrections, D.SCATTER)
+            outgoing.append(corrections)
             # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
             share += [(v << SCALE_BITS - P_BITS) % MOD for v in part.enc.collapse_share(u128.to_ints(held), True)]
         share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, True), strict=True)]
-        # the bank's block: the lead's p scattered into the bank's bins, its sums' shares sent over
+        # the bank's block: the lead's p scattered into the bank's bins (sent while the bank computed the
+        # above), and its sums' shares. Taken in full before the bank sends: both sending first could
+        # block both once the messages outgrow the peer's mailbox
         use = self.lead.next_use()
         theirs = self.lead.recv_rows((self.n, len(self.ext_n_bins), 2), D.SCATTER)
         msg = self.lead.recv(Shares, D.OWN_GRADIENT, (self.width,))
         words = self.lead.words_of(msg, (self.width, 2))
+        for part, corrections in zip(self.partners, outgoing, strict=True):
+            part.link.send_rows(corrections, D.SCATTER)
+        del outgoing
         total = u128.add(u128.add(words, self.chooser.scatter(use, theirs)), u128.bin_sums(self.cells, p, self.width))
         atp = np.array([decode_int(v, P_BITS) for v in u128.to_ints(total)])
         self.prefetch_next()
@@ -262,8 +268,9 @@ def train_label_party(chan: Channel, feature_parties: str | Sequence[str], bins:
     partners = []
     for name in names:
         link = Link(chan, name, step, b"")
-        schema = link.recv(Schema, D.SCHEMA, (1,))
+        schema = link.recv(Schema)
         assert isinstance(schema, Schema)
+        chan.disclose(step, D.SCHEMA, name, chan.party, (len(schema.n_bins) if isinstance(schema.n_bins, list) else 0,))
         if schema.n_rows != len(y):
             raise DataError(f"{name} has {schema.n_rows} rows, the bank {len(y)}: all must pass the intersection")
         if not isinstance(schema.n_bins, list) or not schema.n_bins or any(not (1 <= int(b) <= 256) for b in schema.n_bins):
@@ -289,10 +296,13 @@ def train_label_party(chan: Channel, feature_parties: str | Sequence[str], bins:
             # 0 is possible: WOE-encoded features of one bin each
             raise MalformedMessageError(f"{part.name}'s kappa is not a non-negative number")
         part.kappa = float(kappa.kappa)
-    trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter, params.tol)
-    for keys in (ops.chooser, *(p.holder for p in partners)):
-        if keys is not None:
-            keys.drop_ahead()
+    try:
+        trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter,
+                                      params.tol)
+    finally:  # what was computed ahead for a next iteration that will not come
+        for keys in (ops.chooser, *(p.holder for p in partners)):
+            if keys is not None:
+                keys.drop_ahead()
     for part, at in zip(partners, ops.at, strict=True):
         part.link.send(Shares(u128.from_ints(ops.w_share[at])), D.COEFFICIENTS, (part.enc.size,))
     woe = None if ops.enc.values is None else list(ops.enc.values[1:])
