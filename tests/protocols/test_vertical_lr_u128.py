@@ -37,3 +37,18 @@ def test_shifts_truncation_and_small_products() -> None:
     t = u128.add(u128.truncate(u128.from_ints(s1), 16, True), u128.truncate(u128.from_ints(s2), 16, False))
     got = [(v if v < u128.MOD // 2 else v - u128.MOD) for v in u128.to_ints(t)]
     assert all(abs(g - (v >> 16)) <= 1 for g, v in zip(got, x, strict=True))
+
+
+def test_sums_agree_on_contiguous_and_strided_words() -> None:
+    """The sums read 32-bit limbs through a view where the words lie in pairs, by masks elsewhere."""
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 2**64 - 1, size=(40, 12, 2), dtype=np.uint64, endpoint=True)
+    strided = a[:, ::2]  # pairs still adjacent, rows not: the mask path
+    want = [sum(int(lo) | (int(hi) << 64) for lo, hi in strided[:, j]) % u128.MOD for j in range(6)]
+    assert u128.to_ints(u128.sum_rows(strided, axis=0)) == want
+    assert u128.to_ints(u128.sum_rows(np.ascontiguousarray(strided), axis=0)) == want
+    starts = np.array([0, 5])
+    seg = u128.segment_sums(a, starts, axis=1)
+    assert np.array_equal(seg, u128.segment_sums(np.asfortranarray(a), starts, axis=1))
+    cells = rng.integers(0, 9, size=(40, 12))
+    assert np.array_equal(u128.bin_sums(cells, a, 9), u128.bin_sums(cells, np.asfortranarray(a), 9))

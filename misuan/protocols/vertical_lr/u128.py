@@ -47,6 +47,10 @@ def shl(a: np.ndarray, bits: np.ndarray) -> np.ndarray:
 def sum_rows(a: np.ndarray, axis: int = 0) -> np.ndarray:
     """The sum mod 2^128 along ``axis`` (of the word axes before the last), exact for up to 2^32 terms:
     four 32-bit limbs summed in uint64, then the carries propagated."""
+    v = _limb_view(a)
+    if v is not None:
+        sums = v.sum(axis=axis, dtype=np.uint64)
+        return _carry([sums[..., k] for k in range(4)])
     return _carry([x.sum(axis=axis, dtype=np.uint64) for x in _limbs(a)])
 
 
@@ -77,6 +81,15 @@ def _limbs(a: np.ndarray) -> list[np.ndarray]:
     return [a[..., 0] & _LOW, a[..., 0] >> np.uint64(32), a[..., 1] & _LOW, a[..., 1] >> np.uint64(32)]
 
 
+def _limb_view(a: np.ndarray) -> np.ndarray | None:
+    """``(..., 4)`` uint32: the four 32-bit limbs of each value, low first, without a copy (a
+    little-endian machine and words contiguous in pairs), else None."""
+    if not np.little_endian or a.dtype != np.uint64 or a.shape[-1] != 2 or a.strides[-1] != 8 \
+            or (a.ndim > 1 and a.strides[-2] != 16):
+        return None
+    return a.view(np.uint32)
+
+
 def _carry(sums: list[np.ndarray]) -> np.ndarray:
     carry = np.zeros_like(sums[0])
     parts = []
@@ -89,6 +102,10 @@ def _carry(sums: list[np.ndarray]) -> np.ndarray:
 
 def segment_sums(a: np.ndarray, starts: np.ndarray, axis: int) -> np.ndarray:
     """Sums mod 2^128 of the segments of ``axis`` that begin at ``starts`` (``np.add.reduceat``)."""
+    v = _limb_view(a)
+    if v is not None:
+        sums = np.add.reduceat(v, starts, axis=axis, dtype=np.uint64)
+        return _carry([sums[..., k] for k in range(4)])
     return _carry([np.add.reduceat(x, starts, axis=axis, dtype=np.uint64) for x in _limbs(a)])
 
 
@@ -98,8 +115,10 @@ def bin_sums(cells: np.ndarray, a: np.ndarray, width: int) -> np.ndarray:
     flat = cells.reshape(-1)
     if a.shape[:-1] != cells.shape:  # one value per row, into each of the row's cells
         a = np.broadcast_to(a.reshape(a.shape[:-1] + (1,) * (cells.ndim - a.ndim + 1) + (2,)), cells.shape + (2,))
+    v = _limb_view(a)
+    limbs = _limbs(a) if v is None else [v[..., k] for k in range(4)]
     sums = [np.bincount(flat, weights=x.reshape(-1).astype(np.float64), minlength=width).astype(np.uint64)
-            for x in _limbs(a)]
+            for x in limbs]
     return _carry(sums)
 
 
