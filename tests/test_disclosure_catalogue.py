@@ -352,7 +352,11 @@ def _vertical_lr_run() -> list[Recorded]:
         return score_feature_party(c, "bank", [f"f{j}" for j in range(a, b)], points[: b - a], bins[:, a:b])
 
     out = run_local({"bank": bank, **{p: partner for p in partners}}, job_id="vertical-lr")
-    return [Recorded("vertical_lr", p, frozenset({"vertical_lr"}), frozenset(), e) for p in out for e in out[p].disclosures]
+    l1 = TrainingParams(max_iter=2, tol=0.0, encoding="woe", penalty="l1")  # each partner then sees its own gradient
+    own = run_local({"bank": lambda c: train_label_party(c, "partner", bins[:, :2], [3, 3], y, l1),
+                     "partner": lambda c: train_feature_party(c, "bank", bins[:, 2:4], [3, 3], l1)}, job_id="vertical-lr-l1")
+    return [Recorded(run, p, frozenset({"vertical_lr"}), frozenset(), e)
+            for run, res in (("vertical_lr", out), ("vertical_lr_l1", own)) for p in res for e in res[p].disclosures]
 
 
 SECAGG_DATA = ("lender_a", "lender_b", "lender_c", "lender_d")

@@ -36,17 +36,19 @@ __all__ = ["PART_VERSION", "VerticalLogisticRegression", "fit_local", "scorecard
 
 PART_VERSION = 1  # of the model part document (scorecard.json)
 
-_PARAMS = ("C", "tol", "max_iter", "memory", "encoding")
+_PARAMS = ("C", "tol", "max_iter", "memory", "encoding", "penalty")
 
 
 class VerticalLogisticRegression:
     """L2 logistic regression on bin indicators (``encoding="dummy"``) or on the bins' WOE
     (``encoding="woe"``: a label leak to the partner, see ``TrainingParams``), trained jointly
-    (``protocols/vertical_lr``)."""
+    (``protocols/vertical_lr``); with WOE encoding also ``penalty="l1"`` (feature selection; each
+    partner then sees its own coefficients and gradient during training)."""
 
     def __init__(self, C: float = 1.0, tol: float = 1e-4, max_iter: int = 50, memory: int = 3,  # noqa: N803
-                 encoding: str = "dummy") -> None:
+                 encoding: str = "dummy", penalty: str = "l2") -> None:
         self.C, self.tol, self.max_iter, self.memory, self.encoding = C, tol, max_iter, memory, encoding
+        self.penalty = penalty
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _PARAMS}
@@ -60,7 +62,7 @@ class VerticalLogisticRegression:
 
     def training_params(self) -> TrainingParams:
         return TrainingParams(c=float(self.C), tol=float(self.tol), max_iter=int(self.max_iter), memory=int(self.memory),
-                              encoding=self.encoding)  # type: ignore[arg-type]
+                              encoding=self.encoding, penalty=self.penalty)  # type: ignore[arg-type]
 
     def fit(self, bins: Any, y: Any = None, *, channel: Channel, label_party: str, n_bins: Sequence[int],
             feature_parties: Sequence[str] | None = None, step: str = STEP) -> VerticalLogisticRegression:

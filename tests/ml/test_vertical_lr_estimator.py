@@ -53,7 +53,10 @@ def test_parts_score_the_pooled_model_and_their_scorecards_add_up(encoding: str)
 
 def test_misuse_is_refused() -> None:
     with pytest.raises(ConfigError):
-        VerticalLogisticRegression().set_params(penalty="l1")
+        VerticalLogisticRegression().set_params(solver="saga")
+    with pytest.raises(ConfigError, match="woe"):  # L1 fits one coefficient per feature
+        VerticalLogisticRegression(penalty="l1").training_params()
+    assert VerticalLogisticRegression(penalty="l1", encoding="woe").training_params().l1 == 1.0
     with pytest.raises(ConfigError):
         VerticalLogisticRegression().partial_decision_function(np.zeros((1, 1), int))
     with pytest.raises(DataError):

@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sklearn
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from misuan.errors import MalformedMessageError
+from misuan.errors import ConfigError, MalformedMessageError
 from misuan.net.local import run_local
 from misuan.protocols.vertical_lr import TrainingParams, train_feature_party, train_label_party
 from misuan.protocols.vertical_lr.encoding import woe_values
@@ -177,3 +178,54 @@ def test_zero_sum_masks_cancel_in_the_total_only() -> None:
         assert all(sum(col) % MOD == 0 for col in zip(*masks, strict=True))
         assert all(v != 0 for m in masks for v in m)
     assert ZeroSumMasks([], 1).next(2) == [0, 0]  # one feature party: nothing to hide in the total
+
+
+@pytest.mark.parametrize("feature_parties", [1, 2])
+def test_l1_with_woe_encoding_selects_the_pooled_fits_features(feature_parties: int) -> None:
+    """L1 (OWL-QN, each feature party holding its own block): the optimum of scikit-learn's L1 fit on
+    the pooled WOE columns, the same features dropped to exactly zero, with one or two partners."""
+    n_bins, c = 5, 0.01
+    bins, y = _binned(4000, 10, n_bins, seed=12)
+    x, _ = _woe_encoded(bins, y, n_bins)
+    # scikit-learn 1.8 moved L1 from penalty="l1" to l1_ratio=1 (1.7 ignores l1_ratio without "elasticnet")
+    version = tuple(int(v) for v in sklearn.__version__.split(".")[:2])
+    l1: dict[str, Any] = {"l1_ratio": 1.0} if version >= (1, 8) else {"penalty": "l1"}
+    reference = LogisticRegression(solver="saga", C=c, tol=1e-12, max_iter=200_000, **l1).fit(x, y)
+    cols = {"bank": (0, 3), "partner": (3, 10)} if feature_parties == 1 else \
+        {"bank": (0, 3), "partner": (3, 7), "insurer": (7, 10)}
+    params = TrainingParams(c=c, tol=1e-9, max_iter=40, encoding="woe", penalty="l1")
+
+    def party(chan: Any) -> Any:
+        a, b = cols[chan.party]
+        if chan.party == "bank":
+            return train_label_party(chan, [p for p in cols if p != "bank"], bins[:, a:b], [n_bins] * (b - a), y, params)
+        return train_feature_party(chan, "bank", bins[:, a:b], [n_bins] * (b - a), params)
+
+    out = run_local({p: party for p in cols}, job_id="vertical-lr-l1")
+    coef = np.concatenate([out["bank"].result.encoded_coef[1:], *(out[p].result.encoded_coef for p in cols if p != "bank")])
+    ref = reference.coef_[0]
+    assert np.array_equal(coef == 0, ref == 0) and 0 < np.sum(ref == 0) < len(ref), (coef, ref)
+    kept = ref != 0
+    assert np.max(np.abs(coef - ref)[kept] / np.abs(ref[kept])) < 0.01, (coef, ref)
+    assert abs(out["bank"].result.encoded_coef[0] - reference.intercept_[0]) < 0.01
+    # the price, recorded: each partner learns its own gradient each iteration
+    for p in cols:
+        if p != "bank":
+            assert any("learns its own gradient" in e.what for e in out[p].disclosures), p
+
+
+def test_a_whole_value_truncates_as_a_signed_number() -> None:
+    """L1's own blocks: a partner's "share" is the whole value and the bank's zero, which neither
+    share rule truncates right (they assume shares that wrap the ring)."""
+    from misuan.protocols.vertical_lr.shared_vectors import MOD, WHOLE, decode_int, encode_int, truncate_share
+
+    for x in (3.75, -3.75, 1e-6, -1e-6, 1234.5):
+        v = encode_int(x, 40)
+        got = (truncate_share(v, 20, WHOLE) + truncate_share(0, 20, True)) % MOD
+        assert abs(decode_int(got, 20) - x) <= 2.0**-20
+    assert decode_int(truncate_share(encode_int(3.75, 40), 20, False), 20) != 3.75  # the second party's rule
+
+
+def test_l1_needs_woe_encoding() -> None:
+    with pytest.raises(ConfigError, match="woe"):
+        TrainingParams(penalty="l1")

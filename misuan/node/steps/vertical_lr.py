@@ -218,6 +218,8 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
     kinds += table[: TABLE_SHARING.index(own.partner_table)]
     if own.test_fraction > 0:
         kinds += [d.PARTNER_POINTS, d.PARTNER_REASONS]
+    if parsed[TrainingParams].penalty != "l1":
+        kinds = [k for k in kinds if k is not d.OWN_BLOCK_GRADIENT]
     if parsed[TrainingParams].encoding != "woe":
         kinds = [k for k in kinds if k not in (d.WOE_LABELS, d.WOE_EVENTS, d.WOE_ROWS, d.WOE_TABLE)]
     if own.binning == "monotonic":  # the partner's monotone bins by the WOE protocol

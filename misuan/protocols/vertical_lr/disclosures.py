@@ -50,6 +50,10 @@ GAMMA = DisclosureKind(
     _P, "the preconditioner's Woodbury coefficient of the feature party's block (from every block's projection)",
     "aggregate", LABEL, FEATURE,
 )
+OWN_BLOCK_GRADIENT = DisclosureKind(
+    _P, "its share of the feature party's gradient (per feature, each iteration): the feature party learns its own "
+    "gradient and coefficients during training", "aggregate", LABEL, FEATURE, when="penalty is 'l1'",
+)
 MASK_SEED = DisclosureKind(
     _P, "a random seed of zero-sum masks on the feature parties' shares of opened scalars", "plaintext", LEAD, FEATURE,
     when=MANY,
@@ -104,6 +108,6 @@ MULTI_PARTY = (MASK_SEED, SCORE_SHARE, P_SHARE)  # only between feature parties:
 
 DISCLOSURES = (
     SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
-    PROJECTION, GAMMA, *MULTI_PARTY,
+    PROJECTION, GAMMA, OWN_BLOCK_GRADIENT, *MULTI_PARTY,
     COEFFICIENTS, WOE_LABELS, WOE_EVENTS, WOE_ROWS, WOE_TABLE, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
 )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from misuan.protocols.vertical_lr.shared_vectors import COEFF_BITS, MOD, truncate_share
+from misuan.protocols.vertical_lr.shared_vectors import COEFF_BITS, MOD, Side, truncate_share
 from misuan.protocols.woe.table import woe_iv_ks
 
 __all__ = ["SMOOTHING", "Encoding", "per_feature", "woe_values"]
@@ -113,13 +113,13 @@ class Encoding:
         """:attr:`multipliers` per feature as Python integers (the shares are Python integers mod 2^128)."""
         return [m.tolist() for m in per_feature(self.multipliers, self.n_bins)]
 
-    def expand_share(self, share: list[int], first: bool) -> list[int]:
+    def expand_share(self, share: list[int], first: Side) -> list[int]:
         """A share of ``M w`` from a share of ``w`` (fixed point: ``M`` at COEFF_BITS, then truncated)."""
         if self.values is None:
             return share
         return [truncate_share(k * s, COEFF_BITS, first) for ks, s in zip(self._multiplier_rows, share, strict=True) for k in ks]
 
-    def collapse_share(self, share: list[int], first: bool) -> list[int]:
+    def collapse_share(self, share: list[int], first: Side) -> list[int]:
         """A share of ``M^T g`` from a share of the per-bin ``g``."""
         if self.values is None:
             return share

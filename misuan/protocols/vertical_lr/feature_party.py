@@ -16,7 +16,7 @@ from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.encoding import Encoding, per_feature, woe_values
 from misuan.protocols.vertical_lr.exchange import Link, ZeroSumMasks
 from misuan.protocols.vertical_lr.label_party import P_BITS, initial_loss
-from misuan.protocols.vertical_lr.lbfgs import run_lbfgs
+from misuan.protocols.vertical_lr.lbfgs import orthant_point, pseudo_gradient, run_lbfgs, run_owlqn
 from misuan.protocols.vertical_lr.messages import (
     STEP,
     BinRows,
@@ -32,7 +32,9 @@ from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
     SCALE_BITS,
+    WHOLE,
     Shared,
+    Side,
     decode_int,
     encode_int,
     scale_share,
@@ -55,11 +57,13 @@ class PartnerModel:
 
 
 class _PartnerOps:
-    first = False
 
     def __init__(self, link: Link, bins: np.ndarray, n_bins: Sequence[int], params: TrainingParams, setup: Setup,
                  others: list[Link]) -> None:
         self.link, self.params = link, params
+        # with its own block in the clear (L1) its "share" of the optimiser's vectors is the whole value and
+        # the bank's zero: it truncates as a signed number (the shares' rules assume shares that wrap)
+        self.first: Side = WHOLE if params.own_blocks else False
         # the lead (the first feature party) holds the sigmoid's share for all: it takes the others'
         # shares of the scores and hands each its share of p; the others' links hold only the lead's
         self.others = others
@@ -97,7 +101,7 @@ class _PartnerOps:
         """Its block of the initial matrix, of the encoded design, and the coefficients' shares."""
         self.enc = enc
         self.w_share = [0] * enc.size
-        self.block = blocks.own_block(self.cells, self.width, self.s0, np.full(enc.size, self.params.lam),
+        self.block = blocks.own_block(self.cells, self.width, self.s0, np.full(enc.size, self.params.damping),
                                       None if enc.values is None else enc.matrix)
         # [D_p^{-1}; u_p^T] in fixed point: the matrix side of every preconditioning product
         rows = [*(list(r) for r in self.block.inverse), list(self.block.u)]
@@ -139,7 +143,7 @@ class _PartnerOps:
         the scores (the others send theirs, mod 2^32), the others' from the lead."""
         assert self.chooser is not None
         shape = self.params.table
-        c = score_words(self.enc.expand_share(self.w_share, False), shape.score_bits, False)
+        c = score_words(self.enc.expand_share(self.w_share, self.first), shape.score_bits, self.first)
         use = self.link.next_use()
         self.chooser.prefetch("lookup", use)  # its masks while the bank's corrections are computed and sent
         corrections = self.link.recv_rows((self.n, self.width), D.LOOKUP, np.uint32)
@@ -174,7 +178,11 @@ class _PartnerOps:
         self.prefetch_next()
         # M^T at p's scale, before the shift: the truncation's operands stay near 2^74, far inside the ring
         share = [(v << SCALE_BITS - P_BITS) % MOD for v in self.enc.collapse_share(u128.to_ints(sums), False)]
-        share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, False), strict=True)]
+        share = [(g + r) % MOD for g, r in zip(share, scale_share(self.w_share, self.params.lam, self.first), strict=True)]
+        if self.params.own_blocks:  # the bank's share of its gradient: it holds its block in the clear
+            msg = self.link.recv(Shares, D.OWN_BLOCK_GRADIENT, (self.enc.size,))
+            theirs = u128.to_ints(self.link.words_of(msg, (self.enc.size, 2)))
+            share = [(a + b) % MOD for a, b in zip(share, theirs, strict=True)]
         return Shared(None, share)
 
     def prefetch_next(self) -> None:
@@ -197,6 +205,8 @@ class _PartnerOps:
         return [decode_int(t, 2 * SCALE_BITS) for t in self.link.open_at_feature_party(mine, self.masks)]
 
     def precondition(self, q: Shared) -> Shared:
+        if self.params.own_blocks:
+            return self._precondition_own(q)
         q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, False) for v in q.share]
         delta = self.link.recv(Shares, D.RESHARE, (self.enc.size,))
         words = self.link.words_of(delta, (self.enc.size, 2))
@@ -205,12 +215,47 @@ class _PartnerOps:
         own = [sum(m * x for m, x in zip(row, q_mine, strict=True)) + h for row, h in zip(self.matrix_ints, held, strict=True)]
         t_share = [truncate_share(x, blocks.PRODUCT_BITS - SCALE_BITS, False) for x in own[:-1]]
         self.link.send(Shares(u128.from_ints([own[-1]])), D.PROJECTION, (1,))
+        gamma = self._gamma()
+        correction = [encode_int(x * gamma) for x in self.block.u]  # u_p is the partner's own
+        return Shared(None, [(t - c) % MOD for t, c in zip(t_share, correction, strict=True)])
+
+    def _precondition_own(self, q: Shared) -> Shared:
+        """Its block of ``H0^{-1} q`` when it holds the block: the product is local, the projection sent."""
+        qv = np.array([decode_int(v) for v in q.share])
+        t = self.block.inverse @ qv
+        self.link.send(Shares(u128.from_ints([encode_int(float(self.block.u @ qv), blocks.PRODUCT_BITS)])), D.PROJECTION,
+                       (1,))
+        return Shared(None, [encode_int(x) for x in t - self.block.u * self._gamma()])
+
+    def _gamma(self) -> float:
         msg = self.link.recv(Gamma, D.GAMMA)
         assert isinstance(msg, Gamma)
         if not isinstance(msg.gamma, float) or not np.isfinite(msg.gamma):
             raise MalformedMessageError("the bank's preconditioner coefficient is not a finite number")
-        correction = [encode_int(x * msg.gamma) for x in self.block.u]  # u_p is the partner's own
-        return Shared(None, [(t - c) % MOD for t, c in zip(t_share, correction, strict=True)])
+        return msg.gamma
+
+    # --- L1 (OWL-QN): its block in the clear, the bank's share of it zero ------------------------
+    def _values(self, v: Shared) -> np.ndarray:
+        return np.array([decode_int(x) for x in v.share])
+
+    def pseudo_gradient(self, g: Shared) -> Shared:
+        weights = np.full(self.enc.size, self.params.l1)
+        return Shared(None, [encode_int(x) for x in pseudo_gradient(self._values(Shared(None, self.w_share)),
+                                                                    self._values(g), weights)])
+
+    def constrain(self, d: Shared, pg: Shared) -> Shared:
+        dv = self._values(d)
+        return Shared(None, [encode_int(x) for x in np.where(dv * self._values(pg) < 0, dv, 0.0)])
+
+    def orthant_step(self, d: Shared, pg: Shared, t: float) -> Shared:
+        w = self._values(Shared(None, self.w_share))
+        new = orthant_point(w, t * self._values(d), self._values(pg), np.full(self.enc.size, self.params.l1))
+        # in integers: a coefficient set to zero lands on exactly zero
+        return Shared(None, [((encode_int(x) if x != 0 else 0) - v) % MOD for x, v in zip(new, self.w_share, strict=True)])
+
+    def l1_norm(self) -> float:
+        mine = encode_int(self.params.l1 * float(np.abs(self._values(Shared(None, self.w_share))).sum()), 2 * SCALE_BITS)
+        return decode_int(self.link.open_at_feature_party([mine], self.masks)[0], 2 * SCALE_BITS)
 
     def step(self, d: Shared) -> None:
         self.w_share = [(w + x) % MOD for w, x in zip(self.w_share, d.share, strict=True)]
@@ -252,7 +297,8 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
         ops.share_woe()
     link.send(Kappa(ops.block.kappa), D.KAPPA)
     try:
-        trace = run_lbfgs(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
+        run = run_owlqn if params.penalty == "l1" else run_lbfgs
+        trace = run(ops, initial_loss(ops.n, setup.base_rate), params.memory, params.max_iter, params.tol)
     finally:  # what was computed ahead for a next iteration that will not come
         for keys in (ops.chooser, ops.holder):
             if keys is not None:

@@ -18,13 +18,20 @@ from misuan.protocols.vertical_lr import disclosures as D
 from misuan.protocols.vertical_lr.bin_shares import Chooser, Holder
 from misuan.protocols.vertical_lr.encoding import Encoding, per_feature, woe_values
 from misuan.protocols.vertical_lr.exchange import Link, open_at_label_party
-from misuan.protocols.vertical_lr.lbfgs import LbfgsTrace, run_lbfgs
+from misuan.protocols.vertical_lr.lbfgs import (
+    LbfgsTrace,
+    orthant_point,
+    pseudo_gradient,
+    run_lbfgs,
+    run_owlqn,
+)
 from misuan.protocols.vertical_lr.messages import STEP, BinRows, Gamma, Kappa, Schema, Setup, Shares, WoeTable
 from misuan.protocols.vertical_lr.params import TrainingParams
 from misuan.protocols.vertical_lr.shared_vectors import (
     MOD,
     SCALE_BITS,
     Shared,
+    Side,
     decode_int,
     encode_int,
     scale_share,
@@ -79,7 +86,7 @@ class _Partner:
 
 
 class _BankOps:
-    first = True
+    first: Side = True
 
     def __init__(self, partners: list[_Partner], bins: np.ndarray, n_bins: Sequence[int], y: np.ndarray,
                  params: TrainingParams) -> None:
@@ -95,10 +102,10 @@ class _BankOps:
         flat = self.cells.reshape(-1)
         self.aty = np.bincount(flat, weights=np.repeat(self.y, self.cells.shape[1]), minlength=self.width)
         self.enc = own_encoding(np.bincount(flat, minlength=self.width), self.aty, self.ext_n_bins, params.encoding)
-        penalties = np.full(self.enc.size, params.lam)
-        penalties[0] = 0.0
-        self.penalties = penalties
-        self.block = blocks.own_block(self.cells, self.width, self.s0, penalties,
+        unpenalised_intercept = np.r_[0.0, np.ones(self.enc.size - 1)]
+        self.penalties = params.lam * unpenalised_intercept  # the smooth objective's L2
+        self.l1_weights = params.l1 * unpenalised_intercept
+        self.block = blocks.own_block(self.cells, self.width, self.s0, params.damping * unpenalised_intercept,
                                       None if self.enc.values is None else self.enc.matrix)
         p0 = float(np.clip(self.y.mean(), 1e-6, 1 - 1e-6))
         self.w = np.zeros(self.enc.size)
@@ -190,6 +197,10 @@ class _BankOps:
             part.link.send_rows(corrections, D.SCATTER)
         del outgoing
         total = u128.add(u128.add(words, self.chooser.scatter(use, theirs)), u128.bin_sums(self.cells, p, self.width))
+        if self.params.own_blocks:  # each feature party's gradient block opened to it, the bank keeping none
+            for part, at in zip(self.partners, self.at, strict=True):
+                part.link.send(Shares(u128.from_ints(share[at])), D.OWN_BLOCK_GRADIENT, (part.enc.size,))
+            share = [0] * len(share)
         atp = np.array([decode_int(v, P_BITS) for v in u128.to_ints(total)])
         self.prefetch_next()
         return Shared(self.enc.collapse(atp - self.aty) + self.penalties * self.w, share)
@@ -227,6 +238,10 @@ class _BankOps:
         t_share: list[int] = []
         pi_shares = []
         for part, at in zip(self.partners, self.at, strict=True):
+            if self.params.own_blocks:  # the partner holds its block: its product is its own
+                t_share += [0] * part.enc.size
+                pi_shares.append(0)
+                continue
             # its block at Q_BITS, the bank's share re-shared short: q = short + (its share + delta)
             q_low = [truncate_share(v, SCALE_BITS - blocks.Q_BITS, True) for v in q.share[at]]
             short = [int.from_bytes(os.urandom(16), "big") >> (128 - blocks.SHORT_BITS) for _ in q_low]
@@ -244,6 +259,23 @@ class _BankOps:
         for part, gi in zip(self.partners, g[1:], strict=True):
             part.link.send(Gamma(gi), D.GAMMA)
         return Shared(t_bank_block - self.block.u * g[0], t_share)
+
+    # --- L1 (OWL-QN, own blocks: the bank's share of every feature party's block is zero) ---------
+    def pseudo_gradient(self, g: Shared) -> Shared:
+        assert g.bank is not None
+        return Shared(pseudo_gradient(self.w, g.bank, self.l1_weights), [0] * len(g.share))
+
+    def constrain(self, d: Shared, pg: Shared) -> Shared:
+        assert d.bank is not None and pg.bank is not None
+        return Shared(np.where(d.bank * pg.bank < 0, d.bank, 0.0), [0] * len(d.share))
+
+    def orthant_step(self, d: Shared, pg: Shared, t: float) -> Shared:
+        assert d.bank is not None and pg.bank is not None
+        return Shared(orthant_point(self.w, t * d.bank, pg.bank, self.l1_weights) - self.w, [0] * len(d.share))
+
+    def l1_norm(self) -> float:
+        mine = encode_int(float(self.l1_weights @ np.abs(self.w)), 2 * SCALE_BITS)
+        return decode_int(open_at_label_party([p.link for p in self.partners], [mine])[0], 2 * SCALE_BITS)
 
     def step(self, d: Shared) -> None:
         assert d.bank is not None
@@ -297,8 +329,8 @@ def train_label_party(chan: Channel, feature_parties: str | Sequence[str], bins:
             raise MalformedMessageError(f"{part.name}'s kappa is not a non-negative number")
         part.kappa = float(kappa.kappa)
     try:
-        trace: LbfgsTrace = run_lbfgs(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter,
-                                      params.tol)
+        run = run_owlqn if params.penalty == "l1" else run_lbfgs
+        trace: LbfgsTrace = run(ops, initial_loss(ops.n, ops.base_rate), params.memory, params.max_iter, params.tol)
     finally:  # what was computed ahead for a next iteration that will not come
         for keys in (ops.chooser, *(p.holder for p in partners)):
             if keys is not None:
