@@ -66,14 +66,14 @@ def pooled_design(x: np.ndarray, y: np.ndarray, bins: int, encoding: str) -> np.
 
 
 def _party(chan: Any, party: str, data: str, cols: dict[str, np.ndarray], bins: int, tol: float, encoding: str = "dummy",
-           profile: str | None = None) -> dict[str, Any]:
+           profile: str | None = None, penalty: str = "l2") -> dict[str, Any]:
     import cProfile
 
     from misuan.protocols.vertical_lr import TrainingParams, train_feature_party, train_label_party
 
     arrays = np.load(data)
     x, y = arrays["bins"], arrays["y"]
-    params = TrainingParams(tol=tol, max_iter=100, encoding=encoding)  # type: ignore[arg-type]
+    params = TrainingParams(tol=tol, max_iter=100, encoding=encoding, penalty=penalty)  # type: ignore[arg-type]
     prof = cProfile.Profile() if profile else None
     t0 = time.monotonic()
     if prof is not None:
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bins", type=int, default=10)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--encoding", choices=("dummy", "woe"), default="dummy")
+    ap.add_argument("--penalty", choices=("l2", "l1"), default="l2", help="l1 needs --encoding woe")
     ap.add_argument("--feature-parties", type=int, default=1, help="split the partner features over this many parties")
     ap.add_argument("--profile", metavar="DIR", help="write each party's cProfile statistics to DIR/<party>.prof")
     args = ap.parse_args(argv)
@@ -111,16 +112,24 @@ def main(argv: list[str] | None = None) -> None:
     pooled = pooled_design(x, y, args.bins, args.encoding)
     print(f"machine: {cpu_line()}; {load_line()} at the start")
     t = time.monotonic()
-    LogisticRegression(C=1.0, max_iter=1000).fit(pooled, y)  # the timing baseline: scikit-learn's defaults
+    if args.penalty == "l1":  # saga (the intercept unpenalised); scikit-learn 1.8 moved L1 to l1_ratio
+        import sklearn
+
+        l1 = {"l1_ratio": 1.0} if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8) else {"penalty": "l1"}
+        baseline, optimum = dict(solver="saga", max_iter=10_000, **l1), dict(solver="saga", tol=1e-10, max_iter=200_000, **l1)
+    else:
+        baseline, optimum = dict(max_iter=1000), dict(tol=1e-10, max_iter=5000)
+    LogisticRegression(C=1.0, **baseline).fit(pooled, y)  # the timing baseline: scikit-learn's defaults
     sk_s = time.monotonic() - t
-    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(pooled, y)  # the optimum, for accuracy
+    reference = LogisticRegression(C=1.0, **optimum).fit(pooled, y)  # the optimum, for accuracy
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "bins.npz")
         np.savez(data, bins=x, y=y)
         cols = columns(args.bank_features, args.partner_features, args.feature_parties)
         pki = make_test_pki(tmp, list(cols))
         fns = {p: functools.partial(_party, party=p, data=data, cols=cols, bins=args.bins,
-                                    tol=args.tol, encoding=args.encoding, profile=args.profile) for p in cols}
+                                    tol=args.tol, encoding=args.encoding, profile=args.profile, penalty=args.penalty)
+               for p in cols}
         t = time.monotonic()
         out = run_local(fns, transport="processes", tls=pki, job_id="bench-lr", timeout_s=3600.0)
         wall = time.monotonic() - t
@@ -136,14 +145,18 @@ def main(argv: list[str] | None = None) -> None:
     split = " + ".join(str(len(c)) for p, c in cols.items() if p != "bank")
     print(f"vertical LR, {args.rows:,} rows x {features} features ({args.bank_features} bank + {split} at "
           f"{args.feature_parties} feature part{'y' if args.feature_parties == 1 else 'ies'}) in {args.bins} bins, "
-          f"{args.encoding} encoding, C = 1, tol {args.tol:g}:")
+          f"{args.encoding} encoding, {args.penalty.upper()} with C = 1, tol {args.tol:g}:")
     print(f"  wall {wall:.1f} s (processes up to results; bank's training {bank['seconds']:.1f} s), "
           f"{bank['iterations']} iterations")
     print("  sent: " + ", ".join(f"{p} {out[p].result['sent'] / mib:,.0f} MiB" for p in cols) + "; peak memory: "
           + ", ".join(f"{p} {out[p].result['peak'] / mib:,.0f} MiB" for p in cols))
     print(f"  AUC {auc:.5f}, scikit-learn {sk_auc:.5f} (difference {auc - sk_auc:+.5f}); coefficients above 0.05: "
           f"max relative difference {rel.max():.2%}, median {np.median(rel):.2%}")
-    print(f"  scikit-learn LogisticRegression (lbfgs, one process, plaintext pooled {args.encoding} data): {sk_s:.1f} s; "
+    if args.penalty == "l1":
+        print(f"  coefficients at zero: {int(np.sum(coef == 0))} (scikit-learn {int(np.sum(ref == 0))}; the same ones: "
+              f"{bool(np.array_equal(coef == 0, ref == 0))})")
+    solver = "saga" if args.penalty == "l1" else "lbfgs"
+    print(f"  scikit-learn LogisticRegression ({solver}, one process, plaintext pooled {args.encoding} data): {sk_s:.1f} s; "
           f"ratio {wall / sk_s:.1f}x")
     print(f"  {load_line()} at the end")
 
