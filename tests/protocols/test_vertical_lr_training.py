@@ -180,12 +180,13 @@ def test_zero_sum_masks_cancel_in_the_total_only() -> None:
     assert ZeroSumMasks([], 1).next(2) == [0, 0]  # one feature party: nothing to hide in the total
 
 
-@pytest.mark.parametrize("feature_parties", [1, 2])
-def test_l1_with_woe_encoding_selects_the_pooled_fits_features(feature_parties: int) -> None:
+@pytest.mark.parametrize(("feature_parties", "c", "seed"), [(1, 0.01, 12), (2, 0.01, 12), (1, 1.0, 3)])
+def test_l1_with_woe_encoding_selects_the_pooled_fits_features(feature_parties: int, c: float, seed: int) -> None:
     """L1 (OWL-QN, each feature party holding its own block): the optimum of scikit-learn's L1 fit on
-    the pooled WOE columns, the same features dropped to exactly zero, with one or two partners."""
-    n_bins, c = 5, 0.01
-    bins, y = _binned(4000, 10, n_bins, seed=12)
+    the pooled WOE columns, the same features dropped to exactly zero, with one or two partners (C =
+    0.01: every bank feature dropped; C = 1: two of three kept, and the line search backtracks)."""
+    n_bins = 5
+    bins, y = _binned(4000, 10, n_bins, seed=seed)
     x, _ = _woe_encoded(bins, y, n_bins)
     # scikit-learn 1.8 moved L1 from penalty="l1" to l1_ratio=1 (1.7 ignores l1_ratio without "elasticnet")
     version = tuple(int(v) for v in sklearn.__version__.split(".")[:2])
@@ -202,6 +203,7 @@ def test_l1_with_woe_encoding_selects_the_pooled_fits_features(feature_parties: 
         return train_feature_party(chan, "bank", bins[:, a:b], [n_bins] * (b - a), params)
 
     out = run_local({p: party for p in cols}, job_id="vertical-lr-l1")
+    assert len({out[p].result.iterations for p in cols}) == 1
     coef = np.concatenate([out["bank"].result.encoded_coef[1:], *(out[p].result.encoded_coef for p in cols if p != "bank")])
     ref = reference.coef_[0]
     assert np.array_equal(coef == 0, ref == 0) and 0 < np.sum(ref == 0) < len(ref), (coef, ref)
@@ -212,6 +214,21 @@ def test_l1_with_woe_encoding_selects_the_pooled_fits_features(feature_parties: 
     for p in cols:
         if p != "bank":
             assert any("learns its own gradient" in e.what for e in out[p].disclosures), p
+
+
+def test_the_orthant_rules_of_owlqn() -> None:
+    from misuan.protocols.vertical_lr.lbfgs import orthant_point, pseudo_gradient
+
+    w = np.array([0.0, 0.0, 0.0, 2.0, -1.0, 0.5])
+    g = np.array([3.0, -3.0, 0.5, 1.0, 1.0, 1.0])
+    weights = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])  # the last: an unpenalised intercept
+    # at zero: downhill one-sided derivatives, or 0 inside [-1, 1]; off zero: g + sign(w)
+    assert np.array_equal(pseudo_gradient(w, g, weights), [2.0, -2.0, 0.0, 2.0, 0.0, 1.0])
+    pg = pseudo_gradient(w, g, weights)
+    step = np.array([-0.5, 0.5, 0.3, -3.0, 0.5, -1.0])
+    # at zero the orthant is -pg's sign (none where pg is 0); leaving it (or a sign change off zero) lands on
+    # exactly zero; the unpenalised intercept moves freely
+    assert np.array_equal(orthant_point(w, step, pg, weights), [-0.5, 0.5, 0.0, 0.0, -0.5, -0.5])
 
 
 def test_a_whole_value_truncates_as_a_signed_number() -> None:

@@ -4,7 +4,8 @@ L2-penalised logistic regression over the one-hot bins of every party's features
 objective with ``C``), or, opt-in, over their bins' WOE (one coefficient per feature,
 :mod:`.encoding`), trained by L-BFGS on coefficients no feature party sees during training; with
 WOE encoding, opt-in, L1 by OWL-QN (:func:`.lbfgs.run_owlqn`), each feature party then holding its
-own block of the optimiser's vectors in the clear (it learns its gradient each iteration);
+own block of the optimiser's vectors in the clear (it learns its gradient at every point tried and,
+subtracting its block from the opened totals, the inner products and L1 norm of the others');
 the construction and its measured alternatives are in docs/architecture.md ("Vertical LR: the
 optimiser and the construction, decided"), the leakage in docs/privacy.md.
 

@@ -51,8 +51,8 @@ GAMMA = DisclosureKind(
     "aggregate", LABEL, FEATURE,
 )
 OWN_BLOCK_GRADIENT = DisclosureKind(
-    _P, "its share of the feature party's gradient (per feature, each iteration): the feature party learns its own "
-    "gradient and coefficients during training", "aggregate", LABEL, FEATURE, when="penalty is 'l1'",
+    _P, "its share of the feature party's gradient (per feature, at every point the optimiser tries): the feature "
+    "party learns its own gradient and coefficients during training", "aggregate", LABEL, FEATURE, when="penalty is 'l1'",
 )
 MASK_SEED = DisclosureKind(
     _P, "a random seed of zero-sum masks on the feature parties' shares of opened scalars", "plaintext", LEAD, FEATURE,

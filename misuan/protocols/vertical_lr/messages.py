@@ -9,7 +9,7 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("vertical_lr", 4, "vertical L2 logistic regression by L-BFGS on shared coefficients")
+PROTOCOL = ProtocolInfo("vertical_lr", 4, "vertical logistic regression: L2 by L-BFGS on shared coefficients, or L1 by OWL-QN")
 STEP = "vertical_lr"
 CHUNK_BYTES = 8 << 20  # per-row arrays travel in chunks of rows of about this size
 
