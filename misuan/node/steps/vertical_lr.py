@@ -1,4 +1,4 @@
-"""Job step ``vertical_lr``: the federated scorecard, L2 logistic regression on both parties' bins
+"""Job step ``vertical_lr``: the federated scorecard, logistic regression on both parties' bins
 (:mod:`misuan.protocols.vertical_lr`) on the rows PSI aligned, less a hold-out scored jointly.
 
 Spec::
@@ -23,7 +23,9 @@ held-out customers' scores and reasons), and the held-out ``test_ids`` with thei
 only falls (the partner's through the WOE protocol: see :func:`_binned`). ``encoding = "woe"`` fits
 one coefficient per feature on its bins' WOE instead of one per bin (both parties then learn the
 event count of every partner bin: opt-in, previewed and recorded); the points stay per bin, and
-each party's ``scorecard.json`` keeps its bins' WOE.
+each party's ``scorecard.json`` keeps its bins' WOE. With WOE encoding, ``penalty = "l1"`` selects
+features by L1 instead of shrinking them by L2 (the partner then sees its own gradient and
+coefficients during training: previewed and recorded).
 """
 
 from __future__ import annotations
