@@ -318,3 +318,22 @@ def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises
     assert checked >= 6  # most features keep more than one bin
     whats = {e.what for e in res.ledger("bank")}
     assert any("per-pre-bin" in w for w in whats)  # the partner's pre-bin counts, recorded as disclosed
+
+
+def test_the_scorecard_step_with_l1_drops_features_to_zero_and_records_the_partners_gradient(tmp_path: Path) -> None:
+    """``penalty = "l1"`` (WOE encoding): some features get no points at all, every bin of them 0 (each
+    bin's coefficient is its WOE times its feature's), and the partner's ledger shows it saw its gradient."""
+    import json
+
+    bank_csv, partner_csv = _demo_tables(tmp_path, seed=1, rows=2500)
+    steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, encoding = "woe", penalty = "l1", c = 0.3')
+    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
+    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
+             for party in ("bank", "partner")}
+    dropped = {q: sum(not np.any(c) for c in parts[q]["coef"]) for q in parts}
+    kept = {q: sum(bool(np.any(c)) for c in parts[q]["coef"]) for q in parts}
+    # C = 0.3 on the demo's data: 4 of the partner's 6 features dropped, 2 kept, the bank's 3 kept
+    assert dropped["partner"] >= 2 and kept["partner"] >= 1 and kept["bank"] >= 1, (dropped, kept)
+    for ledger in ("bank", "partner"):
+        assert any("learns its own gradient" in e.what for e in res.ledger(ledger)), ledger
