@@ -267,7 +267,8 @@ class _BankOps:
 
     def constrain(self, d: Shared, pg: Shared) -> Shared:
         assert d.bank is not None and pg.bank is not None
-        return Shared(np.where(d.bank * pg.bank < 0, d.bank, 0.0), [0] * len(d.share))
+        # the unpenalised intercept is left free, as L-BFGS would (only L1's coordinates keep to the orthant)
+        return Shared(np.where((d.bank * pg.bank < 0) | (self.l1_weights == 0), d.bank, 0.0), [0] * len(d.share))
 
     def orthant_step(self, d: Shared, pg: Shared, t: float) -> Shared:
         assert d.bank is not None and pg.bank is not None
