@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from misuan.api import simulate
+from misuan.api import JobResult, simulate
 from misuan.datasets import taiwan
 from misuan.errors import JobSpecError, NoOverlapError
 from misuan.ml.metrics import roc_auc
@@ -182,6 +182,17 @@ def _demo_tables(tmp_path: Path, *, seed: int, rows: int) -> tuple[Path, Path]:
     return bank_csv, partner_csv
 
 
+def _scorecard_parts(tmp_path: Path, bank_csv: Path, partner_csv: Path,
+                     steps: str = SCORECARD) -> tuple[JobResult, dict[str, dict]]:
+    """Run the scorecard job; its result and each party's model part (``scorecard.json``) as read back."""
+    import json
+
+    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
+             for party in ("bank", "partner")}
+    return res, parts
+
+
 def _training_rows(bank_df: pd.DataFrame, partner_df: pd.DataFrame) -> pd.DataFrame:
     """The joined rows the SCORECARD step trains on (its hold-out, 0.25 at seed 3, left out), in its order."""
     def key(df: pd.DataFrame) -> pd.Series:
@@ -194,13 +205,12 @@ def _training_rows(bank_df: pd.DataFrame, partner_df: pd.DataFrame) -> pd.DataFr
 
 
 def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: Path) -> None:
-    import json
 
     from sklearn.linear_model import LogisticRegression
 
     bank_csv, partner_csv = _demo_tables(tmp_path, seed=1, rows=2500)
     bank_df, partner_df = pd.read_csv(bank_csv), pd.read_csv(partner_csv)
-    res = simulate(_spec(tmp_path, bank_csv, partner_csv, SCORECARD), workdir=tmp_path / "w")
+    res, parts = _scorecard_parts(tmp_path, bank_csv, partner_csv)
     b, p = res.outputs("bank")["vertical_lr"], res.outputs("partner")["vertical_lr"]
     assert b["n_train"] == p["n_train"] and b["n_test"] == p["n_test"] > 0 and b["iterations"] == p["iterations"]
     assert 0.6 < b["auc"] <= 1 and 0 < b["ks"] <= 1 and "auc" not in p
@@ -208,8 +218,6 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
     # the partner's table at the bank as far as partner_table = "labels" shares it: names and bins, no points
     shared = b["partner_table"]
     assert {r["feature"] for r in shared} == set(taiwan.PARTNER_FEATURES[:6]) and all("points" not in r for r in shared)
-    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
-             for party in ("bank", "partner")}
     assert parts["bank"]["version"] == 1 and parts["partner"]["intercept"] is None  # the intercept is the bank's
     assert parts["bank"]["n_features_all_parties"] == parts["partner"]["n_features_all_parties"] == 3 + 6
     # the same model as scikit-learn's on the pooled bins of the training rows: rebuild those bins
@@ -246,7 +254,6 @@ def test_the_scorecard_step_matches_scikit_learn_and_its_parts_add_up(tmp_path: 
 
 
 def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_woe_values(tmp_path: Path) -> None:
-    import json
 
     from sklearn.linear_model import LogisticRegression
 
@@ -254,10 +261,8 @@ def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_wo
 
     bank_csv, partner_csv = _demo_tables(tmp_path, seed=1, rows=2500)
     steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, encoding = "woe"')
-    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    res, parts = _scorecard_parts(tmp_path, bank_csv, partner_csv, steps)
     assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
-    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
-             for party in ("bank", "partner")}
     assert parts["bank"]["encoding"] == parts["partner"]["encoding"] == "woe"
     rows = _training_rows(pd.read_csv(bank_csv), pd.read_csv(partner_csv))
     y = rows["default"].to_numpy()
@@ -293,15 +298,12 @@ def test_the_scorecard_step_with_woe_encoding_fits_scikit_learn_on_the_pooled_wo
 def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises_or_falls(tmp_path: Path) -> None:
     """And with WOE encoding, points that only rise or only fall too (a bin's points are its WOE, monotone
     in its default rate, times one coefficient per feature): the demo's dummy-encoded PAY_0 reverses."""
-    import json
 
     bank_csv, partner_csv = _demo_tables(tmp_path, seed=2, rows=3000)
     steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, binning = "monotonic", encoding = "woe"') \
         .replace("max_iter = 25", "max_iter = 3")
-    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    res, parts = _scorecard_parts(tmp_path, bank_csv, partner_csv, steps)
     assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
-    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
-             for party in ("bank", "partner")}
     rows = _training_rows(pd.read_csv(bank_csv), pd.read_csv(partner_csv))
     checked = 0
     for part, cols in ((parts["bank"], ["LIMIT_BAL", "PAY_0", "PAY_2"]), (parts["partner"], list(taiwan.PARTNER_FEATURES[:6]))):
@@ -323,14 +325,11 @@ def test_monotonic_binning_gives_both_parties_bins_whose_default_rate_only_rises
 def test_the_scorecard_step_with_l1_drops_features_to_zero_and_records_the_partners_gradient(tmp_path: Path) -> None:
     """``penalty = "l1"`` (WOE encoding): some features get no points at all, every bin of them 0 (each
     bin's coefficient is its WOE times its feature's), and the partner's ledger shows it saw its gradient."""
-    import json
 
     bank_csv, partner_csv = _demo_tables(tmp_path, seed=1, rows=2500)
     steps = SCORECARD.replace("split_seed = 3", 'split_seed = 3, encoding = "woe", penalty = "l1", c = 0.3')
-    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    res, parts = _scorecard_parts(tmp_path, bank_csv, partner_csv, steps)
     assert res.outputs("bank")["vertical_lr"]["auc"] > 0.6
-    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
-             for party in ("bank", "partner")}
     dropped = {q: sum(not np.any(c) for c in parts[q]["coef"]) for q in parts}
     kept = {q: sum(bool(np.any(c)) for c in parts[q]["coef"]) for q in parts}
     # C = 0.3 on the demo's data: 4 of the partner's 6 features dropped, 2 kept, the bank's 3 kept
