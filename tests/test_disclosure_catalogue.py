@@ -153,9 +153,22 @@ _PSI_JOB = """\
     params = {{ reveal = "{reveal}", protocol = "{protocol}", normalize = {{ case = "casefold" }}, workers = 1 }}
     """
 
+# the scorecard with two feature parties: a PSI step between the bank and each, the training on the
+# customers all three share (the insurer holds four in five of the partner's shared customers)
 _SCORECARD_JOB = """\
+    [[party]]
+    name = "insurer"
+    role = "feature_party"
+    address = "127.0.0.1:3"
+    dataset = {{ path = "{insurer}", id_column = "customer_id", features = ["BILL_AMT2", "PAY_AMT2"] }}
     [[step]]
     kind = "psi"
+    parties = ["bank", "partner"]
+    params = {{ reveal = "both", normalize = {{ case = "casefold" }} }}
+    [[step]]
+    kind = "psi"
+    name = "psi_insurer"
+    parties = ["bank", "insurer"]
     params = {{ reveal = "both", normalize = {{ case = "casefold" }} }}
     [[step]]
     kind = "vertical_lr"
@@ -182,13 +195,14 @@ _PARTIES = """\
 def _job_run(tmp: Path, name: str, steps: str, learners: Iterable[str], **fields: str) -> list[Recorded]:
     spec = tmp / f"{name}.toml"
     text = textwrap.dedent(_PARTIES) + textwrap.dedent(steps)
-    spec.write_text(text.format(job_id=name, bank=tmp / "bank.csv", partner=tmp / "partner.csv", **fields))
+    spec.write_text(text.format(job_id=name, bank=tmp / "bank.csv", partner=tmp / "partner.csv",
+                                insurer=tmp / "insurer.csv", **fields))
     job = load_job(spec)
     protocols = {s.name: frozenset(p.name for p in STEPS[s.kind].protocols) for s in job.steps}
     res = simulate(spec, workdir=tmp / name)
     return [
-        Recorded(name, party, protocols[e.step], frozenset(learners), e, spec)
-        for party in PARTIES for e in res.ledger(party)
+        Recorded(name, party.name, protocols[e.step], frozenset(learners), e, spec)
+        for party in job.parties for e in res.ledger(party.name)
     ]
 
 
@@ -388,13 +402,15 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
     partner = pd.concat([partner[shared], partner[~shared].iloc[:50]])
     bank.to_csv(tmp / "bank.csv", index=False)
     partner.to_csv(tmp / "partner.csv", index=False)
+    insured = partner.iloc[: int(shared.sum())]  # the shared customers: the concatenation's first rows
+    insured[np.arange(len(insured)) % 5 != 0].to_csv(tmp / "insurer.csv", index=False)  # four in five of them
     return (
         _job_run(tmp, "credit", _CREDIT_JOB, PARTIES)
         + _job_run(tmp, "psi_size", _PSI_JOB, (), reveal="size", protocol="auto")
         + _job_run(tmp, "psi_bank", _PSI_JOB, ("bank",), reveal="bank", protocol="kkrt")
         + _job_run(tmp, "psi_ecdh_both", _PSI_JOB, PARTIES, reveal="both", protocol="ecdh")
         + _job_run(tmp, "psi_ecdh_partner", _PSI_JOB, ("partner",), reveal="partner", protocol="ecdh")
-        + _job_run(tmp, "scorecard", _SCORECARD_JOB, PARTIES)
+        + _job_run(tmp, "scorecard", _SCORECARD_JOB, (*PARTIES, SECOND_FEATURE_PARTY))
         + _describe_run()
         + _monitor_run()
         + _group_sums_run()
@@ -421,10 +437,10 @@ def _role_problem(declared: str, actual: str, other: str, r: Recorded) -> str | 
     elif declared == "the lead feature party":  # vertical LR's first feature party
         ok = actual == "partner"
     elif declared == LEARNER:
-        ok = actual in PARTIES and actual != other and actual in r.learners
+        ok = actual in (*PARTIES, SECOND_FEATURE_PARTY) and actual != other and actual in r.learners
     elif declared in ("the receiver", "the sender"):  # KKRT-PSI: the learner, or in mode "both" the first by name
         receiver = sorted(r.learners)[0] if r.learners else ""
-        ok = (actual == receiver) == (declared == "the receiver") and actual in PARTIES
+        ok = (actual == receiver) == (declared == "the receiver") and actual in (*PARTIES, SECOND_FEATURE_PARTY)
     elif declared == "each data party":  # secure aggregation
         ok = actual in SECAGG_DATA
     elif declared == "the aggregator":

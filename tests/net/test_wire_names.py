@@ -102,9 +102,10 @@ GOLDEN: dict[str, tuple[int | None, dict[str, list[str]]]] = {
         "job.HeldAnchor": ["length", "head", "job_id"],
         "job.LedgerAnchor": ["job_id", "signer", "length", "head", "signed_at", "key_kind", "public_key", "signature"],
     }),
-    "vertical_lr": (4, {
+    "vertical_lr": (5, {
+        "vertical_lr.CommonRows": ["positions"],
         "vertical_lr.Schema": ["n_rows", "n_bins"],
-        "vertical_lr.Setup": ["n_rows", "n_bins", "base_rate", "session", "params", "feature_parties"],
+        "vertical_lr.Setup": ["n_rows", "n_bins", "base_rate", "session", "params", "feature_parties", "n_features"],
         "vertical_lr.Kappa": ["kappa"],
         "vertical_lr.MaskSeed": ["seed"],
         "vertical_lr.Gamma": ["gamma"],

@@ -6,6 +6,7 @@ that ``misuan run`` uses over gRPC; results are checked against their plaintext 
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -185,8 +186,6 @@ def _demo_tables(tmp_path: Path, *, seed: int, rows: int) -> tuple[Path, Path]:
 def _scorecard_parts(tmp_path: Path, bank_csv: Path, partner_csv: Path,
                      steps: str = SCORECARD) -> tuple[JobResult, dict[str, dict]]:
     """Run the scorecard job; its result and each party's model part (``scorecard.json``) as read back."""
-    import json
-
     res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
     parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
              for party in ("bank", "partner")}
@@ -336,3 +335,105 @@ def test_the_scorecard_step_with_l1_drops_features_to_zero_and_records_the_partn
     assert dropped["partner"] >= 2 and kept["partner"] >= 1 and kept["bank"] >= 1, (dropped, kept)
     for ledger in ("bank", "partner"):
         assert any("learns its own gradient" in e.what for e in res.ledger(ledger)), ledger
+
+
+def _three_party_spec(tmp_path: Path, steps: str) -> tuple[Path, Path, Path, Path]:
+    """The scorecard's job with an insurer besides: three in four of the partner's customers, with
+    three payment columns of its own. Returns the spec and the three tables."""
+    bank_csv, partner_csv = _demo_tables(tmp_path, seed=1, rows=2500)
+    partner_df = pd.read_csv(partner_csv)
+    insurer_df = partner_df[["customer_id", *INSURER_COLUMNS]].iloc[np.arange(len(partner_df)) % 4 != 0]
+    insurer_csv = tmp_path / "insurer.csv"
+    insurer_df.to_csv(insurer_csv, index=False)
+    spec = _spec(tmp_path, bank_csv, partner_csv, "")
+    features = ", ".join(f'"{c}"' for c in INSURER_COLUMNS)
+    spec.write_text(spec.read_text() + textwrap.dedent(f"""\
+        [[party]]
+        name = "insurer"
+        role = "feature_party"
+        address = "127.0.0.1:3"
+        dataset = {{ path = "{insurer_csv}", id_column = "customer_id", features = [{features}] }}
+        """) + textwrap.dedent(steps))
+    return spec, bank_csv, partner_csv, insurer_csv
+
+
+INSURER_COLUMNS = ["PAY_AMT1", "PAY_AMT2", "PAY_AMT3"]
+THREE_PARTY_SCORECARD = """\
+    [[step]]
+    kind = "psi"
+    parties = ["bank", "partner"]
+    params = { reveal = "both", normalize = { case = "casefold" } }
+    [[step]]
+    kind = "psi"
+    name = "psi_insurer"
+    parties = ["bank", "insurer"]
+    params = { reveal = "both", normalize = { case = "casefold" } }
+    [[step]]
+    kind = "vertical_lr"
+    params = { n_bins = 5, tol = 1e-6, max_iter = 25, test_fraction = 0.25, split_seed = 3, partner_table = "labels" }
+    """
+
+
+def test_the_scorecard_step_with_two_feature_parties_trains_on_the_customers_all_three_share(tmp_path: Path) -> None:
+    """A PSI step between the bank and each feature party, then one scorecard over all three: the rows
+    are the customers every party holds (each partner told which of its own), the model scikit-learn's
+    on their pooled bins, and every part spreads the offset over all twelve features."""
+    from sklearn.linear_model import LogisticRegression
+
+    spec, bank_csv, partner_csv, insurer_csv = _three_party_spec(tmp_path, THREE_PARTY_SCORECARD)
+    partner_df, insurer_df = pd.read_csv(partner_csv), pd.read_csv(insurer_csv)
+    insurer_cols = INSURER_COLUMNS
+    res = simulate(spec, workdir=tmp_path / "w")
+    b = res.outputs("bank")["vertical_lr"]
+    parts = {q: json.loads(next((tmp_path / "w" / q).rglob("scorecard.json")).read_text())
+             for q in ("bank", "partner", "insurer")}
+    assert {p["n_features_all_parties"] for p in parts.values()} == {3 + 6 + 3}
+    # the rows: the customers all three hold (the insurer three in four of the partner's), less the hold-out
+    two_party = _training_rows(pd.read_csv(bank_csv), partner_df)
+    key = insurer_df["customer_id"].map(taiwan.normalize_demo_id).str.casefold()
+    rows = two_party[two_party.index.isin(set(key))]
+    assert 0.6 * len(two_party) < len(rows) < 0.9 * len(two_party)
+    insured = insurer_df.assign(k=key).set_index("k")
+    assert b["n_train"] == len(rows) and res.outputs("insurer")["vertical_lr"]["n_train"] == len(rows)
+    assert 0 < b["n_test"] < b["n_train"] / 2 and 0.6 < b["auc"] <= 1
+    columns = {"bank": ["LIMIT_BAL", "PAY_0", "PAY_2"], "partner": list(taiwan.PARTNER_FEATURES[:6]), "insurer": insurer_cols}
+    blocks = []
+    for q, cols in columns.items():
+        frame = insured.loc[rows.index] if q == "insurer" else rows
+        for cuts, col, lab in zip(parts[q]["cuts"], cols, parts[q]["labels"], strict=True):
+            codes = np.searchsorted(np.array(cuts), frame[col].to_numpy(float), side="right")
+            blocks.append(np.eye(len([x for x in lab if x != "(empty)"]))[codes])
+    ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(np.hstack(blocks), rows["default"])
+    coef = np.concatenate([np.concatenate([np.asarray(c)[: len([x for x in lab if x != "(empty)"])]
+                                           for c, lab in zip(parts[q]["coef"], parts[q]["labels"], strict=True)])
+                           for q in columns])
+    big = np.abs(ref.coef_[0]) > 0.05
+    assert np.median(np.abs(coef - ref.coef_[0])[big] / np.abs(ref.coef_[0][big])) < 0.01
+    assert abs(parts["bank"]["intercept"] - ref.intercept_[0]) < 0.01
+    # the bank's table of the feature parties' features: each row names its party
+    assert {(r["party"], r["feature"]) for r in b["partner_table"]} == \
+        {(q, f) for q in ("partner", "insurer") for f in columns[q]}
+    # each feature party was told which of its PSI rows the training takes; the second sent the lead score shares
+    for q in ("partner", "insurer"):
+        assert any(e.what.startswith("which of the customers it shares") and e.recipient == q for e in res.ledger(q))
+    assert any("share of each row's score" in e.what and (e.discloser, e.recipient) == ("insurer", "partner")
+               for e in res.ledger("insurer"))
+
+
+def test_a_scorecard_with_a_feature_party_it_has_no_psi_with_fails_before_anything_runs(tmp_path: Path) -> None:
+    steps = THREE_PARTY_SCORECARD.replace('name = "psi_insurer"', 'name = "psi_again"').replace(
+        'parties = ["bank", "insurer"]', 'parties = ["bank", "partner"]')
+    spec, *_ = _three_party_spec(tmp_path, steps)
+    with pytest.raises(JobSpecError, match="needs a PSI step between 'bank' and 'insurer'"):
+        simulate(spec, workdir=tmp_path / "w")
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").rglob("scorecard.json"))
+
+
+def test_a_scorecard_over_psi_steps_that_normalise_ids_differently_is_refused(tmp_path: Path) -> None:
+    """The hold-out is a hash of the normalised IDs: the bank must key it as each partner does."""
+    steps = THREE_PARTY_SCORECARD.replace('normalize = { case = "casefold" } }\n    [[step]]\n    kind = "vertical_lr"',
+                                          'normalize = { case = "upper" } }\n    [[step]]\n    kind = "vertical_lr"')
+    assert steps != THREE_PARTY_SCORECARD
+    spec, *_ = _three_party_spec(tmp_path, steps)
+    with pytest.raises(JobSpecError, match="different `normalize` params"):
+        simulate(spec, workdir=tmp_path / "w")

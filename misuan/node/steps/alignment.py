@@ -28,7 +28,7 @@ from misuan.protocols.psi import PsiParams, coerce_ids, normalize_ids
 
 __all__ = [
     "FEATURE_PARTY", "LABEL_PARTY", "AlignedRows", "aligned", "aligned_rows", "check_credit_data", "holdout_split",
-    "labels", "normalised_ids", "peer", "step_parties",
+    "labels", "normalised_ids", "peer", "psi_step_between", "step_parties", "vertical_parties",
 ]
 
 
@@ -44,6 +44,37 @@ def step_parties(step: StepSpec, spec: JobSpec) -> tuple[str, str]:
             f"it has {list(step.parties)}: set its `parties`"
         )
     return labels[0], features[0]
+
+
+def vertical_parties(step: StepSpec, spec: JobSpec) -> tuple[str, list[str]]:
+    """(label party, feature parties in the step's order) of a step with one label party and one or
+    more feature parties (``vertical_lr``), or a JobSpecError naming the step."""
+    roles = {n: spec.party(n).role for n in step.parties}
+    labels = [n for n, r in roles.items() if r == LABEL_PARTY]
+    features = [n for n, r in roles.items() if r == FEATURE_PARTY]
+    if len(labels) != 1 or not features or len(labels) + len(features) != len(step.parties):
+        raise JobSpecError(
+            f"step {step.name!r} ({step.kind}) runs between one label_party and one or more feature_parties; "
+            f"it has {list(step.parties)}: set its `parties`"
+        )
+    return labels[0], features
+
+
+def psi_step_between(step: StepSpec, spec: JobSpec, label: str, feature: str) -> str:
+    """The name of the last PSI step before ``step`` between ``label`` and ``feature``: the one whose
+    rows the step aligns on, or a JobSpecError saying which PSI step to add."""
+    found = None
+    for earlier in spec.steps:
+        if earlier.name == step.name:
+            break
+        if earlier.kind == "psi" and set(earlier.parties) == {label, feature}:
+            found = earlier.name
+    if found is None:
+        raise JobSpecError(
+            f"step {step.name!r} ({step.kind}) needs a PSI step between {label!r} and {feature!r} before it, "
+            f'with reveal = "both" (a step with kind = "psi" and parties = [{label!r}, {feature!r}])'
+        )
+    return found
 
 
 def peer(ctx: StepContext) -> str:

@@ -7,9 +7,15 @@ Spec::
     kind = "vertical_lr"
     params = { n_bins = 10, c = 1.0, tol = 1e-4, test_fraction = 0.3 }
 
+The step's ``parties`` are the label party and one or more feature parties. It aligns on the PSI
+step (``reveal = "both"``) between the bank and each feature party, the last one before it; with
+several feature parties the rows are the customers the bank shares with every one (the bank tells
+each which of its PSI rows: :mod:`misuan.protocols.vertical_lr.common_rows`), the first feature
+party listed leads, and the bank's ``partner_table`` and reasons cover them all.
+
 Each party bins its own features into quantile bins (a missing-value bin besides) on the training
 rows, trains, and writes ``scorecard.json``: its model part, the points table of its own features
-(the offset spread over both parties' features, the intercept over the bank's), the coefficients and
+(the offset spread over every party's features, the intercept over the bank's), the coefficients and
 the bins' cut points, versioned; and ``scorecard_table.csv``, the table a validator reads of its own
 features (feature, bin, rows, default rate where the party knows it: the bank for its own features,
 the partner only with WOE encoding; points). The hold-out (the same seeded hash of customer IDs as SecureBoost's)
@@ -39,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from misuan.atomic_files import write_atomic
+from misuan.errors import JobSpecError
 from misuan.ml.metrics import ks_statistic, roc_auc
 from misuan.ml.scorecard import Scorecard, scorecard_from_bin_lr
 from misuan.ml.vertical_lr import scorecard_part
@@ -49,14 +56,18 @@ from misuan.node.steps import alignment as al
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult
 from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.params import check_params, param
+from misuan.protocols.psi import PsiParams
 from misuan.protocols.secureboost.binning import QuantileBinner, binned_features, column_codes
 from misuan.protocols.vertical_lr import (
     PROTOCOL,
     TABLE_SHARING,
     TrainingParams,
+    common_rows,
+    receive_common_rows,
     receive_partner_table,
     score_feature_party,
     score_label_party,
+    send_common_rows,
     send_partner_table,
     train_feature_party,
     train_label_party,
@@ -97,7 +108,9 @@ class ScorecardStepParams:
 
 
 def check_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
-    al.step_parties(step, spec)
+    label, partners = al.vertical_parties(step, spec)
+    for partner in partners:
+        al.psi_step_between(step, spec, label, partner)
 
 
 def check_vertical_lr_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
@@ -131,7 +144,7 @@ def _write_table(ctx: StepContext, table: list[dict[str, Any]]) -> None:
     write_atomic(ctx.artefact_dir / TABLE_FILE, pd.DataFrame(table).to_csv(index=False))
 
 
-def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams
+def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams, label: str, partners: list[str]
             ) -> tuple[QuantileBinner, np.ndarray, list[str], list[list[str]]]:
     """Each party's bins of its features on the training rows: quantile bins, or monotone bins.
 
@@ -149,35 +162,58 @@ def _binned(ctx: StepContext, fit_rows: Any, own: ScorecardStepParams
     params = WoeParams(method="monotonic", n_bins=own.n_bins, n_prebins=max(own.n_bins, 50), share_edges=False)
     if ctx.role == al.LABEL_PARTY:
         y = fit_rows.labels()
-        woe_iv_label_party(ctx.channel, al.peer(ctx), y, params=params, step=ctx.step.name)
+        for partner in partners:
+            woe_iv_label_party(ctx.channel, partner, y, params=params, step=ctx.step.name)
         bins = [woe_iv_feature(nm, frame[nm].to_numpy(dtype=np.float64), y, params)[0] for nm in names]
     else:
-        fres = woe_iv_feature_party(ctx.channel, al.peer(ctx), frame, params=params, step=ctx.step.name)
+        fres = woe_iv_feature_party(ctx.channel, label, frame, params=params, step=ctx.step.name)
         bins = [fres.bins[nm] for nm in names]
     binner = QuantileBinner(own.n_bins, [np.nextafter(b.cuts, np.inf) for b in bins])
     return binner, binner.transform(frame.to_numpy(dtype=np.float64)), names, [_right_closed(b.cuts) for b in bins]
 
 
+def _training_rows(ctx: StepContext, label: str, partners: list[str]) -> tuple[al.AlignedRows, str]:
+    """This party's rows the training takes, in the order every party takes them, and the PSI step
+    whose ID normalisation keys the hold-out: with one feature party its PSI's rows as they are;
+    with several, the customers the bank shares with every one (:mod:`~misuan.protocols.vertical_lr.common_rows`)."""
+    psi_steps = {p: al.psi_step_between(ctx.step, ctx.spec, label, p) for p in partners}
+    norms = [ctx.param(PsiParams, name).normalize for name in psi_steps.values()]
+    if any(n != norms[0] for n in norms):  # the hold-out is a hash of the normalised IDs: every party must key it alike
+        raise JobSpecError(f"step {ctx.step.name!r} aligns on PSI steps {sorted(psi_steps.values())} with different "
+                           "`normalize` params; give them the same normalisation")
+    if len(partners) == 1:
+        return al.aligned_rows(ctx, psi_steps[partners[0]]), psi_steps[partners[0]]
+    if ctx.role == al.LABEL_PARTY:
+        per_psi = [al.aligned_rows(ctx, psi_steps[p]) for p in partners]
+        common, positions = common_rows([r.rows for r in per_psi])
+        for partner, pos in zip(partners, positions, strict=True):
+            send_common_rows(ctx.channel, partner, pos, step=ctx.step.name)
+        return al.AlignedRows(per_psi[0].data, common), psi_steps[partners[0]]
+    psi_rows = al.aligned_rows(ctx, psi_steps[ctx.party])
+    return psi_rows.take(receive_common_rows(ctx.channel, label, len(psi_rows), step=ctx.step.name)), psi_steps[ctx.party]
+
+
 def run_vertical_lr(ctx: StepContext) -> StepResult:
     t0 = time.monotonic()
     train_params, own = ctx.param(TrainingParams), ctx.param(ScorecardStepParams)
-    rows = al.aligned_rows(ctx)
-    ids = al.normalised_ids(ctx, rows.ids())
+    label, partners = al.vertical_parties(ctx.step, ctx.spec)
+    rows, psi_step = _training_rows(ctx, label, partners)
+    ids = al.normalised_ids(ctx, rows.ids(), psi_step)
     train, test = al.holdout_split(ids, own.test_fraction, own.split_seed)
     fit_rows, test_rows = rows.take(train), rows.take(test)
-    binner, codes, names, labels = _binned(ctx, fit_rows, own)
+    binner, codes, names, labels = _binned(ctx, fit_rows, own, label, partners)
     test_x = np.asarray(test_rows.feature_frame().to_numpy(dtype=np.float64)) if len(test) else np.zeros((0, len(names)))
     test_codes = np.stack([column_codes(c, test_x[:, j]) for j, c in enumerate(binner.cuts)], axis=1) \
         if len(test) else np.zeros((0, len(names)), dtype=np.int64)
     n_bins = binner.n_bins
-    peer, step = al.peer(ctx), ctx.step.name
+    step = ctx.step.name
     ctx.progress(f"[{ctx.party}] vertical LR: {len(names)} features in {sum(n_bins)} bins, {len(train)} rows "
                  f"({len(test)} held out)")
     scale = {"pdo": own.pdo, "base_score": own.base_score, "base_odds": own.base_odds}
     out: dict[str, Any] = {"n_train": int(len(train)), "n_test": int(len(test))}
     if ctx.role == al.LABEL_PARTY:
         y = fit_rows.labels()
-        bank = train_label_party(ctx.channel, peer, codes, n_bins, y, train_params, step=step)
+        bank = train_label_party(ctx.channel, partners, codes, n_bins, y, train_params, step=step)
         coef = per_feature(bank.coef[1:], n_bins)
         n_all = len(names) + sum(len(nb) for nb in bank.partner_n_bins)
         card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
@@ -185,9 +221,10 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         table = card.table(_per_bin(codes, n_bins), _per_bin(codes, n_bins, y), bank.woe)
         _write_table(ctx, table)
         out.update(iterations=bank.iterations, losses=bank.losses, scorecard=table,
-                   partner_table=receive_partner_table(ctx.channel, peer, own.partner_table, step=step))
+                   partner_table=[{"party": p, **row} for p in partners
+                                  for row in receive_partner_table(ctx.channel, p, own.partner_table, step=step)])
         if len(test):
-            joint = score_label_party(ctx.channel, peer, names, card.points, test_codes, own.pdo, own.base_score,
+            joint = score_label_party(ctx.channel, partners, names, card.points, test_codes, own.pdo, own.base_score,
                                       own.base_odds, own.reasons, step=step)
             y_test = test_rows.labels()
             out.update(auc=roc_auc(y_test, joint.pd), ks=ks_statistic(y_test, joint.pd),
@@ -195,18 +232,18 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
                        examples=[{"score": round(float(joint.score[i]), 1), "pd": float(joint.pd[i]),
                                   "reasons": joint.reasons[i]} for i in range(min(EXAMPLES, len(test)))])
     else:
-        partner = train_feature_party(ctx.channel, peer, codes, n_bins, train_params, step=step)
+        partner = train_feature_party(ctx.channel, label, codes, n_bins, train_params, step=step)
         coef = per_feature(partner.coef, n_bins)
-        n_all = len(names) + len(partner.bank_n_bins)
+        n_all = partner.n_features
         card = scorecard_from_bin_lr(names, labels, coef, 0.0, n_all, **scale)
         _write_model(ctx, card, coef, None, binner.cuts, n_all, partner.woe)
         # its own table: rows per bin, and default rates only where WOE encoding told it its bins' events
         events = None if partner.events is None else per_feature(partner.events, n_bins)
         _write_table(ctx, card.table(_per_bin(codes, n_bins), events, partner.woe))
         out.update(iterations=partner.iterations)
-        send_partner_table(ctx.channel, peer, own.partner_table, names, card.labels, card.points, step=step)
+        send_partner_table(ctx.channel, label, own.partner_table, names, card.labels, card.points, step=step)
         if len(test):
-            score_feature_party(ctx.channel, peer, names, card.points, test_codes, own.reasons, step=step)
+            score_feature_party(ctx.channel, label, names, card.points, test_codes, own.reasons, step=step)
     out["seconds"] = time.monotonic() - t0
     return StepResult(out, [MODEL_FILE, TABLE_FILE])
 
@@ -215,7 +252,7 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
     d = vlr_disclosures
     own = parsed[ScorecardStepParams]
     table = (d.TABLE_NAMES, d.TABLE_LABELS, d.TABLE_POINTS)
-    # the step trains with one feature party: nothing passes between feature parties
+    label, partners = al.vertical_parties(step, spec)
     kinds = [k for k in d.DISCLOSURES if k not in (d.PARTNER_POINTS, d.PARTNER_REASONS, *table, *d.MULTI_PARTY)]
     kinds += table[: TABLE_SHARING.index(own.partner_table)]
     if own.test_fraction > 0:
@@ -226,7 +263,10 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
         kinds = [k for k in kinds if k not in (d.WOE_LABELS, d.WOE_EVENTS, d.WOE_ROWS, d.WOE_TABLE)]
     if own.binning == "monotonic":  # the partner's monotone bins by the WOE protocol
         kinds += [woe_disclosures.ENCRYPTED_LABELS, woe_disclosures.PREBIN_COUNTS, woe_disclosures.MERGE_BOUNDARIES]
-    return plan(kinds, step, spec)
+    named = {d.LEAD: partners[0]}
+    # the bank's pieces run with each feature party; between feature parties only the lead's entries pass
+    with_bank = [x for x in plan(kinds, step, spec, named=named) if label in (x.discloser, x.recipient)]
+    return with_bank + (plan(d.MULTI_PARTY, step, spec, named=named) if len(partners) > 1 else [])
 
 
 KIND = StepKind(

@@ -36,14 +36,17 @@ another's per-row values, partial scores, residuals, per-row gradients or (the b
 party's coefficients. Joint scoring (:mod:`.scoring`) tells the bank, per row scored, each feature
 party's points and up to ``k`` of its features with the points each falls short. WOE encoding
 (opt-in) adds, before training: the bank and each feature party learn the event count of each of its
-bins (the bank's labels scattered into them, the sums opened), the bank its rows per bin.
+bins (the bank's labels scattered into them, the sums opened), the bank its rows per bin. With
+several feature parties, each learns which of the customers it shares with the bank all the others
+share too (:mod:`.common_rows`: the rows the training takes).
 
 Layout: :mod:`.messages` (``PROTOCOL``, the wire messages), :mod:`.params`, :mod:`.disclosures`,
 :mod:`.label_party` and :mod:`.feature_party` (the roles), :mod:`.exchange` (what both share on
-the wire, and the masked openings), the building blocks above, :mod:`.ring`, :mod:`.u128` and
+the wire, and the masked openings), the building blocks above, :mod:`.common_rows`, :mod:`.ring`, :mod:`.u128` and
 :mod:`.shared_vectors` (arithmetic).
 """
 
+from misuan.protocols.vertical_lr.common_rows import common_rows, receive_common_rows, send_common_rows
 from misuan.protocols.vertical_lr.disclosures import DISCLOSURES
 from misuan.protocols.vertical_lr.feature_party import PartnerModel, train_feature_party
 from misuan.protocols.vertical_lr.label_party import BankModel, train_label_party
@@ -64,6 +67,7 @@ from misuan.protocols.vertical_lr.scoring import (
 
 __all__ = [
     "DISCLOSURES", "PROTOCOL", "STEP", "BankModel", "JointScores", "PartnerModel", "TrainingParams",
-    "TABLE_SHARING", "check_part_scores", "merge_reasons", "own_points", "pd_of_score", "receive_partner_table",
-    "score_feature_party", "score_label_party", "send_partner_table", "train_feature_party", "train_label_party",
+    "TABLE_SHARING", "check_part_scores", "common_rows", "merge_reasons", "own_points", "pd_of_score", "receive_partner_table",
+    "receive_common_rows", "score_feature_party", "score_label_party", "send_common_rows", "send_partner_table",
+    "train_feature_party", "train_label_party",
 ]

@@ -12,7 +12,8 @@ LEAD = "the lead feature party"  # the first feature party: it completes the sig
 MANY = "two or more feature parties"
 
 SCHEMA = DisclosureKind(
-    _P, "row count and bins per feature (the label party's also names the training's feature parties and their lead)",
+    _P, "row count and bins per feature (the label party's also names the training's feature parties and their lead, "
+    "and counts every party's features together)",
     "plaintext", EACH, OTHER,
 )
 BASE_RATE = DisclosureKind(_P, "base rate of the labels, rounded to 0.01", "aggregate", LABEL, FEATURE)
@@ -26,17 +27,20 @@ LOOKUP = DisclosureKind(
     _P, "its share of the feature party's coefficients, one-time padded per row and bin", "blinded", LABEL, FEATURE,
 )
 TABLE = DisclosureKind(
-    _P, "sigmoid-table entries per row, one-time padded (the opened one: p minus a wide mask)", "blinded", LABEL,
-    FEATURE,
+    _P, "sigmoid-table entries per row, one-time padded (the opened one: p minus a wide mask)", "blinded", LABEL, LEAD,
 )
-SCATTER = DisclosureKind(_P, "per-row shares of p - y, one-time padded per row and feature", "blinded", EACH, OTHER)
+SCATTER = DisclosureKind(_P, "per-row shares of p - y, one-time padded per row and feature", "blinded", LABEL, FEATURE)
+LEAD_SCATTER = DisclosureKind(
+    _P, "per-row shares of p - y into the label party's bins, one-time padded per row and feature", "blinded", LEAD,
+    LABEL,
+)
 RESHARE = DisclosureKind(
     _P, "its share of a vector less a short random mask (statistically hiding: entries below 2^20)", "blinded", LABEL,
     FEATURE,
 )
 PRODUCT = DisclosureKind(_P, "product corrections, one-time padded per OT", "blinded", EACH, OTHER)
 OWN_GRADIENT = DisclosureKind(
-    _P, "the label party's own gradient (sums of p over its bins and the intercept)", "aggregate", FEATURE, LABEL,
+    _P, "the label party's own gradient (sums of p over its bins and the intercept)", "aggregate", LEAD, LABEL,
 )
 OPENED = DisclosureKind(
     _P, "optimiser scalars: its shares of inner products over every block (a feature party's masked by the other "
@@ -104,10 +108,15 @@ TABLE_POINTS = DisclosureKind(
     when="partner_table is 'points'",
 )
 
-MULTI_PARTY = (MASK_SEED, SCORE_SHARE, P_SHARE)  # only between feature parties: none with one
+COMMON_ROWS = DisclosureKind(
+    _P, "which of the customers it shares with the label party every other feature party shares too (and so how "
+    "many they all share)", "plaintext", LABEL, FEATURE, when=MANY,
+)
+
+MULTI_PARTY = (MASK_SEED, SCORE_SHARE, P_SHARE, COMMON_ROWS)  # only with several feature parties: none with one
 
 DISCLOSURES = (
-    SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
+    SCHEMA, BASE_RATE, KAPPA, OT_BASE, OT_POINTS, OT_COLUMNS, LOOKUP, TABLE, SCATTER, LEAD_SCATTER, RESHARE, PRODUCT, OWN_GRADIENT, OPENED,
     PROJECTION, GAMMA, OWN_BLOCK_GRADIENT, *MULTI_PARTY,
     COEFFICIENTS, WOE_LABELS, WOE_EVENTS, WOE_ROWS, WOE_TABLE, PARTNER_POINTS, PARTNER_REASONS, TABLE_NAMES, TABLE_LABELS, TABLE_POINTS,
 )

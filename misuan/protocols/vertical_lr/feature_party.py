@@ -52,6 +52,7 @@ class PartnerModel:
     iterations: int
     bank_n_bins: list[int]  # the bank's bins per feature (from its setup; the intercept not counted)
     encoded_coef: np.ndarray  # what the optimiser fitted: ``coef`` (dummy encoding) or one per feature
+    n_features: int  # every party's features together (from the bank's setup): the scorecard spreads its offset over them
     woe: list[np.ndarray] | None = None  # WOE encoding: each of its features' bins' WOE (learnt from the bank's labels)
     events: np.ndarray | None = None  # WOE encoding: the event count of each of its bins (concatenated)
 
@@ -171,7 +172,7 @@ class _PartnerOps:
         if self.lead:  # sent first: the bank takes it in full, computed meanwhile, before it sends its own
             assert self.holder is not None
             corrections, held = self.holder.scatter(self.link.next_use(), p)
-            self.link.send_rows(corrections, D.SCATTER)
+            self.link.send_rows(corrections, D.LEAD_SCATTER)
             self.link.send(Shares(held), D.OWN_GRADIENT, (self.bank_width,))
         corrections = self.link.recv_rows((self.n, len(self.n_bins), 2), D.SCATTER)
         sums = u128.add(self.chooser.scatter(own_use, corrections), u128.bin_sums(self.cells, p, self.width))
@@ -284,7 +285,9 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
             or not isinstance(setup.session, np.ndarray) or setup.session.dtype != np.uint8 or setup.session.shape != (16,) \
             or not setup.n_bins or setup.n_bins[0] != 1 or any(not (1 <= int(b) <= 256) for b in setup.n_bins) \
             or not isinstance(parties, list) or parties.count(chan.party) != 1 or peer in parties \
-            or len(set(parties)) != len(parties) or not all(isinstance(x, str) for x in parties):
+            or len(set(parties)) != len(parties) or not all(isinstance(x, str) for x in parties) \
+            or not isinstance(setup.n_features, int) \
+            or not (len(n_bins) + len(setup.n_bins) - 1 + len(parties) - 1 <= setup.n_features <= 1_000_000):
         raise MalformedMessageError("the bank's setup is malformed")
     link.session = setup.session.tobytes()
     lead = parties[0]
@@ -308,4 +311,5 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
     words = link.words_of(final, (k, 2))
     coef = np.array([decode_int(a + b) for a, b in zip(u128.to_ints(words), ops.w_share, strict=True)])
     woe = None if ops.enc.values is None else list(ops.enc.values)
-    return PartnerModel(ops.enc.expand(coef), trace.iterations, list(ops.bank_bins[1:]), coef, woe, ops.events)
+    return PartnerModel(ops.enc.expand(coef), trace.iterations, list(ops.bank_bins[1:]), coef, setup.n_features, woe,
+                        ops.events)

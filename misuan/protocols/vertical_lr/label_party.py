@@ -190,7 +190,7 @@ class _BankOps:
         # above), and its sums' shares. Taken in full before the bank sends: both sending first could
         # block both once the messages outgrow the peer's mailbox
         use = self.lead.next_use()
-        theirs = self.lead.recv_rows((self.n, len(self.ext_n_bins), 2), D.SCATTER)
+        theirs = self.lead.recv_rows((self.n, len(self.ext_n_bins), 2), D.LEAD_SCATTER)
         msg = self.lead.recv(Shares, D.OWN_GRADIENT, (self.width,))
         words = self.lead.words_of(msg, (self.width, 2))
         for part, corrections in zip(self.partners, outgoing, strict=True):
@@ -311,10 +311,11 @@ def train_label_party(chan: Channel, feature_parties: str | Sequence[str], bins:
         nb = [int(b) for b in schema.n_bins]
         partners.append(_Partner(name, link, nb, Encoding.dummy(nb)))
     ops = _BankOps(partners, bins, n_bins, y, params)
+    n_features = len(n_bins) + sum(len(p.n_bins) for p in partners)
     for part in partners:
         session = os.urandom(16)
         part.link.send(Setup(len(y), ops.ext_n_bins, ops.base_rate, np.frombuffer(session, np.uint8).copy(),
-                             params.as_list(), names), D.SCHEMA, (len(ops.ext_n_bins),))
+                             params.as_list(), names, n_features), D.SCHEMA, (len(ops.ext_n_bins),))
         chan.disclose(step, D.BASE_RATE, chan.party, part.name)
         part.link.session = session
     ops.connect()

@@ -9,9 +9,18 @@ import numpy as np
 from misuan.net import wire
 from misuan.net.protocol import ProtocolInfo
 
-PROTOCOL = ProtocolInfo("vertical_lr", 4, "vertical logistic regression: L2 by L-BFGS on shared coefficients, or L1 by OWL-QN")
+PROTOCOL = ProtocolInfo("vertical_lr", 5, "vertical logistic regression: L2 by L-BFGS on shared coefficients, or L1 by OWL-QN")
 STEP = "vertical_lr"
 CHUNK_BYTES = 8 << 20  # per-row arrays travel in chunks of rows of about this size
+
+
+@wire.message("vertical_lr.CommonRows")
+@dataclasses.dataclass
+class CommonRows:
+    """From the label party to a feature party, with several: which of the customers the two share
+    (positions in their PSI order) every feature party shares, in the order the training takes them."""
+
+    positions: np.ndarray  # int64 (rows,)
 
 
 @wire.message("vertical_lr.Schema")
@@ -28,8 +37,9 @@ class Schema:
 class Setup:
     """The label party's row count, bins per feature (the intercept first, one bin), the base rate
     rounded to 0.01, the session of every OT extension with this feature party, the parameters
-    (which the feature party checks against its own), and the feature parties of the training in
-    order (the first is the lead: it completes the sigmoid's shares of the others' scores)."""
+    (which the feature party checks against its own), the feature parties of the training in
+    order (the first is the lead: it completes the sigmoid's shares of the others' scores), and the
+    number of features of every party together (the scorecard spreads its offset over them)."""
 
     n_rows: int
     n_bins: list[int]
@@ -37,6 +47,7 @@ class Setup:
     session: np.ndarray  # uint8 (16,)
     params: list[float]  # TrainingParams.as_list()
     feature_parties: list[str]
+    n_features: int
 
 
 @wire.message("vertical_lr.Kappa")
