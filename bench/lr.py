@@ -85,6 +85,7 @@ def _party(chan: Any, party: str, data: str, cols: dict[str, np.ndarray], bins: 
         model = train_feature_party(chan, "bank", own, [bins] * own.shape[1], params)
     if prof is not None and profile is not None:
         prof.disable()
+        Path(profile).mkdir(parents=True, exist_ok=True)
         prof.dump_stats(str(Path(profile) / f"{party}.prof"))
     return {"coef": model.encoded_coef, "iterations": model.iterations, "seconds": time.monotonic() - t0,
             "sent": chan.stats.bytes_sent, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}

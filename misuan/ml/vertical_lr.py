@@ -4,7 +4,8 @@ Each party fits its own copy over its channel (``fit(bins, y, channel=..., label
 bank with the labels, each feature party (one or more) without. After the fit each copy holds only its own part of the
 model: the bank its intercept and its bins' coefficients, the partner its bins' coefficients
 (``coef_``, one array per feature, per bin even with WOE encoding, whose bins' WOE are in
-``woe_``; ``None`` with dummy encoding). :meth:`scorecard` turns a part into its points table
+``woe_``; ``None`` with dummy encoding), and every copy the number of features of all parties
+(``n_features_all_``). :meth:`scorecard` turns a part into its points table
 (:func:`misuan.ml.scorecard.scorecard_from_bin_lr`); the parts' scores add up to the model's.
 :func:`fit_local` runs both parties in threads over in-memory channels (notebooks, tests).
 """
@@ -83,12 +84,14 @@ class VerticalLogisticRegression:
             bank = train_label_party(channel, peers, x, nb, np.asarray(y), params, step=step)
             self.role_, self.intercept_, flat = "label_party", float(bank.coef[0]), bank.coef[1:]
             self.n_iter_, self.losses_, self.woe_ = bank.iterations, bank.losses, bank.woe
+            self.n_features_all_ = len(nb) + sum(len(b) for b in bank.partner_n_bins)
         else:
             if y is not None:
                 raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")
             partner = train_feature_party(channel, label_party, x, nb, params, step=step)
             self.role_, self.intercept_, flat = "feature_party", 0.0, partner.coef
             self.n_iter_, self.losses_, self.woe_ = partner.iterations, [], partner.woe
+            self.n_features_all_ = partner.n_features  # from the bank's setup
         self.n_bins_ = nb
         self.coef_ = per_feature(flat, nb)
         return self
@@ -102,12 +105,14 @@ class VerticalLogisticRegression:
             out += c[x[:, j]]
         return out
 
-    def scorecard(self, features: list[str], labels: list[list[str]], n_features: int, *, pdo: float = 20.0,
-                  base_score: float = 600.0, base_odds: float = 50.0) -> Scorecard:
+    def scorecard(self, features: list[str], labels: list[list[str]], n_features: int | None = None, *,
+                  pdo: float = 20.0, base_score: float = 600.0, base_odds: float = 50.0) -> Scorecard:
         """This party's points table; ``n_features`` counts every party's features (the offset is
-        spread over them all, the intercept over the bank's: the partner never needs it)."""
+        spread over them all, the intercept over the bank's: the partner never needs it); by
+        default the training's count (``n_features_all_``, which every party learns in the setup)."""
         self._check_fitted()
-        return scorecard_from_bin_lr(features, labels, list(self.coef_), self.intercept_, n_features,
+        n_all = self.n_features_all_ if n_features is None else n_features
+        return scorecard_from_bin_lr(features, labels, list(self.coef_), self.intercept_, n_all,
                                      pdo=pdo, base_score=base_score, base_odds=base_odds)
 
     def score_points(self, bins: Any, card: Scorecard, *, channel: Channel, peer: str | Sequence[str], k: int = 4,

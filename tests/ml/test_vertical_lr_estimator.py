@@ -73,7 +73,8 @@ def test_three_parties_fit_and_score_jointly_with_reasons_from_every_part() -> N
     logit = sum(models[p].partial_decision_function(parts[p]) for p in cols)
     assert roc_auc_score(y, logit) > 0.8
     labels = [[f"q{i}" for i in range(4)]] * 2
-    cards = {p: models[p].scorecard([f"{p[0]}{j}" for j in range(2)], labels, 6) for p in cols}
+    assert {m.n_features_all_ for m in models.values()} == {6}  # each partner learns the count in the setup
+    cards = {p: models[p].scorecard([f"{p[0]}{j}" for j in range(2)], labels) for p in cols}
     out = run_local({p: (lambda ch, p=p: models[p].score_points(parts[p], cards[p], channel=ch, k=4,
                                                               peer=["partner", "insurer"] if p == "bank" else "bank"))
                      for p in cols}, job_id="score-three")
