@@ -441,7 +441,7 @@ def _scorecard_summary(bank_out: dict[str, Any]) -> dict[str, Any]:
     if not sc or "auc" not in sc:
         return {}
     return {"scorecard": {"auc": float(sc["auc"]), "ks": float(sc["ks"]), "iterations": int(sc["iterations"]),
-                          "rows": [*sc["scorecard"], *({"party": PARTNER, **r} for r in sc.get("partner_table", []))],
+                          "rows": [*sc["scorecard"], *({"party": PARTNER, **r} for r in sc.get("partner_table", []))],  # rows name their party
                           # the reasons an applicant would be given: the step's 8, protected attributes left out
                           "examples": [{**e, "reasons": _permitted(e["reasons"])[:MAX_REASONS]} for e in sc["examples"]]}}
 

@@ -153,9 +153,18 @@ _PSI_JOB = """\
     params = {{ reveal = "{reveal}", protocol = "{protocol}", normalize = {{ case = "casefold" }}, workers = 1 }}
     """
 
+_SCORECARD_JOB = """\
+    [[step]]
+    kind = "psi"
+    params = {{ reveal = "both", normalize = {{ case = "casefold" }} }}
+    [[step]]
+    kind = "vertical_lr"
+    params = {{ n_bins = 3, max_iter = 2, test_fraction = 0.25, partner_table = "points", binning = "monotonic", encoding = "woe" }}
+    """
+
 # the scorecard with two feature parties: a PSI step between the bank and each, the training on the
 # customers all three share (the insurer holds four in five of the partner's shared customers)
-_SCORECARD_JOB = """\
+_SCORECARD_THREE_JOB = """\
     [[party]]
     name = "insurer"
     role = "feature_party"
@@ -410,7 +419,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[Recorded]:
         + _job_run(tmp, "psi_bank", _PSI_JOB, ("bank",), reveal="bank", protocol="kkrt")
         + _job_run(tmp, "psi_ecdh_both", _PSI_JOB, PARTIES, reveal="both", protocol="ecdh")
         + _job_run(tmp, "psi_ecdh_partner", _PSI_JOB, ("partner",), reveal="partner", protocol="ecdh")
-        + _job_run(tmp, "scorecard", _SCORECARD_JOB, (*PARTIES, SECOND_FEATURE_PARTY))
+        + _job_run(tmp, "scorecard", _SCORECARD_JOB, PARTIES)
+        + _job_run(tmp, "scorecard_three", _SCORECARD_THREE_JOB, (*PARTIES, SECOND_FEATURE_PARTY))
         + _describe_run()
         + _monitor_run()
         + _group_sums_run()
@@ -511,7 +521,8 @@ def test_the_consent_preview_lists_exactly_what_each_run_recorded(recorded: list
     from misuan.node.spec import load_spec
 
     runs = {(r.run, r.ledger): r.spec for r in recorded if r.spec is not None}
-    assert {run for run, _ in runs} == {"credit", "psi_size", "psi_bank", "psi_ecdh_both", "psi_ecdh_partner", "scorecard"}
+    assert {run for run, _ in runs} == {"credit", "psi_size", "psi_bank", "psi_ecdh_both", "psi_ecdh_partner", "scorecard",
+                                        "scorecard_three"}
     for (run, party), spec_path in runs.items():
         assert spec_path is not None
         preview = preview_job(load_spec(spec_path), party)

@@ -84,7 +84,7 @@ class VerticalLogisticRegression:
             bank = train_label_party(channel, peers, x, nb, np.asarray(y), params, step=step)
             self.role_, self.intercept_, flat = "label_party", float(bank.coef[0]), bank.coef[1:]
             self.n_iter_, self.losses_, self.woe_ = bank.iterations, bank.losses, bank.woe
-            self.n_features_all_ = len(nb) + sum(len(b) for b in bank.partner_n_bins)
+            self.n_features_all_ = bank.n_features
         else:
             if y is not None:
                 raise DataError(f"{channel.party} is a feature party: it must not hold labels (pass y=None)")

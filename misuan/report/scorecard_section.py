@@ -23,12 +23,12 @@ def scorecard_section(summary: Summary) -> str:
     if sc is None:
         return ""
     intro = (
-        f"<p>Logistic regression on both parties' bins, trained without either seeing the other's rows "
+        f"<p>Logistic regression on the bins of every party, trained without any party seeing another's rows "
         f"({sc.iterations} iterations); hold-out AUC <strong>{sc.auc:.4f}</strong>, KS <strong>{sc.ks:.4f}</strong>. "
         f"Points: {sc.base_score:g} at good:bad odds of {sc.base_odds:g}:1, {sc.pdo:g} points double the odds; "
-        "a customer's score is the sum of the points of its bins over every feature, the partner's "
-        "points held and added by the partner. Reasons are the features whose points fall furthest "
-        "below their best bin (at most four), over both parties' features; a protected attribute (sex, marital "
+        "a customer's score is the sum of the points of its bins over every feature, a partner's "
+        "points held and added by that partner. Reasons are the features whose points fall furthest "
+        "below their best bin (at most four), over every party's features; a protected attribute (sex, marital "
         "status, age) is never given as a reason, the next one takes its place.</p>"
     )
     woe = any(r.woe is not None for r in sc.rows)  # a scorecard fitted on WOE encoding shows each bin's WOE
@@ -39,7 +39,7 @@ def scorecard_section(summary: Summary) -> str:
                          "held by the partner" if r.points is None else f"{r.points:.1f}"] for r in sc.rows],
                        numeric=(3, 4, 5, 6) if woe else (3, 4, 5))
     if any(r.party != "bank" for r in sc.rows):
-        table = ("<p>The partner's rows are what it chose to share of its part (the step's <code>partner_table</code>); "
+        table = ("<p>A partner's rows are what it chose to share of its part (the step's <code>partner_table</code>); "
                  "its points stay with it unless it shares them.</p>" + table)
     examples = html_table(
         ["Score", "PD", "Principal reasons"],

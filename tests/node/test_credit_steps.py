@@ -183,12 +183,13 @@ def _demo_tables(tmp_path: Path, *, seed: int, rows: int) -> tuple[Path, Path]:
     return bank_csv, partner_csv
 
 
-def _scorecard_parts(tmp_path: Path, bank_csv: Path, partner_csv: Path,
-                     steps: str = SCORECARD) -> tuple[JobResult, dict[str, dict]]:
-    """Run the scorecard job; its result and each party's model part (``scorecard.json``) as read back."""
-    res = simulate(_spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
-    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text())
-             for party in ("bank", "partner")}
+def _scorecard_parts(tmp_path: Path, bank_csv: Path, partner_csv: Path, steps: str = SCORECARD, *,
+                     spec: Path | None = None, parties: tuple[str, ...] = ("bank", "partner"),
+                     ) -> tuple[JobResult, dict[str, dict]]:
+    """Run the scorecard job (``spec``, or the two-party one with ``steps``); its result and each
+    party's model part (``scorecard.json``) as read back."""
+    res = simulate(spec or _spec(tmp_path, bank_csv, partner_csv, steps), workdir=tmp_path / "w")
+    parts = {party: json.loads(next((tmp_path / "w" / party).rglob("scorecard.json")).read_text()) for party in parties}
     return res, parts
 
 
@@ -382,11 +383,8 @@ def test_the_scorecard_step_with_two_feature_parties_trains_on_the_customers_all
 
     spec, bank_csv, partner_csv, insurer_csv = _three_party_spec(tmp_path, THREE_PARTY_SCORECARD)
     partner_df, insurer_df = pd.read_csv(partner_csv), pd.read_csv(insurer_csv)
-    insurer_cols = INSURER_COLUMNS
-    res = simulate(spec, workdir=tmp_path / "w")
+    res, parts = _scorecard_parts(tmp_path, bank_csv, partner_csv, spec=spec, parties=("bank", "partner", "insurer"))
     b = res.outputs("bank")["vertical_lr"]
-    parts = {q: json.loads(next((tmp_path / "w" / q).rglob("scorecard.json")).read_text())
-             for q in ("bank", "partner", "insurer")}
     assert {p["n_features_all_parties"] for p in parts.values()} == {3 + 6 + 3}
     # the rows: the customers all three hold (the insurer three in four of the partner's), less the hold-out
     two_party = _training_rows(pd.read_csv(bank_csv), partner_df)
@@ -396,7 +394,7 @@ def test_the_scorecard_step_with_two_feature_parties_trains_on_the_customers_all
     insured = insurer_df.assign(k=key).set_index("k")
     assert b["n_train"] == len(rows) and res.outputs("insurer")["vertical_lr"]["n_train"] == len(rows)
     assert 0 < b["n_test"] < b["n_train"] / 2 and 0.6 < b["auc"] <= 1
-    columns = {"bank": ["LIMIT_BAL", "PAY_0", "PAY_2"], "partner": list(taiwan.PARTNER_FEATURES[:6]), "insurer": insurer_cols}
+    columns = {"bank": ["LIMIT_BAL", "PAY_0", "PAY_2"], "partner": list(taiwan.PARTNER_FEATURES[:6]), "insurer": INSURER_COLUMNS}
     blocks = []
     for q, cols in columns.items():
         frame = insured.loc[rows.index] if q == "insurer" else rows
@@ -426,7 +424,7 @@ def test_a_scorecard_with_a_feature_party_it_has_no_psi_with_fails_before_anythi
     spec, *_ = _three_party_spec(tmp_path, steps)
     with pytest.raises(JobSpecError, match="needs a PSI step between 'bank' and 'insurer'"):
         simulate(spec, workdir=tmp_path / "w")
-    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").rglob("scorecard.json"))
+    assert not (tmp_path / "w").exists()  # refused by the checks, before any party ran a step
 
 
 def test_a_scorecard_over_psi_steps_that_normalise_ids_differently_is_refused(tmp_path: Path) -> None:
@@ -437,3 +435,9 @@ def test_a_scorecard_over_psi_steps_that_normalise_ids_differently_is_refused(tm
     spec, *_ = _three_party_spec(tmp_path, steps)
     with pytest.raises(JobSpecError, match="different `normalize` params"):
         simulate(spec, workdir=tmp_path / "w")
+    assert not (tmp_path / "w").exists()  # refused before the PSIs ran
+    with pytest.raises(JobSpecError, match="must run with reveal"):
+        simulate(_three_party_spec(tmp_path, THREE_PARTY_SCORECARD.replace(
+            'reveal = "both", normalize = { case = "casefold" } }\n    [[step]]\n    kind = "vertical_lr"',
+            'reveal = "bank", normalize = { case = "casefold" } }\n    [[step]]\n    kind = "vertical_lr"'))[0],
+            workdir=tmp_path / "w")

@@ -19,8 +19,8 @@ def test_the_common_rows_are_the_bank_rows_in_every_psi_and_each_partner_gets_th
     psi_b = rng.permutation(1000)[:500]
     psi_c = rng.permutation(1000)[:700]
     common, positions = common_rows([psi_a, psi_b, psi_c])
-    want = sorted(set(psi_a) & set(psi_b) & set(psi_c))
-    assert common.tolist() == want and common.dtype == np.int64
+    want = [r for r in psi_a.tolist() if r in set(psi_b) & set(psi_c)]  # in the first PSI's order, not the bank's
+    assert common.tolist() == want and common.dtype == np.int64 and want != sorted(want)
     for rows, pos in zip((psi_a, psi_b, psi_c), positions, strict=True):
         assert rows[pos].tolist() == want  # each partner's PSI rows at its positions: the same customers, in order
 

@@ -246,3 +246,17 @@ def test_a_whole_value_truncates_as_a_signed_number() -> None:
 def test_l1_needs_woe_encoding() -> None:
     with pytest.raises(ConfigError, match="woe"):
         TrainingParams(penalty="l1")
+
+
+def test_a_feature_party_refuses_a_setup_naming_other_feature_parties_than_it_agreed_to() -> None:
+    """The lead receives the sigmoid's entries and the others' score shares: a partner that agreed to
+    a training with a given lead and partners (a job step's) refuses a bank's setup that says otherwise."""
+    bins, y = _binned(200, 3, 3, seed=5)
+    params = TrainingParams(max_iter=2, tol=0.0)
+    agreed = ["partner", "insurer"]
+    with pytest.raises(ConfigError, match=r"names the feature parties \['insurer', 'partner'\]"):
+        run_local({
+            "bank": lambda c: train_label_party(c, ["insurer", "partner"], bins[:, :1], [3], y, params),
+            "partner": lambda c: train_feature_party(c, "bank", bins[:, 1:2], [3], params, feature_parties=agreed),
+            "insurer": lambda c: train_feature_party(c, "bank", bins[:, 2:], [3], params, feature_parties=agreed),
+        }, job_id="vertical-lr-lead")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from misuan.datasets import taiwan
+from misuan.errors import ProtocolError
 from misuan.ml.vertical_lr import VerticalLogisticRegression, fit_local, scorecard_part
 from misuan.net.local import free_port, make_test_pki, run_local
 from misuan.net.memory import MemoryNetwork
@@ -111,6 +112,21 @@ def test_a_partner_sending_malformed_points_is_refused(trained: dict[str, Any]) 
     bad = PointsReply(1, np.ones(3, dtype=bool), ["AGE"], np.zeros(3), np.zeros((3, 1), np.int32), np.zeros((3, 1)))
     with pytest.raises(Exception, match="points for 3 rows, not 2"):
         bank.combine(bad, X)
+
+
+def test_a_scorecard_trained_with_more_feature_parties_is_refused_not_mis_scored(trained: dict[str, Any]) -> None:
+    """A bank part of a three-party scorecard served with one partner would leave out the third's
+    points and its share of the offset: every score wrong. It refuses instead."""
+    doc = {**trained["docs"]["bank"], "n_features_all_parties": 11}  # 4 + 4 here, 3 more at another partner
+    bank = BankScorecard(doc, "partner")
+    X = trained["test"][COLS["bank"]].to_numpy(dtype=float)[:2]
+    reply = PointsReply(1, np.ones(2, dtype=bool), COLS["partner"], np.zeros(2), np.zeros((2, 4), np.int32),
+                        np.zeros((2, 4)))
+    with pytest.raises(ProtocolError, match="trained on 11 features; this part's 4 and partner's 4 are not all"):
+        bank.combine(reply, X)
+    assert BankScorecard(trained["docs"]["bank"], "partner").combine(reply, X).score.shape == (2,)
+    with pytest.raises(ProtocolError, match="n_features_all_parties"):
+        BankScorecard({**doc, "n_features_all_parties": 3}, "partner")
 
 
 def _config(root: Path, party: str, peer: str, ports: dict[str, int], sha_peer: str, http: int | None) -> Path:

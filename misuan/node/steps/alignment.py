@@ -24,57 +24,58 @@ from misuan.node.data import CheckedDataset, check_numeric_features
 from misuan.node.spec import JobSpec, StepSpec
 from misuan.node.steps.context import StepContext, where
 from misuan.node.steps.psi import ROWS_FILE
+from misuan.params import parse_params
 from misuan.protocols.psi import PsiParams, coerce_ids, normalize_ids
 
 __all__ = [
     "FEATURE_PARTY", "LABEL_PARTY", "AlignedRows", "aligned", "aligned_rows", "check_credit_data", "holdout_split",
-    "labels", "normalised_ids", "peer", "psi_step_between", "step_parties", "vertical_parties",
+    "labels", "normalised_ids", "peer", "psi_params", "psi_step_between", "step_parties", "vertical_parties",
 ]
 
 
 
-def step_parties(step: StepSpec, spec: JobSpec) -> tuple[str, str]:
-    """(label party, feature party) of a two-party step, or a JobSpecError naming the step."""
+def vertical_parties(step: StepSpec, spec: JobSpec, *, at_most: int | None = None) -> tuple[str, list[str]]:
+    """(label party, feature parties in the step's order) of a step with one label party and one (or
+    up to ``at_most``) feature parties, or a JobSpecError naming the step."""
     roles = {n: spec.party(n).role for n in step.parties}
     labels = [n for n, r in roles.items() if r == LABEL_PARTY]
     features = [n for n, r in roles.items() if r == FEATURE_PARTY]
-    if len(step.parties) != 2 or len(labels) != 1 or len(features) != 1:
-        raise JobSpecError(
-            f"step {step.name!r} ({step.kind}) runs between exactly one label_party and one feature_party; "
-            f"it has {list(step.parties)}: set its `parties`"
-        )
-    return labels[0], features[0]
-
-
-def vertical_parties(step: StepSpec, spec: JobSpec) -> tuple[str, list[str]]:
-    """(label party, feature parties in the step's order) of a step with one label party and one or
-    more feature parties (``vertical_lr``), or a JobSpecError naming the step."""
-    roles = {n: spec.party(n).role for n in step.parties}
-    labels = [n for n, r in roles.items() if r == LABEL_PARTY]
-    features = [n for n, r in roles.items() if r == FEATURE_PARTY]
-    if len(labels) != 1 or not features or len(labels) + len(features) != len(step.parties):
-        raise JobSpecError(
-            f"step {step.name!r} ({step.kind}) runs between one label_party and one or more feature_parties; "
-            f"it has {list(step.parties)}: set its `parties`"
-        )
+    if len(labels) != 1 or not features or len(labels) + len(features) != len(step.parties) \
+            or (at_most is not None and len(features) > at_most):
+        which = "exactly one label_party and one feature_party" if at_most == 1 else \
+            "one label_party and one or more feature_parties"
+        raise JobSpecError(f"step {step.name!r} ({step.kind}) runs between {which}; it has {list(step.parties)}: "
+                           "set its `parties`")
     return labels[0], features
 
 
-def psi_step_between(step: StepSpec, spec: JobSpec, label: str, feature: str) -> str:
-    """The name of the last PSI step before ``step`` between ``label`` and ``feature``: the one whose
-    rows the step aligns on, or a JobSpecError saying which PSI step to add."""
-    found = None
-    for earlier in spec.steps:
-        if earlier.name == step.name:
-            break
-        if earlier.kind == "psi" and set(earlier.parties) == {label, feature}:
-            found = earlier.name
-    if found is None:
+def step_parties(step: StepSpec, spec: JobSpec) -> tuple[str, str]:
+    """(label party, feature party) of a two-party step, or a JobSpecError naming the step."""
+    label, features = vertical_parties(step, spec, at_most=1)
+    return label, features[0]
+
+
+def psi_step_between(step: StepSpec, spec: JobSpec, label: str, feature: str) -> StepSpec:
+    """The PSI step before ``step`` between ``label`` and ``feature`` whose rows the step aligns on:
+    the one named ``psi`` (the other credit steps' rows), else the last one; or a JobSpecError
+    saying which PSI step to add, or to run with ``reveal = "both"``."""
+    before = spec.steps[: spec.steps.index(step)]
+    found = [s for s in before if s.kind == "psi" and set(s.parties) == {label, feature}]
+    if not found:
         raise JobSpecError(
             f"step {step.name!r} ({step.kind}) needs a PSI step between {label!r} and {feature!r} before it, "
             f'with reveal = "both" (a step with kind = "psi" and parties = [{label!r}, {feature!r}])'
         )
-    return found
+    psi = next((s for s in found if s.name == "psi"), found[-1])
+    if psi_params(psi, spec).reveal != "both":
+        raise JobSpecError(f"step {step.name!r} ({step.kind}) aligns on PSI step {psi.name!r}, which must run with "
+                           'reveal = "both" (both parties hold the shared customers\' rows)')
+    return psi
+
+
+def psi_params(psi: StepSpec, spec: JobSpec) -> PsiParams:
+    """A PSI step's params, parsed (the check of that step refuses bad ones first)."""
+    return parse_params((PsiParams,), psi.params, f"{where(psi, spec)}.params", JobSpecError)[0]
 
 
 def peer(ctx: StepContext) -> str:

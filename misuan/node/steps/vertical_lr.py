@@ -21,8 +21,9 @@ features (feature, bin, rows, default rate where the party knows it: the bank fo
 the partner only with WOE encoding; points). The hold-out (the same seeded hash of customer IDs as SecureBoost's)
 is scored jointly: the bank gets each held-out row's score, PD and reasons, and outputs the AUC and
 KS; outputs: ``n_train``, ``n_test``, ``iterations``; the bank also ``auc``, ``ks``, ``scorecard``
-(its own points table), ``partner_table`` (the partner's features, with their bins' labels and
-points as far as ``partner_table`` shares them: by default the names only), ``examples`` (a few
+(its own points table), ``partner_table`` (each feature party's features, rows naming their
+``party``, with their bins' labels and points as far as ``partner_table`` shares them: by default
+the names only), ``examples`` (a few
 held-out customers' scores and reasons), and the held-out ``test_ids`` with their ``pd``.
 
 ``binning = "monotonic"`` bins both parties' features so that each one's default rate only rises or
@@ -56,7 +57,6 @@ from misuan.node.steps import alignment as al
 from misuan.node.steps.context import ParsedParams, StepContext, StepKind, StepResult
 from misuan.node.steps.preview import PlannedDisclosure, plan
 from misuan.params import check_params, param
-from misuan.protocols.psi import PsiParams
 from misuan.protocols.secureboost.binning import QuantileBinner, binned_features, column_codes
 from misuan.protocols.vertical_lr import (
     PROTOCOL,
@@ -108,9 +108,14 @@ class ScorecardStepParams:
 
 
 def check_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> None:
+    """A PSI step (``reveal = "both"``) between the bank and each feature party before this one, all
+    normalising IDs alike: the hold-out is a hash of the normalised IDs, so every party must key it alike."""
     label, partners = al.vertical_parties(step, spec)
-    for partner in partners:
-        al.psi_step_between(step, spec, label, partner)
+    psi = [al.psi_step_between(step, spec, label, p) for p in partners]
+    norms = [al.psi_params(s, spec).normalize for s in psi]
+    if any(n != norms[0] for n in norms):
+        raise JobSpecError(f"step {step.name!r} aligns on PSI steps {[s.name for s in psi]} with different "
+                           "`normalize` params; give them the same normalisation")
 
 
 def check_vertical_lr_data(step: StepSpec, spec: JobSpec, parsed: ParsedParams, data: CheckedDataset) -> None:
@@ -176,11 +181,7 @@ def _training_rows(ctx: StepContext, label: str, partners: list[str]) -> tuple[a
     """This party's rows the training takes, in the order every party takes them, and the PSI step
     whose ID normalisation keys the hold-out: with one feature party its PSI's rows as they are;
     with several, the customers the bank shares with every one (:mod:`~misuan.protocols.vertical_lr.common_rows`)."""
-    psi_steps = {p: al.psi_step_between(ctx.step, ctx.spec, label, p) for p in partners}
-    norms = [ctx.param(PsiParams, name).normalize for name in psi_steps.values()]
-    if any(n != norms[0] for n in norms):  # the hold-out is a hash of the normalised IDs: every party must key it alike
-        raise JobSpecError(f"step {ctx.step.name!r} aligns on PSI steps {sorted(psi_steps.values())} with different "
-                           "`normalize` params; give them the same normalisation")
+    psi_steps = {p: al.psi_step_between(ctx.step, ctx.spec, label, p).name for p in partners}  # checked alike
     if len(partners) == 1:
         return al.aligned_rows(ctx, psi_steps[partners[0]]), psi_steps[partners[0]]
     if ctx.role == al.LABEL_PARTY:
@@ -215,7 +216,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
         y = fit_rows.labels()
         bank = train_label_party(ctx.channel, partners, codes, n_bins, y, train_params, step=step)
         coef = per_feature(bank.coef[1:], n_bins)
-        n_all = len(names) + sum(len(nb) for nb in bank.partner_n_bins)
+        n_all = bank.n_features
         card = scorecard_from_bin_lr(names, labels, coef, float(bank.coef[0]), n_all, **scale)
         _write_model(ctx, card, coef, float(bank.coef[0]), binner.cuts, n_all, bank.woe)
         table = card.table(_per_bin(codes, n_bins), _per_bin(codes, n_bins, y), bank.woe)
@@ -232,7 +233,7 @@ def run_vertical_lr(ctx: StepContext) -> StepResult:
                        examples=[{"score": round(float(joint.score[i]), 1), "pd": float(joint.pd[i]),
                                   "reasons": joint.reasons[i]} for i in range(min(EXAMPLES, len(test)))])
     else:
-        partner = train_feature_party(ctx.channel, label, codes, n_bins, train_params, step=step)
+        partner = train_feature_party(ctx.channel, label, codes, n_bins, train_params, feature_parties=partners, step=step)
         coef = per_feature(partner.coef, n_bins)
         n_all = partner.n_features
         card = scorecard_from_bin_lr(names, labels, coef, 0.0, n_all, **scale)
@@ -271,6 +272,7 @@ def preview_vertical_lr(step: StepSpec, spec: JobSpec, parsed: ParsedParams) -> 
 
 KIND = StepKind(
     "vertical_lr", run_vertical_lr, check_vertical_lr, params=(TrainingParams, ScorecardStepParams),
-    protocols=(PROTOCOL, WOE_PROTOCOL), summary="the federated scorecard: vertical logistic regression on both parties' bins",
+    protocols=(PROTOCOL, WOE_PROTOCOL),
+    summary="the federated scorecard: vertical logistic regression on the bins of the bank and its partners",
     check_data=check_vertical_lr_data, preview=preview_vertical_lr,
 )

@@ -1,5 +1,8 @@
 """Online joint scoring of a two-part scorecard (the parts :mod:`misuan.protocols.vertical_lr` trains).
 
+Two parts only: the bank refuses to serve a part whose training counted more features than its own
+and the partner's (a scorecard of several feature parties scores in batch).
+
 Each node loads its own part (``scorecard.json``: its features' cut points and points per bin). Per
 request the partner bins each applicant's features with its cut points (an applicant it does not
 know: every feature in its missing bin, the documented missing-value path) and answers the sum of
@@ -54,6 +57,7 @@ class ScorecardPart:
     pdo: float
     base_score: float
     base_odds: float
+    n_features: int  # every party's features in the training (its offset is spread over them all)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> ScorecardPart:
@@ -73,10 +77,13 @@ class ScorecardPart:
             scale = {k: float(doc["scaling"][k]) for k in ("pdo", "base_score", "base_odds")}
             if not (scale["pdo"] > 0 and scale["base_odds"] > 0 and math.isfinite(scale["base_score"])):
                 raise ValueError(f"scaling {scale} is not a points scale")
+            n_features = doc["n_features_all_parties"]
+            if not isinstance(n_features, int) or n_features < len(features):
+                raise ValueError(f"n_features_all_parties is {n_features!r}, fewer than its own {len(features)} features")
             points = np.full((len(rows), max(len(r) for r in rows)), np.nan)
             for j, r in enumerate(rows):
                 points[j, : len(r)] = r
-            return cls(str(doc["party"]), str(doc["role"]), features, cuts, points, **scale)
+            return cls(str(doc["party"]), str(doc["role"]), features, cuts, points, **scale, n_features=n_features)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"not a scorecard model part: {exc}") from None
 
@@ -146,6 +153,14 @@ class BankScorecard(PinnedSession):
         bins = self.part.bins(X_bank)
         if reply.points.shape[0] != bins.shape[0]:
             raise MalformedMessageError(f"{self.partner} sent points for {reply.points.shape[0]} rows, not {bins.shape[0]}")
+        if len(self.names) + len(reply.names) != self.part.n_features:
+            # a part of a scorecard trained with several feature parties: this partner's points and
+            # this part's would miss the others' (and their share of the offset), so every score would be wrong
+            raise ProtocolError(
+                f"the scorecard was trained on {self.part.n_features} features; this part's {len(self.names)} and "
+                f"{self.partner}'s {len(reply.names)} are not all of them: online scoring serves a scorecard of the "
+                "bank and one feature party (score a scorecard of several in batch, with the job step or the estimator)"
+            )
         total, idx, short = own_points(self.part.points, bins, min(REASONS, len(self.names)))
         score = total + reply.points
         return ScorecardResult(score, pd_of_score(score, **self.scaling), reply.known, reply, idx, short)

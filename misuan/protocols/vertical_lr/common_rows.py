@@ -3,13 +3,14 @@
 Each feature party's PSI with the bank (``reveal = "both"``) gives both of them the customers they
 share, in an order they agreed on; the bank alone holds every such list (positions of its own rows).
 With one feature party the training takes that PSI's rows as they are. With several, the bank
-keeps the customers in every list, in the order of its own rows, and tells each feature party which
-of its PSI rows those are (:func:`send_common_rows`).
+keeps the customers in every list, in the order of the first list's PSI (the lead's: the order
+of its blinded IDs' digests, fresh each run; not the bank's own row order, which a partner must not
+learn), and tells each feature party which of its PSI rows those are (:func:`send_common_rows`).
 
 Leakage (``COMMON_ROWS``, recorded on both sides): each feature party learns which of the customers
 it shares with the bank the other feature parties share with the bank too, and so how many they all
-share; nothing about customers outside its own intersection with the bank. The bank learns nothing
-it did not know from the PSIs.
+share, and (not the lead) the lead's PSI order of them; nothing about customers outside its own
+intersection with the bank. The bank learns nothing it did not know from the PSIs.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ __all__ = ["common_rows", "receive_common_rows", "send_common_rows"]
 
 def common_rows(psi_rows: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """From the bank's rows of each PSI (its dataset positions, in that PSI's order): the rows in
-    every one, ascending, and for each PSI the positions of those rows in its order."""
+    every one, in the first PSI's order, and for each PSI the positions of those rows in its order."""
     if not psi_rows:
         raise ValueError("no PSI rows to intersect")
-    common = psi_rows[0]
+    first = np.asarray(psi_rows[0], dtype=np.int64)
+    in_all = np.ones(len(first), dtype=bool)
     for rows in psi_rows[1:]:
-        common = np.intersect1d(common, rows, assume_unique=True)
-    common = np.sort(common).astype(np.int64)
+        in_all &= np.isin(first, rows)
+    common = first[in_all]
     if len(common) == 0:
         raise NoOverlapError(
             "no customer is shared by the bank and every feature party of the training; check each party's IDs "

@@ -263,9 +263,11 @@ class _PartnerOps:
 
 
 def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequence[int], params: TrainingParams,
-                        *, step: str = STEP) -> PartnerModel:
+                        *, feature_parties: Sequence[str] | None = None, step: str = STEP) -> PartnerModel:
     """A feature party's side of a training with the label party ``peer``: ``bins`` (``(rows,
-    features)``) of the aligned rows. The bank's setup names every feature party of the training."""
+    features)``) of the aligned rows. The bank's setup names every feature party of the training
+    (the lead first); with ``feature_parties`` (what this party agreed to: a job's step) it must
+    name exactly those, in that order, or the training stops before anything per row is sent."""
     if bins.ndim != 2 or bins.shape[1] != len(n_bins) or not n_bins:
         raise DataError("the partner's bins are (rows, features), at least one feature")
     if bins.size and (bins.min() < 0 or np.any(bins.max(axis=0) >= np.asarray(n_bins))):
@@ -289,6 +291,9 @@ def train_feature_party(chan: Channel, peer: str, bins: np.ndarray, n_bins: Sequ
             or not isinstance(setup.n_features, int) \
             or not (len(n_bins) + len(setup.n_bins) - 1 + len(parties) - 1 <= setup.n_features <= 1_000_000):
         raise MalformedMessageError("the bank's setup is malformed")
+    if feature_parties is not None and list(parties) != list(feature_parties):
+        raise ConfigError(f"the bank's setup names the feature parties {parties} (the lead first); this party agreed "
+                          f"to train with {list(feature_parties)}")
     link.session = setup.session.tobytes()
     lead = parties[0]
     others = [Link(chan, x, step, b"") for x in parties[1:]] if chan.party == lead else \

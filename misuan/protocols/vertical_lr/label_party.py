@@ -52,6 +52,7 @@ class BankModel:
     losses: list[float]
     partner_n_bins: list[list[int]]  # each feature party's bins per feature (from its schema), in order
     encoded_coef: np.ndarray  # what the optimiser fitted: ``coef`` (dummy encoding), or the intercept and one per feature
+    n_features: int  # every party's features (its own and each feature party's), as its setup told them
     woe: list[np.ndarray] | None = None  # WOE encoding: each of the bank's features' bins' WOE
 
 
@@ -341,4 +342,4 @@ def train_label_party(chan: Channel, feature_parties: str | Sequence[str], bins:
         part.link.send(Shares(u128.from_ints(ops.w_share[at])), D.COEFFICIENTS, (part.enc.size,))
     woe = None if ops.enc.values is None else list(ops.enc.values[1:])
     return BankModel(ops.enc.expand(ops.w), trace.iterations, trace.losses, [p.n_bins for p in partners], ops.w.copy(),
-                     woe)
+                     n_features, woe)
